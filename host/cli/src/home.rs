@@ -1,0 +1,27 @@
+//! Where clauderon keeps its state: `CLAUDERON_HOME`, or `~/.clauderon`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+/// The clauderon home directory and the paths inside it.
+pub struct Home {
+    /// The directory itself.
+    pub root: PathBuf,
+}
+
+impl Home {
+    /// `CLAUDERON_HOME`, or `~/.clauderon`.
+    pub fn locate() -> anyhow::Result<Self> {
+        if let Some(dir) = std::env::var_os("CLAUDERON_HOME").filter(|d| !d.is_empty()) {
+            return Ok(Self { root: PathBuf::from(dir) });
+        }
+        let home = std::env::var_os("HOME").context("neither CLAUDERON_HOME nor HOME is set")?;
+        Ok(Self { root: PathBuf::from(home).join(".clauderon") })
+    }
+
+    /// User components: `<home>/components`.
+    pub fn components(&self) -> PathBuf {
+        self.root.join("components")
+    }
+}

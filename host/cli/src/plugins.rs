@@ -1,0 +1,279 @@
+//! `clauderon plugins …`: list, inspect, install, remove and build components.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use clauderon_runtime::{Capabilities, Manifest, Plugin, Runtime, RuntimeConfig, Source, manifest, user_sources};
+use serde_json::json;
+
+use crate::bundled;
+use crate::home::Home;
+
+#[derive(Subcommand)]
+pub enum PluginsCmd {
+    /// List the loaded plugins: the bundled ones and those installed in
+    /// CLAUDERON_HOME/components, with their kinds and grants. Components that
+    /// were refused are reported on stderr with the reason.
+    List {
+        /// Print a JSON array (id, kind, version, source, capabilities, …).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a component file is: its world, kind, version, imports,
+    /// exports and requested capabilities, or what is wrong with it.
+    /// Exits 1 if it could not be loaded as it is.
+    Inspect {
+        /// The component file (.wasm).
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a component file: show the capabilities it asks for, ask for
+    /// approval, then copy it (and the approved grants) into
+    /// CLAUDERON_HOME/components.
+    Install {
+        /// The component file (.wasm), e.g. from `clauderon plugins build`.
+        file: PathBuf,
+        /// Approve the requested capabilities without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Remove an installed (user) component.
+    Remove {
+        /// The component's id.
+        id: String,
+    },
+    /// Build the plugin crate(s) in DIR (a crate or a cargo workspace, each
+    /// plugin crate with a component.toml) into DIR/target/clauderon/<id>.wasm.
+    Build {
+        /// The crate or workspace directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where to write the components (default DIR/target/clauderon).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub async fn run(cmd: PluginsCmd) -> anyhow::Result<ExitCode> {
+    let home = Home::locate()?;
+    match cmd {
+        PluginsCmd::List { json } => list(&home, json).await,
+        PluginsCmd::Inspect { file, json } => inspect(&home, &file, json).await,
+        PluginsCmd::Install { file, yes } => install(&home, &file, yes).await,
+        PluginsCmd::Remove { id } => remove(&home, &id),
+        PluginsCmd::Build { dir, out } => build(dir, out).await,
+    }
+}
+
+fn new_runtime(home: &Home) -> anyhow::Result<Runtime> {
+    Runtime::new(RuntimeConfig::under(&home.root)).context("starting the component runtime")
+}
+
+/// A runtime with every bundled and user component loaded (failures recorded).
+pub async fn load_everything(home: &Home) -> anyhow::Result<Runtime> {
+    let mut runtime = new_runtime(home)?;
+    if bundled::BUNDLED.is_empty() {
+        tracing::warn!("this clauderon binary was built without bundled components (run `just components`)");
+    }
+    let (user, failures) = user_sources(&home.components());
+    runtime.record_failures(failures);
+    let mut sources = bundled::sources();
+    sources.extend(user);
+    runtime.load_all(sources).await;
+    Ok(runtime)
+}
+
+fn capabilities_json(c: &Capabilities) -> serde_json::Value {
+    json!({
+        "process": c.process,
+        "http": c.http,
+        "container": c.container,
+        "kube": c.kube,
+        "env": c.env,
+        "secret-files": c.secret_files,
+    })
+}
+
+fn plugin_json(p: &Plugin) -> serde_json::Value {
+    json!({
+        "id": p.manifest.id,
+        "kind": p.manifest.kind,
+        "version": p.manifest.version,
+        "description": p.manifest.description,
+        "source": p.source,
+        "origin": p.origin,
+        "capabilities": capabilities_json(&p.grants),
+        "grants": p.grants.describe(),
+        "wasi": p.wasi,
+    })
+}
+
+async fn list(home: &Home, as_json: bool) -> anyhow::Result<ExitCode> {
+    let runtime = load_everything(home).await?;
+    if as_json {
+        let all: Vec<_> = runtime.plugins().map(|p| plugin_json(p)).collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        println!("{:<22} {:<18} {:<9} {:<8} CAPABILITIES", "ID", "KIND", "VERSION", "SOURCE");
+        for p in runtime.plugins() {
+            let grants = p.grants.describe();
+            let grants = if grants.is_empty() { "none".to_string() } else { grants.join("; ") };
+            let kind = p.kind().to_string();
+            println!("{:<22} {:<18} {:<9} {:<8} {grants}", p.id(), kind, p.manifest.version, p.source);
+        }
+    }
+    for f in runtime.failures() {
+        eprintln!("refused {}: {}", f.origin, f.error);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_component(file: &Path) -> anyhow::Result<Arc<[u8]>> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(bytes.into())
+}
+
+async fn inspect(home: &Home, file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let bytes = read_component(file)?;
+    let runtime = new_runtime(home)?;
+    let found = runtime.inspect(bytes).await;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        println!("file:         {}", file.display());
+        if let Some(m) = &found.manifest {
+            println!("id:           {}", m.id);
+            println!("kind:         {}", m.kind);
+            println!("version:      {}", m.version);
+            println!("description:  {}", m.description);
+        }
+        println!("world:        {}", found.world.as_deref().unwrap_or("(none recognised)"));
+        if let Some(m) = &found.manifest {
+            let asks = m.capabilities.describe();
+            println!("capabilities: {}", if asks.is_empty() { "none (log and kv only)".into() } else { asks.join("; ") });
+        }
+        println!("imports:");
+        for i in &found.imports {
+            println!("  {i}");
+        }
+        println!("exports:");
+        for e in &found.exports {
+            println!("  {e}");
+        }
+        if found.problems.is_empty() {
+            println!("problems:     none");
+        } else {
+            println!("problems:");
+            for p in &found.problems {
+                println!("  - {p}");
+            }
+        }
+    }
+    Ok(if found.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn bundled_ids() -> Vec<String> {
+    bundled::BUNDLED
+        .iter()
+        .filter_map(|(_, bytes)| manifest::extract(bytes))
+        .filter_map(|text| Manifest::parse(&text).ok())
+        .map(|m| m.id)
+        .collect()
+}
+
+async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode> {
+    let bytes = read_component(file)?;
+    let mut runtime = new_runtime(home)?;
+    let found = runtime.inspect(bytes.clone()).await;
+    let Some(manifest) = found.manifest.clone().filter(|_| found.problems.is_empty()) else {
+        bail!("{} cannot be installed:\n  - {}", file.display(), found.problems.join("\n  - "));
+    };
+    if bundled_ids().contains(&manifest.id) {
+        bail!("`{}` is the id of a bundled component; give yours another id in its component.toml", manifest.id);
+    }
+    let trial = Source::User { path: file.to_path_buf(), bytes: bytes.clone(), approved: Some(manifest.capabilities.clone()) };
+    runtime.load(trial).await.with_context(|| format!("{} does not load", file.display()))?;
+
+    println!("{} {} ({}) — {}", manifest.id, manifest.version, manifest.kind, manifest.description);
+    let asks = manifest.capabilities.describe();
+    if asks.is_empty() {
+        println!("It asks for no capabilities beyond logging and its own small key-value state.");
+    } else {
+        println!("It asks to:");
+        for a in &asks {
+            println!("  - {a}");
+        }
+    }
+    if !yes && !confirm("Install it with these grants?")? {
+        println!("Not installed.");
+        return Ok(ExitCode::FAILURE);
+    }
+    let dir = home.components();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let target = dir.join(format!("{}.wasm", manifest.id));
+    write_atomically(&target, &bytes)?;
+    let grants = toml::to_string(&manifest.capabilities).context("writing the grants")?;
+    let grants = format!("# Capabilities approved for `{}`; it is refused if it asks for more.\n{grants}", manifest.id);
+    write_atomically(&target.with_extension("grants.toml"), grants.as_bytes())?;
+    println!("Installed {} as {}.", manifest.id, target.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("not asking on a non-interactive stdin: pass --yes to approve these grants");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("moving {} into place", path.display()))?;
+    Ok(())
+}
+
+fn remove(home: &Home, id: &str) -> anyhow::Result<ExitCode> {
+    let path = home.components().join(format!("{id}.wasm"));
+    if !path.exists() {
+        if bundled_ids().iter().any(|b| b == id) {
+            bail!("`{id}` is bundled with clauderon and cannot be removed");
+        }
+        bail!("no user component `{id}` in {}", home.components().display());
+    }
+    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    let grants = path.with_extension("grants.toml");
+    if grants.exists() {
+        std::fs::remove_file(&grants).with_context(|| format!("removing {}", grants.display()))?;
+    }
+    println!("Removed {id}.");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn build(dir: PathBuf, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let dir = dir.canonicalize().with_context(|| format!("no such directory: {}", dir.display()))?;
+    let out = out.unwrap_or_else(|| dir.join("target/clauderon"));
+    let target_dir = dir.join("target");
+    let built = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let toolchain = clauderon_componentize::Toolchain::detect()?;
+        Ok(clauderon_componentize::build_dir(&toolchain, &dir, &target_dir, &out)?)
+    })
+    .await??;
+    if built.is_empty() {
+        bail!("no plugin crate found: a plugin crate is a cdylib with a component.toml beside its Cargo.toml");
+    }
+    for b in built {
+        println!("built {} ({}, {} bytes): {}", b.manifest.id, b.manifest.kind, b.size, b.path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,69 @@
+//! Host-side bindings generated from `wit/` by wasmtime's `bindgen!`, one
+//! module per world. The shared interfaces (types, log, kv, process, http,
+//! container, kube) are generated once, in `backend`, whose world imports
+//! them all; the other worlds reuse them through `with`.
+
+/// The `backend` world, and the shared interfaces.
+pub mod backend {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "clauderon:plugin/backend@0.1.0",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [serde::Serialize, serde::Deserialize],
+    });
+}
+
+/// The `agent` world.
+pub mod agent {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "clauderon:plugin/agent@0.1.0",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [serde::Serialize, serde::Deserialize],
+        with: {
+            "clauderon:plugin/types": super::backend::clauderon::plugin::types,
+            "clauderon:plugin/log": super::backend::clauderon::plugin::log,
+            "clauderon:plugin/kv": super::backend::clauderon::plugin::kv,
+        },
+    });
+}
+
+/// The `credential-source` world (and the `environment` and `secret-files` capabilities).
+pub mod credential_source {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "clauderon:plugin/credential-source@0.1.0",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [serde::Serialize, serde::Deserialize],
+        with: {
+            "clauderon:plugin/types": super::backend::clauderon::plugin::types,
+            "clauderon:plugin/log": super::backend::clauderon::plugin::log,
+            "clauderon:plugin/process": super::backend::clauderon::plugin::process,
+        },
+    });
+}
+
+/// The `hook` world.
+pub mod hook {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "clauderon:plugin/hook@0.1.0",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [serde::Serialize, serde::Deserialize],
+        with: {
+            "clauderon:plugin/types": super::backend::clauderon::plugin::types,
+            "clauderon:plugin/log": super::backend::clauderon::plugin::log,
+            "clauderon:plugin/kv": super::backend::clauderon::plugin::kv,
+            "clauderon:plugin/http": super::backend::clauderon::plugin::http,
+        },
+    });
+}
+
+pub use backend::clauderon::plugin::types;
+pub use backend::clauderon::plugin::types::PluginError;
+pub use backend::clauderon::plugin::{container, http, kube, kv, log, process};
+pub use credential_source::clauderon::plugin::{environment, secret_files};

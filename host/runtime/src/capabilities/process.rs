@@ -1,0 +1,150 @@
+//! `process`: run an allow-listed executable on the host, with a timeout and
+//! capped output, or start one detached.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use super::denied;
+use crate::bindings::PluginError;
+use crate::bindings::process::{Command, Host, Output};
+use crate::state::HostState;
+
+const DEFAULT_OUTPUT: u32 = 1 << 20;
+const MAX_OUTPUT: u32 = 16 << 20;
+/// Variables passed through from the daemon's environment.
+const PASSED_ENV: [&str; 5] = ["PATH", "HOME", "USER", "LANG", "TERM"];
+
+impl HostState {
+    /// Check `cmd.program` against the grant and resolve it on PATH.
+    fn allowed_program(&self, cmd: &Command) -> Result<PathBuf, PluginError> {
+        let granted = self.ctx.grants.process.iter().any(|p| p == &cmd.program);
+        if cmd.program.contains('/') || !granted {
+            return Err(denied(
+                self,
+                &format!("run `{}` (it may run: {})", cmd.program, self.ctx.grants.process.join(", ")),
+                &format!("process = [\"{}\"]", cmd.program),
+            ));
+        }
+        which(&cmd.program).ok_or_else(|| {
+            PluginError::NotFound(format!("`{}` is not installed (not found on PATH)", cmd.program))
+        })
+    }
+
+    fn build(&self, path: &Path, cmd: &Command) -> Result<tokio::process::Command, PluginError> {
+        let mut c = tokio::process::Command::new(path);
+        c.args(&cmd.args).env_clear();
+        for name in PASSED_ENV {
+            if let Some(v) = std::env::var_os(name) {
+                c.env(name, v);
+            }
+        }
+        for v in &cmd.env {
+            c.env(&v.name, &v.value);
+        }
+        if let Some(dir) = &cmd.cwd {
+            if !Path::new(dir).is_absolute() {
+                return Err(PluginError::InvalidInput(format!("cwd `{dir}` must be an absolute path")));
+            }
+            c.current_dir(dir);
+        }
+        Ok(c)
+    }
+}
+
+/// Find a bare program name on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// Read everything, keeping at most `cap` bytes.
+async fn read_capped(mut r: impl AsyncRead + Unpin, cap: usize) -> (Vec<u8>, bool) {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut truncated = false;
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = cap.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+                truncated |= n > room;
+            }
+        }
+    }
+    (kept, truncated)
+}
+
+impl Host for HostState {
+    async fn run(&mut self, cmd: Command) -> wasmtime::Result<Result<Output, PluginError>> {
+        let path = match self.allowed_program(&cmd) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut c = match self.build(&path, &cmd) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        // A child may use at most 90% of the call's deadline, so the call can still
+        // report `timed-out` instead of being cut off as a whole.
+        let budget = self.ctx.limits.deadline.mul_f64(0.9);
+        let timeout = cmd.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(budget).min(budget);
+        let cap = cmd.max_output_bytes.unwrap_or(DEFAULT_OUTPUT).min(MAX_OUTPUT) as usize;
+        c.stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = match c.spawn() {
+            Ok(child) => child,
+            Err(e) => return Ok(Err(PluginError::Failed(format!("could not start `{}`: {e}", cmd.program)))),
+        };
+        if let (Some(bytes), Some(mut stdin)) = (cmd.stdin, child.stdin.take()) {
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&bytes).await;
+            });
+        }
+        let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+            return Ok(Err(PluginError::Failed("the child's output pipes were not available".into())));
+        };
+        let work = async {
+            let (o, e, status) = tokio::join!(read_capped(out, cap), read_capped(err, cap), child.wait());
+            (o, e, status)
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(((stdout, t1), (stderr, t2), status)) => Ok(Ok(Output {
+                exit_code: status.ok().and_then(|s| s.code()),
+                stdout,
+                stderr,
+                truncated: t1 || t2,
+                timed_out: false,
+            })),
+            Err(_) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                Ok(Ok(Output { exit_code: None, stdout: Vec::new(), stderr: Vec::new(), truncated: false, timed_out: true }))
+            }
+        }
+    }
+
+    async fn spawn(&mut self, cmd: Command) -> wasmtime::Result<Result<u32, PluginError>> {
+        let path = match self.allowed_program(&cmd) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut c = match self.build(&path, &cmd) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+        Ok(match c.spawn() {
+            Ok(child) => child.id().ok_or_else(|| PluginError::Failed("the child exited at once".into())),
+            Err(e) => Err(PluginError::Failed(format!("could not start `{}`: {e}", cmd.program))),
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! The runtime's errors. Every message names the component and says what to do.
+
+use std::time::Duration;
+
+use crate::bindings::PluginError;
+use crate::manifest::{Kind, ManifestError};
+
+/// A component that could not be loaded. The daemon carries on without it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{origin}: cannot read it: {reason}")]
+    Read { origin: String, reason: String },
+    #[error(
+        "{origin}: has no clauderon manifest (custom section `clauderon-manifest`); build it with \
+         `clauderon plugins build DIR` (or `just components`) from a crate with a component.toml"
+    )]
+    NoManifest { origin: String },
+    #[error("{origin}: {source}")]
+    Manifest { origin: String, source: ManifestError },
+    #[error("{origin}: not a valid WebAssembly component: {reason}")]
+    Compile { origin: String, reason: String },
+    #[error(
+        "component `{id}` ({origin}) imports `{import}` without the grant: add {grant} to the \
+         [capabilities] of its component.toml, rebuild, and approve it with `clauderon plugins install`"
+    )]
+    Ungranted { id: String, origin: String, import: String, grant: String },
+    #[error("component `{id}` ({origin}) imports `{import}`, which a {kind} component cannot use: {why}")]
+    ForeignImport { id: String, origin: String, kind: Kind, import: String, why: String },
+    #[error(
+        "component `{id}` ({origin}) says it is a {kind} but does not export `{expected}`; \
+         was it built with the SDK's export_{macro_kind}! macro?"
+    )]
+    WrongWorld { id: String, origin: String, kind: Kind, expected: String, macro_kind: String },
+    #[error(
+        "component `{id}` ({origin}) asks for more than was approved ({missing}); review and \
+         approve it with `clauderon plugins install {origin}`"
+    )]
+    NotApproved { id: String, origin: String, missing: String },
+    #[error("component `{id}` from {second} has the same id as the one from {first}; ids must be unique")]
+    Duplicate { id: String, first: String, second: String },
+    #[error("component `{id}` ({origin}) could not be linked: {reason}")]
+    Link { id: String, origin: String, reason: String },
+    #[error("the wasmtime engine could not be created: {0}")]
+    Engine(String),
+}
+
+/// Why a call into a component failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallErrorKind {
+    /// The call ran past its deadline and was interrupted.
+    #[error("timed out after {0:?} (the deadline for this kind of component)")]
+    Timeout(Duration),
+    /// The component tried to grow its memory past the cap.
+    #[error("exceeded its memory cap of {0} bytes")]
+    Memory(usize),
+    /// The component returned more data than the cap allows.
+    #[error("returned more than the output cap of {0} bytes")]
+    OutputTooLarge(usize),
+    /// The component trapped (a panic, an unreachable, a bad memory access…).
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// An earlier call on this instance failed; make a new instance.
+    #[error("this instance was thrown away after an earlier failure")]
+    Poisoned,
+    /// Instantiation failed.
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+    /// The component ran fine and returned its own error.
+    #[error("{}", describe(.0))]
+    Plugin(PluginError),
+}
+
+/// A failed call: which component, which function, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("component `{component}` failed in `{function}`: {kind}")]
+pub struct CallError {
+    /// The component's id.
+    pub component: String,
+    /// The exported function called.
+    pub function: String,
+    /// What happened.
+    pub kind: CallErrorKind,
+}
+
+impl CallError {
+    /// Whether the component itself answered with an error (it is still healthy).
+    pub fn is_plugin_error(&self) -> bool {
+        matches!(self.kind, CallErrorKind::Plugin(_))
+    }
+}
+
+/// A plugin error as a sentence.
+pub fn describe(e: &PluginError) -> String {
+    match e {
+        PluginError::InvalidInput(m) => format!("invalid input: {m}"),
+        PluginError::NotFound(m) => format!("not found: {m}"),
+        PluginError::Denied(m) => format!("denied: {m}"),
+        PluginError::Unsupported(m) => format!("unsupported: {m}"),
+        PluginError::Failed(m) => format!("failed: {m}"),
+    }
+}

@@ -1,0 +1,278 @@
+//! Calling components. An [`Instance`] is one live instantiation of a
+//! plugin in its own store. Every call runs under the plugin's limits: an
+//! epoch deadline, the memory cap, and the output cap. A call that traps,
+//! times out or breaks a cap returns a [`CallError`] naming the component and
+//! the function, and poisons the instance, which must then be thrown away;
+//! nothing else in the process is affected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use wasmtime::Store;
+
+use crate::bindings::{self, PluginError, types};
+use crate::engine::EngineHandle;
+use crate::error::{CallError, CallErrorKind};
+use crate::loader::{Plugin, Pre};
+use crate::state::{HostServices, HostState};
+
+/// A live instance of a plugin, holding the world's bindings `W`.
+pub struct Instance<W> {
+    plugin: Arc<Plugin>,
+    store: Store<HostState>,
+    world: W,
+    poisoned: bool,
+}
+
+/// Host-side timeout beyond the deadline, for time spent in host functions
+/// (which epochs cannot interrupt).
+const HOST_GRACE: Duration = Duration::from_secs(1);
+
+fn new_store(plugin: &Plugin, engine: &wasmtime::Engine, services: &Arc<HostServices>) -> Store<HostState> {
+    let mut store = Store::new(engine, HostState::new(plugin.ctx.clone(), services.clone()));
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(EngineHandle::ticks(plugin.ctx.limits.deadline));
+    store
+}
+
+fn error(plugin: &Plugin, function: &str, kind: CallErrorKind) -> CallError {
+    CallError { component: plugin.manifest.id.clone(), function: function.into(), kind }
+}
+
+macro_rules! instantiate {
+    ($plugin:ident, $engine:ident, $services:ident, $variant:ident) => {{
+        let Pre::$variant(pre) = &$plugin.pre else {
+            let kind = CallErrorKind::Instantiate(format!("it is a {}, not a {}", $plugin.kind(), stringify!($variant)));
+            return Err(error(&$plugin, "instantiate", kind));
+        };
+        let mut store = new_store(&$plugin, $engine, $services);
+        let world = pre.instantiate_async(&mut store).await.map_err(|e| {
+            error(&$plugin, "instantiate", CallErrorKind::Instantiate(format!("{e:#}")))
+        })?;
+        Ok(Instance { plugin: $plugin.clone(), store, world, poisoned: false })
+    }};
+}
+
+impl Plugin {
+    /// A new instance of a backend.
+    pub async fn backend(
+        self: &Arc<Self>,
+        engine: &wasmtime::Engine,
+        services: &Arc<HostServices>,
+    ) -> Result<Instance<bindings::backend::Backend>, CallError> {
+        let plugin = self;
+        instantiate!(plugin, engine, services, Backend)
+    }
+
+    /// A new instance of an agent.
+    pub async fn agent(
+        self: &Arc<Self>,
+        engine: &wasmtime::Engine,
+        services: &Arc<HostServices>,
+    ) -> Result<Instance<bindings::agent::Agent>, CallError> {
+        let plugin = self;
+        instantiate!(plugin, engine, services, Agent)
+    }
+
+    /// A new instance of a credential source.
+    pub async fn credential_source(
+        self: &Arc<Self>,
+        engine: &wasmtime::Engine,
+        services: &Arc<HostServices>,
+    ) -> Result<Instance<bindings::credential_source::CredentialSource>, CallError> {
+        let plugin = self;
+        instantiate!(plugin, engine, services, CredentialSource)
+    }
+
+    /// A new instance of a hook.
+    pub async fn hook(
+        self: &Arc<Self>,
+        engine: &wasmtime::Engine,
+        services: &Arc<HostServices>,
+    ) -> Result<Instance<bindings::hook::Hook>, CallError> {
+        let plugin = self;
+        instantiate!(plugin, engine, services, Hook)
+    }
+}
+
+impl<W> Instance<W> {
+    /// The plugin this is an instance of.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Whether an earlier failure made this instance unusable.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Prepare a call: refuse if poisoned, arm the deadline, reset per-call state.
+    fn begin(&mut self, function: &str) -> Result<Duration, CallError> {
+        if self.poisoned {
+            return Err(error(&self.plugin, function, CallErrorKind::Poisoned));
+        }
+        let deadline = self.plugin.ctx.limits.deadline;
+        self.store.set_epoch_deadline(EngineHandle::ticks(deadline));
+        self.store.data_mut().begin_call();
+        Ok(deadline + HOST_GRACE)
+    }
+
+    /// Turn the outcome of a call into a value or a [`CallError`].
+    fn finish<R: Serialize>(
+        &mut self,
+        function: &str,
+        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, CallError> {
+        self.store.data_mut().end_call();
+        let limits = self.plugin.ctx.limits;
+        let kind = match outcome {
+            Err(_) => CallErrorKind::Timeout(limits.deadline),
+            Ok(Ok(value)) if crate::limits::fits(&value, limits.output_bytes) => return Ok(value),
+            Ok(Ok(_)) => CallErrorKind::OutputTooLarge(limits.output_bytes),
+            Ok(Err(e)) => self.classify(e),
+        };
+        self.poisoned = true;
+        tracing::warn!(component = %self.plugin.manifest.id, function, "call failed: {kind}");
+        Err(error(&self.plugin, function, kind))
+    }
+
+    fn classify(&self, e: wasmtime::Error) -> CallErrorKind {
+        if self.store.data().limiter.hit {
+            return CallErrorKind::Memory(self.plugin.ctx.limits.memory_bytes);
+        }
+        if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+            return CallErrorKind::Timeout(self.plugin.ctx.limits.deadline);
+        }
+        CallErrorKind::Trap(format!("{e:#}"))
+    }
+
+    fn plugin_error(&self, function: &str, e: PluginError) -> CallError {
+        error(&self.plugin, function, CallErrorKind::Plugin(e))
+    }
+}
+
+/// Call an exported function under the limits:
+/// `guarded!(self, "name", |world, store| world.call_x(store, args))`.
+macro_rules! guarded {
+    ($self:ident, $name:literal, $world:ident, $store:ident => $call:expr) => {{
+        let limit = $self.begin($name)?;
+        let ($world, $store) = (&$self.world, &mut $self.store);
+        let outcome = tokio::time::timeout(limit, $call).await;
+        $self.finish($name, outcome)
+    }};
+    (result $self:ident, $name:literal, $world:ident, $store:ident => $call:expr) => {{
+        let r = guarded!($self, $name, $world, $store => $call)?;
+        r.map_err(|e| $self.plugin_error($name, e))
+    }};
+}
+
+impl Instance<bindings::backend::Backend> {
+    fn api(w: &bindings::backend::Backend) -> &bindings::backend::exports::clauderon::plugin::backend_api::Guest {
+        w.clauderon_plugin_backend_api()
+    }
+
+    /// `info`.
+    pub async fn info(&mut self) -> Result<bindings::backend::exports::clauderon::plugin::backend_api::BackendInfo, CallError> {
+        guarded!(self, "info", w, s => Self::api(w).call_info(s))
+    }
+    /// `create`.
+    pub async fn create(&mut self, spec: &types::SessionSpec) -> Result<types::SessionInfo, CallError> {
+        guarded!(result self, "create", w, s => Self::api(w).call_create(s, spec))
+    }
+    /// `start`.
+    pub async fn start(&mut self, id: &str, spec: &types::SessionSpec) -> Result<types::SessionInfo, CallError> {
+        guarded!(result self, "start", w, s => Self::api(w).call_start(s, id, spec))
+    }
+    /// `stop`.
+    pub async fn stop(&mut self, id: &str) -> Result<(), CallError> {
+        guarded!(result self, "stop", w, s => Self::api(w).call_stop(s, id))
+    }
+    /// `delete`.
+    pub async fn delete(&mut self, id: &str) -> Result<(), CallError> {
+        guarded!(result self, "delete", w, s => Self::api(w).call_delete(s, id))
+    }
+    /// `status`.
+    pub async fn status(&mut self, id: &str) -> Result<types::ResourceStatus, CallError> {
+        guarded!(result self, "status", w, s => Self::api(w).call_status(s, id))
+    }
+    /// `output`.
+    pub async fn output(&mut self, id: &str, lines: u32) -> Result<String, CallError> {
+        guarded!(result self, "output", w, s => Self::api(w).call_output(s, id, lines))
+    }
+    /// `attach-argv`.
+    pub async fn attach_argv(&mut self, id: &str) -> Result<Vec<String>, CallError> {
+        guarded!(result self, "attach-argv", w, s => Self::api(w).call_attach_argv(s, id))
+    }
+    /// `list-resources`.
+    pub async fn list_resources(&mut self) -> Result<Vec<String>, CallError> {
+        guarded!(result self, "list-resources", w, s => Self::api(w).call_list_resources(s))
+    }
+}
+
+impl Instance<bindings::agent::Agent> {
+    fn api(w: &bindings::agent::Agent) -> &bindings::agent::exports::clauderon::plugin::agent_api::Guest {
+        w.clauderon_plugin_agent_api()
+    }
+
+    /// `info`.
+    pub async fn info(&mut self) -> Result<bindings::agent::exports::clauderon::plugin::agent_api::AgentInfo, CallError> {
+        guarded!(self, "info", w, s => Self::api(w).call_info(s))
+    }
+    /// `plan`.
+    pub async fn plan(
+        &mut self,
+        request: &bindings::agent::exports::clauderon::plugin::agent_api::LaunchRequest,
+    ) -> Result<types::LaunchPlan, CallError> {
+        guarded!(result self, "plan", w, s => Self::api(w).call_plan(s, request))
+    }
+    /// `parse-transcript`.
+    pub async fn parse_transcript(
+        &mut self,
+        lines: &[String],
+    ) -> Result<Vec<bindings::agent::exports::clauderon::plugin::agent_api::ChatMessage>, CallError> {
+        guarded!(result self, "parse-transcript", w, s => Self::api(w).call_parse_transcript(s, lines))
+    }
+    /// `status-from-hook`.
+    pub async fn status_from_hook(&mut self, event_json: &str) -> Result<Option<types::AgentStatus>, CallError> {
+        guarded!(self, "status-from-hook", w, s => Self::api(w).call_status_from_hook(s, event_json))
+    }
+}
+
+impl Instance<bindings::credential_source::CredentialSource> {
+    fn api(
+        w: &bindings::credential_source::CredentialSource,
+    ) -> &bindings::credential_source::exports::clauderon::plugin::credential_source_api::Guest {
+        w.clauderon_plugin_credential_source_api()
+    }
+
+    /// `info`.
+    pub async fn info(
+        &mut self,
+    ) -> Result<bindings::credential_source::exports::clauderon::plugin::credential_source_api::SourceInfo, CallError> {
+        guarded!(self, "info", w, s => Self::api(w).call_info(s))
+    }
+    /// `available`.
+    pub async fn available(&mut self) -> Result<Vec<String>, CallError> {
+        guarded!(result self, "available", w, s => Self::api(w).call_available(s))
+    }
+    /// `get`: the secret stays in host memory; never log or store it.
+    pub async fn get(&mut self, service: &str) -> Result<Option<String>, CallError> {
+        guarded!(result self, "get", w, s => Self::api(w).call_get(s, service))
+    }
+}
+
+impl Instance<bindings::hook::Hook> {
+    fn api(w: &bindings::hook::Hook) -> &bindings::hook::exports::clauderon::plugin::hook_api::Guest {
+        w.clauderon_plugin_hook_api()
+    }
+
+    /// `info`.
+    pub async fn info(&mut self) -> Result<bindings::hook::exports::clauderon::plugin::hook_api::HookInfo, CallError> {
+        guarded!(self, "info", w, s => Self::api(w).call_info(s))
+    }
+    /// `on-event`.
+    pub async fn on_event(&mut self, event: &types::SessionEvent) -> Result<(), CallError> {
+        guarded!(result self, "on-event", w, s => Self::api(w).call_on_event(s, event))
+    }
+}

@@ -1,0 +1,34 @@
+//! # clauderon-runtime
+//!
+//! Loads clauderon's plugin components into one wasmtime [`Engine`] and calls
+//! them under limits. It owns:
+//! - [`manifest`]: what a component is and which capabilities it asks for;
+//! - [`engine`]: the engine (pooling allocator, epoch ticker);
+//! - [`cache`]: compile-once, on-disk cache of compiled components;
+//! - [`loader`]: checking a component's imports against its grants and
+//!   pre-instantiating it with a linker holding only what was granted;
+//! - [`capabilities`]: the host side of each capability interface;
+//! - [`instance`]: calling a component with a deadline, a memory cap and an
+//!   output cap, turning traps into errors that name the component and function;
+//! - [`Runtime`]: every loaded component, bundled and user.
+//!
+//! [`Engine`]: wasmtime::Engine
+
+pub mod bindings;
+pub mod cache;
+pub mod capabilities;
+pub mod engine;
+pub mod error;
+pub mod instance;
+pub mod limits;
+pub mod loader;
+pub mod manifest;
+mod runtime;
+pub mod state;
+
+pub use error::{CallError, LoadError};
+pub use instance::Instance;
+pub use limits::Limits;
+pub use loader::{Plugin, Source};
+pub use manifest::{Capabilities, Kind, Manifest};
+pub use runtime::{Inspection, LoadFailure, Runtime, RuntimeConfig, read_approved, user_sources};

@@ -1,0 +1,396 @@
+//! Component manifests: who a component is and which capabilities it asks for.
+//!
+//! Every component carries its manifest (the `component.toml` of its crate)
+//! inside the `.wasm` file, in a top-level custom section named
+//! [`SECTION`], so one file is the whole plugin. The host links only the
+//! capabilities granted; bundled components are granted what they ask for,
+//! user components what the user approved at install time.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the custom section that holds the manifest (TOML text).
+pub const SECTION: &str = "clauderon-manifest";
+
+/// The four kinds of plugin; one WIT world each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Backend,
+    Agent,
+    CredentialSource,
+    Hook,
+}
+
+impl Kind {
+    /// Every kind, in display order.
+    pub const ALL: [Kind; 4] = [Kind::Backend, Kind::Agent, Kind::CredentialSource, Kind::Hook];
+
+    /// The WIT world name, e.g. `credential-source`.
+    pub fn world(self) -> &'static str {
+        match self {
+            Kind::Backend => "backend",
+            Kind::Agent => "agent",
+            Kind::CredentialSource => "credential-source",
+            Kind::Hook => "hook",
+        }
+    }
+
+    /// The interface this kind exports, e.g. `backend-api`.
+    pub fn export_interface(self) -> String {
+        format!("{}-api", self.world())
+    }
+
+    /// The capability interfaces this kind's world imports.
+    pub fn importable(self) -> &'static [Capability] {
+        use Capability::*;
+        match self {
+            Kind::Backend => &[Log, Kv, Process, Http, Container, Kube],
+            Kind::Agent => &[Log, Kv],
+            Kind::CredentialSource => &[Log, Process, Environment, SecretFiles],
+            Kind::Hook => &[Log, Kv, Http],
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.world())
+    }
+}
+
+/// A host capability interface of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Capability {
+    Log,
+    Kv,
+    Process,
+    Http,
+    Container,
+    Kube,
+    Environment,
+    SecretFiles,
+}
+
+impl Capability {
+    /// The WIT interface name, e.g. `secret-files`.
+    pub fn interface(self) -> &'static str {
+        match self {
+            Capability::Log => "log",
+            Capability::Kv => "kv",
+            Capability::Process => "process",
+            Capability::Http => "http",
+            Capability::Container => "container",
+            Capability::Kube => "kube",
+            Capability::Environment => "environment",
+            Capability::SecretFiles => "secret-files",
+        }
+    }
+
+    /// The capability behind a WIT interface name, if it is one.
+    pub fn from_interface(name: &str) -> Option<Self> {
+        [
+            Capability::Log,
+            Capability::Kv,
+            Capability::Process,
+            Capability::Http,
+            Capability::Container,
+            Capability::Kube,
+            Capability::Environment,
+            Capability::SecretFiles,
+        ]
+        .into_iter()
+        .find(|c| c.interface() == name)
+    }
+
+    /// The manifest key that grants it (`None` for those always granted).
+    pub fn manifest_key(self) -> Option<&'static str> {
+        match self {
+            Capability::Log | Capability::Kv => None,
+            Capability::Process => Some("process"),
+            Capability::Http => Some("http"),
+            Capability::Container => Some("container"),
+            Capability::Kube => Some("kube"),
+            Capability::Environment => Some("env"),
+            Capability::SecretFiles => Some("secret-files"),
+        }
+    }
+}
+
+/// The capabilities a component asks for (in its manifest) or was granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Capabilities {
+    /// Executables the `process` capability may run (bare names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub process: Vec<String>,
+    /// Hosts the `http` capability may reach (`api.example.com`, `*.example.com`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<String>,
+    /// The Docker engine.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub container: bool,
+    /// The configured Kubernetes namespace.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub kube: bool,
+    /// Environment variables of the daemon a credential source may read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// Files in the secrets directory.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secret_files: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Capabilities {
+    /// Whether this grant set lets a component import `cap` at all.
+    pub fn allows(&self, cap: Capability) -> bool {
+        match cap {
+            Capability::Log | Capability::Kv => true,
+            Capability::Process => !self.process.is_empty(),
+            Capability::Http => !self.http.is_empty(),
+            Capability::Container => self.container,
+            Capability::Kube => self.kube,
+            Capability::Environment => !self.env.is_empty(),
+            Capability::SecretFiles => self.secret_files,
+        }
+    }
+
+    /// What `asked` wants beyond `self`, one sentence per item (empty if covered).
+    pub fn missing(&self, asked: &Capabilities) -> Vec<String> {
+        let mut out = Vec::new();
+        let extra = |have: &[String], want: &[String]| -> Vec<String> {
+            let have: BTreeSet<&String> = have.iter().collect();
+            want.iter().filter(|w| !have.contains(w)).cloned().collect()
+        };
+        for p in extra(&self.process, &asked.process) {
+            out.push(format!("process: executable `{p}`"));
+        }
+        for h in extra(&self.http, &asked.http) {
+            out.push(format!("http: host `{h}`"));
+        }
+        if asked.container && !self.container {
+            out.push("container: the Docker engine".into());
+        }
+        if asked.kube && !self.kube {
+            out.push("kube: the Kubernetes namespace".into());
+        }
+        for e in extra(&self.env, &asked.env) {
+            out.push(format!("env: variable `{e}`"));
+        }
+        if asked.secret_files && !self.secret_files {
+            out.push("secret-files: the secrets directory".into());
+        }
+        out
+    }
+
+    /// One line per grant, for people (`plugins list`, `plugins install`).
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.process.is_empty() {
+            out.push(format!("run executables: {}", self.process.join(", ")));
+        }
+        if !self.http.is_empty() {
+            out.push(format!("HTTPS to hosts: {}", self.http.join(", ")));
+        }
+        if self.container {
+            out.push("use the Docker engine".into());
+        }
+        if self.kube {
+            out.push("use the Kubernetes namespace".into());
+        }
+        if !self.env.is_empty() {
+            out.push(format!("read environment variables: {}", self.env.join(", ")));
+        }
+        if self.secret_files {
+            out.push("read files in the secrets directory".into());
+        }
+        out
+    }
+}
+
+/// A component's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Unique id, lowercase letters, digits and dashes (e.g. `zellij`).
+    pub id: String,
+    /// Which plugin kind (and so which WIT world) it is.
+    pub kind: Kind,
+    /// The component's own version.
+    pub version: String,
+    /// One sentence for people.
+    #[serde(default)]
+    pub description: String,
+    /// What it asks for.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+/// A manifest that cannot be used; the message says what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid component manifest: {0}")]
+pub struct ManifestError(pub String);
+
+impl Manifest {
+    /// Parse and check a manifest's TOML text.
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let m: Manifest = toml::from_str(text).map_err(|e| ManifestError(e.to_string()))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// The manifest as TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Check every field, and that the capabilities fit the kind.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let bad = |msg: String| Err(ManifestError(msg));
+        if !is_id(&self.id) {
+            return bad(format!(
+                "id `{}` must be 1-63 lowercase letters, digits or dashes, starting with a letter",
+                self.id
+            ));
+        }
+        if self.version.trim().is_empty() {
+            return bad("version must not be empty (e.g. \"0.1.0\")".into());
+        }
+        let caps = &self.capabilities;
+        for p in &caps.process {
+            if p.is_empty() || p.contains('/') || p.contains(char::is_whitespace) {
+                return bad(format!("process: `{p}` must be a bare executable name, not a path"));
+            }
+        }
+        for h in &caps.http {
+            if !is_host_pattern(h) {
+                return bad(format!("http: `{h}` must be a host name like `api.example.com` or `*.example.com`"));
+            }
+        }
+        for e in &caps.env {
+            if e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return bad(format!("env: `{e}` is not an environment variable name"));
+            }
+        }
+        let allowed = self.kind.importable();
+        for cap in [
+            Capability::Process,
+            Capability::Http,
+            Capability::Container,
+            Capability::Kube,
+            Capability::Environment,
+            Capability::SecretFiles,
+        ] {
+            if caps.allows(cap) && !allowed.contains(&cap) {
+                return bad(format!(
+                    "a {} component cannot ask for `{}`: its world does not import it",
+                    self.kind,
+                    cap.manifest_key().unwrap_or(cap.interface())
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && id.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_host_pattern(h: &str) -> bool {
+    let h = h.strip_prefix("*.").unwrap_or(h);
+    !h.is_empty()
+        && h.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// Whether `host` matches a grant pattern (`exact.host` or `*.suffix`).
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host.ends_with(&format!(".{}", suffix.to_ascii_lowercase())),
+        None => host == pattern.to_ascii_lowercase(),
+    }
+}
+
+/// The manifest text embedded in a component, if it has one.
+pub fn extract(component: &[u8]) -> Option<String> {
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload.ok()? {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            wasmparser::Payload::CustomSection(c) if depth == 1 && c.name() == SECTION => {
+                return String::from_utf8(c.data().to_vec()).ok();
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_backend_manifest() {
+        let m = Manifest::parse(
+            "id = \"zellij\"\nkind = \"backend\"\nversion = \"0.1.0\"\n[capabilities]\nprocess = [\"zellij\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(m.kind, Kind::Backend);
+        assert_eq!(m.capabilities.process, vec!["zellij".to_string()]);
+        assert!(m.capabilities.allows(Capability::Process));
+        assert!(!m.capabilities.allows(Capability::Http));
+    }
+
+    #[test]
+    fn refuses_capabilities_outside_the_kind() {
+        let err = Manifest::parse("id = \"a\"\nkind = \"agent\"\nversion = \"1\"\n[capabilities]\nprocess = [\"sh\"]\n")
+            .expect_err("agents cannot run processes");
+        assert!(err.to_string().contains("cannot ask for `process`"), "{err}");
+    }
+
+    #[test]
+    fn refuses_paths_bad_ids_and_unknown_keys() {
+        for text in [
+            "id = \"x\"\nkind = \"backend\"\nversion = \"1\"\n[capabilities]\nprocess = [\"/bin/sh\"]\n",
+            "id = \"Bad_Id\"\nkind = \"hook\"\nversion = \"1\"\n",
+            "id = \"x\"\nkind = \"hook\"\nversion = \"1\"\nsurprise = 1\n",
+            "id = \"x\"\nkind = \"robot\"\nversion = \"1\"\n",
+        ] {
+            assert!(Manifest::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn missing_lists_every_extra_grant() {
+        let granted = Capabilities { process: vec!["zellij".into()], ..Default::default() };
+        let asked = Capabilities {
+            process: vec!["zellij".into(), "sh".into()],
+            container: true,
+            ..Default::default()
+        };
+        assert_eq!(granted.missing(&asked), vec!["process: executable `sh`", "container: the Docker engine"]);
+        assert!(asked.missing(&granted).is_empty());
+    }
+
+    #[test]
+    fn host_patterns() {
+        assert!(host_matches("api.example.com", "API.example.com"));
+        assert!(host_matches("*.example.com", "a.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(!host_matches("example.com", "evil-example.com"));
+    }
+}

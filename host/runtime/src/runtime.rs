@@ -1,0 +1,340 @@
+//! [`Runtime`]: the engine, the compile cache, the host services, and every
+//! loaded plugin. Loading never takes the runtime down: a component that
+//! cannot be loaded is recorded as a [`LoadFailure`] and the rest carry on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::bindings;
+use crate::cache::CompileCache;
+use crate::capabilities::kv::{KvStore, MemoryKv};
+use crate::engine::EngineHandle;
+use crate::error::{CallError, LoadError};
+use crate::instance::Instance;
+use crate::limits::Limits;
+use crate::loader::{self, Plugin, Source};
+use crate::manifest::{Capabilities, Kind};
+use crate::state::{ComponentCtx, HostServices};
+
+/// How to build a [`Runtime`].
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// clauderon's secrets directory (read by the `secret-files` capability).
+    pub secrets_dir: PathBuf,
+    /// Limits per kind (kinds not listed get [`Limits::default`]).
+    pub limits: BTreeMap<Kind, Limits>,
+    /// Use the pooling allocator when the machine allows it.
+    pub pooling: bool,
+    /// The component kv store.
+    pub kv: Arc<dyn KvStore>,
+}
+
+impl RuntimeConfig {
+    /// Defaults under a clauderon home directory: cache in `HOME/cache`,
+    /// secrets in `HOME/secrets`.
+    pub fn under(home: &Path) -> Self {
+        Self {
+            cache_dir: Some(home.join("cache")),
+            secrets_dir: home.join("secrets"),
+            limits: BTreeMap::new(),
+            pooling: true,
+            kv: Arc::new(MemoryKv::default()),
+        }
+    }
+
+    /// The limits for a kind.
+    pub fn limits_for(&self, kind: Kind) -> Limits {
+        self.limits.get(&kind).copied().unwrap_or_default()
+    }
+}
+
+/// A component that could not be loaded, and why.
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// Where it came from.
+    pub origin: String,
+    /// Why it was refused, as a sentence.
+    pub error: String,
+}
+
+/// The loaded plugins and what runs them.
+pub struct Runtime {
+    engine: EngineHandle,
+    cache: CompileCache,
+    services: Arc<HostServices>,
+    config: RuntimeConfig,
+    plugins: BTreeMap<String, Arc<Plugin>>,
+    failures: Vec<LoadFailure>,
+}
+
+impl Runtime {
+    /// A runtime with no plugins yet.
+    pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let max_memory = Kind::ALL.iter().map(|k| config.limits_for(*k).memory_bytes).max().unwrap_or(64 << 20);
+        let engine = EngineHandle::new(max_memory, config.pooling)?;
+        let cache = CompileCache::new(&engine.engine, config.cache_dir.clone());
+        let services = Arc::new(HostServices::new(config.kv.clone(), config.secrets_dir.clone()));
+        Ok(Self { engine, cache, services, config, plugins: BTreeMap::new(), failures: Vec::new() })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        &self.engine.engine
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.engine.pooling
+    }
+
+    /// Load one component and add it. A failure is returned and also recorded.
+    pub async fn load(&mut self, source: Source) -> Result<Arc<Plugin>, LoadError> {
+        let origin = source.origin();
+        let result = self.prepare(source).await.and_then(|p| self.add(p));
+        if let Err(e) = &result {
+            tracing::error!("{e}");
+            self.failures.push(LoadFailure { origin, error: e.to_string() });
+        }
+        result
+    }
+
+    /// Load many components, compiling them in parallel. Failures are recorded, not returned.
+    pub async fn load_all(&mut self, sources: Vec<Source>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, source) in sources.into_iter().enumerate() {
+            let prep = self.preparer();
+            tasks.spawn(async move { (i, source.origin(), prep.run(source).await) });
+        }
+        let mut done = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(r) => done.push(r),
+                Err(e) => tracing::error!("a component load task failed: {e}"),
+            }
+        }
+        done.sort_by_key(|(i, _, _)| *i);
+        for (_, origin, prepared) in done {
+            if let Err(error) = prepared.and_then(|p| self.add(p)) {
+                tracing::error!("{error}");
+                self.failures.push(LoadFailure { origin, error: error.to_string() });
+            }
+        }
+    }
+
+    async fn prepare(&self, source: Source) -> Result<Plugin, LoadError> {
+        self.preparer().run(source).await
+    }
+
+    fn preparer(&self) -> Preparer {
+        Preparer { engine: self.engine.engine.clone(), cache: self.cache.clone(), config: self.config.clone() }
+    }
+
+    fn add(&mut self, plugin: Plugin) -> Result<Arc<Plugin>, LoadError> {
+        if let Some(existing) = self.plugins.get(plugin.id()) {
+            return Err(LoadError::Duplicate {
+                id: plugin.id().to_string(),
+                first: existing.origin.clone(),
+                second: plugin.origin.clone(),
+            });
+        }
+        let plugin = Arc::new(plugin);
+        self.plugins.insert(plugin.id().to_string(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Every loaded plugin, by id.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+
+    /// A loaded plugin by id.
+    pub fn plugin(&self, id: &str) -> Option<&Arc<Plugin>> {
+        self.plugins.get(id)
+    }
+
+    /// Record failures found before loading (e.g. unreadable files).
+    pub fn record_failures(&mut self, failures: Vec<LoadFailure>) {
+        self.failures.extend(failures);
+    }
+
+    /// The components that were refused.
+    pub fn failures(&self) -> &[LoadFailure] {
+        &self.failures
+    }
+
+    fn find(&self, id: &str, kind: Kind) -> Result<&Arc<Plugin>, CallError> {
+        let kinds: Vec<&str> = self.plugins.values().filter(|p| p.kind() == kind).map(|p| p.id()).collect();
+        self.plugins.get(id).filter(|p| p.kind() == kind).ok_or_else(|| CallError {
+            component: id.into(),
+            function: "instantiate".into(),
+            kind: crate::error::CallErrorKind::Instantiate(format!(
+                "no {kind} named `{id}` is loaded (loaded: {})",
+                if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") }
+            )),
+        })
+    }
+
+    /// A new instance of the backend `id`.
+    pub async fn backend(&self, id: &str) -> Result<Instance<bindings::backend::Backend>, CallError> {
+        self.find(id, Kind::Backend)?.backend(&self.engine.engine, &self.services).await
+    }
+
+    /// A new instance of the agent `id`.
+    pub async fn agent(&self, id: &str) -> Result<Instance<bindings::agent::Agent>, CallError> {
+        self.find(id, Kind::Agent)?.agent(&self.engine.engine, &self.services).await
+    }
+
+    /// A new instance of the credential source `id`.
+    pub async fn credential_source(
+        &self,
+        id: &str,
+    ) -> Result<Instance<bindings::credential_source::CredentialSource>, CallError> {
+        self.find(id, Kind::CredentialSource)?.credential_source(&self.engine.engine, &self.services).await
+    }
+
+    /// A new instance of the hook `id`.
+    pub async fn hook(&self, id: &str) -> Result<Instance<bindings::hook::Hook>, CallError> {
+        self.find(id, Kind::Hook)?.hook(&self.engine.engine, &self.services).await
+    }
+
+    /// Read a component file's manifest and interfaces without loading it.
+    pub async fn inspect(&self, bytes: Arc<[u8]>) -> Inspection {
+        let prep = self.preparer();
+        tokio::task::spawn_blocking(move || prep.inspect(&bytes)).await.unwrap_or_else(|e| Inspection {
+            problems: vec![format!("inspection crashed: {e}")],
+            ..Inspection::default()
+        })
+    }
+}
+
+/// What `inspect` found in a component file.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Inspection {
+    /// The manifest, if present and valid.
+    pub manifest: Option<crate::manifest::Manifest>,
+    /// The world it implements, judged from its exports.
+    pub world: Option<String>,
+    /// Its imports.
+    pub imports: Vec<String>,
+    /// Its exports.
+    pub exports: Vec<String>,
+    /// Everything that would stop it from loading.
+    pub problems: Vec<String>,
+}
+
+/// Everything needed to turn a [`Source`] into a [`Plugin`], off the runtime.
+#[derive(Clone)]
+struct Preparer {
+    engine: wasmtime::Engine,
+    cache: CompileCache,
+    config: RuntimeConfig,
+}
+
+impl Preparer {
+    async fn run(self, source: Source) -> Result<Plugin, LoadError> {
+        tokio::task::spawn_blocking(move || self.prepare_blocking(source))
+            .await
+            .map_err(|e| LoadError::Engine(format!("a load task crashed: {e}")))?
+    }
+
+    fn prepare_blocking(&self, source: Source) -> Result<Plugin, LoadError> {
+        let started = Instant::now();
+        let origin = source.origin();
+        let (manifest, grants) = loader::manifest_and_grants(&source)?;
+        let (component, outcome) = self
+            .cache
+            .load(&self.engine, source.bytes())
+            .map_err(|e| LoadError::Compile { origin: origin.clone(), reason: format!("{e:#}") })?;
+        let (imports, exports) = loader::interface_names(&self.engine, &component);
+        let wasi = loader::check_interfaces(&manifest, &grants, &origin, &imports, &exports)?;
+        let ctx = Arc::new(ComponentCtx {
+            id: manifest.id.clone(),
+            kind: manifest.kind,
+            grants: grants.clone(),
+            limits: self.config.limits_for(manifest.kind),
+        });
+        let pre = loader::pre_instantiate(&self.engine, &component, &ctx, wasi, &origin)?;
+        tracing::debug!(id = %manifest.id, ?outcome, elapsed = ?started.elapsed(), "loaded component");
+        Ok(Plugin {
+            manifest,
+            source: source.label(),
+            origin,
+            grants,
+            cache: outcome,
+            wasi,
+            imports,
+            exports,
+            ctx,
+            pre,
+        })
+    }
+
+    fn inspect(&self, bytes: &[u8]) -> Inspection {
+        let mut out = Inspection::default();
+        match crate::manifest::extract(bytes) {
+            None => out.problems.push("no clauderon manifest (custom section `clauderon-manifest`)".into()),
+            Some(text) => match crate::manifest::Manifest::parse(&text) {
+                Ok(m) => out.manifest = Some(m),
+                Err(e) => out.problems.push(e.to_string()),
+            },
+        }
+        let component = match self.cache.load(&self.engine, bytes) {
+            Ok((c, _)) => c,
+            Err(e) => {
+                out.problems.push(format!("not a valid WebAssembly component: {e:#}"));
+                return out;
+            }
+        };
+        let (imports, exports) = loader::interface_names(&self.engine, &component);
+        out.world = Kind::ALL
+            .iter()
+            .find(|k| exports.iter().any(|e| e.contains(&format!("/{}@", k.export_interface()))))
+            .map(|k| k.world().to_string());
+        if let Some(m) = &out.manifest {
+            if let Err(e) = loader::check_interfaces(m, &m.capabilities, "inspected file", &imports, &exports) {
+                out.problems.push(e.to_string());
+            }
+        }
+        out.imports = imports;
+        out.exports = exports;
+        out
+    }
+}
+
+/// The user components in `dir`: every `<id>.wasm`, with the grants the user
+/// approved in `<id>.grants.toml` beside it (none if it was never approved).
+pub fn user_sources(dir: &Path) -> (Vec<Source>, Vec<LoadFailure>) {
+    let mut sources = Vec::new();
+    let mut failures = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (sources, failures);
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let approved = read_approved(&path.with_extension("grants.toml"));
+                sources.push(Source::User { path, bytes: bytes.into(), approved });
+            }
+            Err(e) => failures.push(LoadFailure {
+                origin: path.display().to_string(),
+                error: format!("cannot read {}: {e}", path.display()),
+            }),
+        }
+    }
+    (sources, failures)
+}
+
+/// The grants approved for a user component (`<id>.grants.toml`).
+pub fn read_approved(path: &Path) -> Option<Capabilities> {
+    let text = std::fs::read_to_string(path).ok()?;
+    toml::from_str(&text).ok()
+}

@@ -1,0 +1,140 @@
+//! What each store carries: which component it runs, its grants and limits,
+//! the host services its capabilities use, and per-call bookkeeping.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+use crate::capabilities::kv::KvStore;
+use crate::limits::{Limits, MemoryLimiter};
+use crate::manifest::{Capabilities, Kind};
+
+/// Who a store belongs to.
+#[derive(Debug)]
+pub struct ComponentCtx {
+    /// The component's id.
+    pub id: String,
+    /// Its kind.
+    pub kind: Kind,
+    /// What it was granted.
+    pub grants: Capabilities,
+    /// Its limits.
+    pub limits: Limits,
+}
+
+/// Services shared by every store: what the capabilities act on.
+pub struct HostServices {
+    /// Per-component key-value state.
+    pub kv: Arc<dyn KvStore>,
+    /// clauderon's secrets directory (for `secret-files`).
+    pub secrets_dir: PathBuf,
+    http: OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl HostServices {
+    /// Services over this kv store and secrets directory.
+    pub fn new(kv: Arc<dyn KvStore>, secrets_dir: PathBuf) -> Self {
+        Self { kv, secrets_dir, http: OnceLock::new() }
+    }
+
+    /// The HTTP client (built on first use).
+    pub fn http(&self) -> Result<&reqwest::Client, String> {
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| format!("the HTTP client could not be built: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// The data of one store.
+pub struct HostState {
+    pub(crate) ctx: Arc<ComponentCtx>,
+    pub(crate) services: Arc<HostServices>,
+    pub(crate) limiter: MemoryLimiter,
+    /// Log bytes written during the current call.
+    pub(crate) log_used: usize,
+    /// Log bytes dropped during the current call.
+    pub(crate) log_dropped: usize,
+    wasi: Option<Box<WasiState>>,
+}
+
+/// The WASI context given to `wasm32-wasip2` components: nothing in it.
+struct WasiState {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    logged: [usize; 2],
+}
+
+/// How much of a WASI component's stdout/stderr is kept per instance.
+const WASI_PIPE_BYTES: usize = 64 << 10;
+
+impl HostState {
+    pub(crate) fn new(ctx: Arc<ComponentCtx>, services: Arc<HostServices>) -> Self {
+        let limiter = MemoryLimiter::new(ctx.limits.memory_bytes);
+        Self { ctx, services, limiter, log_used: 0, log_dropped: 0, wasi: None }
+    }
+
+    /// The component's id.
+    pub fn component_id(&self) -> &str {
+        &self.ctx.id
+    }
+
+    /// Reset per-call bookkeeping at the start of a call.
+    pub(crate) fn begin_call(&mut self) {
+        self.log_used = 0;
+        self.log_dropped = 0;
+    }
+
+    /// Flush what a WASI component printed to the log, and report dropped log bytes.
+    pub(crate) fn end_call(&mut self) {
+        if let Some(w) = self.wasi.as_mut() {
+            for (i, pipe) in [&w.stdout, &w.stderr].into_iter().enumerate() {
+                let all = pipe.contents();
+                if all.len() > w.logged[i] {
+                    let text = String::from_utf8_lossy(&all[w.logged[i]..]).into_owned();
+                    w.logged[i] = all.len();
+                    let stream = if i == 0 { "stdout" } else { "stderr" };
+                    for line in text.lines() {
+                        tracing::info!(component = %self.ctx.id, stream, "{line}");
+                    }
+                }
+            }
+        }
+        if self.log_dropped > 0 {
+            tracing::warn!(
+                component = %self.ctx.id,
+                "dropped {} bytes of log output over the per-call cap of {} bytes",
+                self.log_dropped,
+                self.ctx.limits.log_bytes_per_call
+            );
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let w = self.wasi.get_or_insert_with(|| {
+            let stdout = MemoryOutputPipe::new(WASI_PIPE_BYTES);
+            let stderr = MemoryOutputPipe::new(WASI_PIPE_BYTES);
+            // No preopened directories, no environment, no arguments, no sockets.
+            let ctx = WasiCtx::builder()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build();
+            Box::new(WasiState { ctx, table: ResourceTable::new(), stdout, stderr, logged: [0, 0] })
+        });
+        WasiCtxView { ctx: &mut w.ctx, table: &mut w.table }
+    }
+}

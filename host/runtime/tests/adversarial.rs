@@ -1,0 +1,137 @@
+//! Components that misbehave fail their own call with a clear error; the
+//! runtime and every other component carry on.
+
+mod common;
+
+use std::time::Instant;
+
+use clauderon_runtime::bindings::PluginError;
+use clauderon_runtime::error::CallErrorKind;
+use clauderon_runtime::{LoadError, Runtime};
+use common::*;
+
+/// Another component's call, and a fresh instance of the same one, still work.
+async fn assert_healthy(rt: &Runtime) {
+    let mut fresh = rt.backend("misbehave").await.expect("fresh instance");
+    let info = fresh.create(&spec("fine")).await.expect("a well-behaved call after the failure");
+    assert_eq!(info.resource_id, "fine");
+    let mut other = rt.agent("shell").await.expect("shell agent");
+    assert_eq!(other.info().await.expect("shell info").id, "shell");
+}
+
+async fn loaded() -> Runtime {
+    let mut rt = runtime();
+    rt.load(fixture("misbehave")).await.expect("misbehave loads");
+    rt.load(bundled("shell")).await.expect("shell loads");
+    rt
+}
+
+#[tokio::test]
+async fn infinite_loop_is_stopped_within_twice_the_deadline() {
+    let rt = loaded().await;
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    let started = Instant::now();
+    let err = inst.create(&spec("loop")).await.expect_err("the loop must be stopped");
+    let took = started.elapsed();
+    assert!(matches!(err.kind, CallErrorKind::Timeout(_)), "{err}");
+    assert!(took < TEST_LIMITS.deadline * 2, "stopped after {took:?}");
+    assert!(took >= TEST_LIMITS.deadline, "stopped too early, after {took:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("`misbehave`") && msg.contains("`create`"), "{msg}");
+    assert!(inst.is_poisoned());
+    assert!(matches!(inst.create(&spec("fine")).await.map_err(|e| e.kind), Err(CallErrorKind::Poisoned)));
+    assert_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn unbounded_memory_growth_fails_at_the_cap() {
+    let rt = loaded().await;
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    let err = inst.create(&spec("grow")).await.expect_err("growth must be refused");
+    assert!(matches!(err.kind, CallErrorKind::Memory(cap) if cap == TEST_LIMITS.memory_bytes), "{err}");
+    assert!(err.to_string().contains("memory cap"), "{err}");
+    assert_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn a_panic_is_a_trap_naming_component_and_function() {
+    let rt = loaded().await;
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    let err = inst.create(&spec("panic")).await.expect_err("panic must fail the call");
+    assert!(matches!(err.kind, CallErrorKind::Trap(_)), "{err}");
+    assert!(err.to_string().starts_with("component `misbehave` failed in `create`: trapped"), "{err}");
+    assert_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn an_output_flood_is_capped() {
+    let rt = loaded().await;
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    let err = inst.create(&spec("flood")).await.expect_err("4 MiB must be over the cap");
+    assert!(matches!(err.kind, CallErrorKind::OutputTooLarge(cap) if cap == TEST_LIMITS.output_bytes), "{err}");
+    assert_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn a_log_flood_is_cut_at_the_per_call_budget() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("capture lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let rt = loaded().await;
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    let info = inst.create(&spec("log-flood")).await.expect("logging a lot is not an error");
+    assert_eq!(info.resource_id, "logged");
+    let logged = String::from_utf8_lossy(&capture.0.lock().expect("lock")).into_owned();
+    let ys: usize = logged.lines().filter(|l| l.contains("yyyy")).map(|l| l.matches('y').count()).sum();
+    assert!(ys <= TEST_LIMITS.log_bytes_per_call, "{ys} bytes of the flood reached the log");
+    assert!(ys >= TEST_LIMITS.log_bytes_per_call / 2, "the budget should let most of it through, got {ys}");
+    assert!(logged.contains("dropped") && logged.contains("over the per-call cap"), "no note about the cut");
+    assert_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn an_ungranted_import_is_refused_at_load() {
+    let mut rt = loaded().await;
+    let err = rt.load(fixture("ungranted")).await.err().expect("must be refused");
+    assert!(matches!(err, LoadError::Ungranted { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("`ungranted`") && msg.contains("clauderon:plugin/http@0.1.0") && msg.contains("`http`"), "{msg}");
+    assert!(rt.plugin("ungranted").is_none());
+    assert_eq!(rt.failures().len(), 1);
+    assert_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn a_process_outside_the_grant_is_denied() {
+    let rt = loaded().await;
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    let err = inst.create(&spec("exec-denied")).await.expect_err("sh is not granted");
+    let CallErrorKind::Plugin(PluginError::Denied(msg)) = &err.kind else { panic!("expected a denial, got {err}") };
+    assert!(msg.contains("`sh`") && msg.contains("process = [\"sh\"]"), "{msg}");
+    // A denial is an answer, not a failure: the same instance keeps working.
+    assert!(!inst.is_poisoned());
+    let ok = inst.create(&spec("exec-allowed")).await.expect("echo is granted");
+    assert_eq!(ok.resource_id, "hello from echo");
+    assert_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn kv_keeps_a_components_state() {
+    let rt = loaded().await;
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    assert_eq!(inst.create(&spec("kv")).await.expect("kv").resource_id, "hello");
+}

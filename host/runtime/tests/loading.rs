@@ -1,0 +1,142 @@
+//! Loading: manifests, grants, approval of user components, the compile
+//! cache, and every SDK template.
+
+mod common;
+
+use std::sync::Arc;
+
+use clauderon_runtime::bindings::agent::exports::clauderon::plugin::agent_api::LaunchRequest;
+use clauderon_runtime::bindings::types::{EventKind, SessionEvent};
+use clauderon_runtime::cache::Outcome;
+use clauderon_runtime::{Capabilities, Kind, LoadError, Runtime, RuntimeConfig, Source};
+use common::*;
+
+fn user(source: Source, approved: Option<Capabilities>) -> Source {
+    Source::User { path: "/tmp/misbehave.wasm".into(), bytes: source.bytes().clone(), approved }
+}
+
+#[tokio::test]
+async fn a_user_component_needs_approval_covering_what_it_asks() {
+    let mut rt = runtime();
+    let err = rt.load(user(fixture("misbehave"), None)).await.err().expect("unapproved");
+    assert!(matches!(err, LoadError::NotApproved { .. }), "{err}");
+
+    let partial = Capabilities { process: vec!["true".into()], ..Default::default() };
+    let err = rt.load(user(fixture("misbehave"), Some(partial))).await.err().expect("approval too narrow");
+    assert!(err.to_string().contains("process: executable `echo`"), "{err}");
+
+    let full = Capabilities { process: vec!["true".into(), "echo".into()], ..Default::default() };
+    let plugin = rt.load(user(fixture("misbehave"), Some(full))).await.expect("approved");
+    assert_eq!(plugin.source, "user");
+    assert_eq!(plugin.kind(), Kind::Backend);
+}
+
+#[tokio::test]
+async fn duplicate_ids_are_refused() {
+    let mut rt = runtime();
+    rt.load(bundled("shell")).await.expect("first");
+    let err = rt.load(bundled("shell")).await.err().expect("second");
+    assert!(matches!(err, LoadError::Duplicate { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn garbage_and_manifest_less_files_are_refused_with_a_reason() {
+    let mut rt = runtime();
+    let garbage = Source::User { path: "/tmp/junk.wasm".into(), bytes: Arc::from(&b"not wasm"[..]), approved: None };
+    let err = rt.load(garbage).await.err().expect("garbage");
+    assert!(matches!(err, LoadError::NoManifest { .. }), "{err}");
+
+    let bare = wasmtime::component::Component::new(rt.engine(), "(component)").expect("empty component");
+    let bytes: Arc<[u8]> = bare.serialize().expect("serialize").into();
+    let err = rt.load(Source::Bundled { name: "bare".into(), bytes }).await.err().expect("no manifest");
+    assert!(err.to_string().contains("no clauderon manifest"), "{err}");
+
+    // The runtime still loads good components afterwards.
+    rt.load(bundled("shell")).await.expect("shell still loads");
+}
+
+#[tokio::test]
+async fn compiled_components_come_from_the_cache_the_second_time() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let first = {
+        let mut rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
+        rt.load(bundled("shell")).await.expect("load").cache
+    };
+    let second = {
+        let mut rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
+        let p = rt.load(bundled("shell")).await.expect("load");
+        let mut agent = rt.agent("shell").await.expect("instance");
+        assert_eq!(agent.info().await.expect("info").id, "shell");
+        p.cache
+    };
+    assert_eq!((first, second), (Outcome::Compiled, Outcome::Hit));
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(home.path().join("cache")).expect("cache dir") {
+        let mode = entry.expect("entry").metadata().expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "cache files must be private");
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_cache_entry_is_recompiled() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let source = bundled("shell");
+    {
+        let mut rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
+        rt.load(source.clone()).await.expect("load");
+    }
+    for entry in std::fs::read_dir(home.path().join("cache")).expect("cache dir") {
+        std::fs::write(entry.expect("entry").path(), b"corrupt").expect("corrupt it");
+    }
+    let mut rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
+    let p = rt.load(source).await.expect("recompiled");
+    assert_eq!(p.cache, Outcome::Compiled);
+}
+
+#[tokio::test]
+async fn the_shell_agent_plans_sh_c_prompt() {
+    let mut rt = runtime();
+    rt.load(bundled("shell")).await.expect("shell");
+    let mut agent = rt.agent("shell").await.expect("instance");
+    let request = LaunchRequest {
+        session_id: "s".into(),
+        prompt: "echo hi > out.txt".into(),
+        model: None,
+        print_mode: true,
+        plan_mode: false,
+        skip_permissions: false,
+        resume: false,
+        config_home: "/tmp/home".into(),
+        hook_url: None,
+    };
+    let plan = agent.plan(&request).await.expect("plan");
+    assert_eq!(plan.argv, vec!["sh", "-c", "echo hi > out.txt"]);
+    assert!(plan.credentials.is_empty());
+    let empty = LaunchRequest { prompt: "  ".into(), ..request };
+    let err = agent.plan(&empty).await.expect_err("an empty prompt is refused");
+    assert!(err.is_plugin_error() && err.to_string().contains("--prompt"), "{err}");
+}
+
+#[tokio::test]
+async fn every_sdk_template_builds_and_loads() {
+    let mut rt = runtime();
+    let ids = ["example-backend", "example-agent", "example-credentials", "example-hook"];
+    for id in ids {
+        rt.load(template(id)).await.unwrap_or_else(|e| panic!("template {id}: {e}"));
+    }
+    let kinds: Vec<Kind> = ids.iter().map(|id| rt.plugin(id).expect("loaded").kind()).collect();
+    assert_eq!(kinds, vec![Kind::Backend, Kind::Agent, Kind::CredentialSource, Kind::Hook]);
+    assert_eq!(rt.backend("example-backend").await.expect("b").info().await.expect("info").id, "example-backend");
+    assert_eq!(rt.agent("example-agent").await.expect("a").info().await.expect("info").id, "example-agent");
+    let mut source = rt.credential_source("example-credentials").await.expect("c");
+    assert_eq!(source.info().await.expect("info").id, "example-credentials");
+    let mut hook = rt.hook("example-hook").await.expect("h");
+    let event = SessionEvent {
+        session_id: "s".into(),
+        session_name: "n".into(),
+        kind: EventKind::Created,
+        timestamp_ms: 0,
+        detail: None,
+    };
+    hook.on_event(&event).await.expect("hook handles an event");
+}

@@ -1,0 +1,67 @@
+# clauderon's tasks. On a fresh machine use ./justw (it installs just).
+#   ./justw run    build everything and start clauderon
+#   ./justw test   build everything and run every test
+#   ./justw bench  print the performance figures
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Build output lives outside the clone so fresh clones reuse it; cargo rebuilds it correctly.
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME") / ".cache/clauderon/target")
+# Bundled components, embedded into the clauderon binary by host/cli/build.rs.
+export CLAUDERON_COMPONENTS_DIR := CARGO_TARGET_DIR / "components"
+# Test fixtures and the SDK's built templates (never bundled).
+export CLAUDERON_TEST_COMPONENTS := CARGO_TARGET_DIR / "test-components"
+wasm_target := CARGO_TARGET_DIR / "wasm"
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what the build needs that this machine lacks (a wasm32 Rust toolchain).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    sysroot="$(rustc --print sysroot)"
+    if [ -d "$sysroot/lib/rustlib/wasm32-unknown-unknown/lib" ]; then
+      echo "setup: rustup's wasm32-unknown-unknown target is installed"
+    elif [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ]; then
+      echo "setup: using Debian's rustc-web with -Zbuild-std for wasm32"
+    elif command -v apt-get >/dev/null 2>&1; then
+      echo "setup: installing Debian's rustc-web toolchain for wasm32 (rustup's target is not installed)"
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+      $SUDO apt-get update -q
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q rustc-web cargo-web rust-web-src rust-web-llvm lld-22
+    else
+      echo "setup: no wasm32 Rust toolchain: run 'rustup target add wasm32-unknown-unknown'" >&2
+      exit 1
+    fi
+
+# Build every component: bundled ones, test fixtures and SDK templates.
+components: setup
+    cargo build -q -p clauderon-componentize
+    "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "{{wasm_target}}" --out "$CLAUDERON_COMPONENTS_DIR" components
+    "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "{{wasm_target}}" --out "$CLAUDERON_TEST_COMPONENTS/fixtures" tests/fixtures/components
+    "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "{{wasm_target}}" --out "$CLAUDERON_TEST_COMPONENTS/templates" sdk/templates
+
+# Build the clauderon binary (release) with the bundled components embedded.
+build: components
+    cargo build --release -p clauderon
+    @echo "built $CARGO_TARGET_DIR/release/clauderon"
+
+# Build everything and start clauderon.
+run: build
+    "$CARGO_TARGET_DIR/release/clauderon" plugins list
+
+# Build everything and run every test.
+test: components
+    cargo build -p clauderon
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
+
+# Print the performance figures (release build).
+bench: components
+    cargo bench -p clauderon-runtime --bench runtime
+
+# Format and lint.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
