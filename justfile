@@ -11,7 +11,8 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME"
 export CLAUDERON_COMPONENTS_DIR := CARGO_TARGET_DIR / "components"
 # Test fixtures and the SDK's built templates (never bundled).
 export CLAUDERON_TEST_COMPONENTS := CARGO_TARGET_DIR / "test-components"
-wasm_target := CARGO_TARGET_DIR / "wasm"
+# Shared cargo target dir for every wasm32 build (std is built once).
+export CLAUDERON_WASM_TARGET_DIR := CARGO_TARGET_DIR / "wasm"
 
 # List the recipes.
 default:
@@ -39,9 +40,9 @@ setup:
 # Build every component: bundled ones, test fixtures and SDK templates.
 components: setup
     cargo build -q -p clauderon-componentize
-    "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "{{wasm_target}}" --out "$CLAUDERON_COMPONENTS_DIR" components
-    "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "{{wasm_target}}" --out "$CLAUDERON_TEST_COMPONENTS/fixtures" tests/fixtures/components
-    "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "{{wasm_target}}" --out "$CLAUDERON_TEST_COMPONENTS/templates" sdk/templates
+    "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "$CLAUDERON_WASM_TARGET_DIR" --out "$CLAUDERON_COMPONENTS_DIR" components
+    "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "$CLAUDERON_WASM_TARGET_DIR" --out "$CLAUDERON_TEST_COMPONENTS/fixtures" tests/fixtures/components
+    "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "$CLAUDERON_WASM_TARGET_DIR" --out "$CLAUDERON_TEST_COMPONENTS/templates" sdk/templates
 
 # Build the clauderon binary (release) with the bundled components embedded.
 build: components

@@ -50,6 +50,8 @@ pub enum PluginsCmd {
     },
     /// Build the plugin crate(s) in DIR (a crate or a cargo workspace, each
     /// plugin crate with a component.toml) into DIR/target/clauderon/<id>.wasm.
+    /// Uses rustup's wasm32-unknown-unknown target if installed, else Debian's
+    /// rustc-web with -Zbuild-std. CLAUDERON_WASM_TARGET_DIR sets cargo's target dir.
     Build {
         /// The crate or workspace directory.
         #[arg(default_value = ".")]
@@ -263,7 +265,8 @@ fn remove(home: &Home, id: &str) -> anyhow::Result<ExitCode> {
 async fn build(dir: PathBuf, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = dir.canonicalize().with_context(|| format!("no such directory: {}", dir.display()))?;
     let out = out.unwrap_or_else(|| dir.join("target/clauderon"));
-    let target_dir = dir.join("target");
+    // A shared target dir (as `just` sets) lets std for wasm32 be built once.
+    let target_dir = std::env::var_os("CLAUDERON_WASM_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| dir.join("target"));
     let built = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let toolchain = clauderon_componentize::Toolchain::detect()?;
         Ok(clauderon_componentize::build_dir(&toolchain, &dir, &target_dir, &out)?)

@@ -1,0 +1,151 @@
+//! `clauderon plugins …` end to end, with the real binary and built components.
+
+use clauderon_tests::{Home, repo_root, test_component};
+
+fn find<'a>(list: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+    list.as_array().expect("a JSON array").iter().find(|p| p["id"] == id)
+}
+
+#[test]
+fn list_json_shows_bundled_components_with_kind_and_grants() {
+    let home = Home::new();
+    let list = home.run(&["plugins", "list", "--json"]).ok().json();
+    let shell = find(&list, "shell").expect("the bundled shell agent is listed");
+    assert_eq!(shell["kind"], "agent");
+    assert_eq!(shell["source"], "bundled");
+    assert_eq!(shell["version"], "0.1.0");
+    assert_eq!(shell["capabilities"]["process"], serde_json::json!([]));
+    assert_eq!(shell["capabilities"]["container"], false);
+}
+
+#[test]
+fn list_table_has_a_header_and_a_row_per_component() {
+    let home = Home::new();
+    let out = home.run(&["plugins", "list"]).ok();
+    let mut lines = out.stdout.lines();
+    assert!(lines.next().expect("header").starts_with("ID"), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l.starts_with("shell ") && l.contains("bundled")), "{}", out.stdout);
+}
+
+#[test]
+fn inspect_shows_world_kind_imports_and_capabilities() {
+    let home = Home::new();
+    let file = test_component("templates", "example-backend");
+    let out = home.run(&["plugins", "inspect", file.to_str().expect("utf-8 path")]).ok();
+    for expected in [
+        "id:           example-backend",
+        "kind:         backend",
+        "world:        backend",
+        "run executables: tmux",
+        "clauderon:plugin/process@0.1.0",
+        "clauderon:plugin/backend-api@0.1.0",
+        "problems:     none",
+    ] {
+        assert!(out.stdout.contains(expected), "missing {expected:?} in:\n{}", out.stdout);
+    }
+    let json = home.run(&["plugins", "inspect", "--json", file.to_str().expect("path")]).ok().json();
+    assert_eq!(json["world"], "backend");
+    assert_eq!(json["manifest"]["capabilities"]["process"], serde_json::json!(["tmux"]));
+}
+
+#[test]
+fn inspect_says_what_is_wrong_and_exits_1() {
+    let home = Home::new();
+    let ungranted = test_component("fixtures", "ungranted");
+    let out = home.run(&["plugins", "inspect", ungranted.to_str().expect("path")]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("clauderon:plugin/http@0.1.0") && out.stdout.contains("without the grant"), "{}", out.stdout);
+
+    let junk = home.path("junk.wasm");
+    std::fs::write(&junk, b"definitely not wasm").expect("write junk");
+    let out = home.run(&["plugins", "inspect", junk.to_str().expect("path")]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("no clauderon manifest") && out.stdout.contains("not a valid WebAssembly component"), "{}", out.stdout);
+
+    let out = home.run(&["plugins", "inspect", "/nonexistent/x.wasm"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("cannot read /nonexistent/x.wasm"), "{}", out.stderr);
+}
+
+#[test]
+fn install_shows_grants_needs_approval_then_loads_as_user_component() {
+    let home = Home::new();
+    let file = test_component("templates", "example-backend");
+    let path = file.to_str().expect("path");
+
+    let refused = home.run(&["plugins", "install", path]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stdout.contains("run executables: tmux"), "grants are shown first:\n{}", refused.stdout);
+    assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
+    assert!(!home.path("components/example-backend.wasm").exists(), "nothing installed without approval");
+
+    home.run(&["plugins", "install", "--yes", path]).ok();
+    assert!(home.path("components/example-backend.wasm").exists());
+    let grants = std::fs::read_to_string(home.path("components/example-backend.grants.toml")).expect("grants file");
+    assert!(grants.contains("process = [\"tmux\"]"), "{grants}");
+
+    let list = home.run(&["plugins", "list", "--json"]).ok().json();
+    let mine = find(&list, "example-backend").expect("installed component is loaded");
+    assert_eq!(mine["source"], "user");
+    assert_eq!(mine["kind"], "backend");
+    assert_eq!(mine["capabilities"]["process"], serde_json::json!(["tmux"]));
+
+    home.run(&["plugins", "remove", "example-backend"]).ok();
+    let list = home.run(&["plugins", "list", "--json"]).ok().json();
+    assert!(find(&list, "example-backend").is_none());
+}
+
+#[test]
+fn a_component_asking_for_more_than_approved_is_refused_and_others_still_load() {
+    let home = Home::new();
+    let file = test_component("templates", "example-backend");
+    home.run(&["plugins", "install", "--yes", file.to_str().expect("path")]).ok();
+    std::fs::write(home.path("components/example-backend.grants.toml"), "process = []\n").expect("narrow grants");
+    let out = home.run(&["plugins", "list", "--json"]).ok();
+    assert!(find(&out.json(), "example-backend").is_none());
+    assert!(find(&out.json(), "shell").is_some(), "the bundled components still load");
+    assert!(out.stderr.contains("asks for more than was approved") && out.stderr.contains("tmux"), "{}", out.stderr);
+}
+
+#[test]
+fn install_refuses_ungranted_imports_and_bundled_ids() {
+    let home = Home::new();
+    let ungranted = test_component("fixtures", "ungranted");
+    let out = home.run(&["plugins", "install", "--yes", ungranted.to_str().expect("path")]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("cannot be installed") && out.stderr.contains("http"), "{}", out.stderr);
+    assert!(!home.path("components/ungranted.wasm").exists());
+}
+
+/// The SDK guide's journey: copy a template out of the tree, give it its own
+/// id, build it with `clauderon plugins build`, inspect, install, list.
+#[test]
+fn an_author_builds_installs_and_loads_a_backend_from_the_template() {
+    let home = Home::new();
+    let work = tempfile::tempdir().expect("workdir");
+    let crate_dir = work.path().join("my-backend");
+    std::fs::create_dir_all(crate_dir.join("src")).expect("mkdir");
+    let template = repo_root().join("sdk/templates/backend");
+    std::fs::copy(template.join("src/lib.rs"), crate_dir.join("src/lib.rs")).expect("copy lib.rs");
+    let manifest = std::fs::read_to_string(template.join("component.toml")).expect("component.toml");
+    std::fs::write(crate_dir.join("component.toml"), manifest.replace("\"example-backend\"", "\"my-backend\""))
+        .expect("write component.toml");
+    let sdk = repo_root().join("sdk");
+    let cargo_toml = format!(
+        "[package]\nname = \"my-backend\"\nedition = \"2024\"\nversion = \"0.1.0\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n\
+         [dependencies]\nclauderon-sdk = {{ path = {:?} }}\n\n[workspace]\n\n[profile.release]\nopt-level = \"s\"\n\
+         lto = true\ncodegen-units = 1\npanic = \"abort\"\nstrip = true\n",
+        sdk.display().to_string()
+    );
+    std::fs::write(crate_dir.join("Cargo.toml"), cargo_toml).expect("write Cargo.toml");
+
+    let built = home.run(&["plugins", "build", crate_dir.to_str().expect("path")]).ok();
+    assert!(built.stdout.contains("built my-backend (backend"), "{}", built.stdout);
+    let wasm = crate_dir.join("target/clauderon/my-backend.wasm");
+    let wasm = wasm.to_str().expect("path");
+    home.run(&["plugins", "inspect", wasm]).ok();
+    home.run(&["plugins", "install", "--yes", wasm]).ok();
+    let list = home.run(&["plugins", "list", "--json"]).ok().json();
+    let mine = find(&list, "my-backend").expect("the author's backend is loaded");
+    assert_eq!((mine["kind"].as_str(), mine["source"].as_str()), (Some("backend"), Some("user")));
+}
