@@ -55,10 +55,10 @@ impl CompileCache {
             }
         }
         let component = Component::new(engine, bytes)?;
-        if let Some(path) = path {
-            if let Err(e) = store(&path, &component.serialize()?) {
-                tracing::warn!("could not write the compile cache {}: {e}", path.display());
-            }
+        if let Some(path) = path
+            && let Err(e) = store(&path, &component.serialize()?)
+        {
+            tracing::warn!("could not write the compile cache {}: {e}", path.display());
         }
         Ok((component, Outcome::Compiled))
     }

@@ -294,10 +294,10 @@ impl Preparer {
             .iter()
             .find(|k| exports.iter().any(|e| e.contains(&format!("/{}@", k.export_interface()))))
             .map(|k| k.world().to_string());
-        if let Some(m) = &out.manifest {
-            if let Err(e) = loader::check_interfaces(m, &m.capabilities, "inspected file", &imports, &exports) {
-                out.problems.push(e.to_string());
-            }
+        if let Some(m) = &out.manifest
+            && let Err(e) = loader::check_interfaces(m, &m.capabilities, "inspected file", &imports, &exports)
+        {
+            out.problems.push(e.to_string());
         }
         out.imports = imports;
         out.exports = exports;

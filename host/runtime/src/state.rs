@@ -129,7 +129,6 @@ impl WasiView for HostState {
             let ctx = WasiCtx::builder()
                 .stdout(stdout.clone())
                 .stderr(stderr.clone())
-                .inherit_env()
                 .allow_tcp(false)
                 .allow_udp(false)
                 .allow_ip_name_lookup(false)

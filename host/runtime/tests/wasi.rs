@@ -8,7 +8,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use clauderon_runtime::bindings::agent::exports::clauderon::plugin::agent_api::LaunchRequest;
-use clauderon_runtime::{Capabilities, Kind};
+use clauderon_runtime::{Capabilities, Kind, Source};
 use common::*;
 
 /// An environment variable set in the host process that must not reach a component.
@@ -61,6 +61,18 @@ async fn a_wasi_component_loads_and_is_marked_as_wasi() {
     // WASI is not a capability: it grants nothing the manifest did not ask for.
     assert_eq!(plugin.grants, Capabilities::default());
     assert!(plugin.imports.iter().all(|i| i.starts_with("wasi:") || i.starts_with("clauderon:plugin/")));
+
+    // Installed by a user, it needs no approval beyond its (empty) manifest:
+    // importing WASI asks for nothing.
+    let user = Source::User {
+        path: "/tmp/wasi-probe.wasm".into(),
+        bytes: fixture("wasi-probe").bytes().clone(),
+        approved: Some(Capabilities::default()),
+    };
+    let mut other = runtime();
+    let plugin = other.load(user).await.expect("approved with nothing, it loads");
+    assert!(plugin.wasi && plugin.source == "user");
+    assert_eq!(plugin.grants, Capabilities::default());
 
     // The components that do not import WASI are not marked.
     rt.load(bundled("shell")).await.expect("shell loads");
