@@ -1,0 +1,283 @@
+//! clauderon's store: one redb file (`CLAUDERON_HOME/clauderon.redb`) holding
+//! sessions (with unique names), the append-only event log and per-component
+//! kv state. Opening it runs the schema migrations. Every change is one redb
+//! transaction, so a crash never leaves half a change behind.
+//!
+//! Values are opaque bytes (JSON, written by the session manager); the store
+//! owns durability, uniqueness and ordering, not the session model. All calls
+//! block: call them from `spawn_blocking` on an async runtime.
+
+use std::path::{Path, PathBuf};
+
+use clauderon_migrations::schema::{COMPONENT_KV, EVENTS, SESSION_NAMES, SESSIONS};
+use clauderon_migrations::{MigrationError, run};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+/// What went wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{path} is not a clauderon store or is damaged ({reason}). It was left as it is: move it aside to \
+         start with an empty store, or restore it from a backup"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("the store at {path} is in use by another clauderon daemon ({reason})")]
+    Locked { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Schema(#[from] MigrationError),
+    #[error("a session named `{0}` already exists; choose another name")]
+    NameTaken(String),
+    #[error("no session with id {0}")]
+    NotFound(String),
+    #[error("store error: {0}")]
+    Db(String),
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db(e.into().to_string())
+}
+
+/// The open store.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+/// One event from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    /// Its sequence number (increasing, gap-free).
+    pub seq: u64,
+    /// The event as written.
+    pub data: Vec<u8>,
+}
+
+impl Store {
+    /// Open (or create) the store at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("creating {}: {e}", dir.display())))?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::Locked { path: path.to_path_buf(), reason: e.to_string() }
+            }
+            other => StoreError::Corrupt { path: path.to_path_buf(), reason: other.to_string() },
+        })?;
+        run(&db)?;
+        Ok(Self { db, path: path.to_path_buf() })
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Add a session under a unique name, together with its first event.
+    pub fn insert_session(&self, id: &str, name: &str, session: &[u8], event: &[u8]) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let seq = {
+            let mut names = txn.open_table(SESSION_NAMES).map_err(db_err)?;
+            if names.get(name).map_err(db_err)?.is_some() {
+                return Err(StoreError::NameTaken(name.to_string()));
+            }
+            names.insert(name, id).map_err(db_err)?;
+            txn.open_table(SESSIONS).map_err(db_err)?.insert(id, session).map_err(db_err)?;
+            append(&txn, event)?
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(seq)
+    }
+
+    /// Replace a session's record, together with the event that explains why.
+    pub fn update_session(&self, id: &str, session: &[u8], event: &[u8]) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let seq = {
+            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            if sessions.get(id).map_err(db_err)?.is_none() {
+                return Err(StoreError::NotFound(id.to_string()));
+            }
+            sessions.insert(id, session).map_err(db_err)?;
+            append(&txn, event)?
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(seq)
+    }
+
+    /// Remove a session and free its name, together with an event.
+    pub fn delete_session(&self, id: &str, name: &str, event: &[u8]) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let seq = {
+            let removed = txn.open_table(SESSIONS).map_err(db_err)?.remove(id).map_err(db_err)?.is_some();
+            if !removed {
+                return Err(StoreError::NotFound(id.to_string()));
+            }
+            let mut names = txn.open_table(SESSION_NAMES).map_err(db_err)?;
+            let owner = names.get(name).map_err(db_err)?.map(|v| v.value().to_string());
+            if owner.as_deref() == Some(id) {
+                names.remove(name).map_err(db_err)?;
+            }
+            append(&txn, event)?
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(seq)
+    }
+
+    /// A session's record.
+    pub fn session(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(SESSIONS).map_err(db_err)?;
+        Ok(table.get(id).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The id of the session with this name.
+    pub fn session_id(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(SESSION_NAMES).map_err(db_err)?;
+        Ok(table.get(name).map_err(db_err)?.map(|v| v.value().to_string()))
+    }
+
+    /// Every session's record.
+    pub fn sessions(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(SESSIONS).map_err(db_err)?;
+        let mut out = Vec::with_capacity(table.len().map_err(db_err)? as usize);
+        for row in table.iter().map_err(db_err)? {
+            out.push(row.map_err(db_err)?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Append an event that changes no session (e.g. a reconcile report).
+    pub fn append_event(&self, event: &[u8]) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let seq = append(&txn, event)?;
+        txn.commit().map_err(db_err)?;
+        Ok(seq)
+    }
+
+    /// Events after `after` (exclusive), oldest first, at most `limit`.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(EVENTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in table.range(after.saturating_add(1)..).map_err(db_err)?.take(limit) {
+            let (k, v) = row.map_err(db_err)?;
+            out.push(LoggedEvent { seq: k.value(), data: v.value().to_vec() });
+        }
+        Ok(out)
+    }
+
+    /// A component's kv value.
+    pub fn kv_get(&self, component: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(COMPONENT_KV).map_err(db_err)?;
+        Ok(table.get((component, key)).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Set a component's kv value.
+    pub fn kv_set(&self, component: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(COMPONENT_KV).map_err(db_err)?.insert((component, key), value).map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// Delete a component's kv key; whether it existed.
+    pub fn kv_delete(&self, component: &str, key: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let existed = txn.open_table(COMPONENT_KV).map_err(db_err)?.remove((component, key)).map_err(db_err)?.is_some();
+        txn.commit().map_err(db_err)?;
+        Ok(existed)
+    }
+
+    /// A component's keys with values, in key order.
+    pub fn kv_entries(&self, component: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(COMPONENT_KV).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in table.range((component, "")..).map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            let (c, key) = k.value();
+            if c != component {
+                break;
+            }
+            out.push((key.to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+fn append(txn: &redb::WriteTransaction, event: &[u8]) -> Result<u64, StoreError> {
+    let mut events = txn.open_table(EVENTS).map_err(db_err)?;
+    let next = events.last().map_err(db_err)?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    events.insert(next, event).map_err(db_err)?;
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("clauderon.redb")).expect("open");
+        (dir, store)
+    }
+
+    #[test]
+    fn sessions_have_unique_names_and_every_change_logs_an_event() {
+        let (_d, s) = store();
+        assert_eq!(s.insert_session("a", "fix-bug", b"A1", b"created a").expect("insert"), 1);
+        assert!(matches!(s.insert_session("b", "fix-bug", b"B1", b"created b"), Err(StoreError::NameTaken(_))));
+        assert_eq!(s.update_session("a", b"A2", b"running a").expect("update"), 2);
+        assert_eq!(s.session("a").expect("get"), Some(b"A2".to_vec()));
+        assert_eq!(s.session_id("fix-bug").expect("by name"), Some("a".into()));
+        assert_eq!(s.delete_session("a", "fix-bug", b"deleted a").expect("delete"), 3);
+        assert_eq!(s.session_id("fix-bug").expect("by name"), None);
+        s.insert_session("b", "fix-bug", b"B1", b"created b").expect("the name is free again");
+        let events = s.events_after(1, 10).expect("events");
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(events[0].data, b"running a");
+        assert!(matches!(s.update_session("zzz", b"", b""), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn data_survives_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("clauderon.redb");
+        {
+            let s = Store::open(&path).expect("open");
+            s.insert_session("a", "n", b"A", b"e").expect("insert");
+            s.kv_set("zellij", "k", b"v").expect("kv");
+        }
+        let s = Store::open(&path).expect("reopen");
+        assert_eq!(s.sessions().expect("list"), vec![b"A".to_vec()]);
+        assert_eq!(s.kv_get("zellij", "k").expect("kv"), Some(b"v".to_vec()));
+        assert_eq!(s.events_after(0, 10).expect("events").len(), 1);
+    }
+
+    #[test]
+    fn kv_is_scoped_per_component() {
+        let (_d, s) = store();
+        s.kv_set("a", "x", b"1").expect("set");
+        s.kv_set("a", "y", b"2").expect("set");
+        s.kv_set("b", "x", b"3").expect("set");
+        let a: Vec<String> = s.kv_entries("a").expect("entries").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(a, vec!["x", "y"]);
+        assert!(s.kv_delete("a", "x").expect("delete"));
+        assert!(!s.kv_delete("a", "x").expect("delete again"));
+        assert_eq!(s.kv_get("b", "x").expect("get"), Some(b"3".to_vec()));
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("clauderon.redb");
+        let garbage = vec![0x5au8; 8192];
+        std::fs::write(&path, &garbage).expect("write garbage");
+        let err = Store::open(&path).err().expect("refused");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("move it aside"), "{err}");
+        assert_eq!(std::fs::read(&path).expect("read"), garbage, "the file must not be rewritten");
+    }
+}
