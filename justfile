@@ -14,6 +14,10 @@ export CLAUDERON_TEST_COMPONENTS := CARGO_TARGET_DIR / "test-components"
 # Shared cargo target dir for every wasm32 build (std is built once).
 export CLAUDERON_WASM_TARGET_DIR := CARGO_TARGET_DIR / "wasm"
 
+# Tools the tests run for real (zellij), installed here when missing.
+tools_dir := env_var("HOME") / ".cache/clauderon/tools"
+export PATH := tools_dir / "bin" + ":" + env_var("PATH")
+
 # List the recipes.
 default:
     @just --list
@@ -37,6 +41,21 @@ setup:
       exit 1
     fi
 
+# Install the real tools the tests drive: zellij (compiled from crates.io, ~15 min the first time).
+tools:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v zellij >/dev/null 2>&1; then
+      echo "tools: $(zellij --version)"
+    else
+      echo "tools: installing zellij with cargo (compiles from source, ~15 min the first time)"
+      start=$(date +%s)
+      CARGO_TARGET_DIR="{{tools_dir}}/build" cargo install zellij --locked --root "{{tools_dir}}"
+      echo "tools: zellij installed in $(( $(date +%s) - start )) s"
+    fi
+    command -v git >/dev/null 2>&1 || { echo "tools: git is required" >&2; exit 1; }
+    command -v curl >/dev/null 2>&1 || { echo "tools: curl is required" >&2; exit 1; }
+
 # Build every component: bundled ones, test fixtures and SDK templates.
 components: setup
     cargo build -q -p clauderon-componentize
@@ -54,7 +73,7 @@ run: build
     "$CARGO_TARGET_DIR/release/clauderon" plugins list
 
 # Build everything and run every test.
-test: components
+test: components tools
     cargo build -p clauderon
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
 

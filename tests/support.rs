@@ -87,6 +87,108 @@ impl Home {
     }
 }
 
+impl Home {
+    /// A home whose config uses a free port for the API; returns the port.
+    pub fn with_free_port() -> (Self, u16) {
+        let home = Self::new();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        std::fs::write(home.path("config.toml"), format!("[daemon]\nhttp_port = {port}\n")).expect("config");
+        (home, port)
+    }
+
+    /// Start `clauderon daemon` in the foreground of a child process and wait until it answers.
+    pub fn daemon(&self, port: u16) -> Daemon {
+        let log = std::fs::File::create(self.path("daemon-test.log")).expect("log");
+        let child = self
+            .command(&["daemon"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start daemon");
+        let daemon = Daemon { child, port, log: self.path("daemon-test.log") };
+        daemon.wait_ready();
+        daemon
+    }
+}
+
+/// A running daemon, killed when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    fn wait_ready(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the daemon did not start; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    /// `curl` a request: (HTTP status, body as JSON or string).
+    pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--noproxy", "*", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
+        if let Some(b) = body {
+            cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
+        }
+        cmd.arg(format!("http://127.0.0.1:{}{path}", self.port));
+        let out = cmd.output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        let value = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
+        (code.trim().parse().unwrap_or(0), value)
+    }
+
+    /// SIGKILL the daemon.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A new git repository with one commit, in a temp dir.
+pub fn git_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git").arg("-C").arg(dir.path()).args(args).status().expect("git").success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["config", "user.email", "t@example.invalid"]);
+    git(&["config", "user.name", "t"]);
+    std::fs::create_dir_all(dir.path().join("sub")).expect("mkdir");
+    std::fs::write(dir.path().join("sub/README"), "hi\n").expect("write");
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "init"]);
+    dir
+}
+
+/// Poll `f` until it returns Some, for up to `secs` seconds.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 impl Default for Home {
     fn default() -> Self {
         Self::new()

@@ -24,4 +24,19 @@ impl Home {
     pub fn components(&self) -> PathBuf {
         self.root.join("components")
     }
+
+    /// The config file.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    /// The redb store.
+    pub fn store(&self) -> PathBuf {
+        self.root.join("clauderon.redb")
+    }
+
+    /// The daemon's log when started in the background.
+    pub fn daemon_log(&self) -> PathBuf {
+        self.root.join("daemon.log")
+    }
 }

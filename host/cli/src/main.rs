@@ -1,13 +1,22 @@
 //! `clauderon`: the command-line face of clauderon.
 //!
-//! Today it manages plugins (`clauderon plugins …`). Every command reads
-//! `CLAUDERON_HOME` (default `~/.clauderon`) for its state.
+//! `daemon` runs the host; every session command talks to it over its API
+//! (starting it in the background when needed); `plugins` manages components.
+//! Every command reads `CLAUDERON_HOME` (default `~/.clauderon`).
 
 mod bundled;
+mod client;
+mod config;
+mod daemon;
 mod home;
 mod plugins;
+mod sessions;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::home::Home;
 
 /// Run AI coding agents in isolated sessions; they never hold a real credential.
 #[derive(Parser)]
@@ -19,17 +28,99 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: the API on 127.0.0.1:3030, sessions and plugins.
+    Daemon(daemon::DaemonArgs),
+    /// Create a session: a git worktree, the agent, and a backend to run it in.
+    Create(sessions::CreateArgs),
+    /// List sessions.
+    List {
+        /// Include archived sessions.
+        #[arg(long)]
+        archived: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach your terminal to a session.
+    Attach { name: String },
+    /// Stop a session (keeps it for `start`).
+    Stop { name: String },
+    /// Start a stopped session again.
+    Start { name: String },
+    /// Archive a session (stops it and hides it from `list`).
+    Archive { name: String },
+    /// Bring an archived session back.
+    Unarchive { name: String },
+    /// Delete a session, its backend resource, worktree and branch (a branch
+    /// with commits of its own is kept).
+    Delete {
+        name: String,
+        /// Delete even if the backend cannot remove its resource.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Change what a session may do through the proxy.
+    SetAccessMode {
+        name: String,
+        #[arg(long, value_enum)]
+        mode: sessions::Mode,
+    },
+    /// Compare every session with its backend and fix what drifted.
+    Reconcile,
+    /// Show the configuration or where clauderon keeps things.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Manage plugins: backends, agents, credential sources and hooks.
     #[command(subcommand)]
     Plugins(plugins::PluginsCmd),
 }
 
-fn main() -> std::process::ExitCode {
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// The effective configuration (config.toml with defaults filled in).
+    Show,
+    /// Where clauderon keeps its files.
+    Paths,
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    let home = Home::locate()?;
+    match command {
+        Command::Daemon(args) => daemon::run(&home, args).await,
+        Command::Create(args) => sessions::create(&home, args).await,
+        Command::List { archived, json } => sessions::list(&home, archived, json).await,
+        Command::Attach { name } => sessions::attach(&home, &name).await,
+        Command::Stop { name } => sessions::transition(&home, &name, "stop").await,
+        Command::Start { name } => sessions::transition(&home, &name, "start").await,
+        Command::Archive { name } => sessions::transition(&home, &name, "archive").await,
+        Command::Unarchive { name } => sessions::transition(&home, &name, "unarchive").await,
+        Command::Delete { name, force } => sessions::delete(&home, &name, force).await,
+        Command::SetAccessMode { name, mode } => sessions::set_access_mode(&home, &name, mode).await,
+        Command::Reconcile => sessions::reconcile(&home).await,
+        Command::Config(ConfigCmd::Show) => {
+            let config = config::Config::load(&home.config())?;
+            print!("{}", toml::to_string(&config)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCmd::Paths) => {
+            println!("home        {}", home.root.display());
+            println!("config      {}", home.config().display());
+            println!("store       {}", home.store().display());
+            println!("components  {}", home.components().display());
+            println!("daemon log  {}", home.daemon_log().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugins(cmd) => plugins::run(cmd).await,
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Daemon(_)) { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CLAUDERON_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -37,19 +128,14 @@ fn main() -> std::process::ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Plugins(cmd) => plugins::run(cmd).await,
-        }
-    });
-    match result {
+    match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

@@ -78,8 +78,8 @@ fn new_runtime(home: &Home) -> anyhow::Result<Runtime> {
 }
 
 /// A runtime with every bundled and user component loaded (failures recorded).
-pub async fn load_everything(home: &Home) -> anyhow::Result<Runtime> {
-    let mut runtime = new_runtime(home)?;
+pub async fn load_everything(home: &Home, config: RuntimeConfig) -> anyhow::Result<Runtime> {
+    let mut runtime = Runtime::new(config).context("starting the component runtime")?;
     if bundled::BUNDLED.is_empty() {
         tracing::warn!("this clauderon binary was built without bundled components (run `just components`)");
     }
@@ -117,7 +117,7 @@ fn plugin_json(p: &Plugin) -> serde_json::Value {
 }
 
 async fn list(home: &Home, as_json: bool) -> anyhow::Result<ExitCode> {
-    let runtime = load_everything(home).await?;
+    let runtime = load_everything(home, RuntimeConfig::under(&home.root)).await?;
     if as_json {
         let all: Vec<_> = runtime.plugins().map(|p| plugin_json(p)).collect();
         println!("{}", serde_json::to_string_pretty(&all)?);

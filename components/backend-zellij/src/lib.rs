@@ -1,0 +1,145 @@
+//! The Zellij backend: one background zellij session per clauderon session,
+//! named `clauderon-<session name>`, with the agent running in a pane in the
+//! session's working directory and with the agent's environment.
+//!
+//! It only runs `zellij` (its one grant). The agent's environment is given to
+//! the zellij server when the session is created, so every pane inherits it
+//! and nothing of the daemon's own environment leaks in beyond PATH, HOME,
+//! USER, LANG and TERM.
+
+use clauderon_sdk::process::Command;
+use clauderon_sdk::types::{ResourceState, ResourceStatus, SessionInfo, SessionSpec};
+use clauderon_sdk::{Backend, BackendFeatures, BackendInfo, Error, Result};
+
+/// Prefix of every zellij session this backend owns.
+const PREFIX: &str = "clauderon-";
+
+struct Zellij;
+
+fn zellij() -> Command {
+    Command::new("zellij")
+}
+
+/// The zellij session for a clauderon session.
+fn session_name(spec: &SessionSpec) -> String {
+    format!("{PREFIX}{}", spec.name)
+}
+
+/// Only ever touch sessions this backend created.
+fn owned(resource_id: &str) -> Result<&str> {
+    if resource_id.starts_with(PREFIX) && !resource_id.contains(char::is_whitespace) {
+        Ok(resource_id)
+    } else {
+        Err(Error::invalid_input(format!("`{resource_id}` is not a zellij session of clauderon")))
+    }
+}
+
+/// `zellij list-sessions`, parsed: (name, exited).
+fn sessions() -> Result<Vec<(String, bool)>> {
+    let out = zellij().args(["list-sessions", "--no-formatting"]).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let name = line.split_whitespace().next()?;
+            Some((name.to_string(), line.contains("EXITED")))
+        })
+        .collect())
+}
+
+fn state_of(name: &str) -> Result<ResourceStatus> {
+    let found = sessions()?.into_iter().find(|(n, _)| n == name);
+    let (state, detail) = match found {
+        None => (ResourceState::Missing, Some(format!("no zellij session `{name}`"))),
+        Some((_, true)) => (ResourceState::Stopped, Some("the zellij session has exited".into())),
+        Some((_, false)) => (ResourceState::Running, None),
+    };
+    Ok(ResourceStatus { state, detail })
+}
+
+fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
+    let name = session_name(spec);
+    if spec.launch.argv.is_empty() {
+        return Err(Error::invalid_input("the agent's launch plan has no command"));
+    }
+    zellij()
+        .args(["attach", "--create-background", &name])
+        .cwd(spec.workdir.clone())
+        .envs(spec.launch.env.iter().cloned())
+        .run()?;
+    zellij()
+        .env("ZELLIJ_SESSION_NAME", name.clone())
+        .args(["action", "new-pane", "--cwd", &spec.workdir, "--"])
+        .args(spec.launch.argv.iter().cloned())
+        .run()?;
+    Ok(SessionInfo { resource_id: name.clone(), status: state_of(&name)? })
+}
+
+impl Backend for Zellij {
+    fn info() -> BackendInfo {
+        BackendInfo {
+            id: "zellij".into(),
+            display_name: "Zellij".into(),
+            features: BackendFeatures {
+                attach: true,
+                resource_limits: false,
+                custom_image: false,
+                network_isolation: false,
+                resume: true,
+            },
+        }
+    }
+
+    fn create(spec: SessionSpec) -> Result<SessionInfo> {
+        let name = session_name(&spec);
+        if sessions()?.iter().any(|(n, _)| *n == name) {
+            return Err(Error::failed(format!("a zellij session `{name}` already exists")));
+        }
+        launch(&spec)
+    }
+
+    fn start(resource_id: String, spec: SessionSpec) -> Result<SessionInfo> {
+        if !resource_id.is_empty() {
+            Self::delete(resource_id)?;
+        }
+        launch(&spec)
+    }
+
+    fn stop(resource_id: String) -> Result<()> {
+        let name = owned(&resource_id)?;
+        if state_of(name)?.state == ResourceState::Running {
+            zellij().args(["kill-session", name]).run()?;
+        }
+        Ok(())
+    }
+
+    fn delete(resource_id: String) -> Result<()> {
+        let name = owned(&resource_id)?;
+        if state_of(name)?.state != ResourceState::Missing {
+            zellij().args(["delete-session", "--force", name]).run()?;
+        }
+        Ok(())
+    }
+
+    fn status(resource_id: String) -> Result<ResourceStatus> {
+        state_of(owned(&resource_id)?)
+    }
+
+    fn output(resource_id: String, lines: u32) -> Result<String> {
+        let name = owned(&resource_id)?;
+        let screen = zellij().env("ZELLIJ_SESSION_NAME", name).args(["action", "dump-screen", "--full"]).run()?;
+        let all: Vec<&str> = screen.lines().collect();
+        let from = all.len().saturating_sub(lines as usize);
+        Ok(all[from..].join("\n"))
+    }
+
+    fn attach_argv(resource_id: String) -> Result<Vec<String>> {
+        Ok(vec!["zellij".into(), "attach".into(), owned(&resource_id)?.into()])
+    }
+
+    fn list_resources() -> Result<Vec<String>> {
+        Ok(sessions()?.into_iter().map(|(n, _)| n).filter(|n| n.starts_with(PREFIX)).collect())
+    }
+}
+
+clauderon_sdk::export_backend!(Zellij);

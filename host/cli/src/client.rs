@@ -1,0 +1,93 @@
+//! The API client used by every session command. It talks only to the
+//! daemon's API, and starts the daemon in the background when none answers.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::home::Home;
+
+/// A connection to the daemon.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// Connect, starting the daemon first if it is not running.
+    pub async fn connect(home: &Home) -> anyhow::Result<Self> {
+        let config = Config::load(&home.config())?;
+        let http = reqwest::Client::builder().no_proxy().build().context("building the HTTP client")?;
+        let client = Self { base: config.url(), token: config.daemon.token.clone(), http };
+        if client.healthy().await {
+            return Ok(client);
+        }
+        client.start_daemon(home).await?;
+        Ok(client)
+    }
+
+    async fn healthy(&self) -> bool {
+        let req = self.http.get(format!("{}/api/health", self.base)).timeout(Duration::from_secs(2));
+        matches!(self.auth(req).send().await, Ok(r) if r.status().is_success())
+    }
+
+    async fn start_daemon(&self, home: &Home) -> anyhow::Result<()> {
+        clauderon_runtime::cache::create_private_dir(&home.root)
+            .with_context(|| format!("creating {}", home.root.display()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(home.daemon_log())
+            .with_context(|| format!("opening {}", home.daemon_log().display()))?;
+        let exe = std::env::current_exe().context("finding the clauderon binary")?;
+        eprintln!("Starting the clauderon daemon (log: {})…", home.daemon_log().display());
+        let mut child = tokio::process::Command::new(exe)
+            .arg("daemon")
+            .env("CLAUDERON_HOME", &home.root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("starting the daemon")?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.healthy().await {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!("the daemon exited ({status}) right after starting; see {}", home.daemon_log().display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("the daemon did not answer within 20 s; see {}", home.daemon_log().display())
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// Send a request; an error status becomes an error with the API's message.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut req = self.auth(self.http.request(method, format!("{}{path}", self.base)));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().await.with_context(|| format!("the daemon at {} did not answer", self.base))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.context("reading the daemon's answer")?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = value["error"].as_str().map(String::from).unwrap_or_else(|| String::from_utf8_lossy(&bytes).into());
+            bail!("{msg}");
+        }
+        Ok(value)
+    }
+}

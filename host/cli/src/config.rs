@@ -1,0 +1,109 @@
+//! `CLAUDERON_HOME/config.toml`: defaults and daemon settings.
+//!
+//! ```toml
+//! [general]
+//! default_backend = "zellij"      # backend when `create` names none
+//! default_agent = "claude-code"   # agent when `create` names none
+//!
+//! [daemon]
+//! http_port = 3030                # API port
+//! bind_addr = "127.0.0.1"         # a non-loopback address needs a token
+//! token = "…"                     # or CLAUDERON_API_TOKEN
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub general: General,
+    #[serde(default)]
+    pub daemon: Daemon,
+}
+
+/// `[general]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct General {
+    #[serde(default = "default_backend")]
+    pub default_backend: String,
+    #[serde(default = "default_agent")]
+    pub default_agent: String,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        Self { default_backend: default_backend(), default_agent: default_agent() }
+    }
+}
+
+fn default_backend() -> String {
+    "zellij".into()
+}
+fn default_agent() -> String {
+    "claude-code".into()
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Daemon {
+    #[serde(default = "default_port")]
+    pub http_port: u16,
+    #[serde(default = "default_bind")]
+    pub bind_addr: IpAddr,
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Self { http_port: default_port(), bind_addr: default_bind(), token: None }
+    }
+}
+
+fn default_port() -> u16 {
+    3030
+}
+fn default_bind() -> IpAddr {
+    IpAddr::from([127, 0, 0, 1])
+}
+
+impl Config {
+    /// Read `path`, or the defaults if it does not exist. A broken file is an error naming it.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let mut config = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str::<Config>(&text).with_context(|| format!("{} is not valid", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        if let Some(token) = std::env::var("CLAUDERON_API_TOKEN").ok().filter(|t| !t.is_empty()) {
+            config.daemon.token = Some(token);
+        }
+        Ok(config)
+    }
+
+    /// Where the daemon listens, after validating that a non-loopback address has a token.
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        let addr = SocketAddr::new(self.daemon.bind_addr, self.daemon.http_port);
+        if !addr.ip().is_loopback() && self.daemon.token.is_none() {
+            bail!(
+                "binding the API to {addr} (not loopback) requires a token: set [daemon] token in config.toml \
+                 or CLAUDERON_API_TOKEN"
+            );
+        }
+        Ok(addr)
+    }
+
+    /// The URL clients use.
+    pub fn url(&self) -> String {
+        let host = if self.daemon.bind_addr.is_unspecified() { default_bind() } else { self.daemon.bind_addr };
+        format!("http://{}", SocketAddr::new(host, self.daemon.http_port))
+    }
+}

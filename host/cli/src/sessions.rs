@@ -1,0 +1,154 @@
+//! Session commands: create, list, attach, stop, start, archive, unarchive,
+//! delete, set-access-mode, reconcile. Each is one call to the daemon's API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::home::Home;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Mode {
+    ReadOnly,
+    ReadWrite,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::ReadOnly => "read-only",
+            Mode::ReadWrite => "read-write",
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// A directory inside the git repository to work on.
+    #[arg(short, long)]
+    pub repo: PathBuf,
+    /// What the agent should do.
+    #[arg(short, long)]
+    pub prompt: String,
+    /// Backend (default from config.toml: zellij).
+    #[arg(short, long)]
+    pub backend: Option<String>,
+    /// Agent (default from config.toml: claude-code).
+    #[arg(short, long)]
+    pub agent: Option<String>,
+    /// Model for the agent.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// What the session may do through the proxy.
+    #[arg(long, value_enum, default_value = "read-write")]
+    pub access_mode: Mode,
+    /// Print mode: the agent answers once and exits.
+    #[arg(long)]
+    pub print: bool,
+    /// Session name (default: from the prompt).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the session as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
+    let repo = std::path::absolute(&a.repo).with_context(|| format!("bad path {}", a.repo.display()))?;
+    let client = Client::connect(home).await?;
+    let body = json!({
+        "repo": repo, "prompt": a.prompt, "name": a.name, "backend": a.backend, "agent": a.agent,
+        "model": a.model, "access_mode": a.access_mode.as_str(), "print": a.print,
+    });
+    let s = client.call(Method::POST, "/api/sessions", Some(body)).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!("Created session {} ({} backend, {} agent, {}).", s["name"].as_str().unwrap_or("?"),
+            s["backend"].as_str().unwrap_or("?"), s["agent"].as_str().unwrap_or("?"), s["access_mode"].as_str().unwrap_or("?"));
+        println!("Worktree: {} (branch {})", s["worktree"].as_str().unwrap_or("?"), s["branch"].as_str().unwrap_or("?"));
+        println!("Attach with: clauderon attach {}", s["name"].as_str().unwrap_or("?"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(home).await?;
+    let path = if archived { "/api/sessions?archived=true" } else { "/api/sessions" };
+    let sessions = client.call(Method::GET, path, None).await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&sessions)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = sessions.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("No sessions. Create one with: clauderon create --repo . --prompt \"…\"");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<28} {:<9} {:<20} {:<8} {:<12} {:<10}", "NAME", "STATUS", "AGENT STATUS", "BACKEND", "AGENT", "ACCESS");
+    for s in rows {
+        let f = |k: &str| s[k].as_str().unwrap_or("").to_string();
+        println!("{:<28} {:<9} {:<20} {:<8} {:<12} {:<10}", f("name"), f("status"), f("agent_status"), f("backend"), f("agent"), f("access_mode"));
+        if let Some(err) = s["error"].as_str() {
+            println!("  ! {err}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn seg(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_string() } else { format!("%{:02X}", c as u32) }).collect()
+}
+
+/// `stop`, `start`, `archive`, `unarchive`: POST and report the new status.
+pub async fn transition(home: &Home, name: &str, action: &str) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(home).await?;
+    let s = client.call(Method::POST, &format!("/api/sessions/{}/{action}", seg(name)), None).await?;
+    println!("{} is now {}.", s["name"].as_str().unwrap_or(name), s["status"].as_str().unwrap_or("?"));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn delete(home: &Home, name: &str, force: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(home).await?;
+    let q = if force { "?force=true" } else { "" };
+    let r = client.call(Method::DELETE, &format!("/api/sessions/{}{q}", seg(name)), None).await?;
+    println!("{}", r["message"].as_str().unwrap_or("Deleted."));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn set_access_mode(home: &Home, name: &str, mode: Mode) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(home).await?;
+    let body = json!({ "mode": mode.as_str() });
+    let s = client.call(Method::PUT, &format!("/api/sessions/{}/access-mode", seg(name)), Some(body)).await?;
+    println!("{} is now {}.", s["name"].as_str().unwrap_or(name), s["access_mode"].as_str().unwrap_or("?"));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn reconcile(home: &Home) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(home).await?;
+    let r = client.call(Method::POST, "/api/reconcile", None).await?;
+    let changes: Vec<Value> = r["changes"].as_array().cloned().unwrap_or_default();
+    if changes.is_empty() {
+        println!("Every session matches its backend.");
+    }
+    for c in changes {
+        println!("{}", c.as_str().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn attach(home: &Home, name: &str) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(home).await?;
+    let r = client.call(Method::GET, &format!("/api/sessions/{}/attach", seg(name)), None).await?;
+    let argv: Vec<String> =
+        r["argv"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect();
+    let Some((program, args)) = argv.split_first() else { anyhow::bail!("the backend gave no way to attach") };
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(program).args(args).exec();
+    Err(err).with_context(|| format!("running {}", argv.join(" ")))
+}

@@ -1,0 +1,36 @@
+//! Session errors, each a sentence saying what to do.
+
+use clauderon_store::StoreError;
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The request was wrong (bad path, unknown backend, bad name…).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such session.
+    #[error("no session named or with id `{0}` (see `clauderon list --archived`)")]
+    NotFound(String),
+    /// The request conflicts with the current state (duplicate name, wrong status).
+    #[error("{0}")]
+    Conflict(String),
+    /// A backend, agent, git or the store failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<StoreError> for SessionError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NameTaken(_) => SessionError::Conflict(e.to_string()),
+            StoreError::NotFound(id) => SessionError::NotFound(id),
+            other => SessionError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<clauderon_runtime::CallError> for SessionError {
+    fn from(e: clauderon_runtime::CallError) -> Self {
+        SessionError::Failed(e.to_string())
+    }
+}

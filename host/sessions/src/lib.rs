@@ -1,0 +1,15 @@
+//! clauderon-sessions: the session lifecycle.
+//!
+//! - [`model`]: sessions, statuses, events;
+//! - [`worktree`]: git worktrees on a branch per session;
+//! - [`manager`]: create / stop / start / archive / unarchive / delete /
+//!   access mode / reconcile, each change stored with its event and broadcast.
+
+pub mod error;
+pub mod manager;
+pub mod model;
+pub mod worktree;
+
+pub use error::SessionError;
+pub use manager::{CreateRequest, Defaults, Manager};
+pub use model::{AccessMode, AgentStatus, Event, EventKind, Session, Status};

@@ -1,0 +1,540 @@
+//! The session manager: every lifecycle operation, each change stored with its
+//! event in one transaction and then broadcast.
+//!
+//! create: name → record (`creating`) → git worktree on `clauderon/<name>` →
+//! the agent's launch plan → the backend creates and starts it → `running`.
+//! A create that fails anywhere removes what it made (backend resource,
+//! worktree, branch, record). Operations on one session are serialised.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clauderon_runtime::Runtime;
+use clauderon_runtime::bindings::agent::exports::clauderon::plugin::agent_api::LaunchRequest;
+use clauderon_runtime::bindings::types::{self as wit, EnvVar, LaunchPlan, ResourceState, SessionSpec};
+use clauderon_store::Store;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+
+use crate::error::SessionError;
+use crate::model::{AccessMode, AgentStatus, Event, EventKind, Session, Status, name_from_prompt, now_ms, valid_name};
+use crate::worktree;
+
+/// Defaults from the config file.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// Backend used when a create names none.
+    pub backend: String,
+    /// Agent used when a create names none.
+    pub agent: String,
+}
+
+/// A request to create a session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    /// A directory inside a git repository.
+    pub repo: PathBuf,
+    /// The prompt.
+    pub prompt: String,
+    /// A name; derived from the prompt if absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Backend id.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// Agent id.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Access mode (default read-write).
+    #[serde(default)]
+    pub access_mode: Option<AccessMode>,
+    /// Print mode: answer once and exit.
+    #[serde(default)]
+    pub print: bool,
+}
+
+/// The session manager.
+pub struct Manager {
+    store: Arc<Store>,
+    runtime: Arc<Runtime>,
+    events: broadcast::Sender<Event>,
+    home: PathBuf,
+    defaults: Defaults,
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Manager {
+    /// A manager over a store and a runtime; worktrees go under `home/worktrees`.
+    pub fn new(store: Arc<Store>, runtime: Arc<Runtime>, home: PathBuf, defaults: Defaults) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self { store, runtime, events, home, defaults, locks: Default::default() }
+    }
+
+    /// Every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The runtime (plugins).
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The defaults.
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, clauderon_store::StoreError> + Send + 'static,
+    ) -> Result<T, SessionError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| SessionError::Failed(format!("a store task crashed: {e}")))?
+            .map_err(SessionError::from)
+    }
+
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    fn event(session: &Session, kind: EventKind, detail: Option<String>) -> Event {
+        Event {
+            seq: 0,
+            at: now_ms(),
+            session_id: session.id.clone(),
+            session_name: session.name.clone(),
+            kind,
+            detail,
+        }
+    }
+
+    fn publish(&self, mut event: Event, seq: u64) {
+        event.seq = seq;
+        let _ = self.events.send(event);
+    }
+
+    /// Store a changed session with the event explaining it, then broadcast.
+    async fn save(&self, session: &mut Session, kind: EventKind, detail: Option<String>) -> Result<(), SessionError> {
+        session.updated_at = now_ms();
+        let event = Self::event(session, kind, detail);
+        let (id, record, ev) = (session.id.clone(), to_json(session)?, to_json(&event)?);
+        let seq = self.blocking(move |s| s.update_session(&id, &record, &ev)).await?;
+        self.publish(event, seq);
+        Ok(())
+    }
+
+    async fn set_status(&self, session: &mut Session, to: Status, detail: Option<String>) -> Result<(), SessionError> {
+        let from = session.status;
+        session.status = to;
+        self.save(session, EventKind::StatusChanged { from, to }, detail).await
+    }
+
+    /// All sessions (archived ones only if asked), oldest first.
+    pub async fn list(&self, archived: bool) -> Result<Vec<Session>, SessionError> {
+        let records = self.blocking(|s| s.sessions()).await?;
+        let mut sessions: Vec<Session> = records.iter().filter_map(|r| serde_json::from_slice(r).ok()).collect();
+        sessions.retain(|s| archived || s.status != Status::Archived);
+        sessions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.name.cmp(&b.name)));
+        Ok(sessions)
+    }
+
+    /// A session by id or name.
+    pub async fn get(&self, id_or_name: &str) -> Result<Session, SessionError> {
+        let key = id_or_name.to_string();
+        let record = self
+            .blocking(move |s| {
+                let id = match s.session(&key)? {
+                    Some(r) => return Ok(Some(r)),
+                    None => s.session_id(&key)?,
+                };
+                id.map(|id| s.session(&id)).transpose().map(Option::flatten)
+            })
+            .await?;
+        let record = record.ok_or_else(|| SessionError::NotFound(id_or_name.to_string()))?;
+        serde_json::from_slice(&record).map_err(|e| SessionError::Failed(format!("a stored session is unreadable: {e}")))
+    }
+
+    fn check_plugin(&self, id: &str, kind: clauderon_runtime::Kind) -> Result<(), SessionError> {
+        if self.runtime.plugin(id).is_some_and(|p| p.kind() == kind) {
+            return Ok(());
+        }
+        let known: Vec<&str> = self.runtime.plugins().filter(|p| p.kind() == kind).map(|p| p.id()).collect();
+        Err(SessionError::Invalid(format!("unknown {kind} `{id}` (available: {})", known.join(", "))))
+    }
+
+    async fn pick_name(&self, req: &CreateRequest) -> Result<String, SessionError> {
+        if let Some(name) = &req.name {
+            if !valid_name(name) {
+                return Err(SessionError::Invalid(format!(
+                    "session name `{name}` must be 1-48 lowercase letters, digits or dashes"
+                )));
+            }
+            return Ok(name.clone());
+        }
+        let base = name_from_prompt(&req.prompt);
+        for n in 1..1000 {
+            let candidate = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+            let c = candidate.clone();
+            if self.blocking(move |s| s.session_id(&c)).await?.is_none() {
+                return Ok(candidate);
+            }
+        }
+        Err(SessionError::Conflict(format!("too many sessions named like `{base}`; pass --name")))
+    }
+
+    /// Create a session and start its agent.
+    pub async fn create(&self, req: CreateRequest) -> Result<Session, SessionError> {
+        let backend = req.backend.clone().unwrap_or_else(|| self.defaults.backend.clone());
+        let agent = req.agent.clone().unwrap_or_else(|| self.defaults.agent.clone());
+        self.check_plugin(&backend, clauderon_runtime::Kind::Backend)?;
+        self.check_plugin(&agent, clauderon_runtime::Kind::Agent)?;
+        let location = worktree::locate(&req.repo).await?;
+        let (_base_name, base_commit) = worktree::base(&location.root).await?;
+        let name = self.pick_name(&req).await?;
+        let now = now_ms();
+        let mut session = Session {
+            id: uuid::Uuid::new_v4().to_string(),
+            worktree: self.home.join("worktrees").join(&name),
+            branch: format!("clauderon/{name}"),
+            name,
+            repo: location.root,
+            subdir: location.subdir,
+            base_commit,
+            backend,
+            agent,
+            model: req.model.clone(),
+            access_mode: req.access_mode.unwrap_or(AccessMode::ReadWrite),
+            status: Status::Creating,
+            error: None,
+            agent_status: AgentStatus::Unknown,
+            resource_id: None,
+            prompt: req.prompt.clone(),
+            print_mode: req.print,
+            created_at: now,
+            updated_at: now,
+        };
+        let event = Self::event(&session, EventKind::Created, None);
+        let (id, name, record, ev) = (session.id.clone(), session.name.clone(), to_json(&session)?, to_json(&event)?);
+        let seq = self.blocking(move |s| s.insert_session(&id, &name, &record, &ev)).await?;
+        self.publish(event, seq);
+
+        let lock = self.lock_for(&session.id);
+        let _guard = lock.lock().await;
+        match self.provision(&mut session).await {
+            Ok(()) => Ok(session),
+            Err(e) => {
+                self.undo_create(&session, &e.to_string()).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn provision(&self, session: &mut Session) -> Result<(), SessionError> {
+        worktree::add(&session.repo, &session.worktree, &session.branch, &session.base_commit).await?;
+        let spec = self.spec(session, false).await?;
+        let mut backend = self.runtime.backend(&session.backend).await?;
+        let info = backend.create(&spec).await?;
+        session.resource_id = Some(info.resource_id);
+        session.agent_status = AgentStatus::Working;
+        self.set_status(session, Status::Running, None).await
+    }
+
+    /// Remove what a failed create made, then the record.
+    async fn undo_create(&self, session: &Session, why: &str) {
+        let mut resources: Vec<String> = session.resource_id.iter().cloned().collect();
+        if let Ok(mut backend) = self.runtime.backend(&session.backend).await {
+            if resources.is_empty() {
+                // The resource may exist without its id stored (e.g. a crash mid-create):
+                // backends name resources after the session.
+                resources = backend
+                    .list_resources()
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| r.ends_with(&session.name))
+                    .collect();
+            }
+            for r in &resources {
+                if let Err(e) = backend.delete(r).await {
+                    tracing::warn!(session = %session.name, "could not delete backend resource {r}: {e}");
+                }
+            }
+        }
+        if let Err(e) = worktree::remove(&session.repo, &session.worktree, &session.branch, &session.base_commit).await {
+            tracing::warn!(session = %session.name, "could not remove the worktree: {e}");
+        }
+        let _ = tokio::fs::remove_dir_all(self.session_dir(session)).await;
+        let event = Self::event(session, EventKind::CreateFailed, Some(why.to_string()));
+        let (id, name) = (session.id.clone(), session.name.clone());
+        match to_json(&event) {
+            Ok(ev) => match self.blocking(move |s| s.delete_session(&id, &name, &ev)).await {
+                Ok(seq) => self.publish(event, seq),
+                Err(e) => tracing::error!(session = %session.name, "could not remove the failed session: {e}"),
+            },
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
+
+    fn session_dir(&self, session: &Session) -> PathBuf {
+        self.home.join("sessions").join(&session.id)
+    }
+
+    /// The agent's launch plan and the backend spec for a session.
+    async fn spec(&self, session: &Session, resume: bool) -> Result<SessionSpec, SessionError> {
+        let config_home = self.session_dir(session).join("agent-home");
+        let request = LaunchRequest {
+            session_id: session.id.clone(),
+            prompt: session.prompt.clone(),
+            model: session.model.clone(),
+            print_mode: session.print_mode,
+            plan_mode: false,
+            skip_permissions: false,
+            resume,
+            config_home: config_home.to_string_lossy().into_owned(),
+            hook_url: None,
+        };
+        let mut agent = self.runtime.agent(&session.agent).await?;
+        let mut plan: LaunchPlan = agent.plan(&request).await.map_err(|e| {
+            if e.is_plugin_error() { SessionError::Invalid(e.to_string()) } else { SessionError::Failed(e.to_string()) }
+        })?;
+        place_files(&config_home, &plan).await?;
+        plan.env.push(EnvVar { name: "CLAUDERON_SESSION_ID".into(), value: session.id.clone() });
+        plan.env.push(EnvVar { name: "CLAUDERON_SESSION_NAME".into(), value: session.name.clone() });
+        let workdir = session.worktree.join(&session.subdir);
+        Ok(SessionSpec {
+            id: session.id.clone(),
+            name: session.name.clone(),
+            worktree: session.worktree.to_string_lossy().into_owned(),
+            workdir: workdir.to_string_lossy().into_owned(),
+            access_mode: match session.access_mode {
+                AccessMode::ReadOnly => wit::AccessMode::ReadOnly,
+                AccessMode::ReadWrite => wit::AccessMode::ReadWrite,
+            },
+            launch: plan,
+            image: None,
+            cpu_limit: None,
+            memory_limit: None,
+            options: Vec::new(),
+        })
+    }
+
+    async fn locked(&self, id_or_name: &str) -> Result<(Session, tokio::sync::OwnedMutexGuard<()>), SessionError> {
+        let first = self.get(id_or_name).await?;
+        let guard = self.lock_for(&first.id).lock_owned().await;
+        // Re-read under the lock: another operation may have changed it.
+        let session = self.get(&first.id).await?;
+        Ok((session, guard))
+    }
+
+    fn require(session: &Session, allowed: &[Status], action: &str) -> Result<(), SessionError> {
+        if allowed.contains(&session.status) {
+            return Ok(());
+        }
+        Err(SessionError::Conflict(format!(
+            "cannot {action} session `{}`: it is {}",
+            session.name,
+            serde_json::to_value(session.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+        )))
+    }
+
+    /// Stop a running session (its resource is kept for `start`).
+    pub async fn stop(&self, id_or_name: &str) -> Result<Session, SessionError> {
+        let (mut session, _g) = self.locked(id_or_name).await?;
+        Self::require(&session, &[Status::Running], "stop")?;
+        if let Some(r) = &session.resource_id {
+            self.runtime.backend(&session.backend).await?.stop(r).await?;
+        }
+        session.agent_status = AgentStatus::Idle;
+        self.set_status(&mut session, Status::Stopped, None).await?;
+        Ok(session)
+    }
+
+    /// Start a stopped (or failed) session again.
+    pub async fn start(&self, id_or_name: &str) -> Result<Session, SessionError> {
+        let (mut session, _g) = self.locked(id_or_name).await?;
+        Self::require(&session, &[Status::Stopped, Status::Failed], "start")?;
+        self.restart(&mut session).await?;
+        Ok(session)
+    }
+
+    async fn restart(&self, session: &mut Session) -> Result<(), SessionError> {
+        let spec = self.spec(session, true).await?;
+        let resource = session.resource_id.clone().unwrap_or_default();
+        let info = self.runtime.backend(&session.backend).await?.start(&resource, &spec).await?;
+        session.resource_id = Some(info.resource_id);
+        session.error = None;
+        session.agent_status = AgentStatus::Working;
+        self.set_status(session, Status::Running, None).await
+    }
+
+    /// Archive a session: stop it and hide it from `list`.
+    pub async fn archive(&self, id_or_name: &str) -> Result<Session, SessionError> {
+        let (mut session, _g) = self.locked(id_or_name).await?;
+        Self::require(&session, &[Status::Running, Status::Stopped, Status::Failed], "archive")?;
+        if let (Status::Running, Some(r)) = (session.status, &session.resource_id) {
+            self.runtime.backend(&session.backend).await?.stop(r).await?;
+        }
+        session.agent_status = AgentStatus::Idle;
+        self.set_status(&mut session, Status::Archived, None).await?;
+        Ok(session)
+    }
+
+    /// Bring an archived session back (stopped).
+    pub async fn unarchive(&self, id_or_name: &str) -> Result<Session, SessionError> {
+        let (mut session, _g) = self.locked(id_or_name).await?;
+        Self::require(&session, &[Status::Archived], "unarchive")?;
+        self.set_status(&mut session, Status::Stopped, None).await?;
+        Ok(session)
+    }
+
+    /// Change the access mode; the proxy applies it to the next request.
+    pub async fn set_access_mode(&self, id_or_name: &str, mode: AccessMode) -> Result<Session, SessionError> {
+        let (mut session, _g) = self.locked(id_or_name).await?;
+        session.access_mode = mode;
+        self.save(&mut session, EventKind::AccessModeChanged { to: mode }, None).await?;
+        Ok(session)
+    }
+
+    /// Delete a session: its backend resource, worktree and branch (kept if it
+    /// has commits of its own — the returned note says so). With `force`, a
+    /// backend that cannot delete does not stop the rest.
+    pub async fn delete(&self, id_or_name: &str, force: bool) -> Result<String, SessionError> {
+        let (session, _g) = self.locked(id_or_name).await?;
+        if let Some(r) = &session.resource_id {
+            let deleted = match self.runtime.backend(&session.backend).await {
+                Ok(mut b) => b.delete(r).await.map_err(SessionError::from),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = deleted {
+                if !force {
+                    return Err(SessionError::Failed(format!("{e} (use --force to delete the session anyway)")));
+                }
+                tracing::warn!(session = %session.name, "backend delete failed, continuing (--force): {e}");
+            }
+        }
+        let kept = worktree::remove(&session.repo, &session.worktree, &session.branch, &session.base_commit).await?;
+        let _ = tokio::fs::remove_dir_all(self.session_dir(&session)).await;
+        let note = if kept {
+            format!("Deleted {}; kept branch {} because it has commits not on its base.", session.name, session.branch)
+        } else {
+            format!("Deleted {}.", session.name)
+        };
+        let event = Self::event(&session, EventKind::Deleted, Some(note.clone()));
+        let (id, name, ev) = (session.id.clone(), session.name.clone(), to_json(&event)?);
+        let seq = self.blocking(move |s| s.delete_session(&id, &name, &ev)).await?;
+        self.publish(event, seq);
+        Ok(note)
+    }
+
+    /// Compare every stored session with its backend: finish interrupted
+    /// creates, mark vanished resources, restart stopped ones where possible.
+    /// Returns one line per change.
+    pub async fn reconcile(&self) -> Result<Vec<String>, SessionError> {
+        let mut notes = Vec::new();
+        for s in self.list(false).await? {
+            let (mut session, _g) = self.locked(&s.id).await?;
+            if let Some(note) = self.reconcile_one(&mut session).await? {
+                notes.push(format!("{}: {note}", session.name));
+            }
+        }
+        Ok(notes)
+    }
+
+    async fn reconcile_one(&self, session: &mut Session) -> Result<Option<String>, SessionError> {
+        if session.status == Status::Creating {
+            let why = "the daemon stopped while this session was being created; it was cleaned up";
+            self.undo_create(session, why).await;
+            return Ok(Some(why.into()));
+        }
+        if session.status != Status::Running {
+            return Ok(None);
+        }
+        let Some(resource) = session.resource_id.clone() else { return Ok(None) };
+        let state = self.runtime.backend(&session.backend).await?.status(&resource).await?;
+        match state.state {
+            ResourceState::Running | ResourceState::Starting => Ok(None),
+            ResourceState::Missing | ResourceState::Failed => {
+                let note = format!(
+                    "its {} resource {resource} is {}; start it again or delete it",
+                    session.backend,
+                    if state.state == ResourceState::Missing { "gone" } else { "broken" }
+                );
+                session.error = Some(note.clone());
+                session.agent_status = AgentStatus::Unknown;
+                self.set_status(session, Status::Failed, Some(note.clone())).await?;
+                Ok(Some(note))
+            }
+            ResourceState::Stopped => match self.restart(session).await {
+                Ok(()) => Ok(Some("was stopped; restarted".into())),
+                Err(e) => {
+                    self.set_status(session, Status::Stopped, Some(e.to_string())).await?;
+                    Ok(Some(format!("was stopped and could not be restarted: {e}")))
+                }
+            },
+        }
+    }
+
+    /// The argv that attaches a terminal to a session.
+    pub async fn attach_argv(&self, id_or_name: &str) -> Result<Vec<String>, SessionError> {
+        let session = self.get(id_or_name).await?;
+        let resource = session
+            .resource_id
+            .ok_or_else(|| SessionError::Conflict(format!("session `{}` has no backend resource", session.name)))?;
+        Ok(self.runtime.backend(&session.backend).await?.attach_argv(&resource).await?)
+    }
+
+    /// The last `lines` lines of a session's output.
+    pub async fn output(&self, id_or_name: &str, lines: u32) -> Result<String, SessionError> {
+        let session = self.get(id_or_name).await?;
+        let resource = session
+            .resource_id
+            .ok_or_else(|| SessionError::Conflict(format!("session `{}` has no backend resource", session.name)))?;
+        Ok(self.runtime.backend(&session.backend).await?.output(&resource, lines).await?)
+    }
+
+    /// Stored events after `seq`, oldest first.
+    pub async fn events_after(&self, seq: u64, limit: usize) -> Result<Vec<Event>, SessionError> {
+        let logged = self.blocking(move |s| s.events_after(seq, limit)).await?;
+        Ok(logged
+            .into_iter()
+            .filter_map(|l| serde_json::from_slice::<Event>(&l.data).ok().map(|e| Event { seq: l.seq, ..e }))
+            .collect())
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, SessionError> {
+    serde_json::to_vec(v).map_err(|e| SessionError::Failed(format!("encoding failed: {e}")))
+}
+
+/// Write the launch plan's files under the agent's config home.
+async fn place_files(config_home: &Path, plan: &LaunchPlan) -> Result<(), SessionError> {
+    use std::os::unix::fs::PermissionsExt;
+    tokio::fs::create_dir_all(config_home)
+        .await
+        .map_err(|e| SessionError::Failed(format!("creating {}: {e}", config_home.display())))?;
+    for f in &plan.files {
+        let rel = Path::new(&f.path);
+        if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(SessionError::Failed(format!("the agent asked to place a file outside its home: {}", f.path)));
+        }
+        let path = config_home.join(rel);
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| SessionError::Failed(format!("{}: {e}", dir.display())))?;
+        }
+        tokio::fs::write(&path, &f.contents).await.map_err(|e| SessionError::Failed(format!("{}: {e}", path.display())))?;
+        let mode = if f.mode == 0 { 0o600 } else { f.mode & 0o777 };
+        tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .await
+            .map_err(|e| SessionError::Failed(format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
+}

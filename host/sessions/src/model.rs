@@ -1,0 +1,177 @@
+//! The session model as stored and served: what a session is, its statuses,
+//! and the events that record every change.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What a session may do through the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessMode {
+    ReadOnly,
+    ReadWrite,
+}
+
+impl std::str::FromStr for AccessMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "read-only" => Ok(Self::ReadOnly),
+            "read-write" => Ok(Self::ReadWrite),
+            other => Err(format!("access mode must be `read-only` or `read-write`, not `{other}`")),
+        }
+    }
+}
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Creating,
+    Running,
+    Stopped,
+    Archived,
+    Failed,
+}
+
+/// What the agent is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentStatus {
+    Working,
+    WaitingForInput,
+    WaitingForApproval,
+    Idle,
+    Unknown,
+}
+
+/// One session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Unique id (a UUID).
+    pub id: String,
+    /// Unique, human-friendly name.
+    pub name: String,
+    /// The repository's root.
+    pub repo: PathBuf,
+    /// Where in the repository the agent works (relative; empty for the root).
+    pub subdir: PathBuf,
+    /// The session's git worktree.
+    pub worktree: PathBuf,
+    /// The worktree's branch.
+    pub branch: String,
+    /// The commit the branch started from.
+    pub base_commit: String,
+    /// Backend id.
+    pub backend: String,
+    /// Agent id.
+    pub agent: String,
+    /// Model, if one was chosen.
+    pub model: Option<String>,
+    /// Access mode.
+    pub access_mode: AccessMode,
+    /// Lifecycle status.
+    pub status: Status,
+    /// Why it failed, when `status` is `failed`.
+    pub error: Option<String>,
+    /// What the agent is doing.
+    pub agent_status: AgentStatus,
+    /// The backend's id for its resource.
+    pub resource_id: Option<String>,
+    /// The prompt it started with.
+    pub prompt: String,
+    /// Print mode (the agent answers once and exits).
+    pub print_mode: bool,
+    /// Created, in ms since the Unix epoch.
+    pub created_at: u64,
+    /// Last changed, in ms since the Unix epoch.
+    pub updated_at: u64,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum EventKind {
+    Created,
+    StatusChanged { from: Status, to: Status },
+    AccessModeChanged { to: AccessMode },
+    Deleted,
+    CreateFailed,
+    Reconciled { note: String },
+}
+
+/// One event in a session's life; stored in the event log and broadcast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Its place in the event log (0 until stored).
+    pub seq: u64,
+    /// When, in ms since the Unix epoch.
+    pub at: u64,
+    /// The session's id.
+    pub session_id: String,
+    /// The session's name.
+    pub session_name: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// A sentence with more detail.
+    pub detail: Option<String>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A valid session name: 1-48 lowercase letters, digits and dashes, starting with a letter or digit.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 48
+        && !name.starts_with('-')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// A name from the prompt's first words, e.g. "Fix the login bug" → "fix-the-login-bug".
+pub fn name_from_prompt(prompt: &str) -> String {
+    let mut name = String::new();
+    for word in prompt.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).take(5) {
+        if name.len() + word.len() + 1 > 32 {
+            break;
+        }
+        if !name.is_empty() {
+            name.push('-');
+        }
+        name.push_str(&word.to_ascii_lowercase());
+    }
+    if name.is_empty() { "session".into() } else { name }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_prompts_are_valid() {
+        assert_eq!(name_from_prompt("Fix the login bug, please!"), "fix-the-login-bug-please");
+        assert_eq!(name_from_prompt("  ...  "), "session");
+        assert!(valid_name(&name_from_prompt("Ünïcode 123 words here and more and more")));
+        assert!(!valid_name("Bad Name"));
+        assert!(!valid_name("-x"));
+    }
+
+    #[test]
+    fn events_serialize_flat_with_a_type() {
+        let e = Event {
+            seq: 1,
+            at: 2,
+            session_id: "i".into(),
+            session_name: "n".into(),
+            kind: EventKind::StatusChanged { from: Status::Creating, to: Status::Running },
+            detail: None,
+        };
+        let v = serde_json::to_value(&e).expect("json");
+        assert_eq!(v["type"], "status-changed");
+        assert_eq!(v["to"], "running");
+    }
+}

@@ -1,0 +1,253 @@
+//! Sessions end to end: the real daemon, the real zellij, the real git, the
+//! bundled shell agent, a temporary CLAUDERON_HOME per test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use clauderon_tests::{Home, eventually, git_repo, test_component};
+use serde_json::Value;
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{:x}", std::process::id(), nanos)
+}
+
+fn zellij_sessions() -> String {
+    let out = Command::new("zellij").args(["list-sessions", "--no-formatting"]).output().expect("zellij on PATH");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn branch_exists(repo: &Path, branch: &str) -> bool {
+    let out = Command::new("git").arg("-C").arg(repo).args(["branch", "--list", branch]).output().expect("git");
+    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+}
+
+fn status_of(home: &Home, name: &str, archived: bool) -> Option<String> {
+    let args: &[&str] = if archived { &["list", "--json", "--archived"] } else { &["list", "--json"] };
+    let list = home.run(args).ok().json();
+    list.as_array()?.iter().find(|s| s["name"] == name).and_then(|s| s["status"].as_str().map(String::from))
+}
+
+struct Ws(tungstenite::WebSocket<std::net::TcpStream>);
+
+impl Ws {
+    fn connect(port: u16) -> Self {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("tcp");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}/api/events"), stream).expect("ws handshake");
+        Self(ws)
+    }
+
+    /// Read events until one of type `kind` arrives; returns every event read.
+    fn until(&mut self, kind: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let msg = self.0.read().unwrap_or_else(|e| panic!("waiting for {kind}: {e}; saw {seen:?}"));
+            if let tungstenite::Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(t.as_str()).expect("event JSON");
+                let done = v["type"] == kind;
+                seen.push(v);
+                if done {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_zellij_session_runs_its_command_in_the_worktree_and_lives_through_every_transition() {
+    let (home, port) = Home::with_free_port();
+    let _daemon = home.daemon(port);
+    let mut ws = Ws::connect(port);
+    let repo = git_repo();
+    let name = unique("life");
+    let sub = repo.path().join("sub");
+    let s = home
+        .run(&["create", "--repo", sub.to_str().expect("path"), "--prompt", "pwd > ran-here.txt; exec sleep 600",
+            "--backend", "zellij", "--agent", "shell", "--name", &name, "--json"])
+        .ok()
+        .json();
+    assert_eq!(s["status"], "running");
+    let worktree = PathBuf::from(s["worktree"].as_str().expect("worktree"));
+    let marker = worktree.join("sub/ran-here.txt");
+    let ran_in = eventually(20, "the shell agent's command to run", || std::fs::read_to_string(&marker).ok());
+    assert_eq!(Path::new(ran_in.trim()), worktree.join("sub").canonicalize().expect("canon"), "ran in the worktree's subdirectory");
+    assert!(zellij_sessions().contains(&format!("clauderon-{name}")));
+    let events = ws.until("status-changed");
+    assert_eq!(events[0]["type"], "created");
+    assert_eq!(events[1]["to"], "running");
+
+    home.run(&["stop", &name]).ok();
+    assert_eq!(status_of(&home, &name, false).as_deref(), Some("stopped"));
+    assert_eq!(ws.until("status-changed").last().expect("event")["to"], "stopped");
+
+    std::fs::remove_file(&marker).expect("remove marker");
+    home.run(&["start", &name]).ok();
+    assert_eq!(status_of(&home, &name, false).as_deref(), Some("running"));
+    eventually(20, "the command to run again after start", || std::fs::read_to_string(&marker).ok());
+
+    home.run(&["archive", &name]).ok();
+    assert_eq!(status_of(&home, &name, false), None, "archived sessions are hidden from list");
+    assert_eq!(status_of(&home, &name, true).as_deref(), Some("archived"));
+    home.run(&["unarchive", &name]).ok();
+    assert_eq!(status_of(&home, &name, false).as_deref(), Some("stopped"));
+
+    home.run(&["set-access-mode", &name, "--mode", "read-only"]).ok();
+    let list = home.run(&["list", "--json"]).ok().json();
+    assert_eq!(list[0]["access_mode"], "read-only");
+
+    let out = home.run(&["delete", &name]).ok();
+    assert!(out.stdout.contains("Deleted"), "{}", out.stdout);
+    assert!(!worktree.exists(), "the worktree is removed");
+    assert!(!branch_exists(repo.path(), &format!("clauderon/{name}")), "the branch is removed");
+    assert!(!zellij_sessions().contains(&format!("clauderon-{name}")), "the zellij session is removed");
+    let rest = ws.until("deleted");
+    let kinds: Vec<&str> = rest.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(kinds.contains(&"access-mode-changed"), "{kinds:?}");
+}
+
+#[test]
+fn a_branch_with_commits_of_its_own_is_kept_on_delete() {
+    let (home, port) = Home::with_free_port();
+    let _daemon = home.daemon(port);
+    let repo = git_repo();
+    let name = unique("keep");
+    let prompt = "git -c user.email=a@example.invalid -c user.name=a commit -q --allow-empty -m work; exec sleep 600";
+    let s = home
+        .run(&["create", "-r", repo.path().to_str().expect("p"), "-p", prompt, "-b", "zellij", "-a", "shell", "--name", &name, "--json"])
+        .ok()
+        .json();
+    let branch = s["branch"].as_str().expect("branch").to_string();
+    eventually(20, "the agent's commit", || {
+        let out = Command::new("git").arg("-C").arg(repo.path()).args(["rev-list", "--count", &format!("main..{branch}")]).output().ok()?;
+        (String::from_utf8_lossy(&out.stdout).trim() == "1").then_some(())
+    });
+    let out = home.run(&["delete", &name]).ok();
+    assert!(out.stdout.contains("kept branch"), "{}", out.stdout);
+    assert!(branch_exists(repo.path(), &branch));
+}
+
+#[test]
+fn the_api_drives_sessions_and_refuses_bad_input_leaving_nothing_behind() {
+    let (home, port) = Home::with_free_port();
+    let daemon = home.daemon(port);
+    let repo = git_repo();
+    let not_git = tempfile::tempdir().expect("tempdir");
+    let name = unique("api");
+    let body = |repo: &Path, extra: &str| {
+        format!(r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "zellij", "agent": "shell"{extra}}}"#, repo.display().to_string())
+    };
+
+    let (code, s) = daemon.http("POST", "/api/sessions", Some(&body(repo.path(), &format!(r#", "name": "{name}""#))));
+    assert_eq!(code, 201, "{s}");
+    for (method, path, expect) in [
+        ("POST", "stop", "stopped"),
+        ("POST", "start", "running"),
+        ("POST", "archive", "archived"),
+        ("POST", "unarchive", "stopped"),
+    ] {
+        let (code, s) = daemon.http(method, &format!("/api/sessions/{name}/{path}"), None);
+        assert_eq!((code, s["status"].as_str()), (200, Some(expect)), "{path}: {s}");
+    }
+    let (code, s) = daemon.http("PUT", &format!("/api/sessions/{name}/access-mode"), Some(r#"{"mode": "read-only"}"#));
+    assert_eq!((code, s["access_mode"].as_str()), (200, Some("read-only")));
+    let (code, _) = daemon.http("POST", &format!("/api/sessions/{name}/stop"), None);
+    assert_eq!(code, 409, "stopping a stopped session is a conflict");
+
+    let bad: Vec<(String, u16, &str)> = vec![
+        ("{not json".into(), 400, "malformed"),
+        (body(Path::new("/nonexistent/dir"), ""), 400, "does not exist"),
+        (body(not_git.path(), ""), 400, "not inside a git repository"),
+        (body(repo.path(), r#", "backend": "nope""#).replace(r#""backend": "zellij", "#, ""), 400, "unknown backend `nope`"),
+        (body(repo.path(), r#", "agent": "nope""#).replace(r#""agent": "shell""#, r#""print": false"#), 400, "unknown agent `nope`"),
+        (body(repo.path(), &format!(r#", "name": "{name}""#)), 409, "already exists"),
+        (body(repo.path(), r#", "access_mode": "sideways""#), 400, "malformed"),
+        (body(repo.path(), r#", "name": "Bad Name""#), 400, "lowercase"),
+    ];
+    for (b, want, says) in bad {
+        let (code, s) = daemon.http("POST", "/api/sessions", Some(&b));
+        assert_eq!(code, want, "{b} → {s}");
+        assert!(s["error"].as_str().unwrap_or_default().contains(says), "{b} → {s}");
+    }
+    let (_, list) = daemon.http("GET", "/api/sessions?archived=true", None);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "only the good session exists: {list}");
+    let worktrees: Vec<_> = std::fs::read_dir(home.path("worktrees")).expect("worktrees").collect();
+    assert_eq!(worktrees.len(), 1, "no worktree left behind by refused creates");
+
+    let (code, _) = daemon.http("DELETE", &format!("/api/sessions/{name}"), None);
+    assert_eq!(code, 200);
+    let (code, s) = daemon.http("GET", &format!("/api/sessions/{name}"), None);
+    assert_eq!(code, 404, "{s}");
+    let (code, doc) = daemon.http("GET", "/api/openapi.json", None);
+    assert_eq!(code, 200);
+    assert!(doc["paths"]["/api/sessions"]["post"].is_object());
+}
+
+#[test]
+fn killing_the_daemon_mid_create_loses_nothing_and_restart_cleans_up() {
+    let (home, port) = Home::with_free_port();
+    std::fs::create_dir_all(home.path("components")).expect("components dir");
+    std::fs::copy(test_component("fixtures", "slow"), home.path("components/slow.wasm")).expect("install slow");
+    std::fs::write(home.path("components/slow.grants.toml"), "process = [\"sleep\"]\n").expect("grants");
+    let daemon = home.daemon(port);
+    let repo = git_repo();
+    let name = unique("crash");
+    let body = format!(r#"{{"repo": {:?}, "prompt": "true", "backend": "slow", "agent": "shell", "name": "{name}"}}"#,
+        repo.path().display().to_string());
+    let port_copy = port;
+    let request = std::thread::spawn(move || {
+        Command::new("curl").args(["-sS", "--noproxy", "*", "-X", "POST", "-H", "content-type: application/json",
+            "--data-binary", &body, &format!("http://127.0.0.1:{port_copy}/api/sessions")]).output()
+    });
+    let worktree = home.path("worktrees").join(&name);
+    eventually(20, "the create to be under way", || {
+        let (_, list) = daemon.http("GET", "/api/sessions", None);
+        let creating = list.as_array()?.iter().any(|s| s["name"] == name.as_str() && s["status"] == "creating");
+        (creating && worktree.exists()).then_some(())
+    });
+    daemon.kill();
+    let _ = request.join();
+    assert!(worktree.exists(), "the kill came after the worktree was made");
+
+    let daemon = home.daemon(port);
+    let (_, list) = daemon.http("GET", "/api/sessions?archived=true", None);
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "the interrupted create was undone: {list}");
+    assert!(!worktree.exists(), "its worktree was removed");
+    assert!(!branch_exists(repo.path(), &format!("clauderon/{name}")), "its branch was removed");
+    // The store is consistent: the name is free again and a new create works.
+    let good = format!(r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "zellij", "agent": "shell", "name": "{name}"}}"#,
+        repo.path().display().to_string());
+    let (code, s) = daemon.http("POST", "/api/sessions", Some(&good));
+    assert_eq!(code, 201, "{s}");
+    let (code, _) = daemon.http("DELETE", &format!("/api/sessions/{name}"), None);
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn client_commands_start_the_daemon_when_it_is_not_running() {
+    let (home, _port) = Home::with_free_port();
+    let out = home.run(&["list"]).ok();
+    assert!(out.stdout.contains("No sessions"), "{}", out.stdout);
+    assert!(out.stderr.contains("Starting the clauderon daemon"), "{}", out.stderr);
+    let pid = std::fs::read_to_string(home.path("daemon.pid")).expect("the daemon writes its pid");
+    let again = home.run(&["list"]).ok();
+    assert!(!again.stderr.contains("Starting"), "the second command reuses the running daemon");
+    let _ = Command::new("kill").arg(pid.trim()).status();
+}
+
+#[test]
+fn a_broken_config_or_store_is_a_clear_error() {
+    let home = Home::new();
+    std::fs::write(home.path("config.toml"), "[general\nbroken").expect("config");
+    let out = home.run(&["daemon"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("config.toml is not valid"), "{}", out.stderr);
+
+    let home = Home::new();
+    std::fs::write(home.path("clauderon.redb"), vec![0x5a; 4096]).expect("store");
+    let out = home.run(&["daemon", "--http-port", "1"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("is not a clauderon store or is damaged"), "{}", out.stderr);
+}
