@@ -1,5 +1,5 @@
 # clauderon's tasks. On a fresh machine use ./justw (it installs just).
-#   ./justw run    build everything and start clauderon
+#   ./justw run    build everything and start the daemon
 #   ./justw test   build everything and run every test
 #   ./justw bench  print the performance figures
 
@@ -68,9 +68,10 @@ build: components
     cargo build --release -p clauderon
     @echo "built $CARGO_TARGET_DIR/release/clauderon"
 
-# Build everything and start clauderon.
+# Build everything and start the daemon in the foreground (Ctrl-C stops it).
 run: build
     "$CARGO_TARGET_DIR/release/clauderon" plugins list
+    exec "$CARGO_TARGET_DIR/release/clauderon" daemon
 
 # Build everything and run every test.
 test: components tools

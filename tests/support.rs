@@ -91,7 +91,10 @@ impl Home {
     /// A home whose config uses a free port for the API; returns the port.
     pub fn with_free_port() -> (Self, u16) {
         let home = Self::new();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
         std::fs::write(home.path("config.toml"), format!("[daemon]\nhttp_port = {port}\n")).expect("config");
         (home, port)
     }

@@ -15,9 +15,8 @@ fn main() {
         out_dir.ancestors().nth(4).map(|t| t.join("components")).unwrap_or_default()
     });
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|x| x == "wasm"));
     files.sort();
     if files.is_empty() {
@@ -26,7 +25,8 @@ fn main() {
             dir.display()
         );
     }
-    let mut src = String::from("/// Bundled components: (file name, bytes).\npub static BUNDLED: &[(&str, &[u8])] = &[\n");
+    let mut src =
+        String::from("/// Bundled components: (file name, bytes).\npub static BUNDLED: &[(&str, &[u8])] = &[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
         let name = f.file_stem().and_then(|s| s.to_str()).unwrap_or("component");

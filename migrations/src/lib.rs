@@ -74,7 +74,8 @@ pub fn run_to(db: &Database, target: u64) -> Result<Vec<u64>, MigrationError> {
     }
     let mut applied = Vec::new();
     for step in STEPS.iter().filter(|s| s.version > found && s.version <= target) {
-        let fail = |source: redb::Error| MigrationError::Step { version: step.version, description: step.description, source };
+        let fail =
+            |source: redb::Error| MigrationError::Step { version: step.version, description: step.description, source };
         let txn = db.begin_write().map_err(|e| fail(e.into()))?;
         (step.apply)(&txn).map_err(fail)?;
         {

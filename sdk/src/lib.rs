@@ -26,8 +26,8 @@ pub use kinds::hook::{Hook, HookInfo};
 /// The types shared by every plugin kind (session spec, launch plan, events…).
 pub mod types {
     pub use crate::bindings::imports::clauderon::plugin::types::{
-        AccessMode, AgentStatus, CredentialNeed, EnvVar, EventKind, FileToPlace, LaunchPlan,
-        ResourceState, ResourceStatus, SessionEvent, SessionInfo, SessionSpec, SessionStatus,
+        AccessMode, AgentStatus, CredentialNeed, EnvVar, EventKind, FileToPlace, LaunchPlan, ResourceState,
+        ResourceStatus, SessionEvent, SessionInfo, SessionSpec, SessionStatus,
     };
 }
 

@@ -54,13 +54,21 @@ fn inspect_says_what_is_wrong_and_exits_1() {
     let ungranted = test_component("fixtures", "ungranted");
     let out = home.run(&["plugins", "inspect", ungranted.to_str().expect("path")]);
     assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(out.stdout.contains("clauderon:plugin/http@0.1.0") && out.stdout.contains("without the grant"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("clauderon:plugin/http@0.1.0") && out.stdout.contains("without the grant"),
+        "{}",
+        out.stdout
+    );
 
     let junk = home.path("junk.wasm");
     std::fs::write(&junk, b"definitely not wasm").expect("write junk");
     let out = home.run(&["plugins", "inspect", junk.to_str().expect("path")]);
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains("no clauderon manifest") && out.stdout.contains("not a valid WebAssembly component"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("no clauderon manifest") && out.stdout.contains("not a valid WebAssembly component"),
+        "{}",
+        out.stdout
+    );
 
     let out = home.run(&["plugins", "inspect", "/nonexistent/x.wasm"]);
     assert_eq!(out.code, 1);

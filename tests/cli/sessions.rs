@@ -9,7 +9,8 @@ use clauderon_tests::{Home, eventually, git_repo, test_component};
 use serde_json::Value;
 
 fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{:x}", std::process::id(), nanos)
 }
 
@@ -65,15 +66,31 @@ fn a_zellij_session_runs_its_command_in_the_worktree_and_lives_through_every_tra
     let name = unique("life");
     let sub = repo.path().join("sub");
     let s = home
-        .run(&["create", "--repo", sub.to_str().expect("path"), "--prompt", "pwd > ran-here.txt; exec sleep 600",
-            "--backend", "zellij", "--agent", "shell", "--name", &name, "--json"])
+        .run(&[
+            "create",
+            "--repo",
+            sub.to_str().expect("path"),
+            "--prompt",
+            "pwd > ran-here.txt; exec sleep 600",
+            "--backend",
+            "zellij",
+            "--agent",
+            "shell",
+            "--name",
+            &name,
+            "--json",
+        ])
         .ok()
         .json();
     assert_eq!(s["status"], "running");
     let worktree = PathBuf::from(s["worktree"].as_str().expect("worktree"));
     let marker = worktree.join("sub/ran-here.txt");
     let ran_in = eventually(20, "the shell agent's command to run", || std::fs::read_to_string(&marker).ok());
-    assert_eq!(Path::new(ran_in.trim()), worktree.join("sub").canonicalize().expect("canon"), "ran in the worktree's subdirectory");
+    assert_eq!(
+        Path::new(ran_in.trim()),
+        worktree.join("sub").canonicalize().expect("canon"),
+        "ran in the worktree's subdirectory"
+    );
     assert!(zellij_sessions().contains(&format!("clauderon-{name}")));
     let events = ws.until("status-changed");
     assert_eq!(events[0]["type"], "created");
@@ -116,12 +133,30 @@ fn a_branch_with_commits_of_its_own_is_kept_on_delete() {
     let name = unique("keep");
     let prompt = "git -c user.email=a@example.invalid -c user.name=a commit -q --allow-empty -m work; exec sleep 600";
     let s = home
-        .run(&["create", "-r", repo.path().to_str().expect("p"), "-p", prompt, "-b", "zellij", "-a", "shell", "--name", &name, "--json"])
+        .run(&[
+            "create",
+            "-r",
+            repo.path().to_str().expect("p"),
+            "-p",
+            prompt,
+            "-b",
+            "zellij",
+            "-a",
+            "shell",
+            "--name",
+            &name,
+            "--json",
+        ])
         .ok()
         .json();
     let branch = s["branch"].as_str().expect("branch").to_string();
     eventually(20, "the agent's commit", || {
-        let out = Command::new("git").arg("-C").arg(repo.path()).args(["rev-list", "--count", &format!("main..{branch}")]).output().ok()?;
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(repo.path())
+            .args(["rev-list", "--count", &format!("main..{branch}")])
+            .output()
+            .ok()?;
         (String::from_utf8_lossy(&out.stdout).trim() == "1").then_some(())
     });
     let out = home.run(&["delete", &name]).ok();
@@ -137,7 +172,10 @@ fn the_api_drives_sessions_and_refuses_bad_input_leaving_nothing_behind() {
     let not_git = tempfile::tempdir().expect("tempdir");
     let name = unique("api");
     let body = |repo: &Path, extra: &str| {
-        format!(r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "zellij", "agent": "shell"{extra}}}"#, repo.display().to_string())
+        format!(
+            r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "zellij", "agent": "shell"{extra}}}"#,
+            repo.display().to_string()
+        )
     };
 
     let (code, s) = daemon.http("POST", "/api/sessions", Some(&body(repo.path(), &format!(r#", "name": "{name}""#))));
@@ -160,8 +198,16 @@ fn the_api_drives_sessions_and_refuses_bad_input_leaving_nothing_behind() {
         ("{not json".into(), 400, "malformed"),
         (body(Path::new("/nonexistent/dir"), ""), 400, "does not exist"),
         (body(not_git.path(), ""), 400, "not inside a git repository"),
-        (body(repo.path(), r#", "backend": "nope""#).replace(r#""backend": "zellij", "#, ""), 400, "unknown backend `nope`"),
-        (body(repo.path(), r#", "agent": "nope""#).replace(r#""agent": "shell""#, r#""print": false"#), 400, "unknown agent `nope`"),
+        (
+            body(repo.path(), r#", "backend": "nope""#).replace(r#""backend": "zellij", "#, ""),
+            400,
+            "unknown backend `nope`",
+        ),
+        (
+            body(repo.path(), r#", "agent": "nope""#).replace(r#""agent": "shell""#, r#""print": false"#),
+            400,
+            "unknown agent `nope`",
+        ),
         (body(repo.path(), &format!(r#", "name": "{name}""#)), 409, "already exists"),
         (body(repo.path(), r#", "access_mode": "sideways""#), 400, "malformed"),
         (body(repo.path(), r#", "name": "Bad Name""#), 400, "lowercase"),
@@ -194,12 +240,26 @@ fn killing_the_daemon_mid_create_loses_nothing_and_restart_cleans_up() {
     let daemon = home.daemon(port);
     let repo = git_repo();
     let name = unique("crash");
-    let body = format!(r#"{{"repo": {:?}, "prompt": "true", "backend": "slow", "agent": "shell", "name": "{name}"}}"#,
-        repo.path().display().to_string());
+    let body = format!(
+        r#"{{"repo": {:?}, "prompt": "true", "backend": "slow", "agent": "shell", "name": "{name}"}}"#,
+        repo.path().display().to_string()
+    );
     let port_copy = port;
     let request = std::thread::spawn(move || {
-        Command::new("curl").args(["-sS", "--noproxy", "*", "-X", "POST", "-H", "content-type: application/json",
-            "--data-binary", &body, &format!("http://127.0.0.1:{port_copy}/api/sessions")]).output()
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--noproxy",
+                "*",
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                &body,
+                &format!("http://127.0.0.1:{port_copy}/api/sessions"),
+            ])
+            .output()
     });
     let worktree = home.path("worktrees").join(&name);
     eventually(20, "the create to be under way", || {
@@ -217,8 +277,10 @@ fn killing_the_daemon_mid_create_loses_nothing_and_restart_cleans_up() {
     assert!(!worktree.exists(), "its worktree was removed");
     assert!(!branch_exists(repo.path(), &format!("clauderon/{name}")), "its branch was removed");
     // The store is consistent: the name is free again and a new create works.
-    let good = format!(r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "zellij", "agent": "shell", "name": "{name}"}}"#,
-        repo.path().display().to_string());
+    let good = format!(
+        r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "zellij", "agent": "shell", "name": "{name}"}}"#,
+        repo.path().display().to_string()
+    );
     let (code, s) = daemon.http("POST", "/api/sessions", Some(&good));
     assert_eq!(code, 201, "{s}");
     let (code, _) = daemon.http("DELETE", &format!("/api/sessions/{name}"), None);

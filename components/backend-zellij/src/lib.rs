@@ -9,7 +9,7 @@
 
 use clauderon_sdk::process::Command;
 use clauderon_sdk::types::{ResourceState, ResourceStatus, SessionInfo, SessionSpec};
-use clauderon_sdk::{Backend, BackendFeatures, BackendInfo, Error, Result};
+use clauderon_sdk::{Backend, BackendFeatures, BackendInfo, Error, Result, log};
 
 /// Prefix of every zellij session this backend owns.
 const PREFIX: &str = "clauderon-";
@@ -57,16 +57,41 @@ fn state_of(name: &str) -> Result<ResourceStatus> {
     Ok(ResourceStatus { state, detail })
 }
 
+/// How long one `attach --create-background` may take. Two zellij sessions
+/// created at the same instant can leave one of them hanging (seen with 0.45),
+/// so a hung attempt is killed and tried once more.
+const ATTACH_TIMEOUT_MS: u32 = 4_000;
+
+/// Start the session's zellij server, with the agent's environment.
+fn start_server(name: &str, spec: &SessionSpec) -> Result<()> {
+    for attempt in 1..=2 {
+        let out = zellij()
+            .args(["attach", "--create-background", name])
+            .cwd(spec.workdir.clone())
+            .envs(spec.launch.env.iter().cloned())
+            .timeout_ms(ATTACH_TIMEOUT_MS)
+            .output()?;
+        if out.timed_out {
+            log::warn(&format!("zellij attach --create-background {name} hung (attempt {attempt}); retrying"));
+            continue;
+        }
+        if out.exit_code == Some(0) {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::failed(format!("zellij could not create session `{name}`: {}", stderr.trim())));
+    }
+    Err(Error::failed(format!(
+        "zellij did not create session `{name}` in time, twice (another zellij session may have been starting at the same moment); try again"
+    )))
+}
+
 fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
     let name = session_name(spec);
     if spec.launch.argv.is_empty() {
         return Err(Error::invalid_input("the agent's launch plan has no command"));
     }
-    zellij()
-        .args(["attach", "--create-background", &name])
-        .cwd(spec.workdir.clone())
-        .envs(spec.launch.env.iter().cloned())
-        .run()?;
+    start_server(&name, spec)?;
     zellij()
         .env("ZELLIJ_SESSION_NAME", name.clone())
         .args(["action", "new-pane", "--cwd", &spec.workdir, "--"])
@@ -115,10 +140,17 @@ impl Backend for Zellij {
 
     fn delete(resource_id: String) -> Result<()> {
         let name = owned(&resource_id)?;
-        if state_of(name)?.state != ResourceState::Missing {
-            zellij().args(["delete-session", "--force", name]).run()?;
+        if state_of(name)?.state == ResourceState::Running {
+            // Ignore the outcome: the session may end on its own meanwhile.
+            zellij().args(["kill-session", name]).output()?;
         }
-        Ok(())
+        if state_of(name)?.state != ResourceState::Missing {
+            zellij().args(["delete-session", "--force", name]).output()?;
+        }
+        match state_of(name)?.state {
+            ResourceState::Missing => Ok(()),
+            _ => Err(Error::failed(format!("the zellij session `{name}` could not be deleted"))),
+        }
     }
 
     fn status(resource_id: String) -> Result<ResourceStatus> {

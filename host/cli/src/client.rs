@@ -85,7 +85,8 @@ impl Client {
         let bytes = resp.bytes().await.context("reading the daemon's answer")?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !status.is_success() {
-            let msg = value["error"].as_str().map(String::from).unwrap_or_else(|| String::from_utf8_lossy(&bytes).into());
+            let msg =
+                value["error"].as_str().map(String::from).unwrap_or_else(|| String::from_utf8_lossy(&bytes).into());
             bail!("{msg}");
         }
         Ok(value)

@@ -75,10 +75,8 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     for f in runtime.failures() {
         tracing::warn!("refused component {}: {}", f.origin, f.error);
     }
-    let defaults = Defaults {
-        backend: config.general.default_backend.clone(),
-        agent: config.general.default_agent.clone(),
-    };
+    let defaults =
+        Defaults { backend: config.general.default_backend.clone(), agent: config.general.default_agent.clone() };
     let manager = Arc::new(Manager::new(store, Arc::new(runtime), home.root.clone(), defaults));
     match manager.reconcile().await {
         Ok(changes) => changes.iter().for_each(|c| tracing::info!("reconcile: {c}")),
@@ -94,7 +92,8 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         config: serde_json::to_value(&config)?,
     });
     let pid_file = home.root.join("daemon.pid");
-    std::fs::write(&pid_file, std::process::id().to_string()).with_context(|| format!("writing {}", pid_file.display()))?;
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .with_context(|| format!("writing {}", pid_file.display()))?;
     eprintln!("clauderon daemon: API on http://{addr}, home {}", home.root.display());
     let served = axum::serve(listener, clauderon_api::router(state)).with_graceful_shutdown(shutdown()).await;
     let _ = std::fs::remove_file(&pid_file);

@@ -158,7 +158,10 @@ async fn inspect(home: &Home, file: &Path, as_json: bool) -> anyhow::Result<Exit
         println!("world:        {}", found.world.as_deref().unwrap_or("(none recognised)"));
         if let Some(m) = &found.manifest {
             let asks = m.capabilities.describe();
-            println!("capabilities: {}", if asks.is_empty() { "none (log and kv only)".into() } else { asks.join("; ") });
+            println!(
+                "capabilities: {}",
+                if asks.is_empty() { "none (log and kv only)".into() } else { asks.join("; ") }
+            );
         }
         println!("imports:");
         for i in &found.imports {
@@ -199,7 +202,8 @@ async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode
     if bundled_ids().contains(&manifest.id) {
         bail!("`{}` is the id of a bundled component; give yours another id in its component.toml", manifest.id);
     }
-    let trial = Source::User { path: file.to_path_buf(), bytes: bytes.clone(), approved: Some(manifest.capabilities.clone()) };
+    let trial =
+        Source::User { path: file.to_path_buf(), bytes: bytes.clone(), approved: Some(manifest.capabilities.clone()) };
     runtime.load(trial).await.with_context(|| format!("{} does not load", file.display()))?;
 
     println!("{} {} ({}) — {}", manifest.id, manifest.version, manifest.kind, manifest.description);
@@ -266,7 +270,8 @@ async fn build(dir: PathBuf, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = dir.canonicalize().with_context(|| format!("no such directory: {}", dir.display()))?;
     let out = out.unwrap_or_else(|| dir.join("target/clauderon"));
     // A shared target dir (as `just` sets) lets std for wasm32 be built once.
-    let target_dir = std::env::var_os("CLAUDERON_WASM_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| dir.join("target"));
+    let target_dir =
+        std::env::var_os("CLAUDERON_WASM_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| dir.join("target"));
     let built = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let toolchain = clauderon_componentize::Toolchain::detect()?;
         Ok(clauderon_componentize::build_dir(&toolchain, &dir, &target_dir, &out)?)

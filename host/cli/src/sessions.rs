@@ -69,9 +69,18 @@ pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        println!("Created session {} ({} backend, {} agent, {}).", s["name"].as_str().unwrap_or("?"),
-            s["backend"].as_str().unwrap_or("?"), s["agent"].as_str().unwrap_or("?"), s["access_mode"].as_str().unwrap_or("?"));
-        println!("Worktree: {} (branch {})", s["worktree"].as_str().unwrap_or("?"), s["branch"].as_str().unwrap_or("?"));
+        println!(
+            "Created session {} ({} backend, {} agent, {}).",
+            s["name"].as_str().unwrap_or("?"),
+            s["backend"].as_str().unwrap_or("?"),
+            s["agent"].as_str().unwrap_or("?"),
+            s["access_mode"].as_str().unwrap_or("?")
+        );
+        println!(
+            "Worktree: {} (branch {})",
+            s["worktree"].as_str().unwrap_or("?"),
+            s["branch"].as_str().unwrap_or("?")
+        );
         println!("Attach with: clauderon attach {}", s["name"].as_str().unwrap_or("?"));
     }
     Ok(ExitCode::SUCCESS)
@@ -93,7 +102,15 @@ pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<
     println!("{:<28} {:<9} {:<20} {:<8} {:<12} {:<10}", "NAME", "STATUS", "AGENT STATUS", "BACKEND", "AGENT", "ACCESS");
     for s in rows {
         let f = |k: &str| s[k].as_str().unwrap_or("").to_string();
-        println!("{:<28} {:<9} {:<20} {:<8} {:<12} {:<10}", f("name"), f("status"), f("agent_status"), f("backend"), f("agent"), f("access_mode"));
+        println!(
+            "{:<28} {:<9} {:<20} {:<8} {:<12} {:<10}",
+            f("name"),
+            f("status"),
+            f("agent_status"),
+            f("backend"),
+            f("agent"),
+            f("access_mode")
+        );
         if let Some(err) = s["error"].as_str() {
             println!("  ! {err}");
         }
@@ -102,7 +119,11 @@ pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<
 }
 
 fn seg(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_string() } else { format!("%{:02X}", c as u32) }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_string() } else { format!("%{:02X}", c as u32) }
+        })
+        .collect()
 }
 
 /// `stop`, `start`, `archive`, `unarchive`: POST and report the new status.

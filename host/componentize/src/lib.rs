@@ -163,9 +163,11 @@ fn plugin_crates(manifest_path: &Path) -> Result<Vec<PluginCrate>, BuildError> {
     for pkg in meta["packages"].as_array().into_iter().flatten() {
         let Some(pkg_manifest) = pkg["manifest_path"].as_str() else { continue };
         let dir = Path::new(pkg_manifest).parent().map(Path::to_path_buf).unwrap_or_default();
-        let cdylib = pkg["targets"].as_array().into_iter().flatten().find(|t| {
-            t["crate_types"].as_array().is_some_and(|ts| ts.iter().any(|k| k == "cdylib"))
-        });
+        let cdylib = pkg["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["crate_types"].as_array().is_some_and(|ts| ts.iter().any(|k| k == "cdylib")));
         if let (Some(target), true) = (cdylib, dir.join("component.toml").exists()) {
             let lib_name = target["name"].as_str().unwrap_or_default().replace('-', "_");
             crates.push(PluginCrate { dir, lib_name });

@@ -43,13 +43,15 @@ fn error(plugin: &Plugin, function: &str, kind: CallErrorKind) -> CallError {
 macro_rules! instantiate {
     ($plugin:ident, $engine:ident, $services:ident, $variant:ident) => {{
         let Pre::$variant(pre) = &$plugin.pre else {
-            let kind = CallErrorKind::Instantiate(format!("it is a {}, not a {}", $plugin.kind(), stringify!($variant)));
+            let kind =
+                CallErrorKind::Instantiate(format!("it is a {}, not a {}", $plugin.kind(), stringify!($variant)));
             return Err(error(&$plugin, "instantiate", kind));
         };
         let mut store = new_store(&$plugin, $engine, $services);
-        let world = pre.instantiate_async(&mut store).await.map_err(|e| {
-            error(&$plugin, "instantiate", CallErrorKind::Instantiate(format!("{e:#}")))
-        })?;
+        let world = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| error(&$plugin, "instantiate", CallErrorKind::Instantiate(format!("{e:#}"))))?;
         Ok(Instance { plugin: $plugin.clone(), store, world, poisoned: false })
     }};
 }
@@ -173,7 +175,9 @@ impl Instance<bindings::backend::Backend> {
     }
 
     /// `info`.
-    pub async fn info(&mut self) -> Result<bindings::backend::exports::clauderon::plugin::backend_api::BackendInfo, CallError> {
+    pub async fn info(
+        &mut self,
+    ) -> Result<bindings::backend::exports::clauderon::plugin::backend_api::BackendInfo, CallError> {
         guarded!(self, "info", w, s => Self::api(w).call_info(s))
     }
     /// `create`.
@@ -216,7 +220,9 @@ impl Instance<bindings::agent::Agent> {
     }
 
     /// `info`.
-    pub async fn info(&mut self) -> Result<bindings::agent::exports::clauderon::plugin::agent_api::AgentInfo, CallError> {
+    pub async fn info(
+        &mut self,
+    ) -> Result<bindings::agent::exports::clauderon::plugin::agent_api::AgentInfo, CallError> {
         guarded!(self, "info", w, s => Self::api(w).call_info(s))
     }
     /// `plan`.
@@ -249,7 +255,8 @@ impl Instance<bindings::credential_source::CredentialSource> {
     /// `info`.
     pub async fn info(
         &mut self,
-    ) -> Result<bindings::credential_source::exports::clauderon::plugin::credential_source_api::SourceInfo, CallError> {
+    ) -> Result<bindings::credential_source::exports::clauderon::plugin::credential_source_api::SourceInfo, CallError>
+    {
         guarded!(self, "info", w, s => Self::api(w).call_info(s))
     }
     /// `available`.

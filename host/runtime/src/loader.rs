@@ -219,11 +219,8 @@ pub(crate) fn pre_instantiate(
     wasi: bool,
     origin: &str,
 ) -> Result<Pre, LoadError> {
-    let link_err = |e: wasmtime::Error| LoadError::Link {
-        id: ctx.id.clone(),
-        origin: origin.into(),
-        reason: format!("{e:#}"),
-    };
+    let link_err =
+        |e: wasmtime::Error| LoadError::Link { id: ctx.id.clone(), origin: origin.into(), reason: format!("{e:#}") };
     let mut linker: Linker<HostState> = Linker::new(engine);
     crate::capabilities::link(&mut linker, ctx.kind, &ctx.grants).map_err(link_err)?;
     if wasi {

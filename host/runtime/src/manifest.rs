@@ -309,9 +309,7 @@ fn is_id(id: &str) -> bool {
 fn is_host_pattern(h: &str) -> bool {
     let h = h.strip_prefix("*.").unwrap_or(h);
     !h.is_empty()
-        && h.split('.').all(|label| {
-            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+        && h.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 /// Whether `host` matches a grant pattern (`exact.host` or `*.suffix`).
@@ -357,8 +355,9 @@ mod tests {
 
     #[test]
     fn refuses_capabilities_outside_the_kind() {
-        let err = Manifest::parse("id = \"a\"\nkind = \"agent\"\nversion = \"1\"\n[capabilities]\nprocess = [\"sh\"]\n")
-            .expect_err("agents cannot run processes");
+        let err =
+            Manifest::parse("id = \"a\"\nkind = \"agent\"\nversion = \"1\"\n[capabilities]\nprocess = [\"sh\"]\n")
+                .expect_err("agents cannot run processes");
         assert!(err.to_string().contains("cannot ask for `process`"), "{err}");
     }
 
@@ -377,11 +376,7 @@ mod tests {
     #[test]
     fn missing_lists_every_extra_grant() {
         let granted = Capabilities { process: vec!["zellij".into()], ..Default::default() };
-        let asked = Capabilities {
-            process: vec!["zellij".into(), "sh".into()],
-            container: true,
-            ..Default::default()
-        };
+        let asked = Capabilities { process: vec!["zellij".into(), "sh".into()], container: true, ..Default::default() };
         assert_eq!(granted.missing(&asked), vec!["process: executable `sh`", "container: the Docker engine"]);
         assert!(asked.missing(&granted).is_empty());
     }

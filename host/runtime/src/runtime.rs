@@ -167,8 +167,11 @@ impl Runtime {
     }
 
     fn find(&self, id: &str, kind: Kind) -> Result<&Arc<Plugin>, CallError> {
+        if let Some(p) = self.plugins.get(id).filter(|p| p.kind() == kind) {
+            return Ok(p);
+        }
         let kinds: Vec<&str> = self.plugins.values().filter(|p| p.kind() == kind).map(|p| p.id()).collect();
-        self.plugins.get(id).filter(|p| p.kind() == kind).ok_or_else(|| CallError {
+        Err(CallError {
             component: id.into(),
             function: "instantiate".into(),
             kind: crate::error::CallErrorKind::Instantiate(format!(

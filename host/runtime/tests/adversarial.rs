@@ -109,7 +109,10 @@ async fn an_ungranted_import_is_refused_at_load() {
     let err = rt.load(fixture("ungranted")).await.err().expect("must be refused");
     assert!(matches!(err, LoadError::Ungranted { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("`ungranted`") && msg.contains("clauderon:plugin/http@0.1.0") && msg.contains("`http`"), "{msg}");
+    assert!(
+        msg.contains("`ungranted`") && msg.contains("clauderon:plugin/http@0.1.0") && msg.contains("`http`"),
+        "{msg}"
+    );
     assert!(rt.plugin("ungranted").is_none());
     assert_eq!(rt.failures().len(), 1);
     assert_healthy(&rt).await;

@@ -68,6 +68,13 @@ pub struct Manager {
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// Creates and starts are serialised per backend (keyed `backend:<id>` in
+/// `locks`): a backend such as zellij can trip over two sessions started at
+/// the same instant, and none gains much from doing them in parallel.
+fn backend_key(backend: &str) -> String {
+    format!("backend:{backend}")
+}
+
 impl Manager {
     /// A manager over a store and a runtime; worktrees go under `home/worktrees`.
     pub fn new(store: Arc<Store>, runtime: Arc<Runtime>, home: PathBuf, defaults: Defaults) -> Self {
@@ -107,14 +114,7 @@ impl Manager {
     }
 
     fn event(session: &Session, kind: EventKind, detail: Option<String>) -> Event {
-        Event {
-            seq: 0,
-            at: now_ms(),
-            session_id: session.id.clone(),
-            session_name: session.name.clone(),
-            kind,
-            detail,
-        }
+        Event { seq: 0, at: now_ms(), session_id: session.id.clone(), session_name: session.name.clone(), kind, detail }
     }
 
     fn publish(&self, mut event: Event, seq: u64) {
@@ -160,7 +160,8 @@ impl Manager {
             })
             .await?;
         let record = record.ok_or_else(|| SessionError::NotFound(id_or_name.to_string()))?;
-        serde_json::from_slice(&record).map_err(|e| SessionError::Failed(format!("a stored session is unreadable: {e}")))
+        serde_json::from_slice(&record)
+            .map_err(|e| SessionError::Failed(format!("a stored session is unreadable: {e}")))
     }
 
     fn check_plugin(&self, id: &str, kind: clauderon_runtime::Kind) -> Result<(), SessionError> {
@@ -242,7 +243,11 @@ impl Manager {
         worktree::add(&session.repo, &session.worktree, &session.branch, &session.base_commit).await?;
         let spec = self.spec(session, false).await?;
         let mut backend = self.runtime.backend(&session.backend).await?;
-        let info = backend.create(&spec).await?;
+        let info = {
+            let lock = self.lock_for(&backend_key(&session.backend));
+            let _one_at_a_time = lock.lock().await;
+            backend.create(&spec).await?
+        };
         session.resource_id = Some(info.resource_id);
         session.agent_status = AgentStatus::Working;
         self.set_status(session, Status::Running, None).await
@@ -269,7 +274,8 @@ impl Manager {
                 }
             }
         }
-        if let Err(e) = worktree::remove(&session.repo, &session.worktree, &session.branch, &session.base_commit).await {
+        if let Err(e) = worktree::remove(&session.repo, &session.worktree, &session.branch, &session.base_commit).await
+        {
             tracing::warn!(session = %session.name, "could not remove the worktree: {e}");
         }
         let _ = tokio::fs::remove_dir_all(self.session_dir(session)).await;
@@ -369,7 +375,11 @@ impl Manager {
     async fn restart(&self, session: &mut Session) -> Result<(), SessionError> {
         let spec = self.spec(session, true).await?;
         let resource = session.resource_id.clone().unwrap_or_default();
-        let info = self.runtime.backend(&session.backend).await?.start(&resource, &spec).await?;
+        let info = {
+            let lock = self.lock_for(&backend_key(&session.backend));
+            let _one_at_a_time = lock.lock().await;
+            self.runtime.backend(&session.backend).await?.start(&resource, &spec).await?
+        };
         session.resource_id = Some(info.resource_id);
         session.error = None;
         session.agent_status = AgentStatus::Working;
@@ -528,9 +538,13 @@ async fn place_files(config_home: &Path, plan: &LaunchPlan) -> Result<(), Sessio
         }
         let path = config_home.join(rel);
         if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| SessionError::Failed(format!("{}: {e}", dir.display())))?;
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| SessionError::Failed(format!("{}: {e}", dir.display())))?;
         }
-        tokio::fs::write(&path, &f.contents).await.map_err(|e| SessionError::Failed(format!("{}: {e}", path.display())))?;
+        tokio::fs::write(&path, &f.contents)
+            .await
+            .map_err(|e| SessionError::Failed(format!("{}: {e}", path.display())))?;
         let mode = if f.mode == 0 { 0o600 } else { f.mode & 0o777 };
         tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
             .await

@@ -48,9 +48,9 @@ pub async fn locate(path: &Path) -> Result<Location, SessionError> {
 
 /// The base a new session branches from: the current branch name (or commit) and its commit.
 pub async fn base(root: &Path) -> Result<(String, String), SessionError> {
-    let commit = git(root, &["rev-parse", "--verify", "HEAD"]).await.map_err(|_| {
-        SessionError::Invalid(format!("{} has no commits yet; commit something first", root.display()))
-    })?;
+    let commit = git(root, &["rev-parse", "--verify", "HEAD"])
+        .await
+        .map_err(|_| SessionError::Invalid(format!("{} has no commits yet; commit something first", root.display())))?;
     let name = git(root, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await.unwrap_or_else(|_| commit.clone());
     Ok((name, commit))
 }

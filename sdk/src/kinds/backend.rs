@@ -3,9 +3,9 @@
 use core::marker::PhantomData;
 
 use crate::bindings::backend::exports::clauderon::plugin::backend_api as api;
-pub use api::{BackendFeatures, BackendInfo};
 use crate::types::{ResourceStatus, SessionInfo, SessionSpec};
 use crate::{Error, Result};
+pub use api::{BackendFeatures, BackendInfo};
 
 /// A backend. Implement it on a unit struct and export it with
 /// [`export_backend!`](crate::export_backend). Only `info`, `create`,

@@ -4,8 +4,8 @@ use core::marker::PhantomData;
 
 use crate::Result;
 use crate::bindings::hook::exports::clauderon::plugin::hook_api as api;
-pub use api::HookInfo;
 use crate::types::SessionEvent;
+pub use api::HookInfo;
 
 /// A hook. Implement it on a unit struct and export it with
 /// [`export_hook!`](crate::export_hook).

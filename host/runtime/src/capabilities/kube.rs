@@ -23,7 +23,11 @@ impl Host for HostState {
     async fn get(&mut self, _kind: String, _name: String) -> wasmtime::Result<Result<Option<String>, PluginError>> {
         unsupported()
     }
-    async fn list_objects(&mut self, _kind: String, _sel: String) -> wasmtime::Result<Result<Vec<String>, PluginError>> {
+    async fn list_objects(
+        &mut self,
+        _kind: String,
+        _sel: String,
+    ) -> wasmtime::Result<Result<Vec<String>, PluginError>> {
         unsupported()
     }
     async fn delete(&mut self, _kind: String, _name: String) -> wasmtime::Result<Result<bool, PluginError>> {

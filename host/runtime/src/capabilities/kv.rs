@@ -56,9 +56,7 @@ impl KvStore for MemoryKv {
         self.with(|m| m.remove(&(c.to_string(), key.to_string())).is_some())
     }
     fn keys(&self, c: &str, prefix: &str) -> Result<Vec<String>, String> {
-        self.with(|m| {
-            m.keys().filter(|(cc, k)| cc == c && k.starts_with(prefix)).map(|(_, k)| k.clone()).collect()
-        })
+        self.with(|m| m.keys().filter(|(cc, k)| cc == c && k.starts_with(prefix)).map(|(_, k)| k.clone()).collect())
     }
     fn usage(&self, c: &str) -> Result<usize, String> {
         self.with(|m| m.iter().filter(|((cc, _), _)| cc == c).map(|((_, k), v)| k.len() + v.len()).sum())

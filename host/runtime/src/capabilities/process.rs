@@ -28,9 +28,8 @@ impl HostState {
                 &format!("process = [\"{}\"]", cmd.program),
             ));
         }
-        which(&cmd.program).ok_or_else(|| {
-            PluginError::NotFound(format!("`{}` is not installed (not found on PATH)", cmd.program))
-        })
+        which(&cmd.program)
+            .ok_or_else(|| PluginError::NotFound(format!("`{}` is not installed (not found on PATH)", cmd.program)))
     }
 
     fn build(&self, path: &Path, cmd: &Command) -> Result<tokio::process::Command, PluginError> {
@@ -127,7 +126,13 @@ impl Host for HostState {
             Err(_) => {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
-                Ok(Ok(Output { exit_code: None, stdout: Vec::new(), stderr: Vec::new(), truncated: false, timed_out: true }))
+                Ok(Ok(Output {
+                    exit_code: None,
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                    truncated: false,
+                    timed_out: true,
+                }))
             }
         }
     }

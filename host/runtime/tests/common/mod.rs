@@ -14,7 +14,9 @@ use clauderon_runtime::{Kind, Limits, Runtime, RuntimeConfig, Source};
 /// A directory of built components, from an environment variable `just` sets.
 pub fn built_dir(var: &str, sub: &str) -> PathBuf {
     let base = std::env::var_os(var).unwrap_or_else(|| {
-        panic!("{var} is not set: run the tests with `just test` (or `./justw test`), which builds the components first")
+        panic!(
+            "{var} is not set: run the tests with `just test` (or `./justw test`), which builds the components first"
+        )
     });
     let dir = PathBuf::from(base).join(sub);
     assert!(dir.is_dir(), "{} does not exist: run `just components`", dir.display());

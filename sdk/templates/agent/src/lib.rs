@@ -38,16 +38,10 @@ impl Agent for MyAgent {
         Ok(LaunchPlan {
             argv: argv(&request),
             env: vec![
-                EnvVar {
-                    name: "EXAMPLE_API_KEY".into(),
-                    value: PLACEHOLDER.into(),
-                },
+                EnvVar { name: "EXAMPLE_API_KEY".into(), value: PLACEHOLDER.into() },
                 // Tell the agent where its config home is, so it writes its
                 // transcript where `transcript_path` says.
-                EnvVar {
-                    name: "MY_AGENT_HOME".into(),
-                    value: request.config_home,
-                },
+                EnvVar { name: "MY_AGENT_HOME".into(), value: request.config_home },
             ],
             files: Vec::new(),
             credentials: vec![credential()],
@@ -110,12 +104,7 @@ fn parse_line(line: &str) -> Option<ChatMessage> {
         "assistant" => ChatRole::Assistant,
         _ => return None,
     };
-    Some(ChatMessage {
-        role,
-        text: text?,
-        tool_name: None,
-        timestamp_ms: None,
-    })
+    Some(ChatMessage { role, text: text?, tool_name: None, timestamp_ms: None })
 }
 
 /// Just enough JSON for one flat object per line, without pulling a JSON
@@ -260,30 +249,22 @@ mod tests {
 
     #[test]
     fn builds_the_argv() {
-        assert_eq!(
-            argv(&request("fix it", None, false)),
-            ["my-agent", "--prompt", "fix it"]
-        );
+        assert_eq!(argv(&request("fix it", None, false)), ["my-agent", "--prompt", "fix it"]);
         assert_eq!(
             argv(&request("fix it", Some("big"), true)),
-            [
-                "my-agent", "--prompt", "fix it", "--model", "big", "--print"
-            ]
+            ["my-agent", "--prompt", "fix it", "--model", "big", "--print"]
         );
         assert_eq!(argv(&request("", None, false)), ["my-agent"]);
     }
 
     #[test]
     fn parses_transcript_lines() {
-        let m = parse_line(r#"{"role":"user","text":"hi \"there\"\n\u00e9\ud83d\ude00"}"#)
-            .expect("a message");
+        let m = parse_line(r#"{"role":"user","text":"hi \"there\"\n\u00e9\ud83d\ude00"}"#).expect("a message");
         assert!(matches!(m.role, ChatRole::User));
         assert_eq!(m.text, "hi \"there\"\n\u{e9}\u{1f600}");
 
-        let m = parse_line(
-            r#" { "n": 3, "meta": {"a": [1, "}"]}, "text": "ok", "role": "assistant" } "#,
-        )
-        .expect("other fields are skipped");
+        let m = parse_line(r#" { "n": 3, "meta": {"a": [1, "}"]}, "text": "ok", "role": "assistant" } "#)
+            .expect("other fields are skipped");
         assert!(matches!(m.role, ChatRole::Assistant));
         assert_eq!(m.text, "ok");
 
@@ -300,10 +281,7 @@ mod tests {
 
     #[test]
     fn stop_means_idle() {
-        assert!(matches!(
-            MyAgent::status_from_hook(r#"{"event":"stop"}"#.into()),
-            Some(AgentStatus::Idle)
-        ));
+        assert!(matches!(MyAgent::status_from_hook(r#"{"event":"stop"}"#.into()), Some(AgentStatus::Idle)));
         assert!(MyAgent::status_from_hook(r#"{"event":"tool"}"#.into()).is_none());
     }
 }

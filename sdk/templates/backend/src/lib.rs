@@ -39,10 +39,7 @@ impl Backend for Tmux {
     fn create(spec: SessionSpec) -> Result<SessionInfo> {
         let name = session_name(&spec.name)?;
         tmux().args(new_session_args(&name, &spec)?).run()?;
-        Ok(SessionInfo {
-            resource_id: name,
-            status: running(),
-        })
+        Ok(SessionInfo { resource_id: name, status: running() })
     }
 
     fn delete(resource_id: String) -> Result<()> {
@@ -76,44 +73,26 @@ impl Backend for Tmux {
         // follows, padded with blank lines, so keep only the last N.
         let pane = format!("{}:", target(&resource_id)?);
         let start = format!("-{lines}");
-        let text = tmux()
-            .args(["capture-pane", "-p", "-t", &pane, "-S", &start])
-            .run()?;
+        let text = tmux().args(["capture-pane", "-p", "-t", &pane, "-S", &start]).run()?;
         Ok(last_lines(&text, lines as usize))
     }
 
     fn attach_argv(resource_id: String) -> Result<Vec<String>> {
-        Ok(vec![
-            "tmux".into(),
-            "-L".into(),
-            SOCKET.into(),
-            "attach".into(),
-            "-t".into(),
-            target(&resource_id)?,
-        ])
+        Ok(vec!["tmux".into(), "-L".into(), SOCKET.into(), "attach".into(), "-t".into(), target(&resource_id)?])
     }
 
     fn list_resources() -> Result<Vec<String>> {
-        let out = tmux()
-            .args(["list-sessions", "-F", "#{session_name}"])
-            .output()?;
+        let out = tmux().args(["list-sessions", "-F", "#{session_name}"]).output()?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if out.exit_code == Some(0) {
-            return Ok(stdout
-                .lines()
-                .filter(|s| s.starts_with(PREFIX))
-                .map(String::from)
-                .collect());
+            return Ok(stdout.lines().filter(|s| s.starts_with(PREFIX)).map(String::from).collect());
         }
         // No tmux server running means no sessions, not a failure.
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("no server running") || stderr.contains("error connecting to") {
             return Ok(Vec::new());
         }
-        Err(Error::failed(format!(
-            "tmux list-sessions failed: {}",
-            stderr.trim()
-        )))
+        Err(Error::failed(format!("tmux list-sessions failed: {}", stderr.trim())))
     }
 }
 
@@ -139,10 +118,7 @@ fn exists(target: &str) -> Result<bool> {
 }
 
 fn running() -> ResourceStatus {
-    ResourceStatus {
-        state: ResourceState::Running,
-        detail: None,
-    }
+    ResourceStatus { state: ResourceState::Running, detail: None }
 }
 
 // Pure logic below: no host calls, so `cargo test` can check it natively.
@@ -154,16 +130,8 @@ fn session_name(session: &str) -> Result<String> {
     if session.is_empty() {
         return Err(Error::invalid_input("the session has an empty name"));
     }
-    let clean: String = session
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let clean: String =
+        session.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
     Ok(format!("{PREFIX}{clean}"))
 }
 
@@ -181,9 +149,7 @@ fn target(resource_id: &str) -> Result<String> {
 /// Arguments of `tmux new-session` that starts the agent detached.
 fn new_session_args(name: &str, spec: &SessionSpec) -> Result<Vec<String>> {
     if spec.launch.argv.is_empty() {
-        return Err(Error::invalid_input(
-            "the launch plan has no command to run",
-        ));
+        return Err(Error::invalid_input("the launch plan has no command to run"));
     }
     let mut args: Vec<String> = vec!["new-session".into(), "-d".into(), "-s".into(), name.into()];
     args.extend(["-c".into(), spec.workdir.clone()]);
@@ -201,10 +167,7 @@ fn new_session_args(name: &str, spec: &SessionSpec) -> Result<Vec<String>> {
 /// The last `n` lines of `text`, ignoring trailing blank lines.
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    let end = lines
-        .iter()
-        .rposition(|l| !l.trim().is_empty())
-        .map_or(0, |i| i + 1);
+    let end = lines.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
     let start = end.saturating_sub(n);
     lines[start..end].join("\n")
 }
@@ -223,10 +186,7 @@ mod tests {
             access_mode: AccessMode::ReadOnly,
             launch: LaunchPlan {
                 argv: argv.iter().map(|s| s.to_string()).collect(),
-                env: vec![EnvVar {
-                    name: "API_KEY".into(),
-                    value: "placeholder".into(),
-                }],
+                env: vec![EnvVar { name: "API_KEY".into(), value: "placeholder".into() }],
                 files: Vec::new(),
                 credentials: Vec::new(),
                 transcript_path: None,
@@ -240,8 +200,7 @@ mod tests {
 
     #[test]
     fn builds_the_new_session_command() {
-        let args = new_session_args("clauderon-fix-bug", &spec(&["my-agent", "--print"]))
-            .expect("valid spec");
+        let args = new_session_args("clauderon-fix-bug", &spec(&["my-agent", "--print"])).expect("valid spec");
         assert_eq!(
             args,
             [

@@ -20,19 +20,12 @@ struct ExampleCredentials;
 
 impl CredentialSource for ExampleCredentials {
     fn info() -> SourceInfo {
-        SourceInfo {
-            id: "example-credentials".into(),
-            display_name: "EXAMPLE_TOKEN variable (example)".into(),
-        }
+        SourceInfo { id: "example-credentials".into(), display_name: "EXAMPLE_TOKEN variable (example)".into() }
     }
 
     fn available() -> Result<Vec<String>> {
         // Names only: say what we could provide, never the value.
-        Ok(if token().is_some() {
-            vec![SERVICE.into()]
-        } else {
-            Vec::new()
-        })
+        Ok(if token().is_some() { vec![SERVICE.into()] } else { Vec::new() })
     }
 
     fn get(service: String) -> Result<Option<String>> {

@@ -15,10 +15,7 @@ struct ExampleHook;
 
 impl Hook for ExampleHook {
     fn info() -> HookInfo {
-        HookInfo {
-            id: "example-hook".into(),
-            display_name: "Event logger (example)".into(),
-        }
+        HookInfo { id: "example-hook".into(), display_name: "Event logger (example)".into() }
     }
 
     fn on_event(event: SessionEvent) -> Result<()> {
@@ -29,11 +26,7 @@ impl Hook for ExampleHook {
             event.session_name,
             event.session_id,
             describe(&event.kind),
-            event
-                .detail
-                .as_deref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default(),
+            event.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
         ));
         Ok(())
     }
@@ -43,9 +36,7 @@ clauderon_sdk::export_hook!(ExampleHook);
 
 /// The stored count; 0 if there is none yet (or it is not 8 bytes).
 fn decode(bytes: Option<&[u8]>) -> u64 {
-    bytes
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map_or(0, u64::from_le_bytes)
+    bytes.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes)
 }
 
 /// What happened, in a few words.
