@@ -15,7 +15,7 @@ export CLAUDERON_TEST_COMPONENTS := CARGO_TARGET_DIR / "test-components"
 export CLAUDERON_WASM_TARGET_DIR := CARGO_TARGET_DIR / "wasm"
 
 # Tools the tests run for real (zellij), installed here when missing.
-tools_dir := env_var("HOME") / ".cache/clauderon/tools"
+tools_dir := env_var_or_default("CLAUDERON_TOOLS_DIR", env_var("HOME") / ".cache/clauderon/tools")
 export PATH := tools_dir / "bin" + ":" + env_var("PATH")
 
 # List the recipes.
