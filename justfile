@@ -79,8 +79,10 @@ test: components tools
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
 
 # Print the performance figures (release build).
-bench: components
+bench: components tools
     cargo bench -p clauderon-runtime --bench runtime
+    cargo build --release -p clauderon
+    CLAUDERON_BIN="$CARGO_TARGET_DIR/release/clauderon" cargo bench -p clauderon-tests --bench sessions
 
 # Format and lint.
 lint:

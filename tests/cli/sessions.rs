@@ -313,3 +313,50 @@ fn a_broken_config_or_store_is_a_clear_error() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("is not a clauderon store or is damaged"), "{}", out.stderr);
 }
+
+#[test]
+fn concurrent_creates_and_deletes_are_safe() {
+    let (home, port) = Home::with_free_port();
+    let daemon = home.daemon(port);
+    let repo = git_repo();
+    let dup = unique("dup");
+    let mut names: Vec<String> = (0..3).map(|i| unique(&format!("par{i}"))).collect();
+    names.push(dup.clone());
+    names.push(dup.clone());
+    let body = |name: &str| {
+        format!(
+            r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "zellij", "agent": "shell", "name": "{name}"}}"#,
+            repo.path().display().to_string()
+        )
+    };
+    let codes: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let b = body(n);
+                let d = &daemon;
+                scope.spawn(move || d.http("POST", "/api/sessions", Some(&b)).0)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 4, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 1, "exactly one of the duplicate names loses: {codes:?}");
+    names.pop();
+    let codes: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let d = &daemon;
+                scope.spawn(move || d.http("DELETE", &format!("/api/sessions/{n}"), None).0)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert_eq!(codes, vec![200; 4]);
+    let (_, list) = daemon.http("GET", "/api/sessions?archived=true", None);
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+    assert_eq!(std::fs::read_dir(home.path("worktrees")).expect("dir").count(), 0, "no worktree left");
+    let zellij = zellij_sessions();
+    assert!(names.iter().all(|n| !zellij.contains(&format!("clauderon-{n}"))), "{zellij}");
+}

@@ -1,0 +1,142 @@
+//! Session benchmarks against the real daemon (run by `just bench`):
+//! - create → running latency on the Zellij backend with the shell agent,
+//!   measured at the API (one keep-alive connection, like a client would);
+//! - `GET /api/sessions` with 1,000 sessions stored.
+//!
+//! Prints figures; never fails on a missed target.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use clauderon_sessions::{AccessMode, AgentStatus, Session, Status};
+use clauderon_tests::{Home, git_repo};
+
+/// A minimal HTTP/1.1 keep-alive client, so timings exclude process start-up.
+struct Http {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Http {
+    fn connect(port: u16) -> Self {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        Self { reader: BufReader::new(s.try_clone().expect("clone")), writer: s }
+    }
+
+    fn call(&mut self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.writer.write_all(req.as_bytes()).expect("send");
+        let mut status = String::new();
+        self.reader.read_line(&mut status).expect("status line");
+        let code = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).expect("header");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().expect("length");
+            }
+        }
+        let mut buf = vec![0; len];
+        self.reader.read_exact(&mut buf).expect("body");
+        (code, String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(what: &str, mut samples: Vec<Duration>, target: Duration) {
+    samples.sort();
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    let verdict = if p50 <= target { "met" } else { "NOT met" };
+    println!("{what:<48} n={:<5} p50 {:>9.2?}  p99 {:>9.2?}  target ≤ {target:?} ({verdict})", samples.len(), p50, p99);
+}
+
+fn create_latency() {
+    let (home, port) = Home::with_free_port();
+    let _daemon = home.daemon(port);
+    let repo = git_repo();
+    let mut http = Http::connect(port);
+    let mut samples = Vec::new();
+    for i in 0..15 {
+        let name = format!("bench-{}-{i}", std::process::id());
+        let body = format!(
+            r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "zellij", "agent": "shell", "name": "{name}"}}"#,
+            repo.path().display().to_string()
+        );
+        let started = Instant::now();
+        let (code, text) = http.call("POST", "/api/sessions", &body);
+        let took = started.elapsed();
+        assert_eq!(code, 201, "{text}");
+        samples.push(took);
+        let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
+        assert_eq!(code, 200, "{text}");
+    }
+    report("create → running (zellij, shell agent, via API)", samples, Duration::from_millis(150));
+}
+
+fn list_latency() {
+    let (home, port) = Home::with_free_port();
+    {
+        let store = clauderon_store::Store::open(&home.path("clauderon.redb")).expect("store");
+        for i in 0..1000 {
+            let s = Session {
+                id: format!("00000000-0000-4000-8000-{i:012}"),
+                name: format!("stored-{i}"),
+                repo: "/tmp/repo".into(),
+                subdir: "".into(),
+                worktree: format!("/tmp/wt/{i}").into(),
+                branch: format!("clauderon/stored-{i}"),
+                base_commit: "0".repeat(40),
+                backend: "zellij".into(),
+                agent: "shell".into(),
+                model: None,
+                access_mode: AccessMode::ReadWrite,
+                status: Status::Stopped,
+                error: None,
+                agent_status: AgentStatus::Idle,
+                resource_id: Some(format!("clauderon-stored-{i}")),
+                prompt: "a prompt of ordinary length describing some work to do".into(),
+                print_mode: false,
+                created_at: i,
+                updated_at: i,
+            };
+            let json = serde_json::to_vec(&s).expect("json");
+            store.insert_session(&s.id, &s.name, &json, b"{}").expect("insert");
+        }
+    }
+    let _daemon = home.daemon(port);
+    let mut http = Http::connect(port);
+    let (code, text) = http.call("GET", "/api/sessions", "");
+    assert_eq!(code, 200);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&text).expect("json").as_array().map(Vec::len), Some(1000));
+    let samples = (0..200)
+        .map(|_| {
+            let started = Instant::now();
+            let (code, _) = http.call("GET", "/api/sessions", "");
+            assert_eq!(code, 200);
+            started.elapsed()
+        })
+        .collect();
+    report("GET /api/sessions with 1,000 stored", samples, Duration::from_millis(10));
+}
+
+fn main() {
+    if std::env::var_os("CLAUDERON_TEST_COMPONENTS").is_none() {
+        eprintln!("run this with `just bench` (it builds the components and the binary first)");
+        std::process::exit(2);
+    }
+    println!("clauderon sessions benchmark — real daemon, real zellij, real git");
+    create_latency();
+    list_latency();
+}
