@@ -74,28 +74,13 @@ async fn an_output_flood_is_capped() {
 
 #[tokio::test]
 async fn a_log_flood_is_cut_at_the_per_call_budget() {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("capture lock").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = LogCapture::start();
 
     let rt = loaded().await;
     let mut inst = rt.backend("misbehave").await.expect("instance");
     let info = inst.create(&spec("log-flood")).await.expect("logging a lot is not an error");
     assert_eq!(info.resource_id, "logged");
-    let logged = String::from_utf8_lossy(&capture.0.lock().expect("lock")).into_owned();
+    let logged = capture.text();
     let ys: usize = logged.lines().filter(|l| l.contains("yyyy")).map(|l| l.matches('y').count()).sum();
     assert!(ys <= TEST_LIMITS.log_bytes_per_call, "{ys} bytes of the flood reached the log");
     assert!(ys >= TEST_LIMITS.log_bytes_per_call / 2, "the budget should let most of it through, got {ys}");

@@ -98,17 +98,7 @@ async fn the_shell_agent_plans_sh_c_prompt() {
     let mut rt = runtime();
     rt.load(bundled("shell")).await.expect("shell");
     let mut agent = rt.agent("shell").await.expect("instance");
-    let request = LaunchRequest {
-        session_id: "s".into(),
-        prompt: "echo hi > out.txt".into(),
-        model: None,
-        print_mode: true,
-        plan_mode: false,
-        skip_permissions: false,
-        resume: false,
-        config_home: "/tmp/home".into(),
-        hook_url: None,
-    };
+    let request = launch_request("echo hi > out.txt");
     let plan = agent.plan(&request).await.expect("plan");
     assert_eq!(plan.argv, vec!["sh", "-c", "echo hi > out.txt"]);
     assert!(plan.credentials.is_empty());

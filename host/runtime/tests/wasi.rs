@@ -5,49 +5,12 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use clauderon_runtime::bindings::agent::exports::clauderon::plugin::agent_api::LaunchRequest;
 use clauderon_runtime::{Capabilities, Kind, Source};
 use common::*;
 
 /// An environment variable set in the host process that must not reach a component.
 const CANARY: &str = "CLAUDERON_CANARY_SECRET";
 const CANARY_VALUE: &str = "canary-value-that-must-stay-in-the-host";
-
-fn request() -> LaunchRequest {
-    LaunchRequest {
-        session_id: "s".into(),
-        prompt: "probe".into(),
-        model: None,
-        print_mode: true,
-        plan_mode: false,
-        skip_permissions: false,
-        resume: false,
-        config_home: "/tmp/home".into(),
-        hook_url: None,
-    }
-}
-
-/// Everything written through `tracing` while it is alive.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("capture lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("capture lock")).into_owned()
-    }
-}
 
 #[tokio::test]
 async fn a_wasi_component_loads_and_is_marked_as_wasi() {
@@ -90,26 +53,23 @@ async fn a_wasi_component_sees_no_environment_arguments_or_directories() {
     rt.load(fixture("wasi-probe")).await.expect("loads");
     let mut agent = rt.agent("wasi-probe").await.expect("instance");
     assert_eq!(agent.info().await.expect("info").id, "wasi-probe");
-    let plan = agent.plan(&request()).await.expect("plan");
+    let plan = agent.plan(&launch_request("probe")).await.expect("plan");
     assert_eq!(plan.argv, vec!["env=0", "args=0", "preopens=0", "stdout=ok"], "what the component saw");
     assert!(!plan.argv.iter().any(|a| a.contains(CANARY) || a.contains(CANARY_VALUE)));
 
     // A second call on the same instance sees the same empty context.
-    let again = agent.plan(&request()).await.expect("plan again");
+    let again = agent.plan(&launch_request("probe")).await.expect("plan again");
     assert_eq!(again.argv, plan.argv);
 }
 
 #[tokio::test]
 async fn a_wasi_components_stdout_reaches_the_log_under_its_id() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = LogCapture::start();
 
     let mut rt = runtime();
     rt.load(fixture("wasi-probe")).await.expect("loads");
     let mut agent = rt.agent("wasi-probe").await.expect("instance");
-    let plan = agent.plan(&request()).await.expect("plan");
+    let plan = agent.plan(&launch_request("probe")).await.expect("plan");
     assert!(plan.argv.contains(&"stdout=ok".to_string()), "{:?}", plan.argv);
 
     let logged = capture.text();
@@ -118,7 +78,7 @@ async fn a_wasi_components_stdout_reaches_the_log_under_its_id() {
     assert!(lines[0].contains("component=wasi-probe") && lines[0].contains("stream=\"stdout\""), "{}", lines[0]);
 
     // Each call flushes only what was written since the last one.
-    agent.plan(&request()).await.expect("plan again");
+    agent.plan(&launch_request("probe")).await.expect("plan again");
     let logged = capture.text();
     assert_eq!(logged.lines().filter(|l| l.contains("hello from wasi stdout")).count(), 2, "{logged}");
 }

@@ -493,21 +493,25 @@ impl Manager {
         }
     }
 
-    /// The argv that attaches a terminal to a session.
-    pub async fn attach_argv(&self, id_or_name: &str) -> Result<Vec<String>, SessionError> {
+    /// A session and its backend resource id, for operations that need one.
+    async fn with_resource(&self, id_or_name: &str) -> Result<(Session, String), SessionError> {
         let session = self.get(id_or_name).await?;
         let resource = session
             .resource_id
+            .clone()
             .ok_or_else(|| SessionError::Conflict(format!("session `{}` has no backend resource", session.name)))?;
+        Ok((session, resource))
+    }
+
+    /// The argv that attaches a terminal to a session.
+    pub async fn attach_argv(&self, id_or_name: &str) -> Result<Vec<String>, SessionError> {
+        let (session, resource) = self.with_resource(id_or_name).await?;
         Ok(self.runtime.backend(&session.backend).await?.attach_argv(&resource).await?)
     }
 
     /// The last `lines` lines of a session's output.
     pub async fn output(&self, id_or_name: &str, lines: u32) -> Result<String, SessionError> {
-        let session = self.get(id_or_name).await?;
-        let resource = session
-            .resource_id
-            .ok_or_else(|| SessionError::Conflict(format!("session `{}` has no backend resource", session.name)))?;
+        let (session, resource) = self.with_resource(id_or_name).await?;
         Ok(self.runtime.backend(&session.backend).await?.output(&resource, lines).await?)
     }
 

@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clauderon_runtime::bindings::agent::exports::clauderon::plugin::agent_api::LaunchRequest;
 use clauderon_runtime::bindings::types::{AccessMode, LaunchPlan, SessionSpec};
 use clauderon_runtime::{Kind, Limits, Runtime, RuntimeConfig, Source};
 
@@ -80,5 +81,50 @@ pub fn spec(name: &str) -> SessionSpec {
         cpu_limit: None,
         memory_limit: None,
         options: Vec::new(),
+    }
+}
+
+/// A print-mode launch request with this prompt.
+pub fn launch_request(prompt: &str) -> LaunchRequest {
+    LaunchRequest {
+        session_id: "s".into(),
+        prompt: prompt.into(),
+        model: None,
+        print_mode: true,
+        plan_mode: false,
+        skip_permissions: false,
+        resume: false,
+        config_home: "/tmp/home".into(),
+        hook_url: None,
+    }
+}
+
+/// Everything written through `tracing` while its guard is alive (the
+/// subscriber is per thread: use it in current-thread tokio tests).
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("capture lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Start capturing; keep the guard alive for as long as needed.
+    pub fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        let capture = Self::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        (capture, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("capture lock")).into_owned()
     }
 }
