@@ -180,6 +180,11 @@ fn the_api_drives_sessions_and_refuses_bad_input_leaving_nothing_behind() {
 
     let (code, s) = daemon.http("POST", "/api/sessions", Some(&body(repo.path(), &format!(r#", "name": "{name}""#))));
     assert_eq!(code, 201, "{s}");
+    let (code, s) = daemon.http("GET", &format!("/api/sessions/{name}/attach"), None);
+    assert_eq!((code, s["argv"][0].as_str()), (200, Some("zellij")), "{s}");
+    let (code, s) = daemon.http("GET", &format!("/api/sessions/{name}/output?lines=5"), None);
+    assert_eq!(code, 200, "{s}");
+    assert!(s["output"].is_string(), "{s}");
     for (method, path, expect) in [
         ("POST", "stop", "stopped"),
         ("POST", "start", "running"),
@@ -211,6 +216,8 @@ fn the_api_drives_sessions_and_refuses_bad_input_leaving_nothing_behind() {
         (body(repo.path(), &format!(r#", "name": "{name}""#)), 409, "already exists"),
         (body(repo.path(), r#", "access_mode": "sideways""#), 400, "malformed"),
         (body(repo.path(), r#", "name": "Bad Name""#), 400, "lowercase"),
+        // Refused by the agent after the worktree was made: it must be removed again.
+        (body(repo.path(), "").replace("exec sleep 600", "   "), 400, "--prompt"),
     ];
     for (b, want, says) in bad {
         let (code, s) = daemon.http("POST", "/api/sessions", Some(&b));
@@ -359,4 +366,37 @@ fn concurrent_creates_and_deletes_are_safe() {
     assert_eq!(std::fs::read_dir(home.path("worktrees")).expect("dir").count(), 0, "no worktree left");
     let zellij = zellij_sessions();
     assert!(names.iter().all(|n| !zellij.contains(&format!("clauderon-{n}"))), "{zellij}");
+}
+
+#[test]
+fn a_configured_token_is_required_on_every_request() {
+    let (home, port) = Home::with_free_port();
+    std::fs::write(home.path("config.toml"), format!("[daemon]\nhttp_port = {port}\ntoken = \"s3cret\"\n"))
+        .expect("config");
+    let daemon = home.daemon(port);
+    let (code, s) = daemon.http("GET", "/api/sessions", None);
+    assert_eq!(code, 401, "{s}");
+    assert!(s["error"].as_str().unwrap_or_default().contains("token"), "{s}");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--noproxy",
+            "*",
+            "-H",
+            "authorization: Bearer s3cret",
+            &format!("http://127.0.0.1:{port}/api/sessions"),
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    // The CLI reads the same token from the config.
+    home.run(&["list"]).ok();
+}
+
+#[test]
+fn a_non_loopback_bind_without_a_token_is_refused() {
+    let home = Home::new();
+    let out = home.run(&["daemon", "--bind-addr", "0.0.0.0", "--http-port", "1"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("requires a token"), "{}", out.stderr);
 }

@@ -75,6 +75,12 @@ fn backend_key(backend: &str) -> String {
     format!("backend:{backend}")
 }
 
+/// git worktree operations are serialised per repository (keyed `repo:<path>`):
+/// concurrent `git worktree add/remove` in one repository race on its lock files.
+fn repo_key(repo: &Path) -> String {
+    format!("repo:{}", repo.display())
+}
+
 impl Manager {
     /// A manager over a store and a runtime; worktrees go under `home/worktrees`.
     pub fn new(store: Arc<Store>, runtime: Arc<Runtime>, home: PathBuf, defaults: Defaults) -> Self {
@@ -240,7 +246,11 @@ impl Manager {
     }
 
     async fn provision(&self, session: &mut Session) -> Result<(), SessionError> {
-        worktree::add(&session.repo, &session.worktree, &session.branch, &session.base_commit).await?;
+        {
+            let lock = self.lock_for(&repo_key(&session.repo));
+            let _one_at_a_time = lock.lock().await;
+            worktree::add(&session.repo, &session.worktree, &session.branch, &session.base_commit).await?;
+        }
         let spec = self.spec(session, false).await?;
         let mut backend = self.runtime.backend(&session.backend).await?;
         let info = {
@@ -274,8 +284,7 @@ impl Manager {
                 }
             }
         }
-        if let Err(e) = worktree::remove(&session.repo, &session.worktree, &session.branch, &session.base_commit).await
-        {
+        if let Err(e) = self.remove_worktree(session).await {
             tracing::warn!(session = %session.name, "could not remove the worktree: {e}");
         }
         let _ = tokio::fs::remove_dir_all(self.session_dir(session)).await;
@@ -288,6 +297,13 @@ impl Manager {
             },
             Err(e) => tracing::error!("{e}"),
         }
+    }
+
+    /// Remove a session's worktree (and branch unless it has commits of its own).
+    async fn remove_worktree(&self, session: &Session) -> Result<bool, SessionError> {
+        let lock = self.lock_for(&repo_key(&session.repo));
+        let _one_at_a_time = lock.lock().await;
+        worktree::remove(&session.repo, &session.worktree, &session.branch, &session.base_commit).await
     }
 
     fn session_dir(&self, session: &Session) -> PathBuf {
@@ -431,7 +447,7 @@ impl Manager {
                 tracing::warn!(session = %session.name, "backend delete failed, continuing (--force): {e}");
             }
         }
-        let kept = worktree::remove(&session.repo, &session.worktree, &session.branch, &session.base_commit).await?;
+        let kept = self.remove_worktree(&session).await?;
         let _ = tokio::fs::remove_dir_all(self.session_dir(&session)).await;
         let note = if kept {
             format!("Deleted {}; kept branch {} because it has commits not on its base.", session.name, session.branch)
