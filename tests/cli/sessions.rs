@@ -400,3 +400,47 @@ fn a_non_loopback_bind_without_a_token_is_refused() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("requires a token"), "{}", out.stderr);
 }
+
+#[test]
+fn reconcile_marks_a_vanished_session_failed_and_start_brings_it_back() {
+    let (home, port) = Home::with_free_port();
+    let _daemon = home.daemon(port);
+    let repo = git_repo();
+    let name = unique("rec");
+    let zname = format!("clauderon-{name}");
+    let s = home
+        .run(&[
+            "create",
+            "-r",
+            repo.path().to_str().expect("p"),
+            "-p",
+            "date +%s%N > started; exec sleep 600",
+            "-b",
+            "zellij",
+            "-a",
+            "shell",
+            "--name",
+            &name,
+            "--json",
+        ])
+        .ok()
+        .json();
+    let marker = PathBuf::from(s["worktree"].as_str().expect("worktree")).join("started");
+    let first = eventually(20, "the first start", || std::fs::read_to_string(&marker).ok());
+    assert_eq!(home.run(&["reconcile"]).ok().stdout.trim(), "Every session matches its backend.");
+
+    // Its zellij session is killed behind clauderon's back.
+    assert!(Command::new("zellij").args(["kill-session", &zname]).status().expect("zellij").success());
+    let _ = Command::new("zellij").args(["delete-session", "--force", &zname]).status();
+    let out = home.run(&["reconcile"]).ok();
+    assert!(out.stdout.contains(&name) && out.stdout.contains("gone"), "{}", out.stdout);
+    let list = home.run(&["list", "--json"]).ok().json();
+    assert_eq!(list[0]["status"], "failed");
+    assert!(list[0]["error"].as_str().unwrap_or_default().contains("start it again or delete it"), "{list}");
+
+    // Starting it again recreates the zellij session in the same worktree.
+    home.run(&["start", &name]).ok();
+    assert_eq!(status_of(&home, &name, false).as_deref(), Some("running"));
+    eventually(20, "the agent to run again", || std::fs::read_to_string(&marker).ok().filter(|t| *t != first));
+    home.run(&["delete", &name]).ok();
+}
