@@ -315,6 +315,12 @@ fn a_broken_config_or_store_is_a_clear_error() {
     assert!(out.stderr.contains("config.toml is not valid"), "{}", out.stderr);
 
     let home = Home::new();
+    std::fs::write(home.path("config.toml"), "[limits.backend]\ndeadline = \"soon\"\n").expect("config");
+    let out = home.run(&["daemon"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("config.toml is not valid") && out.stderr.contains("deadline"), "{}", out.stderr);
+
+    let home = Home::new();
     std::fs::write(home.path("clauderon.redb"), vec![0x5a; 4096]).expect("store");
     let out = home.run(&["daemon", "--http-port", "1"]);
     assert_ne!(out.code, 0);

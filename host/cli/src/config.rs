@@ -9,12 +9,20 @@
 //! http_port = 3030                # API port
 //! bind_addr = "127.0.0.1"         # a non-loopback address needs a token
 //! token = "…"                     # or CLAUDERON_API_TOKEN
+//!
+//! [limits.backend]                # per plugin kind: backend, agent, credential-source, hook
+//! deadline = 10000                # ms per call
+//! memory_bytes = 67108864         # linear memory cap
+//! output_bytes = 1048576          # data one call may return
+//! log_bytes_per_call = 262144
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use clauderon_runtime::{Kind, Limits};
 use serde::{Deserialize, Serialize};
 
 /// The whole file.
@@ -25,6 +33,9 @@ pub struct Config {
     pub general: General,
     #[serde(default)]
     pub daemon: Daemon,
+    /// Call limits per plugin kind (kinds not listed keep the defaults).
+    #[serde(default)]
+    pub limits: BTreeMap<Kind, Limits>,
 }
 
 /// `[general]`.

@@ -71,6 +71,7 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&path)).await??);
     let mut runtime_config = RuntimeConfig::under(&home.root);
     runtime_config.kv = Arc::new(StoreKv(store.clone()));
+    runtime_config.limits = config.limits.clone();
     let runtime = load_everything(home, runtime_config).await?;
     for f in runtime.failures() {
         tracing::warn!("refused component {}: {}", f.origin, f.error);

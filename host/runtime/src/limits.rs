@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Limits for one kind of component.
+/// Limits for one kind of component. In `config.toml` any field may be left
+/// out to keep its default: `[limits.backend] deadline = 30000`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Wall-clock deadline of one call (enforced with epochs, and by a
-    /// timeout around the whole call for time spent in host functions).
+    /// Wall-clock deadline of one call, in milliseconds in the config (enforced
+    /// with epochs, and by a timeout around the whole call for time spent in
+    /// host functions).
     #[serde(with = "millis")]
     pub deadline: Duration,
     /// Largest linear memory an instance may grow to, in bytes.
