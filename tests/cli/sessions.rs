@@ -450,3 +450,45 @@ fn reconcile_marks_a_vanished_session_failed_and_start_brings_it_back() {
     eventually(20, "the agent to run again", || std::fs::read_to_string(&marker).ok().filter(|t| *t != first));
     home.run(&["delete", &name]).ok();
 }
+
+/// `clauderon attach` in a real terminal (tmux) shows the agent's zellij session.
+#[test]
+fn attach_opens_the_sessions_zellij_in_a_terminal() {
+    let (home, port) = Home::with_free_port();
+    let _daemon = home.daemon(port);
+    let repo = git_repo();
+    let name = unique("att");
+    home.run(&[
+        "create",
+        "-r",
+        repo.path().to_str().expect("p"),
+        "-p",
+        "echo hello-from-the-agent; exec sleep 600",
+        "-b",
+        "zellij",
+        "-a",
+        "shell",
+        "--name",
+        &name,
+    ])
+    .ok();
+    let tmux = format!("clauderon-test-{name}");
+    let cmd = format!(
+        "CLAUDERON_HOME={} {} attach {name}",
+        home.dir.path().display(),
+        clauderon_tests::clauderon_bin().display()
+    );
+    let ok = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &tmux, "-x", "120", "-y", "30", &cmd])
+        .status()
+        .expect("tmux");
+    assert!(ok.success());
+    let screen = eventually(20, "the attached zellij to show the agent's output", || {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &tmux]).output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("hello-from-the-agent").then_some(text)
+    });
+    let _ = Command::new("tmux").args(["kill-session", "-t", &tmux]).status();
+    assert!(screen.contains(&format!("clauderon-{name}")), "{screen}");
+    home.run(&["delete", &name]).ok();
+}
