@@ -101,9 +101,15 @@ impl Home {
 
     /// Start `clauderon daemon` in the foreground of a child process and wait until it answers.
     pub fn daemon(&self, port: u16) -> Daemon {
+        self.daemon_with_env(port, &[])
+    }
+
+    /// The same, with extra environment variables for the daemon.
+    pub fn daemon_with_env(&self, port: u16, env: &[(&str, &str)]) -> Daemon {
         let log = std::fs::File::create(self.path("daemon-test.log")).expect("log");
         let child = self
             .command(&["daemon"])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -492,3 +492,37 @@ fn attach_opens_the_sessions_zellij_in_a_terminal() {
     assert!(screen.contains(&format!("clauderon-{name}")), "{screen}");
     home.run(&["delete", &name]).ok();
 }
+
+/// Secrets in the daemon's environment never reach a session on the host.
+#[test]
+fn the_daemons_environment_does_not_leak_into_a_zellij_session() {
+    let canary = "canary-d41d8cd98f00b204e9800998ecf8427e";
+    let (home, port) = Home::with_free_port();
+    let _daemon = home.daemon_with_env(port, &[("GITHUB_TOKEN", canary), ("ANTHROPIC_API_KEY", canary)]);
+    let repo = git_repo();
+    let name = unique("env");
+    let s = home
+        .run(&[
+            "create",
+            "-r",
+            repo.path().to_str().expect("p"),
+            "-p",
+            "env > env.txt; exec sleep 600",
+            "-b",
+            "zellij",
+            "-a",
+            "shell",
+            "--name",
+            &name,
+            "--json",
+        ])
+        .ok()
+        .json();
+    let env_file = PathBuf::from(s["worktree"].as_str().expect("worktree")).join("env.txt");
+    let env = eventually(20, "the session's environment", || {
+        std::fs::read_to_string(&env_file).ok().filter(|t| t.contains("CLAUDERON_SESSION_ID"))
+    });
+    assert!(!env.contains(canary), "a daemon secret reached the session:\n{env}");
+    assert!(env.contains(&format!("CLAUDERON_SESSION_NAME={name}")), "{env}");
+    home.run(&["delete", &name]).ok();
+}
