@@ -55,7 +55,11 @@ tools:
     fi
     command -v git >/dev/null 2>&1 || { echo "tools: git is required" >&2; exit 1; }
     command -v curl >/dev/null 2>&1 || { echo "tools: curl is required" >&2; exit 1; }
-    command -v tmux >/dev/null 2>&1 || { echo "tools: installing tmux"; apt-get install -y -q tmux || sudo apt-get install -y -q tmux; }
+    if ! command -v tmux >/dev/null 2>&1; then
+      echo "tools: installing tmux"
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+      $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q tmux
+    fi
 
 # Build every component: bundled ones, test fixtures and SDK templates.
 components: setup
