@@ -31,6 +31,8 @@ enum Command {
     /// Run the daemon: the API on 127.0.0.1:3030, sessions and plugins.
     Daemon(daemon::DaemonArgs),
     /// Create a session: a git worktree, the agent, and a backend to run it in.
+    #[command(after_help = "Examples:\n  clauderon create -r . -p 'make test' -a shell\n  \
+        clauderon create -r ~/src/app/web -p 'Fix the login bug' --name login-bug --access-mode read-only")]
     Create(sessions::CreateArgs),
     /// List sessions.
     List {
