@@ -61,9 +61,13 @@ tools:
       $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q tmux
     fi
 
+# Build the host crates and their tests with one feature set, so that building
+# and testing never compile the same dependency twice.
+host:
+    cargo build --workspace --bins --tests
+
 # Build every component: bundled ones, test fixtures and SDK templates.
-components: setup
-    cargo build -q -p clauderon-componentize
+components: setup host
     "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "$CLAUDERON_WASM_TARGET_DIR" --out "$CLAUDERON_COMPONENTS_DIR" components
     "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "$CLAUDERON_WASM_TARGET_DIR" --out "$CLAUDERON_TEST_COMPONENTS/fixtures" tests/fixtures/components
     "$CARGO_TARGET_DIR/debug/clauderon-componentize" --target-dir "$CLAUDERON_WASM_TARGET_DIR" --out "$CLAUDERON_TEST_COMPONENTS/templates" sdk/templates
@@ -80,7 +84,7 @@ run: build
 
 # Build everything and run every test.
 test: components tools
-    cargo build -p clauderon
+    cargo build --workspace --bins --tests
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
 
 # Print the performance figures (release build).
