@@ -85,7 +85,7 @@ run: build
 # Build everything and run every test.
 test: components tools
     cargo build --workspace --bins --tests
-    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast; fi
+    if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast -- --test-threads=1; fi
 
 # Print the performance figures (release build).
 bench: components tools

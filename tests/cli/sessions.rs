@@ -30,6 +30,26 @@ fn status_of(home: &Home, name: &str, archived: bool) -> Option<String> {
     list.as_array()?.iter().find(|s| s["name"] == name).and_then(|s| s["status"].as_str().map(String::from))
 }
 
+/// `clauderon create` of a zellij session running the shell agent; the session as JSON.
+fn create_shell(home: &Home, repo: &Path, name: &str, prompt: &str) -> Value {
+    home.run(&[
+        "create",
+        "-r",
+        repo.to_str().expect("utf-8 path"),
+        "-p",
+        prompt,
+        "-b",
+        "zellij",
+        "-a",
+        "shell",
+        "--name",
+        name,
+        "--json",
+    ])
+    .ok()
+    .json()
+}
+
 struct Ws(tungstenite::WebSocket<std::net::TcpStream>);
 
 impl Ws {
@@ -132,23 +152,7 @@ fn a_branch_with_commits_of_its_own_is_kept_on_delete() {
     let repo = git_repo();
     let name = unique("keep");
     let prompt = "git -c user.email=a@example.invalid -c user.name=a commit -q --allow-empty -m work; exec sleep 600";
-    let s = home
-        .run(&[
-            "create",
-            "-r",
-            repo.path().to_str().expect("p"),
-            "-p",
-            prompt,
-            "-b",
-            "zellij",
-            "-a",
-            "shell",
-            "--name",
-            &name,
-            "--json",
-        ])
-        .ok()
-        .json();
+    let s = create_shell(&home, repo.path(), &name, prompt);
     let branch = s["branch"].as_str().expect("branch").to_string();
     eventually(20, "the agent's commit", || {
         let out = Command::new("git")
@@ -414,23 +418,7 @@ fn reconcile_marks_a_vanished_session_failed_and_start_brings_it_back() {
     let repo = git_repo();
     let name = unique("rec");
     let zname = format!("clauderon-{name}");
-    let s = home
-        .run(&[
-            "create",
-            "-r",
-            repo.path().to_str().expect("p"),
-            "-p",
-            "date +%s%N > started; exec sleep 600",
-            "-b",
-            "zellij",
-            "-a",
-            "shell",
-            "--name",
-            &name,
-            "--json",
-        ])
-        .ok()
-        .json();
+    let s = create_shell(&home, repo.path(), &name, "date +%s%N > started; exec sleep 600");
     let marker = PathBuf::from(s["worktree"].as_str().expect("worktree")).join("started");
     let first = eventually(20, "the first start", || std::fs::read_to_string(&marker).ok());
     assert_eq!(home.run(&["reconcile"]).ok().stdout.trim(), "Every session matches its backend.");
@@ -458,20 +446,7 @@ fn attach_opens_the_sessions_zellij_in_a_terminal() {
     let _daemon = home.daemon(port);
     let repo = git_repo();
     let name = unique("att");
-    home.run(&[
-        "create",
-        "-r",
-        repo.path().to_str().expect("p"),
-        "-p",
-        "echo hello-from-the-agent; exec sleep 600",
-        "-b",
-        "zellij",
-        "-a",
-        "shell",
-        "--name",
-        &name,
-    ])
-    .ok();
+    create_shell(&home, repo.path(), &name, "echo hello-from-the-agent; exec sleep 600");
     let tmux = format!("clauderon-test-{name}");
     let cmd = format!(
         "CLAUDERON_HOME={} {} attach {name}",
@@ -501,23 +476,7 @@ fn the_daemons_environment_does_not_leak_into_a_zellij_session() {
     let _daemon = home.daemon_with_env(port, &[("GITHUB_TOKEN", canary), ("ANTHROPIC_API_KEY", canary)]);
     let repo = git_repo();
     let name = unique("env");
-    let s = home
-        .run(&[
-            "create",
-            "-r",
-            repo.path().to_str().expect("p"),
-            "-p",
-            "env > env.txt; exec sleep 600",
-            "-b",
-            "zellij",
-            "-a",
-            "shell",
-            "--name",
-            &name,
-            "--json",
-        ])
-        .ok()
-        .json();
+    let s = create_shell(&home, repo.path(), &name, "env > env.txt; exec sleep 600");
     let env_file = PathBuf::from(s["worktree"].as_str().expect("worktree")).join("env.txt");
     let env = eventually(20, "the session's environment", || {
         std::fs::read_to_string(&env_file).ok().filter(|t| t.contains("CLAUDERON_SESSION_ID"))
