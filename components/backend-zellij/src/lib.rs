@@ -140,13 +140,16 @@ impl Backend for Zellij {
 
     fn delete(resource_id: String) -> Result<()> {
         let name = owned(&resource_id)?;
-        if state_of(name)?.state == ResourceState::Running {
-            // Ignore the outcome: the session may end on its own meanwhile.
+        let state = state_of(name)?.state;
+        if state == ResourceState::Missing {
+            return Ok(());
+        }
+        // Outcomes ignored: the session may end on its own meanwhile; the
+        // check below is what counts.
+        if state == ResourceState::Running {
             zellij().args(["kill-session", name]).output()?;
         }
-        if state_of(name)?.state != ResourceState::Missing {
-            zellij().args(["delete-session", "--force", name]).output()?;
-        }
+        zellij().args(["delete-session", "--force", name]).output()?;
         match state_of(name)?.state {
             ResourceState::Missing => Ok(()),
             _ => Err(Error::failed(format!("the zellij session `{name}` could not be deleted"))),
