@@ -19,20 +19,28 @@ pub struct Migration {
 }
 
 /// Every step, in order. Append only.
-pub const STEPS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create sessions, session names, events, component kv and meta tables",
-    apply: v1_initial,
-}];
+pub const STEPS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create sessions, session names, events, component kv and meta tables",
+        apply: v1_initial,
+    },
+    Migration { version: 2, description: "create the proxy audit table", apply: v2_audit },
+];
 
 /// The schema version this build writes.
-pub const CURRENT: u64 = 1;
+pub const CURRENT: u64 = 2;
 
 fn v1_initial(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(schema::SESSIONS)?;
     txn.open_table(schema::SESSION_NAMES)?;
     txn.open_table(schema::EVENTS)?;
     txn.open_table(schema::COMPONENT_KV)?;
+    Ok(())
+}
+
+fn v2_audit(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    txn.open_table(schema::AUDIT)?;
     Ok(())
 }
 
@@ -110,13 +118,27 @@ mod tests {
     fn v1_from_an_empty_store_creates_every_table() {
         let (_d, db) = db();
         assert_eq!(version(&db).expect("version"), 0);
-        assert_eq!(run(&db).expect("run"), vec![1]);
-        assert_eq!(version(&db).expect("version"), 1);
+        assert_eq!(run(&db).expect("run"), vec![1, 2]);
+        assert_eq!(version(&db).expect("version"), 2);
         let txn = db.begin_read().expect("read");
         assert_eq!(txn.open_table(schema::SESSIONS).expect("sessions").len().expect("len"), 0);
         txn.open_table(schema::SESSION_NAMES).expect("names");
         txn.open_table(schema::EVENTS).expect("events");
         txn.open_table(schema::COMPONENT_KV).expect("kv");
+        txn.open_table(schema::AUDIT).expect("audit");
+    }
+
+    #[test]
+    fn a_v1_store_gains_the_audit_table_and_keeps_its_sessions() {
+        let (_d, db) = db();
+        assert_eq!(run_to(&db, 1).expect("v1"), vec![1]);
+        let txn = db.begin_write().expect("write");
+        txn.open_table(schema::SESSIONS).expect("t").insert("id", b"{}".as_slice()).expect("insert");
+        txn.commit().expect("commit");
+        assert_eq!(run(&db).expect("upgrade"), vec![2]);
+        let txn = db.begin_read().expect("read");
+        assert!(txn.open_table(schema::SESSIONS).expect("t").get("id").expect("get").is_some());
+        assert_eq!(txn.open_table(schema::AUDIT).expect("audit").len().expect("len"), 0);
     }
 
     #[test]

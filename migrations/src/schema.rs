@@ -12,6 +12,8 @@ pub const SESSION_NAMES: TableDefinition<&str, &str> = TableDefinition::new("ses
 pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// Per-component key-value state: (component id, key) → value.
 pub const COMPONENT_KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("component_kv");
+/// Proxy audit records: sequence number → JSON record (append-only, pruned by age).
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 /// The key under which [`META`] holds the schema version.
 pub const SCHEMA_VERSION: &str = "schema_version";

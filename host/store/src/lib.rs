@@ -1,6 +1,6 @@
 //! clauderon's store: one redb file (`CLAUDERON_HOME/clauderon.redb`) holding
-//! sessions (with unique names), the append-only event log and per-component
-//! kv state. Opening it runs the schema migrations. Every change is one redb
+//! sessions (with unique names), the append-only event log, the proxy's audit
+//! records and per-component kv state. Opening it runs the schema migrations. Every change is one redb
 //! transaction, so a crash never leaves half a change behind.
 //!
 //! Values are opaque bytes (JSON, written by the session manager); the store
@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clauderon_migrations::schema::{COMPONENT_KV, EVENTS, SESSION_NAMES, SESSIONS};
+use clauderon_migrations::schema::{AUDIT, COMPONENT_KV, META, EVENTS, SESSION_NAMES, SESSIONS};
 use clauderon_migrations::{MigrationError, run};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
@@ -207,6 +207,64 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Append audit records in one transaction; returns their sequence numbers.
+    pub fn append_audit(&self, records: &[Vec<u8>]) -> Result<Vec<u64>, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let mut seqs = Vec::with_capacity(records.len());
+        {
+            // The last sequence number lives in META, so pruning every record never reuses one.
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let mut last = meta.get(AUDIT_LAST_SEQ).map_err(db_err)?.map(|v| v.value()).unwrap_or(0);
+            let mut table = txn.open_table(AUDIT).map_err(db_err)?;
+            for record in records {
+                last += 1;
+                table.insert(last, record.as_slice()).map_err(db_err)?;
+                seqs.push(last);
+            }
+            meta.insert(AUDIT_LAST_SEQ, last).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(seqs)
+    }
+
+    /// Audit records after `after` (exclusive), oldest first, at most `limit`.
+    pub fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(AUDIT).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in table.range(after.saturating_add(1)..).map_err(db_err)?.take(limit) {
+            let (k, v) = row.map_err(db_err)?;
+            out.push(LoggedEvent { seq: k.value(), data: v.value().to_vec() });
+        }
+        Ok(out)
+    }
+
+    /// Remove the oldest audit records while `expired` says so; returns how many went.
+    pub fn prune_audit(&self, expired: impl Fn(&[u8]) -> bool) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let mut removed = 0;
+        {
+            let mut table = txn.open_table(AUDIT).map_err(db_err)?;
+            loop {
+                let Some((k, v)) = table.first().map_err(db_err)? else { break };
+                let (seq, old) = (k.value(), expired(v.value()));
+                drop((k, v));
+                if !old {
+                    break;
+                }
+                table.remove(seq).map_err(db_err)?;
+                removed += 1;
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(removed)
+    }
+}
+
+/// The META key holding the last audit sequence number handed out.
+const AUDIT_LAST_SEQ: &str = "audit_last_seq";
+
 fn append(txn: &redb::WriteTransaction, event: &[u8]) -> Result<u64, StoreError> {
     let mut events = txn.open_table(EVENTS).map_err(db_err)?;
     let next = events.last().map_err(db_err)?.map(|(k, _)| k.value() + 1).unwrap_or(1);
@@ -222,6 +280,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("clauderon.redb")).expect("open");
         (dir, store)
+    }
+
+    #[test]
+    fn audit_records_append_in_order_and_prune_from_the_oldest() {
+        let (_d, s) = store();
+        assert_eq!(s.append_audit(&[b"old1".to_vec(), b"old2".to_vec()]).expect("append"), vec![1, 2]);
+        assert_eq!(s.append_audit(&[b"new3".to_vec()]).expect("append"), vec![3]);
+        let all = s.audit_after(0, 10).expect("read");
+        assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(s.prune_audit(|d| d.starts_with(b"old")).expect("prune"), 2);
+        let left = s.audit_after(0, 10).expect("read");
+        assert_eq!(left, vec![LoggedEvent { seq: 3, data: b"new3".to_vec() }]);
+        assert_eq!(s.prune_audit(|_| true).expect("prune all"), 1);
+        assert_eq!(s.append_audit(&[b"new4".to_vec()]).expect("append"), vec![4], "sequence numbers never reuse");
     }
 
     #[test]

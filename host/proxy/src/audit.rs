@@ -1,0 +1,147 @@
+//! The audit: one record for every request a session sends through the
+//! proxy — allowed, blocked, failed upstream or refused for a bad identity.
+//! Records name the credential injected, never its value, and carry the path
+//! without its query string. [`AuditLog`] batches them into the redb store on
+//! a background task and broadcasts each stored record to live followers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clauderon_store::Store;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+/// What the proxy did with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// Forwarded; `status` is the upstream's answer.
+    Allowed,
+    /// Refused by the session's access mode (403).
+    Blocked,
+    /// Forwarding failed (502).
+    Failed,
+    /// Refused: no or wrong session identity (407).
+    Denied,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Sequence number in the store (0 until stored).
+    #[serde(default)]
+    pub seq: u64,
+    /// When the request arrived, in ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The session's id.
+    pub session_id: String,
+    /// The session's name.
+    pub session_name: String,
+    /// The target host.
+    pub host: String,
+    /// The method (`CONNECT` for a refused tunnel).
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+    /// What was decided.
+    pub decision: Decision,
+    /// Why (blocked, failed, denied, or a note such as a missing credential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The credential injected: `<service> from <source>` — never the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+    /// The status sent to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// From arrival until the response body ended, in ms.
+    pub duration_ms: f64,
+    /// Request body bytes sent upstream.
+    pub bytes_up: u64,
+    /// Response body bytes sent to the client.
+    pub bytes_down: u64,
+}
+
+/// Where the proxy sends records.
+pub trait AuditSink: Send + Sync {
+    /// Record one request (must not block).
+    fn record(&self, record: AuditRecord);
+}
+
+/// How many records one store transaction takes at most.
+const BATCH: usize = 512;
+
+/// The audit log over the store.
+pub struct AuditLog {
+    tx: mpsc::UnboundedSender<AuditRecord>,
+    live: broadcast::Sender<AuditRecord>,
+}
+
+impl AuditLog {
+    /// Start the writer task; records older than `retention` are pruned at
+    /// start and every hour.
+    pub fn start(store: Arc<Store>, retention: Duration) -> Arc<Self> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (live, _) = broadcast::channel(4096);
+        tokio::spawn(write_loop(store.clone(), rx, live.clone()));
+        tokio::spawn(prune_loop(store, retention));
+        Arc::new(Self { tx, live })
+    }
+
+    /// Follow records as they are stored.
+    pub fn subscribe(&self) -> broadcast::Receiver<AuditRecord> {
+        self.live.subscribe()
+    }
+}
+
+impl AuditSink for AuditLog {
+    fn record(&self, record: AuditRecord) {
+        if self.tx.send(record).is_err() {
+            tracing::error!("the audit writer has stopped; a record was lost");
+        }
+    }
+}
+
+async fn write_loop(
+    store: Arc<Store>,
+    mut rx: mpsc::UnboundedReceiver<AuditRecord>,
+    live: broadcast::Sender<AuditRecord>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let records = std::mem::take(&mut batch);
+        let bytes: Vec<Vec<u8>> = records.iter().filter_map(|r| serde_json::to_vec(r).ok()).collect();
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.append_audit(&bytes)).await {
+            Ok(Ok(seqs)) => {
+                for (mut record, seq) in records.into_iter().zip(seqs) {
+                    record.seq = seq;
+                    let _ = live.send(record);
+                }
+            }
+            Ok(Err(e)) => tracing::error!("writing {} audit records failed: {e}", records.len()),
+            Err(e) => tracing::error!("the audit write task failed: {e}"),
+        }
+    }
+}
+
+async fn prune_loop(store: Arc<Store>, retention: Duration) {
+    loop {
+        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+        let s = store.clone();
+        let expired =
+            move |data: &[u8]| serde_json::from_slice::<AuditRecord>(data).map(|r| r.at_ms < cutoff).unwrap_or(true);
+        match tokio::task::spawn_blocking(move || s.prune_audit(expired)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!("pruned {n} audit records older than the retention period"),
+            Ok(Err(e)) => tracing::warn!("pruning the audit failed: {e}"),
+            Err(e) => tracing::warn!("the audit prune task failed: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+/// Now, in ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -1,0 +1,376 @@
+//! One request inside a session's tunnel (or a plain `http://` request):
+//! access-mode check, credential injection, forwarding with both bodies
+//! streamed, WebSocket relay, and the audit record — written when the
+//! response body has been sent (or dropped), so its byte counts are real.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::audit::{AuditRecord, AuditSink, Decision, now_ms};
+use crate::policy::{self, Verdict};
+use crate::server::{SessionCtx, Shared};
+use crate::{BoxError, ProxyBody};
+
+/// The largest GraphQL body read to check a read-only request.
+const MAX_GRAPHQL_BODY: usize = 1 << 20;
+
+/// Where a request goes.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+impl Target {
+    pub(crate) fn https(host: String, port: u16) -> Self {
+        Self { https: true, host, port }
+    }
+
+    /// The target of an absolute-form `http://` request.
+    pub(crate) fn from_absolute(uri: &Uri) -> Option<Self> {
+        (uri.scheme_str() == Some("http")).then_some(())?;
+        Some(Self { https: false, host: uri.host()?.to_string(), port: uri.port_u16().unwrap_or(80) })
+    }
+
+    fn authority(&self) -> String {
+        let default = if self.https { 443 } else { 80 };
+        if self.port == default { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
+    }
+
+    fn uri(&self, path_and_query: Option<&http::uri::PathAndQuery>) -> Result<Uri, http::Error> {
+        Uri::builder()
+            .scheme(if self.https { "https" } else { "http" })
+            .authority(self.authority())
+            .path_and_query(path_and_query.map(|p| p.as_str()).unwrap_or("/"))
+            .build()
+    }
+}
+
+/// A plain-text response.
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response<ProxyBody> {
+    let mut resp = Response::new(full(Bytes::from(body.into())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+/// An empty body.
+pub(crate) fn empty() -> ProxyBody {
+    full(Bytes::new())
+}
+
+fn full(bytes: Bytes) -> ProxyBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// The audit record of one request, sent when dropped.
+struct Pending {
+    record: AuditRecord,
+    started: Instant,
+    up: Arc<AtomicU64>,
+    sink: Arc<dyn AuditSink>,
+}
+
+impl Pending {
+    fn finish(mut self, decision: Decision, status: u16, reason: Option<String>) {
+        self.record.decision = decision;
+        self.record.status = Some(status);
+        if reason.is_some() {
+            self.record.reason = reason;
+        }
+        drop(self);
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.record.duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.record.bytes_up = self.up.load(Ordering::Relaxed);
+        self.sink.record(std::mem::replace(&mut self.record, blank()));
+    }
+}
+
+fn blank() -> AuditRecord {
+    AuditRecord {
+        seq: 0,
+        at_ms: 0,
+        session_id: String::new(),
+        session_name: String::new(),
+        host: String::new(),
+        method: String::new(),
+        path: String::new(),
+        decision: Decision::Failed,
+        reason: None,
+        credential: None,
+        status: None,
+        duration_ms: 0.0,
+        bytes_up: 0,
+        bytes_down: 0,
+    }
+}
+
+/// A body that counts its bytes; the response side also carries the audit
+/// record, sent when the body is done or dropped.
+struct Counted {
+    inner: ProxyBody,
+    count: Arc<AtomicU64>,
+    pending: Option<Pending>,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if let Some(p) = self.pending.as_mut() {
+                        p.record.bytes_down += data.len() as u64;
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(p) = self.pending.as_mut() {
+                    p.record.reason = Some(format!("the body broke off: {e}"));
+                }
+            }
+            Poll::Ready(None) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn counted(inner: ProxyBody, count: Arc<AtomicU64>, pending: Option<Pending>) -> ProxyBody {
+    Counted { inner, count, pending }.boxed()
+}
+
+/// Handle one request for `target` from the session.
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    target: Target,
+    ctx: Arc<SessionCtx>,
+    shared: Arc<Shared>,
+) -> Response<ProxyBody> {
+    let up = Arc::new(AtomicU64::new(0));
+    let mut pending = Pending {
+        record: AuditRecord {
+            at_ms: now_ms(),
+            session_id: ctx.ident.id.clone(),
+            session_name: ctx.ident.name.clone(),
+            host: target.host.clone(),
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            ..blank()
+        },
+        started: Instant::now(),
+        up: up.clone(),
+        sink: shared.audit.clone(),
+    };
+    let (mut parts, body) = req.into_parts();
+    let body = match policy::check(ctx.mode(), &parts.method, parts.uri.path(), parts.uri.query()) {
+        Verdict::Allow => counted(body.map_err(BoxError::from).boxed(), up.clone(), None),
+        Verdict::Block(reason) => return blocked(pending, &ctx, reason),
+        Verdict::InspectGraphql => match Limited::new(body, MAX_GRAPHQL_BODY).collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                if let Verdict::Block(reason) = policy::graphql(&bytes) {
+                    return blocked(pending, &ctx, reason);
+                }
+                up.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                full(bytes)
+            }
+            Err(e) => return blocked(pending, &ctx, format!("the GraphQL body could not be read to check it ({e})")),
+        },
+    };
+    let websocket = is_websocket(&parts.headers);
+    strip_hop_by_hop(&mut parts.headers, websocket);
+    inject(&mut parts.headers, &target, &shared, &mut pending).await;
+    let uri = match target.uri(parts.uri.path_and_query()) {
+        Ok(uri) => uri,
+        Err(e) => return failed(pending, StatusCode::BAD_REQUEST, format!("bad request target: {e}")),
+    };
+    if websocket {
+        let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+        return relay_websocket(parts, body, uri, &target, upgrade, &shared, pending).await;
+    }
+    parts.headers.remove(header::HOST);
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    match shared.upstream.client.request(Request::from_parts(parts, body)).await {
+        Ok(resp) => {
+            let (mut rparts, rbody) = resp.into_parts();
+            strip_hop_by_hop(&mut rparts.headers, false);
+            pending.record.decision = Decision::Allowed;
+            pending.record.status = Some(rparts.status.as_u16());
+            let body = counted(rbody.map_err(BoxError::from).boxed(), Arc::new(AtomicU64::new(0)), Some(pending));
+            Response::from_parts(rparts, body)
+        }
+        Err(e) => failed(pending, StatusCode::BAD_GATEWAY, upstream_error(&e)),
+    }
+}
+
+/// Put the rule's credential in the headers, and say so in the audit.
+async fn inject(headers: &mut HeaderMap, target: &Target, shared: &Shared, pending: &mut Pending) {
+    let Some(rule) = shared.rules.find(&target.host) else { return };
+    if !target.https {
+        pending.record.reason = Some(format!("rule `{}`: no credential is sent over plain HTTP", rule.name));
+        return;
+    }
+    for injection in &rule.inject {
+        if let Some(credential) = shared.credentials.get(&injection.service).await
+            && rule.apply(headers, injection, credential.value.expose())
+        {
+            pending.record.credential = Some(format!("{} from {}", injection.service, credential.source));
+            return;
+        }
+    }
+    let services: Vec<&str> = rule.inject.iter().map(|i| i.service.as_str()).collect();
+    pending.record.reason = Some(format!(
+        "rule `{}`: no `{}` credential available; forwarded unchanged",
+        rule.name,
+        services.join("` or `")
+    ));
+}
+
+fn blocked(pending: Pending, ctx: &SessionCtx, reason: String) -> Response<ProxyBody> {
+    let body = format!(
+        "clauderon proxy: blocked — this session is read-only and {reason}.\n\
+         To allow writes: clauderon set-access-mode {} read-write\n",
+        ctx.ident.name
+    );
+    pending.finish(Decision::Blocked, 403, Some(reason));
+    text(StatusCode::FORBIDDEN, body)
+}
+
+fn failed(pending: Pending, status: StatusCode, reason: String) -> Response<ProxyBody> {
+    let body = format!("clauderon proxy: {reason}\n");
+    pending.finish(Decision::Failed, status.as_u16(), Some(reason));
+    text(status, body)
+}
+
+fn upstream_error(e: &hyper_util::client::legacy::Error) -> String {
+    let mut msg = format!("the upstream request failed: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Remove hop-by-hop headers (keeping `Connection: upgrade` + `Upgrade` for a WebSocket).
+fn strip_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
+    let listed: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .filter(|s| !(websocket && s == "upgrade"))
+        .collect();
+    for name in listed {
+        headers.remove(name.as_str());
+    }
+    for name in ["proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "trailer"] {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+    if headers.get(header::TE).is_some_and(|v| v != "trailers") {
+        headers.remove(header::TE);
+    }
+    if websocket {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Relay a WebSocket upgrade: send the handshake upstream over HTTP/1.1, and
+/// on 101 join the two upgraded connections.
+async fn relay_websocket(
+    mut parts: http::request::Parts,
+    body: ProxyBody,
+    uri: Uri,
+    target: &Target,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    shared: &Shared,
+    mut pending: Pending,
+) -> Response<ProxyBody> {
+    let Some(client_upgrade) = client_upgrade else {
+        return failed(pending, StatusCode::BAD_REQUEST, "this connection cannot be upgraded".into());
+    };
+    let io = match shared.upstream.connect_h1(&target.host, target.port).await {
+        Ok(io) => io,
+        Err(e) => return failed(pending, StatusCode::BAD_GATEWAY, e.to_string()),
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
+        Ok(pair) => pair,
+        Err(e) => return failed(pending, StatusCode::BAD_GATEWAY, format!("WebSocket upstream handshake: {e}")),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!("WebSocket upstream connection: {e}");
+        }
+    });
+    if let Ok(host) = HeaderValue::from_str(&target.authority()) {
+        parts.headers.insert(header::HOST, host);
+    }
+    parts.uri = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").parse().unwrap_or_default();
+    parts.version = Version::HTTP_11;
+    let mut resp = match sender.send_request(Request::from_parts(parts, body)).await {
+        Ok(resp) => resp,
+        Err(e) => return failed(pending, StatusCode::BAD_GATEWAY, format!("WebSocket upgrade request: {e}")),
+    };
+    pending.record.status = Some(resp.status().as_u16());
+    pending.record.decision = Decision::Allowed;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (rparts, rbody) = resp.into_parts();
+        let body = counted(rbody.map_err(BoxError::from).boxed(), Arc::new(AtomicU64::new(0)), Some(pending));
+        return Response::from_parts(rparts, body);
+    }
+    let upstream_upgrade = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        match tokio::try_join!(client_upgrade, upstream_upgrade) {
+            Ok((client, upstream)) => {
+                let (mut a, mut b) = (TokioIo::new(client), TokioIo::new(upstream));
+                match tokio::io::copy_bidirectional(&mut a, &mut b).await {
+                    Ok((up, down)) => {
+                        pending.up.fetch_add(up, Ordering::Relaxed);
+                        pending.record.bytes_down += down;
+                    }
+                    Err(e) => pending.record.reason = Some(format!("the WebSocket broke off: {e}")),
+                }
+            }
+            Err(e) => pending.record.reason = Some(format!("the WebSocket upgrade failed: {e}")),
+        }
+        drop(pending);
+    });
+    let (rparts, _) = resp.into_parts();
+    Response::from_parts(rparts, empty())
+}

@@ -1,0 +1,129 @@
+//! clauderon's zero-credential proxy. Sessions hold placeholders; every HTTP(S)
+//! request they make goes through a listener of their own, which:
+//!
+//! - knows the session by its listener and refuses any other identity (407);
+//! - intercepts TLS with clauderon's CA ([`ca`]), minting a leaf per host;
+//! - enforces the session's access mode ([`policy`]) live;
+//! - injects the real credential for the host ([`rules`], [`credentials`]);
+//! - forwards over a pooled, verified TLS client ([`upstream`]), streaming
+//!   bodies both ways and relaying WebSocket upgrades;
+//! - writes one [`audit`] record per request.
+//!
+//! [`server::Proxy`] is the entry point; [`session_env`] is what a backend
+//! puts in a session's environment.
+
+pub mod audit;
+pub mod ca;
+pub mod credentials;
+pub mod policy;
+pub mod rules;
+pub mod server;
+pub mod upstream;
+
+mod forward;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use audit::{AuditLog, AuditRecord, AuditSink, Decision};
+pub use credentials::{Credential, CredentialStatus, Credentials, Secret, Source};
+pub use policy::AccessMode;
+pub use rules::{Rule, RuleSet};
+pub use server::{Proxy, SessionIdentity};
+
+/// Error type of bodies flowing through the proxy.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A streamed body, either way.
+pub type ProxyBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// What went wrong setting up or running the proxy.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("the proxy CA at {path} cannot be used ({reason}); move it aside to have a new one made")]
+    Ca { path: PathBuf, reason: String },
+    #[error("minting a certificate for `{host}`: {reason}")]
+    Leaf { host: String, reason: String },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("upstream: {0}")]
+    Upstream(String),
+    #[error("binding the proxy listener on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("a proxy lock was poisoned by a panic")]
+    Poisoned,
+}
+
+impl ProxyError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+    fn ca(path: &Path, e: impl std::fmt::Display) -> Self {
+        Self::Ca { path: path.into(), reason: e.to_string() }
+    }
+}
+
+/// `[proxy]` in `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Address the per-session listeners bind (loopback by default).
+    pub bind_addr: String,
+    /// Extra PEM root certificates trusted for upstreams (besides the system's).
+    pub extra_root_certs: Vec<PathBuf>,
+    /// Host (or host:port) → address to connect to instead (TLS, SNI and Host unchanged).
+    pub upstreams: BTreeMap<String, String>,
+    /// Host of your Grafana, for the built-in Grafana rule.
+    pub grafana_host: Option<String>,
+    /// Extra injection rules (checked before the built-in ones).
+    pub rules: Vec<Rule>,
+    /// Hosts sessions reach directly, not through the proxy (`NO_PROXY`).
+    pub no_proxy: Vec<String>,
+    /// Days audit records are kept.
+    pub audit_retention_days: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            bind_addr: "127.0.0.1".into(),
+            extra_root_certs: Vec::new(),
+            upstreams: BTreeMap::new(),
+            grafana_host: None,
+            rules: Vec::new(),
+            no_proxy: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            audit_retention_days: 30,
+        }
+    }
+}
+
+/// The environment a session needs to use the proxy: the proxy URL (with the
+/// session's identity) in every spelling clients read, `NO_PROXY`, and the CA
+/// bundle under every name a TLS stack looks for. Placeholders are added by
+/// the session manager from the agent's launch plan.
+pub fn session_env(proxy_url: &str, ca_bundle: &Path, no_proxy: &[String]) -> Vec<(String, String)> {
+    let bundle = ca_bundle.display().to_string();
+    let no_proxy = no_proxy.join(",");
+    let mut env: Vec<(String, String)> = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
+        .iter()
+        .map(|k| (k.to_string(), proxy_url.to_string()))
+        .collect();
+    env.push(("NO_PROXY".into(), no_proxy.clone()));
+    env.push(("no_proxy".into(), no_proxy));
+    for var in [
+        "NODE_EXTRA_CA_CERTS",
+        "SSL_CERT_FILE",
+        "CURL_CA_BUNDLE",
+        "REQUESTS_CA_BUNDLE",
+        "CODEX_CA_CERTIFICATE",
+        "GIT_SSL_CAINFO",
+        "CARGO_HTTP_CAINFO",
+    ] {
+        env.push((var.into(), bundle.clone()));
+    }
+    env
+}

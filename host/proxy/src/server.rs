@@ -1,0 +1,329 @@
+//! The proxy's listeners: one per session, each knowing its session. A client
+//! must present the session's identity (`Proxy-Authorization: Basic`, from
+//! the credentials in its proxy URL) or come from an address registered for
+//! the session (a container's own IP); anything else gets 407. `CONNECT`
+//! tunnels are answered, then TLS is terminated with a leaf for the CONNECT
+//! host and the requests inside are served (HTTP/1.1 or HTTP/2 by ALPN) by
+//! [`crate::forward`]. Plain `http://` requests are forwarded as they are.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::audit::{AuditRecord, AuditSink, Decision, now_ms};
+use crate::ca::Authority;
+use crate::credentials::Credentials;
+use crate::forward::{self, Target, text};
+use crate::policy::AccessMode;
+use crate::rules::RuleSet;
+use crate::upstream::Upstream;
+use crate::{ProxyBody, ProxyError};
+
+/// How long a client may take to send a request head or finish a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request head accepted on the listener.
+const MAX_HEAD_BYTES: usize = 64 << 10;
+
+/// Who a listener serves.
+#[derive(Debug, Clone)]
+pub struct SessionIdentity {
+    /// Session id.
+    pub id: String,
+    /// Session name (for the audit).
+    pub name: String,
+    /// The secret in the session's proxy URL.
+    pub secret: String,
+}
+
+/// A session's state as the proxy sees it.
+pub(crate) struct SessionCtx {
+    pub(crate) ident: SessionIdentity,
+    read_only: AtomicBool,
+    peers: RwLock<Vec<IpAddr>>,
+}
+
+impl SessionCtx {
+    pub(crate) fn mode(&self) -> AccessMode {
+        if self.read_only.load(Ordering::Relaxed) { AccessMode::ReadOnly } else { AccessMode::ReadWrite }
+    }
+
+    fn authorized(&self, headers: &http::HeaderMap, peer: IpAddr) -> Result<(), &'static str> {
+        if let Some(value) = headers.get(header::PROXY_AUTHORIZATION) {
+            return match basic_password(value) {
+                Some(p) if bool::from(subtle::ConstantTimeEq::ct_eq(p.as_bytes(), self.ident.secret.as_bytes())) => {
+                    Ok(())
+                }
+                _ => Err("the proxy credentials are not this session's"),
+            };
+        }
+        if self.peers.read().map(|p| p.contains(&peer)).unwrap_or(false) {
+            return Ok(());
+        }
+        Err("no proxy credentials: use the HTTPS_PROXY URL clauderon set for this session")
+    }
+}
+
+/// The password of a `Basic` proxy authorization.
+fn basic_password(value: &http::HeaderValue) -> Option<String> {
+    let encoded = value.to_str().ok()?.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(text.split_once(':')?.1.to_string())
+}
+
+/// What every listener shares.
+pub(crate) struct Shared {
+    pub(crate) ca: Authority,
+    pub(crate) rules: RuleSet,
+    pub(crate) upstream: Upstream,
+    pub(crate) credentials: Arc<Credentials>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+}
+
+struct Listener {
+    ctx: Arc<SessionCtx>,
+    port: u16,
+    task: JoinHandle<()>,
+}
+
+/// The proxy: shared parts plus a listener per open session.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    bind: IpAddr,
+    listeners: Mutex<HashMap<String, Listener>>,
+}
+
+impl Proxy {
+    /// A proxy with these parts; listeners bind on `bind`.
+    pub fn new(
+        ca: Authority,
+        rules: RuleSet,
+        upstream: Upstream,
+        credentials: Arc<Credentials>,
+        audit: Arc<dyn AuditSink>,
+        bind: IpAddr,
+    ) -> Self {
+        let shared = Arc::new(Shared { ca, rules, upstream, credentials, audit });
+        Self { shared, bind, listeners: Mutex::new(HashMap::new()) }
+    }
+
+    /// The CA (for its PEM).
+    pub fn authority(&self) -> &Authority {
+        &self.shared.ca
+    }
+
+    /// The credentials in use.
+    pub fn credentials(&self) -> &Arc<Credentials> {
+        &self.shared.credentials
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &RuleSet {
+        &self.shared.rules
+    }
+
+    /// Open (or reopen) the session's listener, on `port` when given and free
+    /// (so a restarted daemon keeps the URL running sessions hold), else on a
+    /// free port. Returns the port.
+    pub async fn open(&self, ident: SessionIdentity, mode: AccessMode, port: Option<u16>) -> Result<u16, ProxyError> {
+        if let Some(existing) = self.port(&ident.id) {
+            self.set_mode(&ident.id, mode);
+            return Ok(existing);
+        }
+        let listener = match port {
+            Some(p) if p != 0 => match TcpListener::bind((self.bind, p)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(session = %ident.name, "proxy port {p} is taken ({e}); the session gets a new port");
+                    self.bind_any().await?
+                }
+            },
+            _ => self.bind_any().await?,
+        };
+        let port =
+            listener.local_addr().map_err(|e| ProxyError::Bind { addr: self.bind.to_string(), source: e })?.port();
+        let ctx = Arc::new(SessionCtx {
+            read_only: AtomicBool::new(mode == AccessMode::ReadOnly),
+            ident,
+            peers: RwLock::new(Vec::new()),
+        });
+        let task = tokio::spawn(accept_loop(listener, ctx.clone(), self.shared.clone()));
+        let id = ctx.ident.id.clone();
+        if let Ok(mut map) = self.listeners.lock() {
+            map.insert(id, Listener { ctx, port, task });
+        }
+        Ok(port)
+    }
+
+    async fn bind_any(&self) -> Result<TcpListener, ProxyError> {
+        TcpListener::bind((self.bind, 0)).await.map_err(|e| ProxyError::Bind { addr: self.bind.to_string(), source: e })
+    }
+
+    /// The session's listener port, if open.
+    pub fn port(&self, id: &str) -> Option<u16> {
+        self.listeners.lock().ok()?.get(id).map(|l| l.port)
+    }
+
+    /// The session's proxy URL (with its identity), if open.
+    pub fn url(&self, id: &str) -> Option<String> {
+        let map = self.listeners.lock().ok()?;
+        let l = map.get(id)?;
+        let host = match self.bind {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
+        Some(format!("http://session:{}@{host}:{}", l.ctx.ident.secret, l.port))
+    }
+
+    /// Change the session's access mode; takes effect on the next request.
+    pub fn set_mode(&self, id: &str, mode: AccessMode) {
+        if let Some(l) = self.listeners.lock().ok().and_then(|m| m.get(id).map(|l| l.ctx.clone())) {
+            l.read_only.store(mode == AccessMode::ReadOnly, Ordering::Relaxed);
+        }
+    }
+
+    /// Accept requests without proxy credentials from `ip` for this session
+    /// (a container's own address on a bridge network).
+    pub fn trust_peer(&self, id: &str, ip: IpAddr) {
+        if let Some(ctx) = self.listeners.lock().ok().and_then(|m| m.get(id).map(|l| l.ctx.clone()))
+            && let Ok(mut peers) = ctx.peers.write()
+            && !peers.contains(&ip)
+        {
+            peers.push(ip);
+        }
+    }
+
+    /// Close the session's listener (tunnels already open finish on their own).
+    pub fn close(&self, id: &str) {
+        if let Some(l) = self.listeners.lock().ok().and_then(|mut m| m.remove(id)) {
+            l.task.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<SessionCtx>, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(serve_client(stream, peer, ctx.clone(), shared.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(session = %ctx.ident.name, "proxy accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_client(stream: TcpStream, peer: SocketAddr, ctx: Arc<SessionCtx>, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| {
+        let (ctx, shared) = (ctx.clone(), shared.clone());
+        async move { Ok::<_, Infallible>(outer(req, peer, ctx, shared).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!("proxy client {peer}: {e}");
+    }
+}
+
+/// A request on the listener itself: identity, then CONNECT or plain HTTP.
+async fn outer(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    ctx: Arc<SessionCtx>,
+    shared: Arc<Shared>,
+) -> Response<ProxyBody> {
+    if let Err(reason) = ctx.authorized(req.headers(), peer.ip()) {
+        deny(&req, &ctx, &shared, reason);
+        let mut resp = text(StatusCode::PROXY_AUTHENTICATION_REQUIRED, format!("clauderon proxy: {reason}.\n"));
+        resp.headers_mut()
+            .insert(header::PROXY_AUTHENTICATE, http::HeaderValue::from_static("Basic realm=\"clauderon\""));
+        return resp;
+    }
+    if req.method() == Method::CONNECT {
+        return connect(req, ctx, shared);
+    }
+    match Target::from_absolute(req.uri()) {
+        Some(target) => forward::handle(req, target, ctx, shared).await,
+        None => text(
+            StatusCode::BAD_REQUEST,
+            "clauderon proxy: send absolute-form requests or CONNECT (set HTTP_PROXY/HTTPS_PROXY to this address).\n",
+        ),
+    }
+}
+
+fn deny(req: &Request<Incoming>, ctx: &SessionCtx, shared: &Shared, reason: &str) {
+    let host = req.uri().host().unwrap_or_default().to_string();
+    let path = if req.method() == Method::CONNECT { String::new() } else { req.uri().path().to_string() };
+    shared.audit.record(AuditRecord {
+        seq: 0,
+        at_ms: now_ms(),
+        session_id: ctx.ident.id.clone(),
+        session_name: ctx.ident.name.clone(),
+        host,
+        method: req.method().to_string(),
+        path,
+        decision: Decision::Denied,
+        reason: Some(reason.to_string()),
+        credential: None,
+        status: Some(407),
+        duration_ms: 0.0,
+        bytes_up: 0,
+        bytes_down: 0,
+    });
+}
+
+/// Answer a CONNECT and serve the TLS inside it.
+fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) -> Response<ProxyBody> {
+    let Some((host, port)) = req.uri().authority().and_then(|a| Some((a.host().to_string(), a.port_u16()?))) else {
+        return text(StatusCode::BAD_REQUEST, "clauderon proxy: CONNECT needs a host:port target.\n");
+    };
+    if host.is_empty() || host.contains(['/', '@', ' ']) {
+        return text(StatusCode::BAD_REQUEST, "clauderon proxy: the CONNECT target is not a host name.\n");
+    }
+    let config = match shared.ca.server_config(host.trim_start_matches('[').trim_end_matches(']')) {
+        Ok(c) => c,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("clauderon proxy: {e}.\n")),
+    };
+    tokio::spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(e) => return tracing::debug!("CONNECT upgrade failed: {e}"),
+        };
+        let started = Instant::now();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(TokioIo::new(upgraded))).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return tracing::debug!(session = %ctx.ident.name, "TLS from the client to {host}: {e}"),
+            Err(_) => return tracing::debug!(session = %ctx.ident.name, "TLS handshake for {host} timed out"),
+        };
+        tracing::trace!("TLS for {host} in {:?}", started.elapsed());
+        let target = Target::https(host, port);
+        let service = service_fn(move |req| {
+            let (ctx, shared, target) = (ctx.clone(), shared.clone(), target.clone());
+            async move { Ok::<_, Infallible>(forward::handle(req, target, ctx, shared).await) }
+        });
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
+            tracing::debug!("tunnelled connection: {e}");
+        }
+    });
+    Response::new(forward::empty())
+}

@@ -1,0 +1,144 @@
+//! The upstream side: a pooled hyper client that speaks HTTP/1.1 or HTTP/2
+//! (by ALPN) over TLS verified against the system roots plus the configured
+//! extra roots, with `TCP_NODELAY`, and a dialer that honours
+//! `[proxy.upstreams]` overrides (the host's traffic goes to another address,
+//! still over TLS with SNI and Host unchanged).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+
+use crate::{ProxyBody, ProxyError};
+
+/// Opens TCP connections, honouring overrides.
+#[derive(Clone, Default)]
+pub struct Dialer {
+    /// `host` or `host:port` → `addr:port` to dial instead.
+    overrides: Arc<HashMap<String, String>>,
+}
+
+impl Dialer {
+    /// A dialer with these overrides.
+    pub fn new(overrides: HashMap<String, String>) -> Self {
+        let overrides = overrides.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        Self { overrides: Arc::new(overrides) }
+    }
+
+    /// Connect to `host:port` (or its override), with `TCP_NODELAY`.
+    pub async fn dial(&self, host: &str, port: u16) -> std::io::Result<TcpStream> {
+        let host = host.to_ascii_lowercase();
+        let target = self.overrides.get(&format!("{host}:{port}")).or_else(|| self.overrides.get(&host));
+        let stream = match target {
+            Some(addr) => TcpStream::connect(addr.as_str()).await,
+            None => TcpStream::connect((host.as_str(), port)).await,
+        }?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+type DialFuture = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TokioIo<TcpStream>>> + Send>>;
+
+impl tower_service::Service<http::Uri> for Dialer {
+    type Response = TokioIo<TcpStream>;
+    type Error = std::io::Error;
+    type Future = DialFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let dialer = self.clone();
+        Box::pin(async move {
+            let host = uri.host().ok_or_else(|| std::io::Error::other("the URI has no host"))?.to_string();
+            let default = if uri.scheme_str() == Some("http") { 80 } else { 443 };
+            Ok(TokioIo::new(dialer.dial(&host, uri.port_u16().unwrap_or(default)).await?))
+        })
+    }
+}
+
+/// The upstream client and what WebSocket tunnels need to dial by hand.
+pub struct Upstream {
+    /// Pooled client for ordinary requests.
+    pub client: Client<HttpsConnector<Dialer>, ProxyBody>,
+    /// TLS config offering only HTTP/1.1 (for WebSocket upgrades).
+    pub h1_tls: Arc<ClientConfig>,
+    /// The dialer.
+    pub dialer: Dialer,
+}
+
+impl Upstream {
+    /// Build the client: system roots plus the PEM files in `extra_roots`.
+    pub fn new(extra_roots: &[impl AsRef<Path>], overrides: HashMap<String, String>) -> Result<Self, ProxyError> {
+        let roots = Arc::new(root_store(extra_roots)?);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let base = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ProxyError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut h1 = base.clone();
+        h1.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let dialer = Dialer::new(overrides);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(base)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(dialer.clone());
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build(https);
+        Ok(Self { client, h1_tls: Arc::new(h1), dialer })
+    }
+
+    /// A TLS connection for a WebSocket upgrade (HTTP/1.1 only).
+    pub async fn connect_h1(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ProxyError> {
+        let tcp = self.dialer.dial(host, port).await.map_err(|e| ProxyError::Upstream(format!("connecting: {e}")))?;
+        let name = ServerName::try_from(host.to_string()).map_err(|e| ProxyError::Upstream(e.to_string()))?;
+        tokio_rustls::TlsConnector::from(self.h1_tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ProxyError::Upstream(format!("TLS: {e}")))
+    }
+}
+
+/// The system roots (from the OS store) plus extra PEM roots.
+fn root_store(extra_roots: &[impl AsRef<Path>]) -> Result<RootCertStore, ProxyError> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!("reading a system root certificate: {e}");
+    }
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        tracing::warn!("no system root certificates were found; only the configured extra roots are trusted");
+    }
+    for path in extra_roots {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ProxyError::io(path, e))?;
+        let certs = crate::ca::pem_certs(&text);
+        if certs.is_empty() {
+            return Err(ProxyError::Ca { path: path.into(), reason: "no PEM certificate in the file".into() });
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| ProxyError::Ca { path: path.into(), reason: e.to_string() })?;
+        }
+    }
+    Ok(roots)
+}
