@@ -1,7 +1,8 @@
 //! The HTTP + WebSocket API served by the daemon (default 127.0.0.1:3030).
 //!
-//! REST JSON under `/api` for sessions, plugins, config and health; a
-//! WebSocket at `/api/events` streaming every session event; the OpenAPI
+//! REST JSON under `/api` for sessions, plugins, config, health, the proxy's
+//! audit and credential status; a WebSocket at `/api/events` streaming every
+//! session event and audit record; the OpenAPI
 //! document at `/api/openapi.json`. Errors are `{"error": "..."}` with a
 //! fitting status. When a token is configured (required for a non-loopback
 //! bind) every request must carry `Authorization: Bearer TOKEN`.
@@ -18,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use clauderon_proxy::{AuditLog, AuditRecord, Proxy};
 use clauderon_sessions::{AccessMode, CreateRequest, Manager, SessionError};
 use serde::Deserialize;
 use serde_json::json;
@@ -30,6 +32,10 @@ pub struct ApiState {
     pub token: Option<String>,
     /// The effective configuration, as shown by `GET /api/config`.
     pub config: serde_json::Value,
+    /// The proxy (credential status).
+    pub proxy: Arc<Proxy>,
+    /// The proxy's audit log.
+    pub audit: Arc<AuditLog>,
 }
 
 type Shared = Arc<ApiState>;
@@ -80,6 +86,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/sessions/{id}/attach", get(attach))
         .route("/api/sessions/{id}/output", get(output))
         .route("/api/reconcile", post(reconcile))
+        .route("/api/audit", get(audit))
+        .route("/api/credentials", get(credentials))
         .route("/api/events", get(events))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint (see /api/openapi.json)".into()) })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
@@ -224,7 +232,36 @@ async fn events(State(s): State<Shared>, Query(q): Query<EventsQuery>, ws: WebSo
     ws.on_upgrade(move |socket| stream_events(s, q.after, socket))
 }
 
+#[derive(Deserialize)]
+struct AuditQuery {
+    /// Only this session's records (id or name).
+    session: Option<String>,
+    /// Records after this sequence number.
+    #[serde(default)]
+    after: u64,
+    /// At most this many (default 1000, max 10000).
+    limit: Option<usize>,
+}
+
+async fn audit(State(s): State<Shared>, Query(q): Query<AuditQuery>) -> ApiResult<serde_json::Value> {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let records = s
+        .audit
+        .records_after(q.after, limit, q.session)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the audit failed: {e}")))?;
+    let last = records.last().map(|r| r.seq).unwrap_or(q.after);
+    Ok(Json(json!({ "records": records, "last_seq": last })))
+}
+
+async fn credentials(State(s): State<Shared>) -> ApiResult<serde_json::Value> {
+    let services = s.proxy.rules().services();
+    let status = s.proxy.credentials().status(&services).await;
+    Ok(Json(json!({ "sources": s.proxy.credentials().source_ids(), "services": status })))
+}
+
 async fn stream_events(s: Shared, after: Option<u64>, mut socket: WebSocket) {
+    let mut audit = s.audit.subscribe();
     let mut rx = s.manager.subscribe();
     let mut last = 0;
     if let Some(after) = after {
@@ -241,7 +278,26 @@ async fn stream_events(s: Shared, after: Option<u64>, mut socket: WebSocket) {
         }
     }
     loop {
-        match rx.recv().await {
+        let received = tokio::select! {
+            e = rx.recv() => e,
+            r = audit.recv() => match r {
+                Ok(record) => {
+                    if send_audit(&mut socket, &record).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let note = json!({ "type": "audit-lagged", "missed": n });
+                    if socket.send(Message::Text(note.to_string().into())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => continue,
+            },
+        };
+        match received {
             Ok(e) if e.seq > last => {
                 if send(&mut socket, &e).await.is_err() {
                     return;
@@ -257,6 +313,11 @@ async fn stream_events(s: Shared, after: Option<u64>, mut socket: WebSocket) {
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+async fn send_audit(socket: &mut WebSocket, record: &AuditRecord) -> Result<(), axum::Error> {
+    let text = json!({ "type": "audit", "record": record }).to_string();
+    socket.send(Message::Text(text.into())).await
 }
 
 async fn send(socket: &mut WebSocket, e: &clauderon_sessions::Event) -> Result<(), axum::Error> {

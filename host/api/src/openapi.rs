@@ -48,7 +48,9 @@ pub fn document() -> Value {
             "/api/sessions/{id}/attach": { "get": with_id(op("The argv that attaches a terminal", "{argv}")) },
             "/api/sessions/{id}/output": { "get": with_id(op("The last lines of output (?lines=N)", "{output}")) },
             "/api/reconcile": { "post": op("Reconcile every session with its backend", "{changes}") },
-            "/api/events": { "get": op("WebSocket: every session event as JSON (?after=SEQ replays stored ones first)", "switching protocols") }
+            "/api/audit": { "get": op("Proxy audit records, oldest first (?session=ID_OR_NAME&after=SEQ&limit=N)", "{records, last_seq}") },
+            "/api/credentials": { "get": op("Each service a rule can inject: available, source, masked value (never the value)", "{sources, services}") },
+            "/api/events": { "get": op("WebSocket: every session event as JSON (?after=SEQ replays stored ones first), and live audit records as {type: audit, record}", "switching protocols") }
         },
         "components": { "schemas": {
             "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } },

@@ -10,6 +10,22 @@
 //! bind_addr = "127.0.0.1"         # a non-loopback address needs a token
 //! token = "…"                     # or CLAUDERON_API_TOKEN
 //!
+//! [proxy]                         # the zero-credential proxy
+//! bind_addr = "127.0.0.1"         # where per-session listeners bind
+//! extra_root_certs = []           # PEM roots trusted for upstreams besides the system's
+//! grafana_host = "grafana.example.net"  # enables the built-in Grafana rule
+//! no_proxy = ["localhost", "127.0.0.1", "::1"]
+//! audit_retention_days = 30
+//! [proxy.upstreams]               # development/tests: send a host's traffic elsewhere
+//! "api.github.com" = "127.0.0.1:9443"   # (still TLS; SNI and Host unchanged)
+//! [[proxy.rules]]                 # extra injection rules, checked before the built-in ones
+//! name = "internal"
+//! hosts = ["api.internal.example"]
+//! inject = [{ service = "internal", header = "authorization", format = "bearer" }]
+//!
+//! [credentials]
+//! order = ["env", "1password", "file"]  # credential sources, highest priority first
+//!
 //! [limits.backend]                # per plugin kind: backend, agent, credential-source, hook
 //! deadline = 10000                # ms per call
 //! memory_bytes = 67108864         # linear memory cap
@@ -22,6 +38,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use clauderon_proxy::ProxyConfig;
 use clauderon_runtime::{Kind, Limits};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +53,32 @@ pub struct Config {
     /// Call limits per plugin kind (kinds not listed keep the defaults).
     #[serde(default)]
     pub limits: BTreeMap<Kind, Limits>,
+    /// The proxy.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    /// Credential sources.
+    #[serde(default)]
+    pub credentials: CredentialsConfig,
+}
+
+/// `[credentials]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    /// Credential-source component ids, highest priority first; sources not
+    /// listed are asked after these, in id order.
+    #[serde(default = "default_order")]
+    pub order: Vec<String>,
+}
+
+impl Default for CredentialsConfig {
+    fn default() -> Self {
+        Self { order: default_order() }
+    }
+}
+
+fn default_order() -> Vec<String> {
+    ["env", "1password", "file"].map(String::from).to_vec()
 }
 
 /// `[general]`.

@@ -76,9 +76,13 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     for f in runtime.failures() {
         tracing::warn!("refused component {}: {}", f.origin, f.error);
     }
+    let runtime = Arc::new(runtime);
+    let network = crate::network::start(home, &config.proxy, &config.credentials.order, runtime.clone(), store.clone())
+        .context("starting the proxy")?;
     let defaults =
         Defaults { backend: config.general.default_backend.clone(), agent: config.general.default_agent.clone() };
-    let manager = Arc::new(Manager::new(store, Arc::new(runtime), home.root.clone(), defaults));
+    let manager =
+        Arc::new(Manager::new(store, runtime, home.root.clone(), defaults).with_egress(network.egress.clone()));
     match manager.reconcile().await {
         Ok(changes) => changes.iter().for_each(|c| tracing::info!("reconcile: {c}")),
         Err(e) => tracing::error!("reconciling sessions at start-up failed: {e}"),
@@ -91,6 +95,8 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         manager,
         token: config.daemon.token.clone(),
         config: serde_json::to_value(&config)?,
+        proxy: network.proxy.clone(),
+        audit: network.audit.clone(),
     });
     let pid_file = home.root.join("daemon.pid");
     std::fs::write(&pid_file, std::process::id().to_string())

@@ -4,11 +4,13 @@
 //! (starting it in the background when needed); `plugins` manages components.
 //! Every command reads `CLAUDERON_HOME` (default `~/.clauderon`).
 
+mod audit;
 mod bundled;
 mod client;
 mod config;
 mod daemon;
 mod home;
+mod network;
 mod plugins;
 mod sessions;
 
@@ -69,6 +71,11 @@ enum Command {
     },
     /// Compare every session with its backend and fix what drifted.
     Reconcile,
+    /// Show the proxy's audit: every request sessions made, what was decided,
+    /// which credential was injected (by name, never its value).
+    #[command(after_help = "Examples:\n  clauderon audit\n  clauderon audit --session login-bug --follow\n  \
+        clauderon audit --json > audit.jsonl   # export everything as JSONL")]
+    Audit(audit::AuditArgs),
     /// Show the configuration or where clauderon keeps things.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -83,6 +90,12 @@ enum ConfigCmd {
     Show,
     /// Where clauderon keeps its files.
     Paths,
+    /// Each service the proxy can inject: available, from which source, masked value.
+    Credentials {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -99,6 +112,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Delete { name, force } => sessions::delete(&home, &name, force).await,
         Command::SetAccessMode { name, mode } => sessions::set_access_mode(&home, &name, mode).await,
         Command::Reconcile => sessions::reconcile(&home).await,
+        Command::Audit(args) => audit::audit(&home, args).await,
+        Command::Config(ConfigCmd::Credentials { json }) => audit::credentials(&home, json).await,
         Command::Config(ConfigCmd::Show) => {
             let config = config::Config::load(&home.config())?;
             print!("{}", toml::to_string(&config)?);

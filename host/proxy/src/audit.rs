@@ -75,6 +75,7 @@ const BATCH: usize = 512;
 pub struct AuditLog {
     tx: mpsc::UnboundedSender<AuditRecord>,
     live: broadcast::Sender<AuditRecord>,
+    store: Arc<Store>,
 }
 
 impl AuditLog {
@@ -84,8 +85,39 @@ impl AuditLog {
         let (tx, rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(4096);
         tokio::spawn(write_loop(store.clone(), rx, live.clone()));
-        tokio::spawn(prune_loop(store, retention));
-        Arc::new(Self { tx, live })
+        tokio::spawn(prune_loop(store.clone(), retention));
+        Arc::new(Self { tx, live, store })
+    }
+
+    /// Stored records after `after`, oldest first: at most `limit` of those
+    /// matching `session` (an id or a name) when given.
+    pub async fn records_after(
+        &self,
+        after: u64,
+        limit: usize,
+        session: Option<String>,
+    ) -> Result<Vec<AuditRecord>, String> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut cursor = after;
+            while out.len() < limit {
+                let page = store.audit_after(cursor, 1024).map_err(|e| e.to_string())?;
+                let Some(last) = page.last() else { break };
+                cursor = last.seq;
+                for row in page {
+                    let Ok(mut record) = serde_json::from_slice::<AuditRecord>(&row.data) else { continue };
+                    record.seq = row.seq;
+                    let wanted = session.as_deref().is_none_or(|s| s == record.session_id || s == record.session_name);
+                    if wanted && out.len() < limit {
+                        out.push(record);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     /// Follow records as they are stored.

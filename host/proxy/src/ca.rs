@@ -161,7 +161,7 @@ fn create(cert_path: &Path, key_path: &Path) -> Result<(String, KeyPair), ProxyE
     Ok((cert.pem(), key))
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ProxyError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ProxyError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod ca;
 pub mod credentials;
+pub mod identity;
 pub mod policy;
 pub mod rules;
 pub mod server;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditLog, AuditRecord, AuditSink, Decision};
 pub use credentials::{Credential, CredentialStatus, Credentials, Secret, Source};
+pub use identity::IdentityKey;
 pub use policy::AccessMode;
 pub use rules::{Rule, RuleSet};
 pub use server::{Proxy, SessionIdentity};

@@ -25,6 +25,7 @@ use crate::audit::{AuditRecord, AuditSink, Decision, now_ms};
 use crate::ca::Authority;
 use crate::credentials::Credentials;
 use crate::forward::{self, Target, text};
+use crate::identity::IdentityKey;
 use crate::policy::AccessMode;
 use crate::rules::RuleSet;
 use crate::upstream::Upstream;
@@ -42,13 +43,12 @@ pub struct SessionIdentity {
     pub id: String,
     /// Session name (for the audit).
     pub name: String,
-    /// The secret in the session's proxy URL.
-    pub secret: String,
 }
 
 /// A session's state as the proxy sees it.
 pub(crate) struct SessionCtx {
     pub(crate) ident: SessionIdentity,
+    secret: String,
     read_only: AtomicBool,
     peers: RwLock<Vec<IpAddr>>,
 }
@@ -61,9 +61,7 @@ impl SessionCtx {
     fn authorized(&self, headers: &http::HeaderMap, peer: IpAddr) -> Result<(), &'static str> {
         if let Some(value) = headers.get(header::PROXY_AUTHORIZATION) {
             return match basic_password(value) {
-                Some(p) if bool::from(subtle::ConstantTimeEq::ct_eq(p.as_bytes(), self.ident.secret.as_bytes())) => {
-                    Ok(())
-                }
+                Some(p) if bool::from(subtle::ConstantTimeEq::ct_eq(p.as_bytes(), self.secret.as_bytes())) => Ok(()),
                 _ => Err("the proxy credentials are not this session's"),
             };
         }
@@ -100,6 +98,7 @@ struct Listener {
 /// The proxy: shared parts plus a listener per open session.
 pub struct Proxy {
     shared: Arc<Shared>,
+    identity: IdentityKey,
     bind: IpAddr,
     listeners: Mutex<HashMap<String, Listener>>,
 }
@@ -112,10 +111,11 @@ impl Proxy {
         upstream: Upstream,
         credentials: Arc<Credentials>,
         audit: Arc<dyn AuditSink>,
+        identity: IdentityKey,
         bind: IpAddr,
     ) -> Self {
         let shared = Arc::new(Shared { ca, rules, upstream, credentials, audit });
-        Self { shared, bind, listeners: Mutex::new(HashMap::new()) }
+        Self { shared, identity, bind, listeners: Mutex::new(HashMap::new()) }
     }
 
     /// The CA (for its PEM).
@@ -154,6 +154,7 @@ impl Proxy {
         let port =
             listener.local_addr().map_err(|e| ProxyError::Bind { addr: self.bind.to_string(), source: e })?.port();
         let ctx = Arc::new(SessionCtx {
+            secret: self.identity.secret(&ident.id),
             read_only: AtomicBool::new(mode == AccessMode::ReadOnly),
             ident,
             peers: RwLock::new(Vec::new()),
@@ -183,7 +184,7 @@ impl Proxy {
             IpAddr::V6(ip) => format!("[{ip}]"),
             IpAddr::V4(ip) => ip.to_string(),
         };
-        Some(format!("http://session:{}@{host}:{}", l.ctx.ident.secret, l.port))
+        Some(format!("http://session:{}@{host}:{}", l.ctx.secret, l.port))
     }
 
     /// Change the session's access mode; takes effect on the next request.

@@ -255,7 +255,7 @@ impl Manifest {
         let bad = |msg: String| Err(ManifestError(msg));
         if !is_id(&self.id) {
             return bad(format!(
-                "id `{}` must be 1-63 lowercase letters, digits or dashes, starting with a letter",
+                "id `{}` must be 1-63 lowercase letters, digits or dashes, starting with a letter or digit",
                 self.id
             ));
         }
@@ -301,7 +301,7 @@ impl Manifest {
 
 fn is_id(id: &str) -> bool {
     let mut chars = id.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
         && id.len() <= 63
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }

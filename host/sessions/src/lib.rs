@@ -2,14 +2,17 @@
 //!
 //! - [`model`]: sessions, statuses, events;
 //! - [`worktree`]: git worktrees on a branch per session;
+//! - [`egress`]: the session's proxy (opened before the backend starts it);
 //! - [`manager`]: create / stop / start / archive / unarchive / delete /
 //!   access mode / reconcile, each change stored with its event and broadcast.
 
+pub mod egress;
 pub mod error;
 pub mod manager;
 pub mod model;
 pub mod worktree;
 
+pub use egress::{Egress, EgressEnv};
 pub use error::SessionError;
 pub use manager::{CreateRequest, Defaults, Manager};
 pub use model::{AccessMode, AgentStatus, Event, EventKind, Session, Status};

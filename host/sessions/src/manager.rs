@@ -17,6 +17,7 @@ use clauderon_store::Store;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
+use crate::egress::Egress;
 use crate::error::SessionError;
 use crate::model::{AccessMode, AgentStatus, Event, EventKind, Session, Status, name_from_prompt, now_ms, valid_name};
 use crate::worktree;
@@ -66,6 +67,7 @@ pub struct Manager {
     home: PathBuf,
     defaults: Defaults,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    egress: Option<Arc<dyn Egress>>,
 }
 
 /// Creates and starts are serialised per backend (keyed `backend:<id>` in
@@ -85,7 +87,30 @@ impl Manager {
     /// A manager over a store and a runtime; worktrees go under `home/worktrees`.
     pub fn new(store: Arc<Store>, runtime: Arc<Runtime>, home: PathBuf, defaults: Defaults) -> Self {
         let (events, _) = broadcast::channel(1024);
-        Self { store, runtime, events, home, defaults, locks: Default::default() }
+        Self { store, runtime, events, home, defaults, locks: Default::default(), egress: None }
+    }
+
+    /// Route every session's traffic through `egress` (the proxy).
+    pub fn with_egress(mut self, egress: Arc<dyn Egress>) -> Self {
+        self.egress = Some(egress);
+        self
+    }
+
+    /// Open the session's egress and remember its port; the env it needs.
+    async fn open_egress(&self, session: &mut Session) -> Result<Vec<(String, String)>, SessionError> {
+        let Some(egress) = &self.egress else { return Ok(Vec::new()) };
+        let opened = egress
+            .open(session)
+            .await
+            .map_err(|e| SessionError::Failed(format!("opening the session's proxy failed: {e}")))?;
+        session.proxy_port = Some(opened.port);
+        Ok(opened.env)
+    }
+
+    fn close_egress(&self, session: &Session) {
+        if let Some(egress) = &self.egress {
+            egress.close(&session.id);
+        }
     }
 
     /// Every event from now on.
@@ -224,6 +249,7 @@ impl Manager {
             error: None,
             agent_status: AgentStatus::Unknown,
             resource_id: None,
+            proxy_port: None,
             prompt: req.prompt.clone(),
             print_mode: req.print,
             created_at: now,
@@ -251,7 +277,8 @@ impl Manager {
             let _one_at_a_time = lock.lock().await;
             worktree::add(&session.repo, &session.worktree, &session.branch, &session.base_commit).await?;
         }
-        let spec = self.spec(session, false).await?;
+        let network = self.open_egress(session).await?;
+        let spec = self.spec(session, false, network).await?;
         let mut backend = self.runtime.backend(&session.backend).await?;
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
@@ -265,6 +292,7 @@ impl Manager {
 
     /// Remove what a failed create made, then the record.
     async fn undo_create(&self, session: &Session, why: &str) {
+        self.close_egress(session);
         let mut resources: Vec<String> = session.resource_id.iter().cloned().collect();
         if let Ok(mut backend) = self.runtime.backend(&session.backend).await {
             if resources.is_empty() {
@@ -310,8 +338,16 @@ impl Manager {
         self.home.join("sessions").join(&session.id)
     }
 
-    /// The agent's launch plan and the backend spec for a session.
-    async fn spec(&self, session: &Session, resume: bool) -> Result<SessionSpec, SessionError> {
+    /// The agent's launch plan and the backend spec for a session. The
+    /// environment is the agent's, its credential placeholders, the proxy's
+    /// (`network`), HOME = the session's own config home (so an agent on the
+    /// host never picks up the user's own login) and the user's git identity.
+    async fn spec(
+        &self,
+        session: &Session,
+        resume: bool,
+        network: Vec<(String, String)>,
+    ) -> Result<SessionSpec, SessionError> {
         let config_home = self.session_dir(session).join("agent-home");
         let request = LaunchRequest {
             session_id: session.id.clone(),
@@ -329,8 +365,18 @@ impl Manager {
             if e.is_plugin_error() { SessionError::Invalid(e.to_string()) } else { SessionError::Failed(e.to_string()) }
         })?;
         place_files(&config_home, &plan).await?;
-        plan.env.push(EnvVar { name: "CLAUDERON_SESSION_ID".into(), value: session.id.clone() });
-        plan.env.push(EnvVar { name: "CLAUDERON_SESSION_NAME".into(), value: session.name.clone() });
+        let placeholders: Vec<(String, String)> =
+            plan.credentials.iter().map(|c| (c.env_name.clone(), c.placeholder.clone())).collect();
+        let mut env = vec![("HOME".to_string(), config_home.to_string_lossy().into_owned())];
+        env.extend(worktree::identity_env(&session.repo).await);
+        env.extend(network);
+        env.extend(placeholders);
+        env.push(("CLAUDERON_SESSION_ID".into(), session.id.clone()));
+        env.push(("CLAUDERON_SESSION_NAME".into(), session.name.clone()));
+        for (name, value) in env {
+            plan.env.retain(|v| v.name != name);
+            plan.env.push(EnvVar { name, value });
+        }
         let workdir = session.worktree.join(&session.subdir);
         Ok(SessionSpec {
             id: session.id.clone(),
@@ -389,7 +435,8 @@ impl Manager {
     }
 
     async fn restart(&self, session: &mut Session) -> Result<(), SessionError> {
-        let spec = self.spec(session, true).await?;
+        let network = self.open_egress(session).await?;
+        let spec = self.spec(session, true, network).await?;
         let resource = session.resource_id.clone().unwrap_or_default();
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
@@ -410,6 +457,7 @@ impl Manager {
             self.runtime.backend(&session.backend).await?.stop(r).await?;
         }
         session.agent_status = AgentStatus::Idle;
+        self.close_egress(&session);
         self.set_status(&mut session, Status::Archived, None).await?;
         Ok(session)
     }
@@ -427,6 +475,9 @@ impl Manager {
         let (mut session, _g) = self.locked(id_or_name).await?;
         session.access_mode = mode;
         self.save(&mut session, EventKind::AccessModeChanged { to: mode }, None).await?;
+        if let Some(egress) = &self.egress {
+            egress.set_access_mode(&session.id, mode);
+        }
         Ok(session)
     }
 
@@ -447,6 +498,7 @@ impl Manager {
                 tracing::warn!(session = %session.name, "backend delete failed, continuing (--force): {e}");
             }
         }
+        self.close_egress(&session);
         let kept = self.remove_worktree(&session).await?;
         let _ = tokio::fs::remove_dir_all(self.session_dir(&session)).await;
         let note = if kept {
@@ -480,6 +532,12 @@ impl Manager {
             let why = "the daemon stopped while this session was being created; it was cleaned up";
             self.undo_create(session, why).await;
             return Ok(Some(why.into()));
+        }
+        if matches!(session.status, Status::Running | Status::Stopped) && session.proxy_port.is_some() {
+            // A restarted daemon reopens the listener on the port the session's agent already uses.
+            if let Err(e) = self.open_egress(session).await {
+                tracing::warn!(session = %session.name, "{e}");
+            }
         }
         if session.status != Status::Running {
             return Ok(None);

@@ -79,6 +79,9 @@ pub struct Session {
     pub agent_status: AgentStatus,
     /// The backend's id for its resource.
     pub resource_id: Option<String>,
+    /// The port of the session's proxy listener, once opened.
+    #[serde(default)]
+    pub proxy_port: Option<u16>,
     /// The prompt it started with.
     pub prompt: String,
     /// Print mode (the agent answers once and exits).

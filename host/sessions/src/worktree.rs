@@ -92,3 +92,20 @@ pub async fn remove(root: &Path, worktree: &Path, branch: &str, base: &str) -> R
         .map(|_| false)
         .map_err(|e| SessionError::Failed(format!("deleting the branch {branch} failed: {e}")))
 }
+
+/// The user's git identity for `repo` as environment variables, so commits in
+/// a session (whose HOME is its own config home) carry the user's name.
+pub async fn identity_env(repo: &Path) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for (key, vars) in [
+        ("user.name", ["GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"]),
+        ("user.email", ["GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"]),
+    ] {
+        if let Ok(value) = git(repo, &["config", "--get", key]).await
+            && !value.is_empty()
+        {
+            env.extend(vars.iter().map(|v| (v.to_string(), value.clone())));
+        }
+    }
+    env
+}

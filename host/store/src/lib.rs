@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clauderon_migrations::schema::{AUDIT, COMPONENT_KV, META, EVENTS, SESSION_NAMES, SESSIONS};
+use clauderon_migrations::schema::{AUDIT, COMPONENT_KV, EVENTS, META, SESSION_NAMES, SESSIONS};
 use clauderon_migrations::{MigrationError, run};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 

@@ -1,0 +1,136 @@
+//! The daemon's proxy wiring: the CA and the bundle sessions trust, the
+//! credential sources (credential-source components, in the configured
+//! order), the audit log over the store, and the [`Egress`] the session
+//! manager uses to open each session's listener and learn its environment.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clauderon_proxy::credentials::BoxFuture as SourceFuture;
+use clauderon_proxy::{
+    AuditLog, Credentials, IdentityKey, Proxy, ProxyConfig, RuleSet, SessionIdentity, Source, ca, upstream,
+};
+use clauderon_runtime::{Kind, Runtime};
+use clauderon_sessions::egress::BoxFuture;
+use clauderon_sessions::{AccessMode, Egress, EgressEnv, Session};
+use clauderon_store::Store;
+
+use crate::home::Home;
+
+/// Placeholders every session gets, whatever its agent: GitHub tools read these.
+const GITHUB_PLACEHOLDER: &str = "clauderon-placeholder-github";
+
+/// The running proxy and what the API needs of it.
+pub struct Network {
+    pub proxy: Arc<Proxy>,
+    pub audit: Arc<AuditLog>,
+    pub egress: Arc<dyn Egress>,
+}
+
+/// Build the proxy from the config, the runtime's credential sources and the store.
+pub fn start(
+    home: &Home,
+    config: &ProxyConfig,
+    order: &[String],
+    runtime: Arc<Runtime>,
+    store: Arc<Store>,
+) -> anyhow::Result<Network> {
+    let authority = ca::Authority::load_or_create(&home.root)?;
+    let bundle = authority.write_bundle(&home.root, &system_roots_pem())?;
+    let bind: IpAddr = config.bind_addr.parse().with_context(|| format!("[proxy] bind_addr `{}`", config.bind_addr))?;
+    let overrides = config.upstreams.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let upstream = upstream::Upstream::new(&config.extra_root_certs, overrides)?;
+    let rules = RuleSet::new(config.grafana_host.as_deref(), config.rules.clone());
+    let credentials = Arc::new(Credentials::new(sources(&runtime, order)));
+    let retention = Duration::from_secs(config.audit_retention_days.max(1) * 86_400);
+    let audit = AuditLog::start(store, retention);
+    let identity = IdentityKey::load_or_create(&home.root)?;
+    let proxy = Arc::new(Proxy::new(authority, rules, upstream, credentials, audit.clone(), identity, bind));
+    let egress = Arc::new(ProxyEgress { proxy: proxy.clone(), bundle, no_proxy: config.no_proxy.clone() });
+    Ok(Network { proxy, audit, egress })
+}
+
+/// The system's root certificates as PEM (Debian's bundle, else the OS store).
+fn system_roots_pem() -> String {
+    for path in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"] {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text;
+        }
+    }
+    tracing::warn!("no system CA bundle found; sessions will trust only clauderon's CA");
+    String::new()
+}
+
+/// Credential-source components, in `order` first, then the rest by id.
+fn sources(runtime: &Arc<Runtime>, order: &[String]) -> Vec<Arc<dyn Source>> {
+    let mut ids: Vec<String> =
+        runtime.plugins().filter(|p| p.kind() == Kind::CredentialSource).map(|p| p.id().to_string()).collect();
+    ids.sort_by_key(|id| (order.iter().position(|o| o == id).unwrap_or(usize::MAX), id.clone()));
+    for missing in order.iter().filter(|o| !ids.contains(o)) {
+        tracing::warn!("[credentials] order names `{missing}`, which is not a loaded credential source");
+    }
+    ids.into_iter().map(|id| Arc::new(ComponentSource { runtime: runtime.clone(), id }) as Arc<dyn Source>).collect()
+}
+
+/// A credential-source component as a [`Source`].
+struct ComponentSource {
+    runtime: Arc<Runtime>,
+    id: String,
+}
+
+impl Source for ComponentSource {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn get<'a>(&'a self, service: &'a str) -> SourceFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move {
+            let mut instance = self.runtime.credential_source(&self.id).await.map_err(|e| e.to_string())?;
+            instance.get(service).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The session manager's view of the proxy.
+struct ProxyEgress {
+    proxy: Arc<Proxy>,
+    bundle: PathBuf,
+    no_proxy: Vec<String>,
+}
+
+fn proxy_mode(mode: AccessMode) -> clauderon_proxy::AccessMode {
+    match mode {
+        AccessMode::ReadOnly => clauderon_proxy::AccessMode::ReadOnly,
+        AccessMode::ReadWrite => clauderon_proxy::AccessMode::ReadWrite,
+    }
+}
+
+impl Egress for ProxyEgress {
+    fn open<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<EgressEnv, String>> {
+        Box::pin(async move {
+            let ident = SessionIdentity { id: session.id.clone(), name: session.name.clone() };
+            let port = self
+                .proxy
+                .open(ident, proxy_mode(session.access_mode), session.proxy_port)
+                .await
+                .map_err(|e| e.to_string())?;
+            let url = self.proxy.url(&session.id).ok_or("the session's listener closed at once")?;
+            let mut env = clauderon_proxy::session_env(&url, &self.bundle, &self.no_proxy);
+            for var in ["GH_TOKEN", "GITHUB_TOKEN"] {
+                env.push((var.into(), GITHUB_PLACEHOLDER.into()));
+            }
+            Ok(EgressEnv { port, env })
+        })
+    }
+
+    fn set_access_mode(&self, id: &str, mode: AccessMode) {
+        self.proxy.set_mode(id, proxy_mode(mode));
+    }
+
+    fn close(&self, id: &str) {
+        self.proxy.close(id);
+    }
+}

@@ -1,0 +1,32 @@
+//! The session's way out to the network. The manager asks an [`Egress`] (in
+//! the daemon: clauderon's proxy) to open a session's listener before its
+//! backend starts it, and passes the environment it returns — proxy URL with
+//! the session's identity, CA bundle, placeholders — to the backend. Access
+//! mode changes go to it live; delete and archive close it.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::model::{AccessMode, Session};
+
+/// A boxed future (the trait must be usable as `dyn`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a session's egress gives the session.
+#[derive(Debug, Clone, Default)]
+pub struct EgressEnv {
+    /// The listener's port (kept in the session so a restarted daemon reuses it).
+    pub port: u16,
+    /// Environment variables for the session.
+    pub env: Vec<(String, String)>,
+}
+
+/// Opens and closes sessions' network paths.
+pub trait Egress: Send + Sync {
+    /// Open (or reopen) the session's path; idempotent.
+    fn open<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<EgressEnv, String>>;
+    /// Apply a new access mode to the session's next request.
+    fn set_access_mode(&self, id: &str, mode: AccessMode);
+    /// Close the session's path.
+    fn close(&self, id: &str);
+}

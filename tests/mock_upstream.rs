@@ -1,0 +1,395 @@
+//! `clauderon-mock-upstream`: a local TLS server that stands in for the real
+//! services tests cannot reach (GitHub, Anthropic, OpenAI, Gemini). It makes
+//! its own CA and a certificate for the host names it is given, so the proxy
+//! can send those hosts' traffic here (`[proxy.upstreams]`) and trust it
+//! (`[proxy] extra_root_certs`).
+//!
+//! ```text
+//! clauderon-mock-upstream --dir DIR --hosts api.github.com,github.com [--git-root REPOS]
+//! ```
+//! writes `DIR/ca.pem`, then `DIR/addr` (`127.0.0.1:PORT`) once listening,
+//! and appends one JSON line per request to `DIR/requests.jsonl` (method,
+//! host, path, query, headers). Routes, speaking each API's documented wire format:
+//! - `POST /v1/messages` — Anthropic Messages (SSE when `"stream": true`);
+//! - `POST /v1/responses` — OpenAI Responses SSE;
+//! - `…:streamGenerateContent` — Gemini SSE (`alt=sse`);
+//! - git smart HTTP (`info/refs`, `git-upload-pack`, `git-receive-pack`) —
+//!   the real `git http-backend` over `--git-root`; push needs Basic auth;
+//! - `/sse?n=N&ms=M` — N events M ms apart; `/bytes?n=N` — N bytes;
+//! - `/ws` — WebSocket echo;
+//! - anything else — a JSON echo of the request.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::AsyncWriteExt;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// The answer every model API mock gives.
+const ANSWER: &str = "Hello from the mock upstream";
+
+struct Mock {
+    log: Mutex<std::fs::File>,
+    git_root: Option<PathBuf>,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let dir = PathBuf::from(arg("--dir").ok_or("--dir is required")?);
+    let hosts: Vec<String> =
+        arg("--hosts").unwrap_or_default().split(',').filter(|h| !h.is_empty()).map(String::from).collect();
+    std::fs::create_dir_all(&dir)?;
+    let tls = tls_config(&dir, &hosts)?;
+    let mock = Arc::new(Mock {
+        log: Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("requests.jsonl"))?),
+        git_root: arg("--git-root").map(PathBuf::from),
+    });
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(dir, tls, mock))
+}
+
+/// A CA (written to `dir/ca.pem`) and a server config with a leaf for `hosts`.
+fn tls_config(dir: &Path, hosts: &[String]) -> Result<Arc<rustls::ServerConfig>, Box<dyn std::error::Error>> {
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "clauderon test upstream CA");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem())?;
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let mut names = hosts.to_vec();
+    names.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+    let leaf_key = rcgen::KeyPair::generate()?;
+    let leaf = rcgen::CertificateParams::new(names)?.signed_by(&leaf_key, &issuer)?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca_cert.der().clone()], key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+async fn serve(
+    dir: PathBuf,
+    tls: Arc<rustls::ServerConfig>,
+    mock: Arc<Mock>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let tmp = dir.join("addr.tmp");
+    std::fs::write(&tmp, listener.local_addr()?.to_string())?;
+    std::fs::rename(tmp, dir.join("addr"))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let (acceptor, mock) = (acceptor.clone(), mock.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(stream).await else { return };
+            let service = hyper::service::service_fn(move |req| {
+                let mock = mock.clone();
+                async move { Ok::<_, Infallible>(route(req, mock).await) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()).boxed());
+    *resp.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn query_param(query: &str, name: &str) -> Option<u64> {
+    query.split('&').find_map(|p| p.strip_prefix(&format!("{name}="))?.parse().ok())
+}
+
+async fn route(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(String::from);
+    let host = host.or_else(|| req.uri().host().map(String::from)).unwrap_or_default();
+    let headers: HashMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let entry = serde_json::json!({"method": req.method().as_str(), "host": host, "path": path, "query": query, "headers": headers});
+    if let Ok(mut log) = mock.log.lock() {
+        let _ = writeln!(log, "{entry}");
+    }
+    if path == "/ws" {
+        return websocket_echo(&mut req);
+    }
+    if path.contains("/info/refs") || path.ends_with("/git-upload-pack") || path.ends_with("/git-receive-pack") {
+        return git(req, &mock, &path, &query).await;
+    }
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    match path.as_str() {
+        "/v1/messages" => anthropic(&body),
+        "/v1/messages/count_tokens" => full(StatusCode::OK, "application/json", r#"{"input_tokens":10}"#),
+        "/v1/responses" => sse(openai_events(), Duration::ZERO),
+        p if p.ends_with(":streamGenerateContent") => sse(gemini_events(), Duration::ZERO),
+        "/sse" => {
+            let n = query_param(&query, "n").unwrap_or(5);
+            let events = (0..n).map(|i| (None, serde_json::json!({"i": i}))).collect();
+            sse(events, Duration::from_millis(query_param(&query, "ms").unwrap_or(100)))
+        }
+        "/bytes" => {
+            full(StatusCode::OK, "application/octet-stream", vec![b'x'; query_param(&query, "n").unwrap_or(0) as usize])
+        }
+        _ => full(StatusCode::OK, "application/json", entry.to_string()),
+    }
+}
+
+/// Server-sent events: `event:` (when named) and `data:` lines, `gap` apart.
+fn sse(events: Vec<(Option<&'static str>, serde_json::Value)>, gap: Duration) -> Response<Body> {
+    let stream = futures_util::stream::iter(events).enumerate().then(move |(i, (name, data))| async move {
+        if i > 0 && !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
+        let mut text = String::new();
+        if let Some(name) = name {
+            text.push_str(&format!("event: {name}\n"));
+        }
+        text.push_str(&format!("data: {data}\n\n"));
+        Ok::<_, Infallible>(Frame::data(Bytes::from(text)))
+    });
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/event-stream"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// Anthropic Messages: SSE when the request asks to stream, else one message.
+fn anthropic(body: &[u8]) -> Response<Body> {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let model = request.get("model").cloned().unwrap_or_else(|| "claude-mock".into());
+    let usage = serde_json::json!({"input_tokens": 10, "output_tokens": 1});
+    let message = |content: serde_json::Value, stop: serde_json::Value| {
+        serde_json::json!({"id": "msg_mock01", "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": stop, "stop_sequence": null, "usage": usage})
+    };
+    if request.get("stream").and_then(|s| s.as_bool()) != Some(true) {
+        let text = serde_json::json!([{"type": "text", "text": ANSWER}]);
+        return full(StatusCode::OK, "application/json", message(text, "end_turn".into()).to_string());
+    }
+    let (first, rest) = ANSWER.split_at(6);
+    let events = vec![
+        (
+            Some("message_start"),
+            serde_json::json!({"type": "message_start", "message": message(serde_json::json!([]), serde_json::Value::Null)}),
+        ),
+        (
+            Some("content_block_start"),
+            serde_json::json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        (Some("ping"), serde_json::json!({"type": "ping"})),
+        (
+            Some("content_block_delta"),
+            serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": first}}),
+        ),
+        (
+            Some("content_block_delta"),
+            serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": rest}}),
+        ),
+        (Some("content_block_stop"), serde_json::json!({"type": "content_block_stop", "index": 0})),
+        (
+            Some("message_delta"),
+            serde_json::json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 6}}),
+        ),
+        (Some("message_stop"), serde_json::json!({"type": "message_stop"})),
+    ];
+    sse(events, Duration::ZERO)
+}
+
+/// OpenAI Responses stream events for one text answer (no `[DONE]`).
+fn openai_events() -> Vec<(Option<&'static str>, serde_json::Value)> {
+    let item = |status: &str, text: &str| {
+        serde_json::json!({"type": "message", "id": "msg_mock01", "role": "assistant", "status": status,
+            "content": if text.is_empty() { serde_json::json!([]) } else { serde_json::json!([{"type": "output_text", "text": text, "annotations": []}]) }})
+    };
+    let response = |status: &str, output: serde_json::Value| {
+        serde_json::json!({"id": "resp_mock01", "object": "response", "status": status, "model": "gpt-mock", "output": output,
+            "usage": {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 6,
+                      "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 16}})
+    };
+    let part = serde_json::json!({"type": "output_text", "text": "", "annotations": []});
+    let events = [
+        ("response.created", serde_json::json!({"response": response("in_progress", serde_json::json!([]))})),
+        ("response.in_progress", serde_json::json!({"response": response("in_progress", serde_json::json!([]))})),
+        ("response.output_item.added", serde_json::json!({"output_index": 0, "item": item("in_progress", "")})),
+        (
+            "response.content_part.added",
+            serde_json::json!({"item_id": "msg_mock01", "output_index": 0, "content_index": 0, "part": part}),
+        ),
+        (
+            "response.output_text.delta",
+            serde_json::json!({"item_id": "msg_mock01", "output_index": 0, "content_index": 0, "delta": ANSWER}),
+        ),
+        (
+            "response.output_text.done",
+            serde_json::json!({"item_id": "msg_mock01", "output_index": 0, "content_index": 0, "text": ANSWER}),
+        ),
+        (
+            "response.content_part.done",
+            serde_json::json!({"item_id": "msg_mock01", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": ANSWER, "annotations": []}}),
+        ),
+        ("response.output_item.done", serde_json::json!({"output_index": 0, "item": item("completed", ANSWER)})),
+        (
+            "response.completed",
+            serde_json::json!({"response": response("completed", serde_json::json!([item("completed", ANSWER)]))}),
+        ),
+    ];
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, mut data))| {
+            data["type"] = name.into();
+            data["sequence_number"] = i.into();
+            (Some(name), data)
+        })
+        .collect()
+}
+
+/// Gemini `streamGenerateContent?alt=sse` chunks.
+fn gemini_events() -> Vec<(Option<&'static str>, serde_json::Value)> {
+    let chunk = |text: &str, finish: Option<&str>| {
+        let mut candidate = serde_json::json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": 0});
+        if let Some(f) = finish {
+            candidate["finishReason"] = f.into();
+        }
+        serde_json::json!({"candidates": [candidate], "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 6, "totalTokenCount": 16}, "modelVersion": "gemini-mock"})
+    };
+    let (first, rest) = ANSWER.split_at(6);
+    vec![(None, chunk(first, None)), (None, chunk(rest, Some("STOP")))]
+}
+
+fn websocket_echo(req: &mut Request<Incoming>) -> Response<Body> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        return full(StatusCode::BAD_REQUEST, "text/plain", "not a WebSocket request");
+    };
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let (mut tx, mut rx) = ws.split();
+        while let Some(Ok(msg)) = rx.next().await {
+            if msg.is_close() || tx.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
+    if let Ok(v) = accept.parse() {
+        h.insert("sec-websocket-accept", v);
+    }
+    resp
+}
+
+/// The real `git http-backend` as a CGI program. Push needs Basic auth, as on GitHub.
+async fn git(req: Request<Incoming>, mock: &Mock, path: &str, query: &str) -> Response<Body> {
+    let Some(root) = &mock.git_root else {
+        return full(StatusCode::NOT_FOUND, "text/plain", "no --git-root");
+    };
+    let pushing = path.ends_with("/git-receive-pack") || query.contains("service=git-receive-pack");
+    let user = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64_user(b.trim()));
+    if pushing && user.is_none() {
+        let mut resp = full(StatusCode::UNAUTHORIZED, "text/plain", "authentication required to push");
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"mock\""));
+        return resp;
+    }
+    let method = req.method().to_string();
+    let header_text = |name: header::HeaderName| {
+        req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    };
+    let (content_type, encoding) = (header_text(header::CONTENT_TYPE), header_text(header::CONTENT_ENCODING));
+    let git_protocol = req.headers().get("git-protocol").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("http-backend")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_TYPE", content_type)
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("HTTP_CONTENT_ENCODING", encoding)
+        .env("GIT_PROTOCOL", git_protocol)
+        .env("REMOTE_USER", user.unwrap_or_default())
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    let Ok(mut child) = cmd.spawn() else {
+        return full(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "git http-backend did not start");
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(&body).await;
+    }
+    let Ok(out) = child.wait_with_output().await else {
+        return full(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "git http-backend failed");
+    };
+    cgi_response(&out.stdout)
+}
+
+fn base64_user(encoded: &str) -> Option<String> {
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    Some(String::from_utf8(decoded).ok()?.split_once(':')?.0.to_string())
+}
+
+/// Turn CGI output (headers, blank line, body) into a response.
+fn cgi_response(out: &[u8]) -> Response<Body> {
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
+    let split = split.or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let Some((at, gap)) = split else {
+        return full(StatusCode::BAD_GATEWAY, "text/plain", "git http-backend printed no headers");
+    };
+    let mut resp = Response::new(Full::new(Bytes::copy_from_slice(&out[at + gap..])).boxed());
+    for line in String::from_utf8_lossy(&out[..at]).lines() {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            let code = value.split_whitespace().next().and_then(|c| c.parse().ok()).unwrap_or(500);
+            *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        } else if let (Ok(n), Ok(v)) = (header::HeaderName::from_bytes(name.as_bytes()), value.parse()) {
+            resp.headers_mut().append(n, v);
+        }
+    }
+    resp
+}
