@@ -16,7 +16,7 @@ export CLAUDERON_WASM_TARGET_DIR := CARGO_TARGET_DIR / "wasm"
 
 # Tools the tests run for real (zellij), installed here when missing.
 tools_dir := env_var_or_default("CLAUDERON_TOOLS_DIR", env_var("HOME") / ".cache/clauderon/tools")
-export PATH := tools_dir / "bin" + ":" + env_var("PATH")
+export PATH := tools_dir / "bin" + ":" + tools_dir / "npm/node_modules/.bin" + ":" + env_var("PATH")
 
 # List the recipes.
 default:
@@ -41,7 +41,8 @@ setup:
       exit 1
     fi
 
-# Install the real tools the tests drive: zellij (compiled from crates.io, ~15 min the first time).
+# Install the real tools the tests drive: zellij (compiled from crates.io, ~15 min
+# the first time) and the agent CLIs from npm.
 tools:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -60,6 +61,13 @@ tools:
       SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
       $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q tmux
     fi
+    command -v node >/dev/null 2>&1 || { echo "tools: node and npm are required (for the agent CLIs)" >&2; exit 1; }
+    if ! command -v claude >/dev/null 2>&1; then
+      echo "tools: installing Claude Code from npm"
+      mkdir -p "{{tools_dir}}/npm"
+      npm install --no-fund --no-audit --prefix "{{tools_dir}}/npm" @anthropic-ai/claude-code
+    fi
+    echo "tools: Claude Code $(claude --version)"
 
 # Build the host crates and their tests with one feature set, so that building
 # and testing never compile the same dependency twice.

@@ -122,7 +122,17 @@ fn query_param(query: &str, name: &str) -> Option<u64> {
     query.split('&').find_map(|p| p.strip_prefix(&format!("{name}="))?.parse().ok())
 }
 
-async fn route(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
+async fn route(req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
+    let head = req.method() == hyper::Method::HEAD;
+    let mut resp = answer(req, mock).await;
+    if head {
+        // A HEAD answer has headers only (hyper's HTTP/2 server resets a HEAD stream that carries a body).
+        *resp.body_mut() = Full::new(Bytes::new()).boxed();
+    }
+    resp
+}
+
+async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(String::from);

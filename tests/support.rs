@@ -203,3 +203,118 @@ impl Default for Home {
         Self::new()
     }
 }
+
+/// A running `clauderon-mock-upstream` (killed when dropped): a local TLS
+/// server standing in for GitHub, Anthropic, OpenAI, Gemini and the rest.
+pub struct Mock {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    child: std::process::Child,
+}
+
+/// Every host the built-in rules cover, plus a Grafana host for the config rule.
+pub const MOCK_HOSTS: &[&str] = &[
+    "api.github.com",
+    "github.com",
+    "api.anthropic.com",
+    "api.openai.com",
+    "generativelanguage.googleapis.com",
+    "api.pagerduty.com",
+    "sentry.io",
+    "registry.npmjs.org",
+    "auth.docker.io",
+    "grafana.example.test",
+    "unruled.example.test",
+];
+
+impl Mock {
+    /// Start the mock for [`MOCK_HOSTS`]; git repositories are served from `dir/git`.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = clauderon_bin().with_file_name("clauderon-mock-upstream");
+        let git_root = dir.path().join("git");
+        std::fs::create_dir_all(&git_root).expect("git root");
+        let child = Command::new(bin)
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--hosts", &MOCK_HOSTS.join(",")])
+            .arg("--git-root")
+            .arg(&git_root)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start clauderon-mock-upstream");
+        let addr_file = dir.path().join("addr");
+        let addr = eventually(10, "the mock upstream", || std::fs::read_to_string(&addr_file).ok());
+        Self { dir, addr, child }
+    }
+
+    /// `[proxy]` config sending every mock host here and trusting the mock's CA.
+    pub fn proxy_config(&self) -> String {
+        let mut text = format!(
+            "[proxy]\ngrafana_host = \"grafana.example.test\"\nextra_root_certs = [\"{}\"]\n[proxy.upstreams]\n",
+            self.dir.path().join("ca.pem").display()
+        );
+        for host in MOCK_HOSTS {
+            text.push_str(&format!("\"{host}\" = \"{}\"\n", self.addr));
+        }
+        text
+    }
+
+    /// Every request the mock received, as JSON.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("requests.jsonl")).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// A bare repository `name` served at `https://github.com/<name>`, holding one commit.
+    pub fn git_repo(&self, name: &str) -> PathBuf {
+        let bare = self.dir.path().join("git").join(name);
+        let src = git_repo();
+        let ok = Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(src.path())
+            .arg(&bare)
+            .status()
+            .expect("git clone --bare")
+            .success();
+        assert!(ok, "making the bare repository");
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(&bare)
+            .args(["config", "http.receivepack", "true"])
+            .status()
+            .expect("git config")
+            .success();
+        assert!(ok);
+        bare
+    }
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The environment a session runs with, as its own `env` printed it.
+pub fn read_env_file(path: &Path) -> Vec<(String, String)> {
+    let text = eventually(20, "the session's env file", || {
+        std::fs::read_to_string(path).ok().filter(|t| t.contains("CLAUDERON_SESSION_ID="))
+    });
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// A command that runs with exactly `env` (a session's environment).
+pub fn command_in(env: &[(String, String)], program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
+/// A session name no other test run uses (zellij session names are global).
+pub fn unique(prefix: &str) -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{:x}", std::process::id(), nanos)
+}

@@ -5,14 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use clauderon_tests::{Home, eventually, git_repo, test_component};
+use clauderon_tests::{Home, eventually, git_repo, test_component, unique};
 use serde_json::Value;
-
-fn unique(prefix: &str) -> String {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{:x}", std::process::id(), nanos)
-}
 
 fn zellij_sessions() -> String {
     let out = Command::new("zellij").args(["list-sessions", "--no-formatting"]).output().expect("zellij on PATH");

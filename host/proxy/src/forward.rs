@@ -191,7 +191,10 @@ pub(crate) async fn handle(
     let (mut parts, body) = req.into_parts();
     let body = match policy::check(ctx.mode(), &parts.method, parts.uri.path(), parts.uri.query()) {
         Verdict::Allow => counted(body.map_err(BoxError::from).boxed(), up.clone(), None),
-        Verdict::Block(reason) => return blocked(pending, &ctx, reason),
+        Verdict::Block(reason) => {
+            drain(body).await;
+            return blocked(pending, &ctx, reason);
+        }
         Verdict::InspectGraphql => match Limited::new(body, MAX_GRAPHQL_BODY).collect().await {
             Ok(collected) => {
                 let bytes = collected.to_bytes();
@@ -254,10 +257,17 @@ async fn inject(headers: &mut HeaderMap, target: &Target, shared: &Shared, pendi
     ));
 }
 
+/// Read and drop a refused request's body (bounded), so the client reads the
+/// 403 instead of a connection reset while it is still sending.
+async fn drain(body: Incoming) {
+    let read = Limited::new(body, MAX_GRAPHQL_BODY).collect();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+}
+
 fn blocked(pending: Pending, ctx: &SessionCtx, reason: String) -> Response<ProxyBody> {
     let body = format!(
         "clauderon proxy: blocked — this session is read-only and {reason}.\n\
-         To allow writes: clauderon set-access-mode {} read-write\n",
+         To allow writes: clauderon set-access-mode {} --mode read-write\n",
         ctx.ident.name
     );
     pending.finish(Decision::Blocked, 403, Some(reason));
