@@ -106,6 +106,7 @@ fn list_latency() {
                 error: None,
                 agent_status: AgentStatus::Idle,
                 resource_id: Some(format!("clauderon-stored-{i}")),
+                proxy_port: None,
                 prompt: "a prompt of ordinary length describing some work to do".into(),
                 print_mode: false,
                 created_at: i,

@@ -518,6 +518,7 @@ fn claude_code_answers_through_the_proxy_and_no_canary_reaches_the_session() {
     assert_eq!(call["headers"]["x-api-key"].as_str(), Some(canary("ANTHROPIC_API_KEY")), "{call}");
     assert!(!call.to_string().contains("sk-ant-placeholder"));
     let _ = ws.kill();
+    let _ = ws.wait();
 
     // No canary anywhere in the session: its environment, its files, its processes,
     // the daemon's log, the audit, the WebSocket events.

@@ -49,12 +49,15 @@ pub async fn audit(home: &Home, a: AuditArgs) -> anyhow::Result<ExitCode> {
     }
     if !a.json {
         println!(
-            "{:<19} {:<16} {:<9} {:<7} {:<28} {:<5} {:<6} {}",
+            "{:<19} {:<16} {:<9} {:<7} {:<28} {:<5} {:<6} {:<}",
             "TIME", "SESSION", "DECISION", "METHOD", "HOST", "STATUS", "MS", "PATH / NOTE"
         );
     }
     print_all(&backlog, a.json);
-    while a.follow {
+    if !a.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let page =
             client.call(reqwest::Method::GET, &format!("/api/audit?after={after}&limit=10000{session}"), None).await?;
@@ -62,7 +65,6 @@ pub async fn audit(home: &Home, a: AuditArgs) -> anyhow::Result<ExitCode> {
         after = page["last_seq"].as_u64().unwrap_or(after);
         print_all(&records, a.json);
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn print_all(records: &[Value], json: bool) {
@@ -135,7 +137,7 @@ pub async fn credentials(home: &Home, json: bool) -> anyhow::Result<ExitCode> {
     }
     let sources: Vec<&str> = status["sources"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
     println!("sources, highest priority first: {}", sources.join(", "));
-    println!("{:<14} {:<10} {:<10} {}", "SERVICE", "AVAILABLE", "SOURCE", "VALUE");
+    println!("{:<14} {:<10} {:<10} {:<}", "SERVICE", "AVAILABLE", "SOURCE", "VALUE");
     for s in status["services"].as_array().into_iter().flatten() {
         let available = s["available"].as_bool().unwrap_or(false);
         println!(
