@@ -72,6 +72,14 @@ impl World {
         read_env_file(&env_file)
     }
 
+    /// Kill the daemon and start it again (same home, same canaries).
+    fn restart_daemon(&mut self) {
+        let port = self.daemon.port;
+        let _ = self.daemon.child.kill();
+        let _ = self.daemon.child.wait();
+        self.daemon = self.home.daemon_with_env(port, CANARIES);
+    }
+
     /// Audit records (optionally of one session).
     fn audit(&self, session: Option<&str>) -> Vec<serde_json::Value> {
         let query = session.map(|s| format!("&session={s}")).unwrap_or_default();
@@ -282,7 +290,7 @@ fn git_clone_and_push_get_the_token_and_read_only_refuses_push_before_the_server
 
 #[test]
 fn identity_is_required_and_one_session_cannot_use_another_ones() {
-    let w = World::start();
+    let mut w = World::start();
     let a = w.session("ident-a", "read-write", "true");
     let b = w.session("ident-b", "read-write", "true");
     let url_a = value(&a, "HTTPS_PROXY").to_string();
@@ -308,6 +316,10 @@ fn identity_is_required_and_one_session_cannot_use_another_ones() {
     let denied =
         w.audit(Some(value(&a, "CLAUDERON_SESSION_NAME"))).into_iter().filter(|r| r["decision"] == "denied").count();
     assert_eq!(denied, 3, "each refused attempt is audited");
+    // A restarted daemon serves the running session on the same URL.
+    w.restart_daemon();
+    eventually(10, "the session's listener after a restart", || (probe(&url_a) == "200").then_some(()));
+    assert_eq!(probe(&format!("http://session:{secret_b}@127.0.0.1:{port_a}")), "407");
 }
 
 fn split_proxy(url: &str) -> (String, String) {
