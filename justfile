@@ -62,12 +62,12 @@ tools:
       $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q tmux
     fi
     command -v node >/dev/null 2>&1 || { echo "tools: node and npm are required (for the agent CLIs)" >&2; exit 1; }
-    if ! command -v claude >/dev/null 2>&1; then
-      echo "tools: installing Claude Code from npm"
+    if ! command -v claude >/dev/null || ! command -v codex >/dev/null || ! command -v gemini >/dev/null; then
+      echo "tools: installing the agent CLIs from npm (Claude Code, Codex, Gemini CLI)"
       mkdir -p "{{tools_dir}}/npm"
-      npm install --no-fund --no-audit --prefix "{{tools_dir}}/npm" @anthropic-ai/claude-code
+      npm install --no-fund --no-audit --prefix "{{tools_dir}}/npm" @anthropic-ai/claude-code @openai/codex @google/gemini-cli
     fi
-    echo "tools: Claude Code $(claude --version)"
+    echo "tools: Claude Code $(claude --version), $(codex --version), Gemini CLI $(gemini --version)"
 
 # Build the host crates and their tests with one feature set, so that building
 # and testing never compile the same dependency twice.
@@ -97,6 +97,7 @@ test: components tools
 
 # Print the performance figures (release build).
 bench: components tools
+    cargo bench -p clauderon-proxy --bench proxy
     cargo bench -p clauderon-runtime --bench runtime
     cargo build --release -p clauderon
     CLAUDERON_BIN="$CARGO_TARGET_DIR/release/clauderon" cargo bench -p clauderon-tests --bench sessions

@@ -147,7 +147,10 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
         let _ = writeln!(log, "{entry}");
     }
     if path == "/ws" {
-        return websocket_echo(&mut req);
+        return websocket(&mut req, Reply::Echo);
+    }
+    if path == "/v1/responses" && req.headers().contains_key(header::UPGRADE) {
+        return websocket(&mut req, Reply::Responses);
     }
     if path.contains("/info/refs") || path.ends_with("/git-upload-pack") || path.ends_with("/git-receive-pack") {
         return git(req, &mock, &path, &query).await;
@@ -158,6 +161,7 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
         "/v1/messages/count_tokens" => full(StatusCode::OK, "application/json", r#"{"input_tokens":10}"#),
         "/v1/responses" => sse(openai_events(), Duration::ZERO),
         p if p.ends_with(":streamGenerateContent") => sse(gemini_events(), Duration::ZERO),
+        p if p.ends_with(":generateContent") => gemini_once(&body),
         "/sse" => {
             let n = query_param(&query, "n").unwrap_or(5);
             let events = (0..n).map(|i| (None, serde_json::json!({"i": i}))).collect();
@@ -293,7 +297,35 @@ fn gemini_events() -> Vec<(Option<&'static str>, serde_json::Value)> {
     vec![(None, chunk(first, None)), (None, chunk(rest, Some("STOP")))]
 }
 
-fn websocket_echo(req: &mut Request<Incoming>) -> Response<Body> {
+/// Gemini `generateContent`: the whole answer as one response. A request for
+/// JSON output (Gemini CLI's model router asks for one) gets a JSON answer.
+fn gemini_once(request: &[u8]) -> Response<Body> {
+    let request: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
+    let wants_json =
+        request.pointer("/generationConfig/responseMimeType").and_then(|m| m.as_str()) == Some("application/json");
+    let text = if wants_json {
+        serde_json::json!({"reasoning": "a simple request", "model_choice": "flash"}).to_string()
+    } else {
+        ANSWER.to_string()
+    };
+    let body = serde_json::json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 6, "totalTokenCount": 16},
+        "modelVersion": "gemini-mock",
+    });
+    full(StatusCode::OK, "application/json", body.to_string())
+}
+
+/// What a WebSocket answers each text frame with.
+#[derive(Clone, Copy)]
+enum Reply {
+    /// The frame itself.
+    Echo,
+    /// OpenAI Responses events, one per frame, for each `response.create` (Codex's transport).
+    Responses,
+}
+
+fn websocket(req: &mut Request<Incoming>, reply: Reply) -> Response<Body> {
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
         return full(StatusCode::BAD_REQUEST, "text/plain", "not a WebSocket request");
     };
@@ -308,8 +340,21 @@ fn websocket_echo(req: &mut Request<Incoming>) -> Response<Body> {
         .await;
         let (mut tx, mut rx) = ws.split();
         while let Some(Ok(msg)) = rx.next().await {
-            if msg.is_close() || tx.send(msg).await.is_err() {
+            if msg.is_close() {
                 break;
+            }
+            let answers = match reply {
+                Reply::Echo => vec![msg],
+                Reply::Responses if msg.is_text() => openai_events()
+                    .into_iter()
+                    .map(|(_, data)| tokio_tungstenite::tungstenite::Message::text(data.to_string()))
+                    .collect(),
+                Reply::Responses => Vec::new(),
+            };
+            for answer in answers {
+                if tx.send(answer).await.is_err() {
+                    return;
+                }
             }
         }
     });

@@ -318,3 +318,128 @@ pub fn unique(prefix: &str) -> String {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{:x}", std::process::id(), nanos)
 }
+
+/// (daemon variable, canary value, service) — the canary must never leave the daemon.
+pub const CANARIES: &[(&str, &str)] = &[
+    ("GITHUB_TOKEN", "ghp_canaryGITHUB0123456789"),
+    ("ANTHROPIC_API_KEY", "sk-ant-canaryANTHROPIC0123"),
+    ("OPENAI_API_KEY", "sk-canaryOPENAI0123456789"),
+    ("GEMINI_API_KEY", "canaryGEMINI0123456789"),
+    ("PAGERDUTY_TOKEN", "canaryPAGERDUTY012345"),
+    ("SENTRY_AUTH_TOKEN", "canarySENTRY0123456789"),
+    ("NPM_TOKEN", "npm_canaryNPM0123456789"),
+    ("DOCKER_HUB_TOKEN", "canaryuser:canaryDOCKER0123"),
+    ("GRAFANA_API_KEY", "glsa_canaryGRAFANA0123"),
+];
+
+pub fn canary(var: &str) -> &'static str {
+    CANARIES.iter().find(|(v, _)| *v == var).map(|(_, c)| *c).expect("canary")
+}
+
+/// A daemon with canaries, the mock upstream, a repository and ways to open sessions.
+pub struct World {
+    pub home: Home,
+    pub daemon: Daemon,
+    pub mock: Mock,
+    pub repo: tempfile::TempDir,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Zellij sessions outlive the daemon: remove them.
+        let (_, list) = self.daemon.http("GET", "/api/sessions", None);
+        for s in list.as_array().into_iter().flatten() {
+            let id = s["id"].as_str().unwrap_or_default();
+            self.daemon.http("DELETE", &format!("/api/sessions/{id}?force=true"), None);
+        }
+    }
+}
+
+impl World {
+    pub fn start() -> Self {
+        let (home, port) = Home::with_free_port();
+        let mock = Mock::start();
+        let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
+        std::fs::write(home.path("config.toml"), format!("{config}{}", mock.proxy_config())).expect("config");
+        let daemon = home.daemon_with_env(port, CANARIES);
+        Self { home, daemon, mock, repo: git_repo() }
+    }
+
+    /// Create a zellij session running `script` after writing its env to a
+    /// file; returns that environment. The session's name is `name` plus a
+    /// unique suffix (read it back from `CLAUDERON_SESSION_NAME`).
+    pub fn session(&self, name: &str, mode: &str, script: &str) -> Vec<(String, String)> {
+        let name = &unique(name);
+        let env_file = self.home.path(&format!("{name}.env"));
+        let prompt = format!("env > {}; {script}; sleep 600", env_file.display());
+        let repo = self.repo.path().to_str().expect("utf-8");
+        self.home
+            .run(&["create", "-r", repo, "-a", "shell", "--name", name, "--access-mode", mode, "-p", &prompt])
+            .ok();
+        read_env_file(&env_file)
+    }
+
+    /// Kill the daemon and start it again (same home, same canaries).
+    pub fn restart_daemon(&mut self) {
+        let port = self.daemon.port;
+        let _ = self.daemon.child.kill();
+        let _ = self.daemon.child.wait();
+        self.daemon = self.home.daemon_with_env(port, CANARIES);
+    }
+
+    /// Audit records (optionally of one session).
+    pub fn audit(&self, session: Option<&str>) -> Vec<serde_json::Value> {
+        let query = session.map(|s| format!("&session={s}")).unwrap_or_default();
+        let (code, body) = self.daemon.http("GET", &format!("/api/audit?limit=10000{query}"), None);
+        assert_eq!(code, 200, "{body}");
+        body["records"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// A variable of a session environment.
+pub fn value<'a>(env: &'a [(String, String)], key: &str) -> &'a str {
+    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("{key} is not set"))
+}
+
+/// Every file under `dir`.
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_symlink() {
+            continue;
+        }
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+/// The command lines and environments of every process of the session.
+pub fn session_processes(session_id: &str) -> String {
+    let mut text = String::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        if String::from_utf8_lossy(&environ).contains(session_id) {
+            text.push_str(&String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default()));
+            text.push_str(&String::from_utf8_lossy(&environ));
+        }
+    }
+    assert!(!text.is_empty(), "found the session's processes");
+    text
+}
+
+/// Log every WebSocket event of the daemon to `path` (a node child process).
+pub fn websocket_log(port: u16, path: &Path) -> std::process::Child {
+    let script = format!(
+        "const s = new WebSocket('ws://127.0.0.1:{port}/api/events'); const fs = require('fs'); \
+         s.onmessage = (m) => fs.appendFileSync('{}', m.data + '\\n');",
+        path.display()
+    );
+    Command::new("node")
+        .args(["--experimental-websocket", "-e"])
+        .arg(script)
+        .env("NO_PROXY", "*")
+        .spawn()
+        .expect("node")
+}

@@ -10,88 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clauderon_tests::{Daemon, Home, Mock, command_in, eventually, git_repo, read_env_file, unique};
-
-/// (daemon variable, canary value, service) — the canary must never leave the daemon.
-const CANARIES: &[(&str, &str)] = &[
-    ("GITHUB_TOKEN", "ghp_canaryGITHUB0123456789"),
-    ("ANTHROPIC_API_KEY", "sk-ant-canaryANTHROPIC0123"),
-    ("OPENAI_API_KEY", "sk-canaryOPENAI0123456789"),
-    ("GEMINI_API_KEY", "canaryGEMINI0123456789"),
-    ("PAGERDUTY_TOKEN", "canaryPAGERDUTY012345"),
-    ("SENTRY_AUTH_TOKEN", "canarySENTRY0123456789"),
-    ("NPM_TOKEN", "npm_canaryNPM0123456789"),
-    ("DOCKER_HUB_TOKEN", "canaryuser:canaryDOCKER0123"),
-    ("GRAFANA_API_KEY", "glsa_canaryGRAFANA0123"),
-];
-
-fn canary(var: &str) -> &'static str {
-    CANARIES.iter().find(|(v, _)| *v == var).map(|(_, c)| *c).expect("canary")
-}
-
-/// A daemon with canaries, the mock upstream, a repository and ways to open sessions.
-struct World {
-    home: Home,
-    daemon: Daemon,
-    mock: Mock,
-    repo: tempfile::TempDir,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        // Zellij sessions outlive the daemon: remove them.
-        let (_, list) = self.daemon.http("GET", "/api/sessions", None);
-        for s in list.as_array().into_iter().flatten() {
-            let id = s["id"].as_str().unwrap_or_default();
-            self.daemon.http("DELETE", &format!("/api/sessions/{id}?force=true"), None);
-        }
-    }
-}
-
-impl World {
-    fn start() -> Self {
-        let (home, port) = Home::with_free_port();
-        let mock = Mock::start();
-        let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
-        std::fs::write(home.path("config.toml"), format!("{config}{}", mock.proxy_config())).expect("config");
-        let daemon = home.daemon_with_env(port, CANARIES);
-        Self { home, daemon, mock, repo: git_repo() }
-    }
-
-    /// Create a zellij session running `script` after writing its env to a
-    /// file; returns that environment. The session's name is `name` plus a
-    /// unique suffix (read it back from `CLAUDERON_SESSION_NAME`).
-    fn session(&self, name: &str, mode: &str, script: &str) -> Vec<(String, String)> {
-        let name = &unique(name);
-        let env_file = self.home.path(&format!("{name}.env"));
-        let prompt = format!("env > {}; {script}; sleep 600", env_file.display());
-        let repo = self.repo.path().to_str().expect("utf-8");
-        self.home
-            .run(&["create", "-r", repo, "-a", "shell", "--name", name, "--access-mode", mode, "-p", &prompt])
-            .ok();
-        read_env_file(&env_file)
-    }
-
-    /// Kill the daemon and start it again (same home, same canaries).
-    fn restart_daemon(&mut self) {
-        let port = self.daemon.port;
-        let _ = self.daemon.child.kill();
-        let _ = self.daemon.child.wait();
-        self.daemon = self.home.daemon_with_env(port, CANARIES);
-    }
-
-    /// Audit records (optionally of one session).
-    fn audit(&self, session: Option<&str>) -> Vec<serde_json::Value> {
-        let query = session.map(|s| format!("&session={s}")).unwrap_or_default();
-        let (code, body) = self.daemon.http("GET", &format!("/api/audit?limit=10000{query}"), None);
-        assert_eq!(code, 200, "{body}");
-        body["records"].as_array().cloned().unwrap_or_default()
-    }
-}
-
-fn value<'a>(env: &'a [(String, String)], key: &str) -> &'a str {
-    env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("{key} is not set"))
-}
+use clauderon_tests::{
+    CANARIES, Mock, World, canary, command_in, eventually, session_processes, value, walk, websocket_log,
+};
 
 /// curl through the session's proxy; (status, body).
 fn curl(env: &[(String, String)], args: &[&str]) -> (u16, String) {
@@ -554,47 +475,4 @@ fn claude_code_answers_through_the_proxy_and_no_canary_reaches_the_session() {
             assert!(!text.contains(c), "the {var} canary is in {place}");
         }
     }
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_symlink() {
-            continue;
-        }
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
-}
-
-/// The command lines and environments of every process of the session.
-fn session_processes(session_id: &str) -> String {
-    let mut text = String::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
-        if String::from_utf8_lossy(&environ).contains(session_id) {
-            text.push_str(&String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default()));
-            text.push_str(&String::from_utf8_lossy(&environ));
-        }
-    }
-    assert!(!text.is_empty(), "found the session's processes");
-    text
-}
-
-/// Log every WebSocket event of the daemon to `path` (a node child process).
-fn websocket_log(port: u16, path: &Path) -> std::process::Child {
-    let script = format!(
-        "const s = new WebSocket('ws://127.0.0.1:{port}/api/events'); const fs = require('fs'); \
-         s.onmessage = (m) => fs.appendFileSync('{}', m.data + '\\n');",
-        path.display()
-    );
-    Command::new("node")
-        .args(["--experimental-websocket", "-e"])
-        .arg(script)
-        .env("NO_PROXY", "*")
-        .spawn()
-        .expect("node")
 }

@@ -88,9 +88,12 @@ pub fn router(state: Shared) -> Router {
         .route("/api/reconcile", post(reconcile))
         .route("/api/audit", get(audit))
         .route("/api/credentials", get(credentials))
+        .route("/api/sessions/{id}/history", get(history))
         .route("/api/events", get(events))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint (see /api/openapi.json)".into()) })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        // Agents post hook events with their session's own secret, not the API token.
+        .route("/api/sessions/{id}/hook", post(hook))
         .with_state(state)
 }
 
@@ -230,6 +233,40 @@ struct EventsQuery {
 
 async fn events(State(s): State<Shared>, Query(q): Query<EventsQuery>, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |socket| stream_events(s, q.after, socket))
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    /// Byte offset in the transcript to continue from (the last answer's `cursor`).
+    #[serde(default)]
+    cursor: u64,
+}
+
+async fn history(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<clauderon_sessions::history::History> {
+    Ok(Json(s.manager.history(&id, q.cursor).await?))
+}
+
+#[derive(Deserialize)]
+struct HookQuery {
+    /// The session's secret.
+    #[serde(default)]
+    key: String,
+}
+
+async fn hook(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HookQuery>,
+    body: String,
+) -> ApiResult<serde_json::Value> {
+    if !s.manager.hook_key_ok(&id, &q.key) {
+        return Err(ApiError(StatusCode::FORBIDDEN, "wrong or missing session key for this hook".into()));
+    }
+    Ok(Json(json!({ "agent_status": s.manager.hook_event(&id, &body).await? })))
 }
 
 #[derive(Deserialize)]

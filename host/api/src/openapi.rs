@@ -48,6 +48,8 @@ pub fn document() -> Value {
             "/api/sessions/{id}/attach": { "get": with_id(op("The argv that attaches a terminal", "{argv}")) },
             "/api/sessions/{id}/output": { "get": with_id(op("The last lines of output (?lines=N)", "{output}")) },
             "/api/reconcile": { "post": op("Reconcile every session with its backend", "{changes}") },
+            "/api/sessions/{id}/history": { "get": with_id(op("Chat messages from the agent's transcript after ?cursor=BYTES (incremental)", "{messages, cursor, transcript}")) },
+            "/api/sessions/{id}/hook": { "post": with_id(op("An agent's hook event (JSON body), authenticated by ?key=SESSION_SECRET; updates the agent status", "{agent_status}")) },
             "/api/audit": { "get": op("Proxy audit records, oldest first (?session=ID_OR_NAME&after=SEQ&limit=N)", "{records, last_seq}") },
             "/api/credentials": { "get": op("Each service a rule can inject: available, source, masked value (never the value)", "{sources, services}") },
             "/api/events": { "get": op("WebSocket: every session event as JSON (?after=SEQ replays stored ones first), and live audit records as {type: audit, record}", "switching protocols") }
@@ -57,7 +59,8 @@ pub fn document() -> Value {
             "CreateRequest": { "type": "object", "required": ["repo", "prompt"], "additionalProperties": false, "properties": {
                 "repo": { "type": "string" }, "prompt": { "type": "string" }, "name": { "type": "string" },
                 "backend": { "type": "string" }, "agent": { "type": "string" }, "model": { "type": "string" },
-                "access_mode": { "enum": ["read-only", "read-write"] }, "print": { "type": "boolean" } } },
+                "access_mode": { "enum": ["read-only", "read-write"] }, "print": { "type": "boolean" },
+                "plan_mode": { "type": "boolean" }, "skip_permissions": { "type": "boolean" } } },
             "Session": { "type": "object", "properties": {
                 "id": { "type": "string" }, "name": { "type": "string" }, "repo": { "type": "string" }, "subdir": { "type": "string" },
                 "worktree": { "type": "string" }, "branch": { "type": "string" }, "base_commit": { "type": "string" },

@@ -79,8 +79,11 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let runtime = Arc::new(runtime);
     let network = crate::network::start(home, &config.proxy, &config.credentials.order, runtime.clone(), store.clone())
         .context("starting the proxy")?;
-    let defaults =
-        Defaults { backend: config.general.default_backend.clone(), agent: config.general.default_agent.clone() };
+    let defaults = Defaults {
+        backend: config.general.default_backend.clone(),
+        agent: config.general.default_agent.clone(),
+        hook_base: Some(config.url()),
+    };
     let manager =
         Arc::new(Manager::new(store, runtime, home.root.clone(), defaults).with_egress(network.egress.clone()));
     match manager.reconcile().await {

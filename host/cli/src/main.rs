@@ -71,6 +71,17 @@ enum Command {
     },
     /// Compare every session with its backend and fix what drifted.
     Reconcile,
+    /// Show a session's chat (user, assistant, tool use and results), read
+    /// from the agent's own transcript.
+    History {
+        name: String,
+        /// Keep printing new messages as the agent writes them (Ctrl-C to stop).
+        #[arg(long, short)]
+        follow: bool,
+        /// One JSON object per message.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the proxy's audit: every request sessions made, what was decided,
     /// which credential was injected (by name, never its value).
     #[command(after_help = "Examples:\n  clauderon audit\n  clauderon audit --session login-bug --follow\n  \
@@ -112,6 +123,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Delete { name, force } => sessions::delete(&home, &name, force).await,
         Command::SetAccessMode { name, mode } => sessions::set_access_mode(&home, &name, mode).await,
         Command::Reconcile => sessions::reconcile(&home).await,
+        Command::History { name, follow, json } => sessions::history(&home, &name, follow, json).await,
         Command::Audit(args) => audit::audit(&home, args).await,
         Command::Config(ConfigCmd::Credentials { json }) => audit::credentials(&home, json).await,
         Command::Config(ConfigCmd::Show) => {

@@ -133,4 +133,8 @@ impl Egress for ProxyEgress {
     fn close(&self, id: &str) {
         self.proxy.close(id);
     }
+
+    fn session_secret(&self, id: &str) -> Option<String> {
+        Some(self.proxy.session_secret(id))
+    }
 }

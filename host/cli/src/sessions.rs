@@ -50,6 +50,12 @@ pub struct CreateArgs {
     /// Print mode: the agent answers once and exits.
     #[arg(long)]
     pub print: bool,
+    /// Plan mode: the agent plans without changing files.
+    #[arg(long)]
+    pub plan: bool,
+    /// Let the agent act without asking for permission (the session is its sandbox).
+    #[arg(long)]
+    pub skip_permissions: bool,
     /// Session name (default: from the prompt).
     #[arg(long)]
     pub name: Option<String>,
@@ -64,6 +70,7 @@ pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
     let body = json!({
         "repo": repo, "prompt": a.prompt, "name": a.name, "backend": a.backend, "agent": a.agent,
         "model": a.model, "access_mode": a.access_mode.as_str(), "print": a.print,
+        "plan_mode": a.plan, "skip_permissions": a.skip_permissions,
     });
     let s = client.call(Method::POST, "/api/sessions", Some(body)).await?;
     if a.json {
@@ -172,4 +179,38 @@ pub async fn attach(home: &Home, name: &str) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     let err = std::process::Command::new(program).args(args).exec();
     Err(err).with_context(|| format!("running {}", argv.join(" ")))
+}
+
+/// `history`: the session's chat, from the agent's own transcript.
+pub async fn history(home: &Home, name: &str, follow: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(home).await?;
+    let mut cursor = 0;
+    loop {
+        let path = format!("/api/sessions/{}/history?cursor={cursor}", seg(name));
+        let page = client.call(Method::GET, &path, None).await?;
+        for m in page["messages"].as_array().into_iter().flatten() {
+            if json {
+                println!("{m}");
+            } else {
+                print_message(m);
+            }
+        }
+        cursor = page["cursor"].as_u64().unwrap_or(cursor);
+        if !follow {
+            if page["transcript"].is_null() && !json {
+                eprintln!("(no transcript yet: the agent has not written one, or it keeps none)");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+fn print_message(m: &Value) {
+    let role = m["role"].as_str().unwrap_or("?");
+    let text = m["text"].as_str().unwrap_or("");
+    match m["tool_name"].as_str() {
+        Some(tool) => println!("[{role} {tool}] {text}"),
+        None => println!("[{role}] {text}"),
+    }
 }

@@ -171,6 +171,11 @@ impl Proxy {
         TcpListener::bind((self.bind, 0)).await.map_err(|e| ProxyError::Bind { addr: self.bind.to_string(), source: e })
     }
 
+    /// The secret session `id` holds (in its proxy URL).
+    pub fn session_secret(&self, id: &str) -> String {
+        self.identity.secret(id)
+    }
+
     /// The session's listener port, if open.
     pub fn port(&self, id: &str) -> Option<u16> {
         self.listeners.lock().ok()?.get(id).map(|l| l.port)

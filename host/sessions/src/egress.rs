@@ -29,4 +29,6 @@ pub trait Egress: Send + Sync {
     fn set_access_mode(&self, id: &str, mode: AccessMode);
     /// Close the session's path.
     fn close(&self, id: &str);
+    /// The secret only this session knows (it authenticates its hook events).
+    fn session_secret(&self, id: &str) -> Option<String>;
 }

@@ -3,11 +3,13 @@
 //! - [`model`]: sessions, statuses, events;
 //! - [`worktree`]: git worktrees on a branch per session;
 //! - [`egress`]: the session's proxy (opened before the backend starts it);
+//! - [`history`]: chat messages from the agent's transcript;
 //! - [`manager`]: create / stop / start / archive / unarchive / delete /
 //!   access mode / reconcile, each change stored with its event and broadcast.
 
 pub mod egress;
 pub mod error;
+pub mod history;
 pub mod manager;
 pub mod model;
 pub mod worktree;

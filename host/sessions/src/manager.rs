@@ -29,6 +29,8 @@ pub struct Defaults {
     pub backend: String,
     /// Agent used when a create names none.
     pub agent: String,
+    /// The API's base URL as sessions reach it (for agents' hook events), if any.
+    pub hook_base: Option<String>,
 }
 
 /// A request to create a session.
@@ -57,6 +59,12 @@ pub struct CreateRequest {
     /// Print mode: answer once and exit.
     #[serde(default)]
     pub print: bool,
+    /// Plan mode: plan without changing files.
+    #[serde(default)]
+    pub plan_mode: bool,
+    /// Let the agent act without asking for permission.
+    #[serde(default)]
+    pub skip_permissions: bool,
 }
 
 /// The session manager.
@@ -250,8 +258,11 @@ impl Manager {
             agent_status: AgentStatus::Unknown,
             resource_id: None,
             proxy_port: None,
+            transcript_path: None,
             prompt: req.prompt.clone(),
             print_mode: req.print,
+            plan_mode: req.plan_mode,
+            skip_permissions: req.skip_permissions,
             created_at: now,
             updated_at: now,
         };
@@ -344,7 +355,7 @@ impl Manager {
     /// host never picks up the user's own login) and the user's git identity.
     async fn spec(
         &self,
-        session: &Session,
+        session: &mut Session,
         resume: bool,
         network: Vec<(String, String)>,
     ) -> Result<SessionSpec, SessionError> {
@@ -354,17 +365,18 @@ impl Manager {
             prompt: session.prompt.clone(),
             model: session.model.clone(),
             print_mode: session.print_mode,
-            plan_mode: false,
-            skip_permissions: false,
+            plan_mode: session.plan_mode,
+            skip_permissions: session.skip_permissions,
             resume,
             config_home: config_home.to_string_lossy().into_owned(),
-            hook_url: None,
+            hook_url: self.hook_url(session),
         };
         let mut agent = self.runtime.agent(&session.agent).await?;
         let mut plan: LaunchPlan = agent.plan(&request).await.map_err(|e| {
             if e.is_plugin_error() { SessionError::Invalid(e.to_string()) } else { SessionError::Failed(e.to_string()) }
         })?;
         place_files(&config_home, &plan).await?;
+        session.transcript_path = plan.transcript_path.clone();
         let placeholders: Vec<(String, String)> =
             plan.credentials.iter().map(|c| (c.env_name.clone(), c.placeholder.clone())).collect();
         let mut env = vec![("HOME".to_string(), config_home.to_string_lossy().into_owned())];
@@ -393,6 +405,44 @@ impl Manager {
             memory_limit: None,
             options: Vec::new(),
         })
+    }
+
+    /// Where the session's agent POSTs its hook events (with the session's secret).
+    fn hook_url(&self, session: &Session) -> Option<String> {
+        let base = self.defaults.hook_base.as_ref()?;
+        let key = self.egress.as_ref()?.session_secret(&session.id)?;
+        Some(format!("{base}/api/sessions/{}/hook?key={key}", session.id))
+    }
+
+    /// Whether `key` is the session's hook secret.
+    pub fn hook_key_ok(&self, id: &str, key: &str) -> bool {
+        let expected = self.egress.as_ref().and_then(|e| e.session_secret(id));
+        expected
+            .is_some_and(|k| !key.is_empty() && k.len() == key.len() && k.bytes().zip(key.bytes()).all(|(a, b)| a == b))
+    }
+
+    /// An agent hook event: the agent component says which status it implies;
+    /// a change is stored with its event. In print mode, a finished turn is idle.
+    pub async fn hook_event(&self, id: &str, body: &str) -> Result<Option<AgentStatus>, SessionError> {
+        let (mut session, _g) = self.locked(id).await?;
+        let mut agent = self.runtime.agent(&session.agent).await?;
+        let status = agent.status_from_hook(body).await.map_err(|e| SessionError::Failed(e.to_string()))?;
+        let Some(status) = status.map(crate::model::agent_status_from_wit) else { return Ok(None) };
+        let status =
+            if session.print_mode && status == AgentStatus::WaitingForInput { AgentStatus::Idle } else { status };
+        if status != session.agent_status {
+            session.agent_status = status;
+            self.save(&mut session, EventKind::AgentStatusChanged { to: status }, None).await?;
+        }
+        Ok(Some(status))
+    }
+
+    /// Chat messages from the session's transcript after byte offset `cursor`;
+    /// the new cursor (only whole lines are read).
+    pub async fn history(&self, id_or_name: &str, cursor: u64) -> Result<crate::history::History, SessionError> {
+        let session = self.get(id_or_name).await?;
+        let mut agent = self.runtime.agent(&session.agent).await?;
+        crate::history::read(&session, &mut agent, cursor).await
     }
 
     async fn locked(&self, id_or_name: &str) -> Result<(Session, tokio::sync::OwnedMutexGuard<()>), SessionError> {

@@ -82,10 +82,19 @@ pub struct Session {
     /// The port of the session's proxy listener, once opened.
     #[serde(default)]
     pub proxy_port: Option<u16>,
+    /// Where the agent writes its transcript (may hold `*` in path segments).
+    #[serde(default)]
+    pub transcript_path: Option<String>,
     /// The prompt it started with.
     pub prompt: String,
     /// Print mode (the agent answers once and exits).
     pub print_mode: bool,
+    /// Plan mode (the agent plans without changing files).
+    #[serde(default)]
+    pub plan_mode: bool,
+    /// The agent acts without asking for permission.
+    #[serde(default)]
+    pub skip_permissions: bool,
     /// Created, in ms since the Unix epoch.
     pub created_at: u64,
     /// Last changed, in ms since the Unix epoch.
@@ -99,6 +108,7 @@ pub enum EventKind {
     Created,
     StatusChanged { from: Status, to: Status },
     AccessModeChanged { to: AccessMode },
+    AgentStatusChanged { to: AgentStatus },
     Deleted,
     CreateFailed,
     Reconciled { note: String },
@@ -176,5 +186,17 @@ mod tests {
         let v = serde_json::to_value(&e).expect("json");
         assert_eq!(v["type"], "status-changed");
         assert_eq!(v["to"], "running");
+    }
+}
+
+/// The agent status a component reported, in the session model's terms.
+pub fn agent_status_from_wit(status: clauderon_runtime::bindings::types::AgentStatus) -> AgentStatus {
+    use clauderon_runtime::bindings::types::AgentStatus as W;
+    match status {
+        W::Working => AgentStatus::Working,
+        W::WaitingForInput => AgentStatus::WaitingForInput,
+        W::WaitingForApproval => AgentStatus::WaitingForApproval,
+        W::Idle => AgentStatus::Idle,
+        W::Unknown => AgentStatus::Unknown,
     }
 }

@@ -1,0 +1,163 @@
+//! The real agent CLIs (Claude Code, Codex, Gemini CLI, from npm) in zellij
+//! sessions, in print mode, through the proxy to the local TLS mock upstream
+//! speaking each API's streaming wire format: the agent prints the mock's
+//! answer, the mock sees the real (canary) key in the right header, the
+//! history endpoint returns the exchange, the status ends idle (from the
+//! agent's own hook events), and no canary reaches the session.
+
+use std::path::Path;
+
+use clauderon_tests::{CANARIES, World, canary, eventually, session_processes, unique, walk, websocket_log};
+use serde_json::Value;
+
+/// The mock's answer to every model request.
+const ANSWER: &str = "Hello from the mock upstream";
+
+struct Run {
+    world: World,
+    session: Value,
+    events: std::path::PathBuf,
+}
+
+/// Create a print-mode session of `agent` and wait until its status is idle.
+fn run_agent(agent: &str) -> Run {
+    run_agent_in(agent, |_| {})
+}
+
+/// The same, after `prepare` changed and committed the repository.
+fn run_agent_in(agent: &str, prepare: impl FnOnce(&Path)) -> Run {
+    let world = World::start();
+    prepare(world.repo.path());
+    let events = world.home.path("events.jsonl");
+    let mut ws = websocket_log(world.daemon.port, &events);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let name = unique(agent);
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let created = world
+        .home
+        .run(&["create", "-r", &repo, "-a", agent, "--print", "--name", &name, "-p", "Say hello", "--json"])
+        .ok()
+        .json();
+    let id = created["id"].as_str().expect("id").to_string();
+    let session = eventually(90, &format!("{agent} to finish (agent status idle)"), || {
+        let (_, s) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
+        (s["agent_status"] == "idle").then_some(s)
+    });
+    let _ = ws.kill();
+    let _ = ws.wait();
+    Run { world, session, events }
+}
+
+impl Run {
+    fn id(&self) -> &str {
+        self.session["id"].as_str().expect("id")
+    }
+
+    /// The chat, read through the API's cursor until it stops growing.
+    fn history(&self) -> Vec<Value> {
+        let mut cursor = 0;
+        let mut messages = Vec::new();
+        loop {
+            let (code, page) =
+                self.world.daemon.http("GET", &format!("/api/sessions/{}/history?cursor={cursor}", self.id()), None);
+            assert_eq!(code, 200, "{page}");
+            let got = page["messages"].as_array().cloned().unwrap_or_default();
+            let next = page["cursor"].as_u64().expect("cursor");
+            if got.is_empty() && next == cursor {
+                return messages;
+            }
+            messages.extend(got);
+            cursor = next;
+        }
+    }
+
+    fn assert_exchange(&self) {
+        let history = eventually(20, "the history to hold the answer", || {
+            let h = self.history();
+            h.iter()
+                .any(|m| m["role"] == "assistant" && m["text"].as_str().is_some_and(|t| t.contains(ANSWER)))
+                .then_some(h)
+        });
+        assert!(
+            history.iter().any(|m| m["role"] == "user" && m["text"] == "Say hello"),
+            "the user's prompt is in the history: {history:?}"
+        );
+        let cli = self.world.home.run(&["history", self.session["name"].as_str().expect("name")]).ok().stdout;
+        assert!(cli.contains("[user] Say hello") && cli.contains(&format!("[assistant] {ANSWER}")), "{cli}");
+        let events = std::fs::read_to_string(&self.events).unwrap_or_default();
+        assert!(events.contains("\"agent-status-changed\""), "agent status changes reach the WebSocket");
+    }
+
+    /// The mock saw the real key in `header` (with `prefix`) on `path`.
+    fn assert_injected(&self, path_end: &str, header: &str, expected: &str) {
+        let requests = self.world.mock.requests();
+        let call = requests
+            .iter()
+            .rev()
+            .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(path_end)))
+            .unwrap_or_else(|| panic!("no request to …{path_end}: {requests:?}"));
+        assert_eq!(call["headers"][header].as_str(), Some(expected), "{call}");
+        assert!(!call.to_string().contains("clauderon-placeholder"), "a placeholder reached upstream: {call}");
+    }
+
+    /// No canary in the session's environment, files or processes.
+    fn assert_no_canary(&self) {
+        let mut places = vec![("session processes".to_string(), session_processes(self.id()))];
+        for dir in [self.world.home.path("sessions"), self.world.home.path("worktrees")] {
+            for file in walk(&dir) {
+                let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
+                places.push((file.display().to_string(), text));
+            }
+        }
+        places.push(("daemon log".into(), std::fs::read_to_string(&self.world.daemon.log).unwrap_or_default()));
+        places.push(("events".into(), std::fs::read_to_string(&self.events).unwrap_or_default()));
+        for (place, text) in &places {
+            for (var, c) in CANARIES {
+                assert!(!text.contains(c), "the {var} canary is in {place}");
+            }
+        }
+    }
+}
+
+#[test]
+fn claude_code_in_print_mode_answers_with_history_and_idle_status() {
+    let project_settings = r#"{"permissions":{"allow":["Bash(make test)"]}}"#;
+    let run = run_agent_in("claude-code", |repo| {
+        std::fs::create_dir_all(repo.join(".claude")).expect("mkdir");
+        std::fs::write(repo.join(".claude/settings.json"), project_settings).expect("write");
+        let git = |args: &[&str]| {
+            assert!(std::process::Command::new("git").arg("-C").arg(repo).args(args).status().expect("git").success())
+        };
+        git(&["add", "."]);
+        git(&["commit", "-q", "-m", "project settings"]);
+    });
+    run.assert_exchange();
+    run.assert_injected("/v1/messages", "x-api-key", canary("ANTHROPIC_API_KEY"));
+    run.assert_no_canary();
+    // Its hooks live in the session's own config home: the project's settings are untouched.
+    let worktree = run.session["worktree"].as_str().expect("worktree");
+    let settings =
+        std::fs::read_to_string(Path::new(worktree).join(".claude/settings.json")).expect("project settings");
+    assert_eq!(settings, project_settings);
+}
+
+#[test]
+fn codex_in_print_mode_answers_over_its_websocket_transport() {
+    let run = run_agent("codex");
+    run.assert_exchange();
+    run.assert_injected("/v1/responses", "authorization", &format!("Bearer {}", canary("OPENAI_API_KEY")));
+    run.assert_no_canary();
+    let audit = run.world.audit(run.session["name"].as_str());
+    assert!(
+        audit.iter().any(|r| r["path"] == "/v1/responses" && r["status"] == 101),
+        "the WebSocket was audited: {audit:?}"
+    );
+}
+
+#[test]
+fn gemini_in_print_mode_answers_with_history_and_idle_status() {
+    let run = run_agent("gemini");
+    run.assert_exchange();
+    run.assert_injected(":generateContent", "x-goog-api-key", canary("GEMINI_API_KEY"));
+    run.assert_no_canary();
+}
