@@ -61,6 +61,19 @@ tools:
       SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
       $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q tmux
     fi
+    if ! docker version >/dev/null 2>&1; then
+      if ! command -v dockerd >/dev/null 2>&1; then
+        echo "tools: installing the Docker engine (docker.io)"
+        SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+        $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q docker.io
+      fi
+      echo "tools: starting dockerd (log: {{tools_dir}}/dockerd.log)"
+      mkdir -p "{{tools_dir}}"
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+      $SUDO sh -c 'nohup dockerd --host unix:///var/run/docker.sock >"$1" 2>&1 &' sh "{{tools_dir}}/dockerd.log"
+      for _ in $(seq 1 60); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
+    fi
+    echo "tools: Docker engine $(docker version --format '{{{{.Server.Version}}' 2>/dev/null || echo '(not answering)')"
     command -v node >/dev/null 2>&1 || { echo "tools: node and npm are required (for the agent CLIs)" >&2; exit 1; }
     if ! command -v claude >/dev/null || ! command -v codex >/dev/null || ! command -v gemini >/dev/null; then
       echo "tools: installing the agent CLIs from npm (Claude Code, Codex, Gemini CLI)"

@@ -70,6 +70,8 @@ pub trait AuditSink: Send + Sync {
 
 /// How many records one store transaction takes at most.
 const BATCH: usize = 512;
+/// How long the writer gathers records before committing them.
+const GATHER: Duration = Duration::from_millis(25);
 
 /// The audit log over the store.
 pub struct AuditLog {
@@ -141,6 +143,17 @@ async fn write_loop(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        // Gather for a moment, so a stream of requests shares one durable commit
+        // (a commit is an fsync: ~200 µs of CPU when taken per request).
+        let window = tokio::time::sleep(GATHER);
+        tokio::pin!(window);
+        while batch.len() < BATCH {
+            let room = BATCH - batch.len();
+            tokio::select! {
+                _ = &mut window => break,
+                n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+            }
+        }
         let records = std::mem::take(&mut batch);
         let bytes: Vec<Vec<u8>> = records.iter().filter_map(|r| serde_json::to_vec(r).ok()).collect();
         let store = store.clone();

@@ -95,13 +95,14 @@ impl Rule {
 
     /// Whether the rule covers `host` (case-insensitive).
     pub fn covers(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.hosts.iter().any(|pattern| {
-            let pattern = pattern.to_ascii_lowercase();
-            match pattern.strip_prefix("*.") {
-                Some(suffix) => host.len() > suffix.len() && host.ends_with(&format!(".{suffix}")),
-                None => host == pattern,
+        let host = host.trim_end_matches('.');
+        self.hosts.iter().any(|pattern| match pattern.strip_prefix("*.") {
+            Some(suffix) => {
+                host.len() > suffix.len() + 1
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
             }
+            None => host.eq_ignore_ascii_case(pattern),
         })
     }
 
