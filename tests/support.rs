@@ -357,10 +357,16 @@ impl Drop for World {
 
 impl World {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// The same, with more `config.toml` text.
+    pub fn start_with(extra_config: &str) -> Self {
         let (home, port) = Home::with_free_port();
         let mock = Mock::start();
         let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
-        std::fs::write(home.path("config.toml"), format!("{config}{}", mock.proxy_config())).expect("config");
+        let text = format!("{config}{}\n{extra_config}", mock.proxy_config());
+        std::fs::write(home.path("config.toml"), text).expect("config");
         let daemon = home.daemon_with_env(port, CANARIES);
         Self { home, daemon, mock, repo: git_repo() }
     }
@@ -442,4 +448,45 @@ pub fn websocket_log(port: u16, path: &Path) -> std::process::Child {
         .env("NO_PROXY", "*")
         .spawn()
         .expect("node")
+}
+
+/// A local test image for the Docker backend: an empty root with the usual
+/// symlinks into `/usr`, which the tests mount read-only from the host (so
+/// the container runs the host's real curl, git, node and agent CLIs). No
+/// registry is reachable here; `docker import` makes it in a second.
+pub const DOCKER_TEST_IMAGE: &str = "clauderon-test/host-tools:1";
+
+/// Build [`DOCKER_TEST_IMAGE`] unless present; `[backends.docker]` options that use it.
+pub fn docker_test_backend() -> String {
+    let present = Command::new("docker").args(["image", "inspect", DOCKER_TEST_IMAGE]).output().expect("docker");
+    if !present.status.success() {
+        let root = tempfile::tempdir().expect("tempdir");
+        for dir in ["usr", "etc", "tmp", "home", "root", "workspace", "proc", "sys", "dev", "run", "var/tmp"] {
+            std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
+        }
+        for link in ["bin", "lib", "lib64", "sbin"] {
+            std::os::unix::fs::symlink(format!("usr/{link}"), root.path().join(link)).expect("symlink");
+        }
+        let script = format!("tar -C {} -c . | docker import - {DOCKER_TEST_IMAGE}", root.path().display());
+        let ok = Command::new("sh").args(["-c", &script]).status().expect("docker import").success();
+        assert!(ok, "docker import of the test image failed");
+    }
+    let tools = std::env::var("PATH").unwrap_or_default();
+    let mut mounts = vec![
+        "/usr:/usr:ro".to_string(),
+        "/etc/ssl:/etc/ssl:ro".into(),
+        "/etc/alternatives:/etc/alternatives:ro".into(),
+    ];
+    // The agent CLIs and zellij live under the tools directory (on PATH): mount those too.
+    for dir in tools.split(':').filter(|d| d.contains("/.cache/clauderon/tools")) {
+        let root = dir.split("/.cache/clauderon/tools").next().unwrap_or_default();
+        let tools_dir = format!("{root}/.cache/clauderon/tools");
+        if !mounts.iter().any(|m| m.starts_with(&tools_dir)) {
+            mounts.push(format!("{tools_dir}:{tools_dir}:ro"));
+        }
+    }
+    format!(
+        "[backends.docker]\nimage = \"{DOCKER_TEST_IMAGE}\"\npull = \"never\"\nnetwork = \"host\"\nmounts = \"{}\"\npath = \"{tools}\"\n",
+        mounts.join(",")
+    )
 }

@@ -23,6 +23,13 @@
 //! hosts = ["api.internal.example"]
 //! inject = [{ service = "internal", header = "authorization", format = "bearer" }]
 //!
+//! [backends.docker]               # options passed to a backend as they are
+//! image = "clauderon/agent:latest" # default image
+//! pull = "missing"                # missing | always | never
+//! network = "host"                # host | bridge | none | a network name
+//! mounts = "/usr:/usr:ro"         # extra bind mounts, comma-separated src:dst[:ro]
+//! path = "/usr/local/bin:/usr/bin:/bin"  # PATH inside the container
+//!
 //! [credentials]
 //! order = ["env", "1password", "file"]  # credential sources, highest priority first
 //!
@@ -59,6 +66,29 @@ pub struct Config {
     /// Credential sources.
     #[serde(default)]
     pub credentials: CredentialsConfig,
+    /// Options per backend (`[backends.docker] image = "…"`), passed to the backend as they are.
+    #[serde(default, with = "backend_options")]
+    pub backends: BTreeMap<String, Vec<(String, String)>>,
+}
+
+/// `[backends.<id>]` tables of string values ⇄ option lists.
+mod backend_options {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Options = BTreeMap<String, Vec<(String, String)>>;
+
+    pub fn serialize<S: Serializer>(v: &Options, s: S) -> Result<S::Ok, S::Error> {
+        let tables: BTreeMap<&String, BTreeMap<&String, &String>> =
+            v.iter().map(|(id, opts)| (id, opts.iter().map(|(k, v)| (k, v)).collect())).collect();
+        tables.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Options, D::Error> {
+        let tables = BTreeMap::<String, BTreeMap<String, String>>::deserialize(d)?;
+        Ok(tables.into_iter().map(|(id, t)| (id, t.into_iter().collect())).collect())
+    }
 }
 
 /// `[credentials]`.

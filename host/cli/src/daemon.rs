@@ -83,6 +83,7 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         backend: config.general.default_backend.clone(),
         agent: config.general.default_agent.clone(),
         hook_base: Some(config.url()),
+        backend_options: config.backends.clone(),
     };
     let manager =
         Arc::new(Manager::new(store, runtime, home.root.clone(), defaults).with_egress(network.egress.clone()));

@@ -56,6 +56,15 @@ pub struct CreateArgs {
     /// Let the agent act without asking for permission (the session is its sandbox).
     #[arg(long)]
     pub skip_permissions: bool,
+    /// Container image (docker backend; default from config).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// CPU limit in cores (docker backend), e.g. 2 or 0.5.
+    #[arg(long)]
+    pub cpu_limit: Option<f64>,
+    /// Memory limit (docker backend), e.g. 2g, 512m or bytes.
+    #[arg(long, value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
     /// Session name (default: from the prompt).
     #[arg(long)]
     pub name: Option<String>,
@@ -71,6 +80,7 @@ pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
         "repo": repo, "prompt": a.prompt, "name": a.name, "backend": a.backend, "agent": a.agent,
         "model": a.model, "access_mode": a.access_mode.as_str(), "print": a.print,
         "plan_mode": a.plan, "skip_permissions": a.skip_permissions,
+        "image": a.image, "cpu_limit": a.cpu_limit, "memory_limit": a.memory_limit,
     });
     let s = client.call(Method::POST, "/api/sessions", Some(body)).await?;
     if a.json {
@@ -213,4 +223,19 @@ fn print_message(m: &Value) {
         Some(tool) => println!("[{role} {tool}] {text}"),
         None => println!("[{role}] {text}"),
     }
+}
+
+/// `2g`, `512m`, `64k` or plain bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size like 2g, 512m or 1048576"))?;
+    let mult = match unit.trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return Err(format!("`{text}`: unknown unit (use k, m or g)")),
+    };
+    Ok(n * mult)
 }

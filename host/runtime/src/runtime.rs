@@ -31,6 +31,8 @@ pub struct RuntimeConfig {
     pub pooling: bool,
     /// The component kv store.
     pub kv: Arc<dyn KvStore>,
+    /// Paths no component may mount into a container.
+    pub protected: Vec<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -43,6 +45,10 @@ impl RuntimeConfig {
             limits: BTreeMap::new(),
             pooling: true,
             kv: Arc::new(MemoryKv::default()),
+            protected: ["proxy-ca-key.pem", "proxy-identity.key", "secrets", "clauderon.redb", "config.toml"]
+                .iter()
+                .map(|p| home.join(p))
+                .collect(),
         }
     }
 
@@ -77,7 +83,8 @@ impl Runtime {
         let max_memory = Kind::ALL.iter().map(|k| config.limits_for(*k).memory_bytes).max().unwrap_or(64 << 20);
         let engine = EngineHandle::new(max_memory, config.pooling)?;
         let cache = CompileCache::new(&engine.engine, config.cache_dir.clone());
-        let services = Arc::new(HostServices::new(config.kv.clone(), config.secrets_dir.clone()));
+        let services =
+            Arc::new(HostServices::new(config.kv.clone(), config.secrets_dir.clone(), config.protected.clone()));
         Ok(Self { engine, cache, services, config, plugins: BTreeMap::new(), failures: Vec::new() })
     }
 

@@ -30,13 +30,33 @@ pub struct HostServices {
     pub kv: Arc<dyn KvStore>,
     /// clauderon's secrets directory (for `secret-files`).
     pub secrets_dir: PathBuf,
+    /// Paths no component may mount into a container (the CA key, the
+    /// identity key, the secrets directory, the store, the config).
+    pub protected: Vec<PathBuf>,
     http: OnceLock<Result<reqwest::Client, String>>,
+    docker: tokio::sync::OnceCell<Result<bollard::Docker, String>>,
 }
 
 impl HostServices {
     /// Services over this kv store and secrets directory.
-    pub fn new(kv: Arc<dyn KvStore>, secrets_dir: PathBuf) -> Self {
-        Self { kv, secrets_dir, http: OnceLock::new() }
+    pub fn new(kv: Arc<dyn KvStore>, secrets_dir: PathBuf, protected: Vec<PathBuf>) -> Self {
+        Self { kv, secrets_dir, protected, http: OnceLock::new(), docker: tokio::sync::OnceCell::new() }
+    }
+
+    /// The Docker engine client (connected and version-negotiated on first use).
+    pub async fn docker(&self) -> Result<&bollard::Docker, String> {
+        self.docker
+            .get_or_init(|| async {
+                let docker = bollard::Docker::connect_with_local_defaults()
+                    .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
+                docker
+                    .negotiate_version()
+                    .await
+                    .map_err(|e| format!("the Docker engine does not answer (is dockerd running?): {e}"))
+            })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The HTTP client (built on first use).

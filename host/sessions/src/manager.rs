@@ -31,6 +31,8 @@ pub struct Defaults {
     pub agent: String,
     /// The API's base URL as sessions reach it (for agents' hook events), if any.
     pub hook_base: Option<String>,
+    /// Per-backend options from the config (`[backends.<id>]`), passed in every spec.
+    pub backend_options: std::collections::BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// A request to create a session.
@@ -65,6 +67,15 @@ pub struct CreateRequest {
     /// Let the agent act without asking for permission.
     #[serde(default)]
     pub skip_permissions: bool,
+    /// Container image (container backends).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// CPU limit in cores (container backends).
+    #[serde(default)]
+    pub cpu_limit: Option<f64>,
+    /// Memory limit in bytes (container backends).
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
 }
 
 /// The session manager.
@@ -263,6 +274,9 @@ impl Manager {
             print_mode: req.print,
             plan_mode: req.plan_mode,
             skip_permissions: req.skip_permissions,
+            image: req.image.clone(),
+            cpu_limit: req.cpu_limit,
+            memory_limit: req.memory_limit,
             created_at: now,
             updated_at: now,
         };
@@ -400,11 +414,24 @@ impl Manager {
                 AccessMode::ReadWrite => wit::AccessMode::ReadWrite,
             },
             launch: plan,
-            image: None,
-            cpu_limit: None,
-            memory_limit: None,
-            options: Vec::new(),
+            image: session.image.clone(),
+            cpu_limit: session.cpu_limit,
+            memory_limit: session.memory_limit,
+            options: self.backend_options(session),
         })
+    }
+
+    /// The backend's options: the config's, plus what only the host knows —
+    /// the repository's git directory (a worktree points into it) and the
+    /// owner of the worktree (containers run as that user).
+    fn backend_options(&self, session: &Session) -> Vec<(String, String)> {
+        use std::os::unix::fs::MetadataExt;
+        let mut options = self.defaults.backend_options.get(&session.backend).cloned().unwrap_or_default();
+        options.push(("git-dir".into(), session.repo.join(".git").to_string_lossy().into_owned()));
+        if let Ok(meta) = std::fs::metadata(&session.worktree) {
+            options.push(("host-user".into(), format!("{}:{}", meta.uid(), meta.gid())));
+        }
+        options
     }
 
     /// Where the session's agent POSTs its hook events (with the session's secret).

@@ -95,6 +95,15 @@ pub struct Session {
     /// The agent acts without asking for permission.
     #[serde(default)]
     pub skip_permissions: bool,
+    /// Container image, if the user chose one.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// CPU limit in cores.
+    #[serde(default)]
+    pub cpu_limit: Option<f64>,
+    /// Memory limit in bytes.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
     /// Created, in ms since the Unix epoch.
     pub created_at: u64,
     /// Last changed, in ms since the Unix epoch.
@@ -160,6 +169,18 @@ pub fn name_from_prompt(prompt: &str) -> String {
     if name.is_empty() { "session".into() } else { name }
 }
 
+/// The agent status a component reported, in the session model's terms.
+pub fn agent_status_from_wit(status: clauderon_runtime::bindings::types::AgentStatus) -> AgentStatus {
+    use clauderon_runtime::bindings::types::AgentStatus as W;
+    match status {
+        W::Working => AgentStatus::Working,
+        W::WaitingForInput => AgentStatus::WaitingForInput,
+        W::WaitingForApproval => AgentStatus::WaitingForApproval,
+        W::Idle => AgentStatus::Idle,
+        W::Unknown => AgentStatus::Unknown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,17 +207,5 @@ mod tests {
         let v = serde_json::to_value(&e).expect("json");
         assert_eq!(v["type"], "status-changed");
         assert_eq!(v["to"], "running");
-    }
-}
-
-/// The agent status a component reported, in the session model's terms.
-pub fn agent_status_from_wit(status: clauderon_runtime::bindings::types::AgentStatus) -> AgentStatus {
-    use clauderon_runtime::bindings::types::AgentStatus as W;
-    match status {
-        W::Working => AgentStatus::Working,
-        W::WaitingForInput => AgentStatus::WaitingForInput,
-        W::WaitingForApproval => AgentStatus::WaitingForApproval,
-        W::Idle => AgentStatus::Idle,
-        W::Unknown => AgentStatus::Unknown,
     }
 }

@@ -1,58 +1,338 @@
-//! `container`: the Docker engine. The interface is part of the contract
-//! now; the engine operations (over bollard) arrive with the Docker backend.
-//! Until then every call answers `unsupported`, so a backend can tell.
+//! `container`: the local Docker engine, over bollard (the API version is
+//! negotiated, so an older engine works). Every container a component creates
+//! is labelled with the component's id, and a component can only see and
+//! touch its own. No mount may expose clauderon's protected paths (the CA key,
+//! the identity key, the secrets directory, the store, the config) — whatever
+//! the component asks for.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
 
 use crate::bindings::PluginError;
-use crate::bindings::container::{ContainerSpec, ContainerState, ExecOutput, Host};
+use crate::bindings::container::{ContainerSpec, ContainerState, ExecOutput, Host, Mount};
 use crate::bindings::types::EnvVar;
 use crate::state::HostState;
 
-fn unsupported<T>() -> wasmtime::Result<Result<T, PluginError>> {
-    Ok(Err(PluginError::Unsupported(
-        "this clauderon build has no Docker engine support yet (the container capability arrives with the Docker backend)"
-            .into(),
-    )))
+/// The label naming the component that owns a container.
+pub const OWNER_LABEL: &str = "dev.clauderon.component";
+/// The most output `logs` and `exec` return.
+const MAX_OUTPUT: usize = 1 << 20;
+
+type Res<T> = wasmtime::Result<Result<T, PluginError>>;
+
+fn failed(what: &str, e: impl std::fmt::Display) -> PluginError {
+    PluginError::Failed(format!("{what}: {e}"))
+}
+
+fn not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// Refuse a mount that is, contains or lies inside a protected path.
+pub fn check_mount(protected: &[std::path::PathBuf], mount: &Mount) -> Result<(), PluginError> {
+    let source = Path::new(&mount.source);
+    if !source.is_absolute() || mount.source.contains("..") {
+        return Err(PluginError::InvalidInput(format!("mount source `{}` must be an absolute path", mount.source)));
+    }
+    let source = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    for p in protected {
+        let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        if source.starts_with(&p) || p.starts_with(&source) {
+            return Err(PluginError::Denied(format!(
+                "mounting `{}` would expose {} to the container; clauderon never mounts its keys, secrets or store",
+                mount.source,
+                p.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One component's view of the engine (owned data, so futures stay `Send`).
+struct Engine {
+    services: std::sync::Arc<crate::state::HostServices>,
+    owner: String,
+}
+
+impl HostState {
+    fn engine(&self) -> Engine {
+        Engine { services: self.services.clone(), owner: self.ctx.id.clone() }
+    }
+}
+
+impl Engine {
+    async fn docker(&self) -> Result<&bollard::Docker, PluginError> {
+        self.services.docker().await.map_err(PluginError::Failed)
+    }
+
+    /// The container, if it exists and belongs to this component.
+    async fn owned(&self, id: &str) -> Result<Option<ContainerState>, PluginError> {
+        let docker = self.docker().await?;
+        let info = match docker.inspect_container(id, None::<InspectContainerOptions>).await {
+            Ok(info) => info,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(failed("inspecting the container", e)),
+        };
+        let config = info.config.unwrap_or_default();
+        let labels = config.labels.unwrap_or_default();
+        if labels.get(OWNER_LABEL) != Some(&self.owner) {
+            return Err(PluginError::Denied(format!("container `{id}` was not created by `{}`", self.owner)));
+        }
+        let state = info.state.unwrap_or_default();
+        Ok(Some(ContainerState {
+            id: info.id.unwrap_or_default(),
+            name: info.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            image: config.image.unwrap_or_default(),
+            status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            running: state.running.unwrap_or(false),
+            exit_code: state.exit_code,
+            labels: labels.into_iter().collect(),
+        }))
+    }
+
+    async fn require_owned(&self, id: &str) -> Result<ContainerState, PluginError> {
+        self.owned(id).await?.ok_or_else(|| PluginError::NotFound(format!("no container `{id}`")))
+    }
+
+    fn body(&self, spec: ContainerSpec) -> Result<ContainerCreateBody, PluginError> {
+        for m in &spec.mounts {
+            check_mount(&self.services.protected, m)?;
+        }
+        let binds = spec
+            .mounts
+            .iter()
+            .map(|m| format!("{}:{}{}", m.source, m.target, if m.read_only { ":ro" } else { "" }))
+            .collect();
+        let mut labels: HashMap<String, String> = spec.labels.into_iter().collect();
+        labels.insert(OWNER_LABEL.into(), self.owner.clone());
+        let host_config = HostConfig {
+            binds: Some(binds),
+            network_mode: spec.network,
+            extra_hosts: (!spec.extra_hosts.is_empty()).then_some(spec.extra_hosts),
+            nano_cpus: spec.cpu_limit.map(|c| (c * 1e9) as i64),
+            memory: spec.memory_limit.and_then(|m| i64::try_from(m).ok()),
+            ..Default::default()
+        };
+        Ok(ContainerCreateBody {
+            image: Some(spec.image),
+            cmd: (!spec.cmd.is_empty()).then_some(spec.cmd),
+            env: Some(spec.env.into_iter().map(|e| format!("{}={}", e.name, e.value)).collect()),
+            working_dir: spec.working_dir,
+            labels: Some(labels),
+            user: spec.user,
+            tty: Some(spec.interactive),
+            open_stdin: Some(spec.interactive),
+            attach_stdin: Some(spec.interactive),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(host_config),
+            ..Default::default()
+        })
+    }
 }
 
 impl Host for HostState {
-    async fn create(&mut self, _spec: ContainerSpec) -> wasmtime::Result<Result<String, PluginError>> {
-        unsupported()
+    async fn create(&mut self, spec: ContainerSpec) -> Res<String> {
+        let e = self.engine();
+        let name = spec.name.clone();
+        let body = match e.body(spec) {
+            Ok(b) => b,
+            Err(err) => return Ok(Err(err)),
+        };
+        let docker = match e.docker().await {
+            Ok(d) => d,
+            Err(err) => return Ok(Err(err)),
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        Ok(docker
+            .create_container(Some(options), body)
+            .await
+            .map(|r| r.id)
+            .map_err(|err| failed("creating the container", err)))
     }
-    async fn start(&mut self, _id: String) -> wasmtime::Result<Result<(), PluginError>> {
-        unsupported()
+
+    async fn start(&mut self, id: String) -> Res<()> {
+        let e = self.engine();
+        if let Err(err) = e.require_owned(&id).await {
+            return Ok(Err(err));
+        }
+        let docker = match e.docker().await {
+            Ok(d) => d,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(docker.start_container(&id, None::<StartContainerOptions>).await.map_err(|err| failed("starting", err)))
     }
-    async fn stop(&mut self, _id: String, _t: Option<u32>) -> wasmtime::Result<Result<(), PluginError>> {
-        unsupported()
+
+    async fn stop(&mut self, id: String, timeout_secs: Option<u32>) -> Res<()> {
+        let e = self.engine();
+        if let Err(err) = e.require_owned(&id).await {
+            return Ok(Err(err));
+        }
+        let docker = match e.docker().await {
+            Ok(d) => d,
+            Err(err) => return Ok(Err(err)),
+        };
+        let options = StopContainerOptionsBuilder::default().t(timeout_secs.unwrap_or(10) as i32).build();
+        Ok(docker.stop_container(&id, Some(options)).await.map_err(|err| failed("stopping", err)))
     }
-    async fn remove(&mut self, _id: String, _force: bool) -> wasmtime::Result<Result<(), PluginError>> {
-        unsupported()
+
+    async fn remove(&mut self, id: String, force: bool) -> Res<()> {
+        let e = self.engine();
+        match e.owned(&id).await {
+            Ok(None) => return Ok(Ok(())),
+            Ok(Some(_)) => {}
+            Err(err) => return Ok(Err(err)),
+        }
+        let docker = match e.docker().await {
+            Ok(d) => d,
+            Err(err) => return Ok(Err(err)),
+        };
+        let options = RemoveContainerOptionsBuilder::default().force(force).build();
+        Ok(docker.remove_container(&id, Some(options)).await.map_err(|err| failed("removing", err)))
     }
-    async fn inspect(&mut self, _id: String) -> wasmtime::Result<Result<Option<ContainerState>, PluginError>> {
-        unsupported()
+
+    async fn inspect(&mut self, id: String) -> Res<Option<ContainerState>> {
+        let e = self.engine();
+        Ok(e.owned(&id).await)
     }
-    async fn list_containers(
-        &mut self,
-        _labels: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<Vec<ContainerState>, PluginError>> {
-        unsupported()
+
+    async fn list_containers(&mut self, labels: Vec<(String, String)>) -> Res<Vec<ContainerState>> {
+        let e = self.engine();
+        let docker = match e.docker().await {
+            Ok(d) => d,
+            Err(err) => return Ok(Err(err)),
+        };
+        let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        wanted.push(format!("{OWNER_LABEL}={}", e.owner));
+        let filters = HashMap::from([("label".to_string(), wanted)]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = match docker.list_containers(Some(options)).await {
+            Ok(l) => l,
+            Err(err) => return Ok(Err(failed("listing containers", err))),
+        };
+        Ok(Ok(list
+            .into_iter()
+            .map(|c| {
+                let status = c.state.map(|s| s.to_string()).unwrap_or_default();
+                ContainerState {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .unwrap_or_default()
+                        .first()
+                        .cloned()
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .into(),
+                    image: c.image.unwrap_or_default(),
+                    running: status == "running",
+                    status,
+                    exit_code: None,
+                    labels: c.labels.unwrap_or_default().into_iter().collect(),
+                }
+            })
+            .collect()))
     }
-    async fn logs(&mut self, _id: String, _tail: u32) -> wasmtime::Result<Result<String, PluginError>> {
-        unsupported()
+
+    async fn logs(&mut self, id: String, tail: u32) -> Res<String> {
+        let e = self.engine();
+        if let Err(err) = e.require_owned(&id).await {
+            return Ok(Err(err));
+        }
+        let docker = match e.docker().await {
+            Ok(d) => d,
+            Err(err) => return Ok(Err(err)),
+        };
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&tail.to_string()).build();
+        let mut stream = docker.logs(&id, Some(options));
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => out.extend_from_slice(&c.into_bytes()),
+                Err(err) => return Ok(Err(failed("reading logs", err))),
+            }
+            if out.len() > MAX_OUTPUT {
+                out.drain(..out.len() - MAX_OUTPUT);
+            }
+        }
+        Ok(Ok(String::from_utf8_lossy(&out).into_owned()))
     }
-    async fn exec(
-        &mut self,
-        _id: String,
-        _cmd: Vec<String>,
-        _env: Vec<EnvVar>,
-    ) -> wasmtime::Result<Result<ExecOutput, PluginError>> {
-        unsupported()
+
+    async fn exec(&mut self, id: String, cmd: Vec<String>, env: Vec<EnvVar>) -> Res<ExecOutput> {
+        let e = self.engine();
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        if let Err(err) = e.require_owned(&id).await {
+            return Ok(Err(err));
+        }
+        let docker = match e.docker().await {
+            Ok(d) => d,
+            Err(err) => return Ok(Err(err)),
+        };
+        let options = CreateExecOptions {
+            cmd: Some(cmd),
+            env: Some(env.into_iter().map(|v| format!("{}={}", v.name, v.value)).collect()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = match docker.create_exec(&id, options).await {
+            Ok(x) => x,
+            Err(err) => return Ok(Err(failed("exec", err))),
+        };
+        let mut out = Vec::new();
+        match docker.start_exec(&exec.id, None).await {
+            Ok(StartExecResults::Attached { mut output, .. }) => {
+                while let Some(Ok(chunk)) = output.next().await {
+                    if out.len() < MAX_OUTPUT {
+                        out.extend_from_slice(&chunk.into_bytes());
+                    }
+                }
+            }
+            Ok(StartExecResults::Detached) => {}
+            Err(err) => return Ok(Err(failed("exec", err))),
+        }
+        let exit_code = docker.inspect_exec(&exec.id).await.ok().and_then(|i| i.exit_code);
+        out.truncate(MAX_OUTPUT);
+        Ok(Ok(ExecOutput { exit_code, output: String::from_utf8_lossy(&out).into_owned() }))
     }
-    async fn image_exists(&mut self, _image: String) -> wasmtime::Result<Result<bool, PluginError>> {
-        unsupported()
+
+    async fn image_exists(&mut self, image: String) -> Res<bool> {
+        let e = self.engine();
+        let docker = match e.docker().await {
+            Ok(d) => d,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(match docker.inspect_image(&image).await {
+            Ok(_) => Ok(true),
+            Err(err) if not_found(&err) => Ok(false),
+            Err(err) => Err(failed("inspecting the image", err)),
+        })
     }
-    async fn pull(&mut self, _image: String) -> wasmtime::Result<Result<(), PluginError>> {
-        unsupported()
+
+    async fn pull(&mut self, image: String) -> Res<()> {
+        let e = self.engine();
+        let docker = match e.docker().await {
+            Ok(d) => d,
+            Err(err) => return Ok(Err(err)),
+        };
+        let options = CreateImageOptionsBuilder::default().from_image(&image).build();
+        let mut stream = docker.create_image(Some(options), None, None);
+        while let Some(progress) = stream.next().await {
+            match progress {
+                Ok(p) => tracing::info!(component = %e.owner, "pulling {image}: {}", p.status.unwrap_or_default()),
+                Err(err) => return Ok(Err(failed(&format!("pulling {image}"), err))),
+            }
+        }
+        Ok(Ok(()))
     }
+
     async fn attach_argv(&mut self, id: String) -> wasmtime::Result<Vec<String>> {
         Ok(vec!["docker".into(), "attach".into(), id])
     }

@@ -1,0 +1,201 @@
+//! The Docker backend: one container per session, named `clauderon-<name>`.
+//!
+//! - Image: `--image`, else `[backends.docker] image`, else
+//!   `clauderon/agent:latest` (built from `agent.Dockerfile` beside this crate); pulled
+//!   per `pull` = `missing` (default) | `always` | `never`.
+//! - Mounts: the worktree at `/workspace` (the session's subdirectory is the
+//!   working directory), the repository's git directory at its own path (a
+//!   worktree points into it), the session's config home at
+//!   `/home/clauderon`, clauderon's CA bundle read-only at
+//!   `/etc/clauderon/ca-bundle.pem`, plus `[backends.docker] mounts`. The host
+//!   refuses any mount of its keys, secrets or store.
+//! - Environment: the agent's, with host paths rewritten to those mounts
+//!   (`[backends.docker] path` sets the container's PATH).
+//! - Runs as the worktree's owner (`uid:gid`), with `--cpu-limit` and
+//!   `--memory-limit`, labelled with the session's id and name, on
+//!   `[backends.docker] network` (default `host`, so the session reaches the
+//!   proxy on 127.0.0.1). Containers outlive the daemon; attach is `docker attach`.
+
+use clauderon_sdk::container::{self, ContainerSpec, Mount};
+use clauderon_sdk::types::{EnvVar, ResourceState, ResourceStatus, SessionInfo, SessionSpec};
+use clauderon_sdk::{Backend, BackendFeatures, BackendInfo, Error, Result, log};
+
+const PREFIX: &str = "clauderon-";
+const DEFAULT_IMAGE: &str = "clauderon/agent:latest";
+const WORKSPACE: &str = "/workspace";
+const HOME: &str = "/home/clauderon";
+const CA_BUNDLE: &str = "/etc/clauderon/ca-bundle.pem";
+
+struct Docker;
+
+fn option<'a>(spec: &'a SessionSpec, key: &str) -> Option<&'a str> {
+    spec.options.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn env_value<'a>(spec: &'a SessionSpec, name: &str) -> Option<&'a str> {
+    spec.launch.env.iter().rev().find(|e| e.name == name).map(|e| e.value.as_str())
+}
+
+/// Host paths the session sees elsewhere in the container: (host, container).
+fn path_map(spec: &SessionSpec) -> Vec<(String, String)> {
+    let mut map = vec![(spec.worktree.clone(), WORKSPACE.to_string())];
+    if let Some(home) = env_value(spec, "HOME") {
+        map.push((home.to_string(), HOME.to_string()));
+    }
+    if let Some(bundle) = env_value(spec, "SSL_CERT_FILE") {
+        map.push((bundle.to_string(), CA_BUNDLE.to_string()));
+    }
+    map
+}
+
+fn rewrite(value: &str, map: &[(String, String)]) -> String {
+    map.iter().fold(value.to_string(), |v, (host, inside)| v.replace(host.as_str(), inside))
+}
+
+fn mounts(spec: &SessionSpec) -> Result<Vec<Mount>> {
+    let mut out: Vec<Mount> = path_map(spec)
+        .into_iter()
+        .map(|(source, target)| Mount { read_only: target == CA_BUNDLE, source, target })
+        .collect();
+    if let Some(git_dir) = option(spec, "git-dir") {
+        out.push(Mount { source: git_dir.into(), target: git_dir.into(), read_only: false });
+    }
+    for extra in option(spec, "mounts").unwrap_or_default().split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let parts: Vec<&str> = extra.split(':').collect();
+        match parts.as_slice() {
+            [src, dst] => out.push(Mount { source: (*src).into(), target: (*dst).into(), read_only: false }),
+            [src, dst, "ro"] => out.push(Mount { source: (*src).into(), target: (*dst).into(), read_only: true }),
+            _ => return Err(Error::invalid_input(format!("mount `{extra}` must be src:dst or src:dst:ro"))),
+        }
+    }
+    Ok(out)
+}
+
+fn ensure_image(image: &str, policy: &str) -> Result<()> {
+    match policy {
+        "always" => container::pull(image),
+        "never" if !container::image_exists(image)? => Err(Error::not_found(format!(
+            "image `{image}` is not present and [backends.docker] pull = \"never\"; build it first (see components/backend-docker/agent.Dockerfile)"
+        ))),
+        "never" => Ok(()),
+        _ if container::image_exists(image)? => Ok(()),
+        _ => {
+            log::info(&format!("pulling {image}"));
+            container::pull(image)
+        }
+    }
+}
+
+fn container_spec(spec: &SessionSpec) -> Result<ContainerSpec> {
+    if spec.launch.argv.is_empty() {
+        return Err(Error::invalid_input("the agent's launch plan has no command"));
+    }
+    let image = spec.image.clone().or_else(|| option(spec, "image").map(String::from)).unwrap_or(DEFAULT_IMAGE.into());
+    ensure_image(&image, option(spec, "pull").unwrap_or("missing"))?;
+    let map = path_map(spec);
+    let mut env: Vec<EnvVar> =
+        spec.launch.env.iter().map(|e| EnvVar { name: e.name.clone(), value: rewrite(&e.value, &map) }).collect();
+    if let Some(path) = option(spec, "path") {
+        env.push(EnvVar { name: "PATH".into(), value: path.into() });
+    }
+    let network = option(spec, "network").unwrap_or("host").to_string();
+    let extra_hosts =
+        if network == "host" { Vec::new() } else { vec!["host.docker.internal:host-gateway".to_string()] };
+    Ok(ContainerSpec {
+        name: format!("{PREFIX}{}", spec.name),
+        image,
+        cmd: spec.launch.argv.clone(),
+        env,
+        working_dir: Some(rewrite(&spec.workdir, &map)),
+        mounts: mounts(spec)?,
+        labels: vec![
+            ("dev.clauderon.session-id".into(), spec.id.clone()),
+            ("dev.clauderon.session-name".into(), spec.name.clone()),
+        ],
+        user: option(spec, "host-user").map(String::from),
+        network: Some(network),
+        extra_hosts,
+        cpu_limit: spec.cpu_limit,
+        memory_limit: spec.memory_limit,
+        interactive: true,
+    })
+}
+
+fn state(name: &str) -> Result<ResourceStatus> {
+    Ok(match container::inspect(name)? {
+        None => ResourceStatus { state: ResourceState::Missing, detail: None },
+        Some(c) if c.running => ResourceStatus { state: ResourceState::Running, detail: None },
+        Some(c) => ResourceStatus {
+            state: ResourceState::Stopped,
+            detail: Some(format!("{}{}", c.status, c.exit_code.map(|x| format!(" (exit {x})")).unwrap_or_default())),
+        },
+    })
+}
+
+fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
+    let cspec = container_spec(spec)?;
+    let name = cspec.name.clone();
+    container::create(&cspec)?;
+    if let Err(e) = container::start(&name) {
+        let _ = container::remove(&name, true);
+        return Err(e);
+    }
+    Ok(SessionInfo { resource_id: name.clone(), status: state(&name)? })
+}
+
+impl Backend for Docker {
+    fn info() -> BackendInfo {
+        BackendInfo {
+            id: "docker".into(),
+            display_name: "Docker".into(),
+            features: BackendFeatures {
+                attach: true,
+                resource_limits: true,
+                custom_image: true,
+                network_isolation: false,
+                resume: true,
+            },
+        }
+    }
+
+    fn create(spec: SessionSpec) -> Result<SessionInfo> {
+        launch(&spec)
+    }
+
+    fn start(resource_id: String, spec: SessionSpec) -> Result<SessionInfo> {
+        match container::inspect(&resource_id)? {
+            Some(c) if c.running => Ok(SessionInfo { resource_id, status: state(&c.name)? }),
+            Some(_) => {
+                container::start(&resource_id)?;
+                Ok(SessionInfo { status: state(&resource_id)?, resource_id })
+            }
+            None => launch(&spec),
+        }
+    }
+
+    fn stop(resource_id: String) -> Result<()> {
+        container::stop(&resource_id, Some(10))
+    }
+
+    fn delete(resource_id: String) -> Result<()> {
+        container::remove(&resource_id, true)
+    }
+
+    fn status(resource_id: String) -> Result<ResourceStatus> {
+        state(&resource_id)
+    }
+
+    fn output(resource_id: String, lines: u32) -> Result<String> {
+        container::logs(&resource_id, lines)
+    }
+
+    fn attach_argv(resource_id: String) -> Result<Vec<String>> {
+        Ok(container::attach_argv(&resource_id))
+    }
+
+    fn list_resources() -> Result<Vec<String>> {
+        Ok(container::list_containers(&[])?.into_iter().map(|c| c.name).filter(|n| n.starts_with(PREFIX)).collect())
+    }
+}
+
+clauderon_sdk::export_backend!(Docker);

@@ -1,0 +1,79 @@
+//! The Docker backend with a real engine (host networking, so every packet
+//! stays on 127.0.0.1): the container gets the worktree at /workspace, the
+//! proxy environment with container paths, clauderon's CA read-only and the
+//! worktree owner's uid:gid; it reaches the mock upstream through the proxy
+//! with the real key injected; neither its environment nor `docker inspect`
+//! holds a real key; and Claude Code runs in it end to end.
+
+use std::process::Command;
+
+use clauderon_tests::{CANARIES, World, canary, docker_test_backend, eventually, unique};
+use serde_json::Value;
+
+fn docker_inspect(name: &str) -> Value {
+    let out = Command::new("docker").args(["inspect", name]).output().expect("docker inspect");
+    serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v.get(0).cloned()).unwrap_or(Value::Null)
+}
+
+fn create(world: &World, agent: &str, prompt: &str, extra: &[&str]) -> Value {
+    let name = unique(&format!("dk-{agent}"));
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let mut args = vec!["create", "-r", &repo, "-b", "docker", "-a", agent, "--name", &name, "-p", prompt, "--json"];
+    args.extend_from_slice(extra);
+    world.home.run(&args).ok().json()
+}
+
+#[test]
+fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
+    let world = World::start_with(&docker_test_backend());
+    let script = "env > /workspace/env.txt; id -u > /workspace/uid.txt; \
+                  curl -sS https://api.github.com/user > /workspace/user.json; sleep 600";
+    let s = create(&world, "shell", script, &["--memory-limit", "512m", "--cpu-limit", "1"]);
+    let worktree = std::path::PathBuf::from(s["worktree"].as_str().expect("worktree"));
+    let user = eventually(30, "the container's request", || {
+        std::fs::read_to_string(worktree.join("user.json")).ok().filter(|t| t.contains("headers"))
+    });
+    let seen: Value = serde_json::from_str(&user).expect("mock echo");
+    assert_eq!(seen["headers"]["authorization"].as_str(), Some(format!("Bearer {}", canary("GITHUB_TOKEN")).as_str()));
+    let env = std::fs::read_to_string(worktree.join("env.txt")).expect("env");
+    assert!(env.contains("SSL_CERT_FILE=/etc/clauderon/ca-bundle.pem"), "{env}");
+    assert!(env.contains("HOME=/home/clauderon"), "{env}");
+    assert!(env.contains("HTTPS_PROXY=http://session:"), "{env}");
+    assert!(env.contains("GH_TOKEN=clauderon-placeholder-github"), "{env}");
+    let resource = s["resource_id"].as_str().expect("container");
+    let inspect = docker_inspect(resource);
+    assert_eq!(inspect["Config"]["Labels"]["dev.clauderon.session-id"], s["id"]);
+    assert_eq!(inspect["HostConfig"]["Memory"], 512 << 20);
+    assert_eq!(inspect["HostConfig"]["NanoCpus"], 1_000_000_000_i64);
+    let binds: Vec<&str> =
+        inspect["HostConfig"]["Binds"].as_array().expect("binds").iter().filter_map(Value::as_str).collect();
+    assert!(binds.iter().any(|b| b.ends_with(":/etc/clauderon/ca-bundle.pem:ro")), "{binds:?}");
+    assert!(binds.iter().all(|b| !b.contains("proxy-ca-key") && !b.contains("/secrets")), "{binds:?}");
+    let text = format!("{env}{inspect}");
+    for (var, c) in CANARIES {
+        assert!(!text.contains(c), "the {var} canary is in the container");
+    }
+    // Delete removes the container.
+    world.home.run(&["delete", s["name"].as_str().expect("name")]).ok();
+    assert!(docker_inspect(resource).is_null(), "the container is gone");
+}
+
+#[test]
+fn claude_code_runs_in_a_container_with_history_and_idle_status() {
+    let world = World::start_with(&docker_test_backend());
+    let s = create(&world, "claude-code", "Say hello", &["--print"]);
+    let id = s["id"].as_str().expect("id").to_string();
+    let done = eventually(90, "claude-code in docker to finish", || {
+        let (_, s) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
+        (s["agent_status"] == "idle").then_some(s)
+    });
+    let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
+    let text = history.to_string();
+    assert!(text.contains("Hello from the mock upstream") && text.contains("Say hello"), "{text}");
+    let call = world.mock.requests().into_iter().rev().find(|r| r["path"] == "/v1/messages").expect("a model call");
+    assert_eq!(call["headers"]["x-api-key"].as_str(), Some(canary("ANTHROPIC_API_KEY")));
+    let inspect = docker_inspect(done["resource_id"].as_str().expect("container")).to_string();
+    for (var, c) in CANARIES {
+        assert!(!inspect.contains(c), "the {var} canary is in docker inspect");
+    }
+}
