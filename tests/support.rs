@@ -393,7 +393,22 @@ impl World {
         self.daemon = self.home.daemon_with_env(port, CANARIES);
     }
 
-    /// Audit records (optionally of one session).
+    /// Audit records once the writer has caught up (it gathers records for a
+    /// moment before each commit): the same answer twice, 150 ms apart.
+    pub fn audit_settled(&self, session: Option<&str>) -> Vec<serde_json::Value> {
+        let mut last = self.audit(session);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            let now = self.audit(session);
+            if (now.len() == last.len() && !now.is_empty()) || std::time::Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    /// Audit records stored so far (optionally of one session).
     pub fn audit(&self, session: Option<&str>) -> Vec<serde_json::Value> {
         let query = session.map(|s| format!("&session={s}")).unwrap_or_default();
         let (code, body) = self.daemon.http("GET", &format!("/api/audit?limit=10000{query}"), None);

@@ -147,7 +147,7 @@ fn codex_in_print_mode_answers_over_its_websocket_transport() {
     run.assert_exchange();
     run.assert_injected("/v1/responses", "authorization", &format!("Bearer {}", canary("OPENAI_API_KEY")));
     run.assert_no_canary();
-    let audit = run.world.audit(run.session["name"].as_str());
+    let audit = run.world.audit_settled(run.session["name"].as_str());
     assert!(
         audit.iter().any(|r| r["path"] == "/v1/responses" && r["status"] == 101),
         "the WebSocket was audited: {audit:?}"

@@ -134,7 +134,7 @@ fn every_rule_injects_its_credential_and_strips_the_placeholder() {
     assert_eq!(code, 200);
     assert_eq!(last_request_to(&w.mock, "unruled.example.test", "/x")["headers"]["authorization"], "Bearer mine");
     // The audit names each credential, never its value.
-    let audit = w.audit(Some(value(&env, "CLAUDERON_SESSION_NAME")));
+    let audit = w.audit_settled(Some(value(&env, "CLAUDERON_SESSION_NAME")));
     let github = audit.iter().find(|r| r["host"] == "api.github.com").expect("audited");
     assert_eq!(github["credential"], "github from env");
     assert_eq!(github["decision"], "allowed");
@@ -200,7 +200,7 @@ fn git_clone_and_push_get_the_token_and_read_only_refuses_push_before_the_server
         after.iter().all(|r| !r.to_string().contains("git-receive-pack")),
         "the push reached the server: {after:?}"
     );
-    let audit = w.audit(Some(value(&ro, "CLAUDERON_SESSION_NAME")));
+    let audit = w.audit_settled(Some(value(&ro, "CLAUDERON_SESSION_NAME")));
     assert!(
         audit
             .iter()
@@ -234,8 +234,11 @@ fn identity_is_required_and_one_session_cannot_use_another_ones() {
     assert_eq!(probe(&format!("http://session:wrong@127.0.0.1:{port_a}")), "407", "a wrong identity");
     assert_eq!(probe(&format!("http://session:{secret_b}@127.0.0.1:{port_a}")), "407", "B's identity on A's listener");
     assert_eq!(probe(&format!("http://session:{secret_a}@127.0.0.1:{port_b}")), "407", "A's identity on B's listener");
-    let denied =
-        w.audit(Some(value(&a, "CLAUDERON_SESSION_NAME"))).into_iter().filter(|r| r["decision"] == "denied").count();
+    let denied = w
+        .audit_settled(Some(value(&a, "CLAUDERON_SESSION_NAME")))
+        .into_iter()
+        .filter(|r| r["decision"] == "denied")
+        .count();
     assert_eq!(denied, 3, "each refused attempt is audited");
     // A restarted daemon serves the running session on the same URL.
     w.restart_daemon();
@@ -276,7 +279,7 @@ fn read_only_blocks_writes_and_graphql_mutations_live() {
     assert!(body.contains("AddStar"), "{body}");
     w.home.run(&["set-access-mode", name, "--mode", "read-write"]).ok();
     assert_eq!(curl(&env, &["-X", "DELETE", url]).0, 200, "back to read-write");
-    let audit = w.audit(Some(name));
+    let audit = w.audit_settled(Some(name));
     assert_eq!(audit.iter().filter(|r| r["decision"] == "blocked").count(), 5, "{audit:?}");
     let cli = w.home.run(&["audit", "--session", name]).ok().stdout;
     assert!(cli.contains("blocked") && cli.contains("allowed") && cli.contains("/repos/o/r/issues"), "{cli}");
@@ -467,7 +470,7 @@ fn claude_code_answers_through_the_proxy_and_no_canary_reaches_the_session() {
     }
     places.push(("process list".into(), session_processes(value(&env, "CLAUDERON_SESSION_ID"))));
     places.push(("daemon log".into(), std::fs::read_to_string(&w.daemon.log).unwrap_or_default()));
-    places.push(("audit".into(), serde_json::to_string(&w.audit(None)).expect("json")));
+    places.push(("audit".into(), serde_json::to_string(&w.audit_settled(None)).expect("json")));
     places.push(("websocket events".into(), std::fs::read_to_string(&events).unwrap_or_default()));
     assert!(places.last().is_some_and(|(_, t)| t.contains("\"audit\"")), "the WebSocket carried audit records");
     for (place, text) in &places {
