@@ -453,7 +453,7 @@ pub fn session_processes(session_id: &str) -> String {
 /// Log every WebSocket event of the daemon to `path` (a node child process).
 pub fn websocket_log(port: u16, path: &Path) -> std::process::Child {
     let script = format!(
-        "const s = new WebSocket('ws://127.0.0.1:{port}/api/events'); const fs = require('fs'); \
+        "const s = new WebSocket('ws://127.0.0.1:{port}/api/events?after=0'); const fs = require('fs'); \
          s.onmessage = (m) => fs.appendFileSync('{}', m.data + '\\n');",
         path.display()
     );

@@ -43,6 +43,10 @@ fn run_agent_in(agent: &str, prepare: impl FnOnce(&Path)) -> Run {
         let (_, s) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
         (s["agent_status"] == "idle").then_some(s)
     });
+    // The WebSocket (which replays stored events) has carried the status changes.
+    eventually(10, "agent status changes on the WebSocket", || {
+        std::fs::read_to_string(&events).ok().filter(|t| t.contains("\"agent-status-changed\""))
+    });
     let _ = ws.kill();
     let _ = ws.wait();
     Run { world, session, events }
