@@ -58,22 +58,48 @@ fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
     assert!(docker_inspect(resource).is_null(), "the container is gone");
 }
 
-#[test]
-fn claude_code_runs_in_a_container_with_history_and_idle_status() {
+/// Run `agent` in print mode in a container; check the answer, the key, the
+/// history, the idle status and `docker inspect`.
+fn agent_in_a_container(agent: &str, path_end: &str, header: &str, expected: &str) {
     let world = World::start_with(&docker_test_backend());
-    let s = create(&world, "claude-code", "Say hello", &["--print"]);
+    let s = create(&world, agent, "Say hello", &["--print"]);
     let id = s["id"].as_str().expect("id").to_string();
-    let done = eventually(90, "claude-code in docker to finish", || {
+    let done = eventually(90, &format!("{agent} in docker to finish"), || {
         let (_, s) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
         (s["agent_status"] == "idle").then_some(s)
     });
-    let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
-    let text = history.to_string();
-    assert!(text.contains("Hello from the mock upstream") && text.contains("Say hello"), "{text}");
-    let call = world.mock.requests().into_iter().rev().find(|r| r["path"] == "/v1/messages").expect("a model call");
-    assert_eq!(call["headers"]["x-api-key"].as_str(), Some(canary("ANTHROPIC_API_KEY")));
+    let text = eventually(20, "the history to hold the exchange", || {
+        let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
+        let text = history.to_string();
+        (text.contains("Hello from the mock upstream") && text.contains("Say hello")).then_some(text)
+    });
+    assert!(text.contains("\"role\":\"assistant\""), "{text}");
+    let call = world
+        .mock
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with(path_end)))
+        .expect("a model call");
+    assert_eq!(call["headers"][header].as_str(), Some(expected), "{call}");
     let inspect = docker_inspect(done["resource_id"].as_str().expect("container")).to_string();
     for (var, c) in CANARIES {
         assert!(!inspect.contains(c), "the {var} canary is in docker inspect");
     }
+}
+
+#[test]
+fn claude_code_runs_in_a_container_with_history_and_idle_status() {
+    agent_in_a_container("claude-code", "/v1/messages", "x-api-key", canary("ANTHROPIC_API_KEY"));
+}
+
+#[test]
+fn codex_runs_in_a_container_with_history_and_idle_status() {
+    let bearer = format!("Bearer {}", canary("OPENAI_API_KEY"));
+    agent_in_a_container("codex", "/v1/responses", "authorization", &bearer);
+}
+
+#[test]
+fn gemini_runs_in_a_container_with_history_and_idle_status() {
+    agent_in_a_container("gemini", ":generateContent", "x-goog-api-key", canary("GEMINI_API_KEY"));
 }

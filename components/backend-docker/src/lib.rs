@@ -190,6 +190,10 @@ impl Backend for Docker {
     }
 
     fn attach_argv(resource_id: String) -> Result<Vec<String>> {
+        // A stopped container is started first, so attach always lands in a live session.
+        if container::inspect(&resource_id)?.is_some_and(|c| !c.running) {
+            container::start(&resource_id)?;
+        }
         Ok(container::attach_argv(&resource_id))
     }
 
