@@ -1,5 +1,6 @@
 //! Session benchmarks against the real daemon (run by `just bench`):
-//! - create → running latency on the Zellij backend with the shell agent,
+//! - create → running latency on the Zellij and Docker backends (a local
+//!   image, host networking) with the shell agent,
 //!   measured at the API (one keep-alive connection, like a client would);
 //! - `GET /api/sessions` with 1,000 sessions stored.
 //!
@@ -62,16 +63,20 @@ fn report(what: &str, mut samples: Vec<Duration>, target: Duration) {
     println!("{what:<48} n={:<5} p50 {:>9.2?}  p99 {:>9.2?}  target ≤ {target:?} ({verdict})", samples.len(), p50, p99);
 }
 
-fn create_latency() {
+/// create → running through the API on `backend` (the home's config chooses
+/// its options); 15 creates, each deleted before the next.
+fn create_latency(backend: &str, extra_config: &str, target: Duration) {
     let (home, port) = Home::with_free_port();
+    let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
+    std::fs::write(home.path("config.toml"), format!("{config}{extra_config}")).expect("config");
     let _daemon = home.daemon(port);
     let repo = git_repo();
     let mut http = Http::connect(port);
     let mut samples = Vec::new();
     for i in 0..15 {
-        let name = format!("bench-{}-{i}", std::process::id());
+        let name = format!("bench-{backend}-{}-{i}", std::process::id());
         let body = format!(
-            r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "zellij", "agent": "shell", "name": "{name}"}}"#,
+            r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "{backend}", "agent": "shell", "name": "{name}"}}"#,
             repo.path().display().to_string()
         );
         let started = Instant::now();
@@ -82,7 +87,7 @@ fn create_latency() {
         let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
         assert_eq!(code, 200, "{text}");
     }
-    report("create → running (zellij, shell agent, via API)", samples, Duration::from_millis(150));
+    report(&format!("create → running ({backend}, shell agent, via API)"), samples, target);
 }
 
 fn list_latency() {
@@ -144,6 +149,7 @@ fn main() {
         std::process::exit(2);
     }
     println!("clauderon sessions benchmark — real daemon, real zellij, real git");
-    create_latency();
+    create_latency("zellij", "", Duration::from_millis(150));
+    create_latency("docker", &clauderon_tests::docker_test_backend(), Duration::from_millis(600));
     list_latency();
 }
