@@ -25,7 +25,7 @@ fn create(world: &World, agent: &str, prompt: &str, extra: &[&str]) -> Value {
 
 #[test]
 fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
-    let world = World::start_with(&docker_test_backend());
+    let mut world = World::start_with(&docker_test_backend());
     let script = "env > /workspace/env.txt; id -u > /workspace/uid.txt; \
                   curl -sS https://api.github.com/user > /workspace/user.json; sleep 600";
     let s = create(&world, "shell", script, &["--memory-limit", "512m", "--cpu-limit", "1"]);
@@ -53,6 +53,11 @@ fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
     for (var, c) in CANARIES {
         assert!(!text.contains(c), "the {var} canary is in the container");
     }
+    // The container outlives the daemon: after a restart the session is still running.
+    world.restart_daemon();
+    let (_, after) = world.daemon.http("GET", &format!("/api/sessions/{}", s["id"].as_str().expect("id")), None);
+    assert_eq!(after["status"], "running", "{after}");
+    assert_eq!(docker_inspect(resource)["State"]["Running"], true);
     // Delete removes the container.
     world.home.run(&["delete", s["name"].as_str().expect("name")]).ok();
     assert!(docker_inspect(resource).is_null(), "the container is gone");
@@ -102,4 +107,22 @@ fn codex_runs_in_a_container_with_history_and_idle_status() {
 #[test]
 fn gemini_runs_in_a_container_with_history_and_idle_status() {
     agent_in_a_container("gemini", ":generateContent", "x-goog-api-key", canary("GEMINI_API_KEY"));
+}
+
+#[test]
+fn a_missing_image_is_pulled_with_progress_on_the_cli_and_a_clear_error() {
+    let config = docker_test_backend().replace("pull = \"never\"", "pull = \"missing\"");
+    let world = World::start_with(&config);
+    // A registry on a closed loopback port: the pull starts, reports, and fails fast.
+    let image = "127.0.0.1:1/clauderon/missing:1";
+    let name = unique("dk-pull");
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let run = world
+        .home
+        .run(&["create", "-r", &repo, "-b", "docker", "-a", "shell", "--name", &name, "-p", "true", "--image", image]);
+    assert_ne!(run.code, 0, "the create fails");
+    assert!(run.stderr.contains(&format!("pulling {image}")), "progress on the CLI:\n{}", run.stderr);
+    assert!(run.stderr.contains("pulling") && run.stderr.contains("failed"), "{}", run.stderr);
+    let (_, list) = world.daemon.http("GET", "/api/sessions", None);
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing is left behind: {list}");
 }

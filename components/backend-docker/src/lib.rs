@@ -18,7 +18,7 @@
 
 use clauderon_sdk::container::{self, ContainerSpec, Mount};
 use clauderon_sdk::types::{EnvVar, ResourceState, ResourceStatus, SessionInfo, SessionSpec};
-use clauderon_sdk::{Backend, BackendFeatures, BackendInfo, Error, Result, log};
+use clauderon_sdk::{Backend, BackendFeatures, BackendInfo, Error, Result};
 
 const PREFIX: &str = "clauderon-";
 const DEFAULT_IMAGE: &str = "clauderon/agent:latest";
@@ -79,10 +79,17 @@ fn ensure_image(image: &str, policy: &str) -> Result<()> {
         ))),
         "never" => Ok(()),
         _ if container::image_exists(image)? => Ok(()),
-        _ => {
-            log::info(&format!("pulling {image}"));
-            container::pull(image)
-        }
+        _ => container::pull(image).map_err(|e| {
+            if image == DEFAULT_IMAGE {
+                Error::failed(format!(
+                    "{e}. The default session image is built locally: \
+                     docker build -t {DEFAULT_IMAGE} -f components/backend-docker/agent.Dockerfile . \
+                     (or set --image / [backends.docker] image)"
+                ))
+            } else {
+                e
+            }
+        }),
     }
 }
 

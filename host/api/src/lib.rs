@@ -299,6 +299,7 @@ async fn credentials(State(s): State<Shared>) -> ApiResult<serde_json::Value> {
 
 async fn stream_events(s: Shared, after: Option<u64>, mut socket: WebSocket) {
     let mut audit = s.audit.subscribe();
+    let mut progress = s.manager.runtime().progress();
     let mut rx = s.manager.subscribe();
     let mut last = 0;
     if let Some(after) = after {
@@ -317,6 +318,15 @@ async fn stream_events(s: Shared, after: Option<u64>, mut socket: WebSocket) {
     loop {
         let received = tokio::select! {
             e = rx.recv() => e,
+            p = progress.recv() => {
+                if let Ok(p) = p {
+                    let text = json!({ "type": "progress", "component": p.component, "message": p.message });
+                    if socket.send(Message::Text(text.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             r = audit.recv() => match r {
                 Ok(record) => {
                     if send_audit(&mut socket, &record).await.is_err() {

@@ -30,6 +30,27 @@ impl Client {
         Ok(client)
     }
 
+    /// Print the daemon's progress lines (image pulls…) on stderr until dropped.
+    pub async fn watch_progress(&self) -> Option<tokio::task::JoinHandle<()>> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/api/events", self.base.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request().ok()?;
+        if let Some(token) = &self.token {
+            request.headers_mut().insert("authorization", format!("Bearer {token}").parse().ok()?);
+        }
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.ok()?;
+        Some(tokio::spawn(async move {
+            while let Some(Ok(message)) = socket.next().await {
+                let Ok(text) = message.into_text() else { continue };
+                let Ok(event) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+                if event["type"] == "progress" {
+                    eprintln!("  {}", event["message"].as_str().unwrap_or_default());
+                }
+            }
+        }))
+    }
+
     async fn healthy(&self) -> bool {
         let req = self.http.get(format!("{}/api/health", self.base)).timeout(Duration::from_secs(2));
         matches!(self.auth(req).send().await, Ok(r) if r.status().is_success())

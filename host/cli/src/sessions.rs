@@ -82,7 +82,13 @@ pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
         "plan_mode": a.plan, "skip_permissions": a.skip_permissions,
         "image": a.image, "cpu_limit": a.cpu_limit, "memory_limit": a.memory_limit,
     });
-    let s = client.call(Method::POST, "/api/sessions", Some(body)).await?;
+    // Long steps (an image pull) report progress on the event stream: show it.
+    let progress = client.watch_progress().await;
+    let created = client.call(Method::POST, "/api/sessions", Some(body)).await;
+    if let Some(task) = progress {
+        task.abort();
+    }
+    let s = created?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {

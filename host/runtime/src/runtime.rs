@@ -88,6 +88,11 @@ impl Runtime {
         Ok(Self { engine, cache, services, config, plugins: BTreeMap::new(), failures: Vec::new() })
     }
 
+    /// Follow the progress of long host operations components start (image pulls).
+    pub fn progress(&self) -> tokio::sync::broadcast::Receiver<crate::state::Progress> {
+        self.services.progress.subscribe()
+    }
+
     /// The wasmtime engine.
     pub fn engine(&self) -> &wasmtime::Engine {
         &self.engine.engine

@@ -24,8 +24,20 @@ pub struct ComponentCtx {
     pub limits: Limits,
 }
 
+/// A progress line from a long host operation a component started (an image
+/// pull), for people watching the CLI or the WebSocket.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Progress {
+    /// The component that started it.
+    pub component: String,
+    /// What is happening, as a line for a person.
+    pub message: String,
+}
+
 /// Services shared by every store: what the capabilities act on.
 pub struct HostServices {
+    /// Progress of long operations (image pulls), broadcast to watchers.
+    pub progress: tokio::sync::broadcast::Sender<Progress>,
     /// Per-component key-value state.
     pub kv: Arc<dyn KvStore>,
     /// clauderon's secrets directory (for `secret-files`).
@@ -40,7 +52,14 @@ pub struct HostServices {
 impl HostServices {
     /// Services over this kv store and secrets directory.
     pub fn new(kv: Arc<dyn KvStore>, secrets_dir: PathBuf, protected: Vec<PathBuf>) -> Self {
-        Self { kv, secrets_dir, protected, http: OnceLock::new(), docker: tokio::sync::OnceCell::new() }
+        Self {
+            progress: tokio::sync::broadcast::channel(256).0,
+            kv,
+            secrets_dir,
+            protected,
+            http: OnceLock::new(),
+            docker: tokio::sync::OnceCell::new(),
+        }
     }
 
     /// The Docker engine client (connected and version-negotiated on first use).

@@ -322,14 +322,31 @@ impl Host for HostState {
             Ok(d) => d,
             Err(err) => return Ok(Err(err)),
         };
+        let say = |message: String| {
+            tracing::info!(component = %e.owner, "{message}");
+            let _ = e.services.progress.send(crate::state::Progress { component: e.owner.clone(), message });
+        };
+        say(format!("pulling {image}"));
         let options = CreateImageOptionsBuilder::default().from_image(&image).build();
         let mut stream = docker.create_image(Some(options), None, None);
+        let mut last = String::new();
         while let Some(progress) = stream.next().await {
             match progress {
-                Ok(p) => tracing::info!(component = %e.owner, "pulling {image}: {}", p.status.unwrap_or_default()),
-                Err(err) => return Ok(Err(failed(&format!("pulling {image}"), err))),
+                Ok(p) => {
+                    // One line per layer and status change, not per byte.
+                    let line = format!("{} {}", p.id.unwrap_or_default(), p.status.unwrap_or_default());
+                    if line != last {
+                        say(format!("pulling {image}: {}", line.trim()));
+                        last = line;
+                    }
+                }
+                Err(err) => {
+                    say(format!("pulling {image} failed: {err}"));
+                    return Ok(Err(failed(&format!("pulling {image}"), err)));
+                }
             }
         }
+        say(format!("pulled {image}"));
         Ok(Ok(()))
     }
 
