@@ -26,8 +26,14 @@ fn create(world: &World, agent: &str, prompt: &str, extra: &[&str]) -> Value {
 #[test]
 fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
     let mut world = World::start_with(&docker_test_backend());
-    let script = "env > /workspace/env.txt; id -u > /workspace/uid.txt; \
-                  curl -sS https://api.github.com/user > /workspace/user.json; sleep 600";
+    let git_dir = world.repo.path().join(".git");
+    let script = format!(
+        "env > /workspace/env.txt; id -u > /workspace/uid.txt; \
+         curl -sS https://api.github.com/user > /workspace/user.json; \
+         (echo evil > {git}/hooks/post-checkout) 2>/dev/null; echo $? > /workspace/hook-rc.txt; sleep 600",
+        git = git_dir.display()
+    );
+    let script = script.as_str();
     let s = create(&world, "shell", script, &["--memory-limit", "512m", "--cpu-limit", "1"]);
     let worktree = std::path::PathBuf::from(s["worktree"].as_str().expect("worktree"));
     let user = eventually(30, "the container's request", || {
@@ -36,6 +42,10 @@ fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
     let seen: Value = serde_json::from_str(&user).expect("mock echo");
     assert_eq!(seen["headers"]["authorization"].as_str(), Some(format!("Bearer {}", canary("GITHUB_TOKEN")).as_str()));
     let env = std::fs::read_to_string(worktree.join("env.txt")).expect("env");
+    let hook_rc =
+        eventually(10, "the hook write attempt", || std::fs::read_to_string(worktree.join("hook-rc.txt")).ok());
+    assert_ne!(hook_rc.trim(), "0", "the container could write a git hook the host would run");
+    assert!(!git_dir.join("hooks/post-checkout").exists());
     assert!(env.contains("SSL_CERT_FILE=/etc/clauderon/ca-bundle.pem"), "{env}");
     assert!(env.contains("HOME=/home/clauderon"), "{env}");
     assert!(env.contains("HTTPS_PROXY=http://session:"), "{env}");

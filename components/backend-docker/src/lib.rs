@@ -5,8 +5,8 @@
 //!   per `pull` = `missing` (default) | `always` | `never`.
 //! - Mounts: the worktree at `/workspace` (the session's subdirectory is the
 //!   working directory), the repository's git directory at its own path (a
-//!   worktree points into it), the session's config home at
-//!   `/home/clauderon`, clauderon's CA bundle read-only at
+//!   worktree points into it; its hooks and config read-only), the session's
+//!   config home at `/home/clauderon`, clauderon's CA bundle read-only at
 //!   `/etc/clauderon/ca-bundle.pem`, plus `[backends.docker] mounts`. The host
 //!   refuses any mount of its keys, secrets or store.
 //! - Environment: the agent's, with host paths rewritten to those mounts
@@ -58,7 +58,14 @@ fn mounts(spec: &SessionSpec) -> Result<Vec<Mount>> {
         .map(|(source, target)| Mount { read_only: target == CA_BUNDLE, source, target })
         .collect();
     if let Some(git_dir) = option(spec, "git-dir") {
+        // The repository's git directory is shared (the worktree's commits land in
+        // it), but its hooks and config stay read-only: a hook or `core.hooksPath`
+        // written from the container would run on the host at the user's next git command.
         out.push(Mount { source: git_dir.into(), target: git_dir.into(), read_only: false });
+        for part in ["hooks", "config"] {
+            let path = format!("{git_dir}/{part}");
+            out.push(Mount { source: path.clone(), target: path, read_only: true });
+        }
     }
     for extra in option(spec, "mounts").unwrap_or_default().split(',').map(str::trim).filter(|m| !m.is_empty()) {
         let parts: Vec<&str> = extra.split(':').collect();
