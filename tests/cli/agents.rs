@@ -165,3 +165,24 @@ fn gemini_in_print_mode_answers_with_history_and_idle_status() {
     run.assert_injected(":generateContent", "x-goog-api-key", canary("GEMINI_API_KEY"));
     run.assert_no_canary();
 }
+
+#[test]
+fn claude_code_interactive_answers_without_first_run_dialogs_and_waits_for_input() {
+    let world = World::start();
+    let name = unique("claude-i");
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let created = world
+        .home
+        .run(&["create", "-r", &repo, "-a", "claude-code", "--name", &name, "-p", "Say hello", "--json"])
+        .ok()
+        .json();
+    let id = created["id"].as_str().expect("id").to_string();
+    // Onboarding, the API-key approval and the folder-trust dialog would all block
+    // the first turn; the status reaches waiting-for-input only if none appeared.
+    eventually(60, "interactive Claude Code to finish its turn", || {
+        let (_, s) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
+        (s["agent_status"] == "waiting-for-input").then_some(())
+    });
+    let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
+    assert!(history.to_string().contains(ANSWER), "{history}");
+}

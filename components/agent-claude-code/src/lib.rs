@@ -44,7 +44,7 @@ impl Agent for ClaudeCode {
                 env("DISABLE_AUTOUPDATER", "1"),
             ],
             files: vec![
-                file(".claude.json", state_file().to_string()),
+                file(".claude.json", state_file(&request).to_string()),
                 file(".claude/settings.json", settings(request.hook_url.as_deref()).to_string()),
             ],
             credentials: vec![need("anthropic", "ANTHROPIC_API_KEY", PLACEHOLDER)],
@@ -104,13 +104,21 @@ fn argv(r: &LaunchRequest) -> Vec<String> {
 }
 
 /// `~/.claude.json`: onboarding done, the placeholder key approved (Claude
-/// asks once for a key from the environment, keyed by its last 20 characters).
-fn state_file() -> Value {
+/// asks once for a key from the environment, keyed by its last 20
+/// characters), and the session's working directory trusted — on the host and
+/// as container backends mount it — so the first-run dialogs never block.
+fn state_file(r: &LaunchRequest) -> Value {
     let tail: String = PLACEHOLDER.chars().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+    let workdir = r.workdir.trim_end_matches('/');
+    let inside = format!("/workspace{}", workdir.strip_prefix(r.worktree.trim_end_matches('/')).unwrap_or_default());
+    let trusted = json!({ "hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true });
+    let projects: serde_json::Map<String, Value> =
+        [workdir.to_string(), inside].into_iter().map(|p| (p, trusted.clone())).collect();
     json!({
         "hasCompletedOnboarding": true,
         "bypassPermissionsModeAccepted": true,
         "customApiKeyResponses": { "approved": [tail], "rejected": [] },
+        "projects": projects,
     })
 }
 

@@ -62,13 +62,20 @@ fn state_of(name: &str) -> Result<ResourceStatus> {
 /// so a hung attempt is killed and tried once more.
 const ATTACH_TIMEOUT_MS: u32 = 4_000;
 
-/// Start the session's zellij server, with the agent's environment.
+/// The agent's HOME (its own config home), if the plan sets one.
+fn agent_home(spec: &SessionSpec) -> Option<&str> {
+    spec.launch.env.iter().rev().find(|e| e.name == "HOME").map(|e| e.value.as_str())
+}
+
+/// Start the session's zellij server, with the agent's environment — except
+/// HOME: zellij itself keeps the user's (their zellij config, no first-run
+/// wizard), and only the agent's pane gets the session's own HOME.
 fn start_server(name: &str, spec: &SessionSpec) -> Result<()> {
     for attempt in 1..=2 {
         let out = zellij()
             .args(["attach", "--create-background", name])
             .cwd(spec.workdir.clone())
-            .envs(spec.launch.env.iter().cloned())
+            .envs(spec.launch.env.iter().filter(|e| e.name != "HOME").cloned())
             .timeout_ms(ATTACH_TIMEOUT_MS)
             .output()?;
         if out.timed_out {
@@ -92,9 +99,11 @@ fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
         return Err(Error::invalid_input("the agent's launch plan has no command"));
     }
     start_server(&name, spec)?;
+    let home = agent_home(spec).map(|h| vec!["env".to_string(), format!("HOME={h}")]).unwrap_or_default();
     zellij()
         .env("ZELLIJ_SESSION_NAME", name.clone())
         .args(["action", "new-pane", "--cwd", &spec.workdir, "--"])
+        .args(home)
         .args(spec.launch.argv.iter().cloned())
         .run()?;
     Ok(SessionInfo { resource_id: name.clone(), status: state_of(&name)? })

@@ -383,6 +383,8 @@ impl Manager {
             skip_permissions: session.skip_permissions,
             resume,
             config_home: config_home.to_string_lossy().into_owned(),
+            worktree: session.worktree.to_string_lossy().into_owned(),
+            workdir: workdir_of(session).to_string_lossy().into_owned(),
             hook_url: self.hook_url(session),
         };
         let mut agent = self.runtime.agent(&session.agent).await?;
@@ -403,7 +405,7 @@ impl Manager {
             plan.env.retain(|v| v.name != name);
             plan.env.push(EnvVar { name, value });
         }
-        let workdir = session.worktree.join(&session.subdir);
+        let workdir = workdir_of(session);
         Ok(SessionSpec {
             id: session.id.clone(),
             name: session.name.clone(),
@@ -673,6 +675,15 @@ impl Manager {
             .into_iter()
             .filter_map(|l| serde_json::from_slice::<Event>(&l.data).ok().map(|e| Event { seq: l.seq, ..e }))
             .collect())
+    }
+}
+
+/// Where the agent starts: the worktree, or its subdirectory (no trailing slash).
+fn workdir_of(session: &Session) -> PathBuf {
+    if session.subdir.as_os_str().is_empty() {
+        session.worktree.clone()
+    } else {
+        session.worktree.join(&session.subdir)
     }
 }
 

@@ -95,6 +95,8 @@ pub fn launch_request(prompt: &str) -> LaunchRequest {
         skip_permissions: false,
         resume: false,
         config_home: "/tmp/home".into(),
+        worktree: "/tmp".into(),
+        workdir: "/tmp".into(),
         hook_url: None,
     }
 }

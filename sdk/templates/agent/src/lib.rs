@@ -243,6 +243,8 @@ mod tests {
             skip_permissions: false,
             resume: false,
             config_home: "/home/agent/.my-agent".into(),
+            worktree: "/tmp".into(),
+            workdir: "/tmp".into(),
             hook_url: None,
         }
     }
