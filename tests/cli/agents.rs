@@ -183,6 +183,9 @@ fn claude_code_interactive_answers_without_first_run_dialogs_and_waits_for_input
         let (_, s) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
         (s["agent_status"] == "waiting-for-input").then_some(())
     });
-    let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
-    assert!(history.to_string().contains(ANSWER), "{history}");
+    // The transcript may be flushed a moment after the hook fired.
+    eventually(20, "the answer in the history", || {
+        let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
+        history.to_string().contains(ANSWER).then_some(())
+    });
 }
