@@ -89,9 +89,10 @@ pub struct Manager {
     egress: Option<Arc<dyn Egress>>,
 }
 
-/// Creates and starts are serialised per backend (keyed `backend:<id>` in
-/// `locks`): a backend such as zellij can trip over two sessions started at
-/// the same instant, and none gains much from doing them in parallel.
+/// Creates, starts and deletes are serialised per backend (keyed
+/// `backend:<id>` in `locks`): a backend such as zellij can trip over two
+/// sessions started or killed at the same instant, and none gains much from
+/// doing them in parallel.
 fn backend_key(backend: &str) -> String {
     format!("backend:{backend}")
 }
@@ -566,10 +567,15 @@ impl Manager {
     pub async fn delete(&self, id_or_name: &str, force: bool) -> Result<String, SessionError> {
         let (session, _g) = self.locked(id_or_name).await?;
         if let Some(r) = &session.resource_id {
+            // Serialised per backend like creates: zellij 0.45 has left a session
+            // running when several were killed and deleted at the same instant.
+            let lock = self.lock_for(&backend_key(&session.backend));
+            let one_at_a_time = lock.lock().await;
             let deleted = match self.runtime.backend(&session.backend).await {
                 Ok(mut b) => b.delete(r).await.map_err(SessionError::from),
                 Err(e) => Err(e.into()),
             };
+            drop(one_at_a_time);
             if let Err(e) = deleted {
                 if !force {
                     return Err(SessionError::Failed(format!("{e} (use --force to delete the session anyway)")));
