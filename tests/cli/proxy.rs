@@ -40,15 +40,7 @@ fn every_rule_injects_its_credential_and_strips_the_placeholder() {
     let w = World::start();
     let env = w.session("rules", "read-write", "true");
     assert_eq!(value(&env, "GITHUB_TOKEN"), "clauderon-placeholder-github", "the session holds only a placeholder");
-    let basic = |pair: &str| {
-        use std::process::Command;
-        let out =
-            Command::new("base64").arg("-w0").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut c| {
-                c.stdin.take().expect("stdin").write_all(pair.as_bytes())?;
-                c.wait_with_output()
-            });
-        format!("Basic {}", String::from_utf8_lossy(&out.expect("base64").stdout))
-    };
+    let basic = |pair: &str| format!("Basic {}", base64(pair));
     // (host, path, placeholder header sent, header expected upstream, expected value)
     let cases = [
         (
@@ -428,10 +420,8 @@ fn malformed_input_gets_an_error_and_the_proxy_keeps_serving() {
 }
 
 fn base64(text: &str) -> String {
-    let mut child =
-        Command::new("base64").arg("-w0").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("base64");
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
-    String::from_utf8_lossy(&child.wait_with_output().expect("base64").stdout).into_owned()
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 #[test]

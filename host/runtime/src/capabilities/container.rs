@@ -138,99 +138,55 @@ impl Engine {
     }
 }
 
-impl Host for HostState {
-    async fn create(&mut self, spec: ContainerSpec) -> Res<String> {
-        let e = self.engine();
+/// The operations, one per capability function; `?` carries the plugin error.
+impl Engine {
+    async fn create(&self, spec: ContainerSpec) -> Result<String, PluginError> {
         let name = spec.name.clone();
-        let body = match e.body(spec) {
-            Ok(b) => b,
-            Err(err) => return Ok(Err(err)),
-        };
-        let docker = match e.docker().await {
-            Ok(d) => d,
-            Err(err) => return Ok(Err(err)),
-        };
+        let body = self.body(spec)?;
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        Ok(docker
-            .create_container(Some(options), body)
-            .await
-            .map(|r| r.id)
-            .map_err(|err| failed("creating the container", err)))
+        let created = self.docker().await?.create_container(Some(options), body).await;
+        created.map(|r| r.id).map_err(|err| failed("creating the container", err))
     }
 
-    async fn start(&mut self, id: String) -> Res<()> {
-        let e = self.engine();
-        if let Err(err) = e.require_owned(&id).await {
-            return Ok(Err(err));
-        }
-        let docker = match e.docker().await {
-            Ok(d) => d,
-            Err(err) => return Ok(Err(err)),
-        };
-        Ok(docker.start_container(&id, None::<StartContainerOptions>).await.map_err(|err| failed("starting", err)))
+    async fn start(&self, id: &str) -> Result<(), PluginError> {
+        self.require_owned(id).await?;
+        let started = self.docker().await?.start_container(id, None::<StartContainerOptions>).await;
+        started.map_err(|err| failed("starting", err))
     }
 
-    async fn stop(&mut self, id: String, timeout_secs: Option<u32>) -> Res<()> {
-        let e = self.engine();
-        if let Err(err) = e.require_owned(&id).await {
-            return Ok(Err(err));
-        }
-        let docker = match e.docker().await {
-            Ok(d) => d,
-            Err(err) => return Ok(Err(err)),
-        };
+    async fn stop(&self, id: &str, timeout_secs: Option<u32>) -> Result<(), PluginError> {
+        self.require_owned(id).await?;
         let options = StopContainerOptionsBuilder::default().t(timeout_secs.unwrap_or(10) as i32).build();
-        Ok(docker.stop_container(&id, Some(options)).await.map_err(|err| failed("stopping", err)))
+        self.docker().await?.stop_container(id, Some(options)).await.map_err(|err| failed("stopping", err))
     }
 
-    async fn remove(&mut self, id: String, force: bool) -> Res<()> {
-        let e = self.engine();
-        match e.owned(&id).await {
-            Ok(None) => return Ok(Ok(())),
-            Ok(Some(_)) => {}
-            Err(err) => return Ok(Err(err)),
+    async fn remove(&self, id: &str, force: bool) -> Result<(), PluginError> {
+        if self.owned(id).await?.is_none() {
+            return Ok(());
         }
-        let docker = match e.docker().await {
-            Ok(d) => d,
-            Err(err) => return Ok(Err(err)),
-        };
         let options = RemoveContainerOptionsBuilder::default().force(force).build();
-        Ok(docker.remove_container(&id, Some(options)).await.map_err(|err| failed("removing", err)))
+        self.docker().await?.remove_container(id, Some(options)).await.map_err(|err| failed("removing", err))
     }
 
-    async fn inspect(&mut self, id: String) -> Res<Option<ContainerState>> {
-        let e = self.engine();
-        Ok(e.owned(&id).await)
-    }
-
-    async fn list_containers(&mut self, labels: Vec<(String, String)>) -> Res<Vec<ContainerState>> {
-        let e = self.engine();
-        let docker = match e.docker().await {
-            Ok(d) => d,
-            Err(err) => return Ok(Err(err)),
-        };
+    async fn list(&self, labels: Vec<(String, String)>) -> Result<Vec<ContainerState>, PluginError> {
         let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        wanted.push(format!("{OWNER_LABEL}={}", e.owner));
+        wanted.push(format!("{OWNER_LABEL}={}", self.owner));
         let filters = HashMap::from([("label".to_string(), wanted)]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        let list = match docker.list_containers(Some(options)).await {
-            Ok(l) => l,
-            Err(err) => return Ok(Err(failed("listing containers", err))),
-        };
-        Ok(Ok(list
+        let list = self
+            .docker()
+            .await?
+            .list_containers(Some(options))
+            .await
+            .map_err(|err| failed("listing containers", err))?;
+        Ok(list
             .into_iter()
             .map(|c| {
                 let status = c.state.map(|s| s.to_string()).unwrap_or_default();
+                let name = c.names.unwrap_or_default().first().cloned().unwrap_or_default();
                 ContainerState {
                     id: c.id.unwrap_or_default(),
-                    name: c
-                        .names
-                        .unwrap_or_default()
-                        .first()
-                        .cloned()
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .into(),
+                    name: name.trim_start_matches('/').into(),
                     image: c.image.unwrap_or_default(),
                     running: status == "running",
                     status,
@@ -238,43 +194,27 @@ impl Host for HostState {
                     labels: c.labels.unwrap_or_default().into_iter().collect(),
                 }
             })
-            .collect()))
+            .collect())
     }
 
-    async fn logs(&mut self, id: String, tail: u32) -> Res<String> {
-        let e = self.engine();
-        if let Err(err) = e.require_owned(&id).await {
-            return Ok(Err(err));
-        }
-        let docker = match e.docker().await {
-            Ok(d) => d,
-            Err(err) => return Ok(Err(err)),
-        };
+    async fn logs(&self, id: &str, tail: u32) -> Result<String, PluginError> {
+        self.require_owned(id).await?;
         let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&tail.to_string()).build();
-        let mut stream = docker.logs(&id, Some(options));
+        let mut stream = self.docker().await?.logs(id, Some(options));
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(c) => out.extend_from_slice(&c.into_bytes()),
-                Err(err) => return Ok(Err(failed("reading logs", err))),
-            }
+            out.extend_from_slice(&chunk.map_err(|err| failed("reading logs", err))?.into_bytes());
             if out.len() > MAX_OUTPUT {
                 out.drain(..out.len() - MAX_OUTPUT);
             }
         }
-        Ok(Ok(String::from_utf8_lossy(&out).into_owned()))
+        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
-    async fn exec(&mut self, id: String, cmd: Vec<String>, env: Vec<EnvVar>) -> Res<ExecOutput> {
-        let e = self.engine();
+    async fn exec(&self, id: &str, cmd: Vec<String>, env: Vec<EnvVar>) -> Result<ExecOutput, PluginError> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
-        if let Err(err) = e.require_owned(&id).await {
-            return Ok(Err(err));
-        }
-        let docker = match e.docker().await {
-            Ok(d) => d,
-            Err(err) => return Ok(Err(err)),
-        };
+        self.require_owned(id).await?;
+        let docker = self.docker().await?;
         let options = CreateExecOptions {
             cmd: Some(cmd),
             env: Some(env.into_iter().map(|v| format!("{}={}", v.name, v.value)).collect()),
@@ -282,52 +222,40 @@ impl Host for HostState {
             attach_stderr: Some(true),
             ..Default::default()
         };
-        let exec = match docker.create_exec(&id, options).await {
-            Ok(x) => x,
-            Err(err) => return Ok(Err(failed("exec", err))),
-        };
+        let exec = docker.create_exec(id, options).await.map_err(|err| failed("exec", err))?;
         let mut out = Vec::new();
-        match docker.start_exec(&exec.id, None).await {
-            Ok(StartExecResults::Attached { mut output, .. }) => {
-                while let Some(Ok(chunk)) = output.next().await {
-                    if out.len() < MAX_OUTPUT {
-                        out.extend_from_slice(&chunk.into_bytes());
-                    }
+        if let StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&exec.id, None).await.map_err(|err| failed("exec", err))?
+        {
+            while let Some(Ok(chunk)) = output.next().await {
+                if out.len() < MAX_OUTPUT {
+                    out.extend_from_slice(&chunk.into_bytes());
                 }
             }
-            Ok(StartExecResults::Detached) => {}
-            Err(err) => return Ok(Err(failed("exec", err))),
         }
         let exit_code = docker.inspect_exec(&exec.id).await.ok().and_then(|i| i.exit_code);
         out.truncate(MAX_OUTPUT);
-        Ok(Ok(ExecOutput { exit_code, output: String::from_utf8_lossy(&out).into_owned() }))
+        Ok(ExecOutput { exit_code, output: String::from_utf8_lossy(&out).into_owned() })
     }
 
-    async fn image_exists(&mut self, image: String) -> Res<bool> {
-        let e = self.engine();
-        let docker = match e.docker().await {
-            Ok(d) => d,
-            Err(err) => return Ok(Err(err)),
-        };
-        Ok(match docker.inspect_image(&image).await {
+    async fn image_exists(&self, image: &str) -> Result<bool, PluginError> {
+        match self.docker().await?.inspect_image(image).await {
             Ok(_) => Ok(true),
             Err(err) if not_found(&err) => Ok(false),
             Err(err) => Err(failed("inspecting the image", err)),
-        })
+        }
     }
 
-    async fn pull(&mut self, image: String) -> Res<()> {
-        let e = self.engine();
-        let docker = match e.docker().await {
-            Ok(d) => d,
-            Err(err) => return Ok(Err(err)),
-        };
-        let say = |message: String| {
-            tracing::info!(component = %e.owner, "{message}");
-            let _ = e.services.progress.send(crate::state::Progress { component: e.owner.clone(), message });
-        };
-        say(format!("pulling {image}"));
-        let options = CreateImageOptionsBuilder::default().from_image(&image).build();
+    /// Tell the log and the progress watchers (CLI, WebSocket).
+    fn say(&self, message: String) {
+        tracing::info!(component = %self.owner, "{message}");
+        let _ = self.services.progress.send(crate::state::Progress { component: self.owner.clone(), message });
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), PluginError> {
+        let docker = self.docker().await?;
+        self.say(format!("pulling {image}"));
+        let options = CreateImageOptionsBuilder::default().from_image(image).build();
         let mut stream = docker.create_image(Some(options), None, None);
         let mut last = String::new();
         while let Some(progress) = stream.next().await {
@@ -336,20 +264,52 @@ impl Host for HostState {
                     // One line per layer and status change, not per byte.
                     let line = format!("{} {}", p.id.unwrap_or_default(), p.status.unwrap_or_default());
                     if line != last {
-                        say(format!("pulling {image}: {}", line.trim()));
+                        self.say(format!("pulling {image}: {}", line.trim()));
                         last = line;
                     }
                 }
                 Err(err) => {
-                    say(format!("pulling {image} failed: {err}"));
-                    return Ok(Err(failed(&format!("pulling {image}"), err)));
+                    self.say(format!("pulling {image} failed: {err}"));
+                    return Err(failed(&format!("pulling {image}"), err));
                 }
             }
         }
-        say(format!("pulled {image}"));
-        Ok(Ok(()))
+        self.say(format!("pulled {image}"));
+        Ok(())
     }
+}
 
+impl Host for HostState {
+    async fn create(&mut self, spec: ContainerSpec) -> Res<String> {
+        Ok(self.engine().create(spec).await)
+    }
+    async fn start(&mut self, id: String) -> Res<()> {
+        Ok(self.engine().start(&id).await)
+    }
+    async fn stop(&mut self, id: String, timeout_secs: Option<u32>) -> Res<()> {
+        Ok(self.engine().stop(&id, timeout_secs).await)
+    }
+    async fn remove(&mut self, id: String, force: bool) -> Res<()> {
+        Ok(self.engine().remove(&id, force).await)
+    }
+    async fn inspect(&mut self, id: String) -> Res<Option<ContainerState>> {
+        Ok(self.engine().owned(&id).await)
+    }
+    async fn list_containers(&mut self, labels: Vec<(String, String)>) -> Res<Vec<ContainerState>> {
+        Ok(self.engine().list(labels).await)
+    }
+    async fn logs(&mut self, id: String, tail: u32) -> Res<String> {
+        Ok(self.engine().logs(&id, tail).await)
+    }
+    async fn exec(&mut self, id: String, cmd: Vec<String>, env: Vec<EnvVar>) -> Res<ExecOutput> {
+        Ok(self.engine().exec(&id, cmd, env).await)
+    }
+    async fn image_exists(&mut self, image: String) -> Res<bool> {
+        Ok(self.engine().image_exists(&image).await)
+    }
+    async fn pull(&mut self, image: String) -> Res<()> {
+        Ok(self.engine().pull(&image).await)
+    }
     async fn attach_argv(&mut self, id: String) -> wasmtime::Result<Vec<String>> {
         Ok(vec!["docker".into(), "attach".into(), id])
     }
