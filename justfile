@@ -42,7 +42,8 @@ setup:
     fi
 
 # Install the real tools the tests drive: zellij (compiled from crates.io, ~15 min
-# the first time) and the agent CLIs from npm.
+# the first time), the Docker engine and the session image (~1.5 min the first
+# time), and the agent CLIs from npm.
 tools:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -74,6 +75,9 @@ tools:
       for _ in $(seq 1 60); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
     fi
     echo "tools: Docker engine $(docker version --format '{{{{.Server.Version}}' 2>/dev/null || echo '(not answering)')"
+    # The Docker backend's default session image, which the Docker tests run. No
+    # registry is reachable here, so its base is made locally with debootstrap.
+    components/backend-docker/build-image.sh --local-base
     command -v node >/dev/null 2>&1 || { echo "tools: node and npm are required (for the agent CLIs)" >&2; exit 1; }
     if ! command -v claude >/dev/null || ! command -v codex >/dev/null || ! command -v gemini >/dev/null; then
       echo "tools: installing the agent CLIs from npm (Claude Code, Codex, Gemini CLI)"

@@ -465,43 +465,20 @@ pub fn websocket_log(port: u16, path: &Path) -> std::process::Child {
         .expect("node")
 }
 
-/// A local test image for the Docker backend: an empty root with the usual
-/// symlinks into `/usr`, which the tests mount read-only from the host (so
-/// the container runs the host's real curl, git, node and agent CLIs). No
-/// registry is reachable here; `docker import` makes it in a second.
-pub const DOCKER_TEST_IMAGE: &str = "clauderon-test/host-tools:1";
+/// The Docker backend's default session image, built from
+/// `components/backend-docker/agent.Dockerfile` by `just tools`
+/// (`build-image.sh --local-base`: a debootstrap Debian base, since no registry
+/// is reachable here). The tests run the agent CLIs installed in it.
+pub const DOCKER_SESSION_IMAGE: &str = "clauderon/agent:latest";
 
-/// Build [`DOCKER_TEST_IMAGE`] unless present; `[backends.docker]` options that use it.
+/// `[backends.docker]` options for tests: the session image as built (never
+/// pulled) and host networking, so every packet stays on 127.0.0.1.
 pub fn docker_test_backend() -> String {
-    let present = Command::new("docker").args(["image", "inspect", DOCKER_TEST_IMAGE]).output().expect("docker");
-    if !present.status.success() {
-        let root = tempfile::tempdir().expect("tempdir");
-        for dir in ["usr", "etc", "tmp", "home", "root", "workspace", "proc", "sys", "dev", "run", "var/tmp"] {
-            std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
-        }
-        for link in ["bin", "lib", "lib64", "sbin"] {
-            std::os::unix::fs::symlink(format!("usr/{link}"), root.path().join(link)).expect("symlink");
-        }
-        let script = format!("tar -C {} -c . | docker import - {DOCKER_TEST_IMAGE}", root.path().display());
-        let ok = Command::new("sh").args(["-c", &script]).status().expect("docker import").success();
-        assert!(ok, "docker import of the test image failed");
-    }
-    let tools = std::env::var("PATH").unwrap_or_default();
-    let mut mounts = vec![
-        "/usr:/usr:ro".to_string(),
-        "/etc/ssl:/etc/ssl:ro".into(),
-        "/etc/alternatives:/etc/alternatives:ro".into(),
-    ];
-    // The agent CLIs and zellij live under the tools directory (on PATH): mount those too.
-    for dir in tools.split(':').filter(|d| d.contains("/.cache/clauderon/tools")) {
-        let root = dir.split("/.cache/clauderon/tools").next().unwrap_or_default();
-        let tools_dir = format!("{root}/.cache/clauderon/tools");
-        if !mounts.iter().any(|m| m.starts_with(&tools_dir)) {
-            mounts.push(format!("{tools_dir}:{tools_dir}:ro"));
-        }
-    }
-    format!(
-        "[backends.docker]\nimage = \"{DOCKER_TEST_IMAGE}\"\npull = \"never\"\nnetwork = \"host\"\nmounts = \"{}\"\npath = \"{tools}\"\n",
-        mounts.join(",")
-    )
+    let present = Command::new("docker").args(["image", "inspect", DOCKER_SESSION_IMAGE]).output().expect("docker");
+    assert!(
+        present.status.success(),
+        "{DOCKER_SESSION_IMAGE} is missing: build it with `./justw tools` \
+         (or components/backend-docker/build-image.sh --local-base)"
+    );
+    "[backends.docker]\npull = \"never\"\nnetwork = \"host\"\n".to_string()
 }

@@ -1,13 +1,15 @@
 # The default session image for the Docker backend: `clauderon/agent:latest`.
 #
-#   docker build -t clauderon/agent:latest -f components/backend-docker/agent.Dockerfile .
+#   components/backend-docker/build-image.sh                # FROM node:22-bookworm-slim
+#   components/backend-docker/build-image.sh --local-base   # no registry: a debootstrap base
 #
 # It holds the three agent CLIs and the tools agents use; no credential of any
 # kind. Sessions get clauderon's CA bundle mounted read-only at
 # /etc/clauderon/ca-bundle.pem and the proxy variables in their environment;
 # the CA is also added to the system store at start (Go programs and some
 # others read only that).
-FROM node:22-bookworm-slim
+ARG BASE=node:22-bookworm-slim
+FROM ${BASE}
 
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -24,6 +26,9 @@ RUN printf '%s\n' '#!/bin/sh' \
       'fi' \
       'exec "$@"' > /usr/local/bin/clauderon-entry \
  && chmod 755 /usr/local/bin/clauderon-entry
+
+# Sessions mount their own home here; a bare `docker run` still gets a writable one.
+RUN mkdir -p /home/clauderon /workspace && chmod 1777 /home/clauderon
 
 ENV HOME=/home/clauderon
 WORKDIR /workspace
