@@ -362,10 +362,16 @@ impl World {
 
     /// The same, with more `config.toml` text.
     pub fn start_with(extra_config: &str) -> Self {
+        Self::start_configured("", extra_config)
+    }
+
+    /// The same, with more `[proxy]` settings too.
+    pub fn start_configured(proxy_settings: &str, extra_config: &str) -> Self {
         let (home, port) = Home::with_free_port();
         let mock = Mock::start();
         let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
-        let text = format!("{config}{}\n{extra_config}", mock.proxy_config());
+        let proxy = mock.proxy_config().replacen("[proxy]\n", &format!("[proxy]\n{proxy_settings}"), 1);
+        let text = format!("{config}{proxy}\n{extra_config}");
         std::fs::write(home.path("config.toml"), text).expect("config");
         let daemon = home.daemon_with_env(port, CANARIES);
         Self { home, daemon, mock, repo: git_repo() }

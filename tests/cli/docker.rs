@@ -136,3 +136,37 @@ fn a_missing_image_is_pulled_with_progress_on_the_cli_and_a_clear_error() {
     let (_, list) = world.daemon.http("GET", "/api/sessions", None);
     assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing is left behind: {list}");
 }
+
+/// Off the host network (production's default is Docker's bridge), a container
+/// reaches the proxy as `host.docker.internal`, a host-gateway alias, and the
+/// daemon's listener binds the bridge gateway too. Tests never send traffic off
+/// loopback, so this runs the container with `network = "none"` (same
+/// rewriting, no interface) and checks the wiring rather than a request.
+#[test]
+fn off_the_host_network_the_container_reaches_the_proxy_by_the_gateway_alias() {
+    let config = docker_test_backend().replace("network = \"host\"", "network = \"none\"");
+    let world = World::start_with(&config);
+    let s = create(&world, "shell", "env > /workspace/env.txt; cat /etc/hosts > /workspace/hosts.txt; sleep 600", &[]);
+    let worktree = std::path::PathBuf::from(s["worktree"].as_str().expect("worktree"));
+    let hosts = eventually(30, "the container's /etc/hosts", || {
+        std::fs::read_to_string(worktree.join("hosts.txt")).ok().filter(|t| !t.is_empty())
+    });
+    let env = std::fs::read_to_string(worktree.join("env.txt")).expect("env");
+    let gateway = Command::new("docker")
+        .args(["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"])
+        .output()
+        .expect("docker network inspect");
+    let gateway = String::from_utf8_lossy(&gateway.stdout).trim().to_string();
+    assert!(hosts.lines().any(|l| l.starts_with(&gateway) && l.contains("host.docker.internal")), "{hosts}");
+    let proxy = env.lines().find_map(|l| l.strip_prefix("HTTPS_PROXY=")).expect("HTTPS_PROXY");
+    let port = proxy.rsplit(':').next().expect("port");
+    assert!(proxy.contains("@host.docker.internal:"), "{proxy}");
+    assert!(env.contains(&format!("http_proxy={proxy}")), "every spelling is rewritten: {env}");
+    let inspect = docker_inspect(s["resource_id"].as_str().expect("container"));
+    assert_eq!(inspect["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(inspect["HostConfig"]["ExtraHosts"][0], "host.docker.internal:host-gateway");
+    // The session's listener holds the same port on the gateway (binding it fails).
+    let taken = std::net::TcpListener::bind(format!("{gateway}:{port}"));
+    assert!(taken.is_err(), "the daemon does not listen on {gateway}:{port}");
+    world.home.run(&["delete", s["name"].as_str().expect("name")]).ok();
+}

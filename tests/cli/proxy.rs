@@ -469,3 +469,43 @@ fn claude_code_answers_through_the_proxy_and_no_canary_reaches_the_session() {
         }
     }
 }
+
+#[test]
+fn hook_events_go_through_the_proxy_to_the_daemon_and_listeners_also_bind_the_container_address() {
+    // `container_addr` stands in for Docker's bridge gateway (tests stay on loopback).
+    let w = World::start_configured("container_addr = \"::1\"\n", "");
+    // Read-only: hook events are the daemon's own traffic, not the agent's writes.
+    let env = w.session("hooks", "read-only", "true");
+    let proxy = value(&env, "HTTPS_PROXY").to_string();
+    let secret = proxy.split_once("session:").and_then(|(_, r)| r.split_once('@')).map(|(s, _)| s).expect("secret");
+    let (_, session) = w.daemon.http("GET", &format!("/api/sessions/{}", value(&env, "CLAUDERON_SESSION_NAME")), None);
+    let id = session["id"].as_str().expect("id").to_string();
+    let hook = |proxy: &str, id: &str, key: &str| {
+        let url = format!("http://clauderon.internal/api/sessions/{id}/hook?key={key}");
+        curl(&[], &["-x", proxy, "-X", "POST", "-H", "content-type: application/json", "--data", "{}", &url])
+    };
+
+    let (code, body) = hook(&proxy, &id, secret);
+    assert_eq!(code, 200, "the API answered through the proxy: {body}");
+    assert!(body.contains("agent_status"), "{body}");
+    let (code, body) = hook(&proxy, &id, "wrong");
+    assert_eq!(code, 403, "the API still checks the key: {body}");
+    let (code, body) = hook(&proxy, "another-session", secret);
+    assert_eq!(code, 404, "only the session's own hook path is relayed: {body}");
+    let (code, body) = curl(&[], &["-x", &proxy, "http://clauderon.internal/api/sessions"]);
+    assert_eq!(code, 404, "nothing else of the API is reachable: {body}");
+    let anonymous = proxy.replace(&format!("session:{secret}@"), "");
+    assert_eq!(hook(&anonymous, &id, secret).0, 407, "hooks need the session's identity");
+
+    // The same listener answers on the container address, same port.
+    let on_v6 = proxy.replace("@127.0.0.1:", "@[::1]:");
+    assert_ne!(on_v6, proxy);
+    let (code, body) = hook(&on_v6, &id, secret);
+    assert_eq!(code, 200, "the listener on the container address: {body}");
+    assert_eq!(hook(&on_v6.replace(&format!("session:{secret}@"), ""), &id, secret).0, 407);
+    // Relayed hooks are the daemon's own traffic, not audited; the refused ones are.
+    let audit = w.audit_settled(None);
+    let hooks: Vec<_> = audit.iter().filter(|r| r["host"] == "clauderon.internal").collect();
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert!(hooks.iter().all(|r| r["decision"] == "denied" && r["status"] == 407), "{hooks:?}");
+}

@@ -13,8 +13,11 @@
 //!   (`[backends.docker] path` sets the container's PATH).
 //! - Runs as the worktree's owner (`uid:gid`), with `--cpu-limit` and
 //!   `--memory-limit`, labelled with the session's id and name, on
-//!   `[backends.docker] network` (default `host`, so the session reaches the
-//!   proxy on 127.0.0.1). Containers outlive the daemon; attach is `docker attach`.
+//!   `[backends.docker] network`: by default Docker's `bridge`, where the
+//!   container reaches the host's proxy as `host.docker.internal` (a
+//!   `host-gateway` alias; the daemon's proxy listens on the bridge gateway
+//!   too). `host` shares the host's network (the proxy stays on 127.0.0.1).
+//!   Containers outlive the daemon; attach is `docker attach`.
 
 use clauderon_sdk::container::{self, ContainerSpec, Mount};
 use clauderon_sdk::types::{EnvVar, ResourceState, ResourceStatus, SessionInfo, SessionSpec};
@@ -25,6 +28,8 @@ const DEFAULT_IMAGE: &str = "clauderon/agent:latest";
 const WORKSPACE: &str = "/workspace";
 const HOME: &str = "/home/clauderon";
 const CA_BUNDLE: &str = "/etc/clauderon/ca-bundle.pem";
+/// How a container off the host's network reaches the host.
+const HOST_ALIAS: &str = "host.docker.internal";
 
 struct Docker;
 
@@ -112,9 +117,16 @@ fn container_spec(spec: &SessionSpec) -> Result<ContainerSpec> {
     if let Some(path) = option(spec, "path") {
         env.push(EnvVar { name: "PATH".into(), value: path.into() });
     }
-    let network = option(spec, "network").unwrap_or("host").to_string();
-    let extra_hosts =
-        if network == "host" { Vec::new() } else { vec!["host.docker.internal:host-gateway".to_string()] };
+    let network = option(spec, "network").unwrap_or("bridge").to_string();
+    let extra_hosts = if network == "host" {
+        Vec::new()
+    } else {
+        // The proxy URLs name the host's loopback; off the host network that is the gateway alias.
+        for e in &mut env {
+            e.value = e.value.replace("@127.0.0.1:", &format!("@{HOST_ALIAS}:")).replace("@[::1]:", &format!("@{HOST_ALIAS}:"));
+        }
+        vec![format!("{HOST_ALIAS}:host-gateway")]
+    };
     Ok(ContainerSpec {
         name: format!("{PREFIX}{}", spec.name),
         image,

@@ -16,6 +16,8 @@
 //! grafana_host = "grafana.example.net"  # enables the built-in Grafana rule
 //! no_proxy = ["localhost", "127.0.0.1", "::1"]
 //! audit_retention_days = 30
+//! container_addr = "auto"         # also listen where bridge containers reach the host:
+//!                                 # auto (Docker's bridge gateway) | none | an IP
 //! [proxy.upstreams]               # development/tests: send a host's traffic elsewhere
 //! "api.github.com" = "127.0.0.1:9443"   # (still TLS; SNI and Host unchanged)
 //! [[proxy.rules]]                 # extra injection rules, checked before the built-in ones
@@ -26,7 +28,7 @@
 //! [backends.docker]               # options passed to a backend as they are
 //! image = "clauderon/agent:latest" # default image
 //! pull = "missing"                # missing | always | never
-//! network = "host"                # host | bridge | none | a network name
+//! network = "bridge"              # bridge (reaches the proxy as host.docker.internal) | host | none | a network
 //! mounts = "/usr:/usr:ro"         # extra bind mounts, comma-separated src:dst[:ro]
 //! path = "/usr/local/bin:/usr/bin:/bin"  # PATH inside the container
 //!
@@ -187,7 +189,12 @@ impl Config {
 
     /// The URL clients use.
     pub fn url(&self) -> String {
+        format!("http://{}", self.local_api_addr())
+    }
+
+    /// The API's address as seen from this machine.
+    pub fn local_api_addr(&self) -> SocketAddr {
         let host = if self.daemon.bind_addr.is_unspecified() { default_bind() } else { self.daemon.bind_addr };
-        format!("http://{}", SocketAddr::new(host, self.daemon.http_port))
+        SocketAddr::new(host, self.daemon.http_port)
     }
 }

@@ -79,10 +79,15 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let runtime = Arc::new(runtime);
     let network = crate::network::start(home, &config.proxy, &config.credentials.order, runtime.clone(), store.clone())
         .context("starting the proxy")?;
+    network.proxy.set_hook_target(config.local_api_addr());
+    if let Some(ip) = crate::network::container_addr(&config.proxy, &runtime).await? {
+        tracing::info!("proxy listeners also bind {ip} (for containers on Docker's bridge network)");
+        network.proxy.set_extra_binds(vec![ip]);
+    }
     let defaults = Defaults {
         backend: config.general.default_backend.clone(),
         agent: config.general.default_agent.clone(),
-        hook_base: Some(config.url()),
+        hook_base: Some(clauderon_proxy::hooks::HOOK_BASE.to_string()),
         backend_options: config.backends.clone(),
     };
     let manager =

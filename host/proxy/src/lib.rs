@@ -7,7 +7,8 @@
 //! - injects the real credential for the host ([`rules`], [`credentials`]);
 //! - forwards over a pooled, verified TLS client ([`upstream`]), streaming
 //!   bodies both ways and relaying WebSocket upgrades;
-//! - writes one [`audit`] record per request.
+//! - writes one [`audit`] record per request;
+//! - relays the session's agent hook events to the daemon ([`hooks`]).
 //!
 //! [`server::Proxy`] is the entry point; [`session_env`] is what a backend
 //! puts in a session's environment.
@@ -15,6 +16,7 @@
 pub mod audit;
 pub mod ca;
 pub mod credentials;
+pub mod hooks;
 pub mod identity;
 pub mod policy;
 pub mod rules;
@@ -87,6 +89,10 @@ pub struct ProxyConfig {
     pub no_proxy: Vec<String>,
     /// Days audit records are kept.
     pub audit_retention_days: u64,
+    /// Where containers on a bridge network reach the proxy: `"auto"` (Docker's
+    /// bridge gateway, when a Docker engine answers at start), `"none"`, or an
+    /// IP address. Listeners also bind there, on the same port.
+    pub container_addr: String,
 }
 
 impl Default for ProxyConfig {
@@ -99,6 +105,7 @@ impl Default for ProxyConfig {
             rules: Vec::new(),
             no_proxy: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             audit_retention_days: 30,
+            container_addr: "auto".into(),
         }
     }
 }

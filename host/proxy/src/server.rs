@@ -4,13 +4,18 @@
 //! the session (a container's own IP); anything else gets 407. `CONNECT`
 //! tunnels are answered, then TLS is terminated with a leaf for the CONNECT
 //! host and the requests inside are served (HTTP/1.1 or HTTP/2 by ALPN) by
-//! [`crate::forward`]. Plain `http://` requests are forwarded as they are.
+//! [`crate::forward`]. Plain `http://` requests are forwarded as they are,
+//! except those for [`crate::hooks::HOOK_HOST`], which go to the daemon.
+//!
+//! A listener binds the configured address and, on the same port, any extra
+//! addresses (the Docker bridge gateway, so containers on a bridge network
+//! reach it as `host.docker.internal`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -87,12 +92,14 @@ pub(crate) struct Shared {
     pub(crate) upstream: Upstream,
     pub(crate) credentials: Arc<Credentials>,
     pub(crate) audit: Arc<dyn AuditSink>,
+    /// Where hook events for [`crate::hooks::HOOK_HOST`] go (the daemon's API).
+    pub(crate) hook_target: OnceLock<SocketAddr>,
 }
 
 struct Listener {
     ctx: Arc<SessionCtx>,
     port: u16,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// The proxy: shared parts plus a listener per open session.
@@ -100,6 +107,7 @@ pub struct Proxy {
     shared: Arc<Shared>,
     identity: IdentityKey,
     bind: IpAddr,
+    extra_binds: RwLock<Vec<IpAddr>>,
     listeners: Mutex<HashMap<String, Listener>>,
 }
 
@@ -114,8 +122,22 @@ impl Proxy {
         identity: IdentityKey,
         bind: IpAddr,
     ) -> Self {
-        let shared = Arc::new(Shared { ca, rules, upstream, credentials, audit });
-        Self { shared, identity, bind, listeners: Mutex::new(HashMap::new()) }
+        let shared = Arc::new(Shared { ca, rules, upstream, credentials, audit, hook_target: OnceLock::new() });
+        Self { shared, identity, bind, extra_binds: RwLock::new(Vec::new()), listeners: Mutex::new(HashMap::new()) }
+    }
+
+    /// Relay hook events (`http://clauderon.internal/api/sessions/{id}/hook`)
+    /// to the daemon's API at `api`. Set once; later calls are ignored.
+    pub fn set_hook_target(&self, api: SocketAddr) {
+        let _ = self.shared.hook_target.set(api);
+    }
+
+    /// Also listen on these addresses (same port as the main one) for
+    /// listeners opened from now on.
+    pub fn set_extra_binds(&self, addrs: Vec<IpAddr>) {
+        if let Ok(mut extra) = self.extra_binds.write() {
+            *extra = addrs.into_iter().filter(|a| *a != self.bind).collect();
+        }
     }
 
     /// The CA (for its PEM).
@@ -159,10 +181,16 @@ impl Proxy {
             ident,
             peers: RwLock::new(Vec::new()),
         });
-        let task = tokio::spawn(accept_loop(listener, ctx.clone(), self.shared.clone()));
+        let mut tasks = vec![tokio::spawn(accept_loop(listener, ctx.clone(), self.shared.clone()))];
+        for addr in self.extra_binds.read().map(|e| e.clone()).unwrap_or_default() {
+            match TcpListener::bind((addr, port)).await {
+                Ok(extra) => tasks.push(tokio::spawn(accept_loop(extra, ctx.clone(), self.shared.clone()))),
+                Err(e) => tracing::warn!(session = %ctx.ident.name, "the proxy cannot also listen on {addr}:{port}: {e}"),
+            }
+        }
         let id = ctx.ident.id.clone();
         if let Ok(mut map) = self.listeners.lock() {
-            map.insert(id, Listener { ctx, port, task });
+            map.insert(id, Listener { ctx, port, tasks });
         }
         Ok(port)
     }
@@ -213,7 +241,7 @@ impl Proxy {
     /// Close the session's listener (tunnels already open finish on their own).
     pub fn close(&self, id: &str) {
         if let Some(l) = self.listeners.lock().ok().and_then(|mut m| m.remove(id)) {
-            l.task.abort();
+            l.tasks.iter().for_each(JoinHandle::abort);
         }
     }
 }
@@ -265,6 +293,9 @@ async fn outer(
     }
     if req.method() == Method::CONNECT {
         return connect(req, ctx, shared);
+    }
+    if req.uri().host() == Some(crate::hooks::HOOK_HOST) {
+        return crate::hooks::relay(req, &ctx, &shared).await;
     }
     match Target::from_absolute(req.uri()) {
         Some(target) => forward::handle(req, target, ctx, shared).await,

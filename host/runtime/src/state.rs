@@ -46,7 +46,7 @@ pub struct HostServices {
     /// identity key, the secrets directory, the store, the config).
     pub protected: Vec<PathBuf>,
     http: OnceLock<Result<reqwest::Client, String>>,
-    docker: tokio::sync::OnceCell<Result<bollard::Docker, String>>,
+    docker: tokio::sync::OnceCell<bollard::Docker>,
 }
 
 impl HostServices {
@@ -62,10 +62,11 @@ impl HostServices {
         }
     }
 
-    /// The Docker engine client (connected and version-negotiated on first use).
+    /// The Docker engine client (connected and version-negotiated on first
+    /// success; an engine started later is found on the next call).
     pub async fn docker(&self) -> Result<&bollard::Docker, String> {
         self.docker
-            .get_or_init(|| async {
+            .get_or_try_init(|| async {
                 let docker = bollard::Docker::connect_with_local_defaults()
                     .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
                 docker
@@ -74,8 +75,6 @@ impl HostServices {
                     .map_err(|e| format!("the Docker engine does not answer (is dockerd running?): {e}"))
             })
             .await
-            .as_ref()
-            .map_err(Clone::clone)
     }
 
     /// The HTTP client (built on first use).

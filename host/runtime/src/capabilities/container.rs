@@ -55,6 +55,20 @@ pub fn check_mount(protected: &[std::path::PathBuf], mount: &Mount) -> Result<()
     Ok(())
 }
 
+/// The gateway of Docker's default `bridge` network.
+pub(crate) async fn bridge_gateway(docker: &bollard::Docker) -> Result<std::net::IpAddr, String> {
+    let network = docker
+        .inspect_network("bridge", None::<bollard::query_parameters::InspectNetworkOptions>)
+        .await
+        .map_err(|e| format!("inspecting Docker's bridge network: {e}"))?;
+    let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
+    configs
+        .iter()
+        .filter_map(|c| c.gateway.as_deref()?.parse().ok())
+        .next()
+        .ok_or_else(|| "Docker's bridge network has no gateway address".to_string())
+}
+
 /// One component's view of the engine (owned data, so futures stay `Send`).
 struct Engine {
     services: std::sync::Arc<crate::state::HostServices>,
