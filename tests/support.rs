@@ -488,3 +488,43 @@ pub fn docker_test_backend() -> String {
     );
     "[backends.docker]\npull = \"never\"\nnetwork = \"host\"\n".to_string()
 }
+
+/// What the mock upstream's models answer.
+pub const MOCK_ANSWER: &str = "Hello from the mock upstream";
+
+/// Start `agent` interactively (as a user would; `extra` picks the backend and
+/// so on) with a prompt: the agent's own hooks must report waiting-for-input
+/// once its first turn is done, and the history must hold the answer.
+/// First-run dialogs (onboarding, key approval, folder trust, sign-in) would
+/// block the turn, so this also proves none appeared. On failure the session's
+/// screen is shown.
+pub fn interactive_turn(world: &World, agent: &str, extra: &[&str]) {
+    let name = unique(&format!("{agent}-i"));
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let mut args = vec!["create", "-r", &repo, "-a", agent, "--name", &name, "-p", "Say hello", "--json"];
+    args.extend_from_slice(extra);
+    let created = world.home.run(&args).ok().json();
+    let id = created["id"].as_str().expect("id").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, s) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
+        if s["agent_status"] == "waiting-for-input" {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let (_, screen) = world.daemon.http("GET", &format!("/api/sessions/{id}/output?lines=60"), None);
+            panic!(
+                "interactive {agent} did not finish its turn; status {}; screen:\n{}",
+                s["agent_status"],
+                screen["output"].as_str().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // The transcript may be flushed a moment after the hook fired.
+    eventually(20, "the answer in the history", || {
+        let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
+        history.to_string().contains(MOCK_ANSWER).then_some(())
+    });
+    world.home.run(&["delete", &name]).ok();
+}

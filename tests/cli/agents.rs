@@ -7,11 +7,12 @@
 
 use std::path::Path;
 
-use clauderon_tests::{CANARIES, World, canary, eventually, session_processes, unique, walk, websocket_log};
+use clauderon_tests::{
+    CANARIES, MOCK_ANSWER, World, canary, eventually, interactive_turn, session_processes, unique, walk, websocket_log,
+};
 use serde_json::Value;
 
 /// The mock's answer to every model request.
-const ANSWER: &str = "Hello from the mock upstream";
 
 struct Run {
     world: World,
@@ -79,7 +80,7 @@ impl Run {
         let history = eventually(20, "the history to hold the answer", || {
             let h = self.history();
             h.iter()
-                .any(|m| m["role"] == "assistant" && m["text"].as_str().is_some_and(|t| t.contains(ANSWER)))
+                .any(|m| m["role"] == "assistant" && m["text"].as_str().is_some_and(|t| t.contains(MOCK_ANSWER)))
                 .then_some(h)
         });
         assert!(
@@ -87,7 +88,7 @@ impl Run {
             "the user's prompt is in the history: {history:?}"
         );
         let cli = self.world.home.run(&["history", self.session["name"].as_str().expect("name")]).ok().stdout;
-        assert!(cli.contains("[user] Say hello") && cli.contains(&format!("[assistant] {ANSWER}")), "{cli}");
+        assert!(cli.contains("[user] Say hello") && cli.contains(&format!("[assistant] {MOCK_ANSWER}")), "{cli}");
         let events = std::fs::read_to_string(&self.events).unwrap_or_default();
         assert!(events.contains("\"agent-status-changed\""), "agent status changes reach the WebSocket");
     }
@@ -168,24 +169,15 @@ fn gemini_in_print_mode_answers_with_history_and_idle_status() {
 
 #[test]
 fn claude_code_interactive_answers_without_first_run_dialogs_and_waits_for_input() {
-    let world = World::start();
-    let name = unique("claude-i");
-    let repo = world.repo.path().to_str().expect("utf-8").to_string();
-    let created = world
-        .home
-        .run(&["create", "-r", &repo, "-a", "claude-code", "--name", &name, "-p", "Say hello", "--json"])
-        .ok()
-        .json();
-    let id = created["id"].as_str().expect("id").to_string();
-    // Onboarding, the API-key approval and the folder-trust dialog would all block
-    // the first turn; the status reaches waiting-for-input only if none appeared.
-    eventually(60, "interactive Claude Code to finish its turn", || {
-        let (_, s) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
-        (s["agent_status"] == "waiting-for-input").then_some(())
-    });
-    // The transcript may be flushed a moment after the hook fired.
-    eventually(20, "the answer in the history", || {
-        let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
-        history.to_string().contains(ANSWER).then_some(())
-    });
+    interactive_turn(&World::start(), "claude-code", &[]);
+}
+
+#[test]
+fn codex_interactive_answers_without_first_run_dialogs_and_waits_for_input() {
+    interactive_turn(&World::start(), "codex", &[]);
+}
+
+#[test]
+fn gemini_interactive_answers_without_first_run_dialogs_and_waits_for_input() {
+    interactive_turn(&World::start(), "gemini", &[]);
 }

@@ -7,7 +7,9 @@
 
 use std::process::Command;
 
-use clauderon_tests::{CANARIES, World, canary, docker_test_backend, eventually, unique};
+use clauderon_tests::{
+    CANARIES, MOCK_ANSWER, World, canary, docker_test_backend, eventually, interactive_turn, unique,
+};
 use serde_json::Value;
 
 fn docker_inspect(name: &str) -> Value {
@@ -86,7 +88,7 @@ fn agent_in_a_container(agent: &str, path_end: &str, header: &str, expected: &st
     let text = eventually(20, "the history to hold the exchange", || {
         let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
         let text = history.to_string();
-        (text.contains("Hello from the mock upstream") && text.contains("Say hello")).then_some(text)
+        (text.contains(MOCK_ANSWER) && text.contains("Say hello")).then_some(text)
     });
     assert!(text.contains("\"role\":\"assistant\""), "{text}");
     let call = world
@@ -117,6 +119,14 @@ fn codex_runs_in_a_container_with_history_and_idle_status() {
 #[test]
 fn gemini_runs_in_a_container_with_history_and_idle_status() {
     agent_in_a_container("gemini", ":generateContent", "x-goog-api-key", canary("GEMINI_API_KEY"));
+}
+
+#[test]
+fn every_agent_runs_interactively_in_a_container_and_waits_for_input() {
+    let world = World::start_with(&docker_test_backend());
+    for agent in ["claude-code", "codex", "gemini"] {
+        interactive_turn(&world, agent, &["-b", "docker"]);
+    }
 }
 
 #[test]

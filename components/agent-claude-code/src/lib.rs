@@ -11,7 +11,7 @@
 //!   the session id is passed with `--session-id`, so the file is known, and
 //!   `--resume <id>` continues the same conversation after a restart.
 
-use agent_common::{compact, env, file, hook_command, jsonl, message, need, text_of};
+use agent_common::{compact, env, file, hook_command, jsonl, message, need, text_of, trusted_dirs};
 use clauderon_sdk::types::{AgentStatus, LaunchPlan};
 use clauderon_sdk::{Agent, AgentInfo, ChatMessage, ChatRole, LaunchRequest, Result};
 use serde_json::{Value, json};
@@ -109,11 +109,9 @@ fn argv(r: &LaunchRequest) -> Vec<String> {
 /// as container backends mount it — so the first-run dialogs never block.
 fn state_file(r: &LaunchRequest) -> Value {
     let tail: String = PLACEHOLDER.chars().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
-    let workdir = r.workdir.trim_end_matches('/');
-    let inside = format!("/workspace{}", workdir.strip_prefix(r.worktree.trim_end_matches('/')).unwrap_or_default());
     let trusted = json!({ "hasTrustDialogAccepted": true, "hasCompletedProjectOnboarding": true });
     let projects: serde_json::Map<String, Value> =
-        [workdir.to_string(), inside].into_iter().map(|p| (p, trusted.clone())).collect();
+        trusted_dirs(&r.worktree, &r.workdir).into_iter().map(|p| (p, trusted.clone())).collect();
     json!({
         "hasCompletedOnboarding": true,
         "bypassPermissionsModeAccepted": true,

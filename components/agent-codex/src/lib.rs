@@ -8,7 +8,7 @@
 //!   `codex exec resume --last`).
 //! - The transcript is the newest `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-*.jsonl`.
 
-use agent_common::{env, file, hook_argv, jsonl, message, need, text_of};
+use agent_common::{env, file, hook_argv, jsonl, message, need, text_of, trusted_dirs};
 use clauderon_sdk::types::{AgentStatus, LaunchPlan};
 use clauderon_sdk::{Agent, AgentInfo, ChatMessage, ChatRole, LaunchRequest, Result};
 use serde_json::{Value, json};
@@ -80,12 +80,18 @@ fn argv(r: &LaunchRequest) -> Vec<String> {
     argv
 }
 
-/// `config.toml`: API-key auth and the notify hook.
+/// `config.toml`: API-key auth, the notify hook, and the session's
+/// directories trusted (Codex's folder-trust dialog would block the first turn).
+/// Strings are written as JSON strings, which TOML reads the same.
 fn config(r: &LaunchRequest) -> String {
+    let quote = |s: &str| Value::String(s.to_string()).to_string();
     let mut text = String::from("preferred_auth_method = \"apikey\"\n");
     if let Some(url) = &r.hook_url {
-        let argv: Vec<String> = hook_argv(url).iter().map(|a| Value::String(a.clone()).to_string()).collect();
+        let argv: Vec<String> = hook_argv(url).iter().map(|a| quote(a)).collect();
         text.push_str(&format!("notify = [{}]\n", argv.join(", ")));
+    }
+    for dir in trusted_dirs(&r.worktree, &r.workdir) {
+        text.push_str(&format!("\n[projects.{}]\ntrust_level = \"trusted\"\n", quote(&dir)));
     }
     text
 }

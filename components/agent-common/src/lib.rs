@@ -6,6 +6,23 @@ use clauderon_sdk::types::{CredentialNeed, EnvVar, FileToPlace};
 use clauderon_sdk::{ChatMessage, ChatRole};
 use serde_json::Value;
 
+/// Where container backends mount the worktree.
+const CONTAINER_WORKSPACE: &str = "/workspace";
+
+/// The session's directories an agent must trust without asking (folder-trust
+/// dialogs would block an unattended first turn): the worktree and the working
+/// directory, as on the host and as container backends mount them.
+pub fn trusted_dirs(worktree: &str, workdir: &str) -> Vec<String> {
+    let worktree = worktree.trim_end_matches('/');
+    let workdir = workdir.trim_end_matches('/');
+    let sub = workdir.strip_prefix(worktree).unwrap_or_default();
+    let mut dirs = vec![worktree.to_string(), workdir.to_string(), CONTAINER_WORKSPACE.to_string()];
+    dirs.push(format!("{CONTAINER_WORKSPACE}{sub}"));
+    dirs.dedup();
+    dirs.retain(|d| !d.is_empty());
+    dirs
+}
+
 /// An environment variable for the plan.
 pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar { name: name.into(), value: value.into() }
@@ -117,6 +134,15 @@ mod tests {
         let v: Value = serde_json::json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]);
         assert_eq!(text_of(&v), "a\nb");
         assert_eq!(text_of(&Value::String("x".into())), "x");
+    }
+
+    #[test]
+    fn trusted_dirs_cover_host_and_container_paths() {
+        assert_eq!(
+            trusted_dirs("/w/t/", "/w/t/sub/"),
+            ["/w/t", "/w/t/sub", "/workspace", "/workspace/sub"].map(String::from).to_vec()
+        );
+        assert_eq!(trusted_dirs("/w/t", "/w/t"), ["/w/t", "/workspace"].map(String::from).to_vec());
     }
 
     #[test]
