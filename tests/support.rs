@@ -497,8 +497,8 @@ pub const MOCK_ANSWER: &str = "Hello from the mock upstream";
 /// once its first turn is done, and the history must hold the answer.
 /// First-run dialogs (onboarding, key approval, folder trust, sign-in) would
 /// block the turn, so this also proves none appeared. On failure the session's
-/// screen is shown.
-pub fn interactive_turn(world: &World, agent: &str, extra: &[&str]) {
+/// screen is shown. Returns the session (as `create --json` printed it).
+pub fn interactive_turn(world: &World, agent: &str, extra: &[&str]) -> serde_json::Value {
     let name = unique(&format!("{agent}-i"));
     let repo = world.repo.path().to_str().expect("utf-8").to_string();
     let mut args = vec!["create", "-r", &repo, "-a", agent, "--name", &name, "-p", "Say hello", "--json"];
@@ -526,5 +526,27 @@ pub fn interactive_turn(world: &World, agent: &str, extra: &[&str]) {
         let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
         history.to_string().contains(MOCK_ANSWER).then_some(())
     });
-    world.home.run(&["delete", &name]).ok();
+    created
+}
+
+/// Run `clauderon attach NAME` in a real terminal (a detached 120×30 tmux
+/// session) until its screen satisfies `done` (20 s at most). Returns whether
+/// it did, and the last screen.
+pub fn attach_in_terminal(home: &Home, name: &str, done: impl Fn(&str) -> bool) -> (bool, String) {
+    let tmux = format!("clauderon-test-{name}");
+    let cmd = format!("CLAUDERON_HOME={} {} attach {name}", home.dir.path().display(), clauderon_bin().display());
+    let ok = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &tmux, "-x", "120", "-y", "30", &cmd])
+        .status()
+        .expect("tmux");
+    assert!(ok.success(), "tmux new-session");
+    let mut last = String::new();
+    let found = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &tmux]).output().expect("tmux");
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
+        done(&last)
+    });
+    let _ = Command::new("tmux").args(["kill-session", "-t", &tmux]).status();
+    (found, last)
 }

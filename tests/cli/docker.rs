@@ -129,6 +129,36 @@ fn every_agent_runs_interactively_in_a_container_and_waits_for_input() {
     }
 }
 
+/// Health and recreate: a container removed behind clauderon's back is found
+/// by reconcile, `start` recreates it and the agent resumes its own
+/// conversation; `attach` starts a stopped container and shows it.
+#[test]
+fn a_removed_container_is_recreated_resuming_the_conversation_and_attach_starts_a_stopped_one() {
+    let world = World::start_with(&docker_test_backend());
+    let s = interactive_turn(&world, "claude-code", &["-b", "docker"]);
+    let (id, name) = (s["id"].as_str().expect("id"), s["name"].as_str().expect("name"));
+    let first = s["resource_id"].as_str().expect("container").to_string();
+    let first_id = docker_inspect(&first)["Id"].clone();
+    assert!(Command::new("docker").args(["rm", "-f", &first]).status().expect("docker rm").success());
+
+    let reconciled = world.home.run(&["reconcile"]).ok().stdout;
+    assert!(reconciled.contains(name) && reconciled.contains("gone"), "{reconciled}");
+    let (_, failed) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
+    assert_eq!(failed["status"], "failed", "{failed}");
+
+    world.home.run(&["start", name]).ok();
+    let inspect = docker_inspect(&first);
+    assert_ne!(inspect["Id"], first_id, "a new container");
+    assert_eq!(inspect["State"]["Running"], true);
+    let cmd = inspect["Config"]["Cmd"].to_string();
+    assert!(cmd.contains("--resume") && cmd.contains(id), "Claude Code resumes its own conversation: {cmd}");
+
+    assert!(Command::new("docker").args(["stop", "-t", "1", &first]).status().expect("docker stop").success());
+    let (found, screen) = clauderon_tests::attach_in_terminal(&world.home, name, |screen| screen.contains(MOCK_ANSWER));
+    assert!(found, "attach starts the container and shows the resumed conversation:\n{screen}");
+    assert_eq!(docker_inspect(&first)["State"]["Running"], true);
+}
+
 #[test]
 fn a_missing_image_is_pulled_with_progress_on_the_cli_and_a_clear_error() {
     let config = docker_test_backend().replace("pull = \"never\"", "pull = \"missing\"");

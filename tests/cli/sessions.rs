@@ -441,27 +441,11 @@ fn attach_opens_the_sessions_zellij_in_a_terminal() {
     let repo = git_repo();
     let name = unique("att");
     create_shell(&home, repo.path(), &name, "echo hello-from-the-agent; exec sleep 600");
-    let tmux = format!("clauderon-test-{name}");
-    let cmd = format!(
-        "CLAUDERON_HOME={} {} attach {name}",
-        home.dir.path().display(),
-        clauderon_tests::clauderon_bin().display()
-    );
-    let ok = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &tmux, "-x", "120", "-y", "30", &cmd])
-        .status()
-        .expect("tmux");
-    assert!(ok.success());
     // The agent's output, and zellij's bar naming the session (its plugins load a
     // moment later, longer on the first start in a session's fresh HOME).
-    let mut last = String::new();
-    let found = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &tmux]).output().expect("tmux");
-        last = String::from_utf8_lossy(&out.stdout).into_owned();
-        last.contains("hello-from-the-agent") && last.contains(&format!("clauderon-{name}"))
+    let (found, last) = clauderon_tests::attach_in_terminal(&home, &name, |screen| {
+        screen.contains("hello-from-the-agent") && screen.contains(&format!("clauderon-{name}"))
     });
-    let _ = Command::new("tmux").args(["kill-session", "-t", &tmux]).status();
     assert!(found, "the attached terminal shows the session and the agent's output:\n{last}");
     home.run(&["delete", &name]).ok();
 }
