@@ -526,6 +526,14 @@ pub fn interactive_turn(world: &World, agent: &str, extra: &[&str]) -> serde_jso
         let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
         history.to_string().contains(MOCK_ANSWER).then_some(())
     });
+    // What the agent wrote into the session's config home stays small (Codex's
+    // TUI once installed its 700 MB app-server daemon there, per session).
+    let bytes: u64 = walk(&world.home.path(&format!("sessions/{id}")))
+        .iter()
+        .filter_map(|f| std::fs::symlink_metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(bytes < 32 << 20, "{agent} wrote {} MB into the session's config home", bytes >> 20);
     created
 }
 

@@ -8,7 +8,8 @@
 use std::process::Command;
 
 use clauderon_tests::{
-    CANARIES, MOCK_ANSWER, World, canary, docker_test_backend, eventually, interactive_turn, unique,
+    CANARIES, MOCK_ANSWER, World, canary, docker_test_backend, eventually, interactive_turn, session_processes, unique,
+    walk,
 };
 use serde_json::Value;
 
@@ -121,11 +122,39 @@ fn gemini_runs_in_a_container_with_history_and_idle_status() {
     agent_in_a_container("gemini", ":generateContent", "x-goog-api-key", canary("GEMINI_API_KEY"));
 }
 
+/// No canary in a running container: not in `docker inspect`, not in any
+/// process's environment or command line seen from inside the container or
+/// from the host, not in any file of the session (worktree, config home).
+fn assert_no_canary_in_container(world: &World, session: &Value) {
+    let container = session["resource_id"].as_str().expect("container");
+    let inside = Command::new("docker")
+        .args(["exec", container, "sh", "-c", "cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null"])
+        .output()
+        .expect("docker exec");
+    let mut places = vec![
+        ("docker inspect".to_string(), docker_inspect(container).to_string()),
+        ("processes (inside)".into(), String::from_utf8_lossy(&inside.stdout).into_owned()),
+        ("processes (host)".into(), session_processes(session["id"].as_str().expect("id"))),
+    ];
+    assert!(places[1].1.contains("CLAUDERON_SESSION_ID"), "read the container's processes: {}", places[1].1);
+    for dir in [world.home.path("sessions"), world.home.path("worktrees")] {
+        for file in walk(&dir) {
+            places.push((file.display().to_string(), String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned()));
+        }
+    }
+    for (place, text) in &places {
+        for (var, c) in CANARIES {
+            assert!(!text.contains(c), "the {var} canary is in {place}");
+        }
+    }
+}
+
 #[test]
 fn every_agent_runs_interactively_in_a_container_and_waits_for_input() {
     let world = World::start_with(&docker_test_backend());
     for agent in ["claude-code", "codex", "gemini"] {
-        interactive_turn(&world, agent, &["-b", "docker"]);
+        let session = interactive_turn(&world, agent, &["-b", "docker"]);
+        assert_no_canary_in_container(&world, &session);
     }
 }
 

@@ -66,6 +66,11 @@ fn argv(r: &LaunchRequest) -> Vec<String> {
     if r.resume {
         argv.extend(["resume".into(), "--last".into()]);
     }
+    if !r.print_mode {
+        // Without it the TUI installs its shared app-server daemon (hundreds of MB)
+        // into CODEX_HOME — every session's own config home — and leaves it running.
+        argv.push("--no-daemon".into());
+    }
     if let Some(model) = &r.model {
         argv.extend(["--model".into(), model.clone()]);
     }
