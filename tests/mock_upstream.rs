@@ -10,7 +10,8 @@
 //! writes `DIR/ca.pem`, then `DIR/addr` (`127.0.0.1:PORT`) once listening,
 //! and appends one JSON line per request to `DIR/requests.jsonl` (method,
 //! host, path, query, headers). Routes, speaking each API's documented wire format:
-//! - `POST /v1/messages` — Anthropic Messages (SSE when `"stream": true`);
+//! - `POST /v1/messages` — Anthropic Messages (SSE when `"stream": true`;
+//!   "Run make test" first gets a `Bash` tool use);
 //! - `POST /v1/responses` — OpenAI Responses SSE;
 //! - `…:streamGenerateContent` — Gemini SSE (`alt=sse`);
 //! - git smart HTTP (`info/refs`, `git-upload-pack`, `git-receive-pack`) —
@@ -193,7 +194,21 @@ fn sse(events: Vec<(Option<&'static str>, serde_json::Value)>, gap: Duration) ->
     resp
 }
 
+/// The prompt that makes the Anthropic mock ask to run a tool first.
+const TOOL_PROMPT: &str = "Run make test";
+/// The shell command it asks for.
+const TOOL_COMMAND: &str = "make test";
+
+/// Whether the conversation asks for the tool and has no tool result yet.
+fn wants_tool(request: &serde_json::Value) -> bool {
+    let text = request.get("messages").map(|m| m.to_string()).unwrap_or_default();
+    text.contains(TOOL_PROMPT) && !text.contains("tool_result")
+}
+
 /// Anthropic Messages: SSE when the request asks to stream, else one message.
+/// The answer is [`ANSWER`]; a conversation whose user asked to "Run make test"
+/// first gets a `tool_use` of Claude Code's `Bash` tool (until a tool result
+/// comes back), so the agent asks for permission.
 fn anthropic(body: &[u8]) -> Response<Body> {
     let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let model = request.get("model").cloned().unwrap_or_else(|| "claude-mock".into());
@@ -202,36 +217,51 @@ fn anthropic(body: &[u8]) -> Response<Body> {
         serde_json::json!({"id": "msg_mock01", "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": stop, "stop_sequence": null, "usage": usage})
     };
+    let tool = wants_tool(&request);
+    let input = serde_json::json!({"command": TOOL_COMMAND, "description": "Run the tests"});
     if request.get("stream").and_then(|s| s.as_bool()) != Some(true) {
-        let text = serde_json::json!([{"type": "text", "text": ANSWER}]);
-        return full(StatusCode::OK, "application/json", message(text, "end_turn".into()).to_string());
+        let (content, stop) = if tool {
+            (serde_json::json!([{"type": "tool_use", "id": "toolu_mock01", "name": "Bash", "input": input}]), "tool_use")
+        } else {
+            (serde_json::json!([{"type": "text", "text": ANSWER}]), "end_turn")
+        };
+        return full(StatusCode::OK, "application/json", message(content, stop.into()).to_string());
     }
-    let (first, rest) = ANSWER.split_at(6);
-    let events = vec![
+    let block = |start: serde_json::Value, deltas: Vec<serde_json::Value>| {
+        let mut events = vec![(
+            Some("content_block_start"),
+            serde_json::json!({"type": "content_block_start", "index": 0, "content_block": start}),
+        )];
+        events.extend(deltas.into_iter().map(|delta| {
+            (Some("content_block_delta"), serde_json::json!({"type": "content_block_delta", "index": 0, "delta": delta}))
+        }));
+        events.push((Some("content_block_stop"), serde_json::json!({"type": "content_block_stop", "index": 0})));
+        events
+    };
+    let (content, stop) = if tool {
+        let start = serde_json::json!({"type": "tool_use", "id": "toolu_mock01", "name": "Bash", "input": {}});
+        let json = input.to_string();
+        let (a, b) = json.split_at(json.len() / 2);
+        let deltas = [a, b].map(|part| serde_json::json!({"type": "input_json_delta", "partial_json": part}));
+        (block(start, deltas.to_vec()), "tool_use")
+    } else {
+        let (first, rest) = ANSWER.split_at(6);
+        let deltas = [first, rest].map(|t| serde_json::json!({"type": "text_delta", "text": t}));
+        (block(serde_json::json!({"type": "text", "text": ""}), deltas.to_vec()), "end_turn")
+    };
+    let mut events = vec![
         (
             Some("message_start"),
             serde_json::json!({"type": "message_start", "message": message(serde_json::json!([]), serde_json::Value::Null)}),
         ),
-        (
-            Some("content_block_start"),
-            serde_json::json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        ),
         (Some("ping"), serde_json::json!({"type": "ping"})),
-        (
-            Some("content_block_delta"),
-            serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": first}}),
-        ),
-        (
-            Some("content_block_delta"),
-            serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": rest}}),
-        ),
-        (Some("content_block_stop"), serde_json::json!({"type": "content_block_stop", "index": 0})),
-        (
-            Some("message_delta"),
-            serde_json::json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 6}}),
-        ),
-        (Some("message_stop"), serde_json::json!({"type": "message_stop"})),
     ];
+    events.extend(content);
+    events.push((
+        Some("message_delta"),
+        serde_json::json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": 6}}),
+    ));
+    events.push((Some("message_stop"), serde_json::json!({"type": "message_stop"})));
     sse(events, Duration::ZERO)
 }
 

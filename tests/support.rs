@@ -499,28 +499,9 @@ pub const MOCK_ANSWER: &str = "Hello from the mock upstream";
 /// block the turn, so this also proves none appeared. On failure the session's
 /// screen is shown. Returns the session (as `create --json` printed it).
 pub fn interactive_turn(world: &World, agent: &str, extra: &[&str]) -> serde_json::Value {
-    let name = unique(&format!("{agent}-i"));
-    let repo = world.repo.path().to_str().expect("utf-8").to_string();
-    let mut args = vec!["create", "-r", &repo, "-a", agent, "--name", &name, "-p", "Say hello", "--json"];
-    args.extend_from_slice(extra);
-    let created = world.home.run(&args).ok().json();
+    let created = create_interactive(world, agent, "Say hello", extra);
     let id = created["id"].as_str().expect("id").to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (_, s) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
-        if s["agent_status"] == "waiting-for-input" {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            let (_, screen) = world.daemon.http("GET", &format!("/api/sessions/{id}/output?lines=60"), None);
-            panic!(
-                "interactive {agent} did not finish its turn; status {}; screen:\n{}",
-                s["agent_status"],
-                screen["output"].as_str().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+    wait_for_agent_status(world, &id, "waiting-for-input");
     // The transcript may be flushed a moment after the hook fired.
     eventually(20, "the answer in the history", || {
         let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
@@ -537,24 +518,87 @@ pub fn interactive_turn(world: &World, agent: &str, extra: &[&str]) -> serde_jso
     created
 }
 
-/// Run `clauderon attach NAME` in a real terminal (a detached 120×30 tmux
-/// session) until its screen satisfies `done` (20 s at most). Returns whether
-/// it did, and the last screen.
+/// Create an interactive `agent` session with `prompt`; the session as JSON.
+pub fn create_interactive(world: &World, agent: &str, prompt: &str, extra: &[&str]) -> serde_json::Value {
+    let name = unique(&format!("{agent}-i"));
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let mut args = vec!["create", "-r", &repo, "-a", agent, "--name", &name, "-p", prompt, "--json"];
+    args.extend_from_slice(extra);
+    world.home.run(&args).ok().json()
+}
+
+/// Wait (60 s at most) until the session's agent status is `status`; on
+/// timeout, fail showing the session's screen.
+pub fn wait_for_agent_status(world: &World, id: &str, status: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, s) = world.daemon.http("GET", &format!("/api/sessions/{id}"), None);
+        if s["agent_status"] == status {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let (_, screen) = world.daemon.http("GET", &format!("/api/sessions/{id}/output?lines=60"), None);
+            panic!(
+                "the agent's status is {}, not {status}; its screen:\n{}",
+                s["agent_status"],
+                screen["output"].as_str().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+/// `clauderon attach NAME` in a real terminal: a detached 120×30 tmux session,
+/// killed on drop.
+pub struct Terminal {
+    tmux: String,
+}
+
+impl Terminal {
+    /// Attach to session `name` of `home`.
+    pub fn attach(home: &Home, name: &str) -> Self {
+        let tmux = format!("clauderon-test-{name}");
+        let cmd = format!("CLAUDERON_HOME={} {} attach {name}", home.dir.path().display(), clauderon_bin().display());
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &tmux, "-x", "120", "-y", "30", &cmd])
+            .status()
+            .expect("tmux");
+        assert!(ok.success(), "tmux new-session");
+        Self { tmux }
+    }
+
+    /// What the terminal shows now.
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.tmux]).output().expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Wait (20 s at most) until the screen satisfies `done`; whether it did, and the last screen.
+    pub fn wait_for(&self, done: impl Fn(&str) -> bool) -> (bool, String) {
+        let mut last = String::new();
+        let found = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            last = self.screen();
+            done(&last)
+        });
+        (found, last)
+    }
+
+    /// Type `keys` (tmux key names, e.g. `Enter`).
+    pub fn send(&self, keys: &[&str]) {
+        let ok = Command::new("tmux").args(["send-keys", "-t", &self.tmux]).args(keys).status().expect("tmux");
+        assert!(ok.success(), "tmux send-keys");
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.tmux]).status();
+    }
+}
+
+/// Attach to session `name` in a real terminal until its screen satisfies
+/// `done` (20 s at most). Returns whether it did, and the last screen.
 pub fn attach_in_terminal(home: &Home, name: &str, done: impl Fn(&str) -> bool) -> (bool, String) {
-    let tmux = format!("clauderon-test-{name}");
-    let cmd = format!("CLAUDERON_HOME={} {} attach {name}", home.dir.path().display(), clauderon_bin().display());
-    let ok = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &tmux, "-x", "120", "-y", "30", &cmd])
-        .status()
-        .expect("tmux");
-    assert!(ok.success(), "tmux new-session");
-    let mut last = String::new();
-    let found = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &tmux]).output().expect("tmux");
-        last = String::from_utf8_lossy(&out.stdout).into_owned();
-        done(&last)
-    });
-    let _ = Command::new("tmux").args(["kill-session", "-t", &tmux]).status();
-    (found, last)
+    Terminal::attach(home, name).wait_for(done)
 }

@@ -8,7 +8,8 @@
 use std::path::Path;
 
 use clauderon_tests::{
-    CANARIES, MOCK_ANSWER, World, canary, eventually, interactive_turn, session_processes, unique, walk, websocket_log,
+    CANARIES, MOCK_ANSWER, World, canary, create_interactive, eventually, interactive_turn, session_processes, unique,
+    Terminal, wait_for_agent_status, walk, websocket_log,
 };
 use serde_json::Value;
 
@@ -180,4 +181,35 @@ fn codex_interactive_answers_without_first_run_dialogs_and_waits_for_input() {
 #[test]
 fn gemini_interactive_answers_without_first_run_dialogs_and_waits_for_input() {
     interactive_turn(&World::start(), "gemini", &[]);
+}
+
+#[test]
+fn claude_code_asking_to_run_a_command_shows_waiting_for_approval_and_the_tool_use_in_history() {
+    let world = World::start();
+    // The mock answers this prompt with a `Bash` tool use, which needs the user's approval.
+    let s = create_interactive(&world, "claude-code", "Run make test", &[]);
+    let id = s["id"].as_str().expect("id");
+    wait_for_agent_status(&world, id, "waiting-for-approval");
+    let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
+    let messages = history["messages"].as_array().cloned().unwrap_or_default();
+    assert!(
+        messages.iter().any(|m| m["role"] == "tool-use"
+            && m["tool_name"] == "Bash"
+            && m["text"].as_str().is_some_and(|t| t.contains("make test"))),
+        "the tool use is in the history: {history}"
+    );
+    // Approve in the agent's own terminal: the command runs, its result goes
+    // back to the model, the answer comes and the agent waits for input again.
+    let terminal = Terminal::attach(&world.home, s["name"].as_str().expect("name"));
+    let (shown, screen) = terminal.wait_for(|screen| screen.contains("make test"));
+    assert!(shown, "the permission prompt is on the attached terminal:\n{screen}");
+    terminal.send(&["Enter"]);
+    wait_for_agent_status(&world, id, "waiting-for-input");
+    eventually(20, "the tool result and the answer in the history", || {
+        let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
+        let messages = history["messages"].as_array().cloned().unwrap_or_default();
+        (messages.iter().any(|m| m["role"] == "tool-result")
+            && messages.iter().any(|m| m["role"] == "assistant" && m["text"].as_str() == Some(MOCK_ANSWER)))
+        .then_some(())
+    });
 }

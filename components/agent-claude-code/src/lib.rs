@@ -20,8 +20,17 @@ use serde_json::{Value, json};
 const PLACEHOLDER: &str = "sk-ant-api03-clauderon-placeholder-0000000000000000";
 
 /// The hook events forwarded to clauderon.
-const HOOK_EVENTS: &[&str] =
-    &["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Notification", "Stop", "SessionEnd"];
+const HOOK_EVENTS: &[&str] = &[
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Notification",
+    "Stop",
+    "SessionEnd",
+];
 
 struct ClaudeCode;
 
@@ -59,7 +68,10 @@ impl Agent for ClaudeCode {
     fn status_from_hook(event_json: String) -> Option<AgentStatus> {
         let event: Value = serde_json::from_str(&event_json).ok()?;
         match event.get("hook_event_name")?.as_str()? {
-            "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "SessionStart" => Some(AgentStatus::Working),
+            "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "PostToolUseFailure" => Some(AgentStatus::Working),
+            // A resumed or restarted session waits for the user until a prompt arrives.
+            "SessionStart" => Some(AgentStatus::WaitingForInput),
+            "PermissionRequest" => Some(AgentStatus::WaitingForApproval),
             "Notification" => {
                 let kind = event.get("notification_type").and_then(Value::as_str).unwrap_or_default();
                 let text = event.get("message").and_then(Value::as_str).unwrap_or_default();

@@ -178,7 +178,12 @@ impl Backend for Zellij {
     }
 
     fn attach_argv(resource_id: String) -> Result<Vec<String>> {
-        Ok(vec!["zellij".into(), "attach".into(), owned(&resource_id)?.into()])
+        // Zellij shows its startup tips to each attaching client; they would
+        // cover the agent and take the user's first keystrokes.
+        let name = owned(&resource_id)?;
+        Ok(["zellij", "attach", name, "options", "--show-startup-tips", "false", "--show-release-notes", "false"]
+            .map(String::from)
+            .to_vec())
     }
 
     fn list_resources() -> Result<Vec<String>> {
