@@ -87,7 +87,8 @@ fn ensure_image(image: &str, policy: &str) -> Result<()> {
     match policy {
         "always" => container::pull(image),
         "never" if !container::image_exists(image)? => Err(Error::not_found(format!(
-            "image `{image}` is not present and [backends.docker] pull = \"never\"; build it first (see components/backend-docker/agent.Dockerfile)"
+            "image `{image}` is not present and [backends.docker] pull = \"never\"; build it first \
+             (the default one: components/backend-docker/build-image.sh)"
         ))),
         "never" => Ok(()),
         _ if container::image_exists(image)? => Ok(()),
@@ -95,8 +96,8 @@ fn ensure_image(image: &str, policy: &str) -> Result<()> {
             if image == DEFAULT_IMAGE {
                 Error::failed(format!(
                     "{e}. The default session image is built locally: \
-                     docker build -t {DEFAULT_IMAGE} -f components/backend-docker/agent.Dockerfile . \
-                     (or set --image / [backends.docker] image)"
+                     components/backend-docker/build-image.sh (add --local-base when no registry is reachable), \
+                     or set --image / [backends.docker] image"
                 ))
             } else {
                 e
