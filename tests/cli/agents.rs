@@ -175,7 +175,11 @@ fn claude_code_interactive_answers_without_first_run_dialogs_and_waits_for_input
 
 #[test]
 fn codex_interactive_answers_without_first_run_dialogs_and_waits_for_input() {
-    interactive_turn(&World::start(), "codex", &[]);
+    let world = World::start();
+    let session = interactive_turn(&world, "codex", &[]);
+    // On the user's host Codex keeps its own command sandbox (only containers drop it).
+    let processes = session_processes(session["id"].as_str().expect("id"));
+    assert!(processes.contains("--no-daemon") && !processes.contains("danger-full-access"), "{processes}");
 }
 
 #[test]

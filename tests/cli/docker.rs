@@ -155,6 +155,11 @@ fn every_agent_runs_interactively_in_a_container_and_waits_for_input() {
     for agent in ["claude-code", "codex", "gemini"] {
         let session = interactive_turn(&world, agent, &["-b", "docker"]);
         assert_no_canary_in_container(&world, &session);
+        if agent == "codex" {
+            // The container is the sandbox: Codex's own (bubblewrap) cannot start in one.
+            let cmd = docker_inspect(session["resource_id"].as_str().expect("container"))["Config"]["Cmd"].to_string();
+            assert!(cmd.contains(r#""--sandbox","danger-full-access""#), "{cmd}");
+        }
     }
 }
 

@@ -78,6 +78,10 @@ fn argv(r: &LaunchRequest) -> Vec<String> {
         argv.push("--dangerously-bypass-approvals-and-sandbox".into());
     } else if r.plan_mode {
         argv.extend(["--sandbox".into(), "read-only".into()]);
+    } else if r.isolated {
+        // The container is the sandbox; Codex's own (bubblewrap) cannot start in
+        // one, so every command would fail. Approvals still apply.
+        argv.extend(["--sandbox".into(), "danger-full-access".into()]);
     }
     if !r.prompt.is_empty() && !r.resume {
         argv.push(r.prompt.clone());

@@ -181,6 +181,7 @@ impl Backend for Docker {
                 custom_image: true,
                 network_isolation: false,
                 resume: true,
+                isolated: true,
             },
         }
     }

@@ -120,6 +120,7 @@ impl Backend for Zellij {
                 custom_image: false,
                 network_isolation: false,
                 resume: true,
+                isolated: false,
             },
         }
     }

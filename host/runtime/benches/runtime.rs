@@ -387,6 +387,7 @@ fn launch_request() -> LaunchRequest {
         worktree: "/tmp".into(),
         workdir: "/tmp".into(),
         hook_url: Some("http://127.0.0.1:7777/hooks/6f1c2a4e".into()),
+        isolated: false,
     }
 }
 

@@ -375,6 +375,7 @@ impl Manager {
         network: Vec<(String, String)>,
     ) -> Result<SessionSpec, SessionError> {
         let config_home = self.session_dir(session).join("agent-home");
+        let isolated = self.runtime.backend(&session.backend).await?.info().await?.features.isolated;
         let request = LaunchRequest {
             session_id: session.id.clone(),
             prompt: session.prompt.clone(),
@@ -387,6 +388,7 @@ impl Manager {
             worktree: session.worktree.to_string_lossy().into_owned(),
             workdir: workdir_of(session).to_string_lossy().into_owned(),
             hook_url: self.hook_url(session),
+            isolated,
         };
         let mut agent = self.runtime.agent(&session.agent).await?;
         let mut plan: LaunchPlan = agent.plan(&request).await.map_err(|e| {

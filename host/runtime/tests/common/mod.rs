@@ -98,6 +98,7 @@ pub fn launch_request(prompt: &str) -> LaunchRequest {
         worktree: "/tmp".into(),
         workdir: "/tmp".into(),
         hook_url: None,
+        isolated: false,
     }
 }
 

@@ -246,6 +246,7 @@ mod tests {
             worktree: "/tmp".into(),
             workdir: "/tmp".into(),
             hook_url: None,
+            isolated: false,
         }
     }
 

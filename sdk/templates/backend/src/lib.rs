@@ -32,6 +32,7 @@ impl Backend for Tmux {
                 custom_image: false,
                 network_isolation: false,
                 resume: false,
+                isolated: false,
             },
         }
     }
