@@ -13,7 +13,8 @@
 //! - `POST /v1/messages` — Anthropic Messages (SSE when `"stream": true`;
 //!   "Run make test" first gets a `Bash` tool use);
 //! - `POST /v1/responses` — OpenAI Responses SSE;
-//! - `…:streamGenerateContent` — Gemini SSE (`alt=sse`);
+//! - `…:streamGenerateContent` — Gemini SSE (`alt=sse`), `…:generateContent` —
+//!   Gemini JSON ("Run make test" first gets a `functionCall` of its shell tool);
 //! - git smart HTTP (`info/refs`, `git-upload-pack`, `git-receive-pack`) —
 //!   the real `git http-backend` over `--git-root`; push needs Basic auth;
 //! - `/sse?n=N&ms=M` — N events M ms apart; `/bytes?n=N` — N bytes;
@@ -161,7 +162,7 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
         "/v1/messages" => anthropic(&body),
         "/v1/messages/count_tokens" => full(StatusCode::OK, "application/json", r#"{"input_tokens":10}"#),
         "/v1/responses" => sse(openai_events(), Duration::ZERO),
-        p if p.ends_with(":streamGenerateContent") => sse(gemini_events(), Duration::ZERO),
+        p if p.ends_with(":streamGenerateContent") => sse(gemini_events(&body), Duration::ZERO),
         p if p.ends_with(":generateContent") => gemini_once(&body),
         "/sse" => {
             let n = query_param(&query, "n").unwrap_or(5);
@@ -315,31 +316,54 @@ fn openai_events() -> Vec<(Option<&'static str>, serde_json::Value)> {
 }
 
 /// Gemini `streamGenerateContent?alt=sse` chunks.
-fn gemini_events() -> Vec<(Option<&'static str>, serde_json::Value)> {
-    let chunk = |text: &str, finish: Option<&str>| {
-        let mut candidate = serde_json::json!({"content": {"role": "model", "parts": [{"text": text}]}, "index": 0});
+/// A Gemini `functionCall` part running [`TOOL_COMMAND`] with the shell tool
+/// the client declared, when the conversation asks for it and has no function
+/// response yet.
+fn gemini_tool_call(request: &serde_json::Value) -> Option<serde_json::Value> {
+    let contents = request.get("contents")?.to_string();
+    if !contents.contains(TOOL_PROMPT) || contents.contains("functionResponse") {
+        return None;
+    }
+    let declarations = request.get("tools")?.as_array()?.iter().filter_map(|t| t.get("functionDeclarations")?.as_array());
+    let shell = declarations.flatten().find(|f| f["name"].as_str().is_some_and(|n| n.contains("shell")))?;
+    let mut args = serde_json::json!({"command": TOOL_COMMAND});
+    let schema = shell.get("parameters").or_else(|| shell.get("parametersJsonSchema"));
+    if schema.and_then(|p| p.pointer("/properties/description")).is_some() {
+        args["description"] = "Run the tests".into();
+    }
+    Some(serde_json::json!({"functionCall": {"name": shell["name"], "args": args}}))
+}
+
+/// Gemini `streamGenerateContent` chunks: [`ANSWER`] in two parts, or one function call.
+fn gemini_events(request: &[u8]) -> Vec<(Option<&'static str>, serde_json::Value)> {
+    let request: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
+    let chunk = |part: serde_json::Value, finish: Option<&str>| {
+        let mut candidate = serde_json::json!({"content": {"role": "model", "parts": [part]}, "index": 0});
         if let Some(f) = finish {
             candidate["finishReason"] = f.into();
         }
         serde_json::json!({"candidates": [candidate], "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 6, "totalTokenCount": 16}, "modelVersion": "gemini-mock"})
     };
+    if let Some(call) = gemini_tool_call(&request) {
+        return vec![(None, chunk(call, Some("STOP")))];
+    }
     let (first, rest) = ANSWER.split_at(6);
-    vec![(None, chunk(first, None)), (None, chunk(rest, Some("STOP")))]
+    vec![(None, chunk(serde_json::json!({"text": first}), None)), (None, chunk(serde_json::json!({"text": rest}), Some("STOP")))]
 }
 
-/// Gemini `generateContent`: the whole answer as one response. A request for
-/// JSON output (Gemini CLI's model router asks for one) gets a JSON answer.
+/// Gemini `generateContent`: [`ANSWER`], a function call, or (for the CLI's
+/// JSON-mode model router) a routing decision.
 fn gemini_once(request: &[u8]) -> Response<Body> {
     let request: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
     let wants_json =
         request.pointer("/generationConfig/responseMimeType").and_then(|m| m.as_str()) == Some("application/json");
-    let text = if wants_json {
-        serde_json::json!({"reasoning": "a simple request", "model_choice": "flash"}).to_string()
+    let part = if wants_json {
+        serde_json::json!({"text": serde_json::json!({"reasoning": "a simple request", "model_choice": "flash"}).to_string()})
     } else {
-        ANSWER.to_string()
+        gemini_tool_call(&request).unwrap_or_else(|| serde_json::json!({"text": ANSWER}))
     };
     let body = serde_json::json!({
-        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
+        "candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
         "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 6, "totalTokenCount": 16},
         "modelVersion": "gemini-mock",
     });

@@ -440,13 +440,14 @@ fn attach_opens_the_sessions_zellij_in_a_terminal() {
     let _daemon = home.daemon(port);
     let repo = git_repo();
     let name = unique("att");
-    create_shell(&home, repo.path(), &name, "echo hello-from-the-agent; exec sleep 600");
+    create_shell(&home, repo.path(), &name, "echo \"hello-from-the-agent\" 'in\\one'; exec sleep 600");
     // The agent's output, and zellij's bar naming the session (its plugins load a
     // moment later, longer on the first start in a session's fresh HOME).
     let (found, last) = clauderon_tests::attach_in_terminal(&home, &name, |screen| {
-        screen.contains("hello-from-the-agent") && screen.contains(&format!("clauderon-{name}"))
+        screen.contains("hello-from-the-agent in\\one") && screen.contains(&format!("clauderon-{name}"))
     });
     assert!(found, "the attached terminal shows the session and the agent's output:\n{last}");
+    assert!(!last.contains("About Zellij"), "zellij's tips cover the agent:\n{last}");
     home.run(&["delete", &name]).ok();
 }
 

@@ -1,6 +1,6 @@
 //! The Zellij backend: one background zellij session per clauderon session,
-//! named `clauderon-<session name>`, with the agent running in a pane in the
-//! session's working directory and with the agent's environment.
+//! named `clauderon-<session name>`, with the agent as its one pane (started in the
+//! session's working directory, with the agent's environment).
 //!
 //! It only runs `zellij` (its one grant). The agent's environment is given to
 //! the zellij server when the session is created, so every pane inherits it
@@ -67,13 +67,53 @@ fn agent_home(spec: &SessionSpec) -> Option<&str> {
     spec.launch.env.iter().rev().find(|e| e.name == "HOME").map(|e| e.value.as_str())
 }
 
-/// Start the session's zellij server, with the agent's environment — except
-/// HOME: zellij itself keeps the user's (their zellij config, no first-run
-/// wizard), and only the agent's pane gets the session's own HOME.
+/// A KDL string literal.
+fn kdl_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The session's layout: one tab, the agent's pane between zellij's tab and
+/// status bars. A layout with a tab also keeps zellij's startup tips away
+/// (they would cover the agent on attach and take the user's first keystrokes;
+/// `--show-startup-tips false` does not reach a session created in the background).
+fn layout(spec: &SessionSpec) -> String {
+    let mut argv: Vec<String> = agent_home(spec).map(|h| vec!["env".into(), format!("HOME={h}")]).unwrap_or_default();
+    argv.extend(spec.launch.argv.iter().cloned());
+    let (command, args) = argv.split_first().map(|(c, a)| (c.clone(), a)).unwrap_or_default();
+    let args: Vec<String> = args.iter().map(|a| kdl_string(a)).collect();
+    let args = if args.is_empty() { String::new() } else { format!(" {{ args {}; }}", args.join(" ")) };
+    let bar = |plugin: &str, size: u8| format!("pane size={size} borderless=true {{ plugin location=\"zellij:{plugin}\"; }}");
+    format!(
+        "layout {{\n  default_tab_template {{\n    {}\n    children\n    {}\n  }}\n  tab name=\"agent\" focus=true {{\n    pane command={} cwd={}{args}\n  }}\n}}\n",
+        bar("tab-bar", 1),
+        bar("status-bar", 2),
+        kdl_string(&command),
+        kdl_string(&spec.workdir),
+    )
+}
+
+/// Start the session's zellij server with the agent as its one pane, with the
+/// agent's environment — except HOME: zellij itself keeps the user's (their
+/// zellij config, no first-run wizard), and only the agent gets the session's
+/// own HOME. The pane stays (held) when the agent exits.
 fn start_server(name: &str, spec: &SessionSpec) -> Result<()> {
+    let layout = layout(spec);
     for attempt in 1..=2 {
         let out = zellij()
-            .args(["attach", "--create-background", name])
+            .args(["--layout-string", &layout, "attach", "--create-background", name])
             .cwd(spec.workdir.clone())
             .envs(spec.launch.env.iter().filter(|e| e.name != "HOME").cloned())
             .timeout_ms(ATTACH_TIMEOUT_MS)
@@ -99,13 +139,6 @@ fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
         return Err(Error::invalid_input("the agent's launch plan has no command"));
     }
     start_server(&name, spec)?;
-    let home = agent_home(spec).map(|h| vec!["env".to_string(), format!("HOME={h}")]).unwrap_or_default();
-    zellij()
-        .env("ZELLIJ_SESSION_NAME", name.clone())
-        .args(["action", "new-pane", "--cwd", &spec.workdir, "--"])
-        .args(home)
-        .args(spec.launch.argv.iter().cloned())
-        .run()?;
     Ok(SessionInfo { resource_id: name.clone(), status: state_of(&name)? })
 }
 
@@ -179,12 +212,7 @@ impl Backend for Zellij {
     }
 
     fn attach_argv(resource_id: String) -> Result<Vec<String>> {
-        // Zellij shows its startup tips to each attaching client; they would
-        // cover the agent and take the user's first keystrokes.
-        let name = owned(&resource_id)?;
-        Ok(["zellij", "attach", name, "options", "--show-startup-tips", "false", "--show-release-notes", "false"]
-            .map(String::from)
-            .to_vec())
+        Ok(vec!["zellij".into(), "attach".into(), owned(&resource_id)?.into()])
     }
 
     fn list_resources() -> Result<Vec<String>> {
