@@ -105,7 +105,16 @@ fn a_zellij_session_runs_its_command_in_the_worktree_and_lives_through_every_tra
         worktree.join("sub").canonicalize().expect("canon"),
         "ran in the worktree's subdirectory"
     );
-    assert!(zellij_sessions().contains(&format!("clauderon-{name}")));
+    // zellij lists the session (retried briefly: once, on a fresh CI machine, it was
+    // missing from one listing; the message shows what zellij said).
+    let listed = (0..20).any(|_| {
+        let found = zellij_sessions().contains(&format!("clauderon-{name}"));
+        if !found {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        found
+    });
+    assert!(listed, "zellij does not list clauderon-{name}:\n{}", zellij_sessions());
     let events = ws.until("status-changed");
     assert_eq!(events[0]["type"], "created");
     assert_eq!(events[1]["to"], "running");
