@@ -42,8 +42,9 @@ fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
     let user = eventually(30, "the container's request", || {
         std::fs::read_to_string(worktree.join("user.json")).ok().filter(|t| t.contains("headers"))
     });
-    let seen: Value = serde_json::from_str(&user).expect("mock echo");
+    let seen = world.mock.requests().into_iter().rev().find(|r| r["path"] == "/user").expect("the mock saw /user");
     assert_eq!(seen["headers"]["authorization"].as_str(), Some(format!("Bearer {}", canary("GITHUB_TOKEN")).as_str()));
+    assert!(!user.contains(canary("GITHUB_TOKEN")), "the echo reached the container unmasked: {user}");
     let env = std::fs::read_to_string(worktree.join("env.txt")).expect("env");
     let hook_rc =
         eventually(10, "the hook write attempt", || std::fs::read_to_string(worktree.join("hook-rc.txt")).ok());

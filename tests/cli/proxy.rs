@@ -119,6 +119,11 @@ fn every_rule_injects_its_credential_and_strips_the_placeholder() {
         assert_eq!(code, 200, "{host}: {body}");
         let seen = last_request_to(&w.mock, host, path);
         assert_eq!(seen["headers"][*header].as_str(), Some(expected.as_str()), "{host}: {seen}");
+        // The mock echoes what it was sent: the session gets it with the credential masked.
+        let echoed: serde_json::Value = serde_json::from_str(&body).expect("the mock's JSON echo");
+        let masked = echoed["headers"][*header].as_str().unwrap_or_default();
+        assert!(masked.len() == expected.len() && masked.bytes().all(|b| b == b'*'), "{host}: {masked}");
+        assert!(CANARIES.iter().all(|(_, c)| !body.contains(c)), "{host}: a credential came back: {body}");
         assert!(!seen.to_string().contains("placeholder"), "{host}: the placeholder reached upstream: {seen}");
     }
     // A host no rule covers gets nothing added.

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::audit::{AuditRecord, AuditSink, Decision, now_ms};
 use crate::policy::{self, Verdict};
+use crate::scrub::Needles;
 use crate::server::{SessionCtx, Shared};
 use crate::{BoxError, ProxyBody};
 
@@ -209,7 +210,7 @@ pub(crate) async fn handle(
     };
     let websocket = is_websocket(&parts.headers);
     strip_hop_by_hop(&mut parts.headers, websocket);
-    inject(&mut parts.headers, &target, &shared, &mut pending).await;
+    let needles = inject(&mut parts.headers, &target, &shared, &mut pending).await;
     let uri = match target.uri(parts.uri.path_and_query()) {
         Ok(uri) => uri,
         Err(e) => return failed(pending, StatusCode::BAD_REQUEST, format!("bad request target: {e}")),
@@ -227,7 +228,12 @@ pub(crate) async fn handle(
             strip_hop_by_hop(&mut rparts.headers, false);
             pending.record.decision = Decision::Allowed;
             pending.record.status = Some(rparts.status.as_u16());
-            let body = counted(rbody.map_err(BoxError::from).boxed(), Arc::new(AtomicU64::new(0)), Some(pending));
+            let mut rbody = rbody.map_err(BoxError::from).boxed();
+            if let Some(needles) = needles {
+                needles.scrub_headers(&mut rparts.headers);
+                rbody = needles.scrub_body(rbody);
+            }
+            let body = counted(rbody, Arc::new(AtomicU64::new(0)), Some(pending));
             Response::from_parts(rparts, body)
         }
         Err(e) => failed(pending, StatusCode::BAD_GATEWAY, upstream_error(&e)),
@@ -235,18 +241,23 @@ pub(crate) async fn handle(
 }
 
 /// Put the rule's credential in the headers, and say so in the audit.
-async fn inject(headers: &mut HeaderMap, target: &Target, shared: &Shared, pending: &mut Pending) {
-    let Some(rule) = shared.rules.find(&target.host) else { return };
+/// Returns what the response must be scrubbed of (the value and the header
+/// value it was sent as), when a credential was injected; the request then
+/// asks for an uncompressed response, so its body can be scrubbed.
+async fn inject(headers: &mut HeaderMap, target: &Target, shared: &Shared, pending: &mut Pending) -> Option<Needles> {
+    let rule = shared.rules.find(&target.host)?;
     if !target.https {
         pending.record.reason = Some(format!("rule `{}`: no credential is sent over plain HTTP", rule.name));
-        return;
+        return None;
     }
     for injection in &rule.inject {
         if let Some(credential) = shared.credentials.get(&injection.service).await
             && rule.apply(headers, injection, credential.value.expose())
         {
             pending.record.credential = Some(format!("{} from {}", injection.service, credential.source));
-            return;
+            let sent = headers.get(injection.header.as_str()).and_then(|v| v.to_str().ok()).map(String::from);
+            headers.remove(header::ACCEPT_ENCODING);
+            return Some(Needles::new([credential.value.expose().to_string()].into_iter().chain(sent)));
         }
     }
     let services: Vec<&str> = rule.inject.iter().map(|i| i.service.as_str()).collect();
@@ -255,6 +266,7 @@ async fn inject(headers: &mut HeaderMap, target: &Target, shared: &Shared, pendi
         rule.name,
         services.join("` or `")
     ));
+    None
 }
 
 /// Read and drop a refused request's body (bounded), so the client reads the

@@ -4,7 +4,8 @@
 //! - knows the session by its listener and refuses any other identity (407);
 //! - intercepts TLS with clauderon's CA ([`ca`]), minting a leaf per host;
 //! - enforces the session's access mode ([`policy`]) live;
-//! - injects the real credential for the host ([`rules`], [`credentials`]);
+//! - injects the real credential for the host ([`rules`], [`credentials`]),
+//!   and masks it out of the response should the upstream echo it;
 //! - forwards over a pooled, verified TLS client ([`upstream`]), streaming
 //!   bodies both ways and relaying WebSocket upgrades;
 //! - writes one [`audit`] record per request;
@@ -24,6 +25,7 @@ pub mod server;
 pub mod upstream;
 
 mod forward;
+mod scrub;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
