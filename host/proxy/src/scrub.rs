@@ -22,15 +22,15 @@ use memchr::memmem;
 
 use crate::{BoxError, ProxyBody};
 
-/// What a response is scanned for.
-#[derive(Clone, Default)]
+/// What a response is scanned for, longest first: the header value it was sent
+/// as contains the raw value, and is masked whole before the raw value is.
 pub(crate) struct Needles(Vec<Vec<u8>>);
 
 impl Needles {
     /// Scan for these values (empty ones are ignored).
     pub(crate) fn new<I: IntoIterator<Item = String>>(values: I) -> Self {
         let mut needles: Vec<Vec<u8>> = values.into_iter().filter(|v| !v.is_empty()).map(String::into_bytes).collect();
-        needles.sort();
+        needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         needles.dedup();
         Self(needles)
     }
@@ -184,6 +184,13 @@ mod tests {
     fn a_partial_start_at_the_very_end_is_sent_as_it_is() {
         let (out, _) = scrub(&["sk-secret"], &["ends with sk-se"]);
         assert_eq!(out, "ends with sk-se");
+    }
+
+    #[test]
+    fn the_header_form_is_masked_whole_whatever_the_value_sorts_as() {
+        // "AAA…" sorts before "Bearer AAA…": longest first still masks the whole header value.
+        let (out, _) = scrub(&["AAA-secret", "Bearer AAA-secret"], &[r#"{"authorization":"Bearer AAA-secret"}"#]);
+        assert_eq!(out, r#"{"authorization":"*****************"}"#);
     }
 
     #[test]
