@@ -112,22 +112,19 @@ fn container_spec(spec: &SessionSpec) -> Result<ContainerSpec> {
     }
     let image = spec.image.clone().or_else(|| option(spec, "image").map(String::from)).unwrap_or(DEFAULT_IMAGE.into());
     ensure_image(&image, option(spec, "pull").unwrap_or("missing"))?;
-    let map = path_map(spec);
+    let network = option(spec, "network").unwrap_or("bridge").to_string();
+    let off_host = network != "host";
+    let mut map = path_map(spec);
+    if off_host {
+        // The proxy URLs name the host's loopback; off the host network that is the gateway alias.
+        map.extend(["@127.0.0.1:", "@[::1]:"].map(|at| (at.to_string(), format!("@{HOST_ALIAS}:"))));
+    }
     let mut env: Vec<EnvVar> =
         spec.launch.env.iter().map(|e| EnvVar { name: e.name.clone(), value: rewrite(&e.value, &map) }).collect();
     if let Some(path) = option(spec, "path") {
         env.push(EnvVar { name: "PATH".into(), value: path.into() });
     }
-    let network = option(spec, "network").unwrap_or("bridge").to_string();
-    let extra_hosts = if network == "host" {
-        Vec::new()
-    } else {
-        // The proxy URLs name the host's loopback; off the host network that is the gateway alias.
-        for e in &mut env {
-            e.value = e.value.replace("@127.0.0.1:", &format!("@{HOST_ALIAS}:")).replace("@[::1]:", &format!("@{HOST_ALIAS}:"));
-        }
-        vec![format!("{HOST_ALIAS}:host-gateway")]
-    };
+    let extra_hosts = if off_host { vec![format!("{HOST_ALIAS}:host-gateway")] } else { Vec::new() };
     Ok(ContainerSpec {
         name: format!("{PREFIX}{}", spec.name),
         image,

@@ -87,7 +87,7 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let defaults = Defaults {
         backend: config.general.default_backend.clone(),
         agent: config.general.default_agent.clone(),
-        hook_base: Some(clauderon_proxy::hooks::HOOK_BASE.to_string()),
+        hook_base: Some(clauderon_proxy::hooks::hook_base()),
         backend_options: config.backends.clone(),
     };
     let manager =

@@ -18,8 +18,10 @@ use crate::server::{SessionCtx, Shared};
 /// The host name agents send hook events to (never resolved: the proxy answers it).
 pub const HOOK_HOST: &str = "clauderon.internal";
 
-/// The hook URL base sessions are given (`{HOOK_BASE}/api/sessions/{id}/hook`).
-pub const HOOK_BASE: &str = "http://clauderon.internal";
+/// The hook URL base sessions are given (`{base}/api/sessions/{id}/hook`).
+pub fn hook_base() -> String {
+    format!("http://{HOOK_HOST}")
+}
 
 /// Relay one hook request to the daemon's API, or refuse it.
 pub(crate) async fn relay(req: Request<Incoming>, ctx: &SessionCtx, shared: &Shared) -> Response<ProxyBody> {
@@ -28,7 +30,10 @@ pub(crate) async fn relay(req: Request<Incoming>, ctx: &SessionCtx, shared: &Sha
     };
     let expected = format!("/api/sessions/{}/hook", ctx.ident.id);
     if req.method() != Method::POST || req.uri().path() != expected {
-        return text(StatusCode::NOT_FOUND, format!("clauderon proxy: only POST {expected} is served on {HOOK_HOST}.\n"));
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("clauderon proxy: only POST {expected} is served on {HOOK_HOST}.\n"),
+        );
     }
     let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
     let uri: Uri = match format!("http://{target}{expected}{query}").parse() {
