@@ -222,7 +222,10 @@ fn anthropic(body: &[u8]) -> Response<Body> {
     let input = serde_json::json!({"command": TOOL_COMMAND, "description": "Run the tests"});
     if request.get("stream").and_then(|s| s.as_bool()) != Some(true) {
         let (content, stop) = if tool {
-            (serde_json::json!([{"type": "tool_use", "id": "toolu_mock01", "name": "Bash", "input": input}]), "tool_use")
+            (
+                serde_json::json!([{"type": "tool_use", "id": "toolu_mock01", "name": "Bash", "input": input}]),
+                "tool_use",
+            )
         } else {
             (serde_json::json!([{"type": "text", "text": ANSWER}]), "end_turn")
         };
@@ -234,7 +237,10 @@ fn anthropic(body: &[u8]) -> Response<Body> {
             serde_json::json!({"type": "content_block_start", "index": 0, "content_block": start}),
         )];
         events.extend(deltas.into_iter().map(|delta| {
-            (Some("content_block_delta"), serde_json::json!({"type": "content_block_delta", "index": 0, "delta": delta}))
+            (
+                Some("content_block_delta"),
+                serde_json::json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+            )
         }));
         events.push((Some("content_block_stop"), serde_json::json!({"type": "content_block_stop", "index": 0})));
         events
@@ -324,7 +330,8 @@ fn gemini_tool_call(request: &serde_json::Value) -> Option<serde_json::Value> {
     if !contents.contains(TOOL_PROMPT) || contents.contains("functionResponse") {
         return None;
     }
-    let declarations = request.get("tools")?.as_array()?.iter().filter_map(|t| t.get("functionDeclarations")?.as_array());
+    let declarations =
+        request.get("tools")?.as_array()?.iter().filter_map(|t| t.get("functionDeclarations")?.as_array());
     let shell = declarations.flatten().find(|f| f["name"].as_str().is_some_and(|n| n.contains("shell")))?;
     let mut args = serde_json::json!({"command": TOOL_COMMAND});
     let schema = shell.get("parameters").or_else(|| shell.get("parametersJsonSchema"));
@@ -348,7 +355,10 @@ fn gemini_events(request: &[u8]) -> Vec<(Option<&'static str>, serde_json::Value
         return vec![(None, chunk(call, Some("STOP")))];
     }
     let (first, rest) = ANSWER.split_at(6);
-    vec![(None, chunk(serde_json::json!({"text": first}), None)), (None, chunk(serde_json::json!({"text": rest}), Some("STOP")))]
+    vec![
+        (None, chunk(serde_json::json!({"text": first}), None)),
+        (None, chunk(serde_json::json!({"text": rest}), Some("STOP"))),
+    ]
 }
 
 /// Gemini `generateContent`: [`ANSWER`], a function call, or (for the CLI's

@@ -8,12 +8,10 @@
 use std::path::Path;
 
 use clauderon_tests::{
-    CANARIES, MOCK_ANSWER, World, canary, create_interactive, eventually, interactive_turn, session_processes, unique,
-    Terminal, wait_for_agent_status, walk, websocket_log,
+    CANARIES, MOCK_ANSWER, Terminal, World, canary, create_interactive, eventually, interactive_turn,
+    session_processes, unique, wait_for_agent_status, walk, websocket_log,
 };
 use serde_json::Value;
-
-/// The mock's answer to every model request.
 
 struct Run {
     world: World,

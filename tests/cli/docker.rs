@@ -140,7 +140,10 @@ fn assert_no_canary_in_container(world: &World, session: &Value) {
     assert!(places[1].1.contains("CLAUDERON_SESSION_ID"), "read the container's processes: {}", places[1].1);
     for dir in [world.home.path("sessions"), world.home.path("worktrees")] {
         for file in walk(&dir) {
-            places.push((file.display().to_string(), String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned()));
+            places.push((
+                file.display().to_string(),
+                String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned(),
+            ));
         }
     }
     for (place, text) in &places {

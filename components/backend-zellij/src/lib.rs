@@ -95,7 +95,8 @@ fn layout(spec: &SessionSpec) -> String {
     let (command, args) = argv.split_first().map(|(c, a)| (c.clone(), a)).unwrap_or_default();
     let args: Vec<String> = args.iter().map(|a| kdl_string(a)).collect();
     let args = if args.is_empty() { String::new() } else { format!(" {{ args {}; }}", args.join(" ")) };
-    let bar = |plugin: &str, size: u8| format!("pane size={size} borderless=true {{ plugin location=\"zellij:{plugin}\"; }}");
+    let bar =
+        |plugin: &str, size: u8| format!("pane size={size} borderless=true {{ plugin location=\"zellij:{plugin}\"; }}");
     format!(
         "layout {{\n  default_tab_template {{\n    {}\n    children\n    {}\n  }}\n  tab name=\"agent\" focus=true {{\n    pane command={} cwd={}{args}\n  }}\n}}\n",
         bar("tab-bar", 1),

@@ -66,9 +66,10 @@ pub async fn container_addr(config: &ProxyConfig, runtime: &Runtime) -> anyhow::
                 Ok(None)
             }
         },
-        other => other.parse().map(Some).with_context(|| {
-            format!("[proxy] container_addr `{other}` is not \"auto\", \"none\" or an IP address")
-        }),
+        other => other
+            .parse()
+            .map(Some)
+            .with_context(|| format!("[proxy] container_addr `{other}` is not \"auto\", \"none\" or an IP address")),
     }
 }
 

@@ -262,11 +262,8 @@ fn per_request(used: Option<(Duration, u64)>) -> Option<Duration> {
 async fn check_injected(target: &Target, mock_log: &Path) -> Result<(), String> {
     get(target).await?;
     let log = std::fs::read_to_string(mock_log).map_err(|e| format!("the mock's request log: {e}"))?;
-    let last: serde_json::Value = log
-        .lines()
-        .next_back()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .ok_or("the mock logged no request")?;
+    let last: serde_json::Value =
+        log.lines().next_back().and_then(|l| serde_json::from_str(l).ok()).ok_or("the mock logged no request")?;
     let seen = last["headers"]["authorization"].as_str().unwrap_or_default();
     if seen != format!("Bearer {CREDENTIAL}") {
         return Err(format!("the credential was not injected (the mock saw authorization `{seen}`)"));

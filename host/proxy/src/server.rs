@@ -185,7 +185,9 @@ impl Proxy {
         for addr in self.extra_binds.read().map(|e| e.clone()).unwrap_or_default() {
             match TcpListener::bind((addr, port)).await {
                 Ok(extra) => tasks.push(tokio::spawn(accept_loop(extra, ctx.clone(), self.shared.clone()))),
-                Err(e) => tracing::warn!(session = %ctx.ident.name, "the proxy cannot also listen on {addr}:{port}: {e}"),
+                Err(e) => {
+                    tracing::warn!(session = %ctx.ident.name, "the proxy cannot also listen on {addr}:{port}: {e}")
+                }
             }
         }
         let id = ctx.ident.id.clone();
