@@ -69,6 +69,13 @@ impl Home {
         Self { dir: tempfile::tempdir().expect("tempdir") }
     }
 
+    /// A new, empty home under `base` (e.g. outside /tmp, which sandboxed
+    /// sessions never see, so that what hides the home is the sandbox's rule).
+    pub fn new_in(base: &Path) -> Self {
+        std::fs::create_dir_all(base).expect("base dir");
+        Self { dir: tempfile::tempdir_in(base).expect("tempdir") }
+    }
+
     /// `clauderon ARGS` with `CLAUDERON_HOME` set to this home and stdin closed.
     pub fn run(&self, args: &[&str]) -> Run {
         self.command(args).stdin(Stdio::null()).output().map(Run::from).expect("run clauderon")
@@ -90,7 +97,12 @@ impl Home {
 impl Home {
     /// A home whose config uses a free port for the API; returns the port.
     pub fn with_free_port() -> (Self, u16) {
-        let home = Self::new();
+        Self::new().free_port()
+    }
+
+    /// This home, its config naming a free port for the API; returns the port.
+    pub fn free_port(self) -> (Self, u16) {
+        let home = self;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -115,9 +127,22 @@ impl Home {
             .stderr(log)
             .spawn()
             .expect("start daemon");
-        let daemon = Daemon { child, port, log: self.path("daemon-test.log") };
+        let mut daemon = Daemon { child, port, log: self.path("daemon-test.log"), token: String::new() };
         daemon.wait_ready();
+        daemon.token = self.token();
         daemon
+    }
+
+    /// The API token: the configured one, else the one the daemon made.
+    pub fn token(&self) -> String {
+        let config = std::fs::read_to_string(self.path("config.toml")).unwrap_or_default();
+        let configured = config.lines().find_map(|l| {
+            let v = l.trim().strip_prefix("token")?.trim_start().strip_prefix('=')?;
+            Some(v.trim().trim_matches('"').to_string())
+        });
+        configured.unwrap_or_else(|| {
+            std::fs::read_to_string(self.path("api-token")).expect("the daemon made its API token").trim().to_string()
+        })
     }
 }
 
@@ -126,6 +151,8 @@ pub struct Daemon {
     pub child: std::process::Child,
     pub port: u16,
     pub log: PathBuf,
+    /// The API token every call carries.
+    pub token: String,
 }
 
 impl Daemon {
@@ -140,10 +167,18 @@ impl Daemon {
         panic!("the daemon did not start; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
     }
 
-    /// `curl` a request: (HTTP status, body as JSON or string).
+    /// `curl` a request with the API token: (HTTP status, body as JSON or string).
     pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let auth = format!("authorization: Bearer {}", self.token);
+        self.curl(method, path, body, &["-H", &auth])
+    }
+
+    /// `curl` a request with these extra curl arguments (and no token unless
+    /// they carry one): (HTTP status, body as JSON or string).
+    pub fn curl(&self, method: &str, path: &str, body: Option<&str>, extra: &[&str]) -> (u16, serde_json::Value) {
         let mut cmd = Command::new("curl");
         cmd.args(["-sS", "--noproxy", "*", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
+        cmd.args(extra);
         if let Some(b) = body {
             cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
         }
@@ -171,7 +206,16 @@ impl Drop for Daemon {
 
 /// A new git repository with one commit, in a temp dir.
 pub fn git_repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
+    git_repo_at(tempfile::tempdir().expect("tempdir"))
+}
+
+/// The same, under `base`.
+pub fn git_repo_in(base: &Path) -> tempfile::TempDir {
+    std::fs::create_dir_all(base).expect("base dir");
+    git_repo_at(tempfile::tempdir_in(base).expect("tempdir"))
+}
+
+fn git_repo_at(dir: tempfile::TempDir) -> tempfile::TempDir {
     let git = |args: &[&str]| {
         let ok = Command::new("git").arg("-C").arg(dir.path()).args(args).status().expect("git").success();
         assert!(ok, "git {args:?}");
@@ -367,28 +411,42 @@ impl World {
 
     /// The same, with more `[proxy]` settings too.
     pub fn start_configured(proxy_settings: &str, extra_config: &str) -> Self {
-        let (home, port) = Home::with_free_port();
+        Self::start_full(None, proxy_settings, extra_config, &[])
+    }
+
+    /// The whole set-up: the home and repository under `base` (default: the
+    /// system's temp dir), more `[proxy]` settings, more config, and more
+    /// environment for the daemon (besides the canaries).
+    pub fn start_full(base: Option<&Path>, proxy_settings: &str, extra_config: &str, env: &[(&str, &str)]) -> Self {
+        let (home, port) = base.map(Home::new_in).unwrap_or_default().free_port();
         let mock = Mock::start();
         let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
         let proxy = mock.proxy_config().replacen("[proxy]\n", &format!("[proxy]\n{proxy_settings}"), 1);
         let text = format!("{config}{proxy}\n{extra_config}");
         std::fs::write(home.path("config.toml"), text).expect("config");
-        let daemon = home.daemon_with_env(port, CANARIES);
-        Self { home, daemon, mock, repo: git_repo() }
+        let all_env: Vec<(&str, &str)> = CANARIES.iter().copied().chain(env.iter().copied()).collect();
+        let daemon = home.daemon_with_env(port, &all_env);
+        let repo = match base {
+            Some(base) => git_repo_in(base),
+            None => git_repo(),
+        };
+        Self { home, daemon, mock, repo }
     }
 
     /// Create a zellij session running `script` after writing its env to a
-    /// file; returns that environment. The session's name is `name` plus a
-    /// unique suffix (read it back from `CLAUDERON_SESSION_NAME`).
+    /// file in its worktree (the sandbox lets it write nowhere else); returns
+    /// that environment. The session's name is `name` plus a unique suffix
+    /// (read it back from `CLAUDERON_SESSION_NAME`).
     pub fn session(&self, name: &str, mode: &str, script: &str) -> Vec<(String, String)> {
         let name = &unique(name);
-        let env_file = self.home.path(&format!("{name}.env"));
-        let prompt = format!("env > {}; {script}; sleep 600", env_file.display());
+        let prompt = format!("env > .session.env; {script}; sleep 600");
         let repo = self.repo.path().to_str().expect("utf-8");
-        self.home
-            .run(&["create", "-r", repo, "-a", "shell", "--name", name, "--access-mode", mode, "-p", &prompt])
-            .ok();
-        read_env_file(&env_file)
+        let created = self
+            .home
+            .run(&["create", "-r", repo, "-a", "shell", "--name", name, "--access-mode", mode, "-p", &prompt, "--json"])
+            .ok()
+            .json();
+        read_env_file(&PathBuf::from(created["worktree"].as_str().expect("worktree")).join(".session.env"))
     }
 
     /// Kill the daemon and start it again (same home, same canaries).
@@ -457,10 +515,13 @@ pub fn session_processes(session_id: &str) -> String {
 }
 
 /// Log every WebSocket event of the daemon to `path` (a node child process).
-pub fn websocket_log(port: u16, path: &Path) -> std::process::Child {
+pub fn websocket_log(daemon: &Daemon, path: &Path) -> std::process::Child {
     let script = format!(
-        "const s = new WebSocket('ws://127.0.0.1:{port}/api/events?after=0'); const fs = require('fs'); \
+        "const s = new WebSocket('ws://127.0.0.1:{}/api/events?after=0', \
+         {{ headers: {{ authorization: 'Bearer {}' }} }}); const fs = require('fs'); \
          s.onmessage = (m) => fs.appendFileSync('{}', m.data + '\\n');",
+        daemon.port,
+        daemon.token,
         path.display()
     );
     Command::new("node")
@@ -601,4 +662,48 @@ impl Drop for Terminal {
 /// `done` (20 s at most). Returns whether it did, and the last screen.
 pub fn attach_in_terminal(home: &Home, name: &str, done: impl Fn(&str) -> bool) -> (bool, String) {
     Terminal::attach(home, name).wait_for(done)
+}
+
+/// What an attack script printed inside a session: its `RESULT <name> <value…>`
+/// lines by name, and the whole output (shown when an assertion fails).
+pub struct Attack {
+    pub session: serde_json::Value,
+    pub results: std::collections::BTreeMap<String, String>,
+    pub output: String,
+}
+
+impl Attack {
+    /// The value of result `name` (fails, showing the output, if the script never printed it).
+    pub fn get(&self, name: &str) -> &str {
+        self.results
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("the attack printed no RESULT {name}; its output:\n{}", self.output))
+    }
+}
+
+impl World {
+    /// Run `script` (sh) as the agent of a new `shell` session — where an
+    /// attacker would be — with `vars` exported first and `extra` create
+    /// arguments (backend, access mode…). The script writes its output into
+    /// its own working directory; the session stays up (sleeping) afterwards.
+    pub fn attack(&self, name: &str, script: &str, vars: &[(&str, String)], extra: &[&str]) -> Attack {
+        let name = unique(name);
+        let exports: String = vars.iter().map(|(k, v)| format!("export {k}='{v}'; ")).collect();
+        let prompt = format!("{exports}( {script}\n) > attack.out 2>&1; echo ATTACK-DONE >> attack.out; exec sleep 600");
+        let repo = self.repo.path().to_str().expect("utf-8").to_string();
+        let mut args = vec!["create", "-r", &repo, "-a", "shell", "--name", &name, "-p", &prompt, "--json"];
+        args.extend_from_slice(extra);
+        let session = self.home.run(&args).ok().json();
+        let out = PathBuf::from(session["worktree"].as_str().expect("worktree")).join("attack.out");
+        let output = eventually(90, "the attack script to finish", || {
+            std::fs::read_to_string(&out).ok().filter(|t| t.contains("ATTACK-DONE"))
+        });
+        let results = output
+            .lines()
+            .filter_map(|l| l.strip_prefix("RESULT "))
+            .filter_map(|l| l.split_once(' ').map(|(k, v)| (k.to_string(), v.trim().to_string())))
+            .collect();
+        Attack { session, results, output }
+    }
 }

@@ -17,18 +17,24 @@ use clauderon_tests::{Home, git_repo};
 struct Http {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
+    port: u16,
+    token: String,
 }
 
 impl Http {
-    fn connect(port: u16) -> Self {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    fn connect(daemon: &clauderon_tests::Daemon) -> Self {
+        let s = TcpStream::connect(("127.0.0.1", daemon.port)).expect("connect");
         s.set_nodelay(true).expect("nodelay");
-        Self { reader: BufReader::new(s.try_clone().expect("clone")), writer: s }
+        let reader = BufReader::new(s.try_clone().expect("clone"));
+        Self { reader, writer: s, port: daemon.port, token: daemon.token.clone() }
     }
 
     fn call(&mut self, method: &str, path: &str, body: &str) -> (u16, String) {
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nauthorization: Bearer {}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            self.port,
+            self.token,
             body.len()
         );
         self.writer.write_all(req.as_bytes()).expect("send");
@@ -69,9 +75,9 @@ fn create_latency(backend: &str, extra_config: &str, target: Duration) {
     let (home, port) = Home::with_free_port();
     let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
     std::fs::write(home.path("config.toml"), format!("{config}{extra_config}")).expect("config");
-    let _daemon = home.daemon(port);
+    let daemon = home.daemon(port);
     let repo = git_repo();
-    let mut http = Http::connect(port);
+    let mut http = Http::connect(&daemon);
     let mut samples = Vec::new();
     for i in 0..15 {
         let name = format!("bench-{backend}-{}-{i}", std::process::id());
@@ -115,6 +121,7 @@ fn list_latency() {
                 transcript_path: None,
                 plan_mode: false,
                 skip_permissions: false,
+                isolation: None,
                 image: None,
                 cpu_limit: None,
                 memory_limit: None,
@@ -127,8 +134,8 @@ fn list_latency() {
             store.insert_session(&s.id, &s.name, &json, b"{}").expect("insert");
         }
     }
-    let _daemon = home.daemon(port);
-    let mut http = Http::connect(port);
+    let daemon = home.daemon(port);
+    let mut http = Http::connect(&daemon);
     let (code, text) = http.call("GET", "/api/sessions", "");
     assert_eq!(code, 200);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&text).expect("json").as_array().map(Vec::len), Some(1000));

@@ -29,7 +29,7 @@ fn run_agent_in(agent: &str, prepare: impl FnOnce(&Path)) -> Run {
     let world = World::start();
     prepare(world.repo.path());
     let events = world.home.path("events.jsonl");
-    let mut ws = websocket_log(world.daemon.port, &events);
+    let mut ws = websocket_log(&world.daemon, &events);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let name = unique(agent);
     let repo = world.repo.path().to_str().expect("utf-8").to_string();
@@ -175,9 +175,10 @@ fn claude_code_interactive_answers_without_first_run_dialogs_and_waits_for_input
 fn codex_interactive_answers_without_first_run_dialogs_and_waits_for_input() {
     let world = World::start();
     let session = interactive_turn(&world, "codex", &[]);
-    // On the user's host Codex keeps its own command sandbox (only containers drop it).
+    // On the host it runs in clauderon's sandbox, where Codex's own cannot nest.
     let processes = session_processes(session["id"].as_str().expect("id"));
-    assert!(processes.contains("--no-daemon") && !processes.contains("danger-full-access"), "{processes}");
+    assert!(processes.contains("--no-daemon") && processes.contains("danger-full-access"), "{processes}");
+    assert!(processes.contains("sandbox\0exec"), "Codex runs in clauderon's sandbox: {processes}");
 }
 
 #[test]

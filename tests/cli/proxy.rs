@@ -433,14 +433,11 @@ fn base64(text: &str) -> String {
 fn claude_code_answers_through_the_proxy_and_no_canary_reaches_the_session() {
     let w = World::start();
     let events = w.home.path("events.jsonl");
-    let mut ws = websocket_log(w.daemon.port, &events);
-    let out = w.home.path("claude.out");
-    let script = format!(
-        "ANTHROPIC_API_KEY=sk-ant-placeholder CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 \
-         claude -p 'Say hello' > {} 2>&1",
-        out.display()
-    );
-    let env = w.session("claude", "read-write", &script);
+    let mut ws = websocket_log(&w.daemon, &events);
+    let script = "ANTHROPIC_API_KEY=sk-ant-placeholder CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 \
+         claude -p 'Say hello' > claude.out 2>&1";
+    let env = w.session("claude", "read-write", script);
+    let out = w.home.path("worktrees").join(value(&env, "CLAUDERON_SESSION_NAME")).join("claude.out");
     let answer = eventually(60, "claude's answer", || {
         std::fs::read_to_string(&out).ok().filter(|t| t.contains("Hello from the mock upstream"))
     });

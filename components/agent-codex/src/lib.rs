@@ -79,8 +79,9 @@ fn argv(r: &LaunchRequest) -> Vec<String> {
     } else if r.plan_mode {
         argv.extend(["--sandbox".into(), "read-only".into()]);
     } else if r.isolated {
-        // The container is the sandbox; Codex's own (bubblewrap) cannot start in
-        // one, so every command would fail. Approvals still apply.
+        // The container (or clauderon's host sandbox) is the sandbox; Codex's
+        // own cannot start inside one (it needs namespaces of its own), so
+        // every command would fail. Approvals still apply.
         argv.extend(["--sandbox".into(), "danger-full-access".into()]);
     }
     if !r.prompt.is_empty() && !r.resume {

@@ -4,9 +4,11 @@
 //! audit and credential status; a WebSocket at `/api/events` streaming every
 //! session event and audit record; the OpenAPI
 //! document at `/api/openapi.json`. Errors are `{"error": "..."}` with a
-//! fitting status. When a token is configured (required for a non-loopback
-//! bind) every request must carry `Authorization: Bearer TOKEN`.
+//! fitting status. [`guard`] decides who may call: the daemon's own Host and
+//! Origin on every request, and its token on all but health and the
+//! agent-status path.
 
+pub mod guard;
 mod openapi;
 
 use std::sync::Arc;
@@ -28,8 +30,8 @@ use serde_json::json;
 pub struct ApiState {
     /// The session manager.
     pub manager: Arc<Manager>,
-    /// Bearer token required on every request, if set.
-    pub token: Option<String>,
+    /// Who may call (token, Host and Origin checks).
+    pub guard: guard::Guard,
     /// The effective configuration, as shown by `GET /api/config`.
     pub config: serde_json::Value,
     /// The proxy (credential status).
@@ -41,7 +43,7 @@ pub struct ApiState {
 type Shared = Arc<ApiState>;
 
 /// An API error: a status and a sentence.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -71,8 +73,7 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The API's router.
 pub fn router(state: Shared) -> Router {
-    Router::new()
-        .route("/api/health", get(health))
+    let protected = Router::new()
         .route("/api/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/api/config", get(config))
         .route("/api/plugins", get(plugins))
@@ -90,22 +91,30 @@ pub fn router(state: Shared) -> Router {
         .route("/api/credentials", get(credentials))
         .route("/api/sessions/{id}/history", get(history))
         .route("/api/events", get(events))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
+    // Open to any caller that names the daemon: health, and agents' status
+    // events, which carry their session's own key instead of the API token.
+    let open = Router::new().route("/api/health", get(health)).route("/api/sessions/{id}/hook", post(hook));
+    Router::new()
+        .merge(protected)
+        .merge(open)
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint (see /api/openapi.json)".into()) })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
-        // Agents post hook events with their session's own secret, not the API token.
-        .route("/api/sessions/{id}/hook", post(hook))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), require_own_site))
         .with_state(state)
 }
 
-async fn auth(State(state): State<Shared>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let given = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-        if given != Some(format!("Bearer {token}").as_str()) {
-            return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong API token (Authorization: Bearer …)".into())
-                .into_response();
-        }
+async fn require_own_site(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    match state.guard.check_site(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
     }
-    next.run(req).await
+}
+
+async fn require_token(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    match state.guard.check_token(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -70,9 +70,10 @@ pub async fn audit(home: &Home, a: AuditArgs) -> anyhow::Result<ExitCode> {
 fn print_all(records: &[Value], json: bool) {
     for r in records {
         if json {
-            println!("{r}");
+            println!("{}", crate::safe_text::json_line(r));
         } else {
-            println!("{}", line(r));
+            // Hosts and paths are what a session asked for: shown, not obeyed.
+            println!("{}", crate::safe_text::for_terminal(&line(r)));
         }
     }
 }

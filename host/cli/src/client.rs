@@ -1,6 +1,7 @@
 //! The API client used by every session command. It talks only to the
 //! daemon's API, and starts the daemon in the background when none answers.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -22,11 +23,20 @@ impl Client {
     pub async fn connect(home: &Home) -> anyhow::Result<Self> {
         let config = Config::load(&home.config())?;
         let http = reqwest::Client::builder().no_proxy().build().context("building the HTTP client")?;
-        let client = Self { base: config.url(), token: config.daemon.token.clone(), http };
-        if client.healthy().await {
-            return Ok(client);
+        let mut client = Self { base: config.url(), token: None, http };
+        if !client.healthy().await {
+            client.start_daemon(home).await?;
         }
-        client.start_daemon(home).await?;
+        // The daemon makes its token at first start; read it once it is up.
+        client.token = match config.daemon.token {
+            Some(token) => Some(token),
+            None => Some(home.read_token()?.with_context(|| {
+                format!(
+                    "the daemon answers but there is no API token in {} (is that daemon using another CLAUDERON_HOME?)",
+                    home.api_token().display()
+                )
+            })?),
+        };
         Ok(client)
     }
 
@@ -53,15 +63,15 @@ impl Client {
 
     async fn healthy(&self) -> bool {
         let req = self.http.get(format!("{}/api/health", self.base)).timeout(Duration::from_secs(2));
-        matches!(self.auth(req).send().await, Ok(r) if r.status().is_success())
+        matches!(req.send().await, Ok(r) if r.status().is_success())
     }
 
     async fn start_daemon(&self, home: &Home) -> anyhow::Result<()> {
-        clauderon_runtime::cache::create_private_dir(&home.root)
-            .with_context(|| format!("creating {}", home.root.display()))?;
+        home.ensure_private()?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(home.daemon_log())
             .with_context(|| format!("opening {}", home.daemon_log().display()))?;
         let exe = std::env::current_exe().context("finding the clauderon binary")?;

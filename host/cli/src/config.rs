@@ -7,11 +7,16 @@
 //!
 //! [daemon]
 //! http_port = 3030                # API port
-//! bind_addr = "127.0.0.1"         # a non-loopback address needs a token
-//! token = "…"                     # or CLAUDERON_API_TOKEN
+//! bind_addr = "127.0.0.1"         # where the API listens
+//! token = "…"                     # or CLAUDERON_API_TOKEN; default: made at first
+//!                                 # start in CLAUDERON_HOME/api-token (0600)
+//! hosts = ["devbox.lan"]          # more names the API answers to (Host/Origin);
+//!                                 # always: 127.0.0.1, localhost, [::1] and bind_addr
 //!
 //! [proxy]                         # the zero-credential proxy
 //! bind_addr = "127.0.0.1"         # where per-session listeners bind
+//! allow_private_hosts = ["git.corp.example"]  # may resolve to private addresses
+//!                                 # (loopback and this machine's own: never)
 //! extra_root_certs = []           # PEM roots trusted for upstreams besides the system's
 //! grafana_host = "grafana.example.net"  # enables the built-in Grafana rule
 //! no_proxy = ["localhost", "127.0.0.1", "::1"]
@@ -35,6 +40,10 @@
 //! [credentials]
 //! order = ["env", "1password", "file"]  # credential sources, highest priority first
 //!
+//! [sandbox]                       # host sessions (zellij) run in clauderon's sandbox
+//! required = true                 # false: run them unsandboxed where the sandbox cannot be built
+//! hide = ["~/work/secrets"]       # more paths they must not see (credential stores are hidden already)
+//!
 //! [limits.backend]                # per plugin kind: backend, agent, credential-source, hook
 //! deadline = 10000                # ms per call
 //! memory_bytes = 67108864         # linear memory cap
@@ -46,7 +55,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clauderon_proxy::ProxyConfig;
 use clauderon_runtime::{Kind, Limits};
 use serde::{Deserialize, Serialize};
@@ -68,6 +77,9 @@ pub struct Config {
     /// Credential sources.
     #[serde(default)]
     pub credentials: CredentialsConfig,
+    /// The sandbox host sessions run in.
+    #[serde(default)]
+    pub sandbox: clauderon_sessions::SandboxConfig,
     /// Options per backend (`[backends.docker] image = "…"`), passed to the backend as they are.
     #[serde(default, with = "backend_options")]
     pub backends: BTreeMap<String, Vec<(String, String)>>,
@@ -146,11 +158,14 @@ pub struct Daemon {
     pub bind_addr: IpAddr,
     #[serde(default, skip_serializing)]
     pub token: Option<String>,
+    /// More names (host or host:port) the API answers to, besides its own addresses.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 impl Default for Daemon {
     fn default() -> Self {
-        Self { http_port: default_port(), bind_addr: default_bind(), token: None }
+        Self { http_port: default_port(), bind_addr: default_bind(), token: None, hosts: Vec::new() }
     }
 }
 
@@ -175,16 +190,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Where the daemon listens, after validating that a non-loopback address has a token.
-    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
-        let addr = SocketAddr::new(self.daemon.bind_addr, self.daemon.http_port);
-        if !addr.ip().is_loopback() && self.daemon.token.is_none() {
-            bail!(
-                "binding the API to {addr} (not loopback) requires a token: set [daemon] token in config.toml \
-                 or CLAUDERON_API_TOKEN"
-            );
-        }
-        Ok(addr)
+    /// Where the daemon listens.
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.daemon.bind_addr, self.daemon.http_port)
     }
 
     /// The URL clients use.

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use clauderon_runtime::RuntimeConfig;
 use clauderon_runtime::capabilities::kv::KvStore;
-use clauderon_sessions::{Defaults, Manager};
+use clauderon_sessions::{Defaults, HostSandbox, Manager};
 use clauderon_store::Store;
 
 use crate::config::Config;
@@ -21,7 +21,7 @@ pub struct DaemonArgs {
     /// API port (default from config.toml, else 3030).
     #[arg(long)]
     pub http_port: Option<u16>,
-    /// Address to bind (default 127.0.0.1; any other needs an API token).
+    /// Address to bind (default 127.0.0.1; callers always need the API token).
     #[arg(long)]
     pub bind_addr: Option<IpAddr>,
     /// Allow the Kubernetes backend (it is not part of this build yet).
@@ -53,8 +53,7 @@ impl KvStore for StoreKv {
 }
 
 pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
-    clauderon_runtime::cache::create_private_dir(&home.root)
-        .with_context(|| format!("creating {}", home.root.display()))?;
+    home.ensure_private()?;
     let mut config = Config::load(&home.config())?;
     if let Some(port) = args.http_port {
         config.daemon.http_port = port;
@@ -62,13 +61,15 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.bind_addr {
         config.daemon.bind_addr = addr;
     }
-    let addr = config.listen_addr()?;
+    let addr = config.listen_addr();
     if args.enable_kubernetes_backend {
         tracing::warn!("--enable-kubernetes-backend: this build has no Kubernetes backend yet");
     }
 
     let path = home.store();
     let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&path)).await??);
+    home.ensure_private()?; // the store file was just made with the default mode
+    let token = home.load_or_create_token(config.daemon.token.as_deref())?;
     let mut runtime_config = RuntimeConfig::under(&home.root);
     runtime_config.kv = Arc::new(StoreKv(store.clone()));
     runtime_config.limits = config.limits.clone();
@@ -76,6 +77,15 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     for f in runtime.failures() {
         tracing::warn!("refused component {}: {}", f.origin, f.error);
     }
+    // Credential sources read the snapshot taken at start; the variables they
+    // may read leave this process's own environment now.
+    let credential_vars: Vec<String> = runtime
+        .plugins()
+        .filter(|p| p.kind() == clauderon_runtime::Kind::CredentialSource)
+        .flat_map(|p| p.grants.env.iter().cloned())
+        .collect();
+    let wiped = clauderon_runtime::capabilities::environment::wipe(&credential_vars);
+    tracing::info!("{wiped} credential variables wiped from the daemon's own environment");
     let runtime = Arc::new(runtime);
     let network = crate::network::start(home, &config.proxy, &config.credentials.order, runtime.clone(), store.clone())
         .context("starting the proxy")?;
@@ -90,8 +100,12 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         hook_base: Some(clauderon_proxy::hooks::hook_base()),
         backend_options: config.backends.clone(),
     };
-    let manager =
-        Arc::new(Manager::new(store, runtime, home.root.clone(), defaults).with_egress(network.egress.clone()));
+    let sandbox = host_sandbox(home, &config).await?;
+    let manager = Arc::new(
+        Manager::new(store, runtime, home.root.clone(), defaults)
+            .with_egress(network.egress.clone())
+            .with_sandbox(sandbox),
+    );
     match manager.reconcile().await {
         Ok(changes) => changes.iter().for_each(|c| tracing::info!("reconcile: {c}")),
         Err(e) => tracing::error!("reconciling sessions at start-up failed: {e}"),
@@ -102,7 +116,7 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {addr} (is another clauderon daemon running? try --http-port)"))?;
     let state = Arc::new(clauderon_api::ApiState {
         manager,
-        token: config.daemon.token.clone(),
+        guard: clauderon_api::guard::Guard::new(token, addr, &config.daemon.hosts),
         config: serde_json::to_value(&config)?,
         proxy: network.proxy.clone(),
         audit: network.audit.clone(),
@@ -116,6 +130,25 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     served?;
     eprintln!("clauderon daemon: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The host sandbox: this binary runs it, and the probe says whether it can.
+async fn host_sandbox(home: &Home, config: &Config) -> anyhow::Result<HostSandbox> {
+    let exe = std::env::current_exe().context("finding the clauderon binary (it runs the sandbox)")?;
+    let probe_exe = exe.clone();
+    let support = tokio::task::spawn_blocking(move || clauderon_sandbox::probe(&probe_exe)).await?;
+    match &support {
+        clauderon_sandbox::Support::Full => tracing::info!("host sessions run in the sandbox"),
+        clauderon_sandbox::Support::Missing(why) if config.sandbox.required => tracing::warn!(
+            "this machine cannot sandbox host sessions, so they will be refused ({why}); \
+             set [sandbox] required = false to run them unsandboxed"
+        ),
+        clauderon_sandbox::Support::Missing(why) => {
+            tracing::warn!("host sessions will run UNSANDBOXED ([sandbox] required = false): {why}")
+        }
+    }
+    let user_home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(|| home.root.clone());
+    Ok(HostSandbox { exe, support, config: config.sandbox.clone(), user_home })
 }
 
 async fn shutdown() {

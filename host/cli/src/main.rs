@@ -12,6 +12,7 @@ mod daemon;
 mod home;
 mod network;
 mod plugins;
+mod safe_text;
 mod sessions;
 
 use std::process::ExitCode;
@@ -93,6 +94,49 @@ enum Command {
     /// Manage plugins: backends, agents, credential sources and hooks.
     #[command(subcommand)]
     Plugins(plugins::PluginsCmd),
+    /// The sandbox host sessions run in (see docs/security.md).
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
+}
+
+#[derive(Subcommand)]
+enum SandboxCmd {
+    /// Check that this machine can sandbox host sessions (user, mount, PID
+    /// and network namespaces, Landlock); says what is missing if not.
+    Probe,
+    /// Run COMMAND in the sandbox a policy file describes. Host backends run
+    /// agents this way; the daemon writes the policy.
+    #[command(hide = true)]
+    Exec {
+        /// The policy file (JSON, written by the daemon).
+        #[arg(long)]
+        policy: std::path::PathBuf,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+/// `clauderon sandbox …`, run before any thread exists (entering a user
+/// namespace needs a single-threaded process).
+fn sandbox(cmd: SandboxCmd) -> ExitCode {
+    let (policy, command) = match cmd {
+        SandboxCmd::Probe => (clauderon_sandbox::probe::probe_policy(), vec!["true".to_string()]),
+        SandboxCmd::Exec { policy, command } => match clauderon_sandbox::Policy::read(&policy) {
+            Ok(p) => (p, command),
+            Err(e) => {
+                eprintln!("clauderon {e}");
+                return ExitCode::from(125);
+            }
+        },
+    };
+    match clauderon_sandbox::exec(&policy, &command) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("clauderon {e}");
+            ExitCode::from(125)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -140,11 +184,26 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugins(cmd) => plugins::run(cmd).await,
+        Command::Sandbox(_) => anyhow::bail!("`clauderon sandbox` runs before the async runtime; this is a bug"),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Sandbox(cmd) = cli.command {
+        return sandbox(cmd);
+    }
+    if matches!(cli.command, Command::Daemon(_)) {
+        // Before any thread exists: the daemon holds credentials in memory,
+        // so no other process of this user may read its memory or
+        // environment, and credential sources read a snapshot of the
+        // environment (the daemon wipes those variables once it knows them).
+        // SAFETY: prctl(PR_SET_DUMPABLE, 0) only changes this process's flag.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            eprintln!("warning: could not make the daemon non-dumpable: {}", std::io::Error::last_os_error());
+        }
+        clauderon_runtime::capabilities::environment::capture();
+    }
     let default_level = if matches!(cli.command, Command::Daemon(_)) { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(

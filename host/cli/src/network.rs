@@ -42,14 +42,20 @@ pub fn start(
     let bundle = authority.write_bundle(&home.root, &system_roots_pem())?;
     let bind: IpAddr = config.bind_addr.parse().with_context(|| format!("[proxy] bind_addr `{}`", config.bind_addr))?;
     let overrides = config.upstreams.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let upstream = upstream::Upstream::new(&config.extra_root_certs, overrides)?;
+    let destinations = clauderon_proxy::destination::Destinations::new(&config.allow_private_hosts);
+    let upstream = upstream::Upstream::new(&config.extra_root_certs, overrides, destinations)?;
     let rules = RuleSet::new(config.grafana_host.as_deref(), config.rules.clone());
     let credentials = Arc::new(Credentials::new(sources(&runtime, order)));
     let retention = Duration::from_secs(config.audit_retention_days.max(1) * 86_400);
     let audit = AuditLog::start(store, retention);
     let identity = IdentityKey::load_or_create(&home.root)?;
     let proxy = Arc::new(Proxy::new(authority, rules, upstream, credentials, audit.clone(), identity, bind));
-    let egress = Arc::new(ProxyEgress { proxy: proxy.clone(), bundle, no_proxy: config.no_proxy.clone() });
+    let egress = Arc::new(ProxyEgress {
+        proxy: proxy.clone(),
+        bundle,
+        no_proxy: config.no_proxy.clone(),
+        sessions: home.root.join("sessions"),
+    });
     Ok(Network { proxy, audit, egress })
 }
 
@@ -119,6 +125,8 @@ struct ProxyEgress {
     proxy: Arc<Proxy>,
     bundle: PathBuf,
     no_proxy: Vec<String>,
+    /// `CLAUDERON_HOME/sessions`: each session's proxy socket is in `<id>/run/`.
+    sessions: PathBuf,
 }
 
 fn proxy_mode(mode: AccessMode) -> clauderon_proxy::AccessMode {
@@ -132,9 +140,10 @@ impl Egress for ProxyEgress {
     fn open<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<EgressEnv, String>> {
         Box::pin(async move {
             let ident = SessionIdentity { id: session.id.clone(), name: session.name.clone() };
+            let socket_dir = self.sessions.join(&session.id).join("run");
             let port = self
                 .proxy
-                .open(ident, proxy_mode(session.access_mode), session.proxy_port)
+                .open(ident, proxy_mode(session.access_mode), session.proxy_port, Some(&socket_dir))
                 .await
                 .map_err(|e| e.to_string())?;
             let url = self.proxy.url(&session.id).ok_or("the session's listener closed at once")?;
@@ -142,7 +151,7 @@ impl Egress for ProxyEgress {
             for var in ["GH_TOKEN", "GITHUB_TOKEN"] {
                 env.push((var.into(), GITHUB_PLACEHOLDER.into()));
             }
-            Ok(EgressEnv { port, env })
+            Ok(EgressEnv { port, env, socket_dir: Some(socket_dir) })
         })
     }
 

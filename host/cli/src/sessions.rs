@@ -122,20 +122,33 @@ pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<
         println!("No sessions. Create one with: clauderon create --repo . --prompt \"…\"");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<28} {:<9} {:<20} {:<8} {:<12} {:<10}", "NAME", "STATUS", "AGENT STATUS", "BACKEND", "AGENT", "ACCESS");
+    println!(
+        "{:<28} {:<9} {:<20} {:<8} {:<12} {:<10} {:<9}",
+        "NAME", "STATUS", "AGENT STATUS", "BACKEND", "AGENT", "ACCESS", "ISOLATION"
+    );
     for s in rows {
         let f = |k: &str| s[k].as_str().unwrap_or("").to_string();
+        let isolation = match s["isolation"].as_str() {
+            Some("sandbox") => "sandbox",
+            Some("backend") => "container",
+            Some("none") => "NONE",
+            _ => "-",
+        };
         println!(
-            "{:<28} {:<9} {:<20} {:<8} {:<12} {:<10}",
+            "{:<28} {:<9} {:<20} {:<8} {:<12} {:<10} {:<9}",
             f("name"),
             f("status"),
             f("agent_status"),
             f("backend"),
             f("agent"),
-            f("access_mode")
+            f("access_mode"),
+            isolation
         );
         if let Some(err) = s["error"].as_str() {
             println!("  ! {err}");
+        }
+        if isolation == "NONE" {
+            println!("  ! unsandboxed: this host session can read your files and reach your network ([sandbox] required = false)");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -206,7 +219,7 @@ pub async fn history(home: &Home, name: &str, follow: bool, json: bool) -> anyho
         let page = client.call(Method::GET, &path, None).await?;
         for m in page["messages"].as_array().into_iter().flatten() {
             if json {
-                println!("{m}");
+                println!("{}", crate::safe_text::json_line(m));
             } else {
                 print_message(m);
             }
@@ -222,11 +235,14 @@ pub async fn history(home: &Home, name: &str, follow: bool, json: bool) -> anyho
     }
 }
 
+/// One chat message; its text is the agent's (or the model's, or a tool's):
+/// control sequences in it are shown, not obeyed.
 fn print_message(m: &Value) {
+    use crate::safe_text::for_terminal;
     let role = m["role"].as_str().unwrap_or("?");
-    let text = m["text"].as_str().unwrap_or("");
+    let text = for_terminal(m["text"].as_str().unwrap_or(""));
     match m["tool_name"].as_str() {
-        Some(tool) => println!("[{role} {tool}] {text}"),
+        Some(tool) => println!("[{role} {}] {text}", for_terminal(tool)),
         None => println!("[{role}] {text}"),
     }
 }

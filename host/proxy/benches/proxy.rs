@@ -55,7 +55,7 @@ fn main() {
     let mock = Mock::start();
     let mock_ca = mock.dir.path().join("ca.pem");
     let mock_pem = std::fs::read_to_string(&mock_ca).expect("reading the mock upstream's CA");
-    let proxy = InProcessProxy::start(&mock_ca);
+    let proxy = InProcessProxy::start(&mock_ca, mock.addr);
     let relay = Relay::start(mock.addr);
     let mitm = mitmdump().and_then(|bin| Mitm::start(&bin, &mock_ca));
 
@@ -559,7 +559,9 @@ impl Source for FixedSource {
 }
 
 impl InProcessProxy {
-    fn start(mock_ca: &Path) -> Self {
+    /// The proxy sends `localhost` to the mock at `mock_addr` (as the daemon's
+    /// `[proxy.upstreams]` does in the tests: loopback is otherwise refused).
+    fn start(mock_ca: &Path, mock_addr: SocketAddr) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory for the proxy");
         let (home, mock_ca) = (dir.path().to_path_buf(), mock_ca.to_path_buf());
         let store = Arc::new(clauderon_store::Store::open(&home.join("clauderon.redb")).expect("store"));
@@ -577,7 +579,9 @@ impl InProcessProxy {
                 rt.block_on(async move {
                     let authority = ca::Authority::load_or_create(&home).expect("proxy CA");
                     let ca_pem = authority.ca_pem().to_string();
-                    let upstream = upstream::Upstream::new(&[mock_ca], HashMap::new()).expect("upstream client");
+                    let overrides = HashMap::from([("localhost".to_string(), mock_addr.to_string())]);
+                    let upstream = upstream::Upstream::new(&[mock_ca], overrides, Default::default())
+                        .expect("upstream client");
                     let rule = Rule {
                         name: "bench".into(),
                         hosts: vec!["localhost".into()],
@@ -597,7 +601,7 @@ impl InProcessProxy {
                     let proxy =
                         Proxy::new(authority, rules, upstream, credentials, audit, IdentityKey::ephemeral(), bind);
                     let ident = SessionIdentity { id: "bench".into(), name: "bench".into() };
-                    proxy.open(ident, AccessMode::ReadWrite, None).await.expect("opening the session's listener");
+                    proxy.open(ident, AccessMode::ReadWrite, None, None).await.expect("opening the session's listener");
                     let url = proxy.url("bench").expect("the session's proxy URL");
                     ready_tx.send((url, ca_pem)).expect("bench thread is waiting");
                     let _ = stop_rx.await;

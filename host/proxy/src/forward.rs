@@ -236,7 +236,10 @@ pub(crate) async fn handle(
             let body = counted(rbody, Arc::new(AtomicU64::new(0)), Some(pending));
             Response::from_parts(rparts, body)
         }
-        Err(e) => failed(pending, StatusCode::BAD_GATEWAY, upstream_error(&e)),
+        Err(e) => match crate::destination::refusal_in(&e) {
+            Some(why) => refused(pending, why),
+            None => failed(pending, StatusCode::BAD_GATEWAY, upstream_error(&e)),
+        },
     }
 }
 
@@ -282,6 +285,13 @@ fn blocked(pending: Pending, ctx: &SessionCtx, reason: String) -> Response<Proxy
          To allow writes: clauderon set-access-mode {} --mode read-write\n",
         ctx.ident.name
     );
+    pending.finish(Decision::Blocked, 403, Some(reason));
+    text(StatusCode::FORBIDDEN, body)
+}
+
+/// A destination the proxy never connects to (see [`crate::destination`]).
+fn refused(pending: Pending, reason: String) -> Response<ProxyBody> {
+    let body = format!("clauderon proxy: {reason}.\n");
     pending.finish(Decision::Blocked, 403, Some(reason));
     text(StatusCode::FORBIDDEN, body)
 }
@@ -349,6 +359,7 @@ async fn relay_websocket(
     };
     let io = match shared.upstream.connect_h1(&target.host, target.port).await {
         Ok(io) => io,
+        Err(crate::ProxyError::Refused(why)) => return refused(pending, why),
         Err(e) => return failed(pending, StatusCode::BAD_GATEWAY, e.to_string()),
     };
     let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {

@@ -45,7 +45,7 @@ pub(crate) async fn relay(req: Request<Incoming>, ctx: &SessionCtx, shared: &Sha
     parts.headers.remove(header::PROXY_AUTHORIZATION);
     parts.headers.remove(header::HOST);
     let body = body.map_err(BoxError::from).boxed();
-    match shared.upstream.client.request(Request::from_parts(parts, body)).await {
+    match shared.hook_client.request(Request::from_parts(parts, body)).await {
         Ok(resp) => resp.map(|b| b.map_err(BoxError::from).boxed()),
         Err(e) => {
             tracing::warn!(session = %ctx.ident.name, "relaying a hook event to the API: {e}");

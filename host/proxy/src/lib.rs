@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod ca;
 pub mod credentials;
+pub mod destination;
 pub mod hooks;
 pub mod identity;
 pub mod policy;
@@ -58,6 +59,8 @@ pub enum ProxyError {
     Tls(String),
     #[error("upstream: {0}")]
     Upstream(String),
+    #[error("{0}")]
+    Refused(String),
     #[error("binding the proxy listener on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("a proxy lock was poisoned by a panic")]
@@ -89,6 +92,10 @@ pub struct ProxyConfig {
     pub rules: Vec<Rule>,
     /// Hosts sessions reach directly, not through the proxy (`NO_PROXY`).
     pub no_proxy: Vec<String>,
+    /// Hosts the proxy may reach at private addresses (10/8, 172.16/12,
+    /// 192.168/16, fc00::/7 …). Loopback, link-local and this machine's own
+    /// addresses are never reached, except through `upstreams`.
+    pub allow_private_hosts: Vec<String>,
     /// Days audit records are kept.
     pub audit_retention_days: u64,
     /// Where containers on a bridge network reach the proxy: `"auto"` (Docker's
@@ -106,6 +113,7 @@ impl Default for ProxyConfig {
             grafana_host: None,
             rules: Vec::new(),
             no_proxy: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allow_private_hosts: Vec::new(),
             audit_retention_days: 30,
             container_addr: "auto".into(),
         }

@@ -6,10 +6,13 @@
 //! host and the requests inside are served (HTTP/1.1 or HTTP/2 by ALPN) by
 //! [`crate::forward`]. Plain `http://` requests are forwarded as they are,
 //! except those for [`crate::hooks::HOOK_HOST`], which go to the daemon.
+//! Neither kind ever reaches inward (see [`crate::destination`]).
 //!
 //! A listener binds the configured address and, on the same port, any extra
 //! addresses (the Docker bridge gateway, so containers on a bridge network
-//! reach it as `host.docker.internal`).
+//! reach it as `host.docker.internal`), and — for sessions in a sandbox,
+//! whose network holds nothing but a relay to it — a unix socket
+//! (`proxy.sock` in a directory of the session's).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,7 +26,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::audit::{AuditRecord, AuditSink, Decision, now_ms};
@@ -63,14 +66,14 @@ impl SessionCtx {
         if self.read_only.load(Ordering::Relaxed) { AccessMode::ReadOnly } else { AccessMode::ReadWrite }
     }
 
-    fn authorized(&self, headers: &http::HeaderMap, peer: IpAddr) -> Result<(), &'static str> {
+    fn authorized(&self, headers: &http::HeaderMap, peer: Option<IpAddr>) -> Result<(), &'static str> {
         if let Some(value) = headers.get(header::PROXY_AUTHORIZATION) {
             return match basic_password(value) {
                 Some(p) if bool::from(subtle::ConstantTimeEq::ct_eq(p.as_bytes(), self.secret.as_bytes())) => Ok(()),
                 _ => Err("the proxy credentials are not this session's"),
             };
         }
-        if self.peers.read().map(|p| p.contains(&peer)).unwrap_or(false) {
+        if peer.is_some_and(|peer| self.peers.read().map(|p| p.contains(&peer)).unwrap_or(false)) {
             return Ok(());
         }
         Err("no proxy credentials: use the HTTPS_PROXY URL clauderon set for this session")
@@ -94,13 +97,21 @@ pub(crate) struct Shared {
     pub(crate) audit: Arc<dyn AuditSink>,
     /// Where hook events for [`crate::hooks::HOOK_HOST`] go (the daemon's API).
     pub(crate) hook_target: OnceLock<SocketAddr>,
+    /// The client that relays hook events there: plain HTTP to that one
+    /// address, which the upstream client (never reaching loopback) refuses.
+    pub(crate) hook_client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, ProxyBody>,
 }
 
 struct Listener {
     ctx: Arc<SessionCtx>,
     port: u16,
     tasks: Vec<JoinHandle<()>>,
+    /// The unix socket, removed on close.
+    socket: Option<std::path::PathBuf>,
 }
+
+/// The unix socket's file name in the directory a session's proxy is given.
+pub const SOCKET_NAME: &str = "proxy.sock";
 
 /// The proxy: shared parts plus a listener per open session.
 pub struct Proxy {
@@ -122,7 +133,10 @@ impl Proxy {
         identity: IdentityKey,
         bind: IpAddr,
     ) -> Self {
-        let shared = Arc::new(Shared { ca, rules, upstream, credentials, audit, hook_target: OnceLock::new() });
+        let hook_client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+        let shared =
+            Arc::new(Shared { ca, rules, upstream, credentials, audit, hook_target: OnceLock::new(), hook_client });
         Self { shared, identity, bind, extra_binds: RwLock::new(Vec::new()), listeners: Mutex::new(HashMap::new()) }
     }
 
@@ -157,8 +171,15 @@ impl Proxy {
 
     /// Open (or reopen) the session's listener, on `port` when given and free
     /// (so a restarted daemon keeps the URL running sessions hold), else on a
-    /// free port. Returns the port.
-    pub async fn open(&self, ident: SessionIdentity, mode: AccessMode, port: Option<u16>) -> Result<u16, ProxyError> {
+    /// free port; with `socket_dir`, also on the unix socket
+    /// `socket_dir/proxy.sock` (the directory is made, 0700). Returns the port.
+    pub async fn open(
+        &self,
+        ident: SessionIdentity,
+        mode: AccessMode,
+        port: Option<u16>,
+        socket_dir: Option<&std::path::Path>,
+    ) -> Result<u16, ProxyError> {
         if let Some(existing) = self.port(&ident.id) {
             self.set_mode(&ident.id, mode);
             return Ok(existing);
@@ -190,9 +211,17 @@ impl Proxy {
                 }
             }
         }
+        let socket = match socket_dir {
+            Some(dir) => {
+                let (path, unix) = bind_unix(dir)?;
+                tasks.push(tokio::spawn(unix_accept_loop(unix, ctx.clone(), self.shared.clone())));
+                Some(path)
+            }
+            None => None,
+        };
         let id = ctx.ident.id.clone();
         if let Ok(mut map) = self.listeners.lock() {
-            map.insert(id, Listener { ctx, port, tasks });
+            map.insert(id, Listener { ctx, port, tasks, socket });
         }
         Ok(port)
     }
@@ -244,15 +273,41 @@ impl Proxy {
     pub fn close(&self, id: &str) {
         if let Some(l) = self.listeners.lock().ok().and_then(|mut m| m.remove(id)) {
             l.tasks.iter().for_each(JoinHandle::abort);
+            if let Some(path) = l.socket {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
+}
+
+/// Bind `dir/proxy.sock` (replacing a stale socket a previous daemon left).
+fn bind_unix(dir: &std::path::Path) -> Result<(std::path::PathBuf, tokio::net::UnixListener), ProxyError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| ProxyError::io(dir, e))?;
+    let path = dir.join(SOCKET_NAME);
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
+            std::fs::remove_file(&path).map_err(|e| ProxyError::io(&path, e))?
+        }
+        Ok(_) => {
+            return Err(ProxyError::Io {
+                path,
+                source: std::io::Error::other("exists and is not a socket; move it aside"),
+            });
+        }
+        Err(_) => {}
+    }
+    let unix = tokio::net::UnixListener::bind(&path)
+        .map_err(|e| ProxyError::Bind { addr: path.display().to_string(), source: e })?;
+    Ok((path, unix))
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<SessionCtx>, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(serve_client(stream, peer, ctx.clone(), shared.clone()));
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_client(stream, Some(peer.ip()), ctx.clone(), shared.clone()));
             }
             Err(e) => {
                 tracing::warn!(session = %ctx.ident.name, "proxy accept failed: {e}");
@@ -262,8 +317,26 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<SessionCtx>, shared: Arc<Sh
     }
 }
 
-async fn serve_client(stream: TcpStream, peer: SocketAddr, ctx: Arc<SessionCtx>, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+/// The unix socket's accept loop: a sandboxed session's relay connects here.
+async fn unix_accept_loop(listener: tokio::net::UnixListener, ctx: Arc<SessionCtx>, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_client(stream, None, ctx.clone(), shared.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(session = %ctx.ident.name, "proxy accept (unix socket) failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Serve one client connection; `peer` is its address when it came over TCP.
+async fn serve_client<S>(stream: S, peer: Option<IpAddr>, ctx: Arc<SessionCtx>, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| {
         let (ctx, shared) = (ctx.clone(), shared.clone());
         async move { Ok::<_, Infallible>(outer(req, peer, ctx, shared).await) }
@@ -275,18 +348,18 @@ async fn serve_client(stream: TcpStream, peer: SocketAddr, ctx: Arc<SessionCtx>,
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(e) = conn.await {
-        tracing::debug!("proxy client {peer}: {e}");
+        tracing::debug!("proxy client {peer:?}: {e}");
     }
 }
 
 /// A request on the listener itself: identity, then CONNECT or plain HTTP.
 async fn outer(
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: Option<IpAddr>,
     ctx: Arc<SessionCtx>,
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {
-    if let Err(reason) = ctx.authorized(req.headers(), peer.ip()) {
+    if let Err(reason) = ctx.authorized(req.headers(), peer) {
         deny(&req, &ctx, &shared, reason);
         let mut resp = text(StatusCode::PROXY_AUTHENTICATION_REQUIRED, format!("clauderon proxy: {reason}.\n"));
         resp.headers_mut()

@@ -2,7 +2,8 @@
 //! (by ALPN) over TLS verified against the system roots plus the configured
 //! extra roots, with `TCP_NODELAY`, and a dialer that honours
 //! `[proxy.upstreams]` overrides (the host's traffic goes to another address,
-//! still over TLS with SNI and Host unchanged).
+//! still over TLS with SNI and Host unchanged) and otherwise connects only
+//! where [`crate::destination`] allows.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +18,7 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 
+use crate::destination::Destinations;
 use crate::{ProxyBody, ProxyError};
 
 /// Opens TCP connections, honouring overrides.
@@ -24,23 +26,31 @@ use crate::{ProxyBody, ProxyError};
 pub struct Dialer {
     /// `host` or `host:port` → `addr:port` to dial instead.
     overrides: Arc<HashMap<String, String>>,
+    /// Where connections may go without an override.
+    destinations: Arc<Destinations>,
 }
 
 impl Dialer {
-    /// A dialer with these overrides.
-    pub fn new(overrides: HashMap<String, String>) -> Self {
+    /// A dialer with these overrides and destination rule.
+    pub fn new(overrides: HashMap<String, String>, destinations: Destinations) -> Self {
         let overrides = overrides.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-        Self { overrides: Arc::new(overrides) }
+        Self { overrides: Arc::new(overrides), destinations: Arc::new(destinations) }
     }
 
-    /// Connect to `host:port` (or its override), with `TCP_NODELAY`.
+    /// Connect to `host:port` (or its override), with `TCP_NODELAY`. Without
+    /// an override the name is resolved once, inward addresses are refused
+    /// (`PermissionDenied`, with a sentence saying why), and the connection
+    /// goes to an address that was checked.
     pub async fn dial(&self, host: &str, port: u16) -> std::io::Result<TcpStream> {
         let host = host.to_ascii_lowercase();
         let target = self.overrides.get(&format!("{host}:{port}")).or_else(|| self.overrides.get(&host));
         let stream = match target {
-            Some(addr) => TcpStream::connect(addr.as_str()).await,
-            None => TcpStream::connect((host.as_str(), port)).await,
-        }?;
+            Some(addr) => TcpStream::connect(addr.as_str()).await?,
+            None => {
+                let addrs = self.destinations.resolve(&host, port).await?;
+                TcpStream::connect(addrs.as_slice()).await?
+            }
+        };
         stream.set_nodelay(true)?;
         Ok(stream)
     }
@@ -79,7 +89,11 @@ pub struct Upstream {
 
 impl Upstream {
     /// Build the client: system roots plus the PEM files in `extra_roots`.
-    pub fn new(extra_roots: &[impl AsRef<Path>], overrides: HashMap<String, String>) -> Result<Self, ProxyError> {
+    pub fn new(
+        extra_roots: &[impl AsRef<Path>],
+        overrides: HashMap<String, String>,
+        destinations: Destinations,
+    ) -> Result<Self, ProxyError> {
         let roots = Arc::new(root_store(extra_roots)?);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let base = ClientConfig::builder_with_provider(provider)
@@ -89,7 +103,7 @@ impl Upstream {
             .with_no_client_auth();
         let mut h1 = base.clone();
         h1.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let dialer = Dialer::new(overrides);
+        let dialer = Dialer::new(overrides, destinations);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(base)
             .https_or_http()
@@ -109,7 +123,10 @@ impl Upstream {
         host: &str,
         port: u16,
     ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ProxyError> {
-        let tcp = self.dialer.dial(host, port).await.map_err(|e| ProxyError::Upstream(format!("connecting: {e}")))?;
+        let tcp = self.dialer.dial(host, port).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => ProxyError::Refused(e.to_string()),
+            _ => ProxyError::Upstream(format!("connecting: {e}")),
+        })?;
         let name = ServerName::try_from(host.to_string()).map_err(|e| ProxyError::Upstream(e.to_string()))?;
         tokio_rustls::TlsConnector::from(self.h1_tls.clone())
             .connect(name, tcp)

@@ -19,6 +19,9 @@ pub struct EgressEnv {
     pub port: u16,
     /// Environment variables for the session.
     pub env: Vec<(String, String)>,
+    /// The directory holding the listener's unix socket (`proxy.sock`), the
+    /// way out of a sandboxed session.
+    pub socket_dir: Option<std::path::PathBuf>,
 }
 
 /// Opens and closes sessions' network paths.

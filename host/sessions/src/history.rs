@@ -1,16 +1,19 @@
 //! A session's chat history: the agent's own transcript file (named by its
-//! launch plan, possibly with `*` segments), read incrementally from a byte
-//! cursor — only whole lines — and turned into chat messages by the agent
-//! component's `parse-transcript`.
+//! launch plan, possibly with `*` segments, inside the session's config
+//! home), read incrementally from a byte cursor — only whole lines — and
+//! turned into chat messages by the agent component's `parse-transcript`.
+//! The session can write its config home, so the transcript is found and
+//! opened through [`Confined`]: never through a symlink, never outside.
 
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use clauderon_runtime::Instance;
 use clauderon_runtime::bindings::agent::Agent;
 use clauderon_runtime::bindings::agent::exports::clauderon::plugin::agent_api::{ChatMessage, ChatRole};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use crate::confined::Confined;
 use crate::error::SessionError;
 use crate::model::Session;
 
@@ -44,21 +47,44 @@ pub struct History {
     pub transcript: Option<PathBuf>,
 }
 
-/// Read the session's transcript after `cursor`.
-pub async fn read(session: &Session, agent: &mut Instance<Agent>, cursor: u64) -> Result<History, SessionError> {
+/// Read the session's transcript after `cursor`; `config_home` is the
+/// session's config home, which the transcript must lie in.
+pub async fn read(
+    session: &Session,
+    config_home: &Path,
+    agent: &mut Instance<Agent>,
+    cursor: u64,
+) -> Result<History, SessionError> {
     let empty = |transcript| History { messages: Vec::new(), cursor, transcript };
     let Some(pattern) = session.transcript_path.clone() else { return Ok(empty(None)) };
-    let found = tokio::task::spawn_blocking(move || newest_match(Path::new(&pattern)))
-        .await
-        .map_err(|e| SessionError::Failed(format!("finding the transcript: {e}")))?;
-    let Some(path) = found else { return Ok(empty(None)) };
-    let (lines, consumed) = whole_lines(&path, cursor).await?;
+    let rel = inside(config_home, Path::new(&pattern))?;
+    let home = config_home.to_path_buf();
+    let found = tokio::task::spawn_blocking(move || -> Result<Option<(PathBuf, Vec<String>, u64)>, SessionError> {
+        let Ok(dir) = Confined::open(&home) else { return Ok(None) };
+        let Some(path) = dir.newest_match(&rel) else { return Ok(None) };
+        let (lines, consumed) = whole_lines(&dir, &path, cursor)?;
+        Ok(Some((home.join(path), lines, consumed)))
+    })
+    .await
+    .map_err(|e| SessionError::Failed(format!("reading the transcript: {e}")))??;
+    let Some((path, lines, consumed)) = found else { return Ok(empty(None)) };
     let mut messages = Vec::new();
     for batch in batches(lines) {
         let parsed = agent.parse_transcript(&batch).await.map_err(|e| SessionError::Failed(e.to_string()))?;
         messages.extend(parsed.into_iter().map(convert));
     }
     Ok(History { messages, cursor: cursor + consumed, transcript: Some(path) })
+}
+
+/// `path` relative to `home`, or an error if the agent named a file outside it.
+pub fn inside(home: &Path, path: &Path) -> Result<PathBuf, SessionError> {
+    path.strip_prefix(home).map(Path::to_path_buf).map_err(|_| {
+        SessionError::Invalid(format!(
+            "the agent's transcript {} is outside the session's config home {}; refused",
+            path.display(),
+            home.display()
+        ))
+    })
 }
 
 fn convert(m: ChatMessage) -> Message {
@@ -72,17 +98,17 @@ fn convert(m: ChatMessage) -> Message {
     Message { role, text: m.text, tool_name: m.tool_name, timestamp_ms: m.timestamp_ms }
 }
 
-/// Whole lines after `cursor` (at most [`MAX_READ`] bytes), and how many bytes they took.
-async fn whole_lines(path: &Path, cursor: u64) -> Result<(Vec<String>, u64), SessionError> {
-    let io = |e: std::io::Error| SessionError::Failed(format!("reading {}: {e}", path.display()));
-    let mut file = tokio::fs::File::open(path).await.map_err(io)?;
-    let len = file.metadata().await.map_err(io)?.len();
+/// Whole lines of `path` after `cursor` (at most [`MAX_READ`] bytes), and how many bytes they took.
+fn whole_lines(dir: &Confined, path: &Path, cursor: u64) -> Result<(Vec<String>, u64), SessionError> {
+    let io = |e: std::io::Error| SessionError::Failed(format!("reading the transcript: {e}"));
+    let mut file = dir.open_file(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
     if cursor >= len {
         return Ok((Vec::new(), 0));
     }
-    file.seek(std::io::SeekFrom::Start(cursor)).await.map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(cursor)).map_err(io)?;
     let mut buf = Vec::new();
-    file.take(MAX_READ).read_to_end(&mut buf).await.map_err(io)?;
+    file.take(MAX_READ).read_to_end(&mut buf).map_err(io)?;
     let Some(end) = buf.iter().rposition(|b| *b == b'\n') else { return Ok((Vec::new(), 0)) };
     let text = String::from_utf8_lossy(&buf[..end]);
     Ok((text.lines().map(String::from).collect(), end as u64 + 1))
@@ -105,74 +131,20 @@ fn batches(lines: Vec<String>) -> Vec<Vec<String>> {
     out
 }
 
-/// The most recently modified file matching `pattern` (`*` within segments).
-pub fn newest_match(pattern: &Path) -> Option<PathBuf> {
-    let mut candidates = vec![PathBuf::from("/")];
-    for part in pattern.components().skip(1) {
-        let part = part.as_os_str().to_string_lossy();
-        let mut next = Vec::new();
-        for dir in &candidates {
-            if !part.contains('*') {
-                next.push(dir.join(part.as_ref()));
-                continue;
-            }
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                if wildcard(&part, &entry.file_name().to_string_lossy()) {
-                    next.push(entry.path());
-                }
-            }
-        }
-        candidates = next;
-    }
-    candidates.into_iter().filter(|p| p.is_file()).max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-}
-
-/// Whether `name` matches `pattern` with `*` for any run of characters.
-fn wildcard(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || !name[first.len()..].ends_with(last) || name.len() < first.len() + last.len() {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for middle in &parts[1..parts.len() - 1] {
-        match rest.find(middle) {
-            Some(i) => rest = &rest[i + middle.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn wildcards_match_within_a_segment() {
-        assert!(wildcard("rollout-*.jsonl", "rollout-2026-x.jsonl"));
-        assert!(wildcard("*", "anything"));
-        assert!(!wildcard("rollout-*.jsonl", "rollout.json"));
-        assert!(wildcard("a*b*c", "axxbyyc"));
-        assert!(!wildcard("a*b*c", "axxc"));
-    }
-
-    #[test]
-    fn the_newest_match_wins_and_only_whole_lines_are_read() {
+    fn only_whole_lines_are_read_and_the_transcript_must_be_in_the_home() {
         let dir = tempfile::tempdir().expect("tempdir");
-        for (sub, name) in [("p1", "s.jsonl"), ("p2", "s.jsonl")] {
-            std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
-            std::fs::write(dir.path().join(sub).join(name), "{}\n").expect("write");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let found = newest_match(&dir.path().join("*/s.jsonl")).expect("match");
-        assert!(found.ends_with("p2/s.jsonl"), "{}", found.display());
-        assert!(newest_match(&dir.path().join("*/none.jsonl")).is_none());
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
-        std::fs::write(&found, "one\ntwo\nhalf").expect("write");
-        let (lines, used) = rt.block_on(whole_lines(&found, 0)).expect("read");
+        std::fs::write(dir.path().join("t.jsonl"), "one\ntwo\nhalf").expect("write");
+        let c = Confined::open(dir.path()).expect("open");
+        let (lines, used) = whole_lines(&c, Path::new("t.jsonl"), 0).expect("read");
         assert_eq!((lines, used), (vec!["one".to_string(), "two".to_string()], 8));
-        let (lines, used) = rt.block_on(whole_lines(&found, 8)).expect("read");
+        let (lines, used) = whole_lines(&c, Path::new("t.jsonl"), 8).expect("read");
         assert_eq!((lines.len(), used), (0, 0), "a partial line waits");
+        assert!(inside(dir.path(), &dir.path().join("a/*.jsonl")).is_ok());
+        assert!(inside(dir.path(), Path::new("/root/.clauderon/proxy-ca-key.pem")).is_err());
     }
 }

@@ -7,14 +7,17 @@
 //! - [`manager`]: create / stop / start / archive / unarchive / delete /
 //!   access mode / reconcile, each change stored with its event and broadcast.
 
+pub mod confined;
 pub mod egress;
 pub mod error;
 pub mod history;
 pub mod manager;
 pub mod model;
+pub mod sandbox;
 pub mod worktree;
 
 pub use egress::{Egress, EgressEnv};
 pub use error::SessionError;
 pub use manager::{CreateRequest, Defaults, Manager};
 pub use model::{AccessMode, AgentStatus, Event, EventKind, Session, Status};
+pub use sandbox::{HostSandbox, Isolation, SandboxConfig};

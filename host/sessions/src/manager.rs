@@ -17,7 +17,9 @@ use clauderon_store::Store;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use crate::egress::Egress;
+use crate::confined::Confined;
+use crate::egress::{Egress, EgressEnv};
+use crate::sandbox::{HostSandbox, Isolation};
 use crate::error::SessionError;
 use crate::model::{AccessMode, AgentStatus, Event, EventKind, Session, Status, name_from_prompt, now_ms, valid_name};
 use crate::worktree;
@@ -87,6 +89,7 @@ pub struct Manager {
     defaults: Defaults,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     egress: Option<Arc<dyn Egress>>,
+    sandbox: Option<HostSandbox>,
 }
 
 /// Creates, starts and deletes are serialised per backend (keyed
@@ -107,7 +110,13 @@ impl Manager {
     /// A manager over a store and a runtime; worktrees go under `home/worktrees`.
     pub fn new(store: Arc<Store>, runtime: Arc<Runtime>, home: PathBuf, defaults: Defaults) -> Self {
         let (events, _) = broadcast::channel(1024);
-        Self { store, runtime, events, home, defaults, locks: Default::default(), egress: None }
+        Self { store, runtime, events, home, defaults, locks: Default::default(), egress: None, sandbox: None }
+    }
+
+    /// Run host sessions (on backends that are not isolated) in the sandbox.
+    pub fn with_sandbox(mut self, sandbox: HostSandbox) -> Self {
+        self.sandbox = Some(sandbox);
+        self
     }
 
     /// Route every session's traffic through `egress` (the proxy).
@@ -116,15 +125,15 @@ impl Manager {
         self
     }
 
-    /// Open the session's egress and remember its port; the env it needs.
-    async fn open_egress(&self, session: &mut Session) -> Result<Vec<(String, String)>, SessionError> {
-        let Some(egress) = &self.egress else { return Ok(Vec::new()) };
+    /// Open the session's egress and remember its port.
+    async fn open_egress(&self, session: &mut Session) -> Result<EgressEnv, SessionError> {
+        let Some(egress) = &self.egress else { return Ok(EgressEnv::default()) };
         let opened = egress
             .open(session)
             .await
             .map_err(|e| SessionError::Failed(format!("opening the session's proxy failed: {e}")))?;
         session.proxy_port = Some(opened.port);
-        Ok(opened.env)
+        Ok(opened)
     }
 
     fn close_egress(&self, session: &Session) {
@@ -275,6 +284,7 @@ impl Manager {
             print_mode: req.print,
             plan_mode: req.plan_mode,
             skip_permissions: req.skip_permissions,
+            isolation: None,
             image: req.image.clone(),
             cpu_limit: req.cpu_limit,
             memory_limit: req.memory_limit,
@@ -303,8 +313,8 @@ impl Manager {
             let _one_at_a_time = lock.lock().await;
             worktree::add(&session.repo, &session.worktree, &session.branch, &session.base_commit).await?;
         }
-        let network = self.open_egress(session).await?;
-        let spec = self.spec(session, false, network).await?;
+        let egress = self.open_egress(session).await?;
+        let spec = self.spec(session, false, egress).await?;
         let mut backend = self.runtime.backend(&session.backend).await?;
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
@@ -366,16 +376,38 @@ impl Manager {
 
     /// The agent's launch plan and the backend spec for a session. The
     /// environment is the agent's, its credential placeholders, the proxy's
-    /// (`network`), HOME = the session's own config home (so an agent on the
+    /// (`egress`), HOME = the session's own config home (so an agent on the
     /// host never picks up the user's own login) and the user's git identity.
-    async fn spec(
-        &self,
-        session: &mut Session,
-        resume: bool,
-        network: Vec<(String, String)>,
-    ) -> Result<SessionSpec, SessionError> {
-        let config_home = self.session_dir(session).join("agent-home");
-        let isolated = self.runtime.backend(&session.backend).await?.info().await?.features.isolated;
+    /// On a backend that is not isolated, the agent's command is wrapped in
+    /// the host sandbox.
+    async fn spec(&self, session: &mut Session, resume: bool, egress: EgressEnv) -> Result<SessionSpec, SessionError> {
+        let session_dir = self.session_dir(session);
+        let config_home = session_dir.join("agent-home");
+        let backend_isolated = self.runtime.backend(&session.backend).await?.info().await?.features.isolated;
+        let workdir = workdir_of(session);
+        let git_dir = session.repo.join(".git");
+        let policy = match (&self.sandbox, backend_isolated) {
+            (Some(sandbox), false) => {
+                tokio::fs::create_dir_all(&config_home)
+                    .await
+                    .map_err(|e| SessionError::Failed(format!("creating {}: {e}", config_home.display())))?;
+                let paths = crate::sandbox::Paths {
+                    clauderon_home: &self.home,
+                    config_home: &config_home,
+                    worktree: &session.worktree,
+                    workdir: &workdir,
+                    git_dir: &git_dir,
+                };
+                let proxy = session.proxy_port.zip(egress.socket_dir.clone());
+                sandbox.policy(&session.name, &paths, proxy)?
+            }
+            _ => None,
+        };
+        session.isolation = Some(match (backend_isolated, &policy) {
+            (true, _) => Isolation::Backend,
+            (false, Some(_)) => Isolation::Sandbox,
+            (false, None) => Isolation::None,
+        });
         let request = LaunchRequest {
             session_id: session.id.clone(),
             prompt: session.prompt.clone(),
@@ -386,21 +418,26 @@ impl Manager {
             resume,
             config_home: config_home.to_string_lossy().into_owned(),
             worktree: session.worktree.to_string_lossy().into_owned(),
-            workdir: workdir_of(session).to_string_lossy().into_owned(),
+            workdir: workdir.to_string_lossy().into_owned(),
             hook_url: self.hook_url(session),
-            isolated,
+            // A sandboxed host session is as isolated as a container: an
+            // agent's own sandbox (which needs namespaces of its own) is moot.
+            isolated: backend_isolated || policy.is_some(),
         };
         let mut agent = self.runtime.agent(&session.agent).await?;
         let mut plan: LaunchPlan = agent.plan(&request).await.map_err(|e| {
             if e.is_plugin_error() { SessionError::Invalid(e.to_string()) } else { SessionError::Failed(e.to_string()) }
         })?;
         place_files(&config_home, &plan).await?;
+        if let Some(transcript) = &plan.transcript_path {
+            crate::history::inside(&config_home, Path::new(transcript))?;
+        }
         session.transcript_path = plan.transcript_path.clone();
         let placeholders: Vec<(String, String)> =
             plan.credentials.iter().map(|c| (c.env_name.clone(), c.placeholder.clone())).collect();
         let mut env = vec![("HOME".to_string(), config_home.to_string_lossy().into_owned())];
         env.extend(worktree::identity_env(&session.repo).await);
-        env.extend(network);
+        env.extend(egress.env);
         env.extend(placeholders);
         env.push(("CLAUDERON_SESSION_ID".into(), session.id.clone()));
         env.push(("CLAUDERON_SESSION_NAME".into(), session.name.clone()));
@@ -408,7 +445,9 @@ impl Manager {
             plan.env.retain(|v| v.name != name);
             plan.env.push(EnvVar { name, value });
         }
-        let workdir = workdir_of(session);
+        if let (Some(sandbox), Some(policy)) = (&self.sandbox, &policy) {
+            plan.argv = sandbox.wrap(&session_dir, policy, std::mem::take(&mut plan.argv))?;
+        }
         Ok(SessionSpec {
             id: session.id.clone(),
             name: session.name.clone(),
@@ -449,8 +488,7 @@ impl Manager {
     /// Whether `key` is the session's hook secret.
     pub fn hook_key_ok(&self, id: &str, key: &str) -> bool {
         let expected = self.egress.as_ref().and_then(|e| e.session_secret(id));
-        expected
-            .is_some_and(|k| !key.is_empty() && k.len() == key.len() && k.bytes().zip(key.bytes()).all(|(a, b)| a == b))
+        expected.is_some_and(|k| !key.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), key.as_bytes())))
     }
 
     /// An agent hook event: the agent component says which status it implies;
@@ -474,7 +512,8 @@ impl Manager {
     pub async fn history(&self, id_or_name: &str, cursor: u64) -> Result<crate::history::History, SessionError> {
         let session = self.get(id_or_name).await?;
         let mut agent = self.runtime.agent(&session.agent).await?;
-        crate::history::read(&session, &mut agent, cursor).await
+        let config_home = self.session_dir(&session).join("agent-home");
+        crate::history::read(&session, &config_home, &mut agent, cursor).await
     }
 
     async fn locked(&self, id_or_name: &str) -> Result<(Session, tokio::sync::OwnedMutexGuard<()>), SessionError> {
@@ -517,8 +556,8 @@ impl Manager {
     }
 
     async fn restart(&self, session: &mut Session) -> Result<(), SessionError> {
-        let network = self.open_egress(session).await?;
-        let spec = self.spec(session, true, network).await?;
+        let egress = self.open_egress(session).await?;
+        let spec = self.spec(session, true, egress).await?;
         let resource = session.resource_id.clone().unwrap_or_default();
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
@@ -699,30 +738,28 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, SessionError> {
     serde_json::to_vec(v).map_err(|e| SessionError::Failed(format!("encoding failed: {e}")))
 }
 
-/// Write the launch plan's files under the agent's config home.
+/// Write the launch plan's files under the agent's config home — a
+/// directory the session can write, so through [`Confined`]: a name the
+/// session turned into a symlink is replaced, never followed.
 async fn place_files(config_home: &Path, plan: &LaunchPlan) -> Result<(), SessionError> {
-    use std::os::unix::fs::PermissionsExt;
-    tokio::fs::create_dir_all(config_home)
-        .await
-        .map_err(|e| SessionError::Failed(format!("creating {}: {e}", config_home.display())))?;
-    for f in &plan.files {
-        let rel = Path::new(&f.path);
-        if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(SessionError::Failed(format!("the agent asked to place a file outside its home: {}", f.path)));
+    use std::os::unix::fs::DirBuilderExt;
+    let home = config_home.to_path_buf();
+    let files: Vec<(String, Vec<u8>, u32)> =
+        plan.files.iter().map(|f| (f.path.clone(), f.contents.clone(), if f.mode == 0 { 0o600 } else { f.mode & 0o777 })).collect();
+    tokio::task::spawn_blocking(move || -> Result<(), SessionError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&home)
+            .map_err(|e| SessionError::Failed(format!("creating {}: {e}", home.display())))?;
+        let dir = Confined::open(&home).map_err(|e| SessionError::Failed(e.to_string()))?;
+        for (path, contents, mode) in files {
+            dir.write(Path::new(&path), &contents, mode).map_err(|e| {
+                SessionError::Failed(format!("placing the agent's file {path} in the session's config home: {e}"))
+            })?;
         }
-        let path = config_home.join(rel);
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| SessionError::Failed(format!("{}: {e}", dir.display())))?;
-        }
-        tokio::fs::write(&path, &f.contents)
-            .await
-            .map_err(|e| SessionError::Failed(format!("{}: {e}", path.display())))?;
-        let mode = if f.mode == 0 { 0o600 } else { f.mode & 0o777 };
-        tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .await
-            .map_err(|e| SessionError::Failed(format!("{}: {e}", path.display())))?;
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
+    .map_err(|e| SessionError::Failed(format!("placing the agent's files: {e}")))?
 }

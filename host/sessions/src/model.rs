@@ -95,6 +95,10 @@ pub struct Session {
     /// The agent acts without asking for permission.
     #[serde(default)]
     pub skip_permissions: bool,
+    /// How the agent is contained (set when it starts; absent in records
+    /// older than the sandbox).
+    #[serde(default)]
+    pub isolation: Option<crate::sandbox::Isolation>,
     /// Container image, if the user chose one.
     #[serde(default)]
     pub image: Option<String>,
