@@ -11,7 +11,8 @@
 //! and appends one JSON line per request to `DIR/requests.jsonl` (method,
 //! host, path, query, headers). Routes, speaking each API's documented wire format:
 //! - `POST /v1/messages` — Anthropic Messages (SSE when `"stream": true`;
-//!   "Run make test" first gets a `Bash` tool use);
+//!   "Run make test" first gets a `Bash` tool use, and a prompt line
+//!   "Run exactly: CMD" a `Bash` tool use of CMD);
 //! - `POST /v1/responses` — OpenAI Responses SSE;
 //! - `…:streamGenerateContent` — Gemini SSE (`alt=sse`), `…:generateContent` —
 //!   Gemini JSON ("Run make test" first gets a `functionCall` of its shell tool);
@@ -200,10 +201,38 @@ const TOOL_PROMPT: &str = "Run make test";
 /// The shell command it asks for.
 const TOOL_COMMAND: &str = "make test";
 
-/// Whether the conversation asks for the tool and has no tool result yet.
-fn wants_tool(request: &serde_json::Value) -> bool {
+/// A prompt line starting so makes the Anthropic mock ask to run the rest of
+/// the line, as a prompt-injected model would (attack tests use it).
+const RUN_PROMPT: &str = "Run exactly: ";
+
+/// The shell command the conversation asks for, while it has no tool result yet.
+fn wants_tool(request: &serde_json::Value) -> Option<String> {
     let text = request.get("messages").map(|m| m.to_string()).unwrap_or_default();
-    text.contains(TOOL_PROMPT) && !text.contains("tool_result")
+    if text.contains("tool_result") {
+        return None;
+    }
+    if text.contains(TOOL_PROMPT) {
+        return Some(TOOL_COMMAND.into());
+    }
+    let mut texts = Vec::new();
+    collect_texts(request.get("messages").unwrap_or(&serde_json::Value::Null), &mut texts);
+    texts.iter().flat_map(|t| t.lines()).find_map(|l| l.trim().strip_prefix(RUN_PROMPT).map(String::from))
+}
+
+/// Every string under a `text` or `content` key.
+fn collect_texts(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_texts(i, out)),
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    serde_json::Value::String(s) if k == "text" || k == "content" => out.push(s.clone()),
+                    other => collect_texts(other, out),
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Anthropic Messages: SSE when the request asks to stream, else one message.
@@ -218,8 +247,9 @@ fn anthropic(body: &[u8]) -> Response<Body> {
         serde_json::json!({"id": "msg_mock01", "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": stop, "stop_sequence": null, "usage": usage})
     };
-    let tool = wants_tool(&request);
-    let input = serde_json::json!({"command": TOOL_COMMAND, "description": "Run the tests"});
+    let command = wants_tool(&request);
+    let tool = command.is_some();
+    let input = serde_json::json!({"command": command.unwrap_or_default(), "description": "Run the tests"});
     if request.get("stream").and_then(|s| s.as_bool()) != Some(true) {
         let (content, stop) = if tool {
             (

@@ -690,7 +690,8 @@ impl World {
     pub fn attack(&self, name: &str, script: &str, vars: &[(&str, String)], extra: &[&str]) -> Attack {
         let name = unique(name);
         let exports: String = vars.iter().map(|(k, v)| format!("export {k}='{v}'; ")).collect();
-        let prompt = format!("{exports}( {script}\n) > attack.out 2>&1; echo ATTACK-DONE >> attack.out; exec sleep 600");
+        let prompt =
+            format!("{exports}( {script}\n) > attack.out 2>&1; echo ATTACK-DONE >> attack.out; exec sleep 600");
         let repo = self.repo.path().to_str().expect("utf-8").to_string();
         let mut args = vec!["create", "-r", &repo, "-a", "shell", "--name", &name, "-p", &prompt, "--json"];
         args.extend_from_slice(extra);
@@ -699,6 +700,7 @@ impl World {
         let output = eventually(90, "the attack script to finish", || {
             std::fs::read_to_string(&out).ok().filter(|t| t.contains("ATTACK-DONE"))
         });
+        println!("attack `{name}` inside the session printed:\n{output}");
         let results = output
             .lines()
             .filter_map(|l| l.strip_prefix("RESULT "))

@@ -59,8 +59,17 @@ fn another_local_user_can_neither_read_the_home_nor_call_the_api() {
     let (_, out, _) = as_other_user(&["curl", "-sS", "--noproxy", "*", "-w", "\n%{http_code}", &url]);
     assert!(out.ends_with("\n401"), "another user called the API without the token: {out}");
     assert!(out.contains("API token"), "the refusal says what is missing: {out}");
-    let (_, out, _) =
-        as_other_user(&["curl", "-sS", "--noproxy", "*", "-w", "\n%{http_code}", "-X", "POST", &format!("{url}/x/stop")]);
+    let (_, out, _) = as_other_user(&[
+        "curl",
+        "-sS",
+        "--noproxy",
+        "*",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "POST",
+        &format!("{url}/x/stop"),
+    ]);
     assert!(out.ends_with("\n401"), "{out}");
 
     // The owner, through the CLI, is served.
@@ -98,7 +107,8 @@ fn a_web_page_cannot_drive_the_api() {
     }
     let (code, _) = daemon.curl("GET", "/api/sessions", None, &["-H", "origin: null", "-H", &auth]);
     assert_eq!(code, 403, "an opaque (null) origin is foreign");
-    let (code, _) = daemon.curl("GET", "/api/sessions", None, &["-H", &format!("origin: http://127.0.0.1:{port}"), "-H", &auth]);
+    let (code, _) =
+        daemon.curl("GET", "/api/sessions", None, &["-H", &format!("origin: http://127.0.0.1:{port}"), "-H", &auth]);
     assert_eq!(code, 200, "the daemon's own origin (its dashboard) is served");
 
     // WebSocket: a foreign origin, and no token, are refused before the upgrade.

@@ -71,7 +71,11 @@ fn another_process_of_the_same_user_cannot_read_the_daemons_memory_or_environmen
             assert!(readable, "cmdline stays readable (ps works): {}", String::from_utf8_lossy(&out.stderr));
         } else {
             assert!(!readable, "a process of the same user read the daemon's {what}");
-            assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+                "{what}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
     let _ = daemon.kill();

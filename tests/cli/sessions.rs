@@ -160,18 +160,22 @@ fn a_branch_with_commits_of_its_own_is_kept_on_delete() {
     let prompt = "git -c user.email=a@example.invalid -c user.name=a commit -q --allow-empty -m work; exec sleep 600";
     let s = create_shell(&home, repo.path(), &name, prompt);
     let branch = s["branch"].as_str().expect("branch").to_string();
-    eventually(20, "the agent's commit", || {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(repo.path())
-            .args(["rev-list", "--count", &format!("main..{branch}")])
-            .output()
-            .ok()?;
-        (String::from_utf8_lossy(&out.stdout).trim() == "1").then_some(())
-    });
+    let base = s["base_commit"].as_str().expect("base").to_string();
+    let commits = |dir: &Path| {
+        let out =
+            Command::new("git").arg("-C").arg(dir).args(["rev-list", "--count", &format!("{base}..{branch}")]).output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    };
+    // The session commits in its own clone; the user's repository is never written by it.
+    let clone = PathBuf::from(s["worktree"].as_str().expect("worktree"));
+    eventually(20, "the agent's commit in its clone", || (commits(&clone) == "1").then_some(()));
+    assert_eq!(commits(repo.path()), "0", "the user's branch moves only when clauderon brings it back");
+    // Delete brings the branch back first, then keeps it because it has work on it.
     let out = home.run(&["delete", &name]).ok();
     assert!(out.stdout.contains("kept branch"), "{}", out.stdout);
     assert!(branch_exists(repo.path(), &branch));
+    assert_eq!(commits(repo.path()), "1", "the session's commit reached the user's branch");
+    assert!(!clone.exists(), "the clone is gone");
 }
 
 #[test]

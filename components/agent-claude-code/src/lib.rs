@@ -45,13 +45,20 @@ impl Agent for ClaudeCode {
     }
 
     fn plan(request: LaunchRequest) -> Result<LaunchPlan> {
+        let mut environment = vec![
+            env("ANTHROPIC_API_KEY", PLACEHOLDER),
+            env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            env("DISABLE_AUTOUPDATER", "1"),
+        ];
+        if request.isolated {
+            // Claude Code's own word for "this runs in a sandbox": without it,
+            // --dangerously-skip-permissions is refused to a root user, which
+            // the agent is inside a container or the host sandbox of a root user.
+            environment.push(env("IS_SANDBOX", "1"));
+        }
         Ok(LaunchPlan {
             argv: argv(&request),
-            env: vec![
-                env("ANTHROPIC_API_KEY", PLACEHOLDER),
-                env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-                env("DISABLE_AUTOUPDATER", "1"),
-            ],
+            env: environment,
             files: vec![
                 file(".claude.json", state_file(&request).to_string()),
                 file(".claude/settings.json", settings(request.hook_url.as_deref()).to_string()),

@@ -3,9 +3,9 @@
 //! - Image: `--image`, else `[backends.docker] image`, else
 //!   `clauderon/agent:latest` (built from `agent.Dockerfile` beside this crate); pulled
 //!   per `pull` = `missing` (default) | `always` | `never`.
-//! - Mounts: the worktree at `/workspace` (the session's subdirectory is the
-//!   working directory), the repository's git directory at its own path (a
-//!   worktree points into it; its hooks and config read-only), the session's
+//! - Mounts: the worktree (the session's own clone) at `/workspace` (the
+//!   session's subdirectory is the working directory), the user's object
+//!   store read-only at its own path (the clone reads it), the session's
 //!   config home at `/home/clauderon`, clauderon's CA bundle read-only at
 //!   `/etc/clauderon/ca-bundle.pem`, plus `[backends.docker] mounts`. The host
 //!   refuses any mount of its keys, secrets or store.
@@ -62,15 +62,11 @@ fn mounts(spec: &SessionSpec) -> Result<Vec<Mount>> {
         .into_iter()
         .map(|(source, target)| Mount { read_only: target == CA_BUNDLE, source, target })
         .collect();
-    if let Some(git_dir) = option(spec, "git-dir") {
-        // The repository's git directory is shared (the worktree's commits land in
-        // it), but its hooks and config stay read-only: a hook or `core.hooksPath`
-        // written from the container would run on the host at the user's next git command.
-        out.push(Mount { source: git_dir.into(), target: git_dir.into(), read_only: false });
-        for part in ["hooks", "config"] {
-            let path = format!("{git_dir}/{part}");
-            out.push(Mount { source: path.clone(), target: path, read_only: true });
-        }
+    if let Some(objects) = option(spec, "git-objects") {
+        // The worktree is the session's own clone; it reads the user's objects
+        // through alternates, at their own path, read-only. Nothing else of the
+        // user's repository is mounted.
+        out.push(Mount { source: objects.into(), target: objects.into(), read_only: true });
     }
     for extra in option(spec, "mounts").unwrap_or_default().split(',').map(str::trim).filter(|m| !m.is_empty()) {
         let parts: Vec<&str> = extra.split(':').collect();

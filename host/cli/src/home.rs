@@ -81,7 +81,8 @@ impl Home {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("creating {}", path.display()))?;
-        std::io::Write::write_all(&mut file, token.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::write_all(&mut file, token.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(token)
     }
 

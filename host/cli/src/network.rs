@@ -151,7 +151,7 @@ impl Egress for ProxyEgress {
             for var in ["GH_TOKEN", "GITHUB_TOKEN"] {
                 env.push((var.into(), GITHUB_PLACEHOLDER.into()));
             }
-            Ok(EgressEnv { port, env, socket_dir: Some(socket_dir) })
+            Ok(EgressEnv { port, env, socket_dir: Some(socket_dir), ca_bundle: Some(self.bundle.clone()) })
         })
     }
 

@@ -148,7 +148,9 @@ pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<
             println!("  ! {err}");
         }
         if isolation == "NONE" {
-            println!("  ! unsandboxed: this host session can read your files and reach your network ([sandbox] required = false)");
+            println!(
+                "  ! unsandboxed: this host session can read your files and reach your network ([sandbox] required = false)"
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

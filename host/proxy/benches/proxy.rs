@@ -580,8 +580,8 @@ impl InProcessProxy {
                     let authority = ca::Authority::load_or_create(&home).expect("proxy CA");
                     let ca_pem = authority.ca_pem().to_string();
                     let overrides = HashMap::from([("localhost".to_string(), mock_addr.to_string())]);
-                    let upstream = upstream::Upstream::new(&[mock_ca], overrides, Default::default())
-                        .expect("upstream client");
+                    let upstream =
+                        upstream::Upstream::new(&[mock_ca], overrides, Default::default()).expect("upstream client");
                     let rule = Rule {
                         name: "bench".into(),
                         hosts: vec!["localhost".into()],

@@ -99,7 +99,8 @@ pub(crate) struct Shared {
     pub(crate) hook_target: OnceLock<SocketAddr>,
     /// The client that relays hook events there: plain HTTP to that one
     /// address, which the upstream client (never reaching loopback) refuses.
-    pub(crate) hook_client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, ProxyBody>,
+    pub(crate) hook_client:
+        hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, ProxyBody>,
 }
 
 struct Listener {
@@ -297,8 +298,13 @@ fn bind_unix(dir: &std::path::Path) -> Result<(std::path::PathBuf, tokio::net::U
         }
         Err(_) => {}
     }
-    let unix = tokio::net::UnixListener::bind(&path)
+    // A socket path may hold at most 107 bytes, and homes can be deep: bind
+    // through a short path to the directory's handle instead.
+    let handle = std::fs::File::open(dir).map_err(|e| ProxyError::io(dir, e))?;
+    let short = format!("/proc/self/fd/{}/{SOCKET_NAME}", std::os::fd::AsRawFd::as_raw_fd(&handle));
+    let unix = tokio::net::UnixListener::bind(&short)
         .map_err(|e| ProxyError::Bind { addr: path.display().to_string(), source: e })?;
+    drop(handle);
     Ok((path, unix))
 }
 

@@ -50,7 +50,8 @@ pub fn exec(policy: &Policy, argv: &[String]) -> Step<i32> {
     }
     for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTSTP] {
         // SAFETY: setting a signal to be ignored installs no handler code.
-        unsafe { signal(sig, SigHandler::SigIgn) }.map_err(|e| SandboxError::step("ignoring job-control signals", e))?;
+        unsafe { signal(sig, SigHandler::SigIgn) }
+            .map_err(|e| SandboxError::step("ignoring job-control signals", e))?;
     }
     // SAFETY: the caller is single-threaded (documented), so the child may
     // do anything the parent could.
@@ -184,6 +185,27 @@ fn mkdir_p(path: &Path) -> Step<()> {
     std::fs::create_dir_all(path).map_err(|e| SandboxError::step(format!("creating {}", path.display()), e))
 }
 
+/// Make sure `path` exists to mount what `fd` refers to on: a directory for
+/// a directory, an empty file (in its directory) for anything else.
+fn mount_point(path: &Path, fd: &OwnedFd) -> Step<()> {
+    let is_dir = nix::sys::stat::fstat(fd)
+        .map(|st| {
+            nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+                == nix::sys::stat::SFlag::S_IFDIR
+        })
+        .map_err(|e| SandboxError::step(format!("inspecting {}", path.display()), e))?;
+    if is_dir {
+        return mkdir_p(path);
+    }
+    if let Some(parent) = path.parent() {
+        mkdir_p(parent)?;
+    }
+    if !path.exists() {
+        touch(path)?;
+    }
+    Ok(())
+}
+
 /// Make an empty file (a mount point for a file).
 fn touch(path: &Path) -> Step<()> {
     std::fs::OpenOptions::new()
@@ -239,7 +261,7 @@ fn build_view(policy: &Policy) -> Step<()> {
         bind_fd(fd, inside)?;
     }
     for (path, fd) in readable.iter().chain(&writable) {
-        mkdir_p(path)?;
+        mount_point(path, fd)?;
         bind_fd(fd, path)?;
     }
     mount(Some("proc"), "/proc", Some("proc"), quiet, None::<&str>)
@@ -384,8 +406,12 @@ fn landlock(policy: &Policy) -> Step<()> {
     let err = |e: landlock::RulesetError| SandboxError::step("Landlock", e);
     let mut writable: Vec<PathBuf> = policy.writable.clone();
     writable.extend(["/tmp", "/var/tmp", "/dev/shm", "/dev/pts"].iter().map(PathBuf::from).filter(|p| p.exists()));
-    let devices: Vec<PathBuf> =
-        DEV_NODES.iter().map(|n| Path::new("/dev").join(n)).chain([PathBuf::from("/dev/ptmx")]).filter(|p| p.exists()).collect();
+    let devices: Vec<PathBuf> = DEV_NODES
+        .iter()
+        .map(|n| Path::new("/dev").join(n))
+        .chain([PathBuf::from("/dev/ptmx")])
+        .filter(|p| p.exists())
+        .collect();
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
         .map_err(err)?
@@ -404,7 +430,8 @@ fn landlock(policy: &Policy) -> Step<()> {
         .map_err(err)?;
     if status.ruleset == RulesetStatus::NotEnforced || !status.no_new_privs {
         return Err(SandboxError::Step(
-            "sandbox: this kernel does not enforce Landlock (Linux 5.13 or newer with Landlock enabled is needed)".into(),
+            "sandbox: this kernel does not enforce Landlock (Linux 5.13 or newer with Landlock enabled is needed)"
+                .into(),
         ));
     }
     Ok(())

@@ -102,9 +102,7 @@ pub fn default_hidden(user_home: &Path, clauderon_home: &Path, extra: &[String])
         match rel.strip_suffix('*') {
             Some(prefix) => {
                 let entries = std::fs::read_dir(user_home).into_iter().flatten().flatten();
-                out.extend(
-                    entries.filter(|e| e.file_name().to_string_lossy().starts_with(prefix)).map(|e| e.path()),
-                );
+                out.extend(entries.filter(|e| e.file_name().to_string_lossy().starts_with(prefix)).map(|e| e.path()));
             }
             None => out.push(user_home.join(rel)),
         }

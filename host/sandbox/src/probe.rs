@@ -46,4 +46,3 @@ pub fn probe(exe: &Path) -> Support {
         Err(e) => Support::Missing(format!("running {} sandbox probe: {e}", exe.display())),
     }
 }
-

@@ -71,11 +71,23 @@ impl Confined {
     fn open_dir(&self, rel: &[&OsStr]) -> io::Result<OwnedFd> {
         let path: PathBuf = rel.iter().collect();
         if rel.is_empty() {
-            return rustix::fs::openat2(&self.dir, ".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), resolve())
-                .map_err(|e| err(e, "opening", &self.root));
+            return rustix::fs::openat2(
+                &self.dir,
+                ".",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                resolve(),
+            )
+            .map_err(|e| err(e, "opening", &self.root));
         }
-        rustix::fs::openat2(&self.dir, &path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), resolve())
-            .map_err(|e| err(e, "opening", &self.root.join(&path)))
+        rustix::fs::openat2(
+            &self.dir,
+            &path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            resolve(),
+        )
+        .map_err(|e| err(e, "opening", &self.root.join(&path)))
     }
 
     /// Write `contents` to `rel` (mode `mode`), making its directories (0700)
@@ -89,8 +101,14 @@ impl Confined {
                 Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(err(e, "creating", &self.root.join(dirs[..=i].iter().collect::<PathBuf>()))),
             }
-            parent = rustix::fs::openat2(&parent, *dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), resolve())
-                .map_err(|e| err(e, "opening", &self.root.join(dirs[..=i].iter().collect::<PathBuf>())))?;
+            parent = rustix::fs::openat2(
+                &parent,
+                *dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                resolve(),
+            )
+            .map_err(|e| err(e, "opening", &self.root.join(dirs[..=i].iter().collect::<PathBuf>())))?;
         }
         let target = self.root.join(rel);
         match rustix::fs::unlinkat(&parent, *name, AtFlags::empty()) {
@@ -134,7 +152,8 @@ impl Confined {
                 }
                 let refs: Vec<&OsStr> = dir.iter().map(|s| s.as_os_str()).collect();
                 let Ok(fd) = self.open_dir(&refs) else { continue };
-                let Ok(listing) = rustix::fs::openat(&fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                let Ok(listing) =
+                    rustix::fs::openat(&fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
                 else {
                     continue;
                 };

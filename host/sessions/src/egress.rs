@@ -22,6 +22,9 @@ pub struct EgressEnv {
     /// The directory holding the listener's unix socket (`proxy.sock`), the
     /// way out of a sandboxed session.
     pub socket_dir: Option<std::path::PathBuf>,
+    /// The CA bundle the environment points TLS clients at (a sandboxed
+    /// session is shown it, read-only).
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// Opens and closes sessions' network paths.

@@ -19,9 +19,9 @@ use tokio::sync::broadcast;
 
 use crate::confined::Confined;
 use crate::egress::{Egress, EgressEnv};
-use crate::sandbox::{HostSandbox, Isolation};
 use crate::error::SessionError;
 use crate::model::{AccessMode, AgentStatus, Event, EventKind, Session, Status, name_from_prompt, now_ms, valid_name};
+use crate::sandbox::{HostSandbox, Isolation};
 use crate::worktree;
 
 /// Defaults from the config file.
@@ -370,6 +370,20 @@ impl Manager {
         worktree::remove(&session.repo, &session.worktree, &session.branch, &session.base_commit).await
     }
 
+    /// Bring the session's branch back into the user's repository; a failure
+    /// is logged and returned as a note (the work stays in the session's clone).
+    async fn sync(&self, session: &Session) -> Option<String> {
+        let lock = self.lock_for(&repo_key(&session.repo));
+        let _one_at_a_time = lock.lock().await;
+        match worktree::sync(&session.repo, &session.worktree, &session.branch).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(session = %session.name, "{e}");
+                Some(e.to_string())
+            }
+        }
+    }
+
     fn session_dir(&self, session: &Session) -> PathBuf {
         self.home.join("sessions").join(&session.id)
     }
@@ -385,7 +399,7 @@ impl Manager {
         let config_home = session_dir.join("agent-home");
         let backend_isolated = self.runtime.backend(&session.backend).await?.info().await?.features.isolated;
         let workdir = workdir_of(session);
-        let git_dir = session.repo.join(".git");
+        let objects = worktree::objects_dir(&session.repo).await?;
         let policy = match (&self.sandbox, backend_isolated) {
             (Some(sandbox), false) => {
                 tokio::fs::create_dir_all(&config_home)
@@ -396,10 +410,14 @@ impl Manager {
                     config_home: &config_home,
                     worktree: &session.worktree,
                     workdir: &workdir,
-                    git_dir: &git_dir,
+                    objects: &objects,
                 };
                 let proxy = session.proxy_port.zip(egress.socket_dir.clone());
-                sandbox.policy(&session.name, &paths, proxy)?
+                let mut policy = sandbox.policy(&session.name, &paths, proxy)?;
+                if let (Some(p), Some(bundle)) = (policy.as_mut(), &egress.ca_bundle) {
+                    p.readable.push(bundle.clone());
+                }
+                policy
             }
             _ => None,
         };
@@ -461,17 +479,18 @@ impl Manager {
             image: session.image.clone(),
             cpu_limit: session.cpu_limit,
             memory_limit: session.memory_limit,
-            options: self.backend_options(session),
+            options: self.backend_options(session, &objects),
         })
     }
 
     /// The backend's options: the config's, plus what only the host knows —
-    /// the repository's git directory (a worktree points into it) and the
-    /// owner of the worktree (containers run as that user).
-    fn backend_options(&self, session: &Session) -> Vec<(String, String)> {
+    /// the user's object store (the session's clone reads it, read-only,
+    /// through alternates) and the owner of the worktree (containers run as
+    /// that user).
+    fn backend_options(&self, session: &Session, objects: &Path) -> Vec<(String, String)> {
         use std::os::unix::fs::MetadataExt;
         let mut options = self.defaults.backend_options.get(&session.backend).cloned().unwrap_or_default();
-        options.push(("git-dir".into(), session.repo.join(".git").to_string_lossy().into_owned()));
+        options.push(("git-objects".into(), objects.to_string_lossy().into_owned()));
         if let Ok(meta) = std::fs::metadata(&session.worktree) {
             options.push(("host-user".into(), format!("{}:{}", meta.uid(), meta.gid())));
         }
@@ -488,7 +507,8 @@ impl Manager {
     /// Whether `key` is the session's hook secret.
     pub fn hook_key_ok(&self, id: &str, key: &str) -> bool {
         let expected = self.egress.as_ref().and_then(|e| e.session_secret(id));
-        expected.is_some_and(|k| !key.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), key.as_bytes())))
+        expected
+            .is_some_and(|k| !key.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), key.as_bytes())))
     }
 
     /// An agent hook event: the agent component says which status it implies;
@@ -502,7 +522,9 @@ impl Manager {
             if session.print_mode && status == AgentStatus::WaitingForInput { AgentStatus::Idle } else { status };
         if status != session.agent_status {
             session.agent_status = status;
-            self.save(&mut session, EventKind::AgentStatusChanged { to: status }, None).await?;
+            // A turn ended: the session's commits so far reach the user's branch.
+            let note = if status == AgentStatus::Working { None } else { self.sync(&session).await };
+            self.save(&mut session, EventKind::AgentStatusChanged { to: status }, note).await?;
         }
         Ok(Some(status))
     }
@@ -542,8 +564,9 @@ impl Manager {
         if let Some(r) = &session.resource_id {
             self.runtime.backend(&session.backend).await?.stop(r).await?;
         }
+        let note = self.sync(&session).await;
         session.agent_status = AgentStatus::Idle;
-        self.set_status(&mut session, Status::Stopped, None).await?;
+        self.set_status(&mut session, Status::Stopped, note).await?;
         Ok(session)
     }
 
@@ -577,9 +600,10 @@ impl Manager {
         if let (Status::Running, Some(r)) = (session.status, &session.resource_id) {
             self.runtime.backend(&session.backend).await?.stop(r).await?;
         }
+        let note = self.sync(&session).await;
         session.agent_status = AgentStatus::Idle;
         self.close_egress(&session);
-        self.set_status(&mut session, Status::Archived, None).await?;
+        self.set_status(&mut session, Status::Archived, note).await?;
         Ok(session)
     }
 
@@ -625,6 +649,14 @@ impl Manager {
             }
         }
         self.close_egress(&session);
+        if let Some(why) = self.sync(&session).await
+            && !force
+        {
+            return Err(SessionError::Failed(format!(
+                "{why}; the session's work is still in {} (use --force to delete it anyway)",
+                session.worktree.display()
+            )));
+        }
         let kept = self.remove_worktree(&session).await?;
         let _ = tokio::fs::remove_dir_all(self.session_dir(&session)).await;
         let note = if kept {
@@ -744,8 +776,11 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, SessionError> {
 async fn place_files(config_home: &Path, plan: &LaunchPlan) -> Result<(), SessionError> {
     use std::os::unix::fs::DirBuilderExt;
     let home = config_home.to_path_buf();
-    let files: Vec<(String, Vec<u8>, u32)> =
-        plan.files.iter().map(|f| (f.path.clone(), f.contents.clone(), if f.mode == 0 { 0o600 } else { f.mode & 0o777 })).collect();
+    let files: Vec<(String, Vec<u8>, u32)> = plan
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.contents.clone(), if f.mode == 0 { 0o600 } else { f.mode & 0o777 }))
+        .collect();
     tokio::task::spawn_blocking(move || -> Result<(), SessionError> {
         std::fs::DirBuilder::new()
             .recursive(true)

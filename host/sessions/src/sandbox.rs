@@ -60,8 +60,8 @@ pub(crate) struct Paths<'a> {
     pub config_home: &'a Path,
     pub worktree: &'a Path,
     pub workdir: &'a Path,
-    /// The repository's git directory (the worktree's commits land there).
-    pub git_dir: &'a Path,
+    /// The user's object store, which the session's clone reads.
+    pub objects: &'a Path,
 }
 
 impl HostSandbox {
@@ -87,17 +87,21 @@ impl HostSandbox {
         Ok(Some(Policy {
             session: name.to_string(),
             workdir: canonical(paths.workdir),
-            // The git directory stays writable until sessions get their own
-            // clone: a worktree's commits, index and refs are written there.
-            writable: vec![canonical(paths.worktree), canonical(paths.config_home), canonical(paths.git_dir)],
-            readable: Vec::new(),
+            writable: vec![canonical(paths.worktree), canonical(paths.config_home)],
+            // The session's clone reads the user's objects through alternates.
+            readable: vec![canonical(paths.objects)],
             hidden: clauderon_sandbox::default_hidden(&self.user_home, paths.clauderon_home, &self.config.hide),
             proxy: proxy.map(|(port, socket_dir)| ProxyLink { port, socket_dir }),
         }))
     }
 
     /// Write `policy` into the session's directory and wrap `argv` in the sandbox.
-    pub(crate) fn wrap(&self, session_dir: &Path, policy: &Policy, argv: Vec<String>) -> Result<Vec<String>, SessionError> {
+    pub(crate) fn wrap(
+        &self,
+        session_dir: &Path,
+        policy: &Policy,
+        argv: Vec<String>,
+    ) -> Result<Vec<String>, SessionError> {
         let path = session_dir.join("sandbox.json");
         policy
             .write(&path)
@@ -129,7 +133,7 @@ mod tests {
     }
 
     fn paths<'a>(dir: &'a Path) -> Paths<'a> {
-        Paths { clauderon_home: dir, config_home: dir, worktree: dir, workdir: dir, git_dir: dir }
+        Paths { clauderon_home: dir, config_home: dir, worktree: dir, workdir: dir, objects: dir }
     }
 
     #[test]
@@ -137,7 +141,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = Support::Missing("no user namespaces".into());
         let err = sandbox(missing.clone(), true).policy("s", &paths(dir.path()), None).expect_err("refused");
-        assert!(err.to_string().contains("no user namespaces") && err.to_string().contains("required = false"), "{err}");
+        assert!(
+            err.to_string().contains("no user namespaces") && err.to_string().contains("required = false"),
+            "{err}"
+        );
         assert_eq!(sandbox(missing, false).policy("s", &paths(dir.path()), None).expect("allowed"), None);
     }
 
@@ -145,7 +152,8 @@ mod tests {
     fn the_policy_hides_clauderons_home_and_wraps_the_command() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = sandbox(Support::Full, true);
-        let policy = s.policy("s", &paths(dir.path()), Some((4000, dir.path().join("run")))).expect("ok").expect("policy");
+        let policy =
+            s.policy("s", &paths(dir.path()), Some((4000, dir.path().join("run")))).expect("ok").expect("policy");
         assert!(policy.hidden.contains(&dir.path().canonicalize().expect("canon")), "{policy:?}");
         assert_eq!(policy.proxy.as_ref().map(|p| p.port), Some(4000));
         let argv = s.wrap(dir.path(), &policy, vec!["claude".into(), "-p".into()]).expect("wrap");

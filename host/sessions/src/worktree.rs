@@ -1,8 +1,25 @@
-//! git: find the repository of a path, and make or remove a session's
-//! worktree on its own branch. Runs the real `git`.
+//! git: find the repository of a path, give a session its own working copy
+//! on its own branch, bring that branch back, and remove it. Runs the real
+//! `git`.
+//!
+//! A session's working copy (its "worktree", at `CLAUDERON_HOME/worktrees/
+//! <name>`) is a clone of the user's repository made with `--shared`: it
+//! reads the user's objects through `objects/info/alternates` and writes its
+//! own into its own `.git`, so nothing a session does can touch the user's
+//! `.git` — not its hooks or config, not its object store, not its other
+//! branches. The branch `clauderon/<name>` is made in the user's repository
+//! at create (which also keeps the base commit reachable) and updated from
+//! the clone by [`sync`]: `git fetch` of exactly that ref, whose serving
+//! side (`upload-pack`) git promises is safe to run in an untrusted
+//! repository.
+//!
+//! Every git the daemon runs has a cleared environment (PATH, HOME and the
+//! locale only), hooks disabled and no fsmonitor, and runs in the user's
+//! repository — never in a session's clone once the session has started.
 
 use std::path::{Path, PathBuf};
 
+use crate::confined::Confined;
 use crate::error::SessionError;
 
 /// A repository and where in it a session works.
@@ -14,12 +31,21 @@ pub struct Location {
     pub subdir: PathBuf,
 }
 
+/// `git -C dir ARGS` with the daemon's hardening; its stdout, or stderr as the error.
 async fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = tokio::process::Command::new("git")
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.env_clear();
+    for var in ["PATH", "HOME", "LANG", "LC_ALL"] {
+        if let Some(value) = std::env::var_os(var) {
+            cmd.env(var, value);
+        }
+    }
+    let out = cmd
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .args(["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"])
         .arg("-C")
         .arg(dir)
         .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
         .output()
         .await
         .map_err(|e| format!("could not run git: {e}"))?;
@@ -55,13 +81,62 @@ pub async fn base(root: &Path) -> Result<(String, String), SessionError> {
     Ok((name, commit))
 }
 
-/// Create `worktree` on a new `branch` starting at `commit`.
+/// The user's object store, which session clones read (read-only) through alternates.
+pub async fn objects_dir(root: &Path) -> Result<PathBuf, SessionError> {
+    let common = git(root, &["rev-parse", "--path-format=absolute", "--git-common-dir"])
+        .await
+        .map_err(|e| SessionError::Failed(format!("finding the git directory of {}: {e}", root.display())))?;
+    Ok(PathBuf::from(common).join("objects"))
+}
+
+/// Make the session's clone at `worktree` on a new `branch` starting at
+/// `commit` (the branch is made in the user's repository too).
 pub async fn add(root: &Path, worktree: &Path, branch: &str, commit: &str) -> Result<(), SessionError> {
     let wt = worktree.to_string_lossy();
-    git(root, &["worktree", "add", "--quiet", "-b", branch, &wt, commit])
+    let fail = |what: &str, e: String| SessionError::Failed(format!("{what} for the session ({wt}) failed: {e}"));
+    git(root, &["branch", branch, commit]).await.map_err(|e| fail("creating its branch", e))?;
+    let source = root.to_string_lossy();
+    git(root, &["clone", "--quiet", "--shared", "--template=", "--branch", branch, &source, &wt])
+        .await
+        .map_err(|e| fail("cloning the repository", e))?;
+    // The clone's `origin` is the user's own remote, as a worktree's was, so
+    // the agent pushes and fetches where the user does (through its proxy).
+    if let Ok(url) = git(root, &["remote", "get-url", "origin"]).await {
+        git(worktree, &["remote", "set-url", "origin", &url]).await.map_err(|e| fail("setting its origin", e))?;
+    }
+    Ok(())
+}
+
+/// Bring the session's `branch` from its clone into the user's repository.
+/// Refused if the clone no longer reads objects only from the user's store.
+pub async fn sync(root: &Path, worktree: &Path, branch: &str) -> Result<(), SessionError> {
+    let git_dir = worktree.join(".git");
+    let expected = objects_dir(root).await?;
+    let gd = git_dir.clone();
+    let alternates = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        let dir = Confined::open(&gd)?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut dir.open_file(Path::new("objects/info/alternates"))?, &mut text)?;
+        Ok(text)
+    })
+    .await
+    .map_err(|e| SessionError::Failed(format!("checking the session's clone: {e}")))?;
+    let alternates = alternates.map_err(|e| {
+        SessionError::Failed(format!("the session's clone {} is not as clauderon made it: {e}", git_dir.display()))
+    })?;
+    let listed: Vec<&str> = alternates.lines().filter(|l| !l.trim().is_empty()).collect();
+    if listed != [expected.to_string_lossy().as_ref()] {
+        return Err(SessionError::Failed(format!(
+            "the session changed where its clone reads objects from ({}); its branch is not brought back",
+            listed.join(", ")
+        )));
+    }
+    let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+    let source = git_dir.to_string_lossy();
+    git(root, &["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules", &source, &refspec])
         .await
         .map(|_| ())
-        .map_err(|e| SessionError::Failed(format!("creating the worktree {wt} failed: {e}")))
+        .map_err(|e| SessionError::Failed(format!("bringing back the session's branch {branch}: {e}")))
 }
 
 /// Whether `branch` has commits that `base` does not.
@@ -70,15 +145,15 @@ pub async fn has_own_commits(root: &Path, branch: &str, base: &str) -> bool {
     git(root, &["rev-list", "--count", &range]).await.map(|n| n != "0").unwrap_or(false)
 }
 
-/// Remove the worktree, and the branch unless it has commits of its own.
-/// Returns whether the branch was kept.
+/// Remove the session's clone, and its branch unless it has commits of its
+/// own. Returns whether the branch was kept.
 pub async fn remove(root: &Path, worktree: &Path, branch: &str, base: &str) -> Result<bool, SessionError> {
-    let wt = worktree.to_string_lossy();
-    if worktree.exists() {
-        git(root, &["worktree", "remove", "--force", &wt])
+    if tokio::fs::symlink_metadata(worktree).await.is_ok() {
+        tokio::fs::remove_dir_all(worktree)
             .await
-            .map_err(|e| SessionError::Failed(format!("removing the worktree {wt} failed: {e}")))?;
+            .map_err(|e| SessionError::Failed(format!("removing {}: {e}", worktree.display())))?;
     }
+    // Sessions made before clones were worktrees of the repository.
     let _ = git(root, &["worktree", "prune"]).await;
     let branch_exists = git(root, &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")]).await.is_ok();
     if !branch_exists {

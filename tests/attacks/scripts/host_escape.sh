@@ -3,7 +3,7 @@
 # `got` (the attack worked) or `denied`; the test decides what must hold.
 # Set by the test: CH (CLAUDERON_HOME), USER_HOME (the daemon user's home,
 # holding canary credential stores), DAEMON_PID, API_PORT, OTHER_WORKTREE,
-# OTHER_PORT, OTHER_ZELLIJ, HOST_TMP_MARKER, REPO, CANARIES (space-separated).
+# OTHER_PORT, OTHER_ZELLIJ, HOST_TMP_MARKER, REPO.
 attempt() {
   name=$1; shift
   if out=$("$@" 2>&1); then outcome=got; else outcome=denied; fi
@@ -15,7 +15,7 @@ has() { [ -n "$(cat "$1" 2>/dev/null | head -c 1)" ]; }
 for f in secrets/github proxy-ca-key.pem proxy-identity.key api-token clauderon.redb config.toml daemon.log; do
   attempt "read-$f" has "$CH/$f"
 done
-attempt list-home        sh -c "ls -A '$CH' | grep -v '^worktrees$' | grep -v '^sessions$' | grep ."
+attempt list-home        sh -c "ls -A '$CH' | grep -v '^worktrees$' | grep -v '^sessions$' | grep -v '^proxy-ca-bundle.pem$' | grep ."
 attempt other-worktree   ls -A "$OTHER_WORKTREE/README" "$OTHER_WORKTREE/sub"
 attempt other-sessions   sh -c "ls '$CH/sessions' | grep -v \"^$CLAUDERON_SESSION_ID\$\" | grep ."
 # the user's credential stores
@@ -56,9 +56,8 @@ sleep 1
 attempt own-server       curl -sS --noproxy '*' --max-time 5 -o /dev/null "http://127.0.0.1:18080/"
 kill "$server"
 attempt via-proxy        curl -sS --max-time 10 -o /dev/null -w '%{http_code}' https://api.github.com/user
-# no canary anywhere the session can look
-found=""
-for c in $CANARIES; do
-  if grep -rqs -- "$c" /proc/[0-9]*/environ /proc/[0-9]*/cmdline "$HOME" . /tmp "$USER_HOME" "$CH" 2>/dev/null; then found="$found $c"; fi
-done
-if [ -n "$found" ]; then echo "RESULT canaries got$found"; else echo "RESULT canaries denied none-found"; fi
+# everything the session can read that might hold a credential, for the test to search
+{ cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline
+  grep -rsI --exclude=loot.txt --exclude=attack.out "" "$HOME" /tmp "$USER_HOME" "$CH"
+} > loot.txt 2>/dev/null
+echo "RESULT loot $(wc -c < loot.txt) bytes"

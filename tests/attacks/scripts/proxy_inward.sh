@@ -4,7 +4,7 @@
 # machine. Prints `RESULT <name> <HTTP status> <first words of the answer>`.
 try() {
   name=$1; shift
-  body=$(curl -sS --max-time 10 -o - -w '\n%{http_code}' "$@" 2>&1)
+  body=$(curl -sS --noproxy '' --max-time 10 -o - -w '\n%{http_code}' "$@" 2>&1)
   printf 'RESULT %s %s %s\n' "$name" "$(printf '%s' "$body" | tail -n 1)" "$(printf '%s' "$body" | head -n 1 | cut -c1-120)"
 }
 api="127.0.0.1:$API_PORT"

@@ -16,7 +16,8 @@ static SNAPSHOT: OnceLock<HashMap<String, String>> = OnceLock::new();
 /// Take the snapshot credential sources read from. Call it before any thread
 /// starts; without it, they read the live environment.
 pub fn capture() {
-    let _ = SNAPSHOT.set(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect());
+    let _ = SNAPSHOT
+        .set(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect());
 }
 
 fn lookup(name: &str) -> Option<String> {
