@@ -13,6 +13,9 @@ export CLAUDERON_COMPONENTS_DIR := CARGO_TARGET_DIR / "components"
 export CLAUDERON_TEST_COMPONENTS := CARGO_TARGET_DIR / "test-components"
 # Shared cargo target dir for every wasm32 build (std is built once).
 export CLAUDERON_WASM_TARGET_DIR := CARGO_TARGET_DIR / "wasm"
+# The static container relay (PID 1 of every session container), embedded in the binary.
+host_triple := `rustc -vV | sed -n 's/^host: //p'`
+export CLAUDERON_RELAY_BIN := CARGO_TARGET_DIR / "static" / host_triple / "release/clauderon-relay"
 
 # Tools the tests run for real (zellij), installed here when missing.
 tools_dir := env_var_or_default("CLAUDERON_TOOLS_DIR", env_var("HOME") / ".cache/clauderon/tools")
@@ -86,9 +89,13 @@ tools:
     fi
     echo "tools: Claude Code $(claude --version), $(codex --version), Gemini CLI $(gemini --version)"
 
+# Build the static container relay: statically linked, so it runs in any image.
+relay:
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p clauderon-sandbox --bin clauderon-relay --target {{host_triple}} --target-dir "$CARGO_TARGET_DIR/static"
+
 # Build the host crates and their tests with one feature set, so that building
 # and testing never compile the same dependency twice.
-host:
+host: relay
     cargo build --workspace --bins --tests
 
 # Build every component: bundled ones, test fixtures and SDK templates.

@@ -539,7 +539,8 @@ pub fn websocket_log(daemon: &Daemon, path: &Path) -> std::process::Child {
 pub const DOCKER_SESSION_IMAGE: &str = "clauderon/agent:latest";
 
 /// `[backends.docker]` options for tests: the session image as built (never
-/// pulled) and host networking, so every packet stays on 127.0.0.1.
+/// pulled). Containers have no network at all: their only way out is the
+/// proxy's unix socket.
 pub fn docker_test_backend() -> String {
     let present = Command::new("docker").args(["image", "inspect", DOCKER_SESSION_IMAGE]).output().expect("docker");
     assert!(
@@ -547,7 +548,7 @@ pub fn docker_test_backend() -> String {
         "{DOCKER_SESSION_IMAGE} is missing: build it with `./justw tools` \
          (or components/backend-docker/build-image.sh --local-base)"
     );
-    "[backends.docker]\npull = \"never\"\nnetwork = \"host\"\n".to_string()
+    "[backends.docker]\npull = \"never\"\n".to_string()
 }
 
 /// What the mock upstream's models answer.

@@ -1,8 +1,9 @@
-//! Embeds the bundled components (built by `just components`) into the binary.
+//! Embeds the bundled components (built by `just components`) and the static
+//! container relay (built by `just relay`) into the binary.
 //!
-//! They are read from `CLAUDERON_COMPONENTS_DIR`, or else from
-//! `<cargo target dir>/components`. Without them the binary still builds, with
-//! no bundled components, and says so at run time.
+//! Components are read from `CLAUDERON_COMPONENTS_DIR`, or else from
+//! `<cargo target dir>/components`; the relay from `CLAUDERON_RELAY_BIN`.
+//! Without them the binary still builds, and says at run time what is missing.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -33,5 +34,25 @@ fn main() {
         let _ = writeln!(src, "    ({name:?}, include_bytes!({:?})),", f.display().to_string());
     }
     src.push_str("];\n");
+    println!("cargo:rerun-if-env-changed=CLAUDERON_RELAY_BIN");
+    let relay = std::env::var_os("CLAUDERON_RELAY_BIN").map(PathBuf::from).filter(|p| p.is_file());
+    match relay {
+        Some(path) => {
+            println!("cargo:rerun-if-changed={}", path.display());
+            let _ = writeln!(
+                src,
+                "/// The static container relay.\npub static RELAY: &[u8] = include_bytes!({:?});",
+                path.display().to_string()
+            );
+        }
+        None => {
+            println!(
+                "cargo:warning=no container relay (CLAUDERON_RELAY_BIN) — run `just relay` first; Docker sessions will not start"
+            );
+            src.push_str(
+                "/// The static container relay (not built into this binary).\npub static RELAY: &[u8] = &[];\n",
+            );
+        }
+    }
     std::fs::write(out_dir.join("bundled.rs"), src).expect("writing bundled.rs");
 }

@@ -1,9 +1,10 @@
-//! The Docker backend with a real engine (host networking, so every packet
-//! stays on 127.0.0.1): the container gets the worktree at /workspace, the
-//! proxy environment with container paths, clauderon's CA read-only and the
-//! worktree owner's uid:gid; it reaches the mock upstream through the proxy
-//! with the real key injected; neither its environment nor `docker inspect`
-//! holds a real key; and Claude Code runs in it end to end.
+//! The Docker backend with a real engine: the container gets the worktree at
+//! /workspace, the proxy environment with container paths, clauderon's CA
+//! read-only, a non-root user, no capabilities and no network but its own
+//! loopback; it reaches the mock upstream only through its proxy (the relay
+//! on its loopback, the proxy's unix socket) with the real key injected;
+//! neither its environment nor `docker inspect` holds a real key; and the
+//! three agents run in it end to end.
 
 use std::process::Command;
 
@@ -29,14 +30,8 @@ fn create(world: &World, agent: &str, prompt: &str, extra: &[&str]) -> Value {
 #[test]
 fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
     let mut world = World::start_with(&docker_test_backend());
-    let git_dir = world.repo.path().join(".git");
-    let script = format!(
-        "env > /workspace/env.txt; id -u > /workspace/uid.txt; \
-         curl -sS https://api.github.com/user > /workspace/user.json; \
-         (echo evil > {git}/hooks/post-checkout) 2>/dev/null; echo $? > /workspace/hook-rc.txt; sleep 600",
-        git = git_dir.display()
-    );
-    let script = script.as_str();
+    let script = "env > /workspace/env.txt; id -u > /workspace/uid.txt; \
+         curl -sS https://api.github.com/user > /workspace/user.json; sleep 600";
     let s = create(&world, "shell", script, &["--memory-limit", "512m", "--cpu-limit", "1"]);
     let worktree = std::path::PathBuf::from(s["worktree"].as_str().expect("worktree"));
     let user = eventually(30, "the container's request", || {
@@ -46,23 +41,33 @@ fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
     assert_eq!(seen["headers"]["authorization"].as_str(), Some(format!("Bearer {}", canary("GITHUB_TOKEN")).as_str()));
     assert!(!user.contains(canary("GITHUB_TOKEN")), "the echo reached the container unmasked: {user}");
     let env = std::fs::read_to_string(worktree.join("env.txt")).expect("env");
-    let hook_rc =
-        eventually(10, "the hook write attempt", || std::fs::read_to_string(worktree.join("hook-rc.txt")).ok());
-    assert_ne!(hook_rc.trim(), "0", "the container could write a git hook the host would run");
-    assert!(!git_dir.join("hooks/post-checkout").exists());
+    let uid = std::fs::read_to_string(worktree.join("uid.txt")).expect("uid");
+    assert_ne!(uid.trim(), "0", "containers never run as root");
     assert!(env.contains("SSL_CERT_FILE=/etc/clauderon/ca-bundle.pem"), "{env}");
     assert!(env.contains("HOME=/home/clauderon"), "{env}");
-    assert!(env.contains("HTTPS_PROXY=http://session:"), "{env}");
+    assert!(env.contains("HTTPS_PROXY=http://session:") && env.contains("@127.0.0.1:"), "{env}");
     assert!(env.contains("GH_TOKEN=clauderon-placeholder-github"), "{env}");
     let resource = s["resource_id"].as_str().expect("container");
     let inspect = docker_inspect(resource);
     assert_eq!(inspect["Config"]["Labels"]["dev.clauderon.session-id"], s["id"]);
     assert_eq!(inspect["HostConfig"]["Memory"], 512 << 20);
     assert_eq!(inspect["HostConfig"]["NanoCpus"], 1_000_000_000_i64);
-    let binds: Vec<&str> =
-        inspect["HostConfig"]["Binds"].as_array().expect("binds").iter().filter_map(Value::as_str).collect();
+    let host = &inspect["HostConfig"];
+    assert_eq!(host["NetworkMode"], "none", "no network but loopback");
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(host["SecurityOpt"], serde_json::json!(["no-new-privileges:true"]));
+    assert_eq!(host["PidsLimit"], 4096);
+    assert_eq!(host["Privileged"], false);
+    assert_ne!(inspect["Config"]["User"], "0:0");
+    let binds: Vec<&str> = host["Binds"].as_array().expect("binds").iter().filter_map(Value::as_str).collect();
     assert!(binds.iter().any(|b| b.ends_with(":/etc/clauderon/ca-bundle.pem:ro")), "{binds:?}");
+    assert!(binds.iter().any(|b| b.ends_with(":/run/clauderon:ro")), "the proxy's socket: {binds:?}");
     assert!(binds.iter().all(|b| !b.contains("proxy-ca-key") && !b.contains("/secrets")), "{binds:?}");
+    // Of the user's repository only its objects, read-only (the clone reads them).
+    let repo = world.repo.path().display().to_string();
+    let from_repo: Vec<&&str> = binds.iter().filter(|b| b.starts_with(&repo)).collect();
+    assert_eq!(from_repo.len(), 1, "{binds:?}");
+    assert!(from_repo[0].ends_with("/.git/objects:ro"), "{binds:?}");
     let text = format!("{env}{inspect}");
     for (var, c) in CANARIES {
         assert!(!text.contains(c), "the {var} canary is in the container");
@@ -72,6 +77,12 @@ fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
     let (_, after) = world.daemon.http("GET", &format!("/api/sessions/{}", s["id"].as_str().expect("id")), None);
     assert_eq!(after["status"], "running", "{after}");
     assert_eq!(docker_inspect(resource)["State"]["Running"], true);
+    // …and still reaches the restarted daemon's proxy (its socket is made anew; the relay finds it).
+    let again = Command::new("docker")
+        .args(["exec", resource, "sh", "-c", "curl -sS -o /dev/null -w '%{http_code}' https://api.github.com/user"])
+        .output()
+        .expect("docker exec");
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "200", "{}", String::from_utf8_lossy(&again.stderr));
     // Delete removes the container.
     world.home.run(&["delete", s["name"].as_str().expect("name")]).ok();
     assert!(docker_inspect(resource).is_null(), "the container is gone");
@@ -215,36 +226,36 @@ fn a_missing_image_is_pulled_with_progress_on_the_cli_and_a_clear_error() {
     assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing is left behind: {list}");
 }
 
-/// Off the host network (production's default is Docker's bridge), a container
-/// reaches the proxy as `host.docker.internal`, a host-gateway alias, and the
-/// daemon's listener binds the bridge gateway too. Tests never send traffic off
-/// loopback, so this runs the container with `network = "none"` (same
-/// rewriting, no interface) and checks the wiring rather than a request.
+/// A container has no network but its own loopback: no interface but `lo`, no
+/// route, nothing of the host reachable (the daemon's API included); its
+/// proxy URL names its own 127.0.0.1, where `clauderon-relay` (its PID 1)
+/// passes connections to the proxy's unix socket; and servers it starts
+/// itself answer it.
 #[test]
-fn off_the_host_network_the_container_reaches_the_proxy_by_the_gateway_alias() {
-    let config = docker_test_backend().replace("network = \"host\"", "network = \"none\"");
-    let world = World::start_with(&config);
-    let s = create(&world, "shell", "env > /workspace/env.txt; cat /etc/hosts > /workspace/hosts.txt; sleep 600", &[]);
+fn a_container_has_no_network_but_its_proxy() {
+    let world = World::start_with(&docker_test_backend());
+    let script = format!(
+        "cat /proc/net/dev > /workspace/dev.txt; cat /proc/net/route > /workspace/route.txt; \
+         (curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:{api}/api/health; echo \" rc=$?\") > /workspace/api.txt 2>&1; \
+         cat /proc/1/cmdline | tr '\\0' ' ' > /workspace/init.txt; \
+         (node -e \"require('http').createServer((q,r)=>r.end('own')).listen(18081,'127.0.0.1')\" &); sleep 1; \
+         curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:18081/ > /workspace/own.txt 2>&1; sleep 600",
+        api = world.daemon.port
+    );
+    let s = create(&world, "shell", &script, &[]);
     let worktree = std::path::PathBuf::from(s["worktree"].as_str().expect("worktree"));
-    let hosts = eventually(30, "the container's /etc/hosts", || {
-        std::fs::read_to_string(worktree.join("hosts.txt")).ok().filter(|t| !t.is_empty())
+    let own = eventually(30, "its own server's answer", || {
+        std::fs::read_to_string(worktree.join("own.txt")).ok().filter(|t| !t.is_empty())
     });
-    let env = std::fs::read_to_string(worktree.join("env.txt")).expect("env");
-    let gateway = Command::new("docker")
-        .args(["network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"])
-        .output()
-        .expect("docker network inspect");
-    let gateway = String::from_utf8_lossy(&gateway.stdout).trim().to_string();
-    assert!(hosts.lines().any(|l| l.starts_with(&gateway) && l.contains("host.docker.internal")), "{hosts}");
-    let proxy = env.lines().find_map(|l| l.strip_prefix("HTTPS_PROXY=")).expect("HTTPS_PROXY");
-    let port = proxy.rsplit(':').next().expect("port");
-    assert!(proxy.contains("@host.docker.internal:"), "{proxy}");
-    assert!(env.contains(&format!("http_proxy={proxy}")), "every spelling is rewritten: {env}");
-    let inspect = docker_inspect(s["resource_id"].as_str().expect("container"));
-    assert_eq!(inspect["HostConfig"]["NetworkMode"], "none");
-    assert_eq!(inspect["HostConfig"]["ExtraHosts"][0], "host.docker.internal:host-gateway");
-    // The session's listener holds the same port on the gateway (binding it fails).
-    let taken = std::net::TcpListener::bind(format!("{gateway}:{port}"));
-    assert!(taken.is_err(), "the daemon does not listen on {gateway}:{port}");
+    assert_eq!(own.trim(), "own", "servers it starts itself answer it");
+    let dev = std::fs::read_to_string(worktree.join("dev.txt")).expect("dev");
+    let interfaces: Vec<&str> = dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
+    assert_eq!(interfaces, ["lo"], "{dev}");
+    let routes = std::fs::read_to_string(worktree.join("route.txt")).expect("route");
+    assert_eq!(routes.lines().count(), 1, "no route: {routes}");
+    let api = std::fs::read_to_string(worktree.join("api.txt")).expect("api");
+    assert!(!api.contains("\"ok\"") && !api.contains("rc=0"), "the daemon's API answered from inside: {api}");
+    let init = std::fs::read_to_string(worktree.join("init.txt")).expect("init");
+    assert!(init.contains("/run/clauderon-relay --port"), "the relay is PID 1: {init}");
     world.home.run(&["delete", s["name"].as_str().expect("name")]).ok();
 }

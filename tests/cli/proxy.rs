@@ -473,9 +473,8 @@ fn claude_code_answers_through_the_proxy_and_no_canary_reaches_the_session() {
 }
 
 #[test]
-fn hook_events_go_through_the_proxy_to_the_daemon_and_listeners_also_bind_the_container_address() {
-    // `container_addr` stands in for Docker's bridge gateway (tests stay on loopback).
-    let w = World::start_configured("container_addr = \"::1\"\n", "");
+fn hook_events_go_through_the_proxy_to_the_daemon_and_the_sessions_unix_socket() {
+    let w = World::start();
     // Read-only: hook events are the daemon's own traffic, not the agent's writes.
     let env = w.session("hooks", "read-only", "true");
     let proxy = value(&env, "HTTPS_PROXY").to_string();
@@ -499,12 +498,22 @@ fn hook_events_go_through_the_proxy_to_the_daemon_and_listeners_also_bind_the_co
     let anonymous = proxy.replace(&format!("session:{secret}@"), "");
     assert_eq!(hook(&anonymous, &id, secret).0, 407, "hooks need the session's identity");
 
-    // The same listener answers on the container address, same port.
-    let on_v6 = proxy.replace("@127.0.0.1:", "@[::1]:");
-    assert_ne!(on_v6, proxy);
-    let (code, body) = hook(&on_v6, &id, secret);
-    assert_eq!(code, 200, "the listener on the container address: {body}");
-    assert_eq!(hook(&on_v6.replace(&format!("session:{secret}@"), ""), &id, secret).0, 407);
+    // The same listener answers on the session's unix socket (sandboxed
+    // sessions and containers reach it there, through their relay).
+    let socket = w.home.path("sessions").join(&id).join("run/proxy.sock");
+    let url = format!("http://clauderon.internal/api/sessions/{id}/hook?key={secret}");
+    let over_socket = |extra: &[&str]| {
+        // A proxy takes absolute-form request targets, as a relayed client sends them.
+        let socket = socket.to_str().expect("utf-8");
+        let mut args = vec!["--unix-socket", socket, "--request-target", &url, "-X", "POST", "--data", "{}"];
+        args.extend_from_slice(extra);
+        args.push("http://clauderon.internal/");
+        curl(&[], &args)
+    };
+    let basic = format!("proxy-authorization: Basic {}", base64(&format!("session:{secret}")));
+    let (code, body) = over_socket(&["-H", &basic]);
+    assert_eq!(code, 200, "the listener on the unix socket: {body}");
+    assert_eq!(over_socket(&[]).0, 407, "the socket asks for the identity too");
     // Relayed hooks are the daemon's own traffic, not audited; the refused ones are.
     let audit = w.audit_settled(None);
     let hooks: Vec<_> = audit.iter().filter(|r| r["host"] == "clauderon.internal").collect();

@@ -11,12 +11,13 @@
 //!   refuses any mount of its keys, secrets or store.
 //! - Environment: the agent's, with host paths rewritten to those mounts
 //!   (`[backends.docker] path` sets the container's PATH).
-//! - Runs as the worktree's owner (`uid:gid`), with `--cpu-limit` and
-//!   `--memory-limit`, labelled with the session's id and name, on
-//!   `[backends.docker] network`: by default Docker's `bridge`, where the
-//!   container reaches the host's proxy as `host.docker.internal` (a
-//!   `host-gateway` alias; the daemon's proxy listens on the bridge gateway
-//!   too). `host` shares the host's network (the proxy stays on 127.0.0.1).
+//! - Runs as `host-user` (the host's choice: the user, never root), with
+//!   `--cpu-limit` and `--memory-limit`, labelled with the session's id and
+//!   name, with no network but its own loopback (the host enforces that, and
+//!   drops every capability): `clauderon-relay` (mounted at
+//!   `/run/clauderon-relay`) is PID 1, listens on the proxy's port on the
+//!   container's 127.0.0.1 and passes each connection to the proxy's unix
+//!   socket (its directory mounted at `/run/clauderon`), then runs the agent.
 //!   Containers outlive the daemon; attach is `docker attach`.
 
 use clauderon_sdk::container::{self, ContainerSpec, Mount};
@@ -28,8 +29,9 @@ const DEFAULT_IMAGE: &str = "clauderon/agent:latest";
 const WORKSPACE: &str = "/workspace";
 const HOME: &str = "/home/clauderon";
 const CA_BUNDLE: &str = "/etc/clauderon/ca-bundle.pem";
-/// How a container off the host's network reaches the host.
-const HOST_ALIAS: &str = "host.docker.internal";
+/// Where the relay and the proxy's socket directory are mounted.
+const RELAY: &str = "/run/clauderon-relay";
+const SOCKET_DIR: &str = "/run/clauderon";
 
 struct Docker;
 
@@ -67,6 +69,10 @@ fn mounts(spec: &SessionSpec) -> Result<Vec<Mount>> {
         // through alternates, at their own path, read-only. Nothing else of the
         // user's repository is mounted.
         out.push(Mount { source: objects.into(), target: objects.into(), read_only: true });
+    }
+    if let (Some(relay), Some(socket_dir)) = (option(spec, "relay"), option(spec, "proxy-socket-dir")) {
+        out.push(Mount { source: relay.into(), target: RELAY.into(), read_only: true });
+        out.push(Mount { source: socket_dir.into(), target: SOCKET_DIR.into(), read_only: true });
     }
     for extra in option(spec, "mounts").unwrap_or_default().split(',').map(str::trim).filter(|m| !m.is_empty()) {
         let parts: Vec<&str> = extra.split(':').collect();
@@ -108,23 +114,29 @@ fn container_spec(spec: &SessionSpec) -> Result<ContainerSpec> {
     }
     let image = spec.image.clone().or_else(|| option(spec, "image").map(String::from)).unwrap_or(DEFAULT_IMAGE.into());
     ensure_image(&image, option(spec, "pull").unwrap_or("missing"))?;
-    let network = option(spec, "network").unwrap_or("bridge").to_string();
-    let off_host = network != "host";
-    let mut map = path_map(spec);
-    if off_host {
-        // The proxy URLs name the host's loopback; off the host network that is the gateway alias.
-        map.extend(["@127.0.0.1:", "@[::1]:"].map(|at| (at.to_string(), format!("@{HOST_ALIAS}:"))));
+    if let Some(network) = option(spec, "network") {
+        return Err(Error::invalid_input(format!(
+            "[backends.docker] network = \"{network}\" is no longer supported: a session's container has no network \
+             but its own loopback, and reaches the world only through its proxy; remove the setting"
+        )));
     }
+    let map = path_map(spec);
     let mut env: Vec<EnvVar> =
         spec.launch.env.iter().map(|e| EnvVar { name: e.name.clone(), value: rewrite(&e.value, &map) }).collect();
     if let Some(path) = option(spec, "path") {
         env.push(EnvVar { name: "PATH".into(), value: path.into() });
     }
-    let extra_hosts = if off_host { vec![format!("{HOST_ALIAS}:host-gateway")] } else { Vec::new() };
+    // The relay joins the container's loopback to the proxy, then runs the agent.
+    let socket = format!("{SOCKET_DIR}/proxy.sock");
+    let mut cmd: Vec<String> = match option(spec, "proxy-port") {
+        Some(port) => [RELAY, "--port", port, "--socket", &socket, "--"].iter().map(|s| s.to_string()).collect(),
+        None => Vec::new(),
+    };
+    cmd.extend(spec.launch.argv.iter().cloned());
     Ok(ContainerSpec {
         name: format!("{PREFIX}{}", spec.name),
         image,
-        cmd: spec.launch.argv.clone(),
+        cmd,
         env,
         working_dir: Some(rewrite(&spec.workdir, &map)),
         mounts: mounts(spec)?,
@@ -133,8 +145,8 @@ fn container_spec(spec: &SessionSpec) -> Result<ContainerSpec> {
             ("dev.clauderon.session-name".into(), spec.name.clone()),
         ],
         user: option(spec, "host-user").map(String::from),
-        network: Some(network),
-        extra_hosts,
+        network: None,
+        extra_hosts: Vec::new(),
         cpu_limit: spec.cpu_limit,
         memory_limit: spec.memory_limit,
         interactive: true,

@@ -21,8 +21,6 @@
 //! grafana_host = "grafana.example.net"  # enables the built-in Grafana rule
 //! no_proxy = ["localhost", "127.0.0.1", "::1"]
 //! audit_retention_days = 30
-//! container_addr = "auto"         # also listen where bridge containers reach the host:
-//!                                 # auto (Docker's bridge gateway) | none | an IP
 //! [proxy.upstreams]               # development/tests: send a host's traffic elsewhere
 //! "api.github.com" = "127.0.0.1:9443"   # (still TLS; SNI and Host unchanged)
 //! [[proxy.rules]]                 # extra injection rules, checked before the built-in ones
@@ -33,7 +31,6 @@
 //! [backends.docker]               # options passed to a backend as they are
 //! image = "clauderon/agent:latest" # default image
 //! pull = "missing"                # missing | always | never
-//! network = "bridge"              # bridge (reaches the proxy as host.docker.internal) | host | none | a network
 //! mounts = "/usr:/usr:ro"         # extra bind mounts, comma-separated src:dst[:ro]
 //! path = "/usr/local/bin:/usr/bin:/bin"  # PATH inside the container
 //!

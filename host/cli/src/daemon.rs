@@ -90,15 +90,13 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let network = crate::network::start(home, &config.proxy, &config.credentials.order, runtime.clone(), store.clone())
         .context("starting the proxy")?;
     network.proxy.set_hook_target(config.local_api_addr());
-    if let Some(ip) = crate::network::container_addr(&config.proxy, &runtime).await? {
-        tracing::info!("proxy listeners also bind {ip} (for containers on Docker's bridge network)");
-        network.proxy.set_extra_binds(vec![ip]);
-    }
+    let relay = crate::bundled::install_relay(&home.root.join("bin")).context("installing the container relay")?;
     let defaults = Defaults {
         backend: config.general.default_backend.clone(),
         agent: config.general.default_agent.clone(),
         hook_base: Some(clauderon_proxy::hooks::hook_base()),
         backend_options: config.backends.clone(),
+        relay,
     };
     let sandbox = host_sandbox(home, &config).await?;
     let manager = Arc::new(

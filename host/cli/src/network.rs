@@ -59,26 +59,6 @@ pub fn start(
     Ok(Network { proxy, audit, egress })
 }
 
-/// Where containers on a bridge network reach the proxy (`[proxy] container_addr`).
-pub async fn container_addr(config: &ProxyConfig, runtime: &Runtime) -> anyhow::Result<Option<IpAddr>> {
-    match config.container_addr.as_str() {
-        "none" | "" => Ok(None),
-        "auto" => match runtime.docker_bridge_gateway().await {
-            Ok(ip) => Ok(Some(ip)),
-            Err(e) => {
-                tracing::info!(
-                    "{e}: containers on a bridge network cannot reach the proxy until the daemon restarts with Docker running"
-                );
-                Ok(None)
-            }
-        },
-        other => other
-            .parse()
-            .map(Some)
-            .with_context(|| format!("[proxy] container_addr `{other}` is not \"auto\", \"none\" or an IP address")),
-    }
-}
-
 /// The system's root certificates as PEM (Debian's bundle, else the OS store).
 fn system_roots_pem() -> String {
     for path in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"] {

@@ -98,10 +98,6 @@ pub struct ProxyConfig {
     pub allow_private_hosts: Vec<String>,
     /// Days audit records are kept.
     pub audit_retention_days: u64,
-    /// Where containers on a bridge network reach the proxy: `"auto"` (Docker's
-    /// bridge gateway, when a Docker engine answers at start), `"none"`, or an
-    /// IP address. Listeners also bind there, on the same port.
-    pub container_addr: String,
 }
 
 impl Default for ProxyConfig {
@@ -115,7 +111,6 @@ impl Default for ProxyConfig {
             no_proxy: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allow_private_hosts: Vec::new(),
             audit_retention_days: 30,
-            container_addr: "auto".into(),
         }
     }
 }

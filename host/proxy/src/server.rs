@@ -1,24 +1,22 @@
 //! The proxy's listeners: one per session, each knowing its session. A client
 //! must present the session's identity (`Proxy-Authorization: Basic`, from
-//! the credentials in its proxy URL) or come from an address registered for
-//! the session (a container's own IP); anything else gets 407. `CONNECT`
+//! the credentials in its proxy URL); anything else gets 407. `CONNECT`
 //! tunnels are answered, then TLS is terminated with a leaf for the CONNECT
 //! host and the requests inside are served (HTTP/1.1 or HTTP/2 by ALPN) by
 //! [`crate::forward`]. Plain `http://` requests are forwarded as they are,
 //! except those for [`crate::hooks::HOOK_HOST`], which go to the daemon.
 //! Neither kind ever reaches inward (see [`crate::destination`]).
 //!
-//! A listener binds the configured address and, on the same port, any extra
-//! addresses (the Docker bridge gateway, so containers on a bridge network
-//! reach it as `host.docker.internal`), and — for sessions in a sandbox,
-//! whose network holds nothing but a relay to it — a unix socket
-//! (`proxy.sock` in a directory of the session's).
+//! A listener binds the configured address and a unix socket (`proxy.sock`
+//! in a directory of the session's): sandboxed host sessions and containers
+//! have no network but their own loopback, where a relay passes each
+//! connection to that socket.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -58,7 +56,6 @@ pub(crate) struct SessionCtx {
     pub(crate) ident: SessionIdentity,
     secret: String,
     read_only: AtomicBool,
-    peers: RwLock<Vec<IpAddr>>,
 }
 
 impl SessionCtx {
@@ -66,15 +63,12 @@ impl SessionCtx {
         if self.read_only.load(Ordering::Relaxed) { AccessMode::ReadOnly } else { AccessMode::ReadWrite }
     }
 
-    fn authorized(&self, headers: &http::HeaderMap, peer: Option<IpAddr>) -> Result<(), &'static str> {
+    fn authorized(&self, headers: &http::HeaderMap) -> Result<(), &'static str> {
         if let Some(value) = headers.get(header::PROXY_AUTHORIZATION) {
             return match basic_password(value) {
                 Some(p) if bool::from(subtle::ConstantTimeEq::ct_eq(p.as_bytes(), self.secret.as_bytes())) => Ok(()),
                 _ => Err("the proxy credentials are not this session's"),
             };
-        }
-        if peer.is_some_and(|peer| self.peers.read().map(|p| p.contains(&peer)).unwrap_or(false)) {
-            return Ok(());
         }
         Err("no proxy credentials: use the HTTPS_PROXY URL clauderon set for this session")
     }
@@ -119,7 +113,6 @@ pub struct Proxy {
     shared: Arc<Shared>,
     identity: IdentityKey,
     bind: IpAddr,
-    extra_binds: RwLock<Vec<IpAddr>>,
     listeners: Mutex<HashMap<String, Listener>>,
 }
 
@@ -138,21 +131,13 @@ impl Proxy {
             .build(hyper_util::client::legacy::connect::HttpConnector::new());
         let shared =
             Arc::new(Shared { ca, rules, upstream, credentials, audit, hook_target: OnceLock::new(), hook_client });
-        Self { shared, identity, bind, extra_binds: RwLock::new(Vec::new()), listeners: Mutex::new(HashMap::new()) }
+        Self { shared, identity, bind, listeners: Mutex::new(HashMap::new()) }
     }
 
     /// Relay hook events (`http://clauderon.internal/api/sessions/{id}/hook`)
     /// to the daemon's API at `api`. Set once; later calls are ignored.
     pub fn set_hook_target(&self, api: SocketAddr) {
         let _ = self.shared.hook_target.set(api);
-    }
-
-    /// Also listen on these addresses (same port as the main one) for
-    /// listeners opened from now on.
-    pub fn set_extra_binds(&self, addrs: Vec<IpAddr>) {
-        if let Ok(mut extra) = self.extra_binds.write() {
-            *extra = addrs.into_iter().filter(|a| *a != self.bind).collect();
-        }
     }
 
     /// The CA (for its PEM).
@@ -201,17 +186,8 @@ impl Proxy {
             secret: self.identity.secret(&ident.id),
             read_only: AtomicBool::new(mode == AccessMode::ReadOnly),
             ident,
-            peers: RwLock::new(Vec::new()),
         });
         let mut tasks = vec![tokio::spawn(accept_loop(listener, ctx.clone(), self.shared.clone()))];
-        for addr in self.extra_binds.read().map(|e| e.clone()).unwrap_or_default() {
-            match TcpListener::bind((addr, port)).await {
-                Ok(extra) => tasks.push(tokio::spawn(accept_loop(extra, ctx.clone(), self.shared.clone()))),
-                Err(e) => {
-                    tracing::warn!(session = %ctx.ident.name, "the proxy cannot also listen on {addr}:{port}: {e}")
-                }
-            }
-        }
         let socket = match socket_dir {
             Some(dir) => {
                 let (path, unix) = bind_unix(dir)?;
@@ -259,17 +235,6 @@ impl Proxy {
         }
     }
 
-    /// Accept requests without proxy credentials from `ip` for this session
-    /// (a container's own address on a bridge network).
-    pub fn trust_peer(&self, id: &str, ip: IpAddr) {
-        if let Some(ctx) = self.listeners.lock().ok().and_then(|m| m.get(id).map(|l| l.ctx.clone()))
-            && let Ok(mut peers) = ctx.peers.write()
-            && !peers.contains(&ip)
-        {
-            peers.push(ip);
-        }
-    }
-
     /// Close the session's listener (tunnels already open finish on their own).
     pub fn close(&self, id: &str) {
         if let Some(l) = self.listeners.lock().ok().and_then(|mut m| m.remove(id)) {
@@ -305,15 +270,19 @@ fn bind_unix(dir: &std::path::Path) -> Result<(std::path::PathBuf, tokio::net::U
     let unix = tokio::net::UnixListener::bind(&short)
         .map_err(|e| ProxyError::Bind { addr: path.display().to_string(), source: e })?;
     drop(handle);
+    // Who may connect is decided by the directory (private to the session, or
+    // given to its container's user); the socket itself is open to them.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).map_err(|e| ProxyError::io(&path, e))?;
     Ok((path, unix))
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<SessionCtx>, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
+            Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_client(stream, Some(peer.ip()), ctx.clone(), shared.clone()));
+                tokio::spawn(serve_client(stream, ctx.clone(), shared.clone()));
             }
             Err(e) => {
                 tracing::warn!(session = %ctx.ident.name, "proxy accept failed: {e}");
@@ -328,7 +297,7 @@ async fn unix_accept_loop(listener: tokio::net::UnixListener, ctx: Arc<SessionCt
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve_client(stream, None, ctx.clone(), shared.clone()));
+                tokio::spawn(serve_client(stream, ctx.clone(), shared.clone()));
             }
             Err(e) => {
                 tracing::warn!(session = %ctx.ident.name, "proxy accept (unix socket) failed: {e}");
@@ -338,14 +307,15 @@ async fn unix_accept_loop(listener: tokio::net::UnixListener, ctx: Arc<SessionCt
     }
 }
 
-/// Serve one client connection; `peer` is its address when it came over TCP.
-async fn serve_client<S>(stream: S, peer: Option<IpAddr>, ctx: Arc<SessionCtx>, shared: Arc<Shared>)
+/// Serve one client connection (over TCP or the unix socket).
+async fn serve_client<S>(stream: S, ctx: Arc<SessionCtx>, shared: Arc<Shared>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let ctx_name = ctx.ident.name.clone();
     let service = service_fn(move |req| {
         let (ctx, shared) = (ctx.clone(), shared.clone());
-        async move { Ok::<_, Infallible>(outer(req, peer, ctx, shared).await) }
+        async move { Ok::<_, Infallible>(outer(req, ctx, shared).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -354,18 +324,13 @@ where
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(e) = conn.await {
-        tracing::debug!("proxy client {peer:?}: {e}");
+        tracing::debug!(session = %ctx_name, "proxy client: {e}");
     }
 }
 
 /// A request on the listener itself: identity, then CONNECT or plain HTTP.
-async fn outer(
-    req: Request<Incoming>,
-    peer: Option<IpAddr>,
-    ctx: Arc<SessionCtx>,
-    shared: Arc<Shared>,
-) -> Response<ProxyBody> {
-    if let Err(reason) = ctx.authorized(req.headers(), peer) {
+async fn outer(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) -> Response<ProxyBody> {
+    if let Err(reason) = ctx.authorized(req.headers()) {
         deny(&req, &ctx, &shared, reason);
         let mut resp = text(StatusCode::PROXY_AUTHENTICATION_REQUIRED, format!("clauderon proxy: {reason}.\n"));
         resp.headers_mut()

@@ -93,13 +93,6 @@ impl Runtime {
         self.services.progress.subscribe()
     }
 
-    /// The gateway address of Docker's default bridge network (how containers on
-    /// it reach the host), if a Docker engine answers.
-    pub async fn docker_bridge_gateway(&self) -> Result<std::net::IpAddr, String> {
-        let docker = self.services.docker().await?;
-        crate::capabilities::container::bridge_gateway(docker).await
-    }
-
     /// The wasmtime engine.
     pub fn engine(&self) -> &wasmtime::Engine {
         &self.engine.engine

@@ -19,8 +19,11 @@
 //!   signals or abstract sockets outside the sandbox), `no_new_privs`, and
 //!   every capability dropped.
 //!
-//! [`probe`] says whether this kernel can do all of it.
+//! [`probe`] says whether this kernel can do all of it. Containers get the
+//! same way out: [`container_init`] (the static `clauderon-relay`) is their
+//! PID 1.
 
+pub mod container_init;
 pub mod policy;
 pub mod probe;
 

@@ -13,6 +13,7 @@ pub mod error;
 pub mod history;
 pub mod manager;
 pub mod model;
+pub mod ownership;
 pub mod sandbox;
 pub mod worktree;
 

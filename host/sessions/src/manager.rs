@@ -35,6 +35,9 @@ pub struct Defaults {
     pub hook_base: Option<String>,
     /// Per-backend options from the config (`[backends.<id>]`), passed in every spec.
     pub backend_options: std::collections::BTreeMap<String, Vec<(String, String)>>,
+    /// The static container relay (`clauderon-relay`), which isolated
+    /// backends run as their containers' PID 1; `None` if this build has none.
+    pub relay: Option<PathBuf>,
 }
 
 /// A request to create a session.
@@ -455,7 +458,7 @@ impl Manager {
             plan.credentials.iter().map(|c| (c.env_name.clone(), c.placeholder.clone())).collect();
         let mut env = vec![("HOME".to_string(), config_home.to_string_lossy().into_owned())];
         env.extend(worktree::identity_env(&session.repo).await);
-        env.extend(egress.env);
+        env.extend(egress.env.iter().cloned());
         env.extend(placeholders);
         env.push(("CLAUDERON_SESSION_ID".into(), session.id.clone()));
         env.push(("CLAUDERON_SESSION_NAME".into(), session.name.clone()));
@@ -465,6 +468,13 @@ impl Manager {
         }
         if let (Some(sandbox), Some(policy)) = (&self.sandbox, &policy) {
             plan.argv = sandbox.wrap(&session_dir, policy, std::mem::take(&mut plan.argv))?;
+        }
+        let mut options = self.backend_options(session, &objects);
+        if backend_isolated {
+            options.extend(self.container_options(session, &egress)?);
+            let mut owned = vec![session.worktree.clone(), config_home.clone()];
+            owned.extend(egress.socket_dir.clone());
+            crate::ownership::hand_over(owned).await?;
         }
         Ok(SessionSpec {
             id: session.id.clone(),
@@ -479,22 +489,38 @@ impl Manager {
             image: session.image.clone(),
             cpu_limit: session.cpu_limit,
             memory_limit: session.memory_limit,
-            options: self.backend_options(session, &objects),
+            options,
         })
     }
 
     /// The backend's options: the config's, plus what only the host knows —
     /// the user's object store (the session's clone reads it, read-only,
-    /// through alternates) and the owner of the worktree (containers run as
-    /// that user).
+    /// through alternates).
     fn backend_options(&self, session: &Session, objects: &Path) -> Vec<(String, String)> {
-        use std::os::unix::fs::MetadataExt;
         let mut options = self.defaults.backend_options.get(&session.backend).cloned().unwrap_or_default();
         options.push(("git-objects".into(), objects.to_string_lossy().into_owned()));
-        if let Ok(meta) = std::fs::metadata(&session.worktree) {
-            options.push(("host-user".into(), format!("{}:{}", meta.uid(), meta.gid())));
-        }
         options
+    }
+
+    /// What an isolated backend needs to give its container a way out and a
+    /// user: the proxy's port and socket directory, the relay that joins them
+    /// inside, and the (never root) user to run as.
+    fn container_options(&self, session: &Session, egress: &EgressEnv) -> Result<Vec<(String, String)>, SessionError> {
+        let relay = self.defaults.relay.as_ref().ok_or_else(|| {
+            SessionError::Failed(
+                "this clauderon binary was built without its container relay, so containers would have no way \
+                 out; build it with `./justw build`"
+                    .into(),
+            )
+        })?;
+        let mut options = vec![("relay".to_string(), relay.to_string_lossy().into_owned())];
+        if let (Some(port), Some(dir)) = (session.proxy_port, &egress.socket_dir) {
+            options.push(("proxy-port".into(), port.to_string()));
+            options.push(("proxy-socket-dir".into(), dir.to_string_lossy().into_owned()));
+        }
+        let (uid, gid) = crate::ownership::container_user();
+        options.push(("host-user".into(), format!("{uid}:{gid}")));
+        Ok(options)
     }
 
     /// Where the session's agent POSTs its hook events (with the session's secret).

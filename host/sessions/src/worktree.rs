@@ -133,10 +133,33 @@ pub async fn sync(root: &Path, worktree: &Path, branch: &str) -> Result<(), Sess
     }
     let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
     let source = git_dir.to_string_lossy();
-    git(root, &["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules", &source, &refspec])
-        .await
-        .map(|_| ())
-        .map_err(|e| SessionError::Failed(format!("bringing back the session's branch {branch}: {e}")))
+    // A container session's clone belongs to the container's (unprivileged)
+    // user: git refuses a repository of another owner unless told. upload-pack
+    // is safe to run there, and this fetch runs nothing else in it; git does
+    // not pass `-c` settings on to it, so they go in its command line.
+    let upload_pack = format!("git -c safe.directory={} upload-pack", shell_quote(&source));
+    git(
+        root,
+        &[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+            "--upload-pack",
+            &upload_pack,
+            &source,
+            &refspec,
+        ],
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| SessionError::Failed(format!("bringing back the session's branch {branch}: {e}")))
+}
+
+/// `text` as one shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// Whether `branch` has commits that `base` does not.

@@ -3,7 +3,9 @@
 //! is labelled with the component's id, and a component can only see and
 //! touch its own. No mount may expose clauderon's protected paths (the CA key,
 //! the identity key, the secrets directory, the store, the config) — whatever
-//! the component asks for.
+//! the component asks for. And every container is contained, whatever the
+//! component asks for ([`contain`]): no capabilities, `no-new-privileges`,
+//! the default seccomp profile, a process limit, never root, no network.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -55,18 +57,35 @@ pub fn check_mount(protected: &[std::path::PathBuf], mount: &Mount) -> Result<()
     Ok(())
 }
 
-/// The gateway of Docker's default `bridge` network.
-pub(crate) async fn bridge_gateway(docker: &bollard::Docker) -> Result<std::net::IpAddr, String> {
-    let network = docker
-        .inspect_network("bridge", None::<bollard::query_parameters::InspectNetworkOptions>)
-        .await
-        .map_err(|e| format!("inspecting Docker's bridge network: {e}"))?;
-    let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
-    configs
-        .iter()
-        .filter_map(|c| c.gateway.as_deref()?.parse().ok())
-        .next()
-        .ok_or_else(|| "Docker's bridge network has no gateway address".to_string())
+/// The most processes a container may run.
+pub const PIDS_LIMIT: i64 = 4096;
+
+/// The containment every container gets: every capability dropped,
+/// `no-new-privileges` (Docker's default seccomp profile stays: nothing here
+/// can turn it off), a process limit, no network but loopback, not privileged.
+pub fn contain(config: HostConfig) -> HostConfig {
+    HostConfig {
+        cap_drop: Some(vec!["ALL".into()]),
+        cap_add: None,
+        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        pids_limit: Some(PIDS_LIMIT),
+        network_mode: Some("none".into()),
+        extra_hosts: None,
+        privileged: Some(false),
+        ..config
+    }
+}
+
+/// A container never runs as root: the user must be a non-zero numeric uid.
+pub fn check_user(user: Option<&str>) -> Result<(), PluginError> {
+    let uid = user.and_then(|u| u.split(':').next()).map(str::trim).unwrap_or_default();
+    match uid.parse::<u32>() {
+        Ok(0) | Err(_) => Err(PluginError::Denied(format!(
+            "containers never run as root or an unnamed user (asked for `{}`); give a non-zero numeric `uid:gid`",
+            user.unwrap_or("the image's default")
+        ))),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// One component's view of the engine (owned data, so futures stay `Send`).
@@ -119,6 +138,15 @@ impl Engine {
         for m in &spec.mounts {
             check_mount(&self.services.protected, m)?;
         }
+        check_user(spec.user.as_deref())?;
+        if spec.network.as_deref().is_some_and(|n| n != "none") || !spec.extra_hosts.is_empty() {
+            return Err(PluginError::Denied(format!(
+                "containers get no network but their own loopback (asked for network `{}`{}); a session's way out \
+                 is its proxy's unix socket, relayed inside by clauderon-relay",
+                spec.network.as_deref().unwrap_or("none"),
+                if spec.extra_hosts.is_empty() { "" } else { " and extra hosts" }
+            )));
+        }
         let binds = spec
             .mounts
             .iter()
@@ -126,14 +154,12 @@ impl Engine {
             .collect();
         let mut labels: HashMap<String, String> = spec.labels.into_iter().collect();
         labels.insert(OWNER_LABEL.into(), self.owner.clone());
-        let host_config = HostConfig {
+        let host_config = contain(HostConfig {
             binds: Some(binds),
-            network_mode: spec.network,
-            extra_hosts: (!spec.extra_hosts.is_empty()).then_some(spec.extra_hosts),
             nano_cpus: spec.cpu_limit.map(|c| (c * 1e9) as i64),
             memory: spec.memory_limit.and_then(|m| i64::try_from(m).ok()),
             ..Default::default()
-        };
+        });
         Ok(ContainerCreateBody {
             image: Some(spec.image),
             cmd: (!spec.cmd.is_empty()).then_some(spec.cmd),
@@ -326,5 +352,40 @@ impl Host for HostState {
     }
     async fn attach_argv(&mut self, id: String) -> wasmtime::Result<Vec<String>> {
         Ok(vec!["docker".into(), "attach".into(), id])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_container_is_contained_whatever_was_asked() {
+        let asked = HostConfig {
+            privileged: Some(true),
+            cap_add: Some(vec!["SYS_ADMIN".into()]),
+            network_mode: Some("host".into()),
+            security_opt: Some(vec!["seccomp=unconfined".into()]),
+            memory: Some(1 << 30),
+            ..Default::default()
+        };
+        let got = contain(asked);
+        assert_eq!(got.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(got.cap_add, None);
+        assert_eq!(got.privileged, Some(false));
+        assert_eq!(got.network_mode.as_deref(), Some("none"));
+        assert_eq!(got.security_opt, Some(vec!["no-new-privileges:true".to_string()]));
+        assert_eq!(got.pids_limit, Some(PIDS_LIMIT));
+        assert_eq!(got.memory, Some(1 << 30), "limits the component set are kept");
+    }
+
+    #[test]
+    fn root_or_no_user_is_refused() {
+        for bad in [None, Some("0"), Some("0:0"), Some("root"), Some(""), Some(":1000")] {
+            assert!(check_user(bad).is_err(), "{bad:?}");
+        }
+        for ok in [Some("1000:1000"), Some("65532:65532"), Some("1000")] {
+            assert!(check_user(ok).is_ok(), "{ok:?}");
+        }
     }
 }
