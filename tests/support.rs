@@ -118,9 +118,22 @@ impl Home {
 
     /// The same, with extra environment variables for the daemon.
     pub fn daemon_with_env(&self, port: u16, env: &[(&str, &str)]) -> Daemon {
+        self.daemon_via(port, env, &[])
+    }
+
+    /// The same, started through `wrapper` (a command line that ends by
+    /// running its first argument, the `clauderon` binary, with `daemon`).
+    pub fn daemon_via(&self, port: u16, env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
         let log = std::fs::File::create(self.path("daemon-test.log")).expect("log");
-        let child = self
-            .command(&["daemon"])
+        let mut command = match wrapper.split_first() {
+            None => self.command(&["daemon"]),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(clauderon_bin()).env("CLAUDERON_HOME", self.dir.path()).env_remove("CLAUDERON_LOG");
+                c
+            }
+        };
+        let child = command
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

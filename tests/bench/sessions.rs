@@ -69,9 +69,19 @@ fn report(what: &str, mut samples: Vec<Duration>, target: Duration) {
     println!("{what:<48} n={:<5} p50 {:>9.2?}  p99 {:>9.2?}  target ≤ {target:?} ({verdict})", samples.len(), p50, p99);
 }
 
-/// create → running through the API on `backend` (the home's config chooses
-/// its options); 15 creates, each deleted before the next.
-fn create_latency(backend: &str, extra_config: &str, target: Duration) {
+/// What a create is timed until.
+#[derive(Clone, Copy, PartialEq)]
+enum Until {
+    /// `POST /api/sessions` answered: the session is running.
+    Running,
+    /// The agent's first instruction ran (its command wrote a file): on
+    /// zellij the sandbox starts in the session's pane, after `create` returns.
+    FirstInstruction,
+}
+
+/// create → `until` through the API on `backend` (`extra_config` chooses its
+/// options); 15 creates, each deleted before the next.
+fn create_latency(backend: &str, label: &str, extra_config: &str, until: Until, target: Duration) {
     let (home, port) = Home::with_free_port();
     let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
     std::fs::write(home.path("config.toml"), format!("{config}{extra_config}")).expect("config");
@@ -82,18 +92,54 @@ fn create_latency(backend: &str, extra_config: &str, target: Duration) {
     for i in 0..15 {
         let name = format!("bench-{backend}-{}-{i}", std::process::id());
         let body = format!(
-            r#"{{"repo": {:?}, "prompt": "exec sleep 600", "backend": "{backend}", "agent": "shell", "name": "{name}"}}"#,
+            r#"{{"repo": {:?}, "prompt": "touch started; exec sleep 600", "backend": "{backend}", "agent": "shell", "name": "{name}"}}"#,
             repo.path().display().to_string()
         );
+        let marker = home.path("worktrees").join(&name).join("started");
         let started = Instant::now();
         let (code, text) = http.call("POST", "/api/sessions", &body);
-        let took = started.elapsed();
         assert_eq!(code, 201, "{text}");
-        samples.push(took);
+        while until == Until::FirstInstruction && !marker.exists() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the agent never ran");
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        samples.push(started.elapsed());
         let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
         assert_eq!(code, 200, "{text}");
     }
-    report(&format!("create → running ({backend}, shell agent, via API)"), samples, target);
+    let what = match until {
+        Until::Running => "running",
+        Until::FirstInstruction => "first instruction",
+    };
+    report(&format!("create → {what} ({backend}{label}, shell agent, via API)"), samples, target);
+}
+
+/// The sandbox alone: `sh -c true` against `clauderon sandbox exec … -- sh -c
+/// true` (a policy like a session's, minus its paths), same run.
+fn sandbox_start() {
+    let bin = clauderon_tests::clauderon_bin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("sandbox.json");
+    let text = format!(
+        r#"{{"session":"bench","workdir":"/","writable":[{w:?}],"readable":[],"hidden":[],"proxy":null}}"#,
+        w = dir.path().display().to_string()
+    );
+    std::fs::write(&policy, text).expect("policy");
+    let time = |cmd: &mut std::process::Command| {
+        let mut samples = Vec::new();
+        for _ in 0..50 {
+            let started = Instant::now();
+            assert!(cmd.status().expect("run").success());
+            samples.push(started.elapsed());
+        }
+        samples
+    };
+    let plain = time(std::process::Command::new("sh").args(["-c", "true"]));
+    report("sh -c true", plain, Duration::from_millis(15));
+    let policy = policy.to_str().expect("utf-8");
+    let boxed =
+        time(std::process::Command::new(&bin).args(["sandbox", "exec", "--policy", policy, "--", "sh", "-c", "true"]));
+    report("clauderon sandbox exec -- sh -c true", boxed, Duration::from_millis(15));
 }
 
 fn list_latency() {
@@ -156,7 +202,12 @@ fn main() {
         std::process::exit(2);
     }
     println!("clauderon sessions benchmark — real daemon, real zellij, real git");
-    create_latency("zellij", "", Duration::from_millis(150));
-    create_latency("docker", &clauderon_tests::docker_test_backend(), Duration::from_millis(600));
+    let unsandboxed = "[sandbox]\nenabled = false\n";
+    create_latency("zellij", ", sandboxed", "", Until::Running, Duration::from_millis(150));
+    create_latency("zellij", ", unsandboxed", unsandboxed, Until::Running, Duration::from_millis(150));
+    create_latency("zellij", ", sandboxed", "", Until::FirstInstruction, Duration::from_millis(400));
+    create_latency("zellij", ", unsandboxed", unsandboxed, Until::FirstInstruction, Duration::from_millis(400));
+    sandbox_start();
+    create_latency("docker", "", &clauderon_tests::docker_test_backend(), Until::Running, Duration::from_millis(600));
     list_latency();
 }

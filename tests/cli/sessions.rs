@@ -470,3 +470,30 @@ fn the_daemons_environment_does_not_leak_into_a_zellij_session() {
     assert!(env.contains(&format!("CLAUDERON_SESSION_NAME={name}")), "{env}");
     home.run(&["delete", &name]).ok();
 }
+
+/// A machine that cannot build the sandbox (here: the daemon runs in a user
+/// namespace that allows no more of them, as a kernel without unprivileged
+/// user namespaces would): host sessions are refused with the reason, unless
+/// `[sandbox] required = false`, and then `list` marks them unsandboxed.
+#[test]
+fn without_the_sandbox_host_sessions_are_refused_unless_allowed_and_then_marked() {
+    let no_userns = ["unshare", "-Ur", "sh", "-c", "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" daemon"];
+    let (home, port) = Home::with_free_port();
+    let daemon = home.daemon_via(port, &[], &no_userns);
+    let repo = git_repo();
+    let name = unique("nobox");
+    let repo_arg = repo.path().to_str().expect("utf-8");
+    let refused = home.run(&["create", "-r", repo_arg, "-a", "shell", "--name", &name, "-p", "exec sleep 600"]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(refused.stderr.contains("cannot sandbox host sessions"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("required = false"), "the error says how to go on: {}", refused.stderr);
+    drop(daemon);
+
+    let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
+    std::fs::write(home.path("config.toml"), format!("{config}[sandbox]\nrequired = false\n")).expect("config");
+    let _daemon = home.daemon_via(port, &[], &no_userns);
+    home.run(&["create", "-r", repo_arg, "-a", "shell", "--name", &name, "-p", "exec sleep 600"]).ok();
+    let list = home.run(&["list"]).ok().stdout;
+    assert!(list.contains("NONE") && list.contains("unsandboxed"), "{list}");
+    home.run(&["delete", &name]).ok();
+}

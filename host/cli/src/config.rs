@@ -38,6 +38,7 @@
 //! order = ["env", "1password", "file"]  # credential sources, highest priority first
 //!
 //! [sandbox]                       # host sessions (zellij) run in clauderon's sandbox
+//! enabled = true                  # false: run them unsandboxed (marked NONE in `list`)
 //! required = true                 # false: run them unsandboxed where the sandbox cannot be built
 //! hide = ["~/work/secrets"]       # more paths they must not see (credential stores are hidden already)
 //!

@@ -136,6 +136,9 @@ async fn host_sandbox(home: &Home, config: &Config) -> anyhow::Result<HostSandbo
     let probe_exe = exe.clone();
     let support = tokio::task::spawn_blocking(move || clauderon_sandbox::probe(&probe_exe)).await?;
     match &support {
+        _ if !config.sandbox.enabled => {
+            tracing::warn!("host sessions run UNSANDBOXED ([sandbox] enabled = false)")
+        }
         clauderon_sandbox::Support::Full => tracing::info!("host sessions run in the sandbox"),
         clauderon_sandbox::Support::Missing(why) if config.sandbox.required => tracing::warn!(
             "this machine cannot sandbox host sessions, so they will be refused ({why}); \

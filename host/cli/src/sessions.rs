@@ -149,7 +149,7 @@ pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<
         }
         if isolation == "NONE" {
             println!(
-                "  ! unsandboxed: this host session can read your files and reach your network ([sandbox] required = false)"
+                "  ! unsandboxed: this host session can read your files and reach your network (see [sandbox] in config.toml)"
             );
         }
     }

@@ -57,6 +57,7 @@ fn main() {
     let mock_pem = std::fs::read_to_string(&mock_ca).expect("reading the mock upstream's CA");
     let proxy = InProcessProxy::start(&mock_ca, mock.addr);
     let relay = Relay::start(mock.addr);
+    let sandboxed_url = proxy.through_sandbox_relay();
     let mitm = mitmdump().and_then(|bin| Mitm::start(&bin, &mock_ca));
 
     let mut targets = vec![
@@ -75,6 +76,14 @@ fn main() {
         }
         Err(e) => format!("mitmproxy not measured: {e}"),
     };
+    // What a sandboxed session's agent goes through: the relay on its own
+    // loopback, the proxy's unix socket, the same proxy.
+    targets.push(Target::new(
+        "clauderon via sandbox relay",
+        client(&proxy.ca_pem, Some(&sandboxed_url), mock.addr),
+        mock.addr,
+        true,
+    ));
 
     // The load generator's runtime; the proxy has its own (its own threads).
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -374,17 +383,13 @@ fn report(results: &[Figures], mitm_note: &str, through_clauderon: u64, stored: 
         }
         println!("{}", line.trim_end());
     };
-    let all = |f: &dyn Fn(&Figures) -> String| -> Vec<String> {
-        let mut cells: Vec<String> = results.iter().map(f).collect();
-        cells.resize(4, "n/a".into());
-        cells
-    };
+    let all = |f: &dyn Fn(&Figures) -> String| -> Vec<String> { results.iter().map(f).collect() };
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!("clauderon proxy benchmark — 127.0.0.1, TLS, HTTP/1.1 keep-alive, clauderon-mock-upstream");
     println!("{cpus} CPUs shared by the client, the mock upstream and the proxy; {mitm_note}");
     println!();
-    row("", vec!["direct".into(), "tcp relay".into(), "clauderon".into(), "mitmproxy".into()]);
+    row("", results.iter().map(|f| f.name.replace("clauderon via sandbox relay", "sandboxed")).collect());
     row("sequential GET /x: requests", all(&|f| f.sequential.to_string()));
     row("  p50", all(&|f| dur(f.p50)));
     row("  p99", all(&|f| dur(f.p99)));
@@ -405,6 +410,12 @@ fn report(results: &[Figures], mitm_note: &str, through_clauderon: u64, stored: 
     let us = |s: Option<f64>| cell(s.map(|s| format!("{:+.1} µs", s * 1e6)));
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
     let added_p50 = added(clauderon, |f| f.p50);
+    let sandboxed = get("clauderon via sandbox relay");
+    println!(
+        "a sandboxed session's requests (its relay, the proxy's unix socket): p50 {} and p99 {} over clauderon's own listener",
+        us(over(clauderon, sandboxed, |f| f.p50)),
+        us(over(clauderon, sandboxed, |f| f.p99)),
+    );
     println!(
         "clauderon added latency per keep-alive request: p50 {} (target ≤ {} µs: {}), p99 {}",
         us(added_p50),
@@ -542,7 +553,7 @@ struct InProcessProxy {
     store: Arc<clauderon_store::Store>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// A credential source that always has [`CREDENTIAL`].
@@ -601,7 +612,11 @@ impl InProcessProxy {
                     let proxy =
                         Proxy::new(authority, rules, upstream, credentials, audit, IdentityKey::ephemeral(), bind);
                     let ident = SessionIdentity { id: "bench".into(), name: "bench".into() };
-                    proxy.open(ident, AccessMode::ReadWrite, None, None).await.expect("opening the session's listener");
+                    let socket_dir = home.join("run");
+                    proxy
+                        .open(ident, AccessMode::ReadWrite, None, Some(&socket_dir))
+                        .await
+                        .expect("opening the session's listener");
                     let url = proxy.url("bench").expect("the session's proxy URL");
                     ready_tx.send((url, ca_pem)).expect("bench thread is waiting");
                     let _ = stop_rx.await;
@@ -609,7 +624,19 @@ impl InProcessProxy {
             })
             .expect("proxy thread");
         let (url, ca_pem) = ready_rx.recv().expect("the proxy did not start");
-        Self { url, ca_pem, store: audit_store, stop: Some(stop), thread: Some(thread), _dir: dir }
+        Self { url, ca_pem, store: audit_store, stop: Some(stop), thread: Some(thread), dir }
+    }
+
+    /// Start a sandbox's relay (as `clauderon sandbox exec` runs it) on a free
+    /// port, to this proxy's unix socket; the proxy URL through it.
+    fn through_sandbox_relay(&self) -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let socket = self.dir.path().join("run").join(clauderon_proxy::server::SOCKET_NAME);
+        for listener in clauderon_sandbox::relay::listen(port).expect("the relay's listener") {
+            clauderon_sandbox::relay::serve(listener, socket.clone());
+        }
+        let (scheme_and_auth, _) = self.url.rsplit_once(':').expect("proxy URL with a port");
+        format!("{scheme_and_auth}:{port}")
     }
 
     /// Records in the audit, once `expected` are stored (or after `wait`).

@@ -28,7 +28,7 @@ pub mod policy;
 pub mod probe;
 
 mod launch;
-mod relay;
+pub mod relay;
 
 pub use launch::exec;
 pub use policy::{Policy, ProxyLink, default_hidden};

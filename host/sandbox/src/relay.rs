@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::SandboxError;
 
 /// Bind the relay's listeners inside the sandbox's network namespace.
-pub(crate) fn listen(port: u16) -> Result<Vec<TcpListener>, SandboxError> {
+pub fn listen(port: u16) -> Result<Vec<TcpListener>, SandboxError> {
     let v4 = TcpListener::bind(("127.0.0.1", port))
         .map_err(|e| SandboxError::step(format!("listening on the sandbox's 127.0.0.1:{port}"), e))?;
     let mut listeners = vec![v4];
@@ -24,7 +24,7 @@ pub(crate) fn listen(port: u16) -> Result<Vec<TcpListener>, SandboxError> {
 
 /// Relay every connection on `listener` to the unix socket at `socket`, in
 /// the background.
-pub(crate) fn serve(listener: TcpListener, socket: PathBuf) {
+pub fn serve(listener: TcpListener, socket: PathBuf) {
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
             let socket = socket.clone();

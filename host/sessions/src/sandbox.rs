@@ -28,6 +28,9 @@ pub enum Isolation {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxConfig {
+    /// Run host sessions in the sandbox (default). `false` runs them
+    /// unsandboxed, shown as such — for debugging, and the benchmark's baseline.
+    pub enabled: bool,
     /// Refuse to create host sessions when this machine cannot sandbox them
     /// (default); `false` runs them unsandboxed instead, shown as such.
     pub required: bool,
@@ -37,7 +40,7 @@ pub struct SandboxConfig {
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        Self { required: true, hide: Vec::new() }
+        Self { enabled: true, required: true, hide: Vec::new() }
     }
 }
 
@@ -73,6 +76,9 @@ impl HostSandbox {
         paths: &Paths<'_>,
         proxy: Option<(u16, PathBuf)>,
     ) -> Result<Option<Policy>, SessionError> {
+        if !self.config.enabled {
+            return Ok(None);
+        }
         if let Support::Missing(why) = &self.support {
             if self.config.required {
                 return Err(SessionError::Invalid(format!(
@@ -127,7 +133,7 @@ mod tests {
         HostSandbox {
             exe: "/bin/clauderon".into(),
             support,
-            config: SandboxConfig { required, hide: vec![] },
+            config: SandboxConfig { enabled: true, required, hide: vec![] },
             user_home: "/nonexistent-home".into(),
         }
     }
