@@ -133,8 +133,12 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
 /// The host sandbox: this binary runs it, and the probe says whether it can.
 async fn host_sandbox(home: &Home, config: &Config) -> anyhow::Result<HostSandbox> {
     let exe = std::env::current_exe().context("finding the clauderon binary (it runs the sandbox)")?;
-    let probe_exe = exe.clone();
-    let support = tokio::task::spawn_blocking(move || clauderon_sandbox::probe(&probe_exe)).await?;
+    let support = if config.sandbox.enabled {
+        let probe_exe = exe.clone();
+        tokio::task::spawn_blocking(move || clauderon_sandbox::probe(&probe_exe)).await?
+    } else {
+        clauderon_sandbox::Support::Missing("[sandbox] enabled = false".into())
+    };
     match &support {
         _ if !config.sandbox.enabled => {
             tracing::warn!("host sessions run UNSANDBOXED ([sandbox] enabled = false)")

@@ -391,6 +391,11 @@ impl Manager {
         self.home.join("sessions").join(&session.id)
     }
 
+    /// The session's config home (the agent's HOME; the session can write it).
+    fn config_home(&self, session: &Session) -> PathBuf {
+        self.session_dir(session).join("agent-home")
+    }
+
     /// The agent's launch plan and the backend spec for a session. The
     /// environment is the agent's, its credential placeholders, the proxy's
     /// (`egress`), HOME = the session's own config home (so an agent on the
@@ -399,15 +404,18 @@ impl Manager {
     /// the host sandbox.
     async fn spec(&self, session: &mut Session, resume: bool, egress: EgressEnv) -> Result<SessionSpec, SessionError> {
         let session_dir = self.session_dir(session);
-        let config_home = session_dir.join("agent-home");
+        let config_home = self.config_home(session);
+        tokio::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config_home)
+            .await
+            .map_err(|e| SessionError::Failed(format!("creating {}: {e}", config_home.display())))?;
         let backend_isolated = self.runtime.backend(&session.backend).await?.info().await?.features.isolated;
         let workdir = workdir_of(session);
         let objects = worktree::objects_dir(&session.repo).await?;
         let policy = match (&self.sandbox, backend_isolated) {
             (Some(sandbox), false) => {
-                tokio::fs::create_dir_all(&config_home)
-                    .await
-                    .map_err(|e| SessionError::Failed(format!("creating {}: {e}", config_home.display())))?;
                 let paths = crate::sandbox::Paths {
                     clauderon_home: &self.home,
                     config_home: &config_home,
@@ -560,7 +568,7 @@ impl Manager {
     pub async fn history(&self, id_or_name: &str, cursor: u64) -> Result<crate::history::History, SessionError> {
         let session = self.get(id_or_name).await?;
         let mut agent = self.runtime.agent(&session.agent).await?;
-        let config_home = self.session_dir(&session).join("agent-home");
+        let config_home = self.config_home(&session);
         crate::history::read(&session, &config_home, &mut agent, cursor).await
     }
 
@@ -796,11 +804,10 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, SessionError> {
     serde_json::to_vec(v).map_err(|e| SessionError::Failed(format!("encoding failed: {e}")))
 }
 
-/// Write the launch plan's files under the agent's config home — a
-/// directory the session can write, so through [`Confined`]: a name the
-/// session turned into a symlink is replaced, never followed.
+/// Write the launch plan's files under the agent's config home (which
+/// exists) — a directory the session can write, so through [`Confined`]: a
+/// name the session turned into a symlink is replaced, never followed.
 async fn place_files(config_home: &Path, plan: &LaunchPlan) -> Result<(), SessionError> {
-    use std::os::unix::fs::DirBuilderExt;
     let home = config_home.to_path_buf();
     let files: Vec<(String, Vec<u8>, u32)> = plan
         .files
@@ -808,11 +815,6 @@ async fn place_files(config_home: &Path, plan: &LaunchPlan) -> Result<(), Sessio
         .map(|f| (f.path.clone(), f.contents.clone(), if f.mode == 0 { 0o600 } else { f.mode & 0o777 }))
         .collect();
     tokio::task::spawn_blocking(move || -> Result<(), SessionError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&home)
-            .map_err(|e| SessionError::Failed(format!("creating {}: {e}", home.display())))?;
         let dir = Confined::open(&home).map_err(|e| SessionError::Failed(e.to_string()))?;
         for (path, contents, mode) in files {
             dir.write(Path::new(&path), &contents, mode).map_err(|e| {
