@@ -109,8 +109,16 @@ pub async fn add(root: &Path, worktree: &Path, branch: &str, commit: &str) -> Re
 
 /// Bring the session's `branch` from its clone into the user's repository.
 /// Refused if the clone no longer reads objects only from the user's store.
+/// Nothing to bring back when the clone is gone, or for a session made
+/// before clones (a `git worktree`, whose `.git` is a file: its commits are in
+/// the user's repository already).
 pub async fn sync(root: &Path, worktree: &Path, branch: &str) -> Result<(), SessionError> {
     let git_dir = worktree.join(".git");
+    match tokio::fs::symlink_metadata(&git_dir).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Ok(meta) if meta.is_file() => return Ok(()),
+        _ => {}
+    }
     let expected = objects_dir(root).await?;
     let gd = git_dir.clone();
     let alternates = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
@@ -206,4 +214,47 @@ pub async fn identity_env(repo: &Path) -> Vec<(String, String)> {
         }
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dir: &Path, args: &[&str]) {
+        let ok = std::process::Command::new("git").arg("-C").arg(dir).args(args).status().expect("git").success();
+        assert!(ok, "git {args:?}");
+    }
+
+    fn repo() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        run(dir.path(), &["init", "-q", "-b", "main"]);
+        run(dir.path(), &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "i"]);
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_clone_brings_its_branch_back_and_a_tampered_one_does_not() {
+        let user = repo();
+        let work = tempfile::tempdir().expect("tempdir");
+        let clone = work.path().join("s");
+        let head = git(user.path(), &["rev-parse", "HEAD"]).await.expect("head");
+        add(user.path(), &clone, "clauderon/s", &head).await.expect("add");
+        run(&clone, &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "w"]);
+        sync(user.path(), &clone, "clauderon/s").await.expect("sync");
+        assert!(has_own_commits(user.path(), "clauderon/s", &head).await);
+        std::fs::write(clone.join(".git/objects/info/alternates"), "/elsewhere/objects\n").expect("tamper");
+        let err = sync(user.path(), &clone, "clauderon/s").await.expect_err("refused");
+        assert!(err.to_string().contains("changed where its clone reads objects"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_worktree_from_before_clones_or_a_vanished_clone_has_nothing_to_bring_back() {
+        let user = repo();
+        let work = tempfile::tempdir().expect("tempdir");
+        let old = work.path().join("old");
+        run(user.path(), &["worktree", "add", "-q", "-b", "clauderon/old", old.to_str().expect("utf-8")]);
+        assert!(old.join(".git").is_file());
+        sync(user.path(), &old, "clauderon/old").await.expect("an old worktree syncs as a no-op");
+        sync(user.path(), &work.path().join("gone"), "clauderon/gone").await.expect("a vanished clone too");
+    }
 }
