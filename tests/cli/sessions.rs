@@ -151,6 +151,78 @@ fn a_zellij_session_runs_its_command_in_the_worktree_and_lives_through_every_tra
     assert!(kinds.contains(&"access-mode-changed"), "{kinds:?}");
 }
 
+/// A create that fails removes what it made and nothing else: not a running
+/// session whose name ends or starts with the new one's, not the user's own
+/// zellij session or branch that is in its way.
+#[test]
+fn a_failed_create_removes_only_what_it_made() {
+    let (home, port) = Home::with_free_port();
+    let _daemon = home.daemon(port);
+    let repo = git_repo();
+    let base = unique("undo");
+    let (suffixed, prefixed) = (format!("fix-{base}"), format!("{base}-x"));
+    for name in [&suffixed, &prefixed] {
+        assert_eq!(create_shell(&home, repo.path(), name, "exec sleep 600")["status"], "running");
+    }
+    let all_alive = |why: &str| {
+        let zellij = zellij_sessions();
+        for name in [&suffixed, &prefixed] {
+            assert_eq!(status_of(&home, name, false).as_deref(), Some("running"), "{why}: {name}");
+            assert!(zellij.contains(&format!("clauderon-{name}")), "{why}: clauderon-{name} is gone:\n{zellij}");
+            assert!(branch_exists(repo.path(), &format!("clauderon/{name}")), "{why}: its branch is gone");
+        }
+    };
+    let create = |name: &str| {
+        home.run(&[
+            "create",
+            "-r",
+            repo.path().to_str().expect("utf-8"),
+            "-p",
+            "exec sleep 600",
+            "-b",
+            "zellij",
+            "-a",
+            "shell",
+            "--name",
+            name,
+        ])
+    };
+
+    // The user's own zellij session has the name clauderon would give the resource.
+    struct UsersZellij(String);
+    impl Drop for UsersZellij {
+        fn drop(&mut self) {
+            let _ = Command::new("zellij").args(["delete-session", "--force", &self.0]).output();
+        }
+    }
+    let users = UsersZellij(format!("clauderon-{base}"));
+    let made = Command::new("zellij").args(["attach", "--create-background", &users.0]).status().expect("zellij");
+    assert!(made.success());
+    let refused = create(&base);
+    assert_ne!(refused.code, 0);
+    assert!(zellij_sessions().contains(&users.0), "the user's zellij session is kept");
+    all_alive("after a create refused by the backend");
+    assert!(!branch_exists(repo.path(), &format!("clauderon/{base}")), "the branch this create made is removed");
+    assert!(refused.stderr.contains("already has a resource"), "{}", refused.stderr);
+    drop(users);
+
+    // The user's own branch has the name of the new session's branch.
+    let branch = format!("clauderon/{base}");
+    let ok = Command::new("git").arg("-C").arg(repo.path()).args(["branch", &branch]).status().expect("git");
+    assert!(ok.success());
+    let refused = create(&base);
+    assert_ne!(refused.code, 0);
+    all_alive("after a create refused by git");
+    assert!(branch_exists(repo.path(), &branch), "the user's branch is kept");
+    assert!(refused.stderr.contains("exists already"), "{}", refused.stderr);
+
+    let list = home.run(&["list", "--json"]).ok().json();
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "no record left by the failed creates: {list}");
+    for name in [&suffixed, &prefixed] {
+        home.run(&["delete", name]).ok();
+    }
+}
+
 #[test]
 fn a_branch_with_commits_of_its_own_is_kept_on_delete() {
     let (home, port) = Home::with_free_port();

@@ -112,6 +112,9 @@ fn container_spec(spec: &SessionSpec) -> Result<ContainerSpec> {
     if spec.launch.argv.is_empty() {
         return Err(Error::invalid_input("the agent's launch plan has no command"));
     }
+    if !spec.resource_name.starts_with(PREFIX) {
+        return Err(Error::invalid_input(format!("`{}` is not a container name of clauderon", spec.resource_name)));
+    }
     let image = spec.image.clone().or_else(|| option(spec, "image").map(String::from)).unwrap_or(DEFAULT_IMAGE.into());
     ensure_image(&image, option(spec, "pull").unwrap_or("missing"))?;
     if let Some(network) = option(spec, "network") {
@@ -134,7 +137,7 @@ fn container_spec(spec: &SessionSpec) -> Result<ContainerSpec> {
     };
     cmd.extend(spec.launch.argv.iter().cloned());
     Ok(ContainerSpec {
-        name: format!("{PREFIX}{}", spec.name),
+        name: spec.resource_name.clone(),
         image,
         cmd,
         env,

@@ -20,9 +20,9 @@ fn zellij() -> Command {
     Command::new("zellij")
 }
 
-/// The zellij session for a clauderon session.
-fn session_name(spec: &SessionSpec) -> String {
-    format!("{PREFIX}{}", spec.name)
+/// The zellij session for a clauderon session: the name the host chose.
+fn session_name(spec: &SessionSpec) -> Result<String> {
+    Ok(owned(&spec.resource_name)?.to_string())
 }
 
 /// Only ever touch sessions this backend created.
@@ -135,7 +135,7 @@ fn start_server(name: &str, spec: &SessionSpec) -> Result<()> {
 }
 
 fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
-    let name = session_name(spec);
+    let name = session_name(spec)?;
     if spec.launch.argv.is_empty() {
         return Err(Error::invalid_input("the agent's launch plan has no command"));
     }
@@ -160,7 +160,7 @@ impl Backend for Zellij {
     }
 
     fn create(spec: SessionSpec) -> Result<SessionInfo> {
-        let name = session_name(&spec);
+        let name = session_name(&spec)?;
         if sessions()?.iter().any(|(n, _)| *n == name) {
             return Err(Error::failed(format!("a zellij session `{name}` already exists")));
         }

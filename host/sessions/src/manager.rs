@@ -90,9 +90,47 @@ pub struct Manager {
     events: broadcast::Sender<Event>,
     home: PathBuf,
     defaults: Defaults,
-    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Locks,
     egress: Option<Arc<dyn Egress>>,
     sandbox: Option<HostSandbox>,
+}
+
+/// Named async locks, made on first use. A lock nobody holds or awaits
+/// (only the registry has it) is dropped at the next call, so the registry
+/// holds the locks in use rather than one for every session ever made.
+#[derive(Default)]
+struct Locks(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Locks {
+    fn get(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|k, lock| k == key || Arc::strong_count(lock) > 1);
+        locks.entry(key.to_string()).or_default().clone()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// What a create has made so far: undoing it touches these and nothing else.
+#[derive(Debug, Default)]
+struct Made {
+    /// The session's clone and branch (`worktree::add` refuses existing ones).
+    clone: bool,
+    /// The backend resource the host named and recorded before the backend's
+    /// `create` (checked absent first), so it is this create's even if
+    /// `create` failed midway.
+    resource: Option<String>,
+    /// A resource a misbehaving backend made under another name.
+    stray: Option<String>,
+}
+
+/// The backend resource of session `name`: the host names it, so that a
+/// failed create can be undone by name without touching another's.
+fn resource_name(name: &str) -> String {
+    format!("clauderon-{name}")
 }
 
 /// Creates, starts and deletes are serialised per backend (keyed
@@ -171,9 +209,8 @@ impl Manager {
             .map_err(SessionError::from)
     }
 
-    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(id.to_string()).or_default().clone()
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.get(key)
     }
 
     fn event(session: &Session, kind: EventKind, detail: Option<String>) -> Event {
@@ -301,20 +338,25 @@ impl Manager {
 
         let lock = self.lock_for(&session.id);
         let _guard = lock.lock().await;
-        match self.provision(&mut session).await {
+        let mut made = Made::default();
+        match self.provision(&mut session, &mut made).await {
             Ok(()) => Ok(session),
             Err(e) => {
-                self.undo_create(&session, &e.to_string()).await;
+                self.undo_create(&session, &made, &e.to_string()).await;
                 Err(e)
             }
         }
     }
 
-    async fn provision(&self, session: &mut Session) -> Result<(), SessionError> {
+    /// Make the session's clone, egress and backend resource, noting in
+    /// `made` each thing as it is made (and the resource in the store before
+    /// the backend is asked for it, for a restart to undo).
+    async fn provision(&self, session: &mut Session, made: &mut Made) -> Result<(), SessionError> {
         {
             let lock = self.lock_for(&repo_key(&session.repo));
             let _one_at_a_time = lock.lock().await;
             worktree::add(&session.repo, &session.worktree, &session.branch, &session.base_commit).await?;
+            made.clone = true;
         }
         let egress = self.open_egress(session).await?;
         let spec = self.spec(session, false, egress).await?;
@@ -322,36 +364,47 @@ impl Manager {
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
             let _one_at_a_time = lock.lock().await;
+            let name = spec.resource_name.clone();
+            if backend.list_resources().await?.contains(&name) {
+                return Err(SessionError::Conflict(format!(
+                    "the {} backend already has a resource named `{name}` that this create did not make; \
+                     remove it or pick another --name",
+                    session.backend
+                )));
+            }
+            session.resource_id = Some(name.clone());
+            let (id, record) = (session.id.clone(), to_json(session)?);
+            self.blocking(move |s| s.replace_session(&id, &record)).await?;
+            made.resource = Some(name);
             backend.create(&spec).await?
         };
-        session.resource_id = Some(info.resource_id);
+        if Some(&info.resource_id) != made.resource.as_ref() {
+            made.stray = Some(info.resource_id.clone());
+            return Err(SessionError::Failed(format!(
+                "the {} backend made resource `{}`, not `{}` as it was asked",
+                session.backend, info.resource_id, spec.resource_name
+            )));
+        }
         session.agent_status = AgentStatus::Working;
         self.set_status(session, Status::Running, None).await
     }
 
-    /// Remove what a failed create made, then the record.
-    async fn undo_create(&self, session: &Session, why: &str) {
+    /// Remove what a failed create made — only that — then the record.
+    async fn undo_create(&self, session: &Session, made: &Made, why: &str) {
         self.close_egress(session);
-        let mut resources: Vec<String> = session.resource_id.iter().cloned().collect();
-        if let Ok(mut backend) = self.runtime.backend(&session.backend).await {
-            if resources.is_empty() {
-                // The resource may exist without its id stored (e.g. a crash mid-create):
-                // backends name resources after the session.
-                resources = backend
-                    .list_resources()
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|r| r.ends_with(&session.name))
-                    .collect();
-            }
-            for r in &resources {
+        let resources = made.resource.iter().chain(made.stray.iter());
+        if made.resource.is_some()
+            && let Ok(mut backend) = self.runtime.backend(&session.backend).await
+        {
+            for r in resources {
                 if let Err(e) = backend.delete(r).await {
                     tracing::warn!(session = %session.name, "could not delete backend resource {r}: {e}");
                 }
             }
         }
-        if let Err(e) = self.remove_worktree(session).await {
+        if made.clone
+            && let Err(e) = self.remove_worktree(session).await
+        {
             tracing::warn!(session = %session.name, "could not remove the worktree: {e}");
         }
         let _ = tokio::fs::remove_dir_all(self.session_dir(session)).await;
@@ -487,6 +540,7 @@ impl Manager {
         Ok(SessionSpec {
             id: session.id.clone(),
             name: session.name.clone(),
+            resource_name: resource_name(&session.name),
             worktree: session.worktree.to_string_lossy().into_owned(),
             workdir: workdir.to_string_lossy().into_owned(),
             access_mode: match session.access_mode {
@@ -722,7 +776,11 @@ impl Manager {
     async fn reconcile_one(&self, session: &mut Session) -> Result<Option<String>, SessionError> {
         if session.status == Status::Creating {
             let why = "the daemon stopped while this session was being created; it was cleaned up";
-            self.undo_create(session, why).await;
+            // What the create made: its clone (removed only if it exists, its
+            // branch only without commits of its own) and the resource it
+            // recorded before asking the backend — nothing else.
+            let made = Made { clone: true, resource: session.resource_id.clone(), stray: None };
+            self.undo_create(session, &made, why).await;
             return Ok(Some(why.into()));
         }
         if matches!(session.status, Status::Running | Status::Stopped) && session.proxy_port.is_some() {
@@ -825,4 +883,28 @@ async fn place_files(config_home: &Path, plan: &LaunchPlan) -> Result<(), Sessio
     })
     .await
     .map_err(|e| SessionError::Failed(format!("placing the agent's files: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_lock_registry_keeps_only_locks_in_use() {
+        let locks = Locks::default();
+        for i in 0..100 {
+            let lock = locks.get(&format!("session-{i}"));
+            let _held = lock.lock().await;
+        }
+        assert!(locks.len() <= 1, "unused locks are dropped: {} kept", locks.len());
+
+        // A held lock survives other calls and still excludes.
+        let held = locks.get("busy").lock_owned().await;
+        for i in 0..10 {
+            let _ = locks.get(&format!("other-{i}"));
+        }
+        assert!(locks.get("busy").try_lock().is_err(), "the held lock is the one handed out");
+        drop(held);
+        assert!(locks.get("busy").try_lock().is_ok());
+    }
 }

@@ -90,11 +90,38 @@ pub async fn objects_dir(root: &Path) -> Result<PathBuf, SessionError> {
 }
 
 /// Make the session's clone at `worktree` on a new `branch` starting at
-/// `commit` (the branch is made in the user's repository too).
+/// `commit` (the branch is made in the user's repository too). Refuses a
+/// `worktree` or `branch` that exists already; a failure leaves nothing behind.
 pub async fn add(root: &Path, worktree: &Path, branch: &str, commit: &str) -> Result<(), SessionError> {
     let wt = worktree.to_string_lossy();
+    // Refuse what exists already: a failed create removes what it made, so
+    // it must not have adopted anything it did not make.
+    if tokio::fs::symlink_metadata(worktree).await.is_ok() {
+        return Err(SessionError::Conflict(format!(
+            "{wt} exists already (left from an earlier session?); remove it or pick another --name"
+        )));
+    }
+    if git(root, &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")]).await.is_ok() {
+        return Err(SessionError::Conflict(format!(
+            "the branch {branch} exists already in {}; rename or delete it, or pick another --name",
+            root.display()
+        )));
+    }
     let fail = |what: &str, e: String| SessionError::Failed(format!("{what} for the session ({wt}) failed: {e}"));
     git(root, &["branch", branch, commit]).await.map_err(|e| fail("creating its branch", e))?;
+    if let Err(e) = clone(root, worktree, branch).await {
+        // Leave nothing behind: the branch and any partial clone are ours.
+        let _ = tokio::fs::remove_dir_all(worktree).await;
+        let _ = git(root, &["branch", "-D", branch]).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Clone `root` at `branch` into `worktree`, sharing its objects.
+async fn clone(root: &Path, worktree: &Path, branch: &str) -> Result<(), SessionError> {
+    let wt = worktree.to_string_lossy();
+    let fail = |what: &str, e: String| SessionError::Failed(format!("{what} for the session ({wt}) failed: {e}"));
     let source = root.to_string_lossy();
     git(root, &["clone", "--quiet", "--shared", "--template=", "--branch", branch, &source, &wt])
         .await
@@ -256,5 +283,40 @@ mod tests {
         assert!(old.join(".git").is_file());
         sync(user.path(), &old, "clauderon/old").await.expect("an old worktree syncs as a no-op");
         sync(user.path(), &work.path().join("gone"), "clauderon/gone").await.expect("a vanished clone too");
+    }
+
+    #[tokio::test]
+    async fn add_refuses_what_exists_and_leaves_nothing_when_it_fails() {
+        let user = repo();
+        let work = tempfile::tempdir().expect("tempdir");
+        let head = git(user.path(), &["rev-parse", "HEAD"]).await.expect("head");
+        let exists = |b: &str| {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(user.path())
+                .args(["rev-parse", "--verify", "--quiet", &format!("refs/heads/{b}")])
+                .status()
+                .expect("git")
+                .success()
+        };
+
+        // The user's own branch of that name is refused and kept.
+        run(user.path(), &["branch", "clauderon/mine"]);
+        let err = add(user.path(), &work.path().join("mine"), "clauderon/mine", &head).await.expect_err("refused");
+        assert!(matches!(err, SessionError::Conflict(_)) && err.to_string().contains("exists already"), "{err}");
+        assert!(exists("clauderon/mine") && !work.path().join("mine").exists());
+
+        // A directory in the way is refused and kept; no branch is made.
+        let taken = work.path().join("taken");
+        std::fs::create_dir(&taken).expect("dir");
+        std::fs::write(taken.join("keep"), "x").expect("file");
+        add(user.path(), &taken, "clauderon/taken", &head).await.expect_err("refused");
+        assert!(taken.join("keep").exists() && !exists("clauderon/taken"));
+
+        // A clone that fails midway (its parent is a file) removes the branch it made.
+        let blocked = work.path().join("file");
+        std::fs::write(&blocked, "x").expect("file");
+        add(user.path(), &blocked.join("s"), "clauderon/s", &head).await.expect_err("fails");
+        assert!(!exists("clauderon/s"), "the branch this add made is removed");
     }
 }

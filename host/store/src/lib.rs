@@ -104,6 +104,20 @@ impl Store {
         Ok(seq)
     }
 
+    /// Replace a session's record without an event: bookkeeping that nobody
+    /// watches, such as the resource a create is about to make.
+    pub fn replace_session(&self, id: &str, session: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            if sessions.get(id).map_err(db_err)?.is_none() {
+                return Err(StoreError::NotFound(id.to_string()));
+            }
+            sessions.insert(id, session).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
     /// Remove a session and free its name, together with an event.
     pub fn delete_session(&self, id: &str, name: &str, event: &[u8]) -> Result<u64, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;

@@ -67,6 +67,7 @@ pub fn spec(name: &str) -> SessionSpec {
     SessionSpec {
         id: "00000000-0000-0000-0000-000000000000".into(),
         name: name.into(),
+        resource_name: format!("clauderon-{name}"),
         worktree: "/tmp".into(),
         workdir: "/tmp".into(),
         access_mode: AccessMode::ReadWrite,

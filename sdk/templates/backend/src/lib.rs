@@ -5,8 +5,8 @@
 //! `component.toml` grants exactly `process = ["tmux"]`: clauderon refuses any
 //! other program this component tries to run.
 //!
-//! The resource id clauderon stores for a session is the tmux session name,
-//! `clauderon-<session name>`. Commands name it as `=NAME`, which makes tmux
+//! The resource id clauderon stores for a session is the tmux session name:
+//! the `resource-name` clauderon chose (`clauderon-<session name>`). Commands name it as `=NAME`, which makes tmux
 //! match the name exactly instead of taking the first session it starts with.
 
 use clauderon_sdk::process::Command;
@@ -38,7 +38,10 @@ impl Backend for Tmux {
     }
 
     fn create(spec: SessionSpec) -> Result<SessionInfo> {
-        let name = session_name(&spec.name)?;
+        // Use exactly the name clauderon chose: it deletes that name alone
+        // when a create fails, and never another session's.
+        let name = spec.resource_name.clone();
+        target(&name)?;
         tmux().args(new_session_args(&name, &spec)?).run()?;
         Ok(SessionInfo { resource_id: name, status: running() })
     }
@@ -124,18 +127,6 @@ fn running() -> ResourceStatus {
 
 // Pure logic below: no host calls, so `cargo test` can check it natively.
 
-/// The tmux session name for a clauderon session name. tmux turns `.` and
-/// `:` into `_` itself; replacing everything unusual with `-` here keeps the
-/// name we return equal to the name tmux uses.
-fn session_name(session: &str) -> Result<String> {
-    if session.is_empty() {
-        return Err(Error::invalid_input("the session has an empty name"));
-    }
-    let clean: String =
-        session.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
-    Ok(format!("{PREFIX}{clean}"))
-}
-
 /// The exact-match tmux target for a resource id, refusing ids this backend
 /// did not make (so it never touches the user's own tmux sessions).
 fn target(resource_id: &str) -> Result<String> {
@@ -182,6 +173,7 @@ mod tests {
         SessionSpec {
             id: "0b7c".into(),
             name: "fix-bug".into(),
+            resource_name: "clauderon-fix-bug".into(),
             worktree: "/src/repo".into(),
             workdir: "/src/repo".into(),
             access_mode: AccessMode::ReadOnly,
@@ -223,8 +215,6 @@ mod tests {
 
     #[test]
     fn names_and_targets() {
-        assert_eq!(session_name("a.b:c d").expect("name"), "clauderon-a-b-c-d");
-        assert!(session_name("").is_err());
         assert_eq!(target("clauderon-x").expect("ours"), "=clauderon-x");
         assert!(target("work").is_err());
         assert!(target("clauderon-").is_err());
