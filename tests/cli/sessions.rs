@@ -223,6 +223,89 @@ fn a_failed_create_removes_only_what_it_made() {
     }
 }
 
+/// What a backend says it cannot do is refused before anything is made:
+/// an image or limits on zellij; attach and start on a backend (the `slow`
+/// fixture) that says it has neither.
+#[test]
+fn what_a_backend_cannot_do_is_refused_up_front() {
+    let (home, port) = Home::with_free_port();
+    std::fs::create_dir_all(home.path("components")).expect("components dir");
+    std::fs::copy(test_component("fixtures", "slow"), home.path("components/slow.wasm")).expect("install slow");
+    std::fs::write(home.path("components/slow.grants.toml"), "process = [\"sleep\"]\n").expect("grants");
+    let daemon = home.daemon(port);
+    let repo = git_repo();
+    let repo_arg = repo.path().to_str().expect("utf-8");
+    let name = unique("cannot");
+    for (flags, says) in [
+        (&["--image", "alpine"][..], "cannot apply a container image; leave out --image"),
+        (&["--cpu-limit", "1"][..], "cannot apply resource limits"),
+        (&["--memory-limit", "1000000"][..], "cannot apply resource limits"),
+    ] {
+        let mut args = vec!["create", "-r", repo_arg, "-p", "true", "-b", "zellij", "-a", "shell", "--name", &name];
+        args.extend_from_slice(flags);
+        let out = home.run(&args);
+        assert_ne!(out.code, 0, "{flags:?}");
+        assert!(out.stderr.contains(says), "{flags:?}: {}", out.stderr);
+    }
+    assert!(!branch_exists(repo.path(), &format!("clauderon/{name}")), "nothing was made");
+    assert!(!zellij_sessions().contains(&format!("clauderon-{name}")));
+
+    let body = format!(
+        r#"{{"repo": {:?}, "prompt": "true", "backend": "slow", "agent": "shell", "name": "{name}"}}"#,
+        repo_arg
+    );
+    let (code, s) = daemon.http("POST", "/api/sessions", Some(&body));
+    assert_eq!(code, 201, "{s}");
+    let out = home.run(&["attach", &name]);
+    assert!(out.stderr.contains("gives no way to attach"), "{}", out.stderr);
+    home.run(&["stop", &name]).ok();
+    let out = home.run(&["start", &name]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("cannot start a stopped session again"), "{}", out.stderr);
+    home.run(&["delete", &name]).ok();
+}
+
+/// Every session event reaches each hook component, in order, and a hook
+/// that never returns delays nothing: the daemon runs on one runtime thread
+/// here, and the `stall` hook spins in its first event for a minute while
+/// the session is created, changed and deleted and the other hook sees it all.
+#[test]
+fn hooks_get_every_session_event_and_a_stalled_hook_delays_nothing() {
+    let (home, port) = Home::with_free_port();
+    let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
+    std::fs::write(home.path("config.toml"), format!("{config}\n[limits.hook]\ndeadline = 60000\n")).expect("config");
+    std::fs::create_dir_all(home.path("components")).expect("components dir");
+    for (kind, id) in [("templates", "example-hook"), ("fixtures", "stall")] {
+        std::fs::copy(test_component(kind, id), home.path(&format!("components/{id}.wasm"))).expect("install");
+        std::fs::write(home.path(&format!("components/{id}.grants.toml")), "").expect("grants");
+    }
+    let daemon = home.daemon_with_env(port, &[("TOKIO_WORKER_THREADS", "1")]);
+    let log = || std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    eventually(10, "the daemon to start both hooks", || {
+        log().contains("2 hook component(s) get session events").then_some(())
+    });
+    let repo = git_repo();
+    let name = unique("hooked");
+    assert_eq!(create_shell(&home, repo.path(), &name, "exec sleep 600")["status"], "running");
+    home.run(&["set-access-mode", &name, "--mode", "read-only"]).ok();
+    home.run(&["delete", &name]).ok();
+
+    let lines = eventually(20, "the example hook to see the delete", || {
+        let text = log();
+        let lines: Vec<String> =
+            text.lines().filter(|l| l.contains("example-hook") && l.contains(&name)).map(String::from).collect();
+        lines.iter().any(|l| l.contains("was deleted")).then_some(lines)
+    });
+    let order =
+        ["was created", "status to SessionStatus::Running", "access mode to AccessMode::ReadOnly", "was deleted"];
+    let at: Vec<Option<usize>> = order.iter().map(|o| lines.iter().position(|l| l.contains(o))).collect();
+    assert!(at.iter().all(Option::is_some), "every event reached the hook: {lines:#?}");
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "in order: {lines:#?}");
+    assert!(!log().contains("component `stall` failed"), "the stalled hook is still in its first event");
+    let (code, _) = daemon.http("GET", "/api/sessions", None);
+    assert_eq!(code, 200, "the daemon serves on");
+}
+
 #[test]
 fn a_branch_with_commits_of_its_own_is_kept_on_delete() {
     let (home, port) = Home::with_free_port();

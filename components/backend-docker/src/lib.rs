@@ -187,7 +187,6 @@ impl Backend for Docker {
                 attach: true,
                 resource_limits: true,
                 custom_image: true,
-                network_isolation: false,
                 resume: true,
                 isolated: true,
             },

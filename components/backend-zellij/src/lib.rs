@@ -152,7 +152,6 @@ impl Backend for Zellij {
                 attach: true,
                 resource_limits: false,
                 custom_image: false,
-                network_isolation: false,
                 resume: true,
                 isolated: false,
             },

@@ -100,10 +100,12 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     };
     let sandbox = host_sandbox(home, &config).await?;
     let manager = Arc::new(
-        Manager::new(store, runtime, home.root.clone(), defaults)
+        Manager::new(store, runtime.clone(), home.root.clone(), defaults)
             .with_egress(network.egress.clone())
             .with_sandbox(sandbox),
     );
+    let hooks = clauderon_sessions::hooks::spawn(runtime, manager.subscribe());
+    tracing::info!("{hooks} hook component(s) get session events");
     match manager.reconcile().await {
         Ok(changes) => changes.iter().for_each(|c| tracing::info!("reconcile: {c}")),
         Err(e) => tracing::error!("reconciling sessions at start-up failed: {e}"),

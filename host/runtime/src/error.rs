@@ -40,6 +40,13 @@ pub enum LoadError {
     Duplicate { id: String, first: String, second: String },
     #[error("component `{id}` ({origin}) could not be linked: {reason}")]
     Link { id: String, origin: String, reason: String },
+    #[error("component `{id}` ({origin}) could not describe itself: {reason}")]
+    Info { id: String, origin: String, reason: String },
+    #[error(
+        "component `{id}` ({origin}) calls itself `{said}` in info() but `{id}` in its component.toml; \
+         make them the same and rebuild"
+    )]
+    IdMismatch { id: String, origin: String, said: String },
     #[error("the wasmtime engine could not be created: {0}")]
     Engine(String),
 }

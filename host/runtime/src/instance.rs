@@ -12,7 +12,6 @@ use serde::Serialize;
 use wasmtime::Store;
 
 use crate::bindings::{self, PluginError, types};
-use crate::engine::EngineHandle;
 use crate::error::{CallError, CallErrorKind};
 use crate::loader::{Plugin, Pre};
 use crate::state::{HostServices, HostState};
@@ -29,10 +28,20 @@ pub struct Instance<W> {
 /// (which epochs cannot interrupt).
 const HOST_GRACE: Duration = Duration::from_secs(1);
 
+/// A store whose running code gives its thread back to tokio at every epoch
+/// tick and traps once the call has run past its deadline: a spinning
+/// component occupies no runtime thread, and delays nothing but itself.
 fn new_store(plugin: &Plugin, engine: &wasmtime::Engine, services: &Arc<HostServices>) -> Store<HostState> {
     let mut store = Store::new(engine, HostState::new(plugin.ctx.clone(), services.clone()));
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(EngineHandle::ticks(plugin.ctx.limits.deadline));
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        if state.call_started.elapsed() >= state.ctx.limits.deadline {
+            return Ok(wasmtime::UpdateDeadline::Interrupt);
+        }
+        Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+    });
+    store.set_epoch_deadline(1);
     store
 }
 
@@ -115,7 +124,7 @@ impl<W> Instance<W> {
             return Err(error(&self.plugin, function, CallErrorKind::Poisoned));
         }
         let deadline = self.plugin.ctx.limits.deadline;
-        self.store.set_epoch_deadline(EngineHandle::ticks(deadline));
+        self.store.set_epoch_deadline(1);
         self.store.data_mut().begin_call();
         Ok(deadline + HOST_GRACE)
     }

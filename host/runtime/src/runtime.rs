@@ -106,7 +106,16 @@ impl Runtime {
     /// Load one component and add it. A failure is returned and also recorded.
     pub async fn load(&mut self, source: Source) -> Result<Arc<Plugin>, LoadError> {
         let origin = source.origin();
-        let result = self.prepare(source).await.and_then(|p| self.add(p));
+        let result = match self.prepare(source).await {
+            Ok(p) => {
+                let p = Arc::new(p);
+                match self.check_id(&p).await {
+                    Ok(()) => self.add(p),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
         if let Err(e) = &result {
             tracing::error!("{e}");
             self.failures.push(LoadFailure { origin, error: e.to_string() });
@@ -130,7 +139,11 @@ impl Runtime {
         }
         done.sort_by_key(|(i, _, _)| *i);
         for (_, origin, prepared) in done {
-            if let Err(error) = prepared.and_then(|p| self.add(p)) {
+            let checked = match prepared.map(Arc::new) {
+                Ok(p) => self.check_id(&p).await.map(|()| p),
+                Err(e) => Err(e),
+            };
+            if let Err(error) = checked.and_then(|p| self.add(p)) {
                 tracing::error!("{error}");
                 self.failures.push(LoadFailure { origin, error: error.to_string() });
             }
@@ -145,7 +158,31 @@ impl Runtime {
         Preparer { engine: self.engine.engine.clone(), cache: self.cache.clone(), config: self.config.clone() }
     }
 
-    fn add(&mut self, plugin: Plugin) -> Result<Arc<Plugin>, LoadError> {
+    /// The id a component's `info()` gives must be its manifest's: the host
+    /// and its users know it by that one id (grants, `--backend`, logs).
+    async fn check_id(&self, plugin: &Arc<Plugin>) -> Result<(), LoadError> {
+        let (engine, services) = (&self.engine.engine, &self.services);
+        let said = async {
+            Ok::<_, CallError>(match plugin.kind() {
+                Kind::Backend => plugin.backend(engine, services).await?.info().await?.id,
+                Kind::Agent => plugin.agent(engine, services).await?.info().await?.id,
+                Kind::CredentialSource => plugin.credential_source(engine, services).await?.info().await?.id,
+                Kind::Hook => plugin.hook(engine, services).await?.info().await?.id,
+            })
+        }
+        .await
+        .map_err(|e| LoadError::Info {
+            id: plugin.id().into(),
+            origin: plugin.origin.clone(),
+            reason: e.to_string(),
+        })?;
+        if said != plugin.id() {
+            return Err(LoadError::IdMismatch { id: plugin.id().into(), origin: plugin.origin.clone(), said });
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, plugin: Arc<Plugin>) -> Result<Arc<Plugin>, LoadError> {
         if let Some(existing) = self.plugins.get(plugin.id()) {
             return Err(LoadError::Duplicate {
                 id: plugin.id().to_string(),
@@ -153,7 +190,6 @@ impl Runtime {
                 second: plugin.origin.clone(),
             });
         }
-        let plugin = Arc::new(plugin);
         self.plugins.insert(plugin.id().to_string(), plugin.clone());
         Ok(plugin)
     }

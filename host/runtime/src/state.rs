@@ -100,6 +100,9 @@ pub struct HostState {
     pub(crate) log_used: usize,
     /// Log bytes dropped during the current call.
     pub(crate) log_dropped: usize,
+    /// When the current call (or the instantiation) began: its deadline
+    /// counts from here.
+    pub(crate) call_started: std::time::Instant,
     wasi: Option<Box<WasiState>>,
 }
 
@@ -118,7 +121,15 @@ const WASI_PIPE_BYTES: usize = 64 << 10;
 impl HostState {
     pub(crate) fn new(ctx: Arc<ComponentCtx>, services: Arc<HostServices>) -> Self {
         let limiter = MemoryLimiter::new(ctx.limits.memory_bytes);
-        Self { ctx, services, limiter, log_used: 0, log_dropped: 0, wasi: None }
+        Self {
+            ctx,
+            services,
+            limiter,
+            log_used: 0,
+            log_dropped: 0,
+            call_started: std::time::Instant::now(),
+            wasi: None,
+        }
     }
 
     /// The component's id.
@@ -128,6 +139,7 @@ impl HostState {
 
     /// Reset per-call bookkeeping at the start of a call.
     pub(crate) fn begin_call(&mut self) {
+        self.call_started = std::time::Instant::now();
         self.log_used = 0;
         self.log_dropped = 0;
     }

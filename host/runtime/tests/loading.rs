@@ -39,6 +39,23 @@ async fn duplicate_ids_are_refused() {
     assert!(matches!(err, LoadError::Duplicate { .. }), "{err}");
 }
 
+/// A component whose manifest names it one thing and whose `info()` another
+/// (here: the shell agent's manifest edited in place to say `shexl`) would be
+/// granted and chosen under one id while calling itself another: refused.
+#[tokio::test]
+async fn a_component_whose_info_disagrees_with_its_manifest_is_refused() {
+    let mut rt = runtime();
+    let bytes = bundled("shell").bytes().to_vec();
+    let (from, to) = (b"id = \"shell\"", b"id = \"shexl\"");
+    let at = bytes.windows(from.len()).position(|w| w == from).expect("the manifest names the component");
+    let mut forged = bytes.clone();
+    forged[at..at + to.len()].copy_from_slice(to);
+    let err = rt.load(Source::Bundled { name: "forged".into(), bytes: forged.into() }).await.err().expect("refused");
+    assert!(matches!(err, LoadError::IdMismatch { ref said, .. } if said == "shell"), "{err}");
+    assert!(err.to_string().contains("calls itself `shell` in info() but `shexl` in its component.toml"), "{err}");
+    assert!(rt.plugin("shexl").is_none() && rt.plugin("shell").is_none());
+}
+
 #[tokio::test]
 async fn garbage_and_manifest_less_files_are_refused_with_a_reason() {
     let mut rt = runtime();

@@ -4,6 +4,7 @@
 //! - [`worktree`]: git worktrees on a branch per session;
 //! - [`egress`]: the session's proxy (opened before the backend starts it);
 //! - [`history`]: chat messages from the agent's transcript;
+//! - [`hooks`]: every session event to each hook component;
 //! - [`manager`]: create / stop / start / archive / unarchive / delete /
 //!   access mode / reconcile, each change stored with its event and broadcast.
 
@@ -11,6 +12,7 @@ pub mod confined;
 pub mod egress;
 pub mod error;
 pub mod history;
+pub mod hooks;
 pub mod manager;
 pub mod model;
 pub mod ownership;

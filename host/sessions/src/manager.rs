@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use clauderon_runtime::Runtime;
 use clauderon_runtime::bindings::agent::exports::clauderon::plugin::agent_api::LaunchRequest;
+use clauderon_runtime::bindings::backend::exports::clauderon::plugin::backend_api::BackendFeatures;
 use clauderon_runtime::bindings::types::{self as wit, EnvVar, LaunchPlan, ResourceState, SessionSpec};
 use clauderon_store::Store;
 use serde::Deserialize;
@@ -298,6 +299,18 @@ impl Manager {
         let agent = req.agent.clone().unwrap_or_else(|| self.defaults.agent.clone());
         self.check_plugin(&backend, clauderon_runtime::Kind::Backend)?;
         self.check_plugin(&agent, clauderon_runtime::Kind::Agent)?;
+        let features = self.features(&backend).await?;
+        let cannot = |what: &str, flags: &str| {
+            SessionError::Invalid(format!(
+                "the {backend} backend cannot apply {what}; leave out {flags} or pick a backend that can (--backend docker)"
+            ))
+        };
+        if req.image.is_some() && !features.custom_image {
+            return Err(cannot("a container image", "--image"));
+        }
+        if (req.cpu_limit.is_some() || req.memory_limit.is_some()) && !features.resource_limits {
+            return Err(cannot("resource limits", "--cpu-limit and --memory-limit"));
+        }
         let location = worktree::locate(&req.repo).await?;
         let (_base_name, base_commit) = worktree::base(&location.root).await?;
         let name = self.pick_name(&req).await?;
@@ -440,6 +453,11 @@ impl Manager {
         }
     }
 
+    /// What a backend says it can do.
+    async fn features(&self, backend: &str) -> Result<BackendFeatures, SessionError> {
+        Ok(self.runtime.backend(backend).await?.info().await?.features)
+    }
+
     fn session_dir(&self, session: &Session) -> PathBuf {
         self.home.join("sessions").join(&session.id)
     }
@@ -464,7 +482,7 @@ impl Manager {
             .create(&config_home)
             .await
             .map_err(|e| SessionError::Failed(format!("creating {}: {e}", config_home.display())))?;
-        let backend_isolated = self.runtime.backend(&session.backend).await?.info().await?.features.isolated;
+        let backend_isolated = self.features(&session.backend).await?.isolated;
         let workdir = workdir_of(session);
         let objects = worktree::objects_dir(&session.repo).await?;
         let policy = match (&self.sandbox, backend_isolated) {
@@ -667,6 +685,12 @@ impl Manager {
     }
 
     async fn restart(&self, session: &mut Session) -> Result<(), SessionError> {
+        if !self.features(&session.backend).await?.resume {
+            return Err(SessionError::Conflict(format!(
+                "the {} backend cannot start a stopped session again; delete `{}` and create a new one",
+                session.backend, session.name
+            )));
+        }
         let egress = self.open_egress(session).await?;
         let spec = self.spec(session, true, egress).await?;
         let resource = session.resource_id.clone().unwrap_or_default();
@@ -830,6 +854,12 @@ impl Manager {
     /// The argv that attaches a terminal to a session.
     pub async fn attach_argv(&self, id_or_name: &str) -> Result<Vec<String>, SessionError> {
         let (session, resource) = self.with_resource(id_or_name).await?;
+        if !self.features(&session.backend).await?.attach {
+            return Err(SessionError::Conflict(format!(
+                "the {} backend gives no way to attach to a session; follow it with `clauderon history --follow {}`",
+                session.backend, session.name
+            )));
+        }
         Ok(self.runtime.backend(&session.backend).await?.attach_argv(&resource).await?)
     }
 

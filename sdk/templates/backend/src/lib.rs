@@ -30,7 +30,6 @@ impl Backend for Tmux {
                 attach: true,
                 resource_limits: false,
                 custom_image: false,
-                network_isolation: false,
                 resume: false,
                 isolated: false,
             },

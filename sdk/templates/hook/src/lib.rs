@@ -47,6 +47,8 @@ fn describe(kind: &EventKind) -> String {
         EventKind::AgentStatusChanged(s) => format!("has an agent status of {s:?}"),
         EventKind::AccessModeChanged(m) => format!("changed access mode to {m:?}"),
         EventKind::Deleted => "was deleted".into(),
+        EventKind::CreateFailed => "could not be created".into(),
+        EventKind::Reconciled(note) => format!("was reconciled: {note}"),
     }
 }
 
