@@ -46,7 +46,7 @@ setup:
 
 # Install the real tools the tests drive: zellij (compiled from crates.io, ~15 min
 # the first time), the Docker engine and the session image (~1.5 min the first
-# time), and the agent CLIs from npm.
+# time), the agent CLIs from npm, and schemathesis from PyPI (~30 s).
 tools:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -88,6 +88,13 @@ tools:
       npm install --no-fund --no-audit --prefix "{{tools_dir}}/npm" @anthropic-ai/claude-code @openai/codex @google/gemini-cli
     fi
     echo "tools: Claude Code $(claude --version), $(codex --version), Gemini CLI $(gemini --version)"
+    # schemathesis (PyPI) checks a live daemon against its OpenAPI document.
+    if [ ! -x "{{tools_dir}}/py/bin/st" ]; then
+      echo "tools: installing schemathesis from PyPI into {{tools_dir}}/py"
+      python3 -m venv "{{tools_dir}}/py"
+      "{{tools_dir}}/py/bin/pip" install -q 'schemathesis>=4,<5'
+    fi
+    echo "tools: $("{{tools_dir}}/py/bin/st" --version)"
 
 # Build the static container relay: statically linked, so it runs in any image.
 relay:

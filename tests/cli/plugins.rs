@@ -151,6 +151,14 @@ fn an_author_builds_installs_and_loads_a_backend_from_the_template() {
     assert!(built.stdout.contains("built my-backend (backend"), "{}", built.stdout);
     let wasm = crate_dir.join("target/clauderon/my-backend.wasm");
     let wasm = wasm.to_str().expect("path");
+    // The guide's step 2 has two places to rename; forgetting info()'s is refused, clearly.
+    let refused = home.run(&["plugins", "install", "--yes", wasm]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("calls itself `example-backend` in info() but `my-backend`"), "{}", refused.stderr);
+    let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).expect("lib.rs");
+    std::fs::write(crate_dir.join("src/lib.rs"), lib.replace("id: \"example-backend\"", "id: \"my-backend\""))
+        .expect("write lib.rs");
+    home.run(&["plugins", "build", crate_dir.to_str().expect("path")]).ok();
     home.run(&["plugins", "inspect", wasm]).ok();
     home.run(&["plugins", "install", "--yes", wasm]).ok();
     let list = home.run(&["plugins", "list", "--json"]).ok().json();

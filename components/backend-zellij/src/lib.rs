@@ -205,6 +205,15 @@ impl Backend for Zellij {
 
     fn output(resource_id: String, lines: u32) -> Result<String> {
         let name = owned(&resource_id)?;
+        // zellij cannot dump the screen of a session whose pane has exited
+        // (it waits until its own timeout): say so at once.
+        let state = state_of(name)?;
+        if state.state != ResourceState::Running {
+            return Err(Error::unsupported(format!(
+                "the zellij session `{name}` is not running{}; start it again to see its screen",
+                state.detail.map(|d| format!(" ({d})")).unwrap_or_default()
+            )));
+        }
         let screen = zellij().env("ZELLIJ_SESSION_NAME", name).args(["action", "dump-screen", "--full"]).run()?;
         let all: Vec<&str> = screen.lines().collect();
         let from = all.len().saturating_sub(lines as usize);

@@ -14,17 +14,20 @@ mod openapi;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use clauderon_proxy::{AuditLog, AuditRecord, Proxy};
-use clauderon_sessions::{AccessMode, CreateRequest, Manager, SessionError};
-use serde::Deserialize;
+use clauderon_proxy::{AuditLog, AuditRecord, CredentialStatus, Proxy};
+use clauderon_sessions::{AccessMode, AgentStatus, CreateRequest, Manager, Session, SessionError};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 /// What the API serves.
 pub struct ApiState {
@@ -71,10 +74,154 @@ impl From<JsonRejection> for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
+/// Every error answer: a sentence saying what went wrong and what to do.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The sentence.
+    pub error: String,
+}
+
+/// The error answers of the API (each with an [`ErrorBody`]).
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+enum Errors {
+    /// Malformed input (body, query or path), or a request the daemon cannot
+    /// take (e.g. an option the backend cannot apply).
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No or the wrong API token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The request names another site (`Host` or `Origin`), or a wrong hook key.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such session.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The session is not in a state that allows this, or a name is taken.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// A backend, agent or git failed while doing it.
+    #[response(status = 502)]
+    BadGateway(ErrorBody),
+}
+
+/// The `{id}` path segment: a session's id or name.
+struct SessionId(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(Self(id)),
+            Err(e) => Err(ApiError(StatusCode::BAD_REQUEST, format!("bad session id in the path: {}", e.body_text()))),
+        }
+    }
+}
+
+/// Query parameters; a malformed query is a JSON error like every other.
+struct Q<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(Self(q)),
+            Err(e) => Err(ApiError(StatusCode::BAD_REQUEST, format!("malformed query: {}", e.body_text()))),
+        }
+    }
+}
+
+/// The largest sequence number or byte offset a query takes (what the
+/// document's int64 says; JSON clients lose precision beyond it anyway).
+const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// `value` of query parameter `name`, if it lies in `min..=max`.
+fn within(name: &str, value: u64, min: u64, max: u64) -> Result<u64, ApiError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError(StatusCode::BAD_REQUEST, format!("`{name}` must be between {min} and {max}, not {value}")))
+    }
+}
+
+/// `GET /api/health`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: String,
+    /// The daemon's version.
+    version: String,
+}
+
+/// What `DELETE` did.
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    /// A sentence, e.g. which branch was kept.
+    message: String,
+}
+
+/// The command that attaches a terminal.
+#[derive(Serialize, ToSchema)]
+pub struct Argv {
+    /// Program and arguments.
+    argv: Vec<String>,
+}
+
+/// The last lines a session showed.
+#[derive(Serialize, ToSchema)]
+pub struct Output {
+    /// The text.
+    output: String,
+}
+
+/// What reconcile changed.
+#[derive(Serialize, ToSchema)]
+pub struct Changes {
+    /// One sentence per session it touched.
+    changes: Vec<String>,
+}
+
+/// What an agent's hook event did.
+#[derive(Serialize, ToSchema)]
+pub struct HookAnswer {
+    /// The agent status it implied, if any.
+    agent_status: Option<AgentStatus>,
+}
+
+/// Audit records after a sequence number.
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    /// The records, oldest first.
+    records: Vec<AuditRecord>,
+    /// The last record's sequence number (pass it as `after` next time).
+    last_seq: u64,
+}
+
+/// What the proxy can inject.
+#[derive(Serialize, ToSchema)]
+pub struct CredentialsAnswer {
+    /// The credential sources, in the order they are asked.
+    sources: Vec<String>,
+    /// Each service a rule can inject (never a credential's value).
+    services: Vec<CredentialStatus>,
+}
+
+/// Loaded and refused plugins.
+#[derive(Serialize, ToSchema)]
+pub struct Plugins {
+    /// Each loaded component: id, kind, version, description, source, grants.
+    plugins: Vec<serde_json::Value>,
+    /// Each refused component: origin and error.
+    refused: Vec<serde_json::Value>,
+}
+
 /// The API's router.
 pub fn router(state: Shared) -> Router {
     let protected = Router::new()
-        .route("/api/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route("/api/openapi.json", get(openapi_json))
         .route("/api/config", get(config))
         .route("/api/plugins", get(plugins))
         .route("/api/sessions", get(list).post(create))
@@ -117,15 +264,27 @@ async fn require_token(State(state): State<Shared>, req: Request, next: Next) ->
     }
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// Whether the daemon is up (no token needed).
+#[utoipa::path(get, path = "/api/health", security(()), responses((status = 200, body = Health), Errors))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", responses((status = 200, description = "the OpenAPI document", body = Object), Errors))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi::document())
+}
+
+/// The effective configuration.
+#[utoipa::path(get, path = "/api/config", responses((status = 200, description = "config.toml with defaults filled in", body = Object), Errors))]
 async fn config(State(s): State<Shared>) -> Json<serde_json::Value> {
     Json(s.config.clone())
 }
 
-async fn plugins(State(s): State<Shared>) -> Json<serde_json::Value> {
+/// Loaded and refused plugins.
+#[utoipa::path(get, path = "/api/plugins", responses((status = 200, body = Plugins), Errors))]
+async fn plugins(State(s): State<Shared>) -> Json<Plugins> {
     let rt = s.manager.runtime();
     let loaded: Vec<_> = rt
         .plugins()
@@ -138,83 +297,108 @@ async fn plugins(State(s): State<Shared>) -> Json<serde_json::Value> {
         })
         .collect();
     let refused: Vec<_> = rt.failures().iter().map(|f| json!({ "origin": f.origin, "error": f.error })).collect();
-    Json(json!({ "plugins": loaded, "refused": refused }))
+    Json(Plugins { plugins: loaded, refused })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Include archived sessions.
     #[serde(default)]
     archived: bool,
 }
 
-async fn list(State(s): State<Shared>, Query(q): Query<ListQuery>) -> ApiResult<Vec<clauderon_sessions::Session>> {
+/// The sessions, oldest first.
+#[utoipa::path(get, path = "/api/sessions", params(ListQuery), responses((status = 200, body = Vec<Session>), Errors))]
+async fn list(State(s): State<Shared>, Q(q): Q<ListQuery>) -> ApiResult<Vec<Session>> {
     Ok(Json(s.manager.list(q.archived).await?))
 }
 
+/// Create a session and start its agent.
+#[utoipa::path(post, path = "/api/sessions", request_body = CreateRequest, responses((status = 201, body = Session), Errors))]
 async fn create(
     State(s): State<Shared>,
     body: Result<Json<CreateRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<clauderon_sessions::Session>), ApiError> {
+) -> Result<(StatusCode, Json<Session>), ApiError> {
     let Json(req) = body?;
     Ok((StatusCode::CREATED, Json(s.manager.create(req).await?)))
 }
 
-async fn show(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult<clauderon_sessions::Session> {
+/// One session.
+#[utoipa::path(get, path = "/api/sessions/{id}", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Session), Errors))]
+async fn show(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.get(&id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeleteQuery {
+    /// Delete even if the backend cannot remove its resource.
     #[serde(default)]
     force: bool,
 }
 
-async fn delete(
-    State(s): State<Shared>,
-    Path(id): Path<String>,
-    Query(q): Query<DeleteQuery>,
-) -> ApiResult<serde_json::Value> {
-    Ok(Json(json!({ "message": s.manager.delete(&id, q.force).await? })))
+/// Delete a session: its resource, its clone, and its branch unless it has commits of its own.
+#[utoipa::path(delete, path = "/api/sessions/{id}", params(("id" = String, Path, description = "the session's id or name"), DeleteQuery), responses((status = 200, body = Deleted), Errors))]
+async fn delete(State(s): State<Shared>, SessionId(id): SessionId, Q(q): Q<DeleteQuery>) -> ApiResult<Deleted> {
+    Ok(Json(Deleted { message: s.manager.delete(&id, q.force).await? }))
 }
 
-async fn stop(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult<clauderon_sessions::Session> {
+/// Stop a running session (its resource is kept for start).
+#[utoipa::path(post, path = "/api/sessions/{id}/stop", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Session), Errors))]
+async fn stop(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.stop(&id).await?))
 }
 
-async fn start(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult<clauderon_sessions::Session> {
+/// Start a stopped or failed session again.
+#[utoipa::path(post, path = "/api/sessions/{id}/start", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Session), Errors))]
+async fn start(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.start(&id).await?))
 }
 
-async fn archive(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult<clauderon_sessions::Session> {
+/// Stop a session and hide it from the list.
+#[utoipa::path(post, path = "/api/sessions/{id}/archive", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Session), Errors))]
+async fn archive(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.archive(&id).await?))
 }
 
-async fn unarchive(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult<clauderon_sessions::Session> {
+/// Bring an archived session back (stopped).
+#[utoipa::path(post, path = "/api/sessions/{id}/unarchive", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Session), Errors))]
+async fn unarchive(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.unarchive(&id).await?))
 }
 
-#[derive(Deserialize)]
+/// The access mode to set.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ModeBody {
+pub struct ModeBody {
+    /// What the session may do through the proxy from its next request on.
     mode: AccessMode,
 }
 
+/// Change what a session may do through the proxy.
+#[utoipa::path(put, path = "/api/sessions/{id}/access-mode", params(("id" = String, Path, description = "the session's id or name")), request_body = ModeBody, responses((status = 200, body = Session), Errors))]
 async fn access_mode(
     State(s): State<Shared>,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
     body: Result<Json<ModeBody>, JsonRejection>,
-) -> ApiResult<clauderon_sessions::Session> {
+) -> ApiResult<Session> {
     let Json(b) = body?;
     Ok(Json(s.manager.set_access_mode(&id, b.mode).await?))
 }
 
-async fn attach(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult<serde_json::Value> {
-    Ok(Json(json!({ "argv": s.manager.attach_argv(&id).await? })))
+/// The command that attaches a terminal to the session.
+#[utoipa::path(get, path = "/api/sessions/{id}/attach", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Argv), Errors))]
+async fn attach(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Argv> {
+    Ok(Json(Argv { argv: s.manager.attach_argv(&id).await? }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct OutputQuery {
+    /// How many lines (default 50).
     #[serde(default = "default_lines")]
+    #[param(minimum = 1, maximum = 10000)]
     lines: u32,
 }
 
@@ -222,88 +406,125 @@ fn default_lines() -> u32 {
     50
 }
 
-async fn output(
-    State(s): State<Shared>,
-    Path(id): Path<String>,
-    Query(q): Query<OutputQuery>,
-) -> ApiResult<serde_json::Value> {
-    Ok(Json(json!({ "output": s.manager.output(&id, q.lines).await? })))
+/// The last lines the session's agent showed.
+#[utoipa::path(get, path = "/api/sessions/{id}/output", params(("id" = String, Path, description = "the session's id or name"), OutputQuery), responses((status = 200, body = Output), Errors))]
+async fn output(State(s): State<Shared>, SessionId(id): SessionId, Q(q): Q<OutputQuery>) -> ApiResult<Output> {
+    let lines = within("lines", q.lines.into(), 1, 10_000)? as u32;
+    Ok(Json(Output { output: s.manager.output(&id, lines).await? }))
 }
 
-async fn reconcile(State(s): State<Shared>) -> ApiResult<serde_json::Value> {
-    Ok(Json(json!({ "changes": s.manager.reconcile().await? })))
+/// Compare every session with its backend and fix what drifted.
+#[utoipa::path(post, path = "/api/reconcile", responses((status = 200, body = Changes), Errors))]
+async fn reconcile(State(s): State<Shared>) -> ApiResult<Changes> {
+    Ok(Json(Changes { changes: s.manager.reconcile().await? }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
-    /// Replay stored events after this sequence number first.
+    /// Stored events after this sequence number: replayed first on the
+    /// WebSocket; the answer to a plain GET (which starts at 0 without it).
+    #[param(maximum = 9223372036854775807_u64)]
     after: Option<u64>,
 }
 
-async fn events(State(s): State<Shared>, Query(q): Query<EventsQuery>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| stream_events(s, q.after, socket))
+/// Session events. With `Upgrade: websocket`: a stream of every session
+/// event as JSON (an `Event`), live audit records as `{type: audit, record}`
+/// and progress as `{type: progress}`. A plain GET answers the stored events
+/// after `after` (at most 1000), for clients that poll.
+#[utoipa::path(get, path = "/api/events", params(EventsQuery), responses((status = 200, description = "stored events after `after`, oldest first", body = Vec<clauderon_sessions::Event>), (status = 101, description = "switching to the WebSocket stream"), Errors))]
+async fn events(
+    State(s): State<Shared>,
+    Q(q): Q<EventsQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let after = match q.after {
+        Some(a) => Some(within("after", a, 0, MAX_SEQ)?),
+        None => None,
+    };
+    match ws {
+        Ok(ws) => Ok(ws.on_upgrade(move |socket| stream_events(s, after, socket))),
+        Err(_) => Ok(Json(s.manager.events_after(after.unwrap_or(0), 1000).await?).into_response()),
+    }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
     /// Byte offset in the transcript to continue from (the last answer's `cursor`).
     #[serde(default)]
+    #[param(maximum = 9223372036854775807_u64)]
     cursor: u64,
 }
 
+/// Chat messages from the agent's transcript after a cursor (incremental).
+#[utoipa::path(get, path = "/api/sessions/{id}/history", params(("id" = String, Path, description = "the session's id or name"), HistoryQuery), responses((status = 200, body = clauderon_sessions::history::History), Errors))]
 async fn history(
     State(s): State<Shared>,
-    Path(id): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    SessionId(id): SessionId,
+    Q(q): Q<HistoryQuery>,
 ) -> ApiResult<clauderon_sessions::history::History> {
-    Ok(Json(s.manager.history(&id, q.cursor).await?))
+    let cursor = within("cursor", q.cursor, 0, MAX_SEQ)?;
+    Ok(Json(s.manager.history(&id, cursor).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HookQuery {
-    /// The session's secret.
+    /// The session's secret (instead of the API token).
     #[serde(default)]
     key: String,
 }
 
+/// An agent's hook event: its agent component says what status it implies.
+#[utoipa::path(post, path = "/api/sessions/{id}/hook", security(()), params(("id" = String, Path, description = "the session's id"), HookQuery), request_body(content = Object, description = "the agent's own hook event"), responses((status = 200, body = HookAnswer), Errors))]
 async fn hook(
     State(s): State<Shared>,
-    Path(id): Path<String>,
-    Query(q): Query<HookQuery>,
-    body: String,
-) -> ApiResult<serde_json::Value> {
+    SessionId(id): SessionId,
+    Q(q): Q<HookQuery>,
+    body: axum::body::Bytes,
+) -> ApiResult<HookAnswer> {
     if !s.manager.hook_key_ok(&id, &q.key) {
         return Err(ApiError(StatusCode::FORBIDDEN, "wrong or missing session key for this hook".into()));
     }
-    Ok(Json(json!({ "agent_status": s.manager.hook_event(&id, &body).await? })))
+    let body = String::from_utf8_lossy(&body);
+    Ok(Json(HookAnswer { agent_status: s.manager.hook_event(&id, &body).await? }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// Only this session's records (id or name).
     session: Option<String>,
     /// Records after this sequence number.
     #[serde(default)]
+    #[param(maximum = 9223372036854775807_u64)]
     after: u64,
-    /// At most this many (default 1000, max 10000).
-    limit: Option<usize>,
+    /// At most this many (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<u64>,
 }
 
-async fn audit(State(s): State<Shared>, Query(q): Query<AuditQuery>) -> ApiResult<serde_json::Value> {
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+/// The proxy's audit records, oldest first.
+#[utoipa::path(get, path = "/api/audit", params(AuditQuery), responses((status = 200, body = AuditPage), Errors))]
+async fn audit(State(s): State<Shared>, Q(q): Q<AuditQuery>) -> ApiResult<AuditPage> {
+    let after = within("after", q.after, 0, MAX_SEQ)?;
+    let limit = within("limit", q.limit.unwrap_or(1000), 1, 10_000)? as usize;
     let records = s
         .audit
-        .records_after(q.after, limit, q.session)
+        .records_after(after, limit, q.session)
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the audit failed: {e}")))?;
-    let last = records.last().map(|r| r.seq).unwrap_or(q.after);
-    Ok(Json(json!({ "records": records, "last_seq": last })))
+    let last = records.last().map(|r| r.seq).unwrap_or(after);
+    Ok(Json(AuditPage { records, last_seq: last }))
 }
 
-async fn credentials(State(s): State<Shared>) -> ApiResult<serde_json::Value> {
+/// Each service a rule can inject: available, from which source, masked (never the value).
+#[utoipa::path(get, path = "/api/credentials", responses((status = 200, body = CredentialsAnswer), Errors))]
+async fn credentials(State(s): State<Shared>) -> ApiResult<CredentialsAnswer> {
     let services = s.proxy.rules().services();
     let status = s.proxy.credentials().status(&services).await;
-    Ok(Json(json!({ "sources": s.proxy.credentials().source_ids(), "services": status })))
+    Ok(Json(CredentialsAnswer { sources: s.proxy.credentials().source_ids(), services: status }))
 }
 
 async fn stream_events(s: Shared, after: Option<u64>, mut socket: WebSocket) {

@@ -1,75 +1,77 @@
-//! The OpenAPI 3.1 document of the API, served at `/api/openapi.json`.
+//! The OpenAPI 3.1 document of the API, served at `/api/openapi.json`. It is
+//! generated (utoipa) from the handlers' `#[utoipa::path]` annotations and
+//! the Rust types they take and return, so it cannot drift from them; CI
+//! checks a live daemon against it with schemathesis (`tests/cli/contract.rs`).
 
-use serde_json::{Value, json};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
-fn op(summary: &str, ok: &str) -> Value {
-    json!({
-        "summary": summary,
-        "responses": {
-            "200": { "description": ok },
-            "default": { "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
-        }
-    })
-}
+use crate::{
+    __path_access_mode, __path_archive, __path_attach, __path_audit, __path_config, __path_create, __path_credentials,
+    __path_delete, __path_events, __path_health, __path_history, __path_hook, __path_list, __path_openapi_json,
+    __path_output, __path_plugins, __path_reconcile, __path_show, __path_start, __path_stop, __path_unarchive, Argv,
+    Changes, CredentialsAnswer, Deleted, ErrorBody, Health, HookAnswer, ModeBody, Output, Plugins,
+};
 
-fn id_param() -> Value {
-    json!([{ "name": "id", "in": "path", "required": true, "description": "session id or name", "schema": { "type": "string" } }])
-}
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "clauderon API",
+        description = "Sessions, plugins, the proxy's audit and credential status. Every call but \
+                       `/api/health` and an agent's hook events needs `Authorization: Bearer <token>` \
+                       (the token is in CLAUDERON_HOME/api-token), and every call must name the daemon \
+                       in `Host` (and `Origin`, if sent). Errors are `{\"error\": \"...\"}`."
+    ),
+    paths(
+        health, openapi_json, config, plugins, list, create, show, delete, stop, start, archive, unarchive,
+        access_mode, attach, output, reconcile, history, hook, audit, credentials, events
+    ),
+    components(schemas(
+        ErrorBody, Health, Deleted, Argv, Output, Changes, HookAnswer, CredentialsAnswer, ModeBody, Plugins,
+        crate::AuditPage, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
+    )),
+    modifiers(&BearerToken),
+    security(("token" = []))
+)]
+struct ApiDoc;
 
-fn with_id(mut v: Value) -> Value {
-    v["parameters"] = id_param();
-    v
+/// The API token as an HTTP bearer scheme.
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
 }
 
 /// The document.
-pub fn document() -> Value {
-    json!({
-        "openapi": "3.1.0",
-        "info": { "title": "clauderon API", "version": env!("CARGO_PKG_VERSION") },
-        "paths": {
-            "/api/health": { "get": op("Daemon health", "ok") },
-            "/api/config": { "get": op("Effective configuration", "the configuration") },
-            "/api/plugins": { "get": op("Loaded and refused plugins", "plugins") },
-            "/api/sessions": {
-                "get": op("List sessions (?archived=true to include archived)", "sessions"),
-                "post": {
-                    "summary": "Create a session",
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CreateRequest" } } } },
-                    "responses": { "201": { "description": "the session", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Session" } } } },
-                                   "default": { "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
-                }
-            },
-            "/api/sessions/{id}": { "get": with_id(op("Get a session", "the session")), "delete": with_id(op("Delete a session (?force=true)", "what was deleted")) },
-            "/api/sessions/{id}/stop": { "post": with_id(op("Stop a session", "the session")) },
-            "/api/sessions/{id}/start": { "post": with_id(op("Start a stopped session", "the session")) },
-            "/api/sessions/{id}/archive": { "post": with_id(op("Archive a session", "the session")) },
-            "/api/sessions/{id}/unarchive": { "post": with_id(op("Unarchive a session", "the session")) },
-            "/api/sessions/{id}/access-mode": { "put": with_id(op("Set the access mode: {\"mode\": \"read-only\"|\"read-write\"}", "the session")) },
-            "/api/sessions/{id}/attach": { "get": with_id(op("The argv that attaches a terminal", "{argv}")) },
-            "/api/sessions/{id}/output": { "get": with_id(op("The last lines of output (?lines=N)", "{output}")) },
-            "/api/reconcile": { "post": op("Reconcile every session with its backend", "{changes}") },
-            "/api/sessions/{id}/history": { "get": with_id(op("Chat messages from the agent's transcript after ?cursor=BYTES (incremental)", "{messages, cursor, transcript}")) },
-            "/api/sessions/{id}/hook": { "post": with_id(op("An agent's hook event (JSON body), authenticated by ?key=SESSION_SECRET; updates the agent status", "{agent_status}")) },
-            "/api/audit": { "get": op("Proxy audit records, oldest first (?session=ID_OR_NAME&after=SEQ&limit=N)", "{records, last_seq}") },
-            "/api/credentials": { "get": op("Each service a rule can inject: available, source, masked value (never the value)", "{sources, services}") },
-            "/api/events": { "get": op("WebSocket: every session event as JSON (?after=SEQ replays stored ones first), and live audit records as {type: audit, record}", "switching protocols") }
-        },
-        "components": { "schemas": {
-            "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } },
-            "CreateRequest": { "type": "object", "required": ["repo", "prompt"], "additionalProperties": false, "properties": {
-                "repo": { "type": "string" }, "prompt": { "type": "string" }, "name": { "type": "string" },
-                "backend": { "type": "string" }, "agent": { "type": "string" }, "model": { "type": "string" },
-                "access_mode": { "enum": ["read-only", "read-write"] }, "print": { "type": "boolean" },
-                "plan_mode": { "type": "boolean" }, "skip_permissions": { "type": "boolean" } } },
-            "Session": { "type": "object", "properties": {
-                "id": { "type": "string" }, "name": { "type": "string" }, "repo": { "type": "string" }, "subdir": { "type": "string" },
-                "worktree": { "type": "string" }, "branch": { "type": "string" }, "base_commit": { "type": "string" },
-                "backend": { "type": "string" }, "agent": { "type": "string" }, "model": { "type": ["string", "null"] },
-                "access_mode": { "enum": ["read-only", "read-write"] },
-                "status": { "enum": ["creating", "running", "stopped", "archived", "failed"] }, "error": { "type": ["string", "null"] },
-                "agent_status": { "enum": ["working", "waiting-for-input", "waiting-for-approval", "idle", "unknown"] },
-                "resource_id": { "type": ["string", "null"] }, "prompt": { "type": "string" }, "print_mode": { "type": "boolean" },
-                "created_at": { "type": "integer" }, "updated_at": { "type": "integer" } } }
-        } }
-    })
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_with_its_types() {
+        let doc = serde_json::to_value(document()).expect("json");
+        let paths = doc["paths"].as_object().expect("paths");
+        assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
+        let create = &doc["components"]["schemas"]["CreateRequest"];
+        for field in ["image", "cpu_limit", "memory_limit", "plan_mode", "skip_permissions"] {
+            assert!(create["properties"][field].is_object(), "CreateRequest.{field}: {create}");
+        }
+        assert_eq!(create["additionalProperties"], false, "unknown fields are refused, and the document says so");
+        let session = &doc["components"]["schemas"]["Session"];
+        for field in ["isolation", "image", "proxy_port", "plan_mode", "transcript_path"] {
+            assert!(session["properties"][field].is_object(), "Session.{field}: {session}");
+        }
+    }
 }

@@ -65,7 +65,7 @@ pub trait Source: Send + Sync {
 }
 
 /// One service's state, for `clauderon config credentials` (never the value).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CredentialStatus {
     /// The service name.
     pub service: String,

@@ -29,8 +29,17 @@ impl From<StoreError> for SessionError {
     }
 }
 
+/// A component's own answer keeps its meaning (bad input, no such thing,
+/// not possible now); a trap, timeout or failure is a failure.
 impl From<clauderon_runtime::CallError> for SessionError {
     fn from(e: clauderon_runtime::CallError) -> Self {
-        SessionError::Failed(e.to_string())
+        use clauderon_runtime::bindings::PluginError as P;
+        use clauderon_runtime::error::CallErrorKind as K;
+        match &e.kind {
+            K::Plugin(P::InvalidInput(_)) => SessionError::Invalid(e.to_string()),
+            K::Plugin(P::NotFound(_)) => SessionError::NotFound(e.to_string()),
+            K::Plugin(P::Unsupported(_)) => SessionError::Conflict(e.to_string()),
+            _ => SessionError::Failed(e.to_string()),
+        }
     }
 }

@@ -23,9 +23,10 @@ const MAX_READ: u64 = 4 << 20;
 const BATCH_BYTES: usize = 256 << 10;
 
 /// One chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Message {
     /// `user`, `assistant`, `tool-use`, `tool-result` or `system`.
+    #[schema(value_type = String)]
     pub role: &'static str,
     /// The text (for tool use, the input).
     pub text: String,
@@ -38,12 +39,14 @@ pub struct Message {
 }
 
 /// Messages after a cursor, and the cursor to continue from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct History {
+    /// The messages, oldest first.
     pub messages: Vec<Message>,
     /// Byte offset in the transcript after the last whole line read.
     pub cursor: u64,
     /// The transcript file, once the agent has written one.
+    #[schema(value_type = Option<String>)]
     pub transcript: Option<PathBuf>,
 }
 

@@ -42,10 +42,11 @@ pub struct Defaults {
 }
 
 /// A request to create a session.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
-    /// A directory inside a git repository.
+    /// A directory inside a git repository (an absolute path).
+    #[schema(value_type = String)]
     pub repo: PathBuf,
     /// The prompt.
     pub prompt: String,

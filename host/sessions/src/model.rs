@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// What a session may do through the proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AccessMode {
     ReadOnly,
@@ -25,7 +25,7 @@ impl std::str::FromStr for AccessMode {
 }
 
 /// Where a session is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     Creating,
@@ -36,7 +36,7 @@ pub enum Status {
 }
 
 /// What the agent is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentStatus {
     Working,
@@ -47,17 +47,20 @@ pub enum AgentStatus {
 }
 
 /// One session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Session {
     /// Unique id (a UUID).
     pub id: String,
     /// Unique, human-friendly name.
     pub name: String,
     /// The repository's root.
+    #[schema(value_type = String)]
     pub repo: PathBuf,
     /// Where in the repository the agent works (relative; empty for the root).
+    #[schema(value_type = String)]
     pub subdir: PathBuf,
     /// The session's git worktree.
+    #[schema(value_type = String)]
     pub worktree: PathBuf,
     /// The worktree's branch.
     pub branch: String,
@@ -115,7 +118,7 @@ pub struct Session {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum EventKind {
     Created,
@@ -128,7 +131,7 @@ pub enum EventKind {
 }
 
 /// One event in a session's life; stored in the event log and broadcast.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Its place in the event log (0 until stored).
     pub seq: u64,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::SessionError;
 
 /// How a session's agent is contained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Isolation {
     /// A host session inside clauderon's sandbox.

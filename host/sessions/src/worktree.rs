@@ -58,6 +58,12 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
 
 /// Find the repository holding `path`.
 pub async fn locate(path: &Path) -> Result<Location, SessionError> {
+    if !path.is_absolute() {
+        return Err(SessionError::Invalid(format!(
+            "the repository must be given as an absolute path, not `{}`",
+            path.display()
+        )));
+    }
     let abs = tokio::fs::canonicalize(path)
         .await
         .map_err(|_| SessionError::Invalid(format!("{} does not exist", path.display())))?;
