@@ -95,6 +95,11 @@ tools:
       "{{tools_dir}}/py/bin/pip" install -q 'schemathesis>=4,<5'
     fi
     echo "tools: $("{{tools_dir}}/py/bin/st" --version)"
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+      echo "tools: installing cargo-fuzz from crates.io (~2 min the first time)"
+      CARGO_TARGET_DIR="{{tools_dir}}/build" cargo install cargo-fuzz --locked --root "{{tools_dir}}"
+    fi
+    echo "tools: $(cargo fuzz --version)"
 
 # Build the static container relay: statically linked, so it runs in any image.
 relay:
@@ -125,6 +130,7 @@ run: build
 test: components tools
     cargo build --workspace --bins --tests
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast -- --test-threads=1; fi
+    just fuzz 15
 
 # Print the performance figures (release build).
 bench: components tools
@@ -132,6 +138,33 @@ bench: components tools
     cargo bench -p clauderon-runtime --bench runtime
     cargo build --release -p clauderon
     CLAUDERON_BIN="$CARGO_TARGET_DIR/release/clauderon" cargo bench -p clauderon-tests --bench sessions
+
+# Crash safety: SIGKILL the daemon at 1,000 random moments mid-operation and
+# check after each restart that nothing was lost or orphaned (~30 min; CI runs
+# 30 kills as part of `just test`). KILLS and SECONDS bound it.
+soak KILLS="1000" SECONDS="3000": components tools
+    cargo build --workspace --bins --tests
+    CLAUDERON_SOAK_KILLS={{KILLS}} CLAUDERON_SOAK_SECONDS={{SECONDS}} cargo nextest run --workspace --no-capture -E 'binary(soak)'
+
+# Fuzz the code that reads what sessions send (fuzz/: policy, graphql, rules,
+# destination), each target for SECONDS over the committed corpus plus what
+# earlier runs found. A crash fails the recipe and leaves its input in
+# $CARGO_TARGET_DIR/fuzz-artifacts; make it a regression test.
+fuzz SECONDS="60": tools
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd fuzz
+    if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then fuzz=(cargo +nightly fuzz); else fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz); fi
+    for target in $("${fuzz[@]}" list); do
+      found="$CARGO_TARGET_DIR/fuzz-corpus/$target"; artifacts="$CARGO_TARGET_DIR/fuzz-artifacts/$target/"
+      mkdir -p "$found" "$artifacts"
+      echo "fuzz: $target for {{SECONDS}} s"
+      log="$artifacts/run.log"; status=0
+      "${fuzz[@]}" run --target-dir "$CARGO_TARGET_DIR/fuzz" "$target" "$found" "corpus/$target" -- \
+        -max_total_time={{SECONDS}} -rss_limit_mb=2048 -artifact_prefix="$artifacts" -print_final_stats=1 >"$log" 2>&1 || status=$?
+      grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done)|ERROR|panicked|SUMMARY" "$log" || true
+      if [ "$status" -ne 0 ]; then tail -40 "$log" >&2; echo "fuzz: $target failed; its input is in $artifacts" >&2; exit 1; fi
+    done
 
 # Format and lint.
 lint:

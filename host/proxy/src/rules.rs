@@ -98,9 +98,12 @@ impl Rule {
         let host = host.trim_end_matches('.');
         self.hosts.iter().any(|pattern| match pattern.strip_prefix("*.") {
             Some(suffix) => {
+                // Bytes, not str slices: a host with non-ASCII characters must
+                // not split one (found by fuzz/fuzz_targets/rules.rs).
+                let (host, suffix) = (host.as_bytes(), suffix.as_bytes());
                 host.len() > suffix.len() + 1
                     && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+                    && host[host.len() - suffix.len() - 1] == b'.'
             }
             None => host.eq_ignore_ascii_case(pattern),
         })
@@ -219,6 +222,17 @@ mod tests {
         assert!(rules.find("evilgithub.com").is_none());
         assert!(rules.find("api.github.com.evil.net").is_none());
         assert!(RuleSet::new(None, Vec::new()).find("grafana.example.net").is_none());
+    }
+
+    /// Regression (fuzz/fuzz_targets/rules.rs): a non-ASCII host whose tail
+    /// splits a character where a wildcard's suffix would start panicked.
+    #[test]
+    fn a_non_ascii_host_is_compared_not_split() {
+        let rules = RuleSet::new(Some("grafana.example.com"), Vec::new());
+        let crash = b"??\xcb\x91))A\x00I?\xcb\x91))A\x00Ievi";
+        assert!(rules.find(&String::from_utf8_lossy(crash)).is_none());
+        assert!(rules.find("ab\u{2d1}entry.io").is_none(), "the tail of `sentry.io` starts inside a character");
+        assert_eq!(rules.find("\u{e9}.sentry.io").map(|r| r.name.as_str()), Some("sentry"), "a subdomain is still one");
     }
 
     #[test]

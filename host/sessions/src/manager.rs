@@ -806,6 +806,9 @@ impl Manager {
             // recorded before asking the backend — nothing else.
             let made = Made { clone: true, resource: session.resource_id.clone(), stray: None };
             self.undo_create(session, &made, why).await;
+            if let Some(resource) = &made.resource {
+                self.settle_deleted(&session.backend, resource).await;
+            }
             return Ok(Some(why.into()));
         }
         if matches!(session.status, Status::Running | Status::Stopped) && session.proxy_port.is_some() {
@@ -839,6 +842,37 @@ impl Manager {
                     Ok(Some(format!("was stopped and could not be restarted: {e}")))
                 }
             },
+        }
+    }
+
+    /// After undoing a create the daemon was killed in, make sure its resource
+    /// stays gone: a backend may have started making it (a zellij server
+    /// forked before the kill) and finish just after the delete. Deletes it
+    /// again until it has been absent for a second (at most about 5 s).
+    async fn settle_deleted(&self, backend_id: &str, resource: &str) {
+        let Ok(mut backend) = self.runtime.backend(backend_id).await else { return };
+        let (mut absent, mut tries) = (0, 0);
+        while absent < 4 && tries < 20 {
+            tries += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            match backend.list_resources().await {
+                Ok(list) if list.iter().any(|r| r == resource) => {
+                    absent = 0;
+                    tracing::info!("{resource} appeared after its create was undone; deleting it again");
+                    if let Err(e) = backend.delete(resource).await {
+                        tracing::warn!("could not delete {resource}: {e}");
+                    }
+                }
+                Ok(_) => absent += 1,
+                Err(e) => {
+                    tracing::warn!("could not list the backend's resources: {e}");
+                    return;
+                }
+            }
+            if backend.is_poisoned() {
+                let Ok(fresh) = self.runtime.backend(backend_id).await else { return };
+                backend = fresh;
+            }
         }
     }
 

@@ -99,6 +99,7 @@ impl Host for HostState {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        die_with_the_daemon(&mut c);
         let mut child = match c.spawn() {
             Ok(child) => child,
             Err(e) => return Ok(Err(PluginError::Failed(format!("could not start `{}`: {e}", cmd.program)))),
@@ -151,5 +152,24 @@ impl Host for HostState {
             Ok(child) => child.id().ok_or_else(|| PluginError::Failed("the child exited at once".into())),
             Err(e) => Err(PluginError::Failed(format!("could not start `{}`: {e}", cmd.program))),
         })
+    }
+}
+
+/// A command the daemon waits for dies with it: if the daemon is killed
+/// (SIGKILL skips `kill_on_drop`), the kernel kills the child too, so no
+/// half-done `create` carries on behind a restarted daemon's back.
+fn die_with_the_daemon(c: &mut tokio::process::Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (prctl, getppid) run between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the daemon exited while this command started"));
+            }
+            Ok(())
+        });
     }
 }
