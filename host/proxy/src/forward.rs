@@ -168,6 +168,7 @@ fn counted(inner: ProxyBody, count: Arc<AtomicU64>, pending: Option<Pending>) ->
 }
 
 /// Handle one request for `target` from the session.
+#[tracing::instrument(name = "proxy_request", skip_all, fields(session = %ctx.ident.name, host = %target.host, method = %req.method(), path = %req.uri().path()))]
 pub(crate) async fn handle(
     req: Request<Incoming>,
     target: Target,

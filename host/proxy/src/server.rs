@@ -323,7 +323,8 @@ where
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
-    if let Err(e) = conn.await {
+    let span = tracing::debug_span!("proxy_connection", session = %ctx_name);
+    if let Err(e) = tracing::Instrument::instrument(conn, span).await {
         tracing::debug!(session = %ctx_name, "proxy client: {e}");
     }
 }

@@ -295,6 +295,7 @@ impl Manager {
     }
 
     /// Create a session and start its agent.
+    #[tracing::instrument(skip_all, fields(name = ?req.name, backend = ?req.backend, agent = ?req.agent))]
     pub async fn create(&self, req: CreateRequest) -> Result<Session, SessionError> {
         let backend = req.backend.clone().unwrap_or_else(|| self.defaults.backend.clone());
         let agent = req.agent.clone().unwrap_or_else(|| self.defaults.agent.clone());
@@ -620,6 +621,7 @@ impl Manager {
 
     /// An agent hook event: the agent component says which status it implies;
     /// a change is stored with its event. In print mode, a finished turn is idle.
+    #[tracing::instrument(skip(self, body))]
     pub async fn hook_event(&self, id: &str, body: &str) -> Result<Option<AgentStatus>, SessionError> {
         let (mut session, _g) = self.locked(id).await?;
         let mut agent = self.runtime.agent(&session.agent).await?;
@@ -665,6 +667,7 @@ impl Manager {
     }
 
     /// Stop a running session (its resource is kept for `start`).
+    #[tracing::instrument(skip(self))]
     pub async fn stop(&self, id_or_name: &str) -> Result<Session, SessionError> {
         let (mut session, _g) = self.locked(id_or_name).await?;
         Self::require(&session, &[Status::Running], "stop")?;
@@ -678,6 +681,7 @@ impl Manager {
     }
 
     /// Start a stopped (or failed) session again.
+    #[tracing::instrument(skip(self))]
     pub async fn start(&self, id_or_name: &str) -> Result<Session, SessionError> {
         let (mut session, _g) = self.locked(id_or_name).await?;
         Self::require(&session, &[Status::Stopped, Status::Failed], "start")?;
@@ -707,6 +711,7 @@ impl Manager {
     }
 
     /// Archive a session: stop it and hide it from `list`.
+    #[tracing::instrument(skip(self))]
     pub async fn archive(&self, id_or_name: &str) -> Result<Session, SessionError> {
         let (mut session, _g) = self.locked(id_or_name).await?;
         Self::require(&session, &[Status::Running, Status::Stopped, Status::Failed], "archive")?;
@@ -721,6 +726,7 @@ impl Manager {
     }
 
     /// Bring an archived session back (stopped).
+    #[tracing::instrument(skip(self))]
     pub async fn unarchive(&self, id_or_name: &str) -> Result<Session, SessionError> {
         let (mut session, _g) = self.locked(id_or_name).await?;
         Self::require(&session, &[Status::Archived], "unarchive")?;
@@ -729,6 +735,7 @@ impl Manager {
     }
 
     /// Change the access mode; the proxy applies it to the next request.
+    #[tracing::instrument(skip(self))]
     pub async fn set_access_mode(&self, id_or_name: &str, mode: AccessMode) -> Result<Session, SessionError> {
         let (mut session, _g) = self.locked(id_or_name).await?;
         session.access_mode = mode;
@@ -742,6 +749,7 @@ impl Manager {
     /// Delete a session: its backend resource, worktree and branch (kept if it
     /// has commits of its own — the returned note says so). With `force`, a
     /// backend that cannot delete does not stop the rest.
+    #[tracing::instrument(skip(self))]
     pub async fn delete(&self, id_or_name: &str, force: bool) -> Result<String, SessionError> {
         let (session, _g) = self.locked(id_or_name).await?;
         if let Some(r) = &session.resource_id {
@@ -787,6 +795,7 @@ impl Manager {
     /// Compare every stored session with its backend: finish interrupted
     /// creates, mark vanished resources, restart stopped ones where possible.
     /// Returns one line per change.
+    #[tracing::instrument(skip(self))]
     pub async fn reconcile(&self) -> Result<Vec<String>, SessionError> {
         let mut notes = Vec::new();
         for s in self.list(false).await? {
