@@ -150,7 +150,8 @@ pub mod process {
     }
 }
 
-/// Outbound HTTPS to granted hosts; clauderon injects credentials on the way out.
+/// Outbound HTTPS to granted hosts, sent by the host as a plain client (no
+/// proxy, no credential injection yet; see `wit/http.wit`).
 pub mod http {
     pub use super::raw::http::{Header, Request, Response};
     use crate::Result;
