@@ -1,10 +1,11 @@
-//! The proxy under load: 1,000 concurrent HTTPS requests through the proxies
-//! of 50 sessions, with idle slow clients (half a request head, then
-//! nothing) and garbage bytes mixed in. The daemon keeps serving, answers
-//! every real request, audits each exactly once, and its memory stays
-//! bounded (the peak is printed). The sessions run on the SDK's tmux
-//! backend: the proxy does not care where a session runs, and 50 tmux
-//! sessions are light where 50 zellij servers are not.
+//! The daemon under load. The proxy: 1,000 concurrent HTTPS requests through
+//! the proxies of 50 sessions, with idle slow clients (half a request head,
+//! then nothing) and garbage bytes mixed in; the daemon keeps serving,
+//! answers every real request, audits each exactly once, and its memory
+//! stays bounded (the peak is printed). The API: 200 concurrent creates,
+//! then 200 concurrent deletes. Sessions run on the SDK's tmux backend: the
+//! proxy and the API do not care where a session runs, and 200 tmux
+//! sessions are light where 200 zellij servers are not.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -31,14 +32,7 @@ fn peak_mib(pid: u32) -> u64 {
 
 #[test]
 fn a_thousand_concurrent_requests_with_slow_and_garbage_clients_are_all_served_and_audited_once() {
-    let w = World::start();
-    let components = w.home.path("components");
-    std::fs::create_dir_all(&components).expect("components dir");
-    std::fs::copy(test_component("templates", "example-backend"), components.join("example-backend.wasm"))
-        .expect("install the tmux backend");
-    std::fs::write(components.join("example-backend.grants.toml"), "process = [\"tmux\"]\n").expect("grants");
-    let mut w = w;
-    w.restart_daemon();
+    let w = world_with_tmux();
 
     // 50 sessions; each writes its environment (proxy URL, CA bundle) and idles.
     let repo = w.repo.path().to_str().expect("utf-8").to_string();
@@ -128,6 +122,77 @@ fn a_thousand_concurrent_requests_with_slow_and_garbage_clients_are_all_served_a
         SESSIONS * PER_SESSION
     );
     assert!(peak < 1024, "the daemon's memory stays bounded: peak {peak} MiB");
+}
+
+/// A world (daemon, mock upstream, repository) with the SDK's tmux backend installed.
+fn world_with_tmux() -> World {
+    let mut w = World::start();
+    let components = w.home.path("components");
+    std::fs::create_dir_all(&components).expect("components dir");
+    std::fs::copy(test_component("templates", "example-backend"), components.join("example-backend.wasm"))
+        .expect("install the tmux backend");
+    std::fs::write(components.join("example-backend.grants.toml"), "process = [\"tmux\"]\n").expect("grants");
+    w.restart_daemon();
+    w
+}
+
+#[test]
+fn two_hundred_concurrent_creates_then_deletes_all_succeed_and_leave_nothing() {
+    const N: usize = 200;
+    let w = world_with_tmux();
+    let repo = w.repo.path().display().to_string();
+    let run = unique("api");
+    let started = std::time::Instant::now();
+    let creates: Vec<_> = (0..N)
+        .map(|i| {
+            let body = format!(
+                r#"{{"repo": {repo:?}, "prompt": "exec sleep 600", "backend": "example-backend", "agent": "shell", "name": "{run}-{i}"}}"#
+            );
+            let (port, token) = (w.daemon.port, w.daemon.token.clone());
+            std::thread::spawn(move || api(port, &token, "POST", "/api/sessions", Some(&body)))
+        })
+        .collect();
+    let codes: Vec<u16> = creates.into_iter().map(|t| t.join().expect("create thread")).collect();
+    let created = codes.iter().filter(|c| **c == 201).count();
+    let create_secs = started.elapsed().as_secs_f64();
+    assert_eq!(created, N, "every create succeeded: {:?}", codes.iter().filter(|c| **c != 201).collect::<Vec<_>>());
+    let (_, list) = w.daemon.http("GET", "/api/sessions", None);
+    let running = list.as_array().map(|l| l.iter().filter(|s| s["status"] == "running").count());
+    assert_eq!(running, Some(N), "all {N} are running");
+
+    let started = std::time::Instant::now();
+    let deletes: Vec<_> = (0..N)
+        .map(|i| {
+            let (port, token, path) = (w.daemon.port, w.daemon.token.clone(), format!("/api/sessions/{run}-{i}"));
+            std::thread::spawn(move || api(port, &token, "DELETE", &path, None))
+        })
+        .collect();
+    let codes: Vec<u16> = deletes.into_iter().map(|t| t.join().expect("delete thread")).collect();
+    assert!(codes.iter().all(|c| *c == 200), "every delete succeeded: {codes:?}");
+    let delete_secs = started.elapsed().as_secs_f64();
+    let (_, list) = w.daemon.http("GET", "/api/sessions?archived=true", None);
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing left: {list}");
+    let worktrees = std::fs::read_dir(w.home.path("worktrees")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(worktrees, 0, "no worktree left");
+    let tmux = Command::new("tmux").args(["-L", "clauderon", "ls"]).output().expect("tmux");
+    let left = String::from_utf8_lossy(&tmux.stdout).lines().filter(|l| l.contains(&run)).count();
+    assert_eq!(left, 0, "no tmux session left");
+    println!(
+        "load: {N} concurrent creates in {create_secs:.1} s, {N} concurrent deletes in {delete_secs:.1} s, all succeeded"
+    );
+}
+
+/// One API call with curl: its HTTP status.
+fn api(port: u16, token: &str, method: &str, path: &str, body: Option<&str>) -> u16 {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--noproxy", "*", "-o", "/dev/null", "-w", "%{http_code}", "-X", method, "--max-time", "600"]);
+    cmd.args(["-H", &format!("authorization: Bearer {token}")]);
+    if let Some(b) = body {
+        cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+    let out = cmd.output().expect("curl");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
 }
 
 /// `Command::output` on a thread, so many run at once.
