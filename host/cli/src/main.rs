@@ -67,8 +67,8 @@ enum Command {
     /// Change what a session may do through the proxy.
     SetAccessMode {
         name: String,
-        #[arg(long, value_enum)]
-        mode: sessions::Mode,
+        #[arg(long, value_parser = sessions::access_mode_arg())]
+        mode: clauderon_sessions::AccessMode,
     },
     /// Compare every session with its backend and fix what drifted.
     Reconcile,

@@ -109,13 +109,6 @@ struct ProxyEgress {
     sessions: PathBuf,
 }
 
-fn proxy_mode(mode: AccessMode) -> clauderon_proxy::AccessMode {
-    match mode {
-        AccessMode::ReadOnly => clauderon_proxy::AccessMode::ReadOnly,
-        AccessMode::ReadWrite => clauderon_proxy::AccessMode::ReadWrite,
-    }
-}
-
 impl Egress for ProxyEgress {
     fn open<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<EgressEnv, String>> {
         Box::pin(async move {
@@ -123,7 +116,7 @@ impl Egress for ProxyEgress {
             let socket_dir = self.sessions.join(&session.id).join("run");
             let port = self
                 .proxy
-                .open(ident, proxy_mode(session.access_mode), session.proxy_port, Some(&socket_dir))
+                .open(ident, session.access_mode, session.proxy_port, Some(&socket_dir))
                 .await
                 .map_err(|e| e.to_string())?;
             let url = self.proxy.url(&session.id).ok_or("the session's listener closed at once")?;
@@ -136,7 +129,7 @@ impl Egress for ProxyEgress {
     }
 
     fn set_access_mode(&self, id: &str, mode: AccessMode) {
-        self.proxy.set_mode(id, proxy_mode(mode));
+        self.proxy.set_mode(id, mode);
     }
 
     fn close(&self, id: &str) {

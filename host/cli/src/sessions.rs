@@ -5,26 +5,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
+use clauderon_sessions::AccessMode;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::home::Home;
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Mode {
-    ReadOnly,
-    ReadWrite,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mode::ReadOnly => "read-only",
-            Mode::ReadWrite => "read-write",
-        }
-    }
+/// `--access-mode`/`--mode`: `read-only` or `read-write`, parsed as the one [`AccessMode`].
+pub fn access_mode_arg() -> impl clap::builder::TypedValueParser<Value = AccessMode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["read-only", "read-write"]).try_map(|s| s.parse::<AccessMode>())
 }
 
 #[derive(Args)]
@@ -45,8 +37,8 @@ pub struct CreateArgs {
     #[arg(long)]
     pub model: Option<String>,
     /// What the session may do through the proxy.
-    #[arg(long, value_enum, default_value = "read-write")]
-    pub access_mode: Mode,
+    #[arg(long, value_parser = access_mode_arg(), default_value = "read-write")]
+    pub access_mode: AccessMode,
     /// Print mode: the agent answers once and exits.
     #[arg(long)]
     pub print: bool,
@@ -180,7 +172,7 @@ pub async fn delete(home: &Home, name: &str, force: bool) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn set_access_mode(home: &Home, name: &str, mode: Mode) -> anyhow::Result<ExitCode> {
+pub async fn set_access_mode(home: &Home, name: &str, mode: AccessMode) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
     let body = json!({ "mode": mode.as_str() });
     let s = client.call(Method::PUT, &format!("/api/sessions/{}/access-mode", seg(name)), Some(body)).await?;

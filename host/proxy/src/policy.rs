@@ -7,14 +7,38 @@
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-/// A session's access mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A session's access mode: what it may do through its proxy. The one
+/// definition (the session model, the API and the CLI use this one; the WIT
+/// contract has its own for components).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AccessMode {
-    /// Every request passes.
-    ReadWrite,
     /// Only reads pass.
     ReadOnly,
+    /// Every request passes.
+    ReadWrite,
+}
+
+impl AccessMode {
+    /// Its name in the API and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadOnly => "read-only",
+            Self::ReadWrite => "read-write",
+        }
+    }
+}
+
+impl std::str::FromStr for AccessMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "read-only" => Ok(Self::ReadOnly),
+            "read-write" => Ok(Self::ReadWrite),
+            other => Err(format!("access mode must be `read-only` or `read-write`, not `{other}`")),
+        }
+    }
 }
 
 /// What the policy says about a request.

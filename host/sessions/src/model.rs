@@ -5,24 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// What a session may do through the proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum AccessMode {
-    ReadOnly,
-    ReadWrite,
-}
-
-impl std::str::FromStr for AccessMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "read-only" => Ok(Self::ReadOnly),
-            "read-write" => Ok(Self::ReadWrite),
-            other => Err(format!("access mode must be `read-only` or `read-write`, not `{other}`")),
-        }
-    }
-}
+/// What a session may do through the proxy (defined by the proxy, which enforces it).
+pub use clauderon_proxy::AccessMode;
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
