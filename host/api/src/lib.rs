@@ -107,7 +107,12 @@ enum Errors {
 }
 
 /// The `{id}` path segment: a session's id or name.
-struct SessionId(String);
+#[derive(IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+struct SessionId(
+    /// The session's id or name.
+    String,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for SessionId {
     type Rejection = ApiError;
@@ -325,7 +330,7 @@ async fn create(
 }
 
 /// One session.
-#[utoipa::path(get, path = "/api/sessions/{id}", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Session), Errors))]
+#[utoipa::path(get, path = "/api/sessions/{id}", params(SessionId), responses((status = 200, body = Session), Errors))]
 async fn show(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.get(&id).await?))
 }
@@ -339,31 +344,31 @@ struct DeleteQuery {
 }
 
 /// Delete a session: its resource, its clone, and its branch unless it has commits of its own.
-#[utoipa::path(delete, path = "/api/sessions/{id}", params(("id" = String, Path, description = "the session's id or name"), DeleteQuery), responses((status = 200, body = Deleted), Errors))]
+#[utoipa::path(delete, path = "/api/sessions/{id}", params(SessionId, DeleteQuery), responses((status = 200, body = Deleted), Errors))]
 async fn delete(State(s): State<Shared>, SessionId(id): SessionId, Q(q): Q<DeleteQuery>) -> ApiResult<Deleted> {
     Ok(Json(Deleted { message: s.manager.delete(&id, q.force).await? }))
 }
 
 /// Stop a running session (its resource is kept for start).
-#[utoipa::path(post, path = "/api/sessions/{id}/stop", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Session), Errors))]
+#[utoipa::path(post, path = "/api/sessions/{id}/stop", params(SessionId), responses((status = 200, body = Session), Errors))]
 async fn stop(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.stop(&id).await?))
 }
 
 /// Start a stopped or failed session again.
-#[utoipa::path(post, path = "/api/sessions/{id}/start", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Session), Errors))]
+#[utoipa::path(post, path = "/api/sessions/{id}/start", params(SessionId), responses((status = 200, body = Session), Errors))]
 async fn start(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.start(&id).await?))
 }
 
 /// Stop a session and hide it from the list.
-#[utoipa::path(post, path = "/api/sessions/{id}/archive", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Session), Errors))]
+#[utoipa::path(post, path = "/api/sessions/{id}/archive", params(SessionId), responses((status = 200, body = Session), Errors))]
 async fn archive(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.archive(&id).await?))
 }
 
 /// Bring an archived session back (stopped).
-#[utoipa::path(post, path = "/api/sessions/{id}/unarchive", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Session), Errors))]
+#[utoipa::path(post, path = "/api/sessions/{id}/unarchive", params(SessionId), responses((status = 200, body = Session), Errors))]
 async fn unarchive(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.unarchive(&id).await?))
 }
@@ -377,7 +382,7 @@ pub struct ModeBody {
 }
 
 /// Change what a session may do through the proxy.
-#[utoipa::path(put, path = "/api/sessions/{id}/access-mode", params(("id" = String, Path, description = "the session's id or name")), request_body = ModeBody, responses((status = 200, body = Session), Errors))]
+#[utoipa::path(put, path = "/api/sessions/{id}/access-mode", params(SessionId), request_body = ModeBody, responses((status = 200, body = Session), Errors))]
 async fn access_mode(
     State(s): State<Shared>,
     SessionId(id): SessionId,
@@ -388,7 +393,7 @@ async fn access_mode(
 }
 
 /// The command that attaches a terminal to the session.
-#[utoipa::path(get, path = "/api/sessions/{id}/attach", params(("id" = String, Path, description = "the session's id or name")), responses((status = 200, body = Argv), Errors))]
+#[utoipa::path(get, path = "/api/sessions/{id}/attach", params(SessionId), responses((status = 200, body = Argv), Errors))]
 async fn attach(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Argv> {
     Ok(Json(Argv { argv: s.manager.attach_argv(&id).await? }))
 }
@@ -407,7 +412,7 @@ fn default_lines() -> u32 {
 }
 
 /// The last lines the session's agent showed.
-#[utoipa::path(get, path = "/api/sessions/{id}/output", params(("id" = String, Path, description = "the session's id or name"), OutputQuery), responses((status = 200, body = Output), Errors))]
+#[utoipa::path(get, path = "/api/sessions/{id}/output", params(SessionId, OutputQuery), responses((status = 200, body = Output), Errors))]
 async fn output(State(s): State<Shared>, SessionId(id): SessionId, Q(q): Q<OutputQuery>) -> ApiResult<Output> {
     let lines = within("lines", q.lines.into(), 1, 10_000)? as u32;
     Ok(Json(Output { output: s.manager.output(&id, lines).await? }))
@@ -458,7 +463,7 @@ struct HistoryQuery {
 }
 
 /// Chat messages from the agent's transcript after a cursor (incremental).
-#[utoipa::path(get, path = "/api/sessions/{id}/history", params(("id" = String, Path, description = "the session's id or name"), HistoryQuery), responses((status = 200, body = clauderon_sessions::history::History), Errors))]
+#[utoipa::path(get, path = "/api/sessions/{id}/history", params(SessionId, HistoryQuery), responses((status = 200, body = clauderon_sessions::history::History), Errors))]
 async fn history(
     State(s): State<Shared>,
     SessionId(id): SessionId,

@@ -106,16 +106,8 @@ impl Runtime {
     /// Load one component and add it. A failure is returned and also recorded.
     pub async fn load(&mut self, source: Source) -> Result<Arc<Plugin>, LoadError> {
         let origin = source.origin();
-        let result = match self.prepare(source).await {
-            Ok(p) => {
-                let p = Arc::new(p);
-                match self.check_id(&p).await {
-                    Ok(()) => self.add(p),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        };
+        let prepared = self.prepare(source).await;
+        let result = self.admit(prepared).await;
         if let Err(e) = &result {
             tracing::error!("{e}");
             self.failures.push(LoadFailure { origin, error: e.to_string() });
@@ -139,11 +131,7 @@ impl Runtime {
         }
         done.sort_by_key(|(i, _, _)| *i);
         for (_, origin, prepared) in done {
-            let checked = match prepared.map(Arc::new) {
-                Ok(p) => self.check_id(&p).await.map(|()| p),
-                Err(e) => Err(e),
-            };
-            if let Err(error) = checked.and_then(|p| self.add(p)) {
+            if let Err(error) = self.admit(prepared).await {
                 tracing::error!("{error}");
                 self.failures.push(LoadFailure { origin, error: error.to_string() });
             }
@@ -156,6 +144,13 @@ impl Runtime {
 
     fn preparer(&self) -> Preparer {
         Preparer { engine: self.engine.engine.clone(), cache: self.cache.clone(), config: self.config.clone() }
+    }
+
+    /// Add a prepared component once its `info()` id checks out.
+    async fn admit(&mut self, prepared: Result<Plugin, LoadError>) -> Result<Arc<Plugin>, LoadError> {
+        let plugin = Arc::new(prepared?);
+        self.check_id(&plugin).await?;
+        self.add(plugin)
     }
 
     /// The id a component's `info()` gives must be its manifest's: the host

@@ -354,7 +354,7 @@ impl Manager {
         let lock = self.lock_for(&session.id);
         let _guard = lock.lock().await;
         let mut made = Made::default();
-        match self.provision(&mut session, &mut made).await {
+        match self.provision(&mut session, &features, &mut made).await {
             Ok(()) => Ok(session),
             Err(e) => {
                 self.undo_create(&session, &made, &e.to_string()).await;
@@ -366,7 +366,12 @@ impl Manager {
     /// Make the session's clone, egress and backend resource, noting in
     /// `made` each thing as it is made (and the resource in the store before
     /// the backend is asked for it, for a restart to undo).
-    async fn provision(&self, session: &mut Session, made: &mut Made) -> Result<(), SessionError> {
+    async fn provision(
+        &self,
+        session: &mut Session,
+        features: &BackendFeatures,
+        made: &mut Made,
+    ) -> Result<(), SessionError> {
         {
             let lock = self.lock_for(&repo_key(&session.repo));
             let _one_at_a_time = lock.lock().await;
@@ -374,7 +379,7 @@ impl Manager {
             made.clone = true;
         }
         let egress = self.open_egress(session).await?;
-        let spec = self.spec(session, false, egress).await?;
+        let spec = self.spec(session, features, false, egress).await?;
         let mut backend = self.runtime.backend(&session.backend).await?;
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
@@ -473,9 +478,15 @@ impl Manager {
     /// environment is the agent's, its credential placeholders, the proxy's
     /// (`egress`), HOME = the session's own config home (so an agent on the
     /// host never picks up the user's own login) and the user's git identity.
-    /// On a backend that is not isolated, the agent's command is wrapped in
+    /// On a backend that is not isolated (`features`), the agent's command is wrapped in
     /// the host sandbox.
-    async fn spec(&self, session: &mut Session, resume: bool, egress: EgressEnv) -> Result<SessionSpec, SessionError> {
+    async fn spec(
+        &self,
+        session: &mut Session,
+        features: &BackendFeatures,
+        resume: bool,
+        egress: EgressEnv,
+    ) -> Result<SessionSpec, SessionError> {
         let session_dir = self.session_dir(session);
         let config_home = self.config_home(session);
         tokio::fs::DirBuilder::new()
@@ -484,7 +495,7 @@ impl Manager {
             .create(&config_home)
             .await
             .map_err(|e| SessionError::Failed(format!("creating {}: {e}", config_home.display())))?;
-        let backend_isolated = self.features(&session.backend).await?.isolated;
+        let backend_isolated = features.isolated;
         let workdir = workdir_of(session);
         let objects = worktree::objects_dir(&session.repo).await?;
         let policy = match (&self.sandbox, backend_isolated) {
@@ -690,14 +701,15 @@ impl Manager {
     }
 
     async fn restart(&self, session: &mut Session) -> Result<(), SessionError> {
-        if !self.features(&session.backend).await?.resume {
+        let features = self.features(&session.backend).await?;
+        if !features.resume {
             return Err(SessionError::Conflict(format!(
                 "the {} backend cannot start a stopped session again; delete `{}` and create a new one",
                 session.backend, session.name
             )));
         }
         let egress = self.open_egress(session).await?;
-        let spec = self.spec(session, true, egress).await?;
+        let spec = self.spec(session, &features, true, egress).await?;
         let resource = session.resource_id.clone().unwrap_or_default();
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
@@ -898,13 +910,14 @@ impl Manager {
     /// The argv that attaches a terminal to a session.
     pub async fn attach_argv(&self, id_or_name: &str) -> Result<Vec<String>, SessionError> {
         let (session, resource) = self.with_resource(id_or_name).await?;
-        if !self.features(&session.backend).await?.attach {
+        let mut backend = self.runtime.backend(&session.backend).await?;
+        if !backend.info().await?.features.attach {
             return Err(SessionError::Conflict(format!(
                 "the {} backend gives no way to attach to a session; follow it with `clauderon history --follow {}`",
                 session.backend, session.name
             )));
         }
-        Ok(self.runtime.backend(&session.backend).await?.attach_argv(&resource).await?)
+        Ok(backend.attach_argv(&resource).await?)
     }
 
     /// The last `lines` lines of a session's output.
