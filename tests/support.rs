@@ -92,6 +92,29 @@ impl Home {
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
+
+    /// Install the built test component `sub/id` (see [`test_component`]) as
+    /// a user component, approved with `grants` (the text of its
+    /// `.grants.toml`). The daemon loads it at its next start.
+    pub fn install_component(&self, sub: &str, id: &str, grants: &str) {
+        std::fs::create_dir_all(self.path("components")).expect("components dir");
+        std::fs::copy(test_component(sub, id), self.path(&format!("components/{id}.wasm"))).expect("install component");
+        std::fs::write(self.path(&format!("components/{id}.grants.toml")), grants).expect("grants");
+    }
+}
+
+/// One API call with curl, usable from any thread: its HTTP status (0 when
+/// no answer came, e.g. the daemon was killed), giving up after `max_secs`.
+pub fn api_status(port: u16, token: &str, method: &str, path: &str, body: Option<&str>, max_secs: u32) -> u16 {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--noproxy", "*", "-o", "/dev/null", "-w", "%{http_code}", "-X", method]);
+    cmd.args(["--max-time", &max_secs.to_string(), "-H", &format!("authorization: Bearer {token}")]);
+    if let Some(b) = body {
+        cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+    let out = cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    out.parse().unwrap_or(0)
 }
 
 impl Home {

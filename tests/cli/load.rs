@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 
-use clauderon_tests::{World, read_env_file, test_component, unique, value};
+use clauderon_tests::{World, api_status, read_env_file, unique, value};
 
 const SESSIONS: usize = 50;
 const PER_SESSION: usize = 20;
@@ -127,11 +127,7 @@ fn a_thousand_concurrent_requests_with_slow_and_garbage_clients_are_all_served_a
 /// A world (daemon, mock upstream, repository) with the SDK's tmux backend installed.
 fn world_with_tmux() -> World {
     let mut w = World::start();
-    let components = w.home.path("components");
-    std::fs::create_dir_all(&components).expect("components dir");
-    std::fs::copy(test_component("templates", "example-backend"), components.join("example-backend.wasm"))
-        .expect("install the tmux backend");
-    std::fs::write(components.join("example-backend.grants.toml"), "process = [\"tmux\"]\n").expect("grants");
+    w.home.install_component("templates", "example-backend", "process = [\"tmux\"]\n");
     w.restart_daemon();
     w
 }
@@ -149,7 +145,7 @@ fn two_hundred_concurrent_creates_then_deletes_all_succeed_and_leave_nothing() {
                 r#"{{"repo": {repo:?}, "prompt": "exec sleep 600", "backend": "example-backend", "agent": "shell", "name": "{run}-{i}"}}"#
             );
             let (port, token) = (w.daemon.port, w.daemon.token.clone());
-            std::thread::spawn(move || api(port, &token, "POST", "/api/sessions", Some(&body)))
+            std::thread::spawn(move || api_status(port, &token, "POST", "/api/sessions", Some(&body), 600))
         })
         .collect();
     let codes: Vec<u16> = creates.into_iter().map(|t| t.join().expect("create thread")).collect();
@@ -164,7 +160,7 @@ fn two_hundred_concurrent_creates_then_deletes_all_succeed_and_leave_nothing() {
     let deletes: Vec<_> = (0..N)
         .map(|i| {
             let (port, token, path) = (w.daemon.port, w.daemon.token.clone(), format!("/api/sessions/{run}-{i}"));
-            std::thread::spawn(move || api(port, &token, "DELETE", &path, None))
+            std::thread::spawn(move || api_status(port, &token, "DELETE", &path, None, 600))
         })
         .collect();
     let codes: Vec<u16> = deletes.into_iter().map(|t| t.join().expect("delete thread")).collect();
@@ -180,19 +176,6 @@ fn two_hundred_concurrent_creates_then_deletes_all_succeed_and_leave_nothing() {
     println!(
         "load: {N} concurrent creates in {create_secs:.1} s, {N} concurrent deletes in {delete_secs:.1} s, all succeeded"
     );
-}
-
-/// One API call with curl: its HTTP status.
-fn api(port: u16, token: &str, method: &str, path: &str, body: Option<&str>) -> u16 {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--noproxy", "*", "-o", "/dev/null", "-w", "%{http_code}", "-X", method, "--max-time", "600"]);
-    cmd.args(["-H", &format!("authorization: Bearer {token}")]);
-    if let Some(b) = body {
-        cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
-    }
-    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
-    let out = cmd.output().expect("curl");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
 }
 
 /// `Command::output` on a thread, so many run at once.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use clauderon_tests::{Daemon, Home, eventually, git_repo, test_component, unique};
+use clauderon_tests::{Daemon, Home, eventually, git_repo, unique};
 use serde_json::Value;
 
 fn zellij_sessions() -> String {
@@ -229,9 +229,7 @@ fn a_failed_create_removes_only_what_it_made() {
 #[test]
 fn what_a_backend_cannot_do_is_refused_up_front() {
     let (home, port) = Home::with_free_port();
-    std::fs::create_dir_all(home.path("components")).expect("components dir");
-    std::fs::copy(test_component("fixtures", "slow"), home.path("components/slow.wasm")).expect("install slow");
-    std::fs::write(home.path("components/slow.grants.toml"), "process = [\"sleep\"]\n").expect("grants");
+    home.install_component("fixtures", "slow", "process = [\"sleep\"]\n");
     let daemon = home.daemon(port);
     let repo = git_repo();
     let repo_arg = repo.path().to_str().expect("utf-8");
@@ -274,11 +272,8 @@ fn hooks_get_every_session_event_and_a_stalled_hook_delays_nothing() {
     let (home, port) = Home::with_free_port();
     let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
     std::fs::write(home.path("config.toml"), format!("{config}\n[limits.hook]\ndeadline = 60000\n")).expect("config");
-    std::fs::create_dir_all(home.path("components")).expect("components dir");
-    for (kind, id) in [("templates", "example-hook"), ("fixtures", "stall")] {
-        std::fs::copy(test_component(kind, id), home.path(&format!("components/{id}.wasm"))).expect("install");
-        std::fs::write(home.path(&format!("components/{id}.grants.toml")), "").expect("grants");
-    }
+    home.install_component("templates", "example-hook", "");
+    home.install_component("fixtures", "stall", "");
     let daemon = home.daemon_with_env(port, &[("TOKIO_WORKER_THREADS", "1")]);
     let log = || std::fs::read_to_string(&daemon.log).unwrap_or_default();
     eventually(10, "the daemon to start both hooks", || {
@@ -410,9 +405,7 @@ fn the_api_drives_sessions_and_refuses_bad_input_leaving_nothing_behind() {
 #[test]
 fn killing_the_daemon_mid_create_loses_nothing_and_restart_cleans_up() {
     let (home, port) = Home::with_free_port();
-    std::fs::create_dir_all(home.path("components")).expect("components dir");
-    std::fs::copy(test_component("fixtures", "slow"), home.path("components/slow.wasm")).expect("install slow");
-    std::fs::write(home.path("components/slow.grants.toml"), "process = [\"sleep\"]\n").expect("grants");
+    home.install_component("fixtures", "slow", "process = [\"sleep\"]\n");
     let daemon = home.daemon(port);
     let repo = git_repo();
     let name = unique("crash");

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use clauderon_tests::{Daemon, Home, git_repo};
+use clauderon_tests::{Daemon, Home, api_status, git_repo};
 
 /// A small deterministic PRNG (xorshift64*), so a failing run can be replayed.
 struct Rng(u64);
@@ -83,17 +83,7 @@ fn listening_ports(pid: u32) -> BTreeSet<u16> {
 /// Start a request in the background; the kill may land before, during or after it.
 fn fire(daemon: &Daemon, method: &str, path: &str, body: Option<String>) -> std::thread::JoinHandle<u16> {
     let (port, token, method, path) = (daemon.port, daemon.token.clone(), method.to_string(), path.to_string());
-    std::thread::spawn(move || {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "--noproxy", "*", "-o", "/dev/null", "-w", "%{http_code}", "-X", &method]);
-        cmd.args(["-H", &format!("authorization: Bearer {token}"), "--max-time", "60"]);
-        if let Some(b) = body {
-            cmd.args(["-H", "content-type: application/json", "--data-binary", &b]);
-        }
-        cmd.arg(format!("http://127.0.0.1:{port}{path}"));
-        let out = cmd.output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-        out.parse().unwrap_or(0)
-    })
+    std::thread::spawn(move || api_status(port, &token, &method, &path, body.as_deref(), 60))
 }
 
 #[test]
