@@ -134,9 +134,9 @@ test: components tools
 
 # Print the performance figures (release build).
 bench: components tools
-    cargo bench -p clauderon-proxy --bench proxy
     cargo bench -p clauderon-runtime --bench runtime
     cargo build --release -p clauderon
+    CLAUDERON_BIN="$CARGO_TARGET_DIR/release/clauderon" cargo bench -p clauderon-tests --bench proxy
     CLAUDERON_BIN="$CARGO_TARGET_DIR/release/clauderon" cargo bench -p clauderon-tests --bench sessions
 
 # Crash safety: SIGKILL the daemon at 1,000 random moments mid-operation and
@@ -146,8 +146,9 @@ soak KILLS="1000" SECONDS="3000": components tools
     cargo build --workspace --bins --tests
     CLAUDERON_SOAK_KILLS={{KILLS}} CLAUDERON_SOAK_SECONDS={{SECONDS}} cargo nextest run --workspace --no-capture -E 'binary(soak)'
 
-# Fuzz the code that reads what sessions send (fuzz/: policy, graphql, rules,
-# destination), each target for SECONDS over the committed corpus plus what
+# Fuzz the code that reads what sessions and users send (fuzz/: policy,
+# graphql, rules, destination, request_head, manifest, config, names,
+# layout), each target for SECONDS over the committed corpus plus what
 # earlier runs found. A crash fails the recipe and leaves its input in
 # $CARGO_TARGET_DIR/fuzz-artifacts; make it a regression test.
 fuzz SECONDS="60": tools

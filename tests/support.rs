@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod in_process;
+pub use in_process::InProcess;
+
 /// The `clauderon` binary: `CLAUDERON_BIN`, or the one cargo built next to this test.
 pub fn clauderon_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("CLAUDERON_BIN") {
@@ -101,6 +104,29 @@ impl Home {
         std::fs::copy(test_component(sub, id), self.path(&format!("components/{id}.wasm"))).expect("install component");
         std::fs::write(self.path(&format!("components/{id}.grants.toml")), grants).expect("grants");
     }
+}
+
+/// An API call with the token `curl`ed to the daemon on `port`: (HTTP
+/// status, body as JSON or string).
+pub fn api_call(port: u16, token: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    curl_api(port, method, path, body, &["-H", &format!("authorization: Bearer {token}")])
+}
+
+/// A request `curl`ed to the daemon's API on `port` with these extra curl
+/// arguments (no token unless they carry one): (status, body as JSON or string).
+pub fn curl_api(port: u16, method: &str, path: &str, body: Option<&str>, extra: &[&str]) -> (u16, serde_json::Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--noproxy", "*", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
+    cmd.args(extra);
+    if let Some(b) = body {
+        cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+    let out = cmd.output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    let value = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
+    (code.trim().parse().unwrap_or(0), value)
 }
 
 /// One API call with curl, usable from any thread: its HTTP status (0 when
@@ -205,25 +231,13 @@ impl Daemon {
 
     /// `curl` a request with the API token: (HTTP status, body as JSON or string).
     pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-        let auth = format!("authorization: Bearer {}", self.token);
-        self.curl(method, path, body, &["-H", &auth])
+        api_call(self.port, &self.token, method, path, body)
     }
 
     /// `curl` a request with these extra curl arguments (and no token unless
     /// they carry one): (HTTP status, body as JSON or string).
     pub fn curl(&self, method: &str, path: &str, body: Option<&str>, extra: &[&str]) -> (u16, serde_json::Value) {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "--noproxy", "*", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
-        cmd.args(extra);
-        if let Some(b) = body {
-            cmd.args(["-H", "content-type: application/json", "--data-binary", b]);
-        }
-        cmd.arg(format!("http://127.0.0.1:{}{path}", self.port));
-        let out = cmd.output().expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        let value = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
-        (code.trim().parse().unwrap_or(0), value)
+        curl_api(self.port, method, path, body, extra)
     }
 
     /// SIGKILL the daemon.
@@ -346,6 +360,15 @@ impl Mock {
         text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
+    /// The last request the mock received for `host` (with any port) and `path`.
+    pub fn last_request_to(&self, host: &str, path: &str) -> serde_json::Value {
+        self.requests()
+            .into_iter()
+            .rev()
+            .find(|r| r["host"].as_str().is_some_and(|h| h.starts_with(host)) && r["path"] == path)
+            .unwrap_or_else(|| panic!("the mock saw no request to {host}{path}"))
+    }
+
     /// A bare repository `name` served at `https://github.com/<name>`, holding one commit.
     pub fn git_repo(&self, name: &str) -> PathBuf {
         let bare = self.dir.path().join("git").join(name);
@@ -383,6 +406,34 @@ pub fn read_env_file(path: &Path) -> Vec<(String, String)> {
         std::fs::read_to_string(path).ok().filter(|t| t.contains("CLAUDERON_SESSION_ID="))
     });
     text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// `curl ARGS` with exactly a session's environment (so through its proxy):
+/// (status, body); status 0 and curl's error when no answer came.
+pub fn curl_in(env: &[(String, String)], args: &[&str]) -> (u16, String) {
+    let out =
+        command_in(env, "curl").args(["-sS", "-o", "-", "-w", "\n%{http_code}"]).args(args).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    let code = code.trim().parse().unwrap_or(0);
+    if code == 0 {
+        return (0, format!("curl failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    (code, body.to_string())
+}
+
+/// A session's proxy URL (`http://session:<secret>@host:port`) split into
+/// (secret, port).
+pub fn split_proxy(url: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://session:").expect("proxy URL with identity");
+    let (secret, hostport) = rest.split_once('@').expect("@");
+    (secret.to_string(), hostport.rsplit_once(':').expect("port").1.to_string())
+}
+
+/// Standard base64 of `text`.
+pub fn base64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// A command that runs with exactly `env` (a session's environment).
@@ -496,16 +547,7 @@ impl World {
     /// Audit records once the writer has caught up (it gathers records for a
     /// moment before each commit): the same answer twice, 150 ms apart.
     pub fn audit_settled(&self, session: Option<&str>) -> Vec<serde_json::Value> {
-        let mut last = self.audit(session);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            std::thread::sleep(std::time::Duration::from_millis(150));
-            let now = self.audit(session);
-            if (now.len() == last.len() && !now.is_empty()) || std::time::Instant::now() > deadline {
-                return now;
-            }
-            last = now;
-        }
+        settled(|| self.audit(session))
     }
 
     /// Audit records stored so far (optionally of one session).
@@ -514,6 +556,22 @@ impl World {
         let (code, body) = self.daemon.http("GET", &format!("/api/audit?limit=10000{query}"), None);
         assert_eq!(code, 200, "{body}");
         body["records"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// `read()` once it gives a non-empty answer twice in a row, 150 ms apart
+/// (or whatever it gives after 10 s): for the audit, whose writer gathers
+/// records for a moment before each commit.
+pub fn settled<T>(read: impl Fn() -> Vec<T>) -> Vec<T> {
+    let mut last = read();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let now = read();
+        if (now.len() == last.len() && !now.is_empty()) || std::time::Instant::now() > deadline {
+            return now;
+        }
+        last = now;
     }
 }
 

@@ -3,7 +3,7 @@
 use clauderon_tests::{Home, repo_root, test_component};
 
 fn find<'a>(list: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
-    list.as_array().expect("a JSON array").iter().find(|p| p["id"] == id)
+    list["plugins"].as_array().expect("a JSON array of plugins").iter().find(|p| p["id"] == id)
 }
 
 #[test]
@@ -14,8 +14,8 @@ fn list_json_shows_bundled_components_with_kind_and_grants() {
     assert_eq!(shell["kind"], "agent");
     assert_eq!(shell["source"], "bundled");
     assert_eq!(shell["version"], "0.1.0");
-    assert_eq!(shell["capabilities"]["process"], serde_json::json!([]));
-    assert_eq!(shell["capabilities"]["container"], false);
+    assert_eq!(shell["capabilities"], serde_json::json!({}), "the shell agent is granted nothing");
+    assert!(shell["grants"].as_array().is_some_and(|g| g.is_empty()), "{shell}");
 }
 
 #[test]
@@ -111,6 +111,8 @@ fn a_component_asking_for_more_than_approved_is_refused_and_others_still_load() 
     std::fs::write(home.path("components/example-backend.grants.toml"), "process = []\n").expect("narrow grants");
     let out = home.run(&["plugins", "list", "--json"]).ok();
     assert!(find(&out.json(), "example-backend").is_none());
+    let refused = &out.json()["refused"];
+    assert!(refused.to_string().contains("asks for more than was approved"), "{refused}");
     assert!(find(&out.json(), "shell").is_some(), "the bundled components still load");
     assert!(out.stderr.contains("asks for more than was approved") && out.stderr.contains("tmux"), "{}", out.stderr);
 }
@@ -164,4 +166,19 @@ fn an_author_builds_installs_and_loads_a_backend_from_the_template() {
     let list = home.run(&["plugins", "list", "--json"]).ok().json();
     let mine = find(&list, "my-backend").expect("the author's backend is loaded");
     assert_eq!((mine["kind"].as_str(), mine["source"].as_str()), (Some("backend"), Some("user")));
+}
+
+#[test]
+fn the_api_and_the_cli_list_plugins_in_one_shape() {
+    let (home, port) = Home::with_free_port();
+    let file = test_component("templates", "example-backend");
+    home.run(&["plugins", "install", "--yes", file.to_str().expect("path")]).ok();
+    let cli = home.run(&["plugins", "list", "--json"]).ok().json();
+    let daemon = home.daemon(port);
+    let (code, api) = daemon.http("GET", "/api/plugins", None);
+    assert_eq!(code, 200, "{api}");
+    assert_eq!(api, cli, "GET /api/plugins and `plugins list --json` differ");
+    let mine = find(&api, "example-backend").expect("the installed backend");
+    assert_eq!(mine["capabilities"]["process"], serde_json::json!(["tmux"]));
+    assert!(mine["grants"].to_string().contains("tmux"), "{mine}");
 }

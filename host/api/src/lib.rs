@@ -162,17 +162,17 @@ pub struct Health {
 }
 
 /// What `DELETE` did.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Deleted {
     /// A sentence, e.g. which branch was kept.
-    message: String,
+    pub message: String,
 }
 
 /// The command that attaches a terminal.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Argv {
     /// Program and arguments.
-    argv: Vec<String>,
+    pub argv: Vec<String>,
 }
 
 /// The last lines a session showed.
@@ -183,10 +183,10 @@ pub struct Output {
 }
 
 /// What reconcile changed.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Changes {
     /// One sentence per session it touched.
-    changes: Vec<String>,
+    pub changes: Vec<String>,
 }
 
 /// What an agent's hook event did.
@@ -214,10 +214,14 @@ pub struct CredentialsAnswer {
     services: Vec<CredentialStatus>,
 }
 
-/// Loaded and refused plugins.
-#[derive(Serialize, ToSchema)]
+/// Loaded and refused plugins (`clauderon_runtime::Inventory`; `clauderon
+/// plugins list --json` prints the same document).
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its schema is used
 pub struct Plugins {
-    /// Each loaded component: id, kind, version, description, source, grants.
+    /// Each loaded plugin: id, kind, version, description, source, origin,
+    /// capabilities (what was granted; absent when not), grants (as
+    /// sentences), wasi.
     plugins: Vec<serde_json::Value>,
     /// Each refused component: origin and error.
     refused: Vec<serde_json::Value>,
@@ -289,20 +293,8 @@ async fn config(State(s): State<Shared>) -> Json<serde_json::Value> {
 
 /// Loaded and refused plugins.
 #[utoipa::path(get, path = "/api/plugins", responses((status = 200, body = Plugins), Errors))]
-async fn plugins(State(s): State<Shared>) -> Json<Plugins> {
-    let rt = s.manager.runtime();
-    let loaded: Vec<_> = rt
-        .plugins()
-        .map(|p| {
-            json!({
-                "id": p.id(), "kind": p.kind(), "version": p.manifest.version,
-                "description": p.manifest.description, "source": p.source,
-                "capabilities": p.grants, "grants": p.grants.describe(),
-            })
-        })
-        .collect();
-    let refused: Vec<_> = rt.failures().iter().map(|f| json!({ "origin": f.origin, "error": f.error })).collect();
-    Json(Plugins { plugins: loaded, refused })
+async fn plugins(State(s): State<Shared>) -> Json<clauderon_runtime::Inventory> {
+    Json(s.manager.runtime().inventory())
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -374,11 +366,11 @@ async fn unarchive(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResu
 }
 
 /// The access mode to set.
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModeBody {
     /// What the session may do through the proxy from its next request on.
-    mode: AccessMode,
+    pub mode: AccessMode,
 }
 
 /// Change what a session may do through the proxy.

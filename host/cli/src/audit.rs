@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::home::Home;
+use clauderon_daemon::Home;
 
 #[derive(Args)]
 pub struct AuditArgs {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::config::Config;
-use crate::home::Home;
+use clauderon_daemon::Config;
+use clauderon_daemon::Home;
 
 /// A connection to the daemon.
 pub struct Client {
@@ -103,6 +103,20 @@ impl Client {
             Some(t) => req.bearer_auth(t),
             None => req,
         }
+    }
+
+    /// Send a request with a typed body and read a typed answer (the API's
+    /// own types: `Session`, `CreateRequest`, …).
+    pub async fn call_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> anyhow::Result<T> {
+        let body = body.map(serde_json::to_value).transpose().context("encoding the request")?;
+        let value = self.call(method, path, body).await?;
+        serde_json::from_value(value)
+            .with_context(|| format!("the daemon's answer to {path} is not what this clauderon expects (a different version?)"))
     }
 
     /// Send a request; an error status becomes an error with the API's message.

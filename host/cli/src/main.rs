@@ -7,10 +7,7 @@
 mod audit;
 mod bundled;
 mod client;
-mod config;
 mod daemon;
-mod home;
-mod network;
 mod plugins;
 mod safe_text;
 mod sessions;
@@ -19,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::home::Home;
+use clauderon_daemon::Home;
 
 /// Run AI coding agents in isolated sessions; they never hold a real credential.
 #[derive(Parser)]
@@ -171,7 +168,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::audit(&home, args).await,
         Command::Config(ConfigCmd::Credentials { json }) => audit::credentials(&home, json).await,
         Command::Config(ConfigCmd::Show) => {
-            let config = config::Config::load(&home.config())?;
+            let config = clauderon_daemon::Config::load(&home.config())?;
             print!("{}", toml::to_string(&config)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use clauderon_runtime::{Capabilities, Manifest, Plugin, Runtime, RuntimeConfig, Source, manifest, user_sources};
-use serde_json::json;
+use clauderon_runtime::{Manifest, Runtime, RuntimeConfig, Source, manifest};
 
 use crate::bundled;
-use crate::home::Home;
+use clauderon_daemon::Home;
 
 #[derive(Subcommand)]
 pub enum PluginsCmd {
@@ -79,48 +78,13 @@ fn new_runtime(home: &Home) -> anyhow::Result<Runtime> {
 
 /// A runtime with every bundled and user component loaded (failures recorded).
 pub async fn load_everything(home: &Home, config: RuntimeConfig) -> anyhow::Result<Runtime> {
-    let mut runtime = Runtime::new(config).context("starting the component runtime")?;
-    if bundled::BUNDLED.is_empty() {
-        tracing::warn!("this clauderon binary was built without bundled components (run `just components`)");
-    }
-    let (user, failures) = user_sources(&home.components());
-    runtime.record_failures(failures);
-    let mut sources = bundled::sources();
-    sources.extend(user);
-    runtime.load_all(sources).await;
-    Ok(runtime)
-}
-
-fn capabilities_json(c: &Capabilities) -> serde_json::Value {
-    json!({
-        "process": c.process,
-        "http": c.http,
-        "container": c.container,
-        "kube": c.kube,
-        "env": c.env,
-        "secret-files": c.secret_files,
-    })
-}
-
-fn plugin_json(p: &Plugin) -> serde_json::Value {
-    json!({
-        "id": p.manifest.id,
-        "kind": p.manifest.kind,
-        "version": p.manifest.version,
-        "description": p.manifest.description,
-        "source": p.source,
-        "origin": p.origin,
-        "capabilities": capabilities_json(&p.grants),
-        "grants": p.grants.describe(),
-        "wasi": p.wasi,
-    })
+    clauderon_daemon::load_components(home, config, bundled::sources()).await
 }
 
 async fn list(home: &Home, as_json: bool) -> anyhow::Result<ExitCode> {
     let runtime = load_everything(home, RuntimeConfig::under(&home.root)).await?;
     if as_json {
-        let all: Vec<_> = runtime.plugins().map(|p| plugin_json(p)).collect();
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        println!("{}", serde_json::to_string_pretty(&runtime.inventory())?);
     } else {
         println!("{:<22} {:<18} {:<9} {:<8} CAPABILITIES", "ID", "KIND", "VERSION", "SOURCE");
         for p in runtime.plugins() {

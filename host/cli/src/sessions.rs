@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use clauderon_sessions::AccessMode;
+use clauderon_api::{Argv, Changes, Deleted, ModeBody};
+use clauderon_sessions::{AccessMode, CreateRequest, Isolation, Session};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::client::Client;
-use crate::home::Home;
+use clauderon_daemon::Home;
 
 /// `--access-mode`/`--mode`: `read-only` or `read-write`, parsed as the one [`AccessMode`].
 pub fn access_mode_arg() -> impl clap::builder::TypedValueParser<Value = AccessMode> {
@@ -68,15 +69,24 @@ pub struct CreateArgs {
 pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
     let repo = std::path::absolute(&a.repo).with_context(|| format!("bad path {}", a.repo.display()))?;
     let client = Client::connect(home).await?;
-    let body = json!({
-        "repo": repo, "prompt": a.prompt, "name": a.name, "backend": a.backend, "agent": a.agent,
-        "model": a.model, "access_mode": a.access_mode.as_str(), "print": a.print,
-        "plan_mode": a.plan, "skip_permissions": a.skip_permissions,
-        "image": a.image, "cpu_limit": a.cpu_limit, "memory_limit": a.memory_limit,
-    });
+    let request = CreateRequest {
+        repo,
+        prompt: a.prompt,
+        name: a.name,
+        backend: a.backend,
+        agent: a.agent,
+        model: a.model,
+        access_mode: Some(a.access_mode),
+        print: a.print,
+        plan_mode: a.plan,
+        skip_permissions: a.skip_permissions,
+        image: a.image,
+        cpu_limit: a.cpu_limit,
+        memory_limit: a.memory_limit,
+    };
     // Long steps (an image pull) report progress on the event stream: show it.
     let progress = client.watch_progress().await;
-    let created = client.call(Method::POST, "/api/sessions", Some(body)).await;
+    let created = client.call_as::<Session>(Method::POST, "/api/sessions", Some(&request)).await;
     if let Some(task) = progress {
         task.abort();
     }
@@ -86,17 +96,13 @@ pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!(
             "Created session {} ({} backend, {} agent, {}).",
-            s["name"].as_str().unwrap_or("?"),
-            s["backend"].as_str().unwrap_or("?"),
-            s["agent"].as_str().unwrap_or("?"),
-            s["access_mode"].as_str().unwrap_or("?")
+            s.name,
+            s.backend,
+            s.agent,
+            s.access_mode.as_str()
         );
-        println!(
-            "Worktree: {} (branch {})",
-            s["worktree"].as_str().unwrap_or("?"),
-            s["branch"].as_str().unwrap_or("?")
-        );
-        println!("Attach with: clauderon attach {}", s["name"].as_str().unwrap_or("?"));
+        println!("Worktree: {} (branch {})", s.worktree.display(), s.branch);
+        println!("Attach with: clauderon attach {}", s.name);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -104,13 +110,12 @@ pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
 pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
     let path = if archived { "/api/sessions?archived=true" } else { "/api/sessions" };
-    let sessions = client.call(Method::GET, path, None).await?;
+    let sessions: Vec<Session> = client.call_as(Method::GET, path, None::<&()>).await?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&sessions)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let rows = sessions.as_array().cloned().unwrap_or_default();
-    if rows.is_empty() {
+    if sessions.is_empty() {
         println!("No sessions. Create one with: clauderon create --repo . --prompt \"…\"");
         return Ok(ExitCode::SUCCESS);
     }
@@ -118,34 +123,38 @@ pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<
         "{:<28} {:<9} {:<20} {:<8} {:<12} {:<10} {:<9}",
         "NAME", "STATUS", "AGENT STATUS", "BACKEND", "AGENT", "ACCESS", "ISOLATION"
     );
-    for s in rows {
-        let f = |k: &str| s[k].as_str().unwrap_or("").to_string();
-        let isolation = match s["isolation"].as_str() {
-            Some("sandbox") => "sandbox",
-            Some("backend") => "container",
-            Some("none") => "NONE",
-            _ => "-",
+    for s in sessions {
+        let isolation = match s.isolation {
+            Some(Isolation::Sandbox) => "sandbox",
+            Some(Isolation::Backend) => "container",
+            Some(Isolation::None) => "NONE",
+            None => "-",
         };
         println!(
             "{:<28} {:<9} {:<20} {:<8} {:<12} {:<10} {:<9}",
-            f("name"),
-            f("status"),
-            f("agent_status"),
-            f("backend"),
-            f("agent"),
-            f("access_mode"),
+            s.name,
+            kebab(&s.status),
+            kebab(&s.agent_status),
+            s.backend,
+            s.agent,
+            s.access_mode.as_str(),
             isolation
         );
-        if let Some(err) = s["error"].as_str() {
+        if let Some(err) = &s.error {
             println!("  ! {err}");
         }
-        if isolation == "NONE" {
+        if s.isolation == Some(Isolation::None) {
             println!(
                 "  ! unsandboxed: this host session can read your files and reach your network (see [sandbox] in config.toml)"
             );
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A status as the API spells it (`waiting-for-input`).
+fn kebab(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 fn seg(name: &str) -> String {
@@ -159,45 +168,42 @@ fn seg(name: &str) -> String {
 /// `stop`, `start`, `archive`, `unarchive`: POST and report the new status.
 pub async fn transition(home: &Home, name: &str, action: &str) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
-    let s = client.call(Method::POST, &format!("/api/sessions/{}/{action}", seg(name)), None).await?;
-    println!("{} is now {}.", s["name"].as_str().unwrap_or(name), s["status"].as_str().unwrap_or("?"));
+    let s: Session = client.call_as(Method::POST, &format!("/api/sessions/{}/{action}", seg(name)), None::<&()>).await?;
+    println!("{} is now {}.", s.name, kebab(&s.status));
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn delete(home: &Home, name: &str, force: bool) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
     let q = if force { "?force=true" } else { "" };
-    let r = client.call(Method::DELETE, &format!("/api/sessions/{}{q}", seg(name)), None).await?;
-    println!("{}", r["message"].as_str().unwrap_or("Deleted."));
+    let r: Deleted = client.call_as(Method::DELETE, &format!("/api/sessions/{}{q}", seg(name)), None::<&()>).await?;
+    println!("{}", r.message);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn set_access_mode(home: &Home, name: &str, mode: AccessMode) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
-    let body = json!({ "mode": mode.as_str() });
-    let s = client.call(Method::PUT, &format!("/api/sessions/{}/access-mode", seg(name)), Some(body)).await?;
-    println!("{} is now {}.", s["name"].as_str().unwrap_or(name), s["access_mode"].as_str().unwrap_or("?"));
+    let path = format!("/api/sessions/{}/access-mode", seg(name));
+    let s: Session = client.call_as(Method::PUT, &path, Some(&ModeBody { mode })).await?;
+    println!("{} is now {}.", s.name, s.access_mode.as_str());
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn reconcile(home: &Home) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
-    let r = client.call(Method::POST, "/api/reconcile", None).await?;
-    let changes: Vec<Value> = r["changes"].as_array().cloned().unwrap_or_default();
-    if changes.is_empty() {
+    let r: Changes = client.call_as(Method::POST, "/api/reconcile", None::<&()>).await?;
+    if r.changes.is_empty() {
         println!("Every session matches its backend.");
     }
-    for c in changes {
-        println!("{}", c.as_str().unwrap_or_default());
+    for c in r.changes {
+        println!("{c}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn attach(home: &Home, name: &str) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
-    let r = client.call(Method::GET, &format!("/api/sessions/{}/attach", seg(name)), None).await?;
-    let argv: Vec<String> =
-        r["argv"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect();
+    let Argv { argv } = client.call_as(Method::GET, &format!("/api/sessions/{}/attach", seg(name)), None::<&()>).await?;
     let Some((program, args)) = argv.split_first() else { anyhow::bail!("the backend gave no way to attach") };
     use std::os::unix::process::CommandExt;
     let err = std::process::Command::new(program).args(args).exec();

@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 
 /// A session's access mode: what it may do through its proxy. The one
 /// definition (the session model, the API and the CLI use this one; the WIT
-/// contract has its own for components).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// contract has its own for components). Read-only unless chosen otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AccessMode {
     /// Only reads pass.
+    #[default]
     ReadOnly,
     /// Every request passes.
     ReadWrite,

@@ -29,6 +29,6 @@ pub mod state;
 pub use error::{CallError, LoadError};
 pub use instance::Instance;
 pub use limits::Limits;
-pub use loader::{Plugin, Source};
+pub use loader::{Plugin, PluginSummary, Source};
 pub use manifest::{Capabilities, Kind, Manifest};
-pub use runtime::{Inspection, LoadFailure, Runtime, RuntimeConfig, read_approved, user_sources};
+pub use runtime::{Inspection, Inventory, LoadFailure, Runtime, RuntimeConfig, read_approved, user_sources};

@@ -83,7 +83,45 @@ pub struct Plugin {
     pub(crate) pre: Pre,
 }
 
+/// A loaded plugin as users see it (an entry of [`crate::Inventory`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PluginSummary {
+    /// Its id.
+    pub id: String,
+    /// Its plugin kind.
+    pub kind: Kind,
+    /// Its own version.
+    pub version: String,
+    /// What it does, from its manifest.
+    pub description: String,
+    /// `bundled` or `user`.
+    pub source: String,
+    /// The bundled name or the file it was loaded from.
+    pub origin: String,
+    /// What it was granted (a capability not granted is absent).
+    pub capabilities: Capabilities,
+    /// The same grants as sentences.
+    pub grants: Vec<String>,
+    /// Whether it imports WASI (it runs with an empty WASI context).
+    pub wasi: bool,
+}
+
 impl Plugin {
+    /// What users see of it.
+    pub fn summary(&self) -> PluginSummary {
+        PluginSummary {
+            id: self.manifest.id.clone(),
+            kind: self.manifest.kind,
+            version: self.manifest.version.clone(),
+            description: self.manifest.description.clone(),
+            source: self.source.to_string(),
+            origin: self.origin.clone(),
+            capabilities: self.grants.clone(),
+            grants: self.grants.describe(),
+            wasi: self.wasi,
+        }
+    }
+
     /// The component's id.
     pub fn id(&self) -> &str {
         &self.manifest.id

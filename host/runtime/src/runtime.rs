@@ -58,8 +58,18 @@ impl RuntimeConfig {
     }
 }
 
+/// The loaded plugins and the refused components: one document for the CLI
+/// and the API.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Inventory {
+    /// Each loaded plugin.
+    pub plugins: Vec<crate::PluginSummary>,
+    /// Each component that was refused, and why.
+    pub refused: Vec<LoadFailure>,
+}
+
 /// A component that could not be loaded, and why.
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LoadFailure {
     /// Where it came from.
     pub origin: String,
@@ -207,6 +217,12 @@ impl Runtime {
     /// The components that were refused.
     pub fn failures(&self) -> &[LoadFailure] {
         &self.failures
+    }
+
+    /// What is loaded and what was refused, as `clauderon plugins list
+    /// --json` and `GET /api/plugins` both show it.
+    pub fn inventory(&self) -> Inventory {
+        Inventory { plugins: self.plugins().map(|p| p.summary()).collect(), refused: self.failures.clone() }
     }
 
     fn find(&self, id: &str, kind: Kind) -> Result<&Arc<Plugin>, CallError> {

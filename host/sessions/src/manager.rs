@@ -15,7 +15,7 @@ use clauderon_runtime::bindings::agent::exports::clauderon::plugin::agent_api::L
 use clauderon_runtime::bindings::backend::exports::clauderon::plugin::backend_api::BackendFeatures;
 use clauderon_runtime::bindings::types::{self as wit, EnvVar, LaunchPlan, ResourceState, SessionSpec};
 use clauderon_store::Store;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::confined::Confined;
@@ -42,7 +42,7 @@ pub struct Defaults {
 }
 
 /// A request to create a session.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     /// A directory inside a git repository (an absolute path).

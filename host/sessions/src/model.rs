@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 pub use clauderon_proxy::AccessMode;
 
 /// Where a session is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
+    #[default]
     Creating,
     Running,
     Stopped,
@@ -20,18 +21,19 @@ pub enum Status {
 }
 
 /// What the agent is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentStatus {
     Working,
     WaitingForInput,
     WaitingForApproval,
     Idle,
+    #[default]
     Unknown,
 }
 
-/// One session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// One session (its `Default` is an empty record in `creating`, read-only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Session {
     /// Unique id (a UUID).
     pub id: String,

@@ -65,7 +65,7 @@ pub struct Config {
     #[serde(default)]
     pub general: General,
     #[serde(default)]
-    pub daemon: Daemon,
+    pub daemon: DaemonConfig,
     /// Call limits per plugin kind (kinds not listed keep the defaults).
     #[serde(default)]
     pub limits: BTreeMap<Kind, Limits>,
@@ -149,7 +149,7 @@ fn default_agent() -> String {
 /// `[daemon]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Daemon {
+pub struct DaemonConfig {
     #[serde(default = "default_port")]
     pub http_port: u16,
     #[serde(default = "default_bind")]
@@ -161,7 +161,7 @@ pub struct Daemon {
     pub hosts: Vec<String>,
 }
 
-impl Default for Daemon {
+impl Default for DaemonConfig {
     fn default() -> Self {
         Self { http_port: default_port(), bind_addr: default_bind(), token: None, hosts: Vec::new() }
     }

@@ -5,10 +5,11 @@
 //! - **direct**: client → mock;
 //! - **tcp relay**: client → a plain TCP relay → mock (the cost of the extra
 //!   loopback hop alone, which any proxy pays);
-//! - **clauderon**: client → clauderon's proxy, built in-process the way the
-//!   daemon builds it (CA, upstream client trusting the mock's CA, one rule
-//!   injecting `authorization: Bearer` for `localhost`, a credential source,
-//!   the real audit log over a temporary store), on its own tokio runtime;
+//! - **clauderon**: client → clauderon's proxy, in the whole daemon built
+//!   in-process (`clauderon-daemon`, as `clauderon daemon` builds it: CA,
+//!   upstream client trusting the mock's CA, one config rule injecting
+//!   `authorization: Bearer` for `localhost`, the `file` credential source,
+//!   the real audit log in its store), on its own tokio runtime;
 //! - **mitmproxy**: client → `mitmdump` with an addon setting the same header
 //!   and large bodies streamed (installed into a venv under the tools dir
 //!   when missing; if that fails its column says why).
@@ -17,20 +18,15 @@
 //! tasks for 3 s (req/s) and a streamed 64 MiB `GET /bytes` (MB/s); plus each
 //! proxy's CPU time per request (its threads' or process's, from `/proc`).
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clauderon_proxy::credentials::BoxFuture;
-use clauderon_proxy::rules::{Format, Injection};
-use clauderon_proxy::{
-    AccessMode, AuditLog, Credentials, IdentityKey, Proxy, Rule, RuleSet, SessionIdentity, Source, ca, upstream,
-};
+use clauderon_sessions::AccessMode;
 
 /// The credential both proxies inject.
 const CREDENTIAL: &str = "bench-credential-0123456789";
@@ -65,7 +61,7 @@ fn main() {
         Target::new("tcp relay", client(&mock_pem, None, relay.addr), relay.addr, false)
             .with_cpu(|| threads_cpu("tcp-relay")),
         Target::new("clauderon", client(&proxy.ca_pem, Some(&proxy.url), mock.addr), mock.addr, true)
-            .with_cpu(|| threads_cpu("clauderon-proxy")),
+            .with_cpu(|| threads_cpu("clauderon-daemon")),
     ];
     let mitm_note = match &mitm {
         Ok(m) => {
@@ -545,93 +541,40 @@ fn mock_bin() -> PathBuf {
     bin
 }
 
-/// clauderon's proxy on its own runtime and thread, with one session's listener open.
+/// The whole clauderon daemon in this process (`clauderon_tests::InProcess`,
+/// assembled as `clauderon daemon` assembles it) with one session's
+/// listener open: a rule injecting `authorization: Bearer` for `localhost`,
+/// sent to the mock, and the credential in the `file` source.
 struct InProcessProxy {
+    daemon: clauderon_tests::InProcess,
     url: String,
     ca_pem: String,
-    /// The store the audit log writes to.
-    store: Arc<clauderon_store::Store>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    dir: tempfile::TempDir,
-}
-
-/// A credential source that always has [`CREDENTIAL`].
-struct FixedSource;
-
-impl Source for FixedSource {
-    fn id(&self) -> &str {
-        "bench"
-    }
-
-    fn get<'a>(&'a self, _service: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
-        Box::pin(async { Ok(Some(CREDENTIAL.to_string())) })
-    }
+    /// The session listener's unix socket directory.
+    socket_dir: PathBuf,
 }
 
 impl InProcessProxy {
-    /// The proxy sends `localhost` to the mock at `mock_addr` (as the daemon's
-    /// `[proxy.upstreams]` does in the tests: loopback is otherwise refused).
     fn start(mock_ca: &Path, mock_addr: SocketAddr) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory for the proxy");
-        let (home, mock_ca) = (dir.path().to_path_buf(), mock_ca.to_path_buf());
-        let store = Arc::new(clauderon_store::Store::open(&home.join("clauderon.redb")).expect("store"));
-        let audit_store = store.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("clauderon-proxy".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .thread_name("clauderon-proxy")
-                    .build()
-                    .expect("proxy runtime");
-                rt.block_on(async move {
-                    let authority = ca::Authority::load_or_create(&home).expect("proxy CA");
-                    let ca_pem = authority.ca_pem().to_string();
-                    let overrides = HashMap::from([("localhost".to_string(), mock_addr.to_string())]);
-                    let upstream =
-                        upstream::Upstream::new(&[mock_ca], overrides, Default::default()).expect("upstream client");
-                    let rule = Rule {
-                        name: "bench".into(),
-                        hosts: vec!["localhost".into()],
-                        inject: vec![Injection {
-                            service: "bench".into(),
-                            header: "authorization".into(),
-                            format: Format::Bearer,
-                            user: None,
-                            prefix: None,
-                        }],
-                        strip: Vec::new(),
-                    };
-                    let rules = RuleSet::new(None, vec![rule]);
-                    let credentials = Arc::new(Credentials::new(vec![Arc::new(FixedSource)]));
-                    let audit = AuditLog::start(store, Duration::from_secs(86_400));
-                    let bind = IpAddr::V4(Ipv4Addr::LOCALHOST);
-                    let proxy =
-                        Proxy::new(authority, rules, upstream, credentials, audit, IdentityKey::ephemeral(), bind);
-                    let ident = SessionIdentity { id: "bench".into(), name: "bench".into() };
-                    let socket_dir = home.join("run");
-                    proxy
-                        .open(ident, AccessMode::ReadWrite, None, Some(&socket_dir))
-                        .await
-                        .expect("opening the session's listener");
-                    let url = proxy.url("bench").expect("the session's proxy URL");
-                    ready_tx.send((url, ca_pem)).expect("bench thread is waiting");
-                    let _ = stop_rx.await;
-                });
-            })
-            .expect("proxy thread");
-        let (url, ca_pem) = ready_rx.recv().expect("the proxy did not start");
-        Self { url, ca_pem, store: audit_store, stop: Some(stop), thread: Some(thread), dir }
+        let config = format!(
+            "[proxy]\nextra_root_certs = [{mock_ca:?}]\n[proxy.upstreams]\n\"localhost\" = \"{mock_addr}\"\n\
+             [[proxy.rules]]\nname = \"bench\"\nhosts = [\"localhost\"]\n\
+             inject = [{{ service = \"bench\", header = \"authorization\", format = \"bearer\" }}]\n"
+        );
+        let mut daemon = clauderon_tests::InProcess::start(&config, &[("bench", CREDENTIAL)]);
+        let (_, opened) = daemon.open("bench", AccessMode::ReadWrite);
+        let url = opened.env.iter().find(|(k, _)| k == "HTTPS_PROXY").map(|(_, v)| v.clone()).expect("HTTPS_PROXY");
+        let bundle = opened.ca_bundle.expect("the session's CA bundle");
+        // The bundle starts with clauderon's CA (the system's roots follow).
+        let ca_pem = std::fs::read_to_string(bundle).expect("reading the CA bundle");
+        let socket_dir = opened.socket_dir.expect("the session's socket directory");
+        Self { daemon, url, ca_pem, socket_dir }
     }
 
     /// Start a sandbox's relay (as `clauderon sandbox exec` runs it) on a free
     /// port, to this proxy's unix socket; the proxy URL through it.
     fn through_sandbox_relay(&self) -> String {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let socket = self.dir.path().join("run").join(clauderon_proxy::server::SOCKET_NAME);
+        let socket = self.socket_dir.join(clauderon_proxy::server::SOCKET_NAME);
         for listener in clauderon_sandbox::relay::listen(port).expect("the relay's listener") {
             clauderon_sandbox::relay::serve(listener, socket.clone());
         }
@@ -641,28 +584,8 @@ impl InProcessProxy {
 
     /// Records in the audit, once `expected` are stored (or after `wait`).
     fn wait_for_audit(&self, expected: u64, wait: Duration) -> u64 {
-        let stored = || {
-            let (mut count, mut after) = (0, 0);
-            while let Ok(page) = self.store.audit_after(after, 4096) {
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                count += page.len() as u64;
-            }
-            count
-        };
-        wait_until(wait.as_secs(), || (stored() >= expected).then_some(()));
-        stored()
-    }
-}
-
-impl Drop for InProcessProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        wait_until(wait.as_secs(), || (self.daemon.audit_count() >= expected).then_some(()));
+        self.daemon.audit_count()
     }
 }
 

@@ -1,0 +1,206 @@
+//! The clauderon daemon, assembled from its parts: open the store, load every
+//! component, start the proxy, the session manager and the hook workers,
+//! reconcile the stored sessions with their backends, and serve the API.
+//!
+//! `clauderon daemon` runs it ([`Daemon::assemble`] then [`Daemon::serve`]);
+//! tests and benches build the very same daemon in-process, with a temporary
+//! [`Home`] and whatever [`Config`] they need.
+
+pub mod config;
+pub mod home;
+mod kv;
+pub mod network;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clauderon_api::ApiState;
+use clauderon_proxy::{AuditLog, Proxy};
+use clauderon_runtime::{Kind, Runtime, RuntimeConfig, Source, user_sources};
+use clauderon_sessions::{Defaults, Egress, HostSandbox, Manager};
+use clauderon_store::Store;
+
+pub use config::Config;
+pub use home::Home;
+
+/// What a daemon is built from besides its home and config: what the
+/// `clauderon` binary embeds.
+pub struct Parts {
+    /// Components built into the binary, loaded before the user's own.
+    pub bundled: Vec<Source>,
+    /// The static container relay Docker sessions run (installed into
+    /// `<home>/bin`); empty when this build has none.
+    pub relay: &'static [u8],
+    /// The `clauderon` executable: host sessions run in its sandbox
+    /// (`clauderon sandbox exec`).
+    pub exe: PathBuf,
+}
+
+/// A daemon with everything started and its API listener bound, not yet serving.
+pub struct Daemon {
+    /// Where the API listens (the real port when the config asked for port 0).
+    pub addr: SocketAddr,
+    /// The API token callers must present.
+    pub token: String,
+    /// The loaded components.
+    pub runtime: Arc<Runtime>,
+    /// Sessions.
+    pub manager: Arc<Manager>,
+    /// The zero-credential proxy.
+    pub proxy: Arc<Proxy>,
+    /// The proxy's audit log.
+    pub audit: Arc<AuditLog>,
+    /// What a session is given to reach the proxy (its listener and environment).
+    pub egress: Arc<dyn Egress>,
+    state: Arc<ApiState>,
+    listener: tokio::net::TcpListener,
+}
+
+impl Daemon {
+    /// Open the store, load the components, start the proxy and the session
+    /// manager, bind the API, and reconcile the stored sessions.
+    ///
+    /// The API is bound before reconcile, so a second daemon on the same
+    /// port fails before it touches any session.
+    pub async fn assemble(home: &Home, mut config: Config, parts: Parts) -> anyhow::Result<Self> {
+        home.ensure_private()?;
+        let addr = config.listen_addr();
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (is another clauderon daemon running? try --http-port)"))?;
+        let addr = listener.local_addr().context("the API listener's address")?;
+        config.daemon.http_port = addr.port();
+
+        let path = home.store();
+        let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&path)).await??);
+        home.ensure_private()?; // the store file was just made with the default mode
+        let token = home.load_or_create_token(config.daemon.token.as_deref())?;
+        let mut runtime_config = RuntimeConfig::under(&home.root);
+        runtime_config.kv = Arc::new(kv::StoreKv(store.clone()));
+        runtime_config.limits = config.limits.clone();
+        let runtime = load_components(home, runtime_config, parts.bundled).await?;
+        for f in runtime.failures() {
+            tracing::warn!("refused component {}: {}", f.origin, f.error);
+        }
+        // Credential sources read the snapshot taken at start; the variables
+        // they may read leave this process's own environment now.
+        let credential_vars: Vec<String> = runtime
+            .plugins()
+            .filter(|p| p.kind() == Kind::CredentialSource)
+            .flat_map(|p| p.grants.env.iter().cloned())
+            .collect();
+        let wiped = clauderon_runtime::capabilities::environment::wipe(&credential_vars);
+        tracing::info!("{wiped} credential variables wiped from the daemon's own environment");
+        let runtime = Arc::new(runtime);
+        let network = network::start(home, &config.proxy, &config.credentials.order, runtime.clone(), store.clone())
+            .context("starting the proxy")?;
+        network.proxy.set_hook_target(config.local_api_addr());
+        let relay = install_relay(&home.root.join("bin"), parts.relay).context("installing the container relay")?;
+        let defaults = Defaults {
+            backend: config.general.default_backend.clone(),
+            agent: config.general.default_agent.clone(),
+            hook_base: Some(clauderon_proxy::hooks::hook_base()),
+            backend_options: config.backends.clone(),
+            relay,
+        };
+        let sandbox = host_sandbox(home, &config, parts.exe).await;
+        let manager = Arc::new(
+            Manager::new(store, runtime.clone(), home.root.clone(), defaults)
+                .with_egress(network.egress.clone())
+                .with_sandbox(sandbox),
+        );
+        let hooks = clauderon_sessions::hooks::spawn(runtime.clone(), manager.subscribe());
+        tracing::info!("{hooks} hook component(s) get session events");
+        match manager.reconcile().await {
+            Ok(changes) => changes.iter().for_each(|c| tracing::info!("reconcile: {c}")),
+            Err(e) => tracing::error!("reconciling sessions at start-up failed: {e}"),
+        }
+        let state = Arc::new(ApiState {
+            manager: manager.clone(),
+            guard: clauderon_api::guard::Guard::new(token.clone(), addr, &config.daemon.hosts),
+            config: serde_json::to_value(&config)?,
+            proxy: network.proxy.clone(),
+            audit: network.audit.clone(),
+        });
+        Ok(Self {
+            addr,
+            token,
+            runtime,
+            manager,
+            proxy: network.proxy,
+            audit: network.audit,
+            egress: network.egress,
+            state,
+            listener,
+        })
+    }
+
+    /// Serve the API until `shutdown` completes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(self.listener, clauderon_api::router(self.state)).with_graceful_shutdown(shutdown).await?;
+        Ok(())
+    }
+}
+
+/// A runtime with every bundled and user component loaded (failures recorded).
+pub async fn load_components(home: &Home, config: RuntimeConfig, bundled: Vec<Source>) -> anyhow::Result<Runtime> {
+    let mut runtime = Runtime::new(config).context("starting the component runtime")?;
+    if bundled.is_empty() {
+        tracing::warn!("this clauderon binary was built without bundled components (run `just components`)");
+    }
+    let (user, failures) = user_sources(&home.components());
+    runtime.record_failures(failures);
+    let mut sources = bundled;
+    sources.extend(user);
+    runtime.load_all(sources).await;
+    Ok(runtime)
+}
+
+/// Write the container relay to `dir/clauderon-relay` (0755; done again only
+/// when its contents changed); `None` if this build has none.
+fn install_relay(dir: &Path, relay: &[u8]) -> anyhow::Result<Option<PathBuf>> {
+    use std::os::unix::fs::PermissionsExt;
+    if relay.is_empty() {
+        tracing::warn!("this build has no container relay: Docker sessions cannot start (build with `./justw build`)");
+        return Ok(None);
+    }
+    let path = dir.join("clauderon-relay");
+    if std::fs::read(&path).ok().as_deref() != Some(relay) {
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join("clauderon-relay.tmp");
+        std::fs::write(&tmp, relay)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(Some(path))
+}
+
+/// The host sandbox: `exe` runs it, and the probe says whether it can.
+async fn host_sandbox(home: &Home, config: &Config, exe: PathBuf) -> HostSandbox {
+    let support = if config.sandbox.enabled {
+        let probe_exe = exe.clone();
+        tokio::task::spawn_blocking(move || clauderon_sandbox::probe(&probe_exe))
+            .await
+            .unwrap_or_else(|e| clauderon_sandbox::Support::Missing(format!("the sandbox probe failed: {e}")))
+    } else {
+        clauderon_sandbox::Support::Missing("[sandbox] enabled = false".into())
+    };
+    match &support {
+        _ if !config.sandbox.enabled => {
+            tracing::warn!("host sessions run UNSANDBOXED ([sandbox] enabled = false)")
+        }
+        clauderon_sandbox::Support::Full => tracing::info!("host sessions run in the sandbox"),
+        clauderon_sandbox::Support::Missing(why) if config.sandbox.required => tracing::warn!(
+            "this machine cannot sandbox host sessions, so they will be refused ({why}); \
+             set [sandbox] required = false to run them unsandboxed"
+        ),
+        clauderon_sandbox::Support::Missing(why) => {
+            tracing::warn!("host sessions will run UNSANDBOXED ([sandbox] required = false): {why}")
+        }
+    }
+    let user_home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| home.root.clone());
+    HostSandbox { exe, support, config: config.sandbox.clone(), user_home }
+}
