@@ -160,7 +160,7 @@ fn every_documented_endpoint_needs_the_token_but_health_and_agent_status() {
             match path.as_str() {
                 "/api/health" => assert_eq!(code, 200, "{path}"),
                 // Agents' status events carry their session's own key instead.
-                "/api/sessions/{id}/hook" => assert_eq!(code, 403, "{path}: {body}"),
+                "/api/sessions/{id}/status-event" => assert_eq!(code, 403, "{path}: {body}"),
                 _ => assert_eq!(code, 401, "{} {path} without the token: {body}", method.to_uppercase()),
             }
             let (code, _) = daemon.curl(
@@ -169,7 +169,7 @@ fn every_documented_endpoint_needs_the_token_but_health_and_agent_status() {
                 Some("{}"),
                 &["-H", "authorization: Bearer 0000000000000000000000000000000000000000000000000000000000000000"],
             );
-            if !path.ends_with("/health") && !path.ends_with("/hook") {
+            if !path.ends_with("/health") && !path.ends_with("/status-event") {
                 assert_eq!(code, 401, "{path} with a wrong token");
             }
             checked += 1;

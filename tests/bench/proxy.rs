@@ -61,7 +61,7 @@ fn main() {
         Target::new("tcp relay", client(&mock_pem, None, relay.addr), relay.addr, false)
             .with_cpu(|| threads_cpu("tcp-relay")),
         Target::new("clauderon", client(&proxy.ca_pem, Some(&proxy.url), mock.addr), mock.addr, true)
-            .with_cpu(|| threads_cpu("clauderon-daemon")),
+            .with_cpu(|| threads_cpu("clauderond")),
     ];
     let mitm_note = match &mitm {
         Ok(m) => {
@@ -90,7 +90,9 @@ fn main() {
     let results = rt.block_on(measure(&targets, &mock.dir.path().join("requests.jsonl")));
     drop(rt);
 
-    let through_clauderon = targets[2].done.load(Ordering::Relaxed);
+    // Both clauderon columns go through the same proxy (and audit).
+    let through_clauderon = targets[2].done.load(Ordering::Relaxed)
+        + targets.last().map_or(0, |t| t.done.load(Ordering::Relaxed));
     let stored = proxy.wait_for_audit(through_clauderon, Duration::from_secs(10));
     report(&results, &mitm_note, through_clauderon, stored);
     drop((proxy, relay, mitm, mock));
@@ -452,7 +454,7 @@ fn report(results: &[Figures], mitm_note: &str, through_clauderon: u64, stored: 
     );
     let stream = (|| Some(clauderon?.stream_mbs? / direct?.stream_mbs?))();
     println!("clauderon ÷ direct streaming throughput: {}", cell(stream.map(|r| format!("{r:.2}"))));
-    println!("audit: {stored} records stored for {through_clauderon} requests through clauderon");
+    println!("audit: {stored} records stored for {through_clauderon} requests through clauderon (both columns)");
     for f in results {
         for e in &f.errors {
             println!("{}: ERROR {e}", f.name);

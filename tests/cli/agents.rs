@@ -3,7 +3,7 @@
 //! speaking each API's streaming wire format: the agent prints the mock's
 //! answer, the mock sees the real (canary) key in the right header, the
 //! history endpoint returns the exchange, the status ends idle (from the
-//! agent's own hook events), and no canary reaches the session.
+//! agent's status events, sent by its own hooks), and no canary reaches the session.
 
 use std::path::Path;
 

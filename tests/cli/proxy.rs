@@ -237,35 +237,35 @@ fn claude_code_answers_through_the_proxy_and_no_canary_reaches_the_session() {
 }
 
 #[test]
-fn hook_events_go_through_the_proxy_to_the_daemon_and_the_sessions_unix_socket() {
+fn status_events_go_through_the_proxy_to_the_daemon_and_the_sessions_unix_socket() {
     let w = World::start();
-    // Read-only: hook events are the daemon's own traffic, not the agent's writes.
-    let env = w.session("hooks", "read-only", "true");
+    // Read-only: status events are the daemon's own traffic, not the agent's writes.
+    let env = w.session("status", "read-only", "true");
     let proxy = value(&env, "HTTPS_PROXY").to_string();
     let secret = proxy.split_once("session:").and_then(|(_, r)| r.split_once('@')).map(|(s, _)| s).expect("secret");
     let (_, session) = w.daemon.http("GET", &format!("/api/sessions/{}", value(&env, "CLAUDERON_SESSION_NAME")), None);
     let id = session["id"].as_str().expect("id").to_string();
-    let hook = |proxy: &str, id: &str, key: &str| {
-        let url = format!("http://clauderon.internal/api/sessions/{id}/hook?key={key}");
+    let post = |proxy: &str, id: &str, key: &str| {
+        let url = format!("http://clauderon.internal/api/sessions/{id}/status-event?key={key}");
         curl(&[], &["-x", proxy, "-X", "POST", "-H", "content-type: application/json", "--data", "{}", &url])
     };
 
-    let (code, body) = hook(&proxy, &id, secret);
+    let (code, body) = post(&proxy, &id, secret);
     assert_eq!(code, 200, "the API answered through the proxy: {body}");
     assert!(body.contains("agent_status"), "{body}");
-    let (code, body) = hook(&proxy, &id, "wrong");
+    let (code, body) = post(&proxy, &id, "wrong");
     assert_eq!(code, 403, "the API still checks the key: {body}");
-    let (code, body) = hook(&proxy, "another-session", secret);
-    assert_eq!(code, 404, "only the session's own hook path is relayed: {body}");
+    let (code, body) = post(&proxy, "another-session", secret);
+    assert_eq!(code, 404, "only the session's own status-event path is relayed: {body}");
     let (code, body) = curl(&[], &["-x", &proxy, "http://clauderon.internal/api/sessions"]);
     assert_eq!(code, 404, "nothing else of the API is reachable: {body}");
     let anonymous = proxy.replace(&format!("session:{secret}@"), "");
-    assert_eq!(hook(&anonymous, &id, secret).0, 407, "hooks need the session's identity");
+    assert_eq!(post(&anonymous, &id, secret).0, 407, "status events need the session's identity");
 
     // The same listener answers on the session's unix socket (sandboxed
     // sessions and containers reach it there, through their relay).
     let socket = w.home.path("sessions").join(&id).join("run/proxy.sock");
-    let url = format!("http://clauderon.internal/api/sessions/{id}/hook?key={secret}");
+    let url = format!("http://clauderon.internal/api/sessions/{id}/status-event?key={secret}");
     let over_socket = |extra: &[&str]| {
         // A proxy takes absolute-form request targets, as a relayed client sends them.
         let socket = socket.to_str().expect("utf-8");
@@ -278,9 +278,9 @@ fn hook_events_go_through_the_proxy_to_the_daemon_and_the_sessions_unix_socket()
     let (code, body) = over_socket(&["-H", &basic]);
     assert_eq!(code, 200, "the listener on the unix socket: {body}");
     assert_eq!(over_socket(&[]).0, 407, "the socket asks for the identity too");
-    // Relayed hooks are the daemon's own traffic, not audited; the refused ones are.
+    // Relayed status events are the daemon's own traffic, not audited; the refused ones are.
     let audit = w.audit_settled(None);
-    let hooks: Vec<_> = audit.iter().filter(|r| r["host"] == "clauderon.internal").collect();
-    assert_eq!(hooks.len(), 2, "{hooks:?}");
-    assert!(hooks.iter().all(|r| r["decision"] == "denied" && r["status"] == 407), "{hooks:?}");
+    let relayed: Vec<_> = audit.iter().filter(|r| r["host"] == "clauderon.internal").collect();
+    assert_eq!(relayed.len(), 2, "{relayed:?}");
+    assert!(relayed.iter().all(|r| r["decision"] == "denied" && r["status"] == 407), "{relayed:?}");
 }

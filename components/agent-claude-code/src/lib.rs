@@ -11,7 +11,7 @@
 //!   the session id is passed with `--session-id`, so the file is known, and
 //!   `--resume <id>` continues the same conversation after a restart.
 
-use agent_common::{compact, env, file, hook_command, jsonl, message, need, text_of, trusted_dirs};
+use agent_common::{compact, env, file, status_command, jsonl, message, need, text_of, trusted_dirs};
 use clauderon_sdk::types::{AgentStatus, LaunchPlan};
 use clauderon_sdk::{Agent, AgentInfo, ChatMessage, ChatRole, LaunchRequest, Result};
 use serde_json::{Value, json};
@@ -61,7 +61,7 @@ impl Agent for ClaudeCode {
             env: environment,
             files: vec![
                 file(".claude.json", state_file(&request).to_string()),
-                file(".claude/settings.json", settings(request.hook_url.as_deref()).to_string()),
+                file(".claude/settings.json", settings(request.status_url.as_deref()).to_string()),
             ],
             credentials: vec![need("anthropic", "ANTHROPIC_API_KEY", PLACEHOLDER)],
             transcript_path: Some(format!("{}/.claude/projects/*/{}.jsonl", request.config_home, request.session_id)),
@@ -72,7 +72,7 @@ impl Agent for ClaudeCode {
         Ok(jsonl(&lines).flat_map(|entry| messages(&entry)).collect())
     }
 
-    fn status_from_hook(event_json: String) -> Option<AgentStatus> {
+    fn status_from_event(event_json: String) -> Option<AgentStatus> {
         let event: Value = serde_json::from_str(&event_json).ok()?;
         match event.get("hook_event_name")?.as_str()? {
             "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "PostToolUseFailure" => Some(AgentStatus::Working),
@@ -140,9 +140,9 @@ fn state_file(r: &LaunchRequest) -> Value {
 }
 
 /// `~/.claude/settings.json`: hooks forwarding every event to clauderon.
-fn settings(hook_url: Option<&str>) -> Value {
-    let Some(url) = hook_url else { return json!({}) };
-    let handler = json!([{ "hooks": [{ "type": "command", "command": hook_command(url), "timeout": 5 }] }]);
+fn settings(status_url: Option<&str>) -> Value {
+    let Some(url) = status_url else { return json!({}) };
+    let handler = json!([{ "hooks": [{ "type": "command", "command": status_command(url), "timeout": 5 }] }]);
     let hooks: serde_json::Map<String, Value> = HOOK_EVENTS.iter().map(|e| (e.to_string(), handler.clone())).collect();
     json!({ "hooks": hooks })
 }

@@ -8,7 +8,7 @@
 //!   `codex exec resume --last`).
 //! - The transcript is the newest `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-*.jsonl`.
 
-use agent_common::{env, file, hook_argv, jsonl, message, need, text_of, trusted_dirs};
+use agent_common::{env, file, status_argv, jsonl, message, need, text_of, trusted_dirs};
 use clauderon_sdk::types::{AgentStatus, LaunchPlan};
 use clauderon_sdk::{Agent, AgentInfo, ChatMessage, ChatRole, LaunchRequest, Result};
 use serde_json::{Value, json};
@@ -46,7 +46,7 @@ impl Agent for Codex {
         Ok(jsonl(&lines).filter_map(|entry| chat(&entry)).collect())
     }
 
-    fn status_from_hook(event_json: String) -> Option<AgentStatus> {
+    fn status_from_event(event_json: String) -> Option<AgentStatus> {
         let event: Value = serde_json::from_str(&event_json).ok()?;
         match event.get("type")?.as_str()? {
             "agent-turn-complete" => Some(AgentStatus::WaitingForInput),
@@ -96,8 +96,8 @@ fn argv(r: &LaunchRequest) -> Vec<String> {
 fn config(r: &LaunchRequest) -> String {
     let quote = |s: &str| Value::String(s.to_string()).to_string();
     let mut text = String::from("preferred_auth_method = \"apikey\"\n");
-    if let Some(url) = &r.hook_url {
-        let argv: Vec<String> = hook_argv(url).iter().map(|a| quote(a)).collect();
+    if let Some(url) = &r.status_url {
+        let argv: Vec<String> = status_argv(url).iter().map(|a| quote(a)).collect();
         text.push_str(&format!("notify = [{}]\n", argv.join(", ")));
     }
     for dir in trusted_dirs(&r.worktree, &r.workdir) {

@@ -1,6 +1,6 @@
 //! What the bundled agents (Claude Code, Codex, Gemini CLI) share: building
-//! launch-plan pieces, the hook command that forwards an agent's hook events
-//! to clauderon, and reading JSONL transcripts into chat messages.
+//! launch-plan pieces, the status command that forwards an agent CLI's own
+//! hook events to clauderon as status events, and reading JSONL transcripts into chat messages.
 
 use clauderon_sdk::types::{CredentialNeed, EnvVar, FileToPlace};
 use clauderon_sdk::{ChatMessage, ChatRole};
@@ -43,20 +43,20 @@ pub fn need(service: &str, env_name: &str, placeholder: &str) -> CredentialNeed 
     }
 }
 
-/// The shell script that POSTs a hook event to the URL in `$0`: the event is
+/// The shell script that POSTs a status event (the CLI's hook event) to the URL in `$0`: the event is
 /// `$1` when the agent passes it as an argument (Codex's `notify`), else stdin.
 /// It never fails the agent.
-const HOOK_SCRIPT: &str = "if [ -n \"$1\" ]; then printf %s \"$1\"; else cat; fi | curl -sS -m 3 -X POST \
+const STATUS_SCRIPT: &str = "if [ -n \"$1\" ]; then printf %s \"$1\"; else cat; fi | curl -sS -m 3 -X POST \
      -H content-type:application/json --data-binary @- \"$0\" >/dev/null 2>&1; exit 0";
 
-/// A shell command line that POSTs the hook event on its stdin to `url`.
-pub fn hook_command(url: &str) -> String {
-    format!("sh -c '{HOOK_SCRIPT}' '{}'", url.replace('\'', ""))
+/// A shell command line that POSTs the status event on its stdin to `url`.
+pub fn status_command(url: &str) -> String {
+    format!("sh -c '{STATUS_SCRIPT}' '{}'", url.replace('\'', ""))
 }
 
 /// An argv that POSTs the event the agent appends as the last argument to `url`.
-pub fn hook_argv(url: &str) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), HOOK_SCRIPT.into(), url.into()]
+pub fn status_argv(url: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), STATUS_SCRIPT.into(), url.into()]
 }
 
 /// The JSON objects of transcript lines (lines that are not JSON are skipped).
@@ -146,11 +146,11 @@ mod tests {
     }
 
     #[test]
-    fn hook_commands_post_stdin_or_the_appended_argument() {
-        let url = "http://127.0.0.1:3030/api/sessions/x/hook?key=k";
-        let cmd = hook_command(url);
+    fn status_commands_post_stdin_or_the_appended_argument() {
+        let url = "http://127.0.0.1:3030/api/sessions/x/status-event?key=k";
+        let cmd = status_command(url);
         assert!(cmd.ends_with(&format!("'{url}'")), "{cmd}");
-        assert!(!HOOK_SCRIPT.contains('\''), "the script can be single-quoted");
-        assert_eq!(hook_argv(url)[3], url);
+        assert!(!STATUS_SCRIPT.contains('\''), "the script can be single-quoted");
+        assert_eq!(status_argv(url)[3], url);
     }
 }

@@ -9,7 +9,7 @@
 //! - Chats are saved under `~/.gemini/tmp/<project>/chats/session-*.json[l]`;
 //!   both the older whole-file JSON and the newer JSONL are read.
 
-use agent_common::{compact, env, file, hook_command, jsonl, message, need, text_of};
+use agent_common::{compact, env, file, status_command, jsonl, message, need, text_of};
 use clauderon_sdk::types::{AgentStatus, LaunchPlan};
 use clauderon_sdk::{Agent, AgentInfo, ChatMessage, ChatRole, LaunchRequest, Result};
 use serde_json::{Value, json};
@@ -42,7 +42,7 @@ impl Agent for Gemini {
                 // The session's worktree is the user's own repository, checked out for this session.
                 env("GEMINI_CLI_TRUST_WORKSPACE", "true"),
             ],
-            files: vec![file(".gemini/settings.json", settings(request.hook_url.as_deref()).to_string())],
+            files: vec![file(".gemini/settings.json", settings(request.status_url.as_deref()).to_string())],
             credentials: vec![need("gemini", "GEMINI_API_KEY", PLACEHOLDER)],
             transcript_path: Some(format!("{}/.gemini/tmp/*/chats/session-*", request.config_home)),
         })
@@ -60,7 +60,7 @@ impl Agent for Gemini {
         Ok(out)
     }
 
-    fn status_from_hook(event_json: String) -> Option<AgentStatus> {
+    fn status_from_event(event_json: String) -> Option<AgentStatus> {
         let event: Value = serde_json::from_str(&event_json).ok()?;
         match event.get("hook_event_name")?.as_str()? {
             "SessionStart" | "BeforeAgent" | "BeforeTool" | "AfterTool" => Some(AgentStatus::Working),
@@ -94,15 +94,15 @@ fn argv(r: &LaunchRequest) -> Vec<String> {
 }
 
 /// `~/.gemini/settings.json`.
-fn settings(hook_url: Option<&str>) -> Value {
+fn settings(status_url: Option<&str>) -> Value {
     let mut settings = json!({
         "security": { "auth": { "selectedType": "gemini-api-key" } },
         "general": { "disableAutoUpdate": true, "disableUpdateNag": true },
         "privacy": { "usageStatisticsEnabled": false },
         "telemetry": { "enabled": false },
     });
-    if let Some(url) = hook_url {
-        let handler = json!([{ "matcher": "*", "hooks": [{ "type": "command", "command": hook_command(url) }] }]);
+    if let Some(url) = status_url {
+        let handler = json!([{ "matcher": "*", "hooks": [{ "type": "command", "command": status_command(url) }] }]);
         let hooks: serde_json::Map<String, Value> =
             HOOK_EVENTS.iter().map(|e| (e.to_string(), handler.clone())).collect();
         settings["hooks"] = Value::Object(hooks);

@@ -25,8 +25,9 @@ fn session_name(spec: &SessionSpec) -> Result<String> {
     Ok(owned(&spec.resource_name)?.to_string())
 }
 
-/// Only ever touch sessions this backend created.
-fn owned(resource_id: &str) -> Result<&str> {
+/// Only ever touch sessions this backend created. (`pub(crate)`, like
+/// [`layout`]: fuzz/fuzz_targets compile this file as a module and call it.)
+pub(crate) fn owned(resource_id: &str) -> Result<&str> {
     if resource_id.starts_with(PREFIX) && !resource_id.contains(char::is_whitespace) {
         Ok(resource_id)
     } else {
@@ -101,7 +102,7 @@ fn kdl_string(text: &str) -> String {
 /// status bars. A layout with a tab also keeps zellij's startup tips away
 /// (they would cover the agent on attach and take the user's first keystrokes;
 /// `--show-startup-tips false` does not reach a session created in the background).
-fn layout(spec: &SessionSpec) -> String {
+pub(crate) fn layout(spec: &SessionSpec) -> String {
     let mut argv: Vec<String> = agent_home(spec).map(|h| vec!["env".into(), format!("HOME={h}")]).unwrap_or_default();
     argv.extend(spec.launch.argv.iter().cloned());
     let (command, args) = argv.split_first().map(|(c, a)| (c.clone(), a)).unwrap_or_default();

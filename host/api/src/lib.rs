@@ -92,7 +92,7 @@ enum Errors {
     /// No or the wrong API token.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
-    /// The request names another site (`Host` or `Origin`), or a wrong hook key.
+    /// The request names another site (`Host` or `Origin`), or a wrong status-event key.
     #[response(status = 403)]
     Forbidden(ErrorBody),
     /// No such session.
@@ -189,9 +189,9 @@ pub struct Changes {
     pub changes: Vec<String>,
 }
 
-/// What an agent's hook event did.
+/// What an agent's status event did.
 #[derive(Serialize, ToSchema)]
-pub struct HookAnswer {
+pub struct StatusAnswer {
     /// The agent status it implied, if any.
     agent_status: Option<AgentStatus>,
 }
@@ -250,7 +250,7 @@ pub fn router(state: Shared) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     // Open to any caller that names the daemon: health, and agents' status
     // events, which carry their session's own key instead of the API token.
-    let open = Router::new().route("/api/health", get(health)).route("/api/sessions/{id}/hook", post(hook));
+    let open = Router::new().route("/api/health", get(health)).route("/api/sessions/{id}/status-event", post(status_event));
     Router::new()
         .merge(protected)
         .merge(open)
@@ -467,25 +467,26 @@ async fn history(
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-struct HookQuery {
+struct StatusQuery {
     /// The session's secret (instead of the API token).
     #[serde(default)]
     key: String,
 }
 
-/// An agent's hook event: its agent component says what status it implies.
-#[utoipa::path(post, path = "/api/sessions/{id}/hook", security(()), params(("id" = String, Path, description = "the session's id"), HookQuery), request_body(content = Object, description = "the agent's own hook event"), responses((status = 200, body = HookAnswer), Errors))]
-async fn hook(
+/// An agent's status event (what its CLI's own hooks send): its agent
+/// component says what status it implies.
+#[utoipa::path(post, path = "/api/sessions/{id}/status-event", security(()), params(("id" = String, Path, description = "the session's id"), StatusQuery), request_body(content = Object, description = "the event as the agent CLI sent it"), responses((status = 200, body = StatusAnswer), Errors))]
+async fn status_event(
     State(s): State<Shared>,
     SessionId(id): SessionId,
-    Q(q): Q<HookQuery>,
+    Q(q): Q<StatusQuery>,
     body: axum::body::Bytes,
-) -> ApiResult<HookAnswer> {
-    if !s.manager.hook_key_ok(&id, &q.key) {
-        return Err(ApiError(StatusCode::FORBIDDEN, "wrong or missing session key for this hook".into()));
+) -> ApiResult<StatusAnswer> {
+    if !s.manager.status_key_ok(&id, &q.key) {
+        return Err(ApiError(StatusCode::FORBIDDEN, "wrong or missing session key for this status event".into()));
     }
     let body = String::from_utf8_lossy(&body);
-    Ok(Json(HookAnswer { agent_status: s.manager.hook_event(&id, &body).await? }))
+    Ok(Json(StatusAnswer { agent_status: s.manager.status_event(&id, &body).await? }))
 }
 
 #[derive(Deserialize, IntoParams)]

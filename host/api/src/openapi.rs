@@ -8,9 +8,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     __path_access_mode, __path_archive, __path_attach, __path_audit, __path_config, __path_create, __path_credentials,
-    __path_delete, __path_events, __path_health, __path_history, __path_hook, __path_list, __path_openapi_json,
+    __path_delete, __path_events, __path_health, __path_history, __path_status_event, __path_list, __path_openapi_json,
     __path_output, __path_plugins, __path_reconcile, __path_show, __path_start, __path_stop, __path_unarchive, Argv,
-    Changes, CredentialsAnswer, Deleted, ErrorBody, Health, HookAnswer, ModeBody, Output, Plugins,
+    Changes, CredentialsAnswer, Deleted, ErrorBody, Health, StatusAnswer, ModeBody, Output, Plugins,
 };
 
 #[derive(OpenApi)]
@@ -18,16 +18,16 @@ use crate::{
     info(
         title = "clauderon API",
         description = "Sessions, plugins, the proxy's audit and credential status. Every call but \
-                       `/api/health` and an agent's hook events needs `Authorization: Bearer <token>` \
+                       `/api/health` and an agent's status events needs `Authorization: Bearer <token>` \
                        (the token is in CLAUDERON_HOME/api-token), and every call must name the daemon \
                        in `Host` (and `Origin`, if sent). Errors are `{\"error\": \"...\"}`."
     ),
     paths(
         health, openapi_json, config, plugins, list, create, show, delete, stop, start, archive, unarchive,
-        access_mode, attach, output, reconcile, history, hook, audit, credentials, events
+        access_mode, attach, output, reconcile, history, status_event, audit, credentials, events
     ),
     components(schemas(
-        ErrorBody, Health, Deleted, Argv, Output, Changes, HookAnswer, CredentialsAnswer, ModeBody, Plugins,
+        ErrorBody, Health, Deleted, Argv, Output, Changes, StatusAnswer, CredentialsAnswer, ModeBody, Plugins,
         crate::AuditPage, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
     )),
     modifiers(&BearerToken),

@@ -97,12 +97,12 @@ impl Daemon {
         let runtime = Arc::new(runtime);
         let network = network::start(home, &config.proxy, &config.credentials.order, runtime.clone(), store.clone())
             .context("starting the proxy")?;
-        network.proxy.set_hook_target(config.local_api_addr());
+        network.proxy.set_status_target(config.local_api_addr());
         let relay = install_relay(&home.root.join("bin"), parts.relay).context("installing the container relay")?;
         let defaults = Defaults {
             backend: config.general.default_backend.clone(),
             agent: config.general.default_agent.clone(),
-            hook_base: Some(clauderon_proxy::hooks::hook_base()),
+            status_base: Some(clauderon_proxy::status_relay::status_base()),
             backend_options: config.backends.clone(),
             relay,
         };

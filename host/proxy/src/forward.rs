@@ -27,19 +27,20 @@ const MAX_GRAPHQL_BODY: usize = 1 << 20;
 
 /// Where a request goes.
 #[derive(Debug, Clone)]
-pub(crate) struct Target {
+pub struct Target {
     https: bool,
     host: String,
     port: u16,
 }
 
 impl Target {
-    pub(crate) fn https(host: String, port: u16) -> Self {
+    /// The target of a CONNECT tunnel.
+    pub fn https(host: String, port: u16) -> Self {
         Self { https: true, host, port }
     }
 
     /// The target of an absolute-form `http://` request.
-    pub(crate) fn from_absolute(uri: &Uri) -> Option<Self> {
+    pub fn from_absolute(uri: &Uri) -> Option<Self> {
         (uri.scheme_str() == Some("http")).then_some(())?;
         Some(Self { https: false, host: uri.host()?.to_string(), port: uri.port_u16().unwrap_or(80) })
     }
@@ -49,7 +50,8 @@ impl Target {
         if self.port == default { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
     }
 
-    fn uri(&self, path_and_query: Option<&http::uri::PathAndQuery>) -> Result<Uri, http::Error> {
+    /// The upstream URI of a request for `path_and_query` on this target.
+    pub fn uri(&self, path_and_query: Option<&http::uri::PathAndQuery>) -> Result<Uri, http::Error> {
         Uri::builder()
             .scheme(if self.https { "https" } else { "http" })
             .authority(self.authority())
@@ -313,12 +315,13 @@ fn upstream_error(e: &hyper_util::client::legacy::Error) -> String {
     msg
 }
 
-fn is_websocket(headers: &HeaderMap) -> bool {
+/// Whether the request asks for a WebSocket upgrade.
+pub fn is_websocket(headers: &HeaderMap) -> bool {
     headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// Remove hop-by-hop headers (keeping `Connection: upgrade` + `Upgrade` for a WebSocket).
-fn strip_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
     let listed: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()

@@ -9,7 +9,7 @@
 //! - forwards over a pooled, verified TLS client ([`upstream`]), streaming
 //!   bodies both ways and relaying WebSocket upgrades;
 //! - writes one [`audit`] record per request;
-//! - relays the session's agent hook events to the daemon ([`hooks`]).
+//! - relays the session's agent status events to the daemon ([`status_relay`]).
 //!
 //! [`server::Proxy`] is the entry point; [`session_env`] is what a backend
 //! puts in a session's environment.
@@ -18,7 +18,7 @@ pub mod audit;
 pub mod ca;
 pub mod credentials;
 pub mod destination;
-pub mod hooks;
+pub mod status_relay;
 pub mod identity;
 pub mod policy;
 pub mod rules;
@@ -36,6 +36,9 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditLog, AuditRecord, AuditSink, Decision};
 pub use credentials::{Credential, CredentialStatus, Credentials, Secret, Source};
+/// How a request's target and headers are read (public for fuzz/).
+#[doc(hidden)]
+pub use forward::{Target, is_websocket, strip_hop_by_hop};
 pub use identity::IdentityKey;
 pub use policy::AccessMode;
 pub use rules::{Rule, RuleSet};

@@ -4,7 +4,7 @@
 //! tunnels are answered, then TLS is terminated with a leaf for the CONNECT
 //! host and the requests inside are served (HTTP/1.1 or HTTP/2 by ALPN) by
 //! [`crate::forward`]. Plain `http://` requests are forwarded as they are,
-//! except those for [`crate::hooks::HOOK_HOST`], which go to the daemon.
+//! except those for [`crate::status_relay::STATUS_HOST`], which go to the daemon.
 //! Neither kind ever reaches inward (see [`crate::destination`]).
 //!
 //! A listener binds the configured address and a unix socket (`proxy.sock`
@@ -74,8 +74,9 @@ impl SessionCtx {
     }
 }
 
-/// The password of a `Basic` proxy authorization.
-fn basic_password(value: &http::HeaderValue) -> Option<String> {
+/// The password of a `Basic` proxy authorization (public for fuzz/).
+#[doc(hidden)]
+pub fn basic_password(value: &http::HeaderValue) -> Option<String> {
     let encoded = value.to_str().ok()?.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
@@ -89,11 +90,11 @@ pub(crate) struct Shared {
     pub(crate) upstream: Upstream,
     pub(crate) credentials: Arc<Credentials>,
     pub(crate) audit: Arc<dyn AuditSink>,
-    /// Where hook events for [`crate::hooks::HOOK_HOST`] go (the daemon's API).
-    pub(crate) hook_target: OnceLock<SocketAddr>,
-    /// The client that relays hook events there: plain HTTP to that one
+    /// Where status events for [`crate::status_relay::STATUS_HOST`] go (the daemon's API).
+    pub(crate) status_target: OnceLock<SocketAddr>,
+    /// The client that relays status events there: plain HTTP to that one
     /// address, which the upstream client (never reaching loopback) refuses.
-    pub(crate) hook_client:
+    pub(crate) status_client:
         hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, ProxyBody>,
 }
 
@@ -127,17 +128,17 @@ impl Proxy {
         identity: IdentityKey,
         bind: IpAddr,
     ) -> Self {
-        let hook_client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        let status_client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .build(hyper_util::client::legacy::connect::HttpConnector::new());
         let shared =
-            Arc::new(Shared { ca, rules, upstream, credentials, audit, hook_target: OnceLock::new(), hook_client });
+            Arc::new(Shared { ca, rules, upstream, credentials, audit, status_target: OnceLock::new(), status_client });
         Self { shared, identity, bind, listeners: Mutex::new(HashMap::new()) }
     }
 
-    /// Relay hook events (`http://clauderon.internal/api/sessions/{id}/hook`)
+    /// Relay status events (`http://clauderon.internal/api/sessions/{id}/status-event`)
     /// to the daemon's API at `api`. Set once; later calls are ignored.
-    pub fn set_hook_target(&self, api: SocketAddr) {
-        let _ = self.shared.hook_target.set(api);
+    pub fn set_status_target(&self, api: SocketAddr) {
+        let _ = self.shared.status_target.set(api);
     }
 
     /// The CA (for its PEM).
@@ -341,8 +342,8 @@ async fn outer(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>
     if req.method() == Method::CONNECT {
         return connect(req, ctx, shared);
     }
-    if req.uri().host() == Some(crate::hooks::HOOK_HOST) {
-        return crate::hooks::relay(req, &ctx, &shared).await;
+    if req.uri().host() == Some(crate::status_relay::STATUS_HOST) {
+        return crate::status_relay::relay(req, &ctx, &shared).await;
     }
     match Target::from_absolute(req.uri()) {
         Some(target) => forward::handle(req, target, ctx, shared).await,
@@ -374,14 +375,24 @@ fn deny(req: &Request<Incoming>, ctx: &SessionCtx, shared: &Shared, reason: &str
     });
 }
 
-/// Answer a CONNECT and serve the TLS inside it.
-fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) -> Response<ProxyBody> {
-    let Some((host, port)) = req.uri().authority().and_then(|a| Some((a.host().to_string(), a.port_u16()?))) else {
-        return text(StatusCode::BAD_REQUEST, "clauderon proxy: CONNECT needs a host:port target.\n");
+/// The host and port a CONNECT asks for, or why it cannot be served (public for fuzz/).
+#[doc(hidden)]
+pub fn connect_target(uri: &http::Uri) -> Result<(String, u16), &'static str> {
+    let Some((host, port)) = uri.authority().and_then(|a| Some((a.host().to_string(), a.port_u16()?))) else {
+        return Err("CONNECT needs a host:port target");
     };
     if host.is_empty() || host.contains(['/', '@', ' ']) {
-        return text(StatusCode::BAD_REQUEST, "clauderon proxy: the CONNECT target is not a host name.\n");
+        return Err("the CONNECT target is not a host name");
     }
+    Ok((host, port))
+}
+
+/// Answer a CONNECT and serve the TLS inside it.
+fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) -> Response<ProxyBody> {
+    let (host, port) = match connect_target(req.uri()) {
+        Ok(target) => target,
+        Err(why) => return text(StatusCode::BAD_REQUEST, format!("clauderon proxy: {why}.\n")),
+    };
     let config = match shared.ca.server_config(host.trim_start_matches('[').trim_end_matches(']')) {
         Ok(c) => c,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("clauderon proxy: {e}.\n")),

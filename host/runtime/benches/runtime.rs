@@ -386,7 +386,7 @@ fn launch_request() -> LaunchRequest {
         config_home: "/home/agent/.config/clauderon".into(),
         worktree: "/tmp".into(),
         workdir: "/tmp".into(),
-        hook_url: Some("http://127.0.0.1:7777/hooks/6f1c2a4e".into()),
+        status_url: Some("http://127.0.0.1:7777/hooks/6f1c2a4e".into()),
         isolated: false,
     }
 }

@@ -248,9 +248,9 @@ impl Instance<bindings::agent::Agent> {
     ) -> Result<Vec<bindings::agent::exports::clauderon::plugin::agent_api::ChatMessage>, CallError> {
         guarded!(result self, "parse-transcript", w, s => Self::api(w).call_parse_transcript(s, lines))
     }
-    /// `status-from-hook`.
-    pub async fn status_from_hook(&mut self, event_json: &str) -> Result<Option<types::AgentStatus>, CallError> {
-        guarded!(self, "status-from-hook", w, s => Self::api(w).call_status_from_hook(s, event_json))
+    /// `status-from-event`.
+    pub async fn status_from_event(&mut self, event_json: &str) -> Result<Option<types::AgentStatus>, CallError> {
+        guarded!(self, "status-from-event", w, s => Self::api(w).call_status_from_event(s, event_json))
     }
 }
 

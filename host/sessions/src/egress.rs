@@ -35,6 +35,6 @@ pub trait Egress: Send + Sync {
     fn set_access_mode(&self, id: &str, mode: AccessMode);
     /// Close the session's path.
     fn close(&self, id: &str);
-    /// The secret only this session knows (it authenticates its hook events).
+    /// The secret only this session knows (it authenticates its status events).
     fn session_secret(&self, id: &str) -> Option<String>;
 }

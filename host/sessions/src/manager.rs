@@ -32,8 +32,8 @@ pub struct Defaults {
     pub backend: String,
     /// Agent used when a create names none.
     pub agent: String,
-    /// The API's base URL as sessions reach it (for agents' hook events), if any.
-    pub hook_base: Option<String>,
+    /// The API's base URL as sessions reach it (for agents' status events), if any.
+    pub status_base: Option<String>,
     /// Per-backend options from the config (`[backends.<id>]`), passed in every spec.
     pub backend_options: std::collections::BTreeMap<String, Vec<(String, String)>>,
     /// The static container relay (`clauderon-relay`), which isolated
@@ -532,7 +532,7 @@ impl Manager {
             config_home: config_home.to_string_lossy().into_owned(),
             worktree: session.worktree.to_string_lossy().into_owned(),
             workdir: workdir.to_string_lossy().into_owned(),
-            hook_url: self.hook_url(session),
+            status_url: self.status_url(session),
             // A sandboxed host session is as isolated as a container: an
             // agent's own sandbox (which needs namespaces of its own) is moot.
             isolated: backend_isolated || policy.is_some(),
@@ -616,27 +616,27 @@ impl Manager {
         Ok(options)
     }
 
-    /// Where the session's agent POSTs its hook events (with the session's secret).
-    fn hook_url(&self, session: &Session) -> Option<String> {
-        let base = self.defaults.hook_base.as_ref()?;
+    /// Where the session's agent POSTs its status events (with the session's secret).
+    fn status_url(&self, session: &Session) -> Option<String> {
+        let base = self.defaults.status_base.as_ref()?;
         let key = self.egress.as_ref()?.session_secret(&session.id)?;
-        Some(format!("{base}/api/sessions/{}/hook?key={key}", session.id))
+        Some(format!("{base}/api/sessions/{}/status-event?key={key}", session.id))
     }
 
-    /// Whether `key` is the session's hook secret.
-    pub fn hook_key_ok(&self, id: &str, key: &str) -> bool {
+    /// Whether `key` is the session's status-event secret.
+    pub fn status_key_ok(&self, id: &str, key: &str) -> bool {
         let expected = self.egress.as_ref().and_then(|e| e.session_secret(id));
         expected
             .is_some_and(|k| !key.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(k.as_bytes(), key.as_bytes())))
     }
 
-    /// An agent hook event: the agent component says which status it implies;
+    /// An agent status event: the agent component says which status it implies;
     /// a change is stored with its event. In print mode, a finished turn is idle.
     #[tracing::instrument(skip(self, body))]
-    pub async fn hook_event(&self, id: &str, body: &str) -> Result<Option<AgentStatus>, SessionError> {
+    pub async fn status_event(&self, id: &str, body: &str) -> Result<Option<AgentStatus>, SessionError> {
         let (mut session, _g) = self.locked(id).await?;
         let mut agent = self.runtime.agent(&session.agent).await?;
-        let status = agent.status_from_hook(body).await.map_err(|e| SessionError::Failed(e.to_string()))?;
+        let status = agent.status_from_event(body).await.map_err(|e| SessionError::Failed(e.to_string()))?;
         let Some(status) = status.map(crate::model::agent_status_from_wit) else { return Ok(None) };
         let status =
             if session.print_mode && status == AgentStatus::WaitingForInput { AgentStatus::Idle } else { status };

@@ -19,8 +19,9 @@ pub trait Agent {
         let _ = lines;
         Ok(Vec::new())
     }
-    /// The status a hook event implies (none by default).
-    fn status_from_hook(event_json: String) -> Option<AgentStatus> {
+    /// The status a status event implies (none by default): the event is what
+    /// the agent CLI's own hooks posted to `SessionInfo::status_url`.
+    fn status_from_event(event_json: String) -> Option<AgentStatus> {
         let _ = event_json;
         None
     }
@@ -42,9 +43,9 @@ impl<T: Agent> api::Guest for Export<T> {
         crate::__init();
         T::parse_transcript(lines)
     }
-    fn status_from_hook(event_json: String) -> Option<AgentStatus> {
+    fn status_from_event(event_json: String) -> Option<AgentStatus> {
         crate::__init();
-        T::status_from_hook(event_json)
+        T::status_from_event(event_json)
     }
 }
 

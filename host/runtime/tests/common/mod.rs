@@ -98,7 +98,7 @@ pub fn launch_request(prompt: &str) -> LaunchRequest {
         config_home: "/tmp/home".into(),
         worktree: "/tmp".into(),
         workdir: "/tmp".into(),
-        hook_url: None,
+        status_url: None,
         isolated: false,
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! An agent component does not run anything itself. It answers questions:
 //! which argv and environment start the agent (`plan`), which credentials it
-//! uses, how to turn its transcript into chat messages, and what a hook event
-//! says about its state. The backend then runs the plan.
+//! uses, how to turn its transcript into chat messages, and what a status event
+//! (posted by the agent CLI's own hooks) says about its state. The backend then runs the plan.
 //!
 //! Credentials: the agent never sees a real one. It declares what it needs
 //! (service `example`, read from `EXAMPLE_API_KEY`), and gets a placeholder in
@@ -54,7 +54,7 @@ impl Agent for MyAgent {
         Ok(lines.iter().filter_map(|line| parse_line(line)).collect())
     }
 
-    fn status_from_hook(event_json: String) -> Option<AgentStatus> {
+    fn status_from_event(event_json: String) -> Option<AgentStatus> {
         // `my-agent` posts `{"event":"stop"}` when it finishes.
         event_json.contains("\"stop\"").then_some(AgentStatus::Idle)
     }
@@ -245,7 +245,7 @@ mod tests {
             config_home: "/home/agent/.my-agent".into(),
             worktree: "/tmp".into(),
             workdir: "/tmp".into(),
-            hook_url: None,
+            status_url: None,
             isolated: false,
         }
     }
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn stop_means_idle() {
-        assert!(matches!(MyAgent::status_from_hook(r#"{"event":"stop"}"#.into()), Some(AgentStatus::Idle)));
-        assert!(MyAgent::status_from_hook(r#"{"event":"tool"}"#.into()).is_none());
+        assert!(matches!(MyAgent::status_from_event(r#"{"event":"stop"}"#.into()), Some(AgentStatus::Idle)));
+        assert!(MyAgent::status_from_event(r#"{"event":"tool"}"#.into()).is_none());
     }
 }
