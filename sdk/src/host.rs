@@ -150,8 +150,10 @@ pub mod process {
     }
 }
 
-/// Outbound HTTPS to granted hosts, sent by the host as a plain client (no
-/// proxy, no credential injection yet; see `wit/http.wit`).
+/// Outbound HTTPS to granted hosts. In the daemon it goes through clauderon's
+/// proxy as `component:<id>`: audited, and carrying only the credentials in
+/// the component's `credentials` grant, which the proxy adds (see
+/// `wit/http.wit`).
 pub mod http {
     pub use super::raw::http::{Header, Request, Response};
     use crate::Result;

@@ -284,3 +284,44 @@ fn status_events_go_through_the_proxy_to_the_daemon_and_the_sessions_unix_socket
     assert_eq!(relayed.len(), 2, "{relayed:?}");
     assert!(relayed.iter().all(|r| r["decision"] == "denied" && r["status"] == 407), "{relayed:?}");
 }
+
+/// A component's `http` requests leave through the proxy under its own
+/// identity: audited as `component:<id>`, given the credential it was granted
+/// and no other, and kept from loopback (the daemon's own API is there).
+#[test]
+fn a_components_http_goes_through_the_proxy_as_itself_with_only_its_granted_credential() {
+    let mut w = World::start();
+    let grants = "http = [\"api.github.com\", \"api.openai.com\", \"localhost\"]\ncredentials = [\"github\"]\n";
+    w.home.install_component("fixtures", "http-probe", grants);
+    w.restart_daemon();
+    // A session's events reach the hook, which sends its probes on each.
+    let _env = w.session("probe", "read-write", "true");
+    let probe_to = |host: &str| {
+        w.mock.requests().into_iter().find(|r| {
+            r["host"].as_str().is_some_and(|h| h.starts_with(host))
+                && r["path"].as_str().is_some_and(|p| p.starts_with("/probe/"))
+        })
+    };
+    let github = eventually(30, "the component's request to api.github.com", || probe_to("api.github.com"));
+    let expected = format!("Bearer {}", canary("GITHUB_TOKEN"));
+    assert_eq!(github["headers"]["authorization"].as_str(), Some(expected.as_str()), "{github}");
+    let openai = eventually(30, "the component's request to api.openai.com", || probe_to("api.openai.com"));
+    assert_eq!(openai["headers"]["authorization"], "Bearer mine", "a credential it was not granted was added: {openai}");
+
+    let audit = w.audit_settled(Some("component:http-probe"));
+    let to = |host: &str| audit.iter().find(|r| r["host"] == host).cloned().unwrap_or_else(|| panic!("{audit:?}"));
+    assert_eq!(to("api.github.com")["credential"], "github from env");
+    assert_eq!(to("api.github.com")["session_name"], "component:http-probe");
+    let refused_credential = to("api.openai.com");
+    assert!(refused_credential["credential"].is_null(), "{refused_credential}");
+    assert!(
+        refused_credential["reason"].as_str().is_some_and(|r| r.contains("not granted to component:http-probe")),
+        "{refused_credential}"
+    );
+    let log = eventually(20, "the probe's loopback answer in the daemon log", || {
+        std::fs::read_to_string(&w.daemon.log).ok().filter(|l| l.contains("probe loopback:"))
+    });
+    assert!(log.contains("probe loopback: 403"), "loopback was not refused:\n{log}");
+    assert!(log.contains("probe github: 200"), "{log}");
+    assert!(!log.contains(canary("GITHUB_TOKEN")), "the credential reached the component's log");
+}

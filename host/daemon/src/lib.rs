@@ -81,6 +81,7 @@ impl Daemon {
         let mut runtime_config = RuntimeConfig::under(&home.root);
         runtime_config.kv = Arc::new(kv::StoreKv(store.clone()));
         runtime_config.limits = config.limits.clone();
+        runtime_config.route_http = true;
         let runtime = load_components(home, runtime_config, parts.bundled).await?;
         for f in runtime.failures() {
             tracing::warn!("refused component {}: {}", f.origin, f.error);
@@ -98,6 +99,7 @@ impl Daemon {
         let network = network::start(home, &config.proxy, &config.credentials.order, runtime.clone(), store.clone())
             .context("starting the proxy")?;
         network.proxy.set_status_target(config.local_api_addr());
+        runtime.set_http_route(network.component_route.clone());
         let relay = install_relay(&home.root.join("bin"), parts.relay).context("installing the container relay")?;
         let defaults = Defaults {
             backend: config.general.default_backend.clone(),

@@ -28,6 +28,8 @@ pub struct Network {
     pub proxy: Arc<Proxy>,
     pub audit: Arc<AuditLog>,
     pub egress: Arc<dyn Egress>,
+    /// Components' HTTP, through the proxy (see [`ComponentRoute`]).
+    pub component_route: Arc<ComponentRoute>,
 }
 
 /// Build the proxy from the config, the runtime's credential sources and the store.
@@ -39,6 +41,7 @@ pub fn start(
     store: Arc<Store>,
 ) -> anyhow::Result<Network> {
     let authority = ca::Authority::load_or_create(&home.root)?;
+    let ca_pem = authority.ca_pem().to_string();
     let bundle = authority.write_bundle(&home.root, &system_roots_pem())?;
     let bind: IpAddr = config.bind_addr.parse().with_context(|| format!("[proxy] bind_addr `{}`", config.bind_addr))?;
     let overrides = config.upstreams.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -56,7 +59,41 @@ pub fn start(
         no_proxy: config.no_proxy.clone(),
         sessions: home.root.join("sessions"),
     });
-    Ok(Network { proxy, audit, egress })
+    let component_route = Arc::new(ComponentRoute { proxy: Arc::downgrade(&proxy), ca_pem });
+    Ok(Network { proxy, audit, egress, component_route })
+}
+
+/// Components' `http` requests through the proxy: each component gets its
+/// own listener and identity (`component:<id>`, so the audit names it), the
+/// proxy's destination checks, and only the credentials it was granted.
+pub struct ComponentRoute {
+    /// Weak: the proxy holds the runtime (its credential sources), which
+    /// holds this route.
+    proxy: std::sync::Weak<Proxy>,
+    /// The proxy's CA: the only root a component's client trusts (the proxy
+    /// checks the upstream's certificate against the real roots).
+    ca_pem: String,
+}
+
+impl clauderon_runtime::HttpRoute for ComponentRoute {
+    fn client<'a>(&'a self, component: &'a str, credentials: &'a [String]) -> BoxFuture<'a, Result<reqwest::Client, String>> {
+        Box::pin(async move {
+            let proxy = self.proxy.upgrade().ok_or("the proxy has stopped")?;
+            let url = proxy
+                .open_component(component, credentials.to_vec())
+                .await
+                .map_err(|e| format!("opening the proxy for component `{component}`: {e}"))?;
+            let root = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).map_err(|e| format!("the proxy's CA: {e}"))?;
+            let proxy = reqwest::Proxy::all(&url).map_err(|e| format!("the proxy URL: {e}"))?;
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(root)
+                .proxy(proxy)
+                .build()
+                .map_err(|e| format!("the HTTP client for component `{component}`: {e}"))
+        })
+    }
 }
 
 /// The system's root certificates as PEM (Debian's bundle, else the OS store).

@@ -213,7 +213,7 @@ pub(crate) async fn handle(
     };
     let websocket = is_websocket(&parts.headers);
     strip_hop_by_hop(&mut parts.headers, websocket);
-    let needles = inject(&mut parts.headers, &target, &shared, &mut pending).await;
+    let needles = inject(&mut parts.headers, &target, &ctx, &shared, &mut pending).await;
     let uri = match target.uri(parts.uri.path_and_query()) {
         Ok(uri) => uri,
         Err(e) => return failed(pending, StatusCode::BAD_REQUEST, format!("bad request target: {e}")),
@@ -250,13 +250,32 @@ pub(crate) async fn handle(
 /// Returns what the response must be scrubbed of (the value and the header
 /// value it was sent as), when a credential was injected; the request then
 /// asks for an uncompressed response, so its body can be scrubbed.
-async fn inject(headers: &mut HeaderMap, target: &Target, shared: &Shared, pending: &mut Pending) -> Option<Needles> {
+///
+/// A component's requests get only the services it was granted (`ctx.services`).
+async fn inject(
+    headers: &mut HeaderMap,
+    target: &Target,
+    ctx: &SessionCtx,
+    shared: &Shared,
+    pending: &mut Pending,
+) -> Option<Needles> {
     let rule = shared.rules.find(&target.host)?;
     if !target.https {
         pending.record.reason = Some(format!("rule `{}`: no credential is sent over plain HTTP", rule.name));
         return None;
     }
-    for injection in &rule.inject {
+    let granted = |service: &str| ctx.services.as_ref().is_none_or(|s| s.iter().any(|g| g == service));
+    if !rule.inject.iter().any(|i| granted(&i.service)) {
+        let services: Vec<&str> = rule.inject.iter().map(|i| i.service.as_str()).collect();
+        pending.record.reason = Some(format!(
+            "rule `{}`: `{}` is not granted to {}; forwarded unchanged",
+            rule.name,
+            services.join("` or `"),
+            ctx.ident.name
+        ));
+        return None;
+    }
+    for injection in rule.inject.iter().filter(|i| granted(&i.service)) {
         if let Some(credential) = shared.credentials.get(&injection.service).await
             && rule.apply(headers, injection, credential.value.expose())
         {

@@ -51,11 +51,15 @@ pub struct SessionIdentity {
     pub name: String,
 }
 
-/// A session's state as the proxy sees it.
+/// A session's (or a component's) state as the proxy sees it.
 pub(crate) struct SessionCtx {
     pub(crate) ident: SessionIdentity,
     secret: String,
     read_only: AtomicBool,
+    /// The services whose credentials may be injected into its requests:
+    /// `None` for a session (whatever the rules say), the granted ones for a
+    /// component.
+    pub(crate) services: Option<Vec<String>>,
 }
 
 impl SessionCtx {
@@ -167,6 +171,28 @@ impl Proxy {
         port: Option<u16>,
         socket_dir: Option<&std::path::Path>,
     ) -> Result<u16, ProxyError> {
+        self.open_scoped(ident, mode, port, socket_dir, None).await
+    }
+
+    /// Open the listener a component's `http` capability sends through: its
+    /// identity is `component:<id>` (so the audit names it), it may write,
+    /// and only the credentials of `services` (its grant) are ever injected
+    /// into its requests. Its proxy URL (with its secret), as [`Self::url`].
+    pub async fn open_component(&self, component: &str, services: Vec<String>) -> Result<String, ProxyError> {
+        let name = format!("component:{component}");
+        let ident = SessionIdentity { id: name.clone(), name: name.clone() };
+        self.open_scoped(ident, AccessMode::ReadWrite, None, None, Some(services)).await?;
+        self.url(&name).ok_or_else(|| ProxyError::Bind { addr: name, source: std::io::Error::other("closed at once") })
+    }
+
+    async fn open_scoped(
+        &self,
+        ident: SessionIdentity,
+        mode: AccessMode,
+        port: Option<u16>,
+        socket_dir: Option<&std::path::Path>,
+        services: Option<Vec<String>>,
+    ) -> Result<u16, ProxyError> {
         if let Some(existing) = self.port(&ident.id) {
             self.set_mode(&ident.id, mode);
             return Ok(existing);
@@ -187,6 +213,7 @@ impl Proxy {
             secret: self.identity.secret(&ident.id),
             read_only: AtomicBool::new(mode == AccessMode::ReadOnly),
             ident,
+            services,
         });
         let mut tasks = vec![tokio::spawn(accept_loop(listener, ctx.clone(), self.shared.clone()))];
         let socket = match socket_dir {

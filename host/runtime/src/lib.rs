@@ -25,6 +25,7 @@ pub mod loader;
 pub mod manifest;
 mod runtime;
 pub mod state;
+pub use state::HttpRoute;
 
 pub use error::{CallError, LoadError};
 pub use instance::Instance;

@@ -129,6 +129,11 @@ pub struct Capabilities {
     /// Hosts the `http` capability may reach (`api.example.com`, `*.example.com`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<String>,
+    /// Credential services (`github`, `sprites`) whose credential clauderon's
+    /// proxy may add to this component's `http` requests, by the proxy's
+    /// rule for the request's host; no other credential is ever added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<String>,
     /// The Docker engine.
     #[serde(default, skip_serializing_if = "is_false")]
     pub container: bool,
@@ -174,6 +179,9 @@ impl Capabilities {
         for h in extra(&self.http, &asked.http) {
             out.push(format!("http: host `{h}`"));
         }
+        for c in extra(&self.credentials, &asked.credentials) {
+            out.push(format!("credentials: the `{c}` credential on its HTTP requests"));
+        }
         if asked.container && !self.container {
             out.push("container: the Docker engine".into());
         }
@@ -197,6 +205,9 @@ impl Capabilities {
         }
         if !self.http.is_empty() {
             out.push(format!("HTTPS to hosts: {}", self.http.join(", ")));
+        }
+        if !self.credentials.is_empty() {
+            out.push(format!("its HTTP requests carry these credentials (added by the proxy): {}", self.credentials.join(", ")));
         }
         if self.container {
             out.push("use the Docker engine".into());
@@ -272,6 +283,14 @@ impl Manifest {
             if !is_host_pattern(h) {
                 return bad(format!("http: `{h}` must be a host name like `api.example.com` or `*.example.com`"));
             }
+        }
+        for c in &caps.credentials {
+            if c.is_empty() || !c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-') {
+                return bad(format!("credentials: `{c}` is not a credential service name like `github`"));
+            }
+        }
+        if !caps.credentials.is_empty() && caps.http.is_empty() {
+            return bad("credentials: only HTTP requests carry credentials, and it asks for no `http` hosts".into());
         }
         for e in &caps.env {
             if e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -379,6 +398,20 @@ mod tests {
         let asked = Capabilities { process: vec!["zellij".into(), "sh".into()], container: true, ..Default::default() };
         assert_eq!(granted.missing(&asked), vec!["process: executable `sh`", "container: the Docker engine"]);
         assert!(asked.missing(&granted).is_empty());
+    }
+
+    #[test]
+    fn a_credentials_grant_needs_http_and_service_names_and_is_approved_like_the_rest() {
+        let hook = |caps: &str| Manifest::parse(&format!("id = \"h\"\nkind = \"hook\"\nversion = \"1\"\n[capabilities]\n{caps}"));
+        let ok = hook("http = [\"api.example.com\"]\ncredentials = [\"github\"]\n").expect("a valid grant");
+        assert_eq!(ok.capabilities.credentials, ["github"]);
+        let err = hook("credentials = [\"github\"]\n").expect_err("no http").to_string();
+        assert!(err.contains("no `http` hosts"), "{err}");
+        let err = hook("http = [\"api.example.com\"]\ncredentials = [\"GITHUB_TOKEN\"]\n").expect_err("a variable name").to_string();
+        assert!(err.contains("not a credential service name"), "{err}");
+        let approved = Capabilities { http: vec!["api.example.com".into()], ..Default::default() };
+        assert_eq!(approved.missing(&ok.capabilities), ["credentials: the `github` credential on its HTTP requests"]);
+        assert!(ok.capabilities.describe().iter().any(|d| d.contains("github")));
     }
 
     #[test]

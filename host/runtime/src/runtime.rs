@@ -33,6 +33,10 @@ pub struct RuntimeConfig {
     pub kv: Arc<dyn KvStore>,
     /// Paths no component may mount into a container.
     pub protected: Vec<PathBuf>,
+    /// Components' HTTP must go through a route the daemon sets
+    /// ([`Runtime::set_http_route`]); until then it fails. Off: it goes out
+    /// directly (the CLI's `plugins` commands, tests of the runtime alone).
+    pub route_http: bool,
 }
 
 impl RuntimeConfig {
@@ -49,6 +53,7 @@ impl RuntimeConfig {
                 .iter()
                 .map(|p| home.join(p))
                 .collect(),
+            route_http: false,
         }
     }
 
@@ -94,8 +99,19 @@ impl Runtime {
         let engine = EngineHandle::new(max_memory, config.pooling)?;
         let cache = CompileCache::new(&engine.engine, config.cache_dir.clone());
         let services =
-            Arc::new(HostServices::new(config.kv.clone(), config.secrets_dir.clone(), config.protected.clone()));
+            Arc::new(HostServices::new(
+                config.kv.clone(),
+                config.secrets_dir.clone(),
+                config.protected.clone(),
+                config.route_http,
+            ));
         Ok(Self { engine, cache, services, config, plugins: BTreeMap::new(), failures: Vec::new() })
+    }
+
+    /// Send every component's `http` requests through `route` (the daemon's
+    /// proxy) from now on.
+    pub fn set_http_route(&self, route: Arc<dyn crate::state::HttpRoute>) {
+        self.services.set_http_route(route);
     }
 
     /// Follow the progress of long host operations components start (image pulls).

@@ -46,18 +46,40 @@ pub struct HostServices {
     /// identity key, the secrets directory, the store, the config).
     pub protected: Vec<PathBuf>,
     http: OnceLock<Result<reqwest::Client, String>>,
+    /// Where components' HTTP goes when the daemon routes it (see [`HttpRoute`]).
+    route: OnceLock<Arc<dyn HttpRoute>>,
+    /// Whether it must be routed: then a request before the route is set fails.
+    routed: bool,
+    /// Each component's client through the route.
+    routed_clients: tokio::sync::Mutex<std::collections::HashMap<String, reqwest::Client>>,
     docker: tokio::sync::OnceCell<bollard::Docker>,
+}
+
+/// Where components' `http` requests go. The daemon routes them through its
+/// proxy, under each component's own identity; without a route (the CLI's
+/// `plugins` commands, the runtime's own tests) they go out directly.
+pub trait HttpRoute: Send + Sync {
+    /// The client for `component`'s requests, granted `credentials` (the
+    /// services whose credentials may be added to them).
+    fn client<'a>(
+        &'a self,
+        component: &'a str,
+        credentials: &'a [String],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<reqwest::Client, String>> + Send + 'a>>;
 }
 
 impl HostServices {
     /// Services over this kv store and secrets directory.
-    pub fn new(kv: Arc<dyn KvStore>, secrets_dir: PathBuf, protected: Vec<PathBuf>) -> Self {
+    pub fn new(kv: Arc<dyn KvStore>, secrets_dir: PathBuf, protected: Vec<PathBuf>, routed: bool) -> Self {
         Self {
             progress: tokio::sync::broadcast::channel(256).0,
             kv,
             secrets_dir,
             protected,
             http: OnceLock::new(),
+            route: OnceLock::new(),
+            routed,
+            routed_clients: Default::default(),
             docker: tokio::sync::OnceCell::new(),
         }
     }
@@ -77,7 +99,30 @@ impl HostServices {
             .await
     }
 
-    /// The HTTP client (built on first use).
+    /// Send components' HTTP through `route` from now on (once; later calls are ignored).
+    pub fn set_http_route(&self, route: Arc<dyn HttpRoute>) {
+        let _ = self.route.set(route);
+    }
+
+    /// The client for `component`'s requests: through the route when there
+    /// is one, else the direct client (unless routing is required).
+    pub async fn http_for(&self, component: &str, credentials: &[String]) -> Result<reqwest::Client, String> {
+        let Some(route) = self.route.get() else {
+            if self.routed {
+                return Err("component HTTP is not available yet: the daemon's proxy has not started".into());
+            }
+            return self.http().cloned();
+        };
+        let mut clients = self.routed_clients.lock().await;
+        if let Some(client) = clients.get(component) {
+            return Ok(client.clone());
+        }
+        let client = route.client(component, credentials).await?;
+        clients.insert(component.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// The direct HTTP client (built on first use).
     pub fn http(&self) -> Result<&reqwest::Client, String> {
         self.http
             .get_or_init(|| {

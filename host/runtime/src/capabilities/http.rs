@@ -3,8 +3,10 @@
 //! Only `https://` leaves the machine; plain `http://` is allowed to
 //! loopback hosts alone (local development and tests). Redirects are not
 //! followed, so a granted host cannot bounce a request elsewhere.
-//! Credential injection for these requests arrives with the proxy: they will
-//! be routed through it exactly like an agent's.
+//! In the daemon the requests go through clauderon's proxy under the
+//! component's own identity (`component:<id>`, see [`crate::state::HttpRoute`]):
+//! audited as that component, kept from private destinations like a
+//! session's, and given only the credentials in its `credentials` grant.
 
 use std::time::Duration;
 
@@ -40,12 +42,11 @@ impl HostState {
         Ok(parsed)
     }
 
-    /// Check the request and prepare it; nothing here is held across an await.
-    fn prepare(&self, req: &Request) -> Result<reqwest::RequestBuilder, PluginError> {
+    /// Check the request and prepare it on `client`.
+    fn prepare(&self, client: &reqwest::Client, req: &Request) -> Result<reqwest::RequestBuilder, PluginError> {
         let url = self.check_url(&req.url)?;
         let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| PluginError::InvalidInput(format!("`{}` is not an HTTP method", req.method)))?;
-        let client = self.services.http().map_err(PluginError::Failed)?;
         let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).min(MAX_TIMEOUT_MS).into());
         let mut builder = client.request(method, url).timeout(timeout);
         for h in &req.headers {
@@ -79,7 +80,15 @@ async fn send_prepared(builder: reqwest::RequestBuilder, url: &str) -> Result<Re
 
 impl Host for HostState {
     async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, PluginError>> {
-        let builder = match self.prepare(&req) {
+        if let Err(e) = self.check_url(&req.url) {
+            return Ok(Err(e));
+        }
+        let (services, ctx) = (self.services.clone(), self.ctx.clone());
+        let client = match services.http_for(&ctx.id, &ctx.grants.credentials).await {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(PluginError::Failed(e))),
+        };
+        let builder = match self.prepare(&client, &req) {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
