@@ -72,6 +72,7 @@ fuzz_target!(|data: &[u8]| {
     let target = if method == Method::CONNECT {
         let Ok((host, port)) = connect_target(&uri) else { return };
         assert!(!host.is_empty() && !host.contains(['/', '@', ' ']), "CONNECT to {host:?}");
+        assert!(!uri.authority().is_some_and(|a| a.as_str().contains('@')), "userinfo passed in {uri}");
         assert_eq!((uri.host(), uri.port_u16()), (Some(host.as_str()), Some(port)), "{uri}");
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         // No leaf, no tunnel: the proxy answers 400.

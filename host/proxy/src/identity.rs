@@ -33,7 +33,8 @@ impl IdentityKey {
         Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
     }
 
-    /// A key for tests and benches (not persisted).
+    /// A key for tests (not persisted).
+    #[cfg(test)]
     pub fn ephemeral() -> Self {
         let bytes: [u8; 32] = rand::random();
         Self(hmac::Key::new(hmac::HMAC_SHA256, &bytes))

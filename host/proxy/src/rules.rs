@@ -96,7 +96,9 @@ impl Rule {
     /// Whether the rule covers `host` (case-insensitive).
     pub fn covers(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.');
-        self.hosts.iter().any(|pattern| match pattern.strip_prefix("*.") {
+        // A pattern written fully qualified (`api.example.com.`) names the
+        // same host (found by fuzz/fuzz_targets/config.rs: it matched nothing).
+        self.hosts.iter().map(|p| p.trim_end_matches('.')).any(|pattern| match pattern.strip_prefix("*.") {
             Some(suffix) => {
                 // Bytes, not str slices: a host with non-ASCII characters must
                 // not split one (found by fuzz/fuzz_targets/rules.rs).
@@ -275,4 +277,18 @@ mod tests {
         assert!(!r.apply(&mut h, &r.inject[0], "bad\nvalue"), "a value that is not a header is refused");
         assert_eq!(h.get("x-token").unwrap(), "placeholder");
     }
+    #[test]
+    fn a_pattern_with_a_trailing_dot_names_the_same_host() {
+        let rule = |hosts: &[&str]| Rule {
+            name: "r".into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            inject: Vec::new(),
+            strip: Vec::new(),
+        };
+        assert!(rule(&["api.example.com."]).covers("api.example.com"));
+        assert!(rule(&["api.example.com."]).covers("API.example.com."));
+        assert!(rule(&["*.example.com."]).covers("a.example.com"));
+        assert!(!rule(&["*.example.com."]).covers("example.com"));
+    }
+
 }

@@ -408,7 +408,10 @@ pub fn connect_target(uri: &http::Uri) -> Result<(String, u16), &'static str> {
     let Some((host, port)) = uri.authority().and_then(|a| Some((a.host().to_string(), a.port_u16()?))) else {
         return Err("CONNECT needs a host:port target");
     };
-    if host.is_empty() || host.contains(['/', '@', ' ']) {
+    // The `http` crate drops userinfo from `host()`: `evil@api.github.com:443`
+    // must not pass as `api.github.com` (found by fuzz/fuzz_targets/request_head.rs).
+    let userinfo = uri.authority().is_some_and(|a| a.as_str().contains('@'));
+    if host.is_empty() || userinfo || host.contains(['/', '@', ' ']) {
         return Err("the CONNECT target is not a host name");
     }
     Ok((host, port))
@@ -448,4 +451,19 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         }
     });
     Response::new(forward::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect_target;
+
+    #[test]
+    fn a_connect_target_is_a_plain_host_and_port() {
+        let target = |t: &str| connect_target(&t.parse::<http::Uri>().expect("a URI"));
+        assert_eq!(target("api.github.com:443"), Ok(("api.github.com".to_string(), 443)));
+        assert_eq!(target("[::1]:8443").map(|(_, p)| p), Ok(8443));
+        assert!(target("api.github.com").is_err(), "no port");
+        assert!(target("evil@api.github.com:443").is_err(), "userinfo is not dropped silently");
+        assert!(target("user:pw@api.github.com:443").is_err());
+    }
 }
