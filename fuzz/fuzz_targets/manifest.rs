@@ -10,17 +10,6 @@
 use clauderon_runtime::manifest::{self, Capabilities, Capability, Kind, Manifest};
 use libfuzzer_sys::fuzz_target;
 
-const ALL: [Capability; 8] = [
-    Capability::Log,
-    Capability::Kv,
-    Capability::Process,
-    Capability::Http,
-    Capability::Container,
-    Capability::Kube,
-    Capability::Environment,
-    Capability::SecretFiles,
-];
-
 fuzz_target!(|data: &[u8]| {
     // The section's bytes go to `extract` as they are (not UTF-8: no manifest).
     let _ = manifest::extract(data);
@@ -71,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
     for e in &caps.env {
         assert!(!e.is_empty() && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "env: {e:?}");
     }
-    for cap in ALL {
+    for cap in Capability::ALL {
         if cap.manifest_key().is_some() && caps.allows(cap) {
             assert!(m.kind.importable().contains(&cap), "a {} asks for {cap:?}", m.kind);
         }

@@ -24,7 +24,6 @@ pub struct DaemonArgs {
 }
 
 pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
-    home.ensure_private()?;
     let mut config = Config::load(&home.config())?;
     if let Some(port) = args.http_port {
         config.daemon.http_port = port;

@@ -89,20 +89,21 @@ impl Capability {
         }
     }
 
+    /// Every capability.
+    pub const ALL: [Capability; 8] = [
+        Capability::Log,
+        Capability::Kv,
+        Capability::Process,
+        Capability::Http,
+        Capability::Container,
+        Capability::Kube,
+        Capability::Environment,
+        Capability::SecretFiles,
+    ];
+
     /// The capability behind a WIT interface name, if it is one.
     pub fn from_interface(name: &str) -> Option<Self> {
-        [
-            Capability::Log,
-            Capability::Kv,
-            Capability::Process,
-            Capability::Http,
-            Capability::Container,
-            Capability::Kube,
-            Capability::Environment,
-            Capability::SecretFiles,
-        ]
-        .into_iter()
-        .find(|c| c.interface() == name)
+        Self::ALL.into_iter().find(|c| c.interface() == name)
     }
 
     /// The manifest key that grants it (`None` for those always granted).
@@ -207,7 +208,10 @@ impl Capabilities {
             out.push(format!("HTTPS to hosts: {}", self.http.join(", ")));
         }
         if !self.credentials.is_empty() {
-            out.push(format!("its HTTP requests carry these credentials (added by the proxy): {}", self.credentials.join(", ")));
+            out.push(format!(
+                "its HTTP requests carry these credentials (added by the proxy): {}",
+                self.credentials.join(", ")
+            ));
         }
         if self.container {
             out.push("use the Docker engine".into());
@@ -298,14 +302,8 @@ impl Manifest {
             }
         }
         let allowed = self.kind.importable();
-        for cap in [
-            Capability::Process,
-            Capability::Http,
-            Capability::Container,
-            Capability::Kube,
-            Capability::Environment,
-            Capability::SecretFiles,
-        ] {
+        // Log and kv need no grant (no manifest key): only the granted ones count.
+        for cap in Capability::ALL.into_iter().filter(|c| c.manifest_key().is_some()) {
             if caps.allows(cap) && !allowed.contains(&cap) {
                 return bad(format!(
                     "a {} component cannot ask for `{}`: its world does not import it",
@@ -402,12 +400,16 @@ mod tests {
 
     #[test]
     fn a_credentials_grant_needs_http_and_service_names_and_is_approved_like_the_rest() {
-        let hook = |caps: &str| Manifest::parse(&format!("id = \"h\"\nkind = \"hook\"\nversion = \"1\"\n[capabilities]\n{caps}"));
+        let hook = |caps: &str| {
+            Manifest::parse(&format!("id = \"h\"\nkind = \"hook\"\nversion = \"1\"\n[capabilities]\n{caps}"))
+        };
         let ok = hook("http = [\"api.example.com\"]\ncredentials = [\"github\"]\n").expect("a valid grant");
         assert_eq!(ok.capabilities.credentials, ["github"]);
         let err = hook("credentials = [\"github\"]\n").expect_err("no http").to_string();
         assert!(err.contains("no `http` hosts"), "{err}");
-        let err = hook("http = [\"api.example.com\"]\ncredentials = [\"GITHUB_TOKEN\"]\n").expect_err("a variable name").to_string();
+        let err = hook("http = [\"api.example.com\"]\ncredentials = [\"GITHUB_TOKEN\"]\n")
+            .expect_err("a variable name")
+            .to_string();
         assert!(err.contains("not a credential service name"), "{err}");
         let approved = Capabilities { http: vec!["api.example.com".into()], ..Default::default() };
         assert_eq!(approved.missing(&ok.capabilities), ["credentials: the `github` credential on its HTTP requests"]);

@@ -41,22 +41,21 @@ impl HostState {
         }
         Ok(parsed)
     }
+}
 
-    /// Check the request and prepare it on `client`.
-    fn prepare(&self, client: &reqwest::Client, req: &Request) -> Result<reqwest::RequestBuilder, PluginError> {
-        let url = self.check_url(&req.url)?;
-        let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| PluginError::InvalidInput(format!("`{}` is not an HTTP method", req.method)))?;
-        let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).min(MAX_TIMEOUT_MS).into());
-        let mut builder = client.request(method, url).timeout(timeout);
-        for h in &req.headers {
-            builder = builder.header(&h.name, &h.value);
-        }
-        if let Some(body) = &req.body {
-            builder = builder.body(body.clone());
-        }
-        Ok(builder)
+/// Prepare the checked request (its `url` from `HostState::check_url`) on `client`.
+fn prepare(client: &reqwest::Client, url: reqwest::Url, req: &Request) -> Result<reqwest::RequestBuilder, PluginError> {
+    let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| PluginError::InvalidInput(format!("`{}` is not an HTTP method", req.method)))?;
+    let timeout = Duration::from_millis(req.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS).min(MAX_TIMEOUT_MS).into());
+    let mut builder = client.request(method, url).timeout(timeout);
+    for h in &req.headers {
+        builder = builder.header(&h.name, &h.value);
     }
+    if let Some(body) = &req.body {
+        builder = builder.body(body.clone());
+    }
+    Ok(builder)
 }
 
 async fn send_prepared(builder: reqwest::RequestBuilder, url: &str) -> Result<Response, PluginError> {
@@ -80,15 +79,16 @@ async fn send_prepared(builder: reqwest::RequestBuilder, url: &str) -> Result<Re
 
 impl Host for HostState {
     async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, PluginError>> {
-        if let Err(e) = self.check_url(&req.url) {
-            return Ok(Err(e));
-        }
+        let url = match self.check_url(&req.url) {
+            Ok(url) => url,
+            Err(e) => return Ok(Err(e)),
+        };
         let (services, ctx) = (self.services.clone(), self.ctx.clone());
         let client = match services.http_for(&ctx.id, &ctx.grants.credentials).await {
             Ok(c) => c,
             Err(e) => return Ok(Err(PluginError::Failed(e))),
         };
-        let builder = match self.prepare(&client, &req) {
+        let builder = match prepare(&client, url, &req) {
             Ok(b) => b,
             Err(e) => return Ok(Err(e)),
         };
