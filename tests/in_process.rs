@@ -87,7 +87,12 @@ impl InProcess {
         std::fs::write(self.home.path("config.toml"), config_text(port, &self.config)).expect("config");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = self.rt.spawn(async move {
-            if let Err(e) = daemon.serve(async { let _ = stopped.await; }).await {
+            if let Err(e) = daemon
+                .serve(async {
+                    let _ = stopped.await;
+                })
+                .await
+            {
                 eprintln!("the in-process daemon stopped: {e:#}");
             }
         });

@@ -91,8 +91,8 @@ fn main() {
     drop(rt);
 
     // Both clauderon columns go through the same proxy (and audit).
-    let through_clauderon = targets[2].done.load(Ordering::Relaxed)
-        + targets.last().map_or(0, |t| t.done.load(Ordering::Relaxed));
+    let through_clauderon =
+        targets[2].done.load(Ordering::Relaxed) + targets.last().map_or(0, |t| t.done.load(Ordering::Relaxed));
     let stored = proxy.wait_for_audit(through_clauderon, Duration::from_secs(10));
     report(&results, &mitm_note, through_clauderon, stored);
     drop((proxy, relay, mitm, mock));

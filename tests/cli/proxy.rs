@@ -13,7 +13,6 @@ use clauderon_tests::{
     websocket_log,
 };
 
-
 #[test]
 fn every_rule_injects_its_credential_and_strips_the_placeholder() {
     let w = World::start();
@@ -185,14 +184,6 @@ fn git_clone_and_push_get_the_token_and_read_only_refuses_push_before_the_server
     );
 }
 
-
-
-
-
-
-
-
-
 #[test]
 fn claude_code_answers_through_the_proxy_and_no_canary_reaches_the_session() {
     let w = World::start();
@@ -306,7 +297,10 @@ fn a_components_http_goes_through_the_proxy_as_itself_with_only_its_granted_cred
     let expected = format!("Bearer {}", canary("GITHUB_TOKEN"));
     assert_eq!(github["headers"]["authorization"].as_str(), Some(expected.as_str()), "{github}");
     let openai = eventually(30, "the component's request to api.openai.com", || probe_to("api.openai.com"));
-    assert_eq!(openai["headers"]["authorization"], "Bearer mine", "a credential it was not granted was added: {openai}");
+    assert_eq!(
+        openai["headers"]["authorization"], "Bearer mine",
+        "a credential it was not granted was added: {openai}"
+    );
 
     let audit = w.audit_settled(Some("component:http-probe"));
     let to = |host: &str| audit.iter().find(|r| r["host"] == host).cloned().unwrap_or_else(|| panic!("{audit:?}"));

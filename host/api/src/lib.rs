@@ -250,7 +250,8 @@ pub fn router(state: Shared) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     // Open to any caller that names the daemon: health, and agents' status
     // events, which carry their session's own key instead of the API token.
-    let open = Router::new().route("/api/health", get(health)).route("/api/sessions/{id}/status-event", post(status_event));
+    let open =
+        Router::new().route("/api/health", get(health)).route("/api/sessions/{id}/status-event", post(status_event));
     Router::new()
         .merge(protected)
         .merge(open)

@@ -8,9 +8,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     __path_access_mode, __path_archive, __path_attach, __path_audit, __path_config, __path_create, __path_credentials,
-    __path_delete, __path_events, __path_health, __path_history, __path_status_event, __path_list, __path_openapi_json,
-    __path_output, __path_plugins, __path_reconcile, __path_show, __path_start, __path_stop, __path_unarchive, Argv,
-    Changes, CredentialsAnswer, Deleted, ErrorBody, Health, StatusAnswer, ModeBody, Output, Plugins,
+    __path_delete, __path_events, __path_health, __path_history, __path_list, __path_openapi_json, __path_output,
+    __path_plugins, __path_reconcile, __path_show, __path_start, __path_status_event, __path_stop, __path_unarchive,
+    Argv, Changes, CredentialsAnswer, Deleted, ErrorBody, Health, ModeBody, Output, Plugins, StatusAnswer,
 };
 
 #[derive(OpenApi)]

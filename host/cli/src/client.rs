@@ -115,8 +115,9 @@ impl Client {
     ) -> anyhow::Result<T> {
         let body = body.map(serde_json::to_value).transpose().context("encoding the request")?;
         let value = self.call(method, path, body).await?;
-        serde_json::from_value(value)
-            .with_context(|| format!("the daemon's answer to {path} is not what this clauderon expects (a different version?)"))
+        serde_json::from_value(value).with_context(|| {
+            format!("the daemon's answer to {path} is not what this clauderon expects (a different version?)")
+        })
     }
 
     /// Send a request; an error status becomes an error with the API's message.

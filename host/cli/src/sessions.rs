@@ -94,13 +94,7 @@ pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        println!(
-            "Created session {} ({} backend, {} agent, {}).",
-            s.name,
-            s.backend,
-            s.agent,
-            s.access_mode.as_str()
-        );
+        println!("Created session {} ({} backend, {} agent, {}).", s.name, s.backend, s.agent, s.access_mode.as_str());
         println!("Worktree: {} (branch {})", s.worktree.display(), s.branch);
         println!("Attach with: clauderon attach {}", s.name);
     }
@@ -168,7 +162,8 @@ fn seg(name: &str) -> String {
 /// `stop`, `start`, `archive`, `unarchive`: POST and report the new status.
 pub async fn transition(home: &Home, name: &str, action: &str) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
-    let s: Session = client.call_as(Method::POST, &format!("/api/sessions/{}/{action}", seg(name)), None::<&()>).await?;
+    let s: Session =
+        client.call_as(Method::POST, &format!("/api/sessions/{}/{action}", seg(name)), None::<&()>).await?;
     println!("{} is now {}.", s.name, kebab(&s.status));
     Ok(ExitCode::SUCCESS)
 }
@@ -203,7 +198,8 @@ pub async fn reconcile(home: &Home) -> anyhow::Result<ExitCode> {
 
 pub async fn attach(home: &Home, name: &str) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
-    let Argv { argv } = client.call_as(Method::GET, &format!("/api/sessions/{}/attach", seg(name)), None::<&()>).await?;
+    let Argv { argv } =
+        client.call_as(Method::GET, &format!("/api/sessions/{}/attach", seg(name)), None::<&()>).await?;
     let Some((program, args)) = argv.split_first() else { anyhow::bail!("the backend gave no way to attach") };
     use std::os::unix::process::CommandExt;
     let err = std::process::Command::new(program).args(args).exec();

@@ -68,9 +68,9 @@ impl Daemon {
     pub async fn assemble(home: &Home, mut config: Config, parts: Parts) -> anyhow::Result<Self> {
         home.ensure_private()?;
         let addr = config.listen_addr();
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (is another clauderon daemon running? try --http-port)"))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} (is another clauderon daemon running? try --http-port)")
+        })?;
         let addr = listener.local_addr().context("the API listener's address")?;
         config.daemon.http_port = addr.port();
 

@@ -76,14 +76,19 @@ pub struct ComponentRoute {
 }
 
 impl clauderon_runtime::HttpRoute for ComponentRoute {
-    fn client<'a>(&'a self, component: &'a str, credentials: &'a [String]) -> BoxFuture<'a, Result<reqwest::Client, String>> {
+    fn client<'a>(
+        &'a self,
+        component: &'a str,
+        credentials: &'a [String],
+    ) -> BoxFuture<'a, Result<reqwest::Client, String>> {
         Box::pin(async move {
             let proxy = self.proxy.upgrade().ok_or("the proxy has stopped")?;
             let url = proxy
                 .open_component(component, credentials.to_vec())
                 .await
                 .map_err(|e| format!("opening the proxy for component `{component}`: {e}"))?;
-            let root = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).map_err(|e| format!("the proxy's CA: {e}"))?;
+            let root =
+                reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).map_err(|e| format!("the proxy's CA: {e}"))?;
             let proxy = reqwest::Proxy::all(&url).map_err(|e| format!("the proxy URL: {e}"))?;
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

@@ -18,11 +18,11 @@ pub mod audit;
 pub mod ca;
 pub mod credentials;
 pub mod destination;
-pub mod status_relay;
 pub mod identity;
 pub mod policy;
 pub mod rules;
 pub mod server;
+pub mod status_relay;
 pub mod upstream;
 
 mod forward;

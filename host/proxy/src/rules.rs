@@ -290,5 +290,4 @@ mod tests {
         assert!(rule(&["*.example.com."]).covers("a.example.com"));
         assert!(!rule(&["*.example.com."]).covers("example.com"));
     }
-
 }

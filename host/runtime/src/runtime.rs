@@ -98,13 +98,12 @@ impl Runtime {
         let max_memory = Kind::ALL.iter().map(|k| config.limits_for(*k).memory_bytes).max().unwrap_or(64 << 20);
         let engine = EngineHandle::new(max_memory, config.pooling)?;
         let cache = CompileCache::new(&engine.engine, config.cache_dir.clone());
-        let services =
-            Arc::new(HostServices::new(
-                config.kv.clone(),
-                config.secrets_dir.clone(),
-                config.protected.clone(),
-                config.route_http,
-            ));
+        let services = Arc::new(HostServices::new(
+            config.kv.clone(),
+            config.secrets_dir.clone(),
+            config.protected.clone(),
+            config.route_http,
+        ));
         Ok(Self { engine, cache, services, config, plugins: BTreeMap::new(), failures: Vec::new() })
     }
 
