@@ -63,10 +63,13 @@ impl Daemon {
     /// Open the store, load the components, start the proxy and the session
     /// manager, bind the API, and reconcile the stored sessions.
     ///
-    /// The API is bound before reconcile, so a second daemon on the same
-    /// port fails before it touches any session.
+    /// The API is bound (after the token is made) before anything else, so
+    /// a second daemon on the same port fails before it touches any session.
     pub async fn assemble(home: &Home, mut config: Config, parts: Parts) -> anyhow::Result<Self> {
         home.ensure_private()?;
+        // The token exists before the API port opens: whoever finds the port
+        // open finds the token too.
+        let token = home.load_or_create_token(config.daemon.token.as_deref())?;
         let addr = config.listen_addr();
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
             format!("cannot listen on {addr} (is another clauderon daemon running? try --http-port)")
@@ -77,7 +80,6 @@ impl Daemon {
         let path = home.store();
         let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&path)).await??);
         home.ensure_private()?; // the store file was just made with the default mode
-        let token = home.load_or_create_token(config.daemon.token.as_deref())?;
         let mut runtime_config = RuntimeConfig::under(&home.root);
         runtime_config.kv = Arc::new(kv::StoreKv(store.clone()));
         runtime_config.limits = config.limits.clone();
