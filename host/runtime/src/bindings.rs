@@ -2,6 +2,11 @@
 //! module per world. The shared interfaces (types, log, kv, process, http,
 //! container, kube) are generated once, in `backend`, whose world imports
 //! them all; the other worlds reuse them through `with`.
+//!
+//! Host functions that answer `result<_, plugin-error>` return
+//! `Result<_, HostError>` ([`crate::error::HostError`]), so host code uses
+//! `?`: a plugin error reaches the component as its result, a trap ends the
+//! call.
 
 /// The `backend` world, and the shared interfaces.
 pub mod backend {
@@ -11,6 +16,7 @@ pub mod backend {
         imports: { default: async | trappable },
         exports: { default: async },
         additional_derives: [serde::Serialize, serde::Deserialize],
+        trappable_error_type: { "clauderon:plugin/types.plugin-error" => crate::error::HostError },
     });
 }
 
@@ -22,6 +28,7 @@ pub mod agent {
         imports: { default: async | trappable },
         exports: { default: async },
         additional_derives: [serde::Serialize, serde::Deserialize],
+        trappable_error_type: { "clauderon:plugin/types.plugin-error" => crate::error::HostError },
         with: {
             "clauderon:plugin/types": super::backend::clauderon::plugin::types,
             "clauderon:plugin/log": super::backend::clauderon::plugin::log,
@@ -38,6 +45,7 @@ pub mod credential_source {
         imports: { default: async | trappable },
         exports: { default: async },
         additional_derives: [serde::Serialize, serde::Deserialize],
+        trappable_error_type: { "clauderon:plugin/types.plugin-error" => crate::error::HostError },
         with: {
             "clauderon:plugin/types": super::backend::clauderon::plugin::types,
             "clauderon:plugin/log": super::backend::clauderon::plugin::log,
@@ -54,6 +62,7 @@ pub mod hook {
         imports: { default: async | trappable },
         exports: { default: async },
         additional_derives: [serde::Serialize, serde::Deserialize],
+        trappable_error_type: { "clauderon:plugin/types.plugin-error" => crate::error::HostError },
         with: {
             "clauderon:plugin/types": super::backend::clauderon::plugin::types,
             "clauderon:plugin/log": super::backend::clauderon::plugin::log,

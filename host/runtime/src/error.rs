@@ -5,6 +5,26 @@ use std::time::Duration;
 use crate::bindings::PluginError;
 use crate::manifest::{Kind, ManifestError};
 
+/// How a host function fails. A [`HostError::Plugin`] reaches the component
+/// as the `plugin-error` its call returns; a [`HostError::Trap`] ends the call
+/// (and poisons the instance), for a host that cannot carry on with it.
+/// Every `PluginError` converts into it, so capability code uses `?`.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// An error the component receives and may handle.
+    #[error("{}", describe(.0))]
+    Plugin(PluginError),
+    /// A failure that ends the component's call.
+    #[error("trap: {0:#}")]
+    Trap(wasmtime::Error),
+}
+
+impl From<PluginError> for HostError {
+    fn from(e: PluginError) -> Self {
+        HostError::Plugin(e)
+    }
+}
+
 /// A component that could not be loaded. The daemon carries on without it.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

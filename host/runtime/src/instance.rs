@@ -14,6 +14,7 @@ use wasmtime::Store;
 use crate::bindings::{self, PluginError, types};
 use crate::error::{CallError, CallErrorKind};
 use crate::loader::{Plugin, Pre};
+use crate::manifest::Kind;
 use crate::state::{HostServices, HostState};
 
 /// A live instance of a plugin, holding the world's bindings `W`.
@@ -49,61 +50,80 @@ fn error(plugin: &Plugin, function: &str, kind: CallErrorKind) -> CallError {
     CallError { component: plugin.manifest.id.clone(), function: function.into(), kind }
 }
 
-macro_rules! instantiate {
-    ($plugin:ident, $engine:ident, $services:ident, $variant:ident) => {{
-        let Pre::$variant(pre) = &$plugin.pre else {
-            let kind =
-                CallErrorKind::Instantiate(format!("it is a {}, not a {}", $plugin.kind(), stringify!($variant)));
-            return Err(error(&$plugin, "instantiate", kind));
-        };
-        let mut store = new_store(&$plugin, $engine, $services);
-        let world = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| error(&$plugin, "instantiate", CallErrorKind::Instantiate(format!("{e:#}"))))?;
-        Ok(Instance { plugin: $plugin.clone(), store, world, poisoned: false })
-    }};
+/// One of the four plugin worlds, as the host pre-instantiates,
+/// instantiates and identifies it: the one generic path every kind goes
+/// through ([`Plugin::instantiate`], [`crate::Runtime::instance`]).
+pub trait World: Sized + Send + 'static {
+    /// The kind of plugin whose components have this world.
+    const KIND: Kind;
+    /// The generated pre-instantiated form (exports already looked up).
+    type Pre: Send + Sync;
+    /// Check a linked component's exports against this world and tag it.
+    #[doc(hidden)]
+    fn pre(pre: wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<Pre>;
+    /// This world's form of `pre`, if `pre` is of this world.
+    #[doc(hidden)]
+    fn pre_of(pre: &Pre) -> Option<&Self::Pre>;
+    /// A new instance in `store`.
+    #[doc(hidden)]
+    fn instantiate(
+        pre: &Self::Pre,
+        store: &mut Store<HostState>,
+    ) -> impl std::future::Future<Output = wasmtime::Result<Self>> + Send;
+    /// The id the component gives in its `info()`.
+    fn said_id(instance: &mut Instance<Self>) -> impl std::future::Future<Output = Result<String, CallError>> + Send;
 }
 
+/// Implement [`World`] for a generated world type (the four impls differ only in names).
+macro_rules! world {
+    ($world:ty, $pre:ty, $kind:ident) => {
+        impl World for $world {
+            const KIND: Kind = Kind::$kind;
+            type Pre = $pre;
+            fn pre(pre: wasmtime::component::InstancePre<HostState>) -> wasmtime::Result<Pre> {
+                Ok(Pre::$kind(<$pre>::new(pre)?))
+            }
+            fn pre_of(pre: &Pre) -> Option<&$pre> {
+                match pre {
+                    Pre::$kind(p) => Some(p),
+                    _ => None,
+                }
+            }
+            async fn instantiate(pre: &$pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
+                pre.instantiate_async(store).await
+            }
+            async fn said_id(instance: &mut Instance<Self>) -> Result<String, CallError> {
+                Ok(instance.info().await?.id)
+            }
+        }
+    };
+}
+
+world!(bindings::backend::Backend, bindings::backend::BackendPre<HostState>, Backend);
+world!(bindings::agent::Agent, bindings::agent::AgentPre<HostState>, Agent);
+world!(
+    bindings::credential_source::CredentialSource,
+    bindings::credential_source::CredentialSourcePre<HostState>,
+    CredentialSource
+);
+world!(bindings::hook::Hook, bindings::hook::HookPre<HostState>, Hook);
+
 impl Plugin {
-    /// A new instance of a backend.
-    pub async fn backend(
+    /// A new instance of this plugin in its world `W`, in a store of its own.
+    pub async fn instantiate<W: World>(
         self: &Arc<Self>,
         engine: &wasmtime::Engine,
         services: &Arc<HostServices>,
-    ) -> Result<Instance<bindings::backend::Backend>, CallError> {
-        let plugin = self;
-        instantiate!(plugin, engine, services, Backend)
-    }
-
-    /// A new instance of an agent.
-    pub async fn agent(
-        self: &Arc<Self>,
-        engine: &wasmtime::Engine,
-        services: &Arc<HostServices>,
-    ) -> Result<Instance<bindings::agent::Agent>, CallError> {
-        let plugin = self;
-        instantiate!(plugin, engine, services, Agent)
-    }
-
-    /// A new instance of a credential source.
-    pub async fn credential_source(
-        self: &Arc<Self>,
-        engine: &wasmtime::Engine,
-        services: &Arc<HostServices>,
-    ) -> Result<Instance<bindings::credential_source::CredentialSource>, CallError> {
-        let plugin = self;
-        instantiate!(plugin, engine, services, CredentialSource)
-    }
-
-    /// A new instance of a hook.
-    pub async fn hook(
-        self: &Arc<Self>,
-        engine: &wasmtime::Engine,
-        services: &Arc<HostServices>,
-    ) -> Result<Instance<bindings::hook::Hook>, CallError> {
-        let plugin = self;
-        instantiate!(plugin, engine, services, Hook)
+    ) -> Result<Instance<W>, CallError> {
+        let Some(pre) = W::pre_of(&self.pre) else {
+            let kind = CallErrorKind::Instantiate(format!("it is a {}, not a {}", self.kind(), W::KIND));
+            return Err(error(self, "instantiate", kind));
+        };
+        let mut store = new_store(self, engine, services);
+        let world = W::instantiate(pre, &mut store)
+            .await
+            .map_err(|e| error(self, "instantiate", CallErrorKind::Instantiate(format!("{e:#}"))))?;
+        Ok(Instance { plugin: self.clone(), store, world, poisoned: false })
     }
 }
 

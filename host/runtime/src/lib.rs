@@ -25,10 +25,11 @@ pub mod loader;
 pub mod manifest;
 mod runtime;
 pub mod state;
-pub use state::HttpRoute;
+pub use capabilities::container::Progress;
+pub use capabilities::http::HttpRoute;
 
-pub use error::{CallError, LoadError};
-pub use instance::Instance;
+pub use error::{CallError, HostError, LoadError};
+pub use instance::{Instance, World};
 pub use limits::Limits;
 pub use loader::{Plugin, PluginSummary, Source};
 pub use manifest::{Capabilities, Kind, Manifest};

@@ -11,6 +11,7 @@ use wasmtime::component::{Component, Linker};
 use crate::bindings;
 use crate::cache::Outcome;
 use crate::error::LoadError;
+use crate::instance::World;
 use crate::manifest::{self, Capabilities, Capability, Kind, Manifest};
 use crate::state::{ComponentCtx, HostState};
 
@@ -53,8 +54,9 @@ impl Source {
     }
 }
 
-/// A pre-instantiated component of one kind.
-pub(crate) enum Pre {
+/// A pre-instantiated component of one kind (see [`crate::instance::World`]).
+#[doc(hidden)]
+pub enum Pre {
     Backend(bindings::backend::BackendPre<HostState>),
     Agent(bindings::agent::AgentPre<HostState>),
     CredentialSource(bindings::credential_source::CredentialSourcePre<HostState>),
@@ -265,12 +267,11 @@ pub(crate) fn pre_instantiate(
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link_err)?;
     }
     let pre = linker.instantiate_pre(component).map_err(link_err)?;
-    Ok(match ctx.kind {
-        Kind::Backend => Pre::Backend(bindings::backend::BackendPre::new(pre).map_err(link_err)?),
-        Kind::Agent => Pre::Agent(bindings::agent::AgentPre::new(pre).map_err(link_err)?),
-        Kind::CredentialSource => {
-            Pre::CredentialSource(bindings::credential_source::CredentialSourcePre::new(pre).map_err(link_err)?)
-        }
-        Kind::Hook => Pre::Hook(bindings::hook::HookPre::new(pre).map_err(link_err)?),
-    })
+    let typed = match ctx.kind {
+        Kind::Backend => bindings::backend::Backend::pre(pre),
+        Kind::Agent => bindings::agent::Agent::pre(pre),
+        Kind::CredentialSource => bindings::credential_source::CredentialSource::pre(pre),
+        Kind::Hook => bindings::hook::Hook::pre(pre),
+    };
+    typed.map_err(link_err)
 }

@@ -12,7 +12,7 @@ use crate::cache::CompileCache;
 use crate::capabilities::kv::{KvStore, MemoryKv};
 use crate::engine::EngineHandle;
 use crate::error::{CallError, LoadError};
-use crate::instance::Instance;
+use crate::instance::{Instance, World};
 use crate::limits::Limits;
 use crate::loader::{self, Plugin, Source};
 use crate::manifest::{Capabilities, Kind};
@@ -109,13 +109,13 @@ impl Runtime {
 
     /// Send every component's `http` requests through `route` (the daemon's
     /// proxy) from now on.
-    pub fn set_http_route(&self, route: Arc<dyn crate::state::HttpRoute>) {
-        self.services.set_http_route(route);
+    pub fn set_http_route(&self, route: Arc<dyn crate::HttpRoute>) {
+        self.services.http.set_route(route);
     }
 
     /// Follow the progress of long host operations components start (image pulls).
-    pub fn progress(&self) -> tokio::sync::broadcast::Receiver<crate::state::Progress> {
-        self.services.progress.subscribe()
+    pub fn progress(&self) -> tokio::sync::broadcast::Receiver<crate::Progress> {
+        self.services.container.progress.subscribe()
     }
 
     /// The wasmtime engine.
@@ -182,15 +182,21 @@ impl Runtime {
     /// and its users know it by that one id (grants, `--backend`, logs).
     async fn check_id(&self, plugin: &Arc<Plugin>) -> Result<(), LoadError> {
         let (engine, services) = (&self.engine.engine, &self.services);
-        let said = async {
-            Ok::<_, CallError>(match plugin.kind() {
-                Kind::Backend => plugin.backend(engine, services).await?.info().await?.id,
-                Kind::Agent => plugin.agent(engine, services).await?.info().await?.id,
-                Kind::CredentialSource => plugin.credential_source(engine, services).await?.info().await?.id,
-                Kind::Hook => plugin.hook(engine, services).await?.info().await?.id,
-            })
+        async fn said<W: World>(
+            plugin: &Arc<Plugin>,
+            engine: &wasmtime::Engine,
+            services: &Arc<HostServices>,
+        ) -> Result<String, CallError> {
+            W::said_id(&mut plugin.instantiate::<W>(engine, services).await?).await
         }
-        .await
+        let said = match plugin.kind() {
+            Kind::Backend => said::<bindings::backend::Backend>(plugin, engine, services).await,
+            Kind::Agent => said::<bindings::agent::Agent>(plugin, engine, services).await,
+            Kind::CredentialSource => {
+                said::<bindings::credential_source::CredentialSource>(plugin, engine, services).await
+            }
+            Kind::Hook => said::<bindings::hook::Hook>(plugin, engine, services).await,
+        }
         .map_err(|e| LoadError::Info {
             id: plugin.id().into(),
             origin: plugin.origin.clone(),
@@ -255,14 +261,20 @@ impl Runtime {
         })
     }
 
+    /// A new instance of the loaded plugin `id` in its world `W` (the
+    /// shorthands below name `W` for each kind).
+    pub async fn instance<W: World>(&self, id: &str) -> Result<Instance<W>, CallError> {
+        self.find(id, W::KIND)?.instantiate::<W>(&self.engine.engine, &self.services).await
+    }
+
     /// A new instance of the backend `id`.
     pub async fn backend(&self, id: &str) -> Result<Instance<bindings::backend::Backend>, CallError> {
-        self.find(id, Kind::Backend)?.backend(&self.engine.engine, &self.services).await
+        self.instance(id).await
     }
 
     /// A new instance of the agent `id`.
     pub async fn agent(&self, id: &str) -> Result<Instance<bindings::agent::Agent>, CallError> {
-        self.find(id, Kind::Agent)?.agent(&self.engine.engine, &self.services).await
+        self.instance(id).await
     }
 
     /// A new instance of the credential source `id`.
@@ -270,12 +282,12 @@ impl Runtime {
         &self,
         id: &str,
     ) -> Result<Instance<bindings::credential_source::CredentialSource>, CallError> {
-        self.find(id, Kind::CredentialSource)?.credential_source(&self.engine.engine, &self.services).await
+        self.instance(id).await
     }
 
     /// A new instance of the hook `id`.
     pub async fn hook(&self, id: &str) -> Result<Instance<bindings::hook::Hook>, CallError> {
-        self.find(id, Kind::Hook)?.hook(&self.engine.engine, &self.services).await
+        self.instance(id).await
     }
 
     /// Read a component file's manifest and interfaces without loading it.

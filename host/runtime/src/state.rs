@@ -2,11 +2,13 @@
 //! the host services its capabilities use, and per-call bookkeeping.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
+use crate::capabilities::container::ContainerService;
+use crate::capabilities::http::HttpService;
 use crate::capabilities::kv::KvStore;
 use crate::limits::{Limits, MemoryLimiter};
 use crate::manifest::{Capabilities, Kind};
@@ -24,115 +26,25 @@ pub struct ComponentCtx {
     pub limits: Limits,
 }
 
-/// A progress line from a long host operation a component started (an image
-/// pull), for people watching the CLI or the WebSocket.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Progress {
-    /// The component that started it.
-    pub component: String,
-    /// What is happening, as a line for a person.
-    pub message: String,
-}
-
-/// Services shared by every store: what the capabilities act on.
+/// Services shared by every store: what the capabilities act on, each
+/// defined by its capability's module.
 pub struct HostServices {
-    /// Progress of long operations (image pulls), broadcast to watchers.
-    pub progress: tokio::sync::broadcast::Sender<Progress>,
-    /// Per-component key-value state.
+    /// Per-component key-value state (`kv`).
     pub kv: Arc<dyn KvStore>,
-    /// clauderon's secrets directory (for `secret-files`).
+    /// clauderon's secrets directory (`secret-files`).
     pub secrets_dir: PathBuf,
-    /// Paths no component may mount into a container (the CA key, the
-    /// identity key, the secrets directory, the store, the config).
-    pub protected: Vec<PathBuf>,
-    http: OnceLock<Result<reqwest::Client, String>>,
-    /// Where components' HTTP goes when the daemon routes it (see [`HttpRoute`]).
-    route: OnceLock<Arc<dyn HttpRoute>>,
-    /// Whether it must be routed: then a request before the route is set fails.
-    routed: bool,
-    /// Each component's client through the route.
-    routed_clients: tokio::sync::Mutex<std::collections::HashMap<String, reqwest::Client>>,
-    docker: tokio::sync::OnceCell<bollard::Docker>,
-}
-
-/// Where components' `http` requests go. The daemon routes them through its
-/// proxy, under each component's own identity; without a route (the CLI's
-/// `plugins` commands, the runtime's own tests) they go out directly.
-pub trait HttpRoute: Send + Sync {
-    /// The client for `component`'s requests, granted `credentials` (the
-    /// services whose credentials may be added to them).
-    fn client<'a>(
-        &'a self,
-        component: &'a str,
-        credentials: &'a [String],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<reqwest::Client, String>> + Send + 'a>>;
+    /// The Docker engine (`container`).
+    pub container: ContainerService,
+    /// Where components' requests go (`http`).
+    pub http: HttpService,
 }
 
 impl HostServices {
-    /// Services over this kv store and secrets directory.
+    /// Services over this kv store and secrets directory; `protected` paths
+    /// are never mounted into a container; `routed`: component HTTP must go
+    /// through the route the daemon sets.
     pub fn new(kv: Arc<dyn KvStore>, secrets_dir: PathBuf, protected: Vec<PathBuf>, routed: bool) -> Self {
-        Self {
-            progress: tokio::sync::broadcast::channel(256).0,
-            kv,
-            secrets_dir,
-            protected,
-            http: OnceLock::new(),
-            route: OnceLock::new(),
-            routed,
-            routed_clients: Default::default(),
-            docker: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// The Docker engine client (connected and version-negotiated on first
-    /// success; an engine started later is found on the next call).
-    pub async fn docker(&self) -> Result<&bollard::Docker, String> {
-        self.docker
-            .get_or_try_init(|| async {
-                let docker = bollard::Docker::connect_with_local_defaults()
-                    .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
-                docker
-                    .negotiate_version()
-                    .await
-                    .map_err(|e| format!("the Docker engine does not answer (is dockerd running?): {e}"))
-            })
-            .await
-    }
-
-    /// Send components' HTTP through `route` from now on (once; later calls are ignored).
-    pub fn set_http_route(&self, route: Arc<dyn HttpRoute>) {
-        let _ = self.route.set(route);
-    }
-
-    /// The client for `component`'s requests: through the route when there
-    /// is one, else the direct client (unless routing is required).
-    pub async fn http_for(&self, component: &str, credentials: &[String]) -> Result<reqwest::Client, String> {
-        let Some(route) = self.route.get() else {
-            if self.routed {
-                return Err("component HTTP is not available yet: the daemon's proxy has not started".into());
-            }
-            return self.http().cloned();
-        };
-        let mut clients = self.routed_clients.lock().await;
-        if let Some(client) = clients.get(component) {
-            return Ok(client.clone());
-        }
-        let client = route.client(component, credentials).await?;
-        clients.insert(component.to_string(), client.clone());
-        Ok(client)
-    }
-
-    /// The direct HTTP client (built on first use).
-    pub fn http(&self) -> Result<&reqwest::Client, String> {
-        self.http
-            .get_or_init(|| {
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|e| format!("the HTTP client could not be built: {e}"))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        Self { kv, secrets_dir, container: ContainerService::new(protected), http: HttpService::new(routed) }
     }
 }
 

@@ -20,6 +20,7 @@ use futures_util::StreamExt;
 use crate::bindings::PluginError;
 use crate::bindings::container::{ContainerSpec, ContainerState, ExecOutput, Host, Mount};
 use crate::bindings::types::EnvVar;
+use crate::error::HostError;
 use crate::state::HostState;
 
 /// The label naming the component that owns a container.
@@ -27,7 +28,56 @@ pub const OWNER_LABEL: &str = "dev.clauderon.component";
 /// The most output `logs` and `exec` return.
 const MAX_OUTPUT: usize = 1 << 20;
 
-type Res<T> = wasmtime::Result<Result<T, PluginError>>;
+type Res<T> = Result<T, HostError>;
+
+/// A progress line from a long host operation a component started (an image
+/// pull), for people watching the CLI or the WebSocket.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Progress {
+    /// The component that started it.
+    pub component: String,
+    /// What is happening, as a line for a person.
+    pub message: String,
+}
+
+/// The host service behind `container`: the Docker client, the paths no
+/// mount may expose, and where pull progress goes.
+pub struct ContainerService {
+    docker: tokio::sync::OnceCell<bollard::Docker>,
+    /// Paths no component may mount into a container (the CA key, the
+    /// identity key, the secrets directory, the store, the config).
+    protected: Vec<std::path::PathBuf>,
+    /// Progress of long operations (image pulls), broadcast to watchers.
+    pub progress: tokio::sync::broadcast::Sender<Progress>,
+}
+
+impl ContainerService {
+    /// A service that refuses mounts of `protected`.
+    pub fn new(protected: Vec<std::path::PathBuf>) -> Self {
+        Self { docker: tokio::sync::OnceCell::new(), protected, progress: tokio::sync::broadcast::channel(256).0 }
+    }
+
+    /// The Docker engine client (connected and version-negotiated on first
+    /// success; an engine started later is found on the next call).
+    async fn docker(&self) -> Result<&bollard::Docker, PluginError> {
+        self.docker
+            .get_or_try_init(|| async {
+                let docker = bollard::Docker::connect_with_local_defaults()
+                    .map_err(|e| format!("cannot reach the Docker engine: {e}"))?;
+                docker
+                    .negotiate_version()
+                    .await
+                    .map_err(|e| format!("the Docker engine does not answer (is dockerd running?): {e}"))
+            })
+            .await
+            .map_err(PluginError::Failed)
+    }
+}
+
+/// Add `container` to a component's linker.
+pub(crate) fn link(linker: &mut super::HostLinker) -> wasmtime::Result<()> {
+    crate::bindings::container::add_to_linker::<HostState, super::Data>(linker, super::state)
+}
 
 fn failed(what: &str, e: impl std::fmt::Display) -> PluginError {
     PluginError::Failed(format!("{what}: {e}"))
@@ -88,21 +138,28 @@ pub fn check_user(user: Option<&str>) -> Result<(), PluginError> {
     }
 }
 
-/// One component's view of the engine (owned data, so futures stay `Send`).
-struct Engine {
+/// The calling component's view of the engine: every helper acts only on
+/// containers labelled with its id. It owns what it needs, because a
+/// `&HostState` cannot be held across an `.await` (WASI's context in it is
+/// not `Sync`), and every operation awaits Docker.
+struct Containers {
     services: std::sync::Arc<crate::state::HostServices>,
-    owner: String,
+    ctx: std::sync::Arc<crate::state::ComponentCtx>,
 }
 
 impl HostState {
-    fn engine(&self) -> Engine {
-        Engine { services: self.services.clone(), owner: self.ctx.id.clone() }
+    fn containers(&self) -> Containers {
+        Containers { services: self.services.clone(), ctx: self.ctx.clone() }
     }
 }
 
-impl Engine {
+impl Containers {
     async fn docker(&self) -> Result<&bollard::Docker, PluginError> {
-        self.services.docker().await.map_err(PluginError::Failed)
+        self.services.container.docker().await
+    }
+
+    fn owner(&self) -> &str {
+        &self.ctx.id
     }
 
     /// The container, if it exists and belongs to this component.
@@ -115,8 +172,8 @@ impl Engine {
         };
         let config = info.config.unwrap_or_default();
         let labels = config.labels.unwrap_or_default();
-        if labels.get(OWNER_LABEL) != Some(&self.owner) {
-            return Err(PluginError::Denied(format!("container `{id}` was not created by `{}`", self.owner)));
+        if labels.get(OWNER_LABEL).map(String::as_str) != Some(self.owner()) {
+            return Err(PluginError::Denied(format!("container `{id}` was not created by `{}`", self.owner())));
         }
         let state = info.state.unwrap_or_default();
         Ok(Some(ContainerState {
@@ -130,13 +187,20 @@ impl Engine {
         }))
     }
 
+    /// Tell the log and the progress watchers (CLI, WebSocket).
+    fn say(&self, message: String) {
+        tracing::info!(component = %self.owner(), "{message}");
+        let progress = Progress { component: self.owner().to_string(), message };
+        let _ = self.services.container.progress.send(progress);
+    }
+
     async fn require_owned(&self, id: &str) -> Result<ContainerState, PluginError> {
         self.owned(id).await?.ok_or_else(|| PluginError::NotFound(format!("no container `{id}`")))
     }
 
     fn body(&self, spec: ContainerSpec) -> Result<ContainerCreateBody, PluginError> {
         for m in &spec.mounts {
-            check_mount(&self.services.protected, m)?;
+            check_mount(&self.services.container.protected, m)?;
         }
         check_user(spec.user.as_deref())?;
         if spec.network.as_deref().is_some_and(|n| n != "none") || !spec.extra_hosts.is_empty() {
@@ -153,7 +217,7 @@ impl Engine {
             .map(|m| format!("{}:{}{}", m.source, m.target, if m.read_only { ":ro" } else { "" }))
             .collect();
         let mut labels: HashMap<String, String> = spec.labels.into_iter().collect();
-        labels.insert(OWNER_LABEL.into(), self.owner.clone());
+        labels.insert(OWNER_LABEL.into(), self.owner().to_string());
         let host_config = contain(HostConfig {
             binds: Some(binds),
             nano_cpus: spec.cpu_limit.map(|c| (c * 1e9) as i64),
@@ -178,47 +242,52 @@ impl Engine {
     }
 }
 
-/// The operations, one per capability function; `?` carries the plugin error.
-impl Engine {
-    async fn create(&self, spec: ContainerSpec) -> Result<String, PluginError> {
+impl Host for HostState {
+    async fn create(&mut self, spec: ContainerSpec) -> Res<String> {
+        let c = self.containers();
         let name = spec.name.clone();
-        let body = self.body(spec)?;
+        let body = c.body(spec)?;
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self.docker().await?.create_container(Some(options), body).await;
-        created.map(|r| r.id).map_err(|err| failed("creating the container", err))
+        let created = c.docker().await?.create_container(Some(options), body).await;
+        Ok(created.map(|r| r.id).map_err(|err| failed("creating the container", err))?)
     }
 
-    async fn start(&self, id: &str) -> Result<(), PluginError> {
-        self.require_owned(id).await?;
-        let started = self.docker().await?.start_container(id, None::<StartContainerOptions>).await;
-        started.map_err(|err| failed("starting", err))
+    async fn start(&mut self, id: String) -> Res<()> {
+        let c = self.containers();
+        c.require_owned(&id).await?;
+        let started = c.docker().await?.start_container(&id, None::<StartContainerOptions>).await;
+        Ok(started.map_err(|err| failed("starting", err))?)
     }
 
-    async fn stop(&self, id: &str, timeout_secs: Option<u32>) -> Result<(), PluginError> {
-        self.require_owned(id).await?;
+    async fn stop(&mut self, id: String, timeout_secs: Option<u32>) -> Res<()> {
+        let c = self.containers();
+        c.require_owned(&id).await?;
         let options = StopContainerOptionsBuilder::default().t(timeout_secs.unwrap_or(10) as i32).build();
-        self.docker().await?.stop_container(id, Some(options)).await.map_err(|err| failed("stopping", err))
+        Ok(c.docker().await?.stop_container(&id, Some(options)).await.map_err(|err| failed("stopping", err))?)
     }
 
-    async fn remove(&self, id: &str, force: bool) -> Result<(), PluginError> {
-        if self.owned(id).await?.is_none() {
+    async fn remove(&mut self, id: String, force: bool) -> Res<()> {
+        let c = self.containers();
+        if c.owned(&id).await?.is_none() {
             return Ok(());
         }
         let options = RemoveContainerOptionsBuilder::default().force(force).build();
-        self.docker().await?.remove_container(id, Some(options)).await.map_err(|err| failed("removing", err))
+        Ok(c.docker().await?.remove_container(&id, Some(options)).await.map_err(|err| failed("removing", err))?)
     }
 
-    async fn list(&self, labels: Vec<(String, String)>) -> Result<Vec<ContainerState>, PluginError> {
+    async fn inspect(&mut self, id: String) -> Res<Option<ContainerState>> {
+        let c = self.containers();
+        Ok(c.owned(&id).await?)
+    }
+
+    async fn list_containers(&mut self, labels: Vec<(String, String)>) -> Res<Vec<ContainerState>> {
+        let c = self.containers();
         let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        wanted.push(format!("{OWNER_LABEL}={}", self.owner));
+        wanted.push(format!("{OWNER_LABEL}={}", c.owner()));
         let filters = HashMap::from([("label".to_string(), wanted)]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        let list = self
-            .docker()
-            .await?
-            .list_containers(Some(options))
-            .await
-            .map_err(|err| failed("listing containers", err))?;
+        let list =
+            c.docker().await?.list_containers(Some(options)).await.map_err(|err| failed("listing containers", err))?;
         Ok(list
             .into_iter()
             .map(|c| {
@@ -237,10 +306,11 @@ impl Engine {
             .collect())
     }
 
-    async fn logs(&self, id: &str, tail: u32) -> Result<String, PluginError> {
-        self.require_owned(id).await?;
+    async fn logs(&mut self, id: String, tail: u32) -> Res<String> {
+        let c = self.containers();
+        c.require_owned(&id).await?;
         let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&tail.to_string()).build();
-        let mut stream = self.docker().await?.logs(id, Some(options));
+        let mut stream = c.docker().await?.logs(&id, Some(options));
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
             out.extend_from_slice(&chunk.map_err(|err| failed("reading logs", err))?.into_bytes());
@@ -251,10 +321,11 @@ impl Engine {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
-    async fn exec(&self, id: &str, cmd: Vec<String>, env: Vec<EnvVar>) -> Result<ExecOutput, PluginError> {
+    async fn exec(&mut self, id: String, cmd: Vec<String>, env: Vec<EnvVar>) -> Res<ExecOutput> {
+        let c = self.containers();
         use bollard::exec::{CreateExecOptions, StartExecResults};
-        self.require_owned(id).await?;
-        let docker = self.docker().await?;
+        c.require_owned(&id).await?;
+        let docker = c.docker().await?;
         let options = CreateExecOptions {
             cmd: Some(cmd),
             env: Some(env.into_iter().map(|v| format!("{}={}", v.name, v.value)).collect()),
@@ -262,7 +333,7 @@ impl Engine {
             attach_stderr: Some(true),
             ..Default::default()
         };
-        let exec = docker.create_exec(id, options).await.map_err(|err| failed("exec", err))?;
+        let exec = docker.create_exec(&id, options).await.map_err(|err| failed("exec", err))?;
         let mut out = Vec::new();
         if let StartExecResults::Attached { mut output, .. } =
             docker.start_exec(&exec.id, None).await.map_err(|err| failed("exec", err))?
@@ -278,24 +349,20 @@ impl Engine {
         Ok(ExecOutput { exit_code, output: String::from_utf8_lossy(&out).into_owned() })
     }
 
-    async fn image_exists(&self, image: &str) -> Result<bool, PluginError> {
-        match self.docker().await?.inspect_image(image).await {
+    async fn image_exists(&mut self, image: String) -> Res<bool> {
+        let c = self.containers();
+        match c.docker().await?.inspect_image(&image).await {
             Ok(_) => Ok(true),
             Err(err) if not_found(&err) => Ok(false),
-            Err(err) => Err(failed("inspecting the image", err)),
+            Err(err) => Err(failed("inspecting the image", err).into()),
         }
     }
 
-    /// Tell the log and the progress watchers (CLI, WebSocket).
-    fn say(&self, message: String) {
-        tracing::info!(component = %self.owner, "{message}");
-        let _ = self.services.progress.send(crate::state::Progress { component: self.owner.clone(), message });
-    }
-
-    async fn pull(&self, image: &str) -> Result<(), PluginError> {
-        let docker = self.docker().await?;
-        self.say(format!("pulling {image}"));
-        let options = CreateImageOptionsBuilder::default().from_image(image).build();
+    async fn pull(&mut self, image: String) -> Res<()> {
+        let c = self.containers();
+        let docker = c.docker().await?;
+        c.say(format!("pulling {image}"));
+        let options = CreateImageOptionsBuilder::default().from_image(&image).build();
         let mut stream = docker.create_image(Some(options), None, None);
         let mut last = String::new();
         while let Some(progress) = stream.next().await {
@@ -304,52 +371,20 @@ impl Engine {
                     // One line per layer and status change, not per byte.
                     let line = format!("{} {}", p.id.unwrap_or_default(), p.status.unwrap_or_default());
                     if line != last {
-                        self.say(format!("pulling {image}: {}", line.trim()));
+                        c.say(format!("pulling {image}: {}", line.trim()));
                         last = line;
                     }
                 }
                 Err(err) => {
-                    self.say(format!("pulling {image} failed: {err}"));
-                    return Err(failed(&format!("pulling {image}"), err));
+                    c.say(format!("pulling {image} failed: {err}"));
+                    return Err(failed(&format!("pulling {image}"), err).into());
                 }
             }
         }
-        self.say(format!("pulled {image}"));
+        c.say(format!("pulled {image}"));
         Ok(())
     }
-}
 
-impl Host for HostState {
-    async fn create(&mut self, spec: ContainerSpec) -> Res<String> {
-        Ok(self.engine().create(spec).await)
-    }
-    async fn start(&mut self, id: String) -> Res<()> {
-        Ok(self.engine().start(&id).await)
-    }
-    async fn stop(&mut self, id: String, timeout_secs: Option<u32>) -> Res<()> {
-        Ok(self.engine().stop(&id, timeout_secs).await)
-    }
-    async fn remove(&mut self, id: String, force: bool) -> Res<()> {
-        Ok(self.engine().remove(&id, force).await)
-    }
-    async fn inspect(&mut self, id: String) -> Res<Option<ContainerState>> {
-        Ok(self.engine().owned(&id).await)
-    }
-    async fn list_containers(&mut self, labels: Vec<(String, String)>) -> Res<Vec<ContainerState>> {
-        Ok(self.engine().list(labels).await)
-    }
-    async fn logs(&mut self, id: String, tail: u32) -> Res<String> {
-        Ok(self.engine().logs(&id, tail).await)
-    }
-    async fn exec(&mut self, id: String, cmd: Vec<String>, env: Vec<EnvVar>) -> Res<ExecOutput> {
-        Ok(self.engine().exec(&id, cmd, env).await)
-    }
-    async fn image_exists(&mut self, image: String) -> Res<bool> {
-        Ok(self.engine().image_exists(&image).await)
-    }
-    async fn pull(&mut self, image: String) -> Res<()> {
-        Ok(self.engine().pull(&image).await)
-    }
     async fn attach_argv(&mut self, id: String) -> wasmtime::Result<Vec<String>> {
         Ok(vec!["docker".into(), "attach".into(), id])
     }

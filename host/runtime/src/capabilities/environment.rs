@@ -82,6 +82,11 @@ fn env_block() -> Option<(usize, usize)> {
     (start < end).then_some((start, end))
 }
 
+/// Add `environment` to a component's linker.
+pub(crate) fn link(linker: &mut super::HostLinker) -> wasmtime::Result<()> {
+    crate::bindings::environment::add_to_linker::<HostState, super::Data>(linker, super::state)
+}
+
 impl Host for HostState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Option<String>> {
         if !self.ctx.grants.env.contains(&name) {

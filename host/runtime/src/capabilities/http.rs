@@ -4,17 +4,94 @@
 //! loopback hosts alone (local development and tests). Redirects are not
 //! followed, so a granted host cannot bounce a request elsewhere.
 //! In the daemon the requests go through clauderon's proxy under the
-//! component's own identity (`component:<id>`, see [`crate::state::HttpRoute`]):
+//! component's own identity (`component:<id>`, see [`HttpRoute`]):
 //! audited as that component, kept from private destinations like a
 //! session's, and given only the credentials in its `credentials` grant.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::denied;
 use crate::bindings::PluginError;
 use crate::bindings::http::{Header, Host, Request, Response};
+use crate::error::HostError;
 use crate::manifest::host_matches;
 use crate::state::HostState;
+
+/// Where components' `http` requests go. The daemon routes them through its
+/// proxy, under each component's own identity; without a route (the CLI's
+/// `plugins` commands, the runtime's own tests) they go out directly.
+pub trait HttpRoute: Send + Sync {
+    /// The client for `component`'s requests, granted `credentials` (the
+    /// services whose credentials may be added to them).
+    fn client<'a>(
+        &'a self,
+        component: &'a str,
+        credentials: &'a [String],
+    ) -> Pin<Box<dyn Future<Output = Result<reqwest::Client, String>> + Send + 'a>>;
+}
+
+/// The host service behind `http`: the route (once the daemon sets it), each
+/// component's client through it, and the direct client.
+pub struct HttpService {
+    direct: OnceLock<Result<reqwest::Client, String>>,
+    route: OnceLock<Arc<dyn HttpRoute>>,
+    /// Whether requests must be routed: then a request before the route is set fails.
+    routed: bool,
+    /// Each component's client through the route.
+    routed_clients: tokio::sync::Mutex<HashMap<String, reqwest::Client>>,
+}
+
+impl HttpService {
+    /// A service whose requests must wait for a route (`routed`) or may go out directly.
+    pub fn new(routed: bool) -> Self {
+        Self { direct: OnceLock::new(), route: OnceLock::new(), routed, routed_clients: Default::default() }
+    }
+
+    /// Send components' HTTP through `route` from now on (once; later calls are ignored).
+    pub fn set_route(&self, route: Arc<dyn HttpRoute>) {
+        let _ = self.route.set(route);
+    }
+
+    /// The client for `component`'s requests: through the route when there
+    /// is one, else the direct client (unless routing is required).
+    pub async fn client_for(&self, component: &str, credentials: &[String]) -> Result<reqwest::Client, String> {
+        let Some(route) = self.route.get() else {
+            if self.routed {
+                return Err("component HTTP is not available yet: the daemon's proxy has not started".into());
+            }
+            return self.direct().cloned();
+        };
+        let mut clients = self.routed_clients.lock().await;
+        if let Some(client) = clients.get(component) {
+            return Ok(client.clone());
+        }
+        let client = route.client(component, credentials).await?;
+        clients.insert(component.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// The direct HTTP client (built on first use).
+    fn direct(&self) -> Result<&reqwest::Client, String> {
+        self.direct
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| format!("the HTTP client could not be built: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// Add `http` to a component's linker.
+pub(crate) fn link(linker: &mut super::HostLinker) -> wasmtime::Result<()> {
+    crate::bindings::http::add_to_linker::<HostState, super::Data>(linker, super::state)
+}
 
 const DEFAULT_TIMEOUT_MS: u32 = 30_000;
 const MAX_TIMEOUT_MS: u32 = 300_000;
@@ -78,20 +155,15 @@ async fn send_prepared(builder: reqwest::RequestBuilder, url: &str) -> Result<Re
 }
 
 impl Host for HostState {
-    async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, PluginError>> {
-        let url = match self.check_url(&req.url) {
-            Ok(url) => url,
-            Err(e) => return Ok(Err(e)),
-        };
-        let (services, ctx) = (self.services.clone(), self.ctx.clone());
-        let client = match services.http_for(&ctx.id, &ctx.grants.credentials).await {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(PluginError::Failed(e))),
-        };
-        let builder = match prepare(&client, url, &req) {
-            Ok(b) => b,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(send_prepared(builder, &req.url).await)
+    async fn send(&mut self, req: Request) -> Result<Response, HostError> {
+        let url = self.check_url(&req.url)?;
+        let client = self
+            .services
+            .http
+            .client_for(&self.ctx.id, &self.ctx.grants.credentials)
+            .await
+            .map_err(PluginError::Failed)?;
+        let builder = prepare(&client, url, &req)?;
+        Ok(send_prepared(builder, &req.url).await?)
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use crate::bindings::PluginError;
 use crate::bindings::kv::Host;
+use crate::error::HostError;
 use crate::state::HostState;
 
 /// Longest key, in bytes.
@@ -70,41 +71,48 @@ fn check_key(key: &str) -> Result<(), PluginError> {
     Ok(())
 }
 
+/// Add `kv` to a component's linker.
+pub(crate) fn link(linker: &mut super::HostLinker) -> wasmtime::Result<()> {
+    crate::bindings::kv::add_to_linker::<HostState, super::Data>(linker, super::state)
+}
+
+/// A failure of the store behind kv, as the component sees it.
+fn store_failed(e: String) -> HostError {
+    PluginError::Failed(e).into()
+}
+
 impl Host for HostState {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, PluginError>> {
-        Ok(check_key(&key).and_then(|()| self.services.kv.get(&self.ctx.id, &key).map_err(PluginError::Failed)))
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, HostError> {
+        check_key(&key)?;
+        self.services.kv.get(&self.ctx.id, &key).map_err(store_failed)
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), PluginError>> {
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
-        }
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
+        check_key(&key)?;
         if value.len() > MAX_VALUE_BYTES {
-            return Ok(Err(PluginError::InvalidInput(format!(
+            return Err(PluginError::InvalidInput(format!(
                 "kv values are at most {MAX_VALUE_BYTES} bytes; this one is {}",
                 value.len()
-            ))));
+            ))
+            .into());
         }
-        let kv = &self.services.kv;
-        let id = &self.ctx.id;
-        let result = (|| {
-            let old = kv.get(id, &key)?.map(|v| key.len() + v.len()).unwrap_or(0);
-            let total = kv.usage(id)? - old + key.len() + value.len();
-            if total > MAX_TOTAL_BYTES {
-                return Ok(Err(PluginError::InvalidInput(format!(
-                    "a component may keep at most {MAX_TOTAL_BYTES} bytes in kv; this would make {total}"
-                ))));
-            }
-            kv.set(id, &key, &value).map(Ok)
-        })();
-        Ok(result.unwrap_or_else(|e: String| Err(PluginError::Failed(e))))
+        let (kv, id) = (&self.services.kv, &self.ctx.id);
+        let old = kv.get(id, &key).map_err(store_failed)?.map(|v| key.len() + v.len()).unwrap_or(0);
+        let total = kv.usage(id).map_err(store_failed)? - old + key.len() + value.len();
+        if total > MAX_TOTAL_BYTES {
+            return Err(PluginError::InvalidInput(format!(
+                "a component may keep at most {MAX_TOTAL_BYTES} bytes in kv; this would make {total}"
+            ))
+            .into());
+        }
+        kv.set(id, &key, &value).map_err(store_failed)
     }
 
-    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, PluginError>> {
-        Ok(self.services.kv.delete(&self.ctx.id, &key).map_err(PluginError::Failed))
+    async fn delete(&mut self, key: String) -> Result<bool, HostError> {
+        self.services.kv.delete(&self.ctx.id, &key).map_err(store_failed)
     }
 
-    async fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, PluginError>> {
-        Ok(self.services.kv.keys(&self.ctx.id, &prefix).map_err(PluginError::Failed))
+    async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, HostError> {
+        self.services.kv.keys(&self.ctx.id, &prefix).map_err(store_failed)
     }
 }

@@ -7,6 +7,11 @@ use crate::state::HostState;
 /// Longest message kept; the rest is cut with a note.
 pub const MAX_MESSAGE_BYTES: usize = 8 << 10;
 
+/// Add `log` to a component's linker.
+pub(crate) fn link(linker: &mut super::HostLinker) -> wasmtime::Result<()> {
+    crate::bindings::log::add_to_linker::<HostState, super::Data>(linker, super::state)
+}
+
 impl Host for HostState {
     async fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let budget = self.ctx.limits.log_bytes_per_call.saturating_sub(self.log_used);

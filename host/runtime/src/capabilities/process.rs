@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use super::denied;
 use crate::bindings::PluginError;
 use crate::bindings::process::{Command, Host, Output};
+use crate::error::HostError;
 use crate::state::HostState;
 
 const DEFAULT_OUTPUT: u32 = 1 << 20;
@@ -80,16 +81,15 @@ async fn read_capped(mut r: impl AsyncRead + Unpin, cap: usize) -> (Vec<u8>, boo
     (kept, truncated)
 }
 
+/// Add `process` to a component's linker.
+pub(crate) fn link(linker: &mut super::HostLinker) -> wasmtime::Result<()> {
+    crate::bindings::process::add_to_linker::<HostState, super::Data>(linker, super::state)
+}
+
 impl Host for HostState {
-    async fn run(&mut self, cmd: Command) -> wasmtime::Result<Result<Output, PluginError>> {
-        let path = match self.allowed_program(&cmd) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        let mut c = match self.build(&path, &cmd) {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
+    async fn run(&mut self, cmd: Command) -> Result<Output, HostError> {
+        let path = self.allowed_program(&cmd)?;
+        let mut c = self.build(&path, &cmd)?;
         // A child may use at most 90% of the call's deadline, so the call can still
         // report `timed-out` instead of being cut off as a whole.
         let budget = self.ctx.limits.deadline.mul_f64(0.9);
@@ -100,58 +100,48 @@ impl Host for HostState {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         die_with_the_daemon(&mut c);
-        let mut child = match c.spawn() {
-            Ok(child) => child,
-            Err(e) => return Ok(Err(PluginError::Failed(format!("could not start `{}`: {e}", cmd.program)))),
-        };
+        let mut child =
+            c.spawn().map_err(|e| PluginError::Failed(format!("could not start `{}`: {e}", cmd.program)))?;
         if let (Some(bytes), Some(mut stdin)) = (cmd.stdin, child.stdin.take()) {
             tokio::spawn(async move {
                 let _ = stdin.write_all(&bytes).await;
             });
         }
         let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
-            return Ok(Err(PluginError::Failed("the child's output pipes were not available".into())));
+            return Err(PluginError::Failed("the child's output pipes were not available".into()).into());
         };
         let work = async {
             let (o, e, status) = tokio::join!(read_capped(out, cap), read_capped(err, cap), child.wait());
             (o, e, status)
         };
         match tokio::time::timeout(timeout, work).await {
-            Ok(((stdout, t1), (stderr, t2), status)) => Ok(Ok(Output {
+            Ok(((stdout, t1), (stderr, t2), status)) => Ok(Output {
                 exit_code: status.ok().and_then(|s| s.code()),
                 stdout,
                 stderr,
                 truncated: t1 || t2,
                 timed_out: false,
-            })),
+            }),
             Err(_) => {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
-                Ok(Ok(Output {
+                Ok(Output {
                     exit_code: None,
                     stdout: Vec::new(),
                     stderr: Vec::new(),
                     truncated: false,
                     timed_out: true,
-                }))
+                })
             }
         }
     }
 
-    async fn spawn(&mut self, cmd: Command) -> wasmtime::Result<Result<u32, PluginError>> {
-        let path = match self.allowed_program(&cmd) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        let mut c = match self.build(&path, &cmd) {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
+    async fn spawn(&mut self, cmd: Command) -> Result<u32, HostError> {
+        let path = self.allowed_program(&cmd)?;
+        let mut c = self.build(&path, &cmd)?;
         c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
-        Ok(match c.spawn() {
-            Ok(child) => child.id().ok_or_else(|| PluginError::Failed("the child exited at once".into())),
-            Err(e) => Err(PluginError::Failed(format!("could not start `{}`: {e}", cmd.program))),
-        })
+        let child = c.spawn().map_err(|e| PluginError::Failed(format!("could not start `{}`: {e}", cmd.program)))?;
+        Ok(child.id().ok_or_else(|| PluginError::Failed("the child exited at once".into()))?)
     }
 }
 
