@@ -97,12 +97,16 @@ impl Home {
     }
 
     /// Install the built test component `sub/id` (see [`test_component`]) as
-    /// a user component, approved with `grants` (the text of its
-    /// `.grants.toml`). The daemon loads it at its next start.
+    /// a user component, approved for its bytes with `grants` (capabilities
+    /// as TOML, e.g. `process = ["tmux"]`), as `plugins install` would. The
+    /// daemon loads it at its next start.
     pub fn install_component(&self, sub: &str, id: &str, grants: &str) {
         std::fs::create_dir_all(self.path("components")).expect("components dir");
-        std::fs::copy(test_component(sub, id), self.path(&format!("components/{id}.wasm"))).expect("install component");
-        std::fs::write(self.path(&format!("components/{id}.grants.toml")), grants).expect("grants");
+        let bytes = std::fs::read(test_component(sub, id)).expect("read component");
+        std::fs::write(self.path(&format!("components/{id}.wasm")), &bytes).expect("install component");
+        let caps = toml::from_str(grants).expect("grants as capabilities");
+        let approval = clauderon_runtime::Approval::new(id, &bytes, caps).to_toml().expect("approval");
+        std::fs::write(self.path(&format!("components/{id}.grants.toml")), approval).expect("grants");
     }
 }
 

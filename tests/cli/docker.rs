@@ -29,8 +29,13 @@ fn create(world: &World, agent: &str, prompt: &str, extra: &[&str]) -> Value {
 
 #[test]
 fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
-    let mut world = World::start_with(&docker_test_backend());
-    let script = "env > /workspace/env.txt; id -u > /workspace/uid.txt; \
+    // A mount the user declared in config.toml: the only source besides the session's own.
+    let data = tempfile::tempdir().expect("tempdir");
+    std::fs::write(data.path().join("hello.txt"), "declared\n").expect("data");
+    std::fs::set_permissions(data.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let data_dir = data.path().canonicalize().expect("canonical").display().to_string();
+    let mut world = World::start_with(&format!("{}mounts = \"{data_dir}:/data:ro\"\n", docker_test_backend()));
+    let script = "env > /workspace/env.txt; id -u > /workspace/uid.txt; cat /data/hello.txt > /workspace/data.txt; \
          curl -sS https://api.github.com/user > /workspace/user.json; sleep 600";
     let s = create(&world, "shell", script, &["--memory-limit", "512m", "--cpu-limit", "1"]);
     let worktree = std::path::PathBuf::from(s["worktree"].as_str().expect("worktree"));
@@ -59,13 +64,25 @@ fn a_docker_session_gets_the_proxy_and_never_a_real_key() {
     assert_eq!(host["PidsLimit"], 4096);
     assert_eq!(host["Privileged"], false);
     assert_ne!(inspect["Config"]["User"], "0:0");
-    let binds: Vec<&str> = host["Binds"].as_array().expect("binds").iter().filter_map(Value::as_str).collect();
+    // Mounts are structured bind mounts (never `src:dst` strings); shown here as `src:dst[:ro]`.
+    assert!(host["Binds"].is_null(), "no string binds: {}", host["Binds"]);
+    let mounts = host["Mounts"].as_array().expect("mounts");
+    assert!(mounts.iter().all(|m| m["Type"] == "bind"), "{mounts:?}");
+    let binds: Vec<String> = mounts
+        .iter()
+        .map(|m| {
+            let ro = if m["ReadOnly"] == true { ":ro" } else { "" };
+            format!("{}:{}{ro}", m["Source"].as_str().unwrap_or_default(), m["Target"].as_str().unwrap_or_default())
+        })
+        .collect();
     assert!(binds.iter().any(|b| b.ends_with(":/etc/clauderon/ca-bundle.pem:ro")), "{binds:?}");
     assert!(binds.iter().any(|b| b.ends_with(":/run/clauderon:ro")), "the proxy's socket: {binds:?}");
+    assert!(binds.contains(&format!("{data_dir}:/data:ro")), "the declared mount: {binds:?}");
+    assert_eq!(std::fs::read_to_string(worktree.join("data.txt")).expect("data.txt"), "declared\n");
     assert!(binds.iter().all(|b| !b.contains("proxy-ca-key") && !b.contains("/secrets")), "{binds:?}");
     // Of the user's repository only its objects, read-only (the clone reads them).
     let repo = world.repo.path().display().to_string();
-    let from_repo: Vec<&&str> = binds.iter().filter(|b| b.starts_with(&repo)).collect();
+    let from_repo: Vec<&String> = binds.iter().filter(|b| b.starts_with(&repo)).collect();
     assert_eq!(from_repo.len(), 1, "{binds:?}");
     assert!(from_repo[0].ends_with("/.git/objects:ro"), "{binds:?}");
     let text = format!("{env}{inspect}");

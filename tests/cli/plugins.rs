@@ -108,13 +108,44 @@ fn a_component_asking_for_more_than_approved_is_refused_and_others_still_load() 
     let home = Home::new();
     let file = test_component("templates", "example-backend");
     home.run(&["plugins", "install", "--yes", file.to_str().expect("path")]).ok();
-    std::fs::write(home.path("components/example-backend.grants.toml"), "process = []\n").expect("narrow grants");
+    let grants = home.path("components/example-backend.grants.toml");
+    let narrowed = std::fs::read_to_string(&grants).expect("grants").replace("process = [\"tmux\"]", "process = []");
+    std::fs::write(&grants, narrowed).expect("narrow grants");
     let out = home.run(&["plugins", "list", "--json"]).ok();
     assert!(find(&out.json(), "example-backend").is_none());
     let refused = &out.json()["refused"];
     assert!(refused.to_string().contains("asks for more than was approved"), "{refused}");
     assert!(find(&out.json(), "shell").is_some(), "the bundled components still load");
     assert!(out.stderr.contains("asks for more than was approved") && out.stderr.contains("tmux"), "{}", out.stderr);
+}
+
+#[test]
+fn a_replaced_or_changed_component_file_does_not_keep_its_approval() {
+    let home = Home::new();
+    let file = test_component("templates", "example-backend");
+    home.run(&["plugins", "install", "--yes", file.to_str().expect("path")]).ok();
+    let installed = home.path("components/example-backend.wasm");
+    // The attack: another component (which would ask for other grants) put in
+    // place of the approved file, under its name.
+    std::fs::copy(test_component("templates", "example-hook"), &installed).expect("swap the file");
+    let out = home.run(&["plugins", "list", "--json"]).ok();
+    assert!(find(&out.json(), "example-backend").is_none() && find(&out.json(), "example-hook").is_none());
+    let refused = out.json()["refused"].to_string();
+    assert!(
+        refused.contains("the approval is for `example-backend`, but this file is now `example-hook`"),
+        "{refused}"
+    );
+    assert!(find(&out.json(), "shell").is_some(), "the bundled components still load");
+    // The same component with one byte changed (its code, not its manifest).
+    let mut bytes = std::fs::read(&file).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&installed, &bytes).expect("patch the file");
+    let refused = home.run(&["plugins", "list", "--json"]).ok().json()["refused"].to_string();
+    assert!(refused.contains("the file changed since it was approved"), "{refused}");
+    // Approving it again is the way back.
+    home.run(&["plugins", "install", "--yes", file.to_str().expect("path")]).ok();
+    assert!(find(&home.run(&["plugins", "list", "--json"]).ok().json(), "example-backend").is_some());
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use clauderon_runtime::{Manifest, Runtime, RuntimeConfig, Source, manifest};
+use clauderon_runtime::{Approval, Manifest, Runtime, RuntimeConfig, Source, manifest};
 
 use crate::bundled;
 use clauderon_daemon::Home;
@@ -166,8 +166,8 @@ async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode
     if bundled_ids().contains(&manifest.id) {
         bail!("`{}` is the id of a bundled component; give yours another id in its component.toml", manifest.id);
     }
-    let trial =
-        Source::User { path: file.to_path_buf(), bytes: bytes.clone(), approved: Some(manifest.capabilities.clone()) };
+    let approval = Approval::new(&manifest.id, &bytes, manifest.capabilities.clone());
+    let trial = Source::User { path: file.to_path_buf(), bytes: bytes.clone(), approved: Some(approval.clone()) };
     runtime.load(trial).await.with_context(|| format!("{} does not load", file.display()))?;
 
     println!("{} {} ({}) — {}", manifest.id, manifest.version, manifest.kind, manifest.description);
@@ -188,8 +188,7 @@ async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let target = dir.join(format!("{}.wasm", manifest.id));
     write_atomically(&target, &bytes)?;
-    let grants = toml::to_string(&manifest.capabilities).context("writing the grants")?;
-    let grants = format!("# Capabilities approved for `{}`; it is refused if it asks for more.\n{grants}", manifest.id);
+    let grants = approval.to_toml().context("writing the approval")?;
     write_atomically(&target.with_extension("grants.toml"), grants.as_bytes())?;
     println!("Installed {} as {}.", manifest.id, target.display());
     Ok(ExitCode::SUCCESS)

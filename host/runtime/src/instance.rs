@@ -209,6 +209,14 @@ impl Instance<bindings::backend::Backend> {
     ) -> Result<bindings::backend::exports::clauderon::plugin::backend_api::BackendInfo, CallError> {
         guarded!(self, "info", w, s => Self::api(w).call_info(s))
     }
+    /// Allow this instance's `container` mounts of exactly these sources (the
+    /// session's own directories and the user's declared mounts; paths that
+    /// do not exist are left out). Without it, every mount is refused.
+    pub fn allow_mounts(&mut self, sources: &[std::path::PathBuf]) {
+        let canonical: Vec<std::path::PathBuf> = sources.iter().filter_map(|p| std::fs::canonicalize(p).ok()).collect();
+        self.store.data_mut().allowed_mounts = canonical.into();
+    }
+
     /// `create`.
     pub async fn create(&mut self, spec: &types::SessionSpec) -> Result<types::SessionInfo, CallError> {
         guarded!(result self, "create", w, s => Self::api(w).call_create(s, spec))

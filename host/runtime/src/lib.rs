@@ -3,6 +3,7 @@
 //! Loads clauderon's plugin components into one wasmtime [`Engine`] and calls
 //! them under limits. It owns:
 //! - [`manifest`]: what a component is and which capabilities it asks for;
+//! - [`approval`]: what the user approved for a user component, bound to its bytes;
 //! - [`engine`]: the engine (pooling allocator, epoch ticker);
 //! - [`cache`]: compile-once, on-disk cache of compiled components;
 //! - [`loader`]: checking a component's imports against its grants and
@@ -14,6 +15,7 @@
 //!
 //! [`Engine`]: wasmtime::Engine
 
+pub mod approval;
 pub mod bindings;
 pub mod cache;
 pub mod capabilities;
@@ -28,9 +30,10 @@ pub mod state;
 pub use capabilities::container::Progress;
 pub use capabilities::http::HttpRoute;
 
+pub use approval::Approval;
 pub use error::{CallError, HostError, LoadError};
 pub use instance::{Instance, World};
 pub use limits::Limits;
 pub use loader::{Plugin, PluginSummary, Source};
 pub use manifest::{Capabilities, Kind, Manifest};
-pub use runtime::{Inspection, Inventory, LoadFailure, Runtime, RuntimeConfig, read_approved, user_sources};
+pub use runtime::{Inspection, Inventory, LoadFailure, Runtime, RuntimeConfig, user_sources};

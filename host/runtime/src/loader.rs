@@ -8,6 +8,7 @@ use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 
+use crate::approval::Approval;
 use crate::bindings;
 use crate::cache::Outcome;
 use crate::error::LoadError;
@@ -25,8 +26,9 @@ pub const VERSION_PREFIX: &str = "0.1.";
 pub enum Source {
     /// Built into the `clauderon` binary; granted what its manifest asks for.
     Bundled { name: String, bytes: Arc<[u8]> },
-    /// A file in the components directory, with the grants the user approved.
-    User { path: PathBuf, bytes: Arc<[u8]>, approved: Option<Capabilities> },
+    /// A file in the components directory, with what the user approved for it
+    /// (it loads only if that approval is for these very bytes).
+    User { path: PathBuf, bytes: Arc<[u8]>, approved: Option<Approval> },
 }
 
 impl Source {
@@ -148,8 +150,11 @@ pub(crate) fn manifest_and_grants(source: &Source) -> Result<(Manifest, Capabili
                 missing: "nothing was approved yet".into(),
             });
         }
-        Source::User { approved: Some(approved), .. } => {
-            let missing = approved.missing(&manifest.capabilities);
+        Source::User { approved: Some(approved), bytes, .. } => {
+            if let Some(why) = approved.mismatch(&manifest.id, bytes) {
+                return Err(LoadError::NotApproved { id: manifest.id, origin, missing: why });
+            }
+            let missing = approved.capabilities.missing(&manifest.capabilities);
             if !missing.is_empty() {
                 return Err(LoadError::NotApproved { id: manifest.id, origin, missing: missing.join("; ") });
             }

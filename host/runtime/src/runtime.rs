@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::approval::Approval;
 use crate::bindings;
 use crate::cache::CompileCache;
 use crate::capabilities::kv::{KvStore, MemoryKv};
@@ -15,7 +16,7 @@ use crate::error::{CallError, LoadError};
 use crate::instance::{Instance, World};
 use crate::limits::Limits;
 use crate::loader::{self, Plugin, Source};
-use crate::manifest::{Capabilities, Kind};
+use crate::manifest::Kind;
 use crate::state::{ComponentCtx, HostServices};
 
 /// How to build a [`Runtime`].
@@ -49,10 +50,19 @@ impl RuntimeConfig {
             limits: BTreeMap::new(),
             pooling: true,
             kv: Arc::new(MemoryKv::default()),
-            protected: ["proxy-ca-key.pem", "proxy-identity.key", "secrets", "clauderon.redb", "config.toml"]
-                .iter()
-                .map(|p| home.join(p))
-                .collect(),
+            protected: [
+                "proxy-ca-key.pem",
+                "proxy-identity.key",
+                "secrets",
+                "clauderon.redb",
+                "config.toml",
+                "cache",
+                "cache.key",
+                "components",
+            ]
+            .iter()
+            .map(|p| home.join(p))
+            .collect(),
             route_http: false,
         }
     }
@@ -394,8 +404,9 @@ impl Preparer {
     }
 }
 
-/// The user components in `dir`: every `<id>.wasm`, with the grants the user
-/// approved in `<id>.grants.toml` beside it (none if it was never approved).
+/// The user components in `dir`: every `<id>.wasm`, with the user's
+/// [`Approval`] in `<id>.grants.toml` beside it (none if it was never approved;
+/// a file that cannot be read as one is a [`LoadFailure`]).
 pub fn user_sources(dir: &Path) -> (Vec<Source>, Vec<LoadFailure>) {
     let mut sources = Vec::new();
     let mut failures = Vec::new();
@@ -408,22 +419,18 @@ pub fn user_sources(dir: &Path) -> (Vec<Source>, Vec<LoadFailure>) {
         .collect();
     paths.sort();
     for path in paths {
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let approved = read_approved(&path.with_extension("grants.toml"));
-                sources.push(Source::User { path, bytes: bytes.into(), approved });
+        let origin = path.display().to_string();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                failures.push(LoadFailure { origin, error: format!("cannot read {}: {e}", path.display()) });
+                continue;
             }
-            Err(e) => failures.push(LoadFailure {
-                origin: path.display().to_string(),
-                error: format!("cannot read {}: {e}", path.display()),
-            }),
+        };
+        match Approval::read(&path.with_extension("grants.toml")) {
+            Ok(approved) => sources.push(Source::User { path, bytes: bytes.into(), approved }),
+            Err(error) => failures.push(LoadFailure { origin, error }),
         }
     }
     (sources, failures)
-}
-
-/// The grants approved for a user component (`<id>.grants.toml`).
-pub fn read_approved(path: &Path) -> Option<Capabilities> {
-    let text = std::fs::read_to_string(path).ok()?;
-    toml::from_str(&text).ok()
 }

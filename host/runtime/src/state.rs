@@ -60,6 +60,9 @@ pub struct HostState {
     /// When the current call (or the instantiation) began: its deadline
     /// counts from here.
     pub(crate) call_started: std::time::Instant,
+    /// The only sources `container` may mount for this instance (canonical),
+    /// set by the host for a session's `create` and `start`; empty otherwise.
+    pub(crate) allowed_mounts: Arc<[PathBuf]>,
     wasi: Option<Box<WasiState>>,
 }
 
@@ -85,6 +88,7 @@ impl HostState {
             log_used: 0,
             log_dropped: 0,
             call_started: std::time::Instant::now(),
+            allowed_mounts: Arc::from(Vec::new()),
             wasi: None,
         }
     }

@@ -8,11 +8,43 @@ use std::sync::Arc;
 use clauderon_runtime::bindings::agent::exports::clauderon::plugin::agent_api::LaunchRequest;
 use clauderon_runtime::bindings::types::{EventKind, SessionEvent};
 use clauderon_runtime::cache::Outcome;
-use clauderon_runtime::{Capabilities, Kind, LoadError, Runtime, RuntimeConfig, Source};
+use clauderon_runtime::{Approval, Capabilities, Kind, LoadError, Runtime, RuntimeConfig, Source};
 use common::*;
 
+/// `source` as a user component, approved (for its own bytes) with `approved`.
 fn user(source: Source, approved: Option<Capabilities>) -> Source {
-    Source::User { path: "/tmp/misbehave.wasm".into(), bytes: source.bytes().clone(), approved }
+    let bytes = source.bytes().clone();
+    let approved = approved.map(|caps| Approval::new(&manifest_id(&bytes), &bytes, caps));
+    Source::User { path: "/tmp/misbehave.wasm".into(), bytes, approved }
+}
+
+fn manifest_id(bytes: &[u8]) -> String {
+    let text = clauderon_runtime::manifest::extract(bytes).expect("a manifest");
+    clauderon_runtime::Manifest::parse(&text).expect("valid").id
+}
+
+#[tokio::test]
+async fn an_approval_holds_only_for_the_bytes_it_was_given() {
+    let mut rt = runtime();
+    let full = Capabilities { process: vec!["true".into(), "echo".into()], ..Default::default() };
+    // Approved for `misbehave`; then the file is replaced by another component
+    // (here the bundled shell agent) under the same name.
+    let approved = Approval::new("misbehave", fixture("misbehave").bytes(), full.clone());
+    let swapped = Source::User {
+        path: "/tmp/misbehave.wasm".into(),
+        bytes: bundled("shell").bytes().clone(),
+        approved: Some(approved),
+    };
+    let err = rt.load(swapped).await.err().expect("another component under an approval");
+    assert!(matches!(err, LoadError::NotApproved { .. }) && err.to_string().contains("now `shell`"), "{err}");
+    // The same id with one byte changed.
+    let mut changed = fixture("misbehave").bytes().to_vec();
+    let middle = changed.len() / 2;
+    changed[middle] ^= 1;
+    let approved = Approval::new("misbehave", fixture("misbehave").bytes(), full);
+    let patched = Source::User { path: "/tmp/misbehave.wasm".into(), bytes: changed.into(), approved: Some(approved) };
+    let err = rt.load(patched).await.err().expect("changed bytes under an approval");
+    assert!(err.to_string().contains("the file changed since it was approved"), "{err}");
 }
 
 #[tokio::test]
@@ -108,6 +140,83 @@ async fn a_corrupt_cache_entry_is_recompiled() {
     let mut rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
     let p = rt.load(source).await.expect("recompiled");
     assert_eq!(p.cache, Outcome::Compiled);
+}
+
+/// The one cache entry in `home/cache` (after loading one component).
+fn only_entry(home: &std::path::Path) -> std::path::PathBuf {
+    let entries: Vec<_> = std::fs::read_dir(home.join("cache"))
+        .expect("cache dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries.into_iter().next().expect("one entry")
+}
+
+/// Load `source` in a fresh runtime over `home`, as a restarted daemon would.
+async fn load_in(home: &std::path::Path, source: Source) -> Arc<clauderon_runtime::Plugin> {
+    let mut rt = Runtime::new(RuntimeConfig::under(home)).expect("runtime");
+    rt.load(source).await.expect("load")
+}
+
+#[tokio::test]
+async fn a_cache_entry_with_patched_code_is_recompiled_never_run() {
+    let home = tempfile::tempdir().expect("tempdir");
+    assert_eq!(load_in(home.path(), bundled("shell")).await.cache, Outcome::Compiled);
+    assert_eq!(load_in(home.path(), bundled("shell")).await.cache, Outcome::Hit, "an untouched entry is used");
+    // An attacker who can write the cache directory patches the machine code
+    // in place (the middle of the artifact is code; its header still parses).
+    let entry = only_entry(home.path());
+    let mut bytes = std::fs::read(&entry).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&entry, &bytes).expect("patch");
+    let plugin = load_in(home.path(), bundled("shell")).await;
+    assert_eq!(plugin.cache, Outcome::Compiled, "the patched entry was run");
+    assert_ne!(std::fs::read(&entry).expect("read"), bytes, "the entry was rewritten by the daemon");
+}
+
+#[tokio::test]
+async fn another_components_entry_moved_under_this_name_is_not_run() {
+    // Both entries are genuine, written by this cache; moving the one of
+    // `claude-code` to where `shell`'s belongs would run claude-code's code
+    // with shell's grants.
+    let home = tempfile::tempdir().expect("tempdir");
+    load_in(home.path(), bundled("claude-code")).await;
+    let theirs = only_entry(home.path());
+    let taken = home.path().join("claude-code.cwasm.bak");
+    std::fs::rename(&theirs, &taken).expect("set it aside");
+    load_in(home.path(), bundled("shell")).await;
+    let ours = only_entry(home.path());
+    std::fs::copy(&taken, &ours).expect("swap");
+    let plugin = load_in(home.path(), bundled("shell")).await;
+    assert_eq!(plugin.cache, Outcome::Compiled, "another component's entry was run as shell");
+    assert_eq!(plugin.id(), "shell");
+}
+
+#[tokio::test]
+async fn a_symlinked_cache_entry_is_refused() {
+    let home = tempfile::tempdir().expect("tempdir");
+    load_in(home.path(), bundled("shell")).await;
+    let entry = only_entry(home.path());
+    // A valid entry kept elsewhere (where the attacker can change it later), linked in.
+    let elsewhere = home.path().join("elsewhere.cwasm");
+    std::fs::rename(&entry, &elsewhere).expect("move");
+    std::os::unix::fs::symlink(&elsewhere, &entry).expect("symlink");
+    let plugin = load_in(home.path(), bundled("shell")).await;
+    assert_eq!(plugin.cache, Outcome::Compiled, "the cache followed a symlink");
+    assert!(!entry.symlink_metadata().expect("entry").file_type().is_symlink(), "the entry was replaced by a file");
+}
+
+#[tokio::test]
+async fn a_cache_key_others_can_read_turns_the_cache_off() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().expect("tempdir");
+    load_in(home.path(), bundled("shell")).await;
+    let key = clauderon_runtime::cache::key_path(&home.path().join("cache"));
+    assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert_eq!(load_in(home.path(), bundled("shell")).await.cache, Outcome::Compiled);
 }
 
 #[tokio::test]

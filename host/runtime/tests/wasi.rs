@@ -30,7 +30,11 @@ async fn a_wasi_component_loads_and_is_marked_as_wasi() {
     let user = Source::User {
         path: "/tmp/wasi-probe.wasm".into(),
         bytes: fixture("wasi-probe").bytes().clone(),
-        approved: Some(Capabilities::default()),
+        approved: Some(clauderon_runtime::Approval::new(
+            "wasi-probe",
+            fixture("wasi-probe").bytes(),
+            Capabilities::default(),
+        )),
     };
     let mut other = runtime();
     let plugin = other.load(user).await.expect("approved with nothing, it loads");

@@ -379,8 +379,9 @@ impl Manager {
             made.clone = true;
         }
         let egress = self.open_egress(session).await?;
-        let spec = self.spec(session, features, false, egress).await?;
+        let (spec, mounts) = self.spec(session, features, false, egress).await?;
         let mut backend = self.runtime.backend(&session.backend).await?;
+        backend.allow_mounts(&mounts);
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
             let _one_at_a_time = lock.lock().await;
@@ -479,14 +480,15 @@ impl Manager {
     /// (`egress`), HOME = the session's own config home (so an agent on the
     /// host never picks up the user's own login) and the user's git identity.
     /// On a backend that is not isolated (`features`), the agent's command is wrapped in
-    /// the host sandbox.
+    /// the host sandbox. With the spec come the only sources the backend's
+    /// containers may mount ([`Manager::mount_sources`]).
     async fn spec(
         &self,
         session: &mut Session,
         features: &BackendFeatures,
         resume: bool,
         egress: EgressEnv,
-    ) -> Result<SessionSpec, SessionError> {
+    ) -> Result<(SessionSpec, Vec<PathBuf>), SessionError> {
         let session_dir = self.session_dir(session);
         let config_home = self.config_home(session);
         tokio::fs::DirBuilder::new()
@@ -561,6 +563,7 @@ impl Manager {
         if let (Some(sandbox), Some(policy)) = (&self.sandbox, &policy) {
             plan.argv = sandbox.wrap(&session_dir, policy, std::mem::take(&mut plan.argv))?;
         }
+        let mounts = self.mount_sources(session, &config_home, &objects, &egress);
         let mut options = self.backend_options(session, &objects);
         if backend_isolated {
             options.extend(self.container_options(session, &egress)?);
@@ -568,7 +571,7 @@ impl Manager {
             owned.extend(egress.socket_dir.clone());
             crate::ownership::hand_over(owned).await?;
         }
-        Ok(SessionSpec {
+        let spec = SessionSpec {
             id: session.id.clone(),
             name: session.name.clone(),
             resource_name: resource_name(&session.name),
@@ -583,7 +586,23 @@ impl Manager {
             cpu_limit: session.cpu_limit,
             memory_limit: session.memory_limit,
             options,
-        })
+        };
+        Ok((spec, mounts))
+    }
+
+    /// The only sources a container backend may mount for this session, from
+    /// what the host knows (never from what an agent or backend component
+    /// said): its worktree, its config home, the user's object store
+    /// (read through alternates), the CA bundle, the proxy socket's
+    /// directory, the relay, and the mounts the user declared in
+    /// `[backends.<id>] mounts` (`src:dst[:ro]`, comma-separated).
+    fn mount_sources(&self, session: &Session, config_home: &Path, objects: &Path, egress: &EgressEnv) -> Vec<PathBuf> {
+        let mut out = vec![session.worktree.clone(), config_home.to_path_buf(), objects.to_path_buf()];
+        out.extend(egress.ca_bundle.iter().chain(egress.socket_dir.iter()).chain(self.defaults.relay.iter()).cloned());
+        let configured = self.defaults.backend_options.get(&session.backend).into_iter().flatten();
+        let declared = configured.filter(|(k, _)| k == "mounts").flat_map(|(_, v)| v.split(','));
+        out.extend(declared.filter_map(|m| m.trim().split(':').next()).filter(|s| !s.is_empty()).map(PathBuf::from));
+        out
     }
 
     /// The backend's options: the config's, plus what only the host knows —
@@ -709,12 +728,14 @@ impl Manager {
             )));
         }
         let egress = self.open_egress(session).await?;
-        let spec = self.spec(session, &features, true, egress).await?;
+        let (spec, mounts) = self.spec(session, &features, true, egress).await?;
         let resource = session.resource_id.clone().unwrap_or_default();
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
             let _one_at_a_time = lock.lock().await;
-            self.runtime.backend(&session.backend).await?.start(&resource, &spec).await?
+            let mut backend = self.runtime.backend(&session.backend).await?;
+            backend.allow_mounts(&mounts);
+            backend.start(&resource, &spec).await?
         };
         session.resource_id = Some(info.resource_id);
         session.error = None;

@@ -1,14 +1,15 @@
 //! `container`: the local Docker engine, over bollard (the API version is
 //! negotiated, so an older engine works). Every container a component creates
 //! is labelled with the component's id, and a component can only see and
-//! touch its own. No mount may expose clauderon's protected paths (the CA key,
-//! the identity key, the secrets directory, the store, the config) — whatever
-//! the component asks for. And every container is contained, whatever the
+//! touch its own. Mounts are structured (never `src:dst` strings) and
+//! allow-listed: only the sources the host allowed for the call (the
+//! session's own directories and the user's declared mounts, [`check_mount`]),
+//! never a protected path — whatever the component asks for. And every container is contained, whatever the
 //! component asks for ([`contain`]): no capabilities, `no-new-privileges`,
 //! the default seccomp profile, a process limit, never root, no network.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -87,24 +88,58 @@ fn not_found(e: &bollard::errors::Error) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 
-/// Refuse a mount that is, contains or lies inside a protected path.
-pub fn check_mount(protected: &[std::path::PathBuf], mount: &Mount) -> Result<(), PluginError> {
+/// Paths no container may mount, nor anything inside them or holding them:
+/// the kernel's views, the devices, and the Docker engine's socket and state
+/// (with either, a container is root on the host).
+const NEVER_MOUNTED: &[&str] =
+    &["/proc", "/sys", "/dev", "/var/run/docker.sock", "/run/docker.sock", "/var/lib/docker", "/run/containerd"];
+
+/// Check a mount against what the host allowed for this call and return the
+/// source to give Docker: the canonical path (symlinks resolved).
+///
+/// `allowed` holds the only sources a container may mount — the calling
+/// session's own directories and the mounts the user declared — set by the
+/// host for `create` and `start` ([`crate::Instance::allow_mounts`]); outside
+/// them it is empty and every mount is refused. A source must be one of them
+/// exactly (not a path inside one, which the session could have swapped for
+/// a symlink), and never is, holds or lies inside a protected path (the CA
+/// key, the identity key, the secrets, the store, the config, the compile
+/// cache, the components), [`NEVER_MOUNTED`], or the user's home itself.
+pub fn check_mount(protected: &[PathBuf], allowed: &[PathBuf], mount: &Mount) -> Result<String, PluginError> {
+    let refuse = |why: String| PluginError::Denied(format!("mounting `{}` into a container: {why}", mount.source));
     let source = Path::new(&mount.source);
-    if !source.is_absolute() || mount.source.contains("..") {
-        return Err(PluginError::InvalidInput(format!("mount source `{}` must be an absolute path", mount.source)));
+    if !source.is_absolute() || !Path::new(&mount.target).is_absolute() {
+        return Err(PluginError::InvalidInput(format!(
+            "mount `{}` → `{}`: source and target must be absolute paths",
+            mount.source, mount.target
+        )));
     }
-    let source = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
-    for p in protected {
-        let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-        if source.starts_with(&p) || p.starts_with(&source) {
-            return Err(PluginError::Denied(format!(
-                "mounting `{}` would expose {} to the container; clauderon never mounts its keys, secrets or store",
-                mount.source,
+    let canonical = std::fs::canonicalize(source)
+        .map_err(|e| refuse(format!("it cannot be resolved ({e}); only existing paths are mounted")))?;
+    for p in protected.iter().map(PathBuf::as_path).chain(NEVER_MOUNTED.iter().map(Path::new)) {
+        let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if canonical.starts_with(&p) || p.starts_with(&canonical) {
+            return Err(refuse(format!(
+                "it would expose {} (clauderon never mounts its keys, secrets, store or cache, devices, the \
+                 kernel's views or the Docker engine)",
                 p.display()
             )));
         }
     }
-    Ok(())
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from).and_then(|h| std::fs::canonicalize(h).ok())
+        && home.starts_with(&canonical)
+    {
+        return Err(refuse(format!("it would expose your home directory {}", home.display())));
+    }
+    if !allowed.iter().any(|a| a == &canonical) {
+        return Err(refuse(format!(
+            "a container may mount only its session's own directories (worktree, config home, CA bundle, git \
+             objects, proxy socket, relay) and the mounts declared in config.toml (`[backends.<id>] mounts`), \
+             and only in `create` and `start`; `{}` is none of them",
+            canonical.display()
+        )));
+    }
+    Ok(canonical.to_string_lossy().into_owned())
 }
 
 /// The most processes a container may run.
@@ -145,11 +180,16 @@ pub fn check_user(user: Option<&str>) -> Result<(), PluginError> {
 struct Containers {
     services: std::sync::Arc<crate::state::HostServices>,
     ctx: std::sync::Arc<crate::state::ComponentCtx>,
+    allowed_mounts: std::sync::Arc<[PathBuf]>,
 }
 
 impl HostState {
     fn containers(&self) -> Containers {
-        Containers { services: self.services.clone(), ctx: self.ctx.clone() }
+        Containers {
+            services: self.services.clone(),
+            ctx: self.ctx.clone(),
+            allowed_mounts: self.allowed_mounts.clone(),
+        }
     }
 }
 
@@ -199,8 +239,17 @@ impl Containers {
     }
 
     fn body(&self, spec: ContainerSpec) -> Result<ContainerCreateBody, PluginError> {
+        let mut mounts = Vec::with_capacity(spec.mounts.len());
         for m in &spec.mounts {
-            check_mount(&self.services.container.protected, m)?;
+            let source = check_mount(&self.services.container.protected, &self.allowed_mounts, m)?;
+            // Structured, never a `src:dst` string a `:` in a path could split.
+            mounts.push(bollard::models::Mount {
+                source: Some(source),
+                target: Some(m.target.clone()),
+                typ: Some(bollard::models::MountType::BIND),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            });
         }
         check_user(spec.user.as_deref())?;
         if spec.network.as_deref().is_some_and(|n| n != "none") || !spec.extra_hosts.is_empty() {
@@ -211,15 +260,10 @@ impl Containers {
                 if spec.extra_hosts.is_empty() { "" } else { " and extra hosts" }
             )));
         }
-        let binds = spec
-            .mounts
-            .iter()
-            .map(|m| format!("{}:{}{}", m.source, m.target, if m.read_only { ":ro" } else { "" }))
-            .collect();
         let mut labels: HashMap<String, String> = spec.labels.into_iter().collect();
         labels.insert(OWNER_LABEL.into(), self.owner().to_string());
         let host_config = contain(HostConfig {
-            binds: Some(binds),
+            mounts: Some(mounts),
             nano_cpus: spec.cpu_limit.map(|c| (c * 1e9) as i64),
             memory: spec.memory_limit.and_then(|m| i64::try_from(m).ok()),
             ..Default::default()
