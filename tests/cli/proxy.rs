@@ -282,7 +282,7 @@ fn status_events_go_through_the_proxy_to_the_daemon_and_the_sessions_unix_socket
 #[test]
 fn a_components_http_goes_through_the_proxy_as_itself_with_only_its_granted_credential() {
     let mut w = World::start();
-    let grants = "http = [\"api.github.com\", \"api.openai.com\", \"localhost\"]\ncredentials = [\"github\"]\n";
+    let grants = "http = [\"api.github.com\", \"api.openai.com\"]\ncredentials = [\"github\"]\n";
     w.home.install_component("fixtures", "http-probe", grants);
     w.restart_daemon();
     // A session's events reach the hook, which sends its probes on each.
@@ -315,7 +315,9 @@ fn a_components_http_goes_through_the_proxy_as_itself_with_only_its_granted_cred
     let log = eventually(20, "the probe's loopback answer in the daemon log", || {
         std::fs::read_to_string(&w.daemon.log).ok().filter(|l| l.contains("probe loopback:"))
     });
-    assert!(log.contains("probe loopback: 403"), "loopback was not refused:\n{log}");
+    let refused = "probe loopback: error component `http-probe` may not send HTTP requests to `localhost`: it is \
+                   this machine or a private network";
+    assert!(log.contains(refused), "loopback was not refused:\n{log}");
     assert!(log.contains("probe github: 200"), "{log}");
     assert!(!log.contains(canary("GITHUB_TOKEN")), "the credential reached the component's log");
 }

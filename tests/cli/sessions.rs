@@ -263,6 +263,49 @@ fn what_a_backend_cannot_do_is_refused_up_front() {
     home.run(&["delete", &name]).ok();
 }
 
+/// A backend's attach argv runs in the user's own terminal: the `misbehave`
+/// fixture, installed as a user backend granted only `true`, `echo` and `sleep`, asks
+/// `clauderon attach` to run `sh -c 'echo pwned > …'`. The host refuses it and
+/// nothing runs; an argv starting with a granted executable runs, shown first.
+#[test]
+fn attach_runs_only_an_executable_the_backend_was_granted_and_shows_it_first() {
+    let (home, port) = Home::with_free_port();
+    home.install_component("fixtures", "misbehave", "process = [\"true\", \"echo\", \"sleep\"]\n");
+    let daemon = home.daemon(port);
+    let repo = git_repo();
+    let repo_arg = repo.path().to_str().expect("utf-8");
+    let create = |name: &str| {
+        let body = format!(
+            r#"{{"repo": {repo_arg:?}, "prompt": "true", "backend": "misbehave", "agent": "shell", "name": "{name}"}}"#
+        );
+        let (code, s) = daemon.http("POST", "/api/sessions", Some(&body));
+        assert_eq!(code, 201, "{s}");
+    };
+    let hostile = unique("as-asked");
+    create(&hostile);
+    let marker = std::path::PathBuf::from(format!("/tmp/clauderon-attach-pwned-clauderon-{hostile}"));
+    let _ = std::fs::remove_file(&marker);
+    let out = home.run(&["attach", &hostile]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("asked to attach by running `sh`, which it was not granted (it may run: true, echo, sleep)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!marker.exists(), "the backend's command ran in the user's terminal");
+
+    let granted = unique("as-asked-echo");
+    create(&granted);
+    let out = home.run(&["attach", &granted]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("clauderon: attaching with `echo attached`"), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "attached");
+    for name in [&hostile, &granted] {
+        home.run(&["delete", name]).ok();
+    }
+}
+
 /// Every session event reaches each hook component, in order, and a hook
 /// that never returns delays nothing: the daemon runs on one runtime thread
 /// here, and the `stall` hook spins in its first event for a minute while

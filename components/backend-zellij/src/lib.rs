@@ -188,10 +188,17 @@ impl Backend for Zellij {
 
     fn stop(resource_id: String) -> Result<()> {
         let name = owned(&resource_id)?;
-        if state_of(name)?.state == ResourceState::Running {
-            zellij().args(["kill-session", name]).run()?;
+        if state_of(name)?.state != ResourceState::Running {
+            return Ok(());
         }
-        Ok(())
+        // The outcome is not what counts: the session may end on its own
+        // between the check and the kill (then kill-session exits 1); what
+        // counts is that it is not running afterwards.
+        zellij().args(["kill-session", name]).output()?;
+        match state_of(name)?.state {
+            ResourceState::Running => Err(Error::failed(format!("the zellij session `{name}` could not be stopped"))),
+            _ => Ok(()),
+        }
     }
 
     fn delete(resource_id: String) -> Result<()> {

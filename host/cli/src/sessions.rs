@@ -201,6 +201,8 @@ pub async fn attach(home: &Home, name: &str) -> anyhow::Result<ExitCode> {
     let Argv { argv } =
         client.call_as(Method::GET, &format!("/api/sessions/{}/attach", seg(name)), None::<&()>).await?;
     let Some((program, args)) = argv.split_first() else { anyhow::bail!("the backend gave no way to attach") };
+    // The user sees what runs in their terminal before it runs.
+    eprintln!("clauderon: attaching with `{}`", crate::safe_text::for_terminal(&argv.join(" ")));
     use std::os::unix::process::CommandExt;
     let err = std::process::Command::new(program).args(args).exec();
     Err(err).with_context(|| format!("running {}", argv.join(" ")))

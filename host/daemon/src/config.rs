@@ -46,7 +46,8 @@
 //! deadline = 10000                # ms per call
 //! memory_bytes = 67108864         # linear memory cap
 //! output_bytes = 1048576          # data one call may return
-//! log_bytes_per_call = 262144
+//! log_bytes_per_call = 262144     # log text one call may write
+//! log_bytes_per_minute = 4194304  # log text one component may write per minute
 //! ```
 
 use std::collections::BTreeMap;

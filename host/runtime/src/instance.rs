@@ -209,12 +209,17 @@ impl Instance<bindings::backend::Backend> {
     ) -> Result<bindings::backend::exports::clauderon::plugin::backend_api::BackendInfo, CallError> {
         guarded!(self, "info", w, s => Self::api(w).call_info(s))
     }
-    /// Allow this instance's `container` mounts of exactly these sources (the
-    /// session's own directories and the user's declared mounts; paths that
-    /// do not exist are left out). Without it, every mount is refused.
-    pub fn allow_mounts(&mut self, sources: &[std::path::PathBuf]) {
-        let canonical: Vec<std::path::PathBuf> = sources.iter().filter_map(|p| std::fs::canonicalize(p).ok()).collect();
-        self.store.data_mut().allowed_mounts = canonical.into();
+    /// Say which session this instance serves (for its `create` or `start`)
+    /// and that session's own paths (its directories and the user's declared
+    /// mounts; those that do not exist are left out). Then, and only then,
+    /// `container` may mount exactly these paths and `process` may run in a
+    /// directory inside one of them; the detached children it spawns are
+    /// that session's, killed by [`crate::Runtime::end_session`].
+    pub fn serve_session(&mut self, session_id: &str, paths: &[std::path::PathBuf]) {
+        let canonical: Vec<std::path::PathBuf> = paths.iter().filter_map(|p| std::fs::canonicalize(p).ok()).collect();
+        let state = self.store.data_mut();
+        state.session = Some(session_id.to_string());
+        state.session_paths = canonical.into();
     }
 
     /// `create`.

@@ -21,6 +21,9 @@ pub struct Limits {
     pub output_bytes: usize,
     /// Most log text one call may write, in bytes.
     pub log_bytes_per_call: usize,
+    /// Most log text one component may write per minute, over all its calls,
+    /// in bytes; past it, its lines are dropped with one warning.
+    pub log_bytes_per_minute: usize,
 }
 
 impl Default for Limits {
@@ -30,6 +33,7 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             output_bytes: 1 << 20,
             log_bytes_per_call: 256 << 10,
+            log_bytes_per_minute: 4 << 20,
         }
     }
 }

@@ -287,6 +287,9 @@ impl Manifest {
             if !is_host_pattern(h) {
                 return bad(format!("http: `{h}` must be a host name like `api.example.com` or `*.example.com`"));
             }
+            if let Some(why) = local_host(h) {
+                return bad(format!("http: `{h}` {why}; a component's HTTP may reach public hosts only"));
+            }
         }
         for c in &caps.credentials {
             if c.is_empty() || !c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-') {
@@ -327,6 +330,26 @@ fn is_host_pattern(h: &str) -> bool {
     let h = h.strip_prefix("*.").unwrap_or(h);
     !h.is_empty()
         && h.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
+/// Why a host grant names this machine or a private network, if it does: an
+/// IP address (or a pattern over numeric labels, `*.0.0.1`), a single-label
+/// name (resolved by the local search domain), `localhost` and `*.localhost`,
+/// and the link-local and private-use suffixes.
+pub(crate) fn local_host(pattern: &str) -> Option<&'static str> {
+    let name = pattern.strip_prefix("*.").unwrap_or(pattern).to_ascii_lowercase();
+    let last = name.rsplit('.').next().unwrap_or_default();
+    if last.chars().all(|c| c.is_ascii_digit()) {
+        return Some("is an IP address (or a pattern over one)");
+    }
+    if !name.contains('.') && name != "localhost" {
+        return Some("is a single-label name, which resolves inside your network");
+    }
+    let local = ["localhost", "local", "internal", "lan", "home.arpa", "localdomain"];
+    if local.iter().any(|l| name == *l || name.ends_with(&format!(".{l}"))) {
+        return Some("is this machine or a private network");
+    }
+    None
 }
 
 /// Whether `host` matches a grant pattern (`exact.host` or `*.suffix`).
@@ -403,6 +426,20 @@ mod tests {
         let hook = |caps: &str| {
             Manifest::parse(&format!("id = \"h\"\nkind = \"hook\"\nversion = \"1\"\n[capabilities]\n{caps}"))
         };
+        for local in [
+            "localhost",
+            "127.0.0.1",
+            "*.0.0.1",
+            "api.localhost",
+            "printer.local",
+            "db.internal",
+            "intranet",
+            "10.1.2.3",
+            "*.localhost",
+        ] {
+            let err = hook(&format!("http = [\"{local}\"]\n")).expect_err(local).to_string();
+            assert!(err.contains("public hosts only"), "{local}: {err}");
+        }
         let ok = hook("http = [\"api.example.com\"]\ncredentials = [\"github\"]\n").expect("a valid grant");
         assert_eq!(ok.capabilities.credentials, ["github"]);
         let err = hook("credentials = [\"github\"]\n").expect_err("no http").to_string();

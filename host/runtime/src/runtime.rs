@@ -123,6 +123,12 @@ impl Runtime {
         self.services.http.set_route(route);
     }
 
+    /// Kill what components started detached for `session_id` (it is being
+    /// deleted); how many processes were killed.
+    pub fn end_session(&self, session_id: &str) -> usize {
+        self.services.process.kill_session(session_id)
+    }
+
     /// Follow the progress of long host operations components start (image pulls).
     pub fn progress(&self) -> tokio::sync::broadcast::Receiver<crate::Progress> {
         self.services.container.progress.subscribe()

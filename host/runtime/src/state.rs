@@ -10,6 +10,8 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 use crate::capabilities::container::ContainerService;
 use crate::capabilities::http::HttpService;
 use crate::capabilities::kv::KvStore;
+use crate::capabilities::log::LogService;
+use crate::capabilities::process::ProcessService;
 use crate::limits::{Limits, MemoryLimiter};
 use crate::manifest::{Capabilities, Kind};
 
@@ -35,6 +37,10 @@ pub struct HostServices {
     pub secrets_dir: PathBuf,
     /// The Docker engine (`container`).
     pub container: ContainerService,
+    /// Detached children (`process.spawn`).
+    pub process: ProcessService,
+    /// Each component's log use (`log`).
+    pub log: LogService,
     /// Where components' requests go (`http`).
     pub http: HttpService,
 }
@@ -44,7 +50,14 @@ impl HostServices {
     /// are never mounted into a container; `routed`: component HTTP must go
     /// through the route the daemon sets.
     pub fn new(kv: Arc<dyn KvStore>, secrets_dir: PathBuf, protected: Vec<PathBuf>, routed: bool) -> Self {
-        Self { kv, secrets_dir, container: ContainerService::new(protected), http: HttpService::new(routed) }
+        Self {
+            kv,
+            secrets_dir,
+            container: ContainerService::new(protected),
+            process: ProcessService::default(),
+            log: LogService::default(),
+            http: HttpService::new(routed),
+        }
     }
 }
 
@@ -60,9 +73,14 @@ pub struct HostState {
     /// When the current call (or the instantiation) began: its deadline
     /// counts from here.
     pub(crate) call_started: std::time::Instant,
-    /// The only sources `container` may mount for this instance (canonical),
-    /// set by the host for a session's `create` and `start`; empty otherwise.
-    pub(crate) allowed_mounts: Arc<[PathBuf]>,
+    /// The session's own paths (canonical), set by the host for a session's
+    /// `create` and `start` ([`crate::Instance::serve_session`]); empty
+    /// otherwise. The only sources `container` may mount, and where
+    /// `process` may run.
+    pub(crate) session_paths: Arc<[PathBuf]>,
+    /// The session this instance serves, if the host said (its detached
+    /// children are killed with it).
+    pub(crate) session: Option<String>,
     wasi: Option<Box<WasiState>>,
 }
 
@@ -88,7 +106,8 @@ impl HostState {
             log_used: 0,
             log_dropped: 0,
             call_started: std::time::Instant::now(),
-            allowed_mounts: Arc::from(Vec::new()),
+            session_paths: Arc::from(Vec::new()),
+            session: None,
             wasi: None,
         }
     }

@@ -123,3 +123,66 @@ async fn kv_keeps_a_components_state() {
     let mut inst = rt.backend("misbehave").await.expect("instance");
     assert_eq!(inst.create(&spec("kv")).await.expect("kv").resource_id, "hello");
 }
+
+#[tokio::test]
+async fn a_spawn_storm_is_capped_and_a_sessions_children_die_with_it() {
+    let rt = loaded().await;
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    // The `sleep 300` processes on the machine (the storm's, once it ran).
+    let sleeping = || -> Vec<u32> {
+        let out = std::process::Command::new("pgrep").args(["-f", "^/[^ ]*/sleep 300$"]).output().expect("pgrep");
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.parse().ok()).collect()
+    };
+    let before = sleeping();
+    inst.serve_session("storm-session", &[]);
+    let said = inst.create(&spec("spawn-storm")).await.expect("the storm reports").resource_id;
+    let max = clauderon_runtime::capabilities::process::MAX_SPAWNED;
+    assert!(said.starts_with(&format!("spawned {max}; then: ")), "{said}");
+    assert!(said.contains("the most it may have"), "the refusal says why: {said}");
+    let ours: Vec<u32> = sleeping().into_iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(ours.len(), max, "the children run: {ours:?}");
+    // Deleting the session kills them, and the component may spawn again.
+    assert_eq!(rt.end_session("storm-session"), max);
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        sleeping().iter().all(|p| !ours.contains(p))
+    });
+    assert!(gone, "still running: {:?}", sleeping());
+    assert_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn a_component_cannot_flood_the_log_however_often_it_is_called() {
+    let (capture, _guard) = LogCapture::start();
+    let rt = loaded().await;
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    // Each call logs up to its per-call cap (256 KiB); eight calls would be 2 MiB.
+    for _ in 0..8 {
+        assert_eq!(inst.create(&spec("log-flood")).await.expect("logging is not an error").resource_id, "logged");
+    }
+    let logged = capture.text();
+    let ys: usize = logged.lines().filter(|l| l.contains("yyyy")).map(|l| l.matches('y').count()).sum();
+    assert!(ys <= TEST_LIMITS.log_bytes_per_minute, "{ys} bytes reached the log");
+    assert!(ys >= TEST_LIMITS.log_bytes_per_minute / 2, "the quota should let most of it through, got {ys}");
+    assert_eq!(logged.matches("reached its log quota").count(), 1, "one warning, naming the quota");
+    assert_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn a_process_runs_only_inside_the_sessions_own_directories() {
+    let rt = loaded().await;
+    let session = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(session.path().join("sub")).expect("sub");
+    std::os::unix::fs::symlink("/etc", session.path().join("out")).expect("symlink");
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    let run_in = |dir: &str| spec(&format!("cwd:{dir}"));
+    let inside = session.path().join("sub").display().to_string();
+    let said = inst.create(&run_in(&inside)).await.expect("report").resource_id;
+    assert!(said.contains("only inside its session's own directories"), "outside a session call: {said}");
+    inst.serve_session("cwd-session", &[session.path().to_path_buf()]);
+    assert_eq!(inst.create(&run_in(&inside)).await.expect("report").resource_id, "ran");
+    for outside in ["/", "/root", &format!("{}/out", session.path().display()), &format!("{inside}/../..")] {
+        let said = inst.create(&run_in(outside)).await.expect("report").resource_id;
+        assert!(said.contains("only inside its session's own directories"), "{outside}: {said}");
+    }
+}

@@ -26,7 +26,7 @@ fn manifest_id(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn an_approval_holds_only_for_the_bytes_it_was_given() {
     let mut rt = runtime();
-    let full = Capabilities { process: vec!["true".into(), "echo".into()], ..Default::default() };
+    let full = Capabilities { process: vec!["true".into(), "echo".into(), "sleep".into()], ..Default::default() };
     // Approved for `misbehave`; then the file is replaced by another component
     // (here the bundled shell agent) under the same name.
     let approved = Approval::new("misbehave", fixture("misbehave").bytes(), full.clone());
@@ -57,7 +57,7 @@ async fn a_user_component_needs_approval_covering_what_it_asks() {
     let err = rt.load(user(fixture("misbehave"), Some(partial))).await.err().expect("approval too narrow");
     assert!(err.to_string().contains("process: executable `echo`"), "{err}");
 
-    let full = Capabilities { process: vec!["true".into(), "echo".into()], ..Default::default() };
+    let full = Capabilities { process: vec!["true".into(), "echo".into(), "sleep".into()], ..Default::default() };
     let plugin = rt.load(user(fixture("misbehave"), Some(full))).await.expect("approved");
     assert_eq!(plugin.source, "user");
     assert_eq!(plugin.kind(), Kind::Backend);

@@ -68,7 +68,7 @@ async fn a_backend_mounts_only_the_exact_directories_the_host_allowed() {
     spec.options = vec![("try-mounts".into(), lines.join("\n"))];
 
     let mut backend = rt.backend("mount-probe").await.expect("instance");
-    backend.allow_mounts(&[worktree.clone(), config_home.clone()]);
+    backend.serve_session("probe-session", &[worktree.clone(), config_home.clone()]);
     let report = backend.create(&spec).await.expect_err("the probe fails with its report").to_string();
     let said = outcomes(&report);
     for (source, expected) in &attempts {

@@ -381,7 +381,7 @@ impl Manager {
         let egress = self.open_egress(session).await?;
         let (spec, mounts) = self.spec(session, features, false, egress).await?;
         let mut backend = self.runtime.backend(&session.backend).await?;
-        backend.allow_mounts(&mounts);
+        backend.serve_session(&session.id, &mounts);
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
             let _one_at_a_time = lock.lock().await;
@@ -480,8 +480,8 @@ impl Manager {
     /// (`egress`), HOME = the session's own config home (so an agent on the
     /// host never picks up the user's own login) and the user's git identity.
     /// On a backend that is not isolated (`features`), the agent's command is wrapped in
-    /// the host sandbox. With the spec come the only sources the backend's
-    /// containers may mount ([`Manager::mount_sources`]).
+    /// the host sandbox. With the spec come the session's own paths, the only
+    /// ones the backend may mount or run in ([`Manager::mount_sources`]).
     async fn spec(
         &self,
         session: &mut Session,
@@ -734,7 +734,7 @@ impl Manager {
             let lock = self.lock_for(&backend_key(&session.backend));
             let _one_at_a_time = lock.lock().await;
             let mut backend = self.runtime.backend(&session.backend).await?;
-            backend.allow_mounts(&mounts);
+            backend.serve_session(&session.id, &mounts);
             backend.start(&resource, &spec).await?
         };
         session.resource_id = Some(info.resource_id);
@@ -803,6 +803,10 @@ impl Manager {
             }
         }
         self.close_egress(&session);
+        let killed = self.runtime.end_session(&session.id);
+        if killed > 0 {
+            tracing::info!(session = %session.name, "killed {killed} detached processes its backend had started");
+        }
         if let Some(why) = self.sync(&session).await
             && !force
         {
@@ -938,7 +942,10 @@ impl Manager {
                 session.backend, session.name
             )));
         }
-        Ok(backend.attach_argv(&resource).await?)
+        let argv = backend.attach_argv(&resource).await?;
+        let grants = backend.plugin().grants.clone();
+        check_attach_argv(&session.backend, &grants, &argv)?;
+        Ok(argv)
     }
 
     /// The last `lines` lines of a session's output.
@@ -991,6 +998,28 @@ async fn place_files(config_home: &Path, plan: &LaunchPlan) -> Result<(), Sessio
     })
     .await
     .map_err(|e| SessionError::Failed(format!("placing the agent's files: {e}")))?
+}
+
+/// An attach argv runs in the user's own terminal, so it must start with an
+/// executable the backend was granted: a bare name in its `process` grant, or
+/// the engine client of its `container` (`docker`) or `kube` (`kubectl`) grant.
+fn check_attach_argv(
+    backend: &str,
+    grants: &clauderon_runtime::Capabilities,
+    argv: &[String],
+) -> Result<(), SessionError> {
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    let mut allowed: Vec<&str> = grants.process.iter().map(String::as_str).collect();
+    allowed.extend(grants.container.then_some("docker"));
+    allowed.extend(grants.kube.then_some("kubectl"));
+    if program.is_empty() || program.contains('/') || !allowed.contains(&program) {
+        return Err(SessionError::Failed(format!(
+            "the {backend} backend asked to attach by running `{program}`, which it was not granted (it may run: \
+             {}); clauderon runs nothing else in your terminal",
+            if allowed.is_empty() { "nothing".to_string() } else { allowed.join(", ") }
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ const NEVER_MOUNTED: &[&str] =
 ///
 /// `allowed` holds the only sources a container may mount — the calling
 /// session's own directories and the mounts the user declared — set by the
-/// host for `create` and `start` ([`crate::Instance::allow_mounts`]); outside
+/// host for `create` and `start` ([`crate::Instance::serve_session`]); outside
 /// them it is empty and every mount is refused. A source must be one of them
 /// exactly (not a path inside one, which the session could have swapped for
 /// a symlink), and never is, holds or lies inside a protected path (the CA
@@ -180,16 +180,12 @@ pub fn check_user(user: Option<&str>) -> Result<(), PluginError> {
 struct Containers {
     services: std::sync::Arc<crate::state::HostServices>,
     ctx: std::sync::Arc<crate::state::ComponentCtx>,
-    allowed_mounts: std::sync::Arc<[PathBuf]>,
+    session_paths: std::sync::Arc<[PathBuf]>,
 }
 
 impl HostState {
     fn containers(&self) -> Containers {
-        Containers {
-            services: self.services.clone(),
-            ctx: self.ctx.clone(),
-            allowed_mounts: self.allowed_mounts.clone(),
-        }
+        Containers { services: self.services.clone(), ctx: self.ctx.clone(), session_paths: self.session_paths.clone() }
     }
 }
 
@@ -241,7 +237,7 @@ impl Containers {
     fn body(&self, spec: ContainerSpec) -> Result<ContainerCreateBody, PluginError> {
         let mut mounts = Vec::with_capacity(spec.mounts.len());
         for m in &spec.mounts {
-            let source = check_mount(&self.services.container.protected, &self.allowed_mounts, m)?;
+            let source = check_mount(&self.services.container.protected, &self.session_paths, m)?;
             // Structured, never a `src:dst` string a `:` in a path could split.
             mounts.push(bollard::models::Mount {
                 source: Some(source),

@@ -1,8 +1,8 @@
 //! `http`: outbound requests to the hosts a component was granted.
 //!
-//! Only `https://` leaves the machine; plain `http://` is allowed to
-//! loopback hosts alone (local development and tests). Redirects are not
-//! followed, so a granted host cannot bounce a request elsewhere.
+//! Only `https://`, only to granted hosts (which the manifest keeps to
+//! public names: no IP addresses, `localhost` or private suffixes). Redirects
+//! are not followed, so a granted host cannot bounce a request elsewhere.
 //! In the daemon the requests go through clauderon's proxy under the
 //! component's own identity (`component:<id>`, see [`HttpRoute`]):
 //! audited as that component, kept from private destinations like a
@@ -103,15 +103,18 @@ impl HostState {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| PluginError::InvalidInput(format!("`{url}` is not an absolute URL: {e}")))?;
         let host = parsed.host_str().unwrap_or_default().to_string();
-        let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]");
-        match parsed.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            other => {
-                return Err(PluginError::InvalidInput(format!(
-                    "`{url}`: only https:// is allowed (plain http only to loopback), not {other}://"
-                )));
-            }
+        if parsed.scheme() != "https" {
+            return Err(PluginError::InvalidInput(format!(
+                "`{url}`: only https:// is allowed, not {}://",
+                parsed.scheme()
+            )));
+        }
+        if let Some(why) = crate::manifest::local_host(&host) {
+            return Err(PluginError::Denied(format!(
+                "component `{}` may not send HTTP requests to `{host}`: it {why}, and a component's HTTP \
+                 reaches public hosts only",
+                self.ctx.id
+            )));
         }
         if !self.ctx.grants.http.iter().any(|p| host_matches(p, &host)) {
             return Err(denied(self, &format!("send HTTP requests to `{host}`"), &format!("http = [\"{host}\"]")));

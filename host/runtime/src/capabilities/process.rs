@@ -1,5 +1,7 @@
 //! `process`: run an allow-listed executable on the host, with a timeout and
-//! capped output, or start one detached.
+//! capped output, or start one detached. Detached children are tracked
+//! ([`ProcessService`]): a component may have at most [`MAX_SPAWNED`] alive,
+//! and those started for a session are killed when the session is deleted.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,6 +19,86 @@ const DEFAULT_OUTPUT: u32 = 1 << 20;
 const MAX_OUTPUT: u32 = 16 << 20;
 /// Variables passed through from the daemon's environment.
 const PASSED_ENV: [&str; 5] = ["PATH", "HOME", "USER", "LANG", "TERM"];
+/// Most detached children one component may have alive at once.
+pub const MAX_SPAWNED: usize = 16;
+
+/// One detached child: who started it, for which session, and which process
+/// it is (its start time tells it from a later process given the same pid).
+struct Spawned {
+    component: String,
+    session: Option<String>,
+    pid: u32,
+    started: u64,
+}
+
+/// The host service behind `process`: every detached child still alive.
+#[derive(Default)]
+pub struct ProcessService {
+    spawned: std::sync::Mutex<Vec<Spawned>>,
+}
+
+impl ProcessService {
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<Spawned>) -> R) -> R {
+        let mut spawned = self.spawned.lock().unwrap_or_else(|p| p.into_inner());
+        spawned.retain(|s| start_time(s.pid) == Some(s.started));
+        f(&mut spawned)
+    }
+
+    /// Refuse a new child if `component` already has [`MAX_SPAWNED`] alive.
+    fn admit(&self, component: &str) -> Result<(), PluginError> {
+        let alive = self.with(|s| s.iter().filter(|s| s.component == component).count());
+        if alive >= MAX_SPAWNED {
+            return Err(PluginError::Denied(format!(
+                "component `{component}` already has {alive} detached processes running, the most it may have"
+            )));
+        }
+        Ok(())
+    }
+
+    fn record(&self, component: &str, session: Option<&str>, pid: u32) {
+        if let Some(started) = start_time(pid) {
+            let session = session.map(str::to_string);
+            self.with(|s| s.push(Spawned { component: component.into(), session, pid, started }));
+        }
+    }
+
+    /// Kill (with its process group) every detached child started for
+    /// `session` that is still alive; how many were killed.
+    pub fn kill_session(&self, session: &str) -> usize {
+        self.with(|spawned| {
+            let mut killed = 0;
+            spawned.retain(|s| {
+                if s.session.as_deref() != Some(session) {
+                    return true;
+                }
+                // SAFETY: kill has no memory preconditions; the group is the
+                // child's own (spawned with process_group(0)), checked alive above.
+                if unsafe { libc::kill(-(s.pid as libc::pid_t), libc::SIGKILL) } == 0 {
+                    killed += 1;
+                }
+                false
+            });
+            killed
+        })
+    }
+
+    /// How many detached children `component` has alive.
+    pub fn alive(&self, component: &str) -> usize {
+        self.with(|s| s.iter().filter(|s| s.component == component).count())
+    }
+}
+
+/// A live (not zombie) process's start time (field 22 of `/proc/<pid>/stat`).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state); field N is fields[N - 3].
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
 
 impl HostState {
     /// Check `cmd.program` against the grant and resolve it on PATH.
@@ -48,7 +130,16 @@ impl HostState {
             if !Path::new(dir).is_absolute() {
                 return Err(PluginError::InvalidInput(format!("cwd `{dir}` must be an absolute path")));
             }
-            c.current_dir(dir);
+            let canonical = std::fs::canonicalize(dir)
+                .map_err(|e| PluginError::InvalidInput(format!("cwd `{dir}` cannot be resolved: {e}")))?;
+            if !self.session_paths.iter().any(|p| canonical.starts_with(p)) {
+                return Err(PluginError::Denied(format!(
+                    "component `{}` may run commands only inside its session's own directories, during the \
+                     session's create or start; `{dir}` is not one",
+                    self.ctx.id
+                )));
+            }
+            c.current_dir(canonical);
         }
         Ok(c)
     }
@@ -138,10 +229,13 @@ impl Host for HostState {
 
     async fn spawn(&mut self, cmd: Command) -> Result<u32, HostError> {
         let path = self.allowed_program(&cmd)?;
+        self.services.process.admit(&self.ctx.id)?;
         let mut c = self.build(&path, &cmd)?;
         c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
         let child = c.spawn().map_err(|e| PluginError::Failed(format!("could not start `{}`: {e}", cmd.program)))?;
-        Ok(child.id().ok_or_else(|| PluginError::Failed("the child exited at once".into()))?)
+        let pid = child.id().ok_or_else(|| PluginError::Failed("the child exited at once".into()))?;
+        self.services.process.record(&self.ctx.id, self.session.as_deref(), pid);
+        Ok(pid)
     }
 }
 

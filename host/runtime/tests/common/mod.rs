@@ -51,6 +51,7 @@ pub const TEST_LIMITS: Limits = Limits {
     memory_bytes: 32 << 20,
     output_bytes: 1 << 20,
     log_bytes_per_call: 256 << 10,
+    log_bytes_per_minute: 1 << 20,
 };
 
 /// A runtime without a compile cache, with [`TEST_LIMITS`] for backends.
