@@ -37,6 +37,7 @@ fn inspect_shows_world_kind_imports_and_capabilities() {
         "kind:         backend",
         "world:        backend",
         "run executables: tmux",
+        "never: run a program not named here or by path",
         "clauderon:plugin/process@0.1.0",
         "clauderon:plugin/backend-api@0.1.0",
         "problems:     none",
@@ -84,6 +85,8 @@ fn install_shows_grants_needs_approval_then_loads_as_user_component() {
     let refused = home.run(&["plugins", "install", path]);
     assert_ne!(refused.code, 0);
     assert!(refused.stdout.contains("run executables: tmux"), "grants are shown first:\n{}", refused.stdout);
+    let never = clauderon_runtime::manifest::never::PROCESS;
+    assert!(refused.stdout.contains(&format!("never: {never}")), "and what they never allow:\n{}", refused.stdout);
     assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
     assert!(!home.path("components/example-backend.wasm").exists(), "nothing installed without approval");
 

@@ -306,6 +306,44 @@ fn attach_runs_only_an_executable_the_backend_was_granted_and_shows_it_first() {
     }
 }
 
+/// A malicious agent installed with no capabilities (the `path-escape`
+/// fixture) points the daemon at files outside the session: its transcript
+/// at clauderon's CA key (through `..`) or at `/etc/passwd`, a file to place
+/// at clauderon's own config. Each create is refused naming the agent and
+/// the rule; nothing outside the session is read or written, the key never
+/// reaches the log, and the daemon goes on serving.
+#[test]
+fn an_agent_cannot_point_the_daemon_outside_the_session() {
+    let (home, port) = Home::with_free_port();
+    home.install_component("fixtures", "path-escape", "");
+    let daemon = home.daemon(port);
+    let repo = git_repo();
+    let repo_arg = repo.path().to_str().expect("utf-8");
+    let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
+    for (prompt, says) in [
+        ("transcript-ca-key", "is outside the session's config home"),
+        ("transcript-absolute", "is outside the session's config home"),
+        ("place-outside", "placing the agent's file ../../../config.toml"),
+    ] {
+        let name = unique("escape");
+        let body = format!(
+            r#"{{"repo": {repo_arg:?}, "prompt": "{prompt}", "backend": "zellij", "agent": "path-escape", "name": "{name}"}}"#
+        );
+        let (code, answer) = daemon.http("POST", "/api/sessions", Some(&body));
+        assert!(code >= 400, "{prompt}: {code} {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("agent `path-escape`: ") && error.contains(says), "{prompt}: {answer}");
+        assert!(!zellij_sessions().contains(&format!("clauderon-{name}")), "{prompt}: a session was started");
+    }
+    assert_eq!(std::fs::read_to_string(home.path("config.toml")).expect("config"), config, "the config was written");
+    let key = std::fs::read_to_string(home.path("proxy-ca-key.pem")).expect("the CA key, made for the sessions");
+    let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    let key_line = key.lines().nth(1).expect("a line of the key's base64");
+    assert!(!log.contains(key_line), "the CA key reached the daemon's log");
+    let (code, _) = daemon.http("GET", "/api/sessions", None);
+    assert_eq!(code, 200, "the daemon goes on serving");
+}
+
 /// Every session event reaches each hook component, in order, and a hook
 /// that never returns delays nothing: the daemon runs on one runtime thread
 /// here, and the `stall` hook spins in its first event for a minute while

@@ -121,11 +121,13 @@ async fn inspect(home: &Home, file: &Path, as_json: bool) -> anyhow::Result<Exit
         }
         println!("world:        {}", found.world.as_deref().unwrap_or("(none recognised)"));
         if let Some(m) = &found.manifest {
-            let asks = m.capabilities.describe();
-            println!(
-                "capabilities: {}",
-                if asks.is_empty() { "none (log and kv only)".into() } else { asks.join("; ") }
-            );
+            let asks = m.capabilities.explain();
+            if asks.is_empty() {
+                println!("capabilities: none (log and kv only)");
+            } else {
+                println!("capabilities:");
+                print_grants(&asks);
+            }
         }
         println!("imports:");
         for i in &found.imports {
@@ -171,14 +173,12 @@ async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode
     runtime.load(trial).await.with_context(|| format!("{} does not load", file.display()))?;
 
     println!("{} {} ({}) — {}", manifest.id, manifest.version, manifest.kind, manifest.description);
-    let asks = manifest.capabilities.describe();
+    let asks = manifest.capabilities.explain();
     if asks.is_empty() {
         println!("It asks for no capabilities beyond logging and its own small key-value state.");
     } else {
         println!("It asks to:");
-        for a in &asks {
-            println!("  - {a}");
-        }
+        print_grants(&asks);
     }
     if !yes && !confirm("Install it with these grants?")? {
         println!("Not installed.");
@@ -192,6 +192,14 @@ async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode
     write_atomically(&target.with_extension("grants.toml"), grants.as_bytes())?;
     println!("Installed {} as {}.", manifest.id, target.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each grant: what it allows, and what it never allows.
+fn print_grants(grants: &[clauderon_runtime::manifest::GrantText]) {
+    for g in grants {
+        println!("  - {}", g.can);
+        println!("    never: {}", g.never);
+    }
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {

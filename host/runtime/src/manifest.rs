@@ -200,33 +200,64 @@ impl Capabilities {
 
     /// One line per grant, for people (`plugins list`, `plugins install`).
     pub fn describe(&self) -> Vec<String> {
+        self.explain().into_iter().map(|g| g.can).collect()
+    }
+
+    /// Each grant as people read it: what it lets the component do, and
+    /// what it never can (the words `plugins inspect` and `plugins install`
+    /// show, and the table in `docs/plugins-security.md`).
+    pub fn explain(&self) -> Vec<GrantText> {
         let mut out = Vec::new();
-        if !self.process.is_empty() {
-            out.push(format!("run executables: {}", self.process.join(", ")));
-        }
-        if !self.http.is_empty() {
-            out.push(format!("HTTPS to hosts: {}", self.http.join(", ")));
-        }
-        if !self.credentials.is_empty() {
-            out.push(format!(
-                "its HTTP requests carry these credentials (added by the proxy): {}",
-                self.credentials.join(", ")
-            ));
-        }
-        if self.container {
-            out.push("use the Docker engine".into());
-        }
-        if self.kube {
-            out.push("use the Kubernetes namespace".into());
-        }
-        if !self.env.is_empty() {
-            out.push(format!("read environment variables: {}", self.env.join(", ")));
-        }
-        if self.secret_files {
-            out.push("read files in the secrets directory".into());
-        }
+        let mut add = |granted: bool, can: String, never: &str| {
+            if granted {
+                out.push(GrantText { can, never: never.to_string() });
+            }
+        };
+        add(!self.process.is_empty(), format!("run executables: {}", self.process.join(", ")), never::PROCESS);
+        add(!self.http.is_empty(), format!("HTTPS to hosts: {}", self.http.join(", ")), never::HTTP);
+        add(
+            !self.credentials.is_empty(),
+            format!("its HTTP requests carry these credentials (added by the proxy): {}", self.credentials.join(", ")),
+            never::CREDENTIALS,
+        );
+        add(self.container, "use the Docker engine".into(), never::CONTAINER);
+        add(self.kube, "use the Kubernetes namespace".into(), never::KUBE);
+        add(!self.env.is_empty(), format!("read environment variables: {}", self.env.join(", ")), never::ENV);
+        add(self.secret_files, "read files in the secrets directory".into(), never::SECRET_FILES);
         out
     }
+}
+
+/// One grant in words: what it lets a component do, what it never can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantText {
+    /// What the grant lets the component do.
+    pub can: String,
+    /// What the component can never do, even with it.
+    pub never: String,
+}
+
+/// What each grant never allows, whatever the component does; the host
+/// enforces each clause (see `docs/plugins-security.md`).
+pub mod never {
+    /// `process`.
+    pub const PROCESS: &str = "run a program not named here or by path, see the daemon's environment, run in a \
+        directory outside its session's own, or keep more than 16 detached processes alive";
+    /// `http`.
+    pub const HTTP: &str = "reach a host not named here, this machine or a private network, use plain http:// or \
+        follow a redirect";
+    /// `credentials`.
+    pub const CREDENTIALS: &str = "read a credential, or have one added for a service not named here";
+    /// `container`.
+    pub const CONTAINER: &str = "see or touch a container it did not create, mount anything but its session's own \
+        paths and the mounts you declared, or run a container as root, privileged, with added capabilities or with \
+        a network";
+    /// `kube`.
+    pub const KUBE: &str = "do anything yet: every call answers `unsupported` until the Kubernetes backend lands";
+    /// `env`.
+    pub const ENV: &str = "read a variable not named here";
+    /// `secret-files`.
+    pub const SECRET_FILES: &str = "read a file outside the secrets directory or by a path";
 }
 
 /// A component's manifest.
@@ -391,6 +422,34 @@ mod tests {
         assert_eq!(m.capabilities.process, vec!["zellij".to_string()]);
         assert!(m.capabilities.allows(Capability::Process));
         assert!(!m.capabilities.allows(Capability::Http));
+    }
+
+    #[test]
+    fn the_security_doc_says_what_each_grant_never_allows_in_the_words_the_cli_shows() {
+        let doc = include_str!("../../../docs/plugins-security.md");
+        let every = [
+            never::PROCESS,
+            never::HTTP,
+            never::CREDENTIALS,
+            never::CONTAINER,
+            never::KUBE,
+            never::ENV,
+            never::SECRET_FILES,
+        ];
+        for sentence in every {
+            assert!(doc.contains(sentence), "docs/plugins-security.md lacks: {sentence}");
+        }
+        let all = Capabilities {
+            process: vec!["tmux".into()],
+            http: vec!["api.example.com".into()],
+            credentials: vec!["github".into()],
+            container: true,
+            kube: true,
+            env: vec!["X".into()],
+            secret_files: true,
+        };
+        let shown: Vec<String> = all.explain().into_iter().map(|g| g.never).collect();
+        assert_eq!(shown, every.map(String::from), "each grant shows its own never-sentence");
     }
 
     #[test]

@@ -186,3 +186,14 @@ async fn a_process_runs_only_inside_the_sessions_own_directories() {
         assert!(said.contains("only inside its session's own directories"), "{outside}: {said}");
     }
 }
+
+#[tokio::test]
+async fn a_kv_flood_stops_at_the_components_quota_with_a_clear_error() {
+    let rt = loaded().await;
+    let mut inst = rt.backend("misbehave").await.expect("instance");
+    let said = inst.create(&spec("kv-flood")).await.expect("the flood reports").resource_id;
+    // 1 MiB holds 17 values of 60 KiB (plus their keys), not 18.
+    assert!(said.starts_with("kept 17 values; then: "), "{said}");
+    assert!(said.contains("a component may keep at most 1048576 bytes in kv"), "{said}");
+    assert_healthy(&rt).await;
+}

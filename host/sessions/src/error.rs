@@ -29,6 +29,18 @@ impl From<StoreError> for SessionError {
     }
 }
 
+impl SessionError {
+    /// The same error, its sentence starting with `who` (the component to blame).
+    pub fn blaming(self, who: &str) -> Self {
+        match self {
+            SessionError::Invalid(m) => SessionError::Invalid(format!("{who}: {m}")),
+            SessionError::NotFound(m) => SessionError::NotFound(m),
+            SessionError::Conflict(m) => SessionError::Conflict(format!("{who}: {m}")),
+            SessionError::Failed(m) => SessionError::Failed(format!("{who}: {m}")),
+        }
+    }
+}
+
 /// A component's own answer keeps its meaning (bad input, no such thing,
 /// not possible now); a trap, timeout or failure is a failure.
 impl From<clauderon_runtime::CallError> for SessionError {

@@ -79,15 +79,22 @@ pub async fn read(
     Ok(History { messages, cursor: cursor + consumed, transcript: Some(path) })
 }
 
-/// `path` relative to `home`, or an error if the agent named a file outside it.
+/// `path` relative to `home`, or an error if the agent named a file outside
+/// it: not under `home`, or climbing out of it with `..`. (Reads go through
+/// [`crate::confined`] too, which also refuses symlinks out.)
 pub fn inside(home: &Path, path: &Path) -> Result<PathBuf, SessionError> {
-    path.strip_prefix(home).map(Path::to_path_buf).map_err(|_| {
+    let outside = || {
         SessionError::Invalid(format!(
             "the agent's transcript {} is outside the session's config home {}; refused",
             path.display(),
             home.display()
         ))
-    })
+    };
+    let rel = path.strip_prefix(home).map_err(|_| outside())?;
+    if !rel.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+        return Err(outside());
+    }
+    Ok(rel.to_path_buf())
 }
 
 fn convert(m: ChatMessage) -> Message {
@@ -149,5 +156,6 @@ mod tests {
         assert_eq!((lines.len(), used), (0, 0), "a partial line waits");
         assert!(inside(dir.path(), &dir.path().join("a/*.jsonl")).is_ok());
         assert!(inside(dir.path(), Path::new("/root/.clauderon/proxy-ca-key.pem")).is_err());
+        assert!(inside(dir.path(), &dir.path().join("../../proxy-ca-key.pem")).is_err(), "climbing out with ..");
     }
 }

@@ -543,9 +543,10 @@ impl Manager {
         let mut plan: LaunchPlan = agent.plan(&request).await.map_err(|e| {
             if e.is_plugin_error() { SessionError::Invalid(e.to_string()) } else { SessionError::Failed(e.to_string()) }
         })?;
-        place_files(&config_home, &plan).await?;
+        let blame = format!("agent `{}`", session.agent);
+        place_files(&config_home, &plan).await.map_err(|e| e.blaming(&blame))?;
         if let Some(transcript) = &plan.transcript_path {
-            crate::history::inside(&config_home, Path::new(transcript))?;
+            crate::history::inside(&config_home, Path::new(transcript)).map_err(|e| e.blaming(&blame))?;
         }
         session.transcript_path = plan.transcript_path.clone();
         let placeholders: Vec<(String, String)> =
