@@ -19,7 +19,10 @@
 //! - git smart HTTP (`info/refs`, `git-upload-pack`, `git-receive-pack`) —
 //!   the real `git http-backend` over `--git-root`; push needs Basic auth;
 //! - `/sse?n=N&ms=M` — N events M ms apart; `/bytes?n=N` — N bytes;
-//! - `/ws` — WebSocket echo;
+//! - `/ws` — WebSocket echo (`echo-headers` gets the upgrade request's headers);
+//! - `/echo-forms` — a hostile echo: the `authorization` header's credential
+//!   (after its scheme) as it is, URL-encoded, JSON-escaped and, for Basic,
+//!   decoded, one per line;
 //! - anything else — a JSON echo of the request.
 
 use std::collections::HashMap;
@@ -151,6 +154,20 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
     }
     if path == "/ws" {
         return websocket(&mut req, Reply::Echo);
+    }
+    if path == "/echo-forms" {
+        let auth = headers.get("authorization").cloned().unwrap_or_default();
+        let credential = auth.split_once(' ').map(|(_, c)| c.to_string()).unwrap_or_default();
+        let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &credential)
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+            .unwrap_or_default();
+        let forms = [
+            credential.clone(),
+            form_urlencoded::byte_serialize(credential.as_bytes()).collect(),
+            credential.replace('/', "\\/"),
+            decoded,
+        ];
+        return full(StatusCode::OK, "text/plain", forms.join("\n"));
     }
     if path == "/v1/responses" && req.headers().contains_key(header::UPGRADE) {
         return websocket(&mut req, Reply::Responses);
@@ -413,7 +430,8 @@ fn gemini_once(request: &[u8]) -> Response<Body> {
 /// What a WebSocket answers each text frame with.
 #[derive(Clone, Copy)]
 enum Reply {
-    /// The frame itself.
+    /// The frame itself; to the text `echo-headers`, the upgrade request's
+    /// headers as JSON (an upstream echoing what it was sent).
     Echo,
     /// OpenAI Responses events, one per frame, for each `response.create` (Codex's transport).
     Responses,
@@ -423,6 +441,12 @@ fn websocket(req: &mut Request<Incoming>, reply: Reply) -> Response<Body> {
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
         return full(StatusCode::BAD_REQUEST, "text/plain", "not a WebSocket request");
     };
+    let sent: HashMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let sent = serde_json::json!({"headers": sent}).to_string();
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
@@ -438,6 +462,9 @@ fn websocket(req: &mut Request<Incoming>, reply: Reply) -> Response<Body> {
                 break;
             }
             let answers = match reply {
+                Reply::Echo if msg.to_text().is_ok_and(|t| t == "echo-headers") => {
+                    vec![tokio_tungstenite::tungstenite::Message::text(sent.clone())]
+                }
                 Reply::Echo => vec![msg],
                 Reply::Responses if msg.is_text() => openai_events()
                     .into_iter()

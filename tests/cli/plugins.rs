@@ -139,10 +139,10 @@ fn a_replaced_or_changed_component_file_does_not_keep_its_approval() {
         "{refused}"
     );
     assert!(find(&out.json(), "shell").is_some(), "the bundled components still load");
-    // The same component with one byte changed (its code, not its manifest).
+    // The same component with bytes added (a custom section: still a valid
+    // component with the same manifest).
     let mut bytes = std::fs::read(&file).expect("read");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 1;
+    bytes.extend_from_slice(&[0x00, 0x05, 0x01, b'p', b'x', b'y', b'z']);
     std::fs::write(&installed, &bytes).expect("patch the file");
     let refused = home.run(&["plugins", "list", "--json"]).ok().json()["refused"].to_string();
     assert!(refused.contains("the file changed since it was approved"), "{refused}");

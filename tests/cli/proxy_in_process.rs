@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clauderon_sessions::AccessMode;
-use clauderon_tests::{InProcess, base64, canary, command_in, curl_in, eventually, split_proxy, value};
+use clauderon_tests::{CANARIES, InProcess, base64, canary, command_in, curl_in, eventually, split_proxy, value};
 
 #[test]
 fn identity_is_required_and_one_session_cannot_use_another_ones() {
@@ -84,6 +84,57 @@ fn read_only_blocks_writes_and_graphql_mutations_live() {
     assert!(cli.contains("blocked") && cli.contains("allowed") && cli.contains("/repos/o/r/issues"), "{cli}");
 }
 
+/// Read-only has no loopholes: a method override header, a GraphQL mutation
+/// in the URL (with a harmless body, or on a GET), a REST write at a path
+/// that merely ends in `graphql`, a "git fetch" without git's content type.
+/// None reaches the upstream.
+#[test]
+fn read_only_has_no_loopholes_in_overrides_urls_or_paths() {
+    let (mut w, mock) = InProcess::with_mock();
+    let env = w.session("loopholes", AccessMode::ReadOnly);
+    let mutation = "query=mutation%20AddStar%20%7B%20addStar(input%3A%7B%7D)%20%7B%20clientMutationId%20%7D%20%7D";
+    let gql = "https://api.github.com/graphql";
+    let tries: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["-H".into(), "X-HTTP-Method-Override: DELETE".into(), "https://api.github.com/repos/o/r".into()],
+            "x-http-method-override",
+        ),
+        (
+            vec!["-H".into(), "X-Method-Override: PUT".into(), "https://api.github.com/repos/o/r".into()],
+            "x-method-override",
+        ),
+        (vec!["-d".into(), r#"{"query":"{ viewer { login } }"}"#.into(), format!("{gql}?{mutation}")], "AddStar"),
+        (vec![format!("{gql}?{mutation}")], "AddStar"),
+        (
+            vec![
+                "-d".into(),
+                r#"{"query":"{ a }","title":"opened read-only"}"#.into(),
+                "https://api.github.com/repos/o/r/issues/graphql".into(),
+            ],
+            "`title`",
+        ),
+        (vec!["-d".into(), "0000".into(), "https://github.com/o/r.git/git-upload-pack".into()], "git fetch"),
+    ];
+    for (args, says) in &tries {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, body) = curl_in(&env, &args);
+        assert_eq!(code, 403, "{args:?}: {body}");
+        assert!(body.contains(says), "{args:?}: {body}");
+    }
+    assert_eq!(
+        curl_in(&env, &[&format!("{gql}?query=%7B%20viewer%20%7B%20login%20%7D%20%7D")]).0,
+        200,
+        "a query in the URL passes"
+    );
+    let reached: Vec<String> = mock.requests().iter().filter_map(|r| r["path"].as_str().map(String::from)).collect();
+    assert!(
+        reached.iter().all(|p| !p.starts_with("/repos/o/r") && !p.ends_with("git-upload-pack")),
+        "a refused request reached the upstream: {reached:?}"
+    );
+    let audit = w.audit_settled(Some(value(&env, "CLAUDERON_SESSION_NAME")));
+    assert_eq!(audit.iter().filter(|r| r["decision"] == "blocked").count(), tries.len(), "{audit:?}");
+}
+
 #[test]
 fn a_thousand_concurrent_requests_give_exactly_a_thousand_audit_records() {
     let (mut w, _mock) = InProcess::with_mock();
@@ -147,6 +198,40 @@ fn streams_and_websockets_pass_through_unbuffered() {
     );
 }
 
+/// No leaks through the side doors of a response: an upstream that echoes
+/// the credential in a WebSocket frame, in the answer to an upgrade it
+/// declined, or in an encoded form (the base64 of a Basic credential alone,
+/// URL-encoded, JSON-escaped, decoded) hands the session only `*`s.
+#[test]
+fn no_credential_comes_back_through_websockets_upgrades_or_encodings() {
+    let (mut w, _mock) = InProcess::with_mock();
+    let env = w.session("leaks", AccessMode::ReadWrite);
+    let (secret, port) = split_proxy(value(&env, "HTTPS_PROXY"));
+    let ca = value(&env, "SSL_CERT_FILE").to_string();
+    let canaries = |text: &str| CANARIES.iter().filter(|(_, c)| text.contains(c)).count();
+    // A WebSocket frame echoing the upgrade request's headers.
+    let frame = websocket_echo(&port, &secret, &ca, "echo-headers");
+    let echoed: serde_json::Value = serde_json::from_str(&frame).expect("the echoed headers");
+    let auth = echoed["headers"]["authorization"].as_str().expect("authorization echoed");
+    assert!(!auth.is_empty() && auth.bytes().all(|b| b == b'*'), "{frame}");
+    assert_eq!(canaries(&frame), 0, "{frame}");
+    // An upgrade the upstream declines: its ordinary answer echoes the request.
+    let (code, body) =
+        curl_in(&env, &["-H", "Upgrade: websocket", "-H", "Connection: Upgrade", "https://api.github.com/user"]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(canaries(&body), 0, "the declined upgrade leaked: {body}");
+    // Encoded forms: Basic on github.com (base64 of x-access-token:TOKEN), Bearer on api.github.com.
+    for url in ["https://github.com/echo-forms", "https://api.github.com/echo-forms"] {
+        let (code, body) = curl_in(&env, &["-H", "authorization: Bearer placeholder", url]);
+        assert_eq!(code, 200, "{body}");
+        assert!(body.lines().count() >= 3, "{body}");
+        for line in body.lines().filter(|l| !l.starts_with("x-access-token:")) {
+            assert!(line.bytes().all(|b| b == b'*'), "{url}: an encoded form came back: {line}");
+        }
+        assert_eq!(canaries(&body), 0, "{url}: {body}");
+    }
+}
+
 /// Send one text frame to `wss://api.openai.com/ws` through the proxy; the echo.
 fn websocket_echo(port: &str, secret: &str, ca: &str, text: &str) -> String {
     let script = format!(
@@ -173,8 +258,10 @@ sock.once('data', (d) => {{
         const frame = Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]);
         t.write(frame);
       }}
-      if (upgraded && buf.length >= 2 && buf.length >= 2 + (buf[1] & 0x7f)) {{
-        process.stdout.write(buf.slice(2, 2 + (buf[1] & 0x7f)).toString()); process.exit(0);
+      if (upgraded && buf.length >= 2) {{
+        let len = buf[1] & 0x7f, off = 2;
+        if (len === 126) {{ if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }}
+        if (buf.length >= off + len) {{ process.stdout.write(buf.slice(off, off + len).toString()); process.exit(0); }}
       }}
     }});
   }});

@@ -193,7 +193,7 @@ pub(crate) async fn handle(
         sink: shared.audit.clone(),
     };
     let (mut parts, body) = req.into_parts();
-    let body = match policy::check(ctx.mode(), &parts.method, parts.uri.path(), parts.uri.query()) {
+    let body = match policy::check(ctx.mode(), &parts.method, parts.uri.path(), parts.uri.query(), &parts.headers) {
         Verdict::Allow => counted(body.map_err(BoxError::from).boxed(), up.clone(), None),
         Verdict::Block(reason) => {
             drain(body).await;
@@ -220,7 +220,7 @@ pub(crate) async fn handle(
     };
     if websocket {
         let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-        return relay_websocket(parts, body, uri, &target, upgrade, &shared, pending).await;
+        return relay_websocket(parts, body, uri, &target, upgrade, &shared, pending, needles).await;
     }
     parts.headers.remove(header::HOST);
     parts.uri = uri;
@@ -282,7 +282,7 @@ async fn inject(
             pending.record.credential = Some(format!("{} from {}", injection.service, credential.source));
             let sent = headers.get(injection.header.as_str()).and_then(|v| v.to_str().ok()).map(String::from);
             headers.remove(header::ACCEPT_ENCODING);
-            return Some(Needles::new([credential.value.expose().to_string()].into_iter().chain(sent)));
+            return Some(Needles::for_credential(credential.value.expose(), sent.as_deref()));
         }
     }
     let services: Vec<&str> = rule.inject.iter().map(|i| i.service.as_str()).collect();
@@ -368,6 +368,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
 
 /// Relay a WebSocket upgrade: send the handshake upstream over HTTP/1.1, and
 /// on 101 join the two upgraded connections.
+#[allow(clippy::too_many_arguments)]
 async fn relay_websocket(
     mut parts: http::request::Parts,
     body: ProxyBody,
@@ -376,6 +377,7 @@ async fn relay_websocket(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     shared: &Shared,
     mut pending: Pending,
+    needles: Option<Needles>,
 ) -> Response<ProxyBody> {
     let Some(client_upgrade) = client_upgrade else {
         return failed(pending, StatusCode::BAD_REQUEST, "this connection cannot be upgraded".into());
@@ -399,15 +401,27 @@ async fn relay_websocket(
     }
     parts.uri = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").parse().unwrap_or_default();
     parts.version = Version::HTTP_11;
+    if needles.is_some() {
+        // No compression of frames: the upstream's frames must be readable to scrub.
+        parts.headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+    }
     let mut resp = match sender.send_request(Request::from_parts(parts, body)).await {
         Ok(resp) => resp,
         Err(e) => return failed(pending, StatusCode::BAD_GATEWAY, format!("WebSocket upgrade request: {e}")),
     };
     pending.record.status = Some(resp.status().as_u16());
     pending.record.decision = Decision::Allowed;
+    if let Some(needles) = &needles {
+        needles.scrub_headers(resp.headers_mut());
+    }
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // Not upgraded: an ordinary answer, scrubbed like any other.
         let (rparts, rbody) = resp.into_parts();
-        let body = counted(rbody.map_err(BoxError::from).boxed(), Arc::new(AtomicU64::new(0)), Some(pending));
+        let mut rbody = rbody.map_err(BoxError::from).boxed();
+        if let Some(needles) = needles {
+            rbody = needles.scrub_body(rbody);
+        }
+        let body = counted(rbody, Arc::new(AtomicU64::new(0)), Some(pending));
         return Response::from_parts(rparts, body);
     }
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
@@ -415,7 +429,21 @@ async fn relay_websocket(
         match tokio::try_join!(client_upgrade, upstream_upgrade) {
             Ok((client, upstream)) => {
                 let (mut a, mut b) = (TokioIo::new(client), TokioIo::new(upstream));
-                match tokio::io::copy_bidirectional(&mut a, &mut b).await {
+                let relayed = match needles {
+                    None => tokio::io::copy_bidirectional(&mut a, &mut b).await,
+                    Some(needles) => {
+                        let (mut client_r, client_w) = tokio::io::split(a);
+                        let (upstream_r, mut upstream_w) = tokio::io::split(b);
+                        let up = async {
+                            let n = tokio::io::copy(&mut client_r, &mut upstream_w).await;
+                            tokio::io::AsyncWriteExt::shutdown(&mut upstream_w).await.ok();
+                            n
+                        };
+                        let down = crate::scrub::relay_scrubbed_frames(upstream_r, client_w, needles);
+                        tokio::try_join!(up, down)
+                    }
+                };
+                match relayed {
                     Ok((up, down)) => {
                         pending.up.fetch_add(up, Ordering::Relaxed);
                         pending.record.bytes_down += down;

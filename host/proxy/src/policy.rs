@@ -1,10 +1,20 @@
 //! Access modes: what a read-only session may send. Reads pass — GET, HEAD,
 //! OPTIONS, git's smart-HTTP fetch (`git-upload-pack`, so clone and fetch
-//! work) and GraphQL POSTs whose operations are all queries. Everything else
-//! is a write and gets a 403; git push is refused at its first request
-//! (`info/refs?service=git-receive-pack`), before anything reaches the server.
+//! work) and GraphQL requests whose operations are all queries. Everything
+//! else is a write and gets a 403, with no loophole:
+//! - a method override header (`X-HTTP-Method-Override`, `X-HTTP-Method`,
+//!   `X-Method-Override`) counts as the method;
+//! - a GraphQL document in the URL (`?query=mutation …`) is checked whatever
+//!   the method and the path;
+//! - a GraphQL POST is one to a `…/graphql` endpoint whose body is a plain
+//!   GraphQL request (only `query`, `variables`, `operationName`,
+//!   `extensions`), so a REST write at a path that merely ends in `graphql`
+//!   does not pass as one;
+//! - git's fetch passes only as `POST …/git-upload-pack` with git's own
+//!   content type; git push is refused at its first request
+//!   (`info/refs?service=git-receive-pack`), before anything reaches the server.
 
-use http::Method;
+use http::{HeaderMap, Method, header};
 use serde::{Deserialize, Serialize};
 
 /// A session's access mode: what it may do through its proxy. The one
@@ -53,8 +63,18 @@ pub enum Verdict {
     InspectGraphql,
 }
 
-/// The verdict for a request line in `mode`.
-pub fn check(mode: AccessMode, method: &Method, path: &str, query: Option<&str>) -> Verdict {
+/// Headers by which a client asks the server to treat a request as another method.
+pub const METHOD_OVERRIDES: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+
+/// The content type git sends with a fetch (`git-upload-pack`).
+const UPLOAD_PACK_REQUEST: &str = "application/x-git-upload-pack-request";
+
+fn is_read(method: &str) -> bool {
+    ["GET", "HEAD", "OPTIONS"].iter().any(|m| m.eq_ignore_ascii_case(method.trim()))
+}
+
+/// The verdict for a request's head in `mode`.
+pub fn check(mode: AccessMode, method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Verdict {
     if mode == AccessMode::ReadWrite {
         return Verdict::Allow;
     }
@@ -64,20 +84,51 @@ pub fn check(mode: AccessMode, method: &Method, path: &str, query: Option<&str>)
     if pushes {
         return Verdict::Block("git push (git-receive-pack) writes to the repository".into());
     }
+    for name in METHOD_OVERRIDES {
+        for value in headers.get_all(name) {
+            let value = value.to_str().unwrap_or("(not text)");
+            if !is_read(value) {
+                return Verdict::Block(format!(
+                    "`{name}: {value}` asks the server for a {value}, which can change data"
+                ));
+            }
+        }
+    }
+    if let Some(reason) = query.and_then(graphql_in_url) {
+        return Verdict::Block(reason);
+    }
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Verdict::Allow;
     }
-    if *method == Method::POST && path.ends_with("/git-upload-pack") {
-        return Verdict::Allow;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    if *method == Method::POST && last == "git-upload-pack" {
+        if content_type.eq_ignore_ascii_case(UPLOAD_PACK_REQUEST) {
+            return Verdict::Allow;
+        }
+        return Verdict::Block(format!("a git fetch is sent as {UPLOAD_PACK_REQUEST}, not `{content_type}`"));
     }
-    if *method == Method::POST && path.trim_end_matches('/').ends_with("/graphql") {
+    if *method == Method::POST && last == "graphql" {
         return Verdict::InspectGraphql;
     }
     Verdict::Block(format!("{method} requests can change data"))
 }
 
+/// Why the GraphQL document in a URL's `query` parameter is not read-only,
+/// if there is one that is not.
+fn graphql_in_url(query: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find_map(|(key, value)| match &*key {
+        "query" => graphql_parser::parse_query::<&str>(&value).ok().and_then(|_| write_operation(&value)),
+        _ => None,
+    })
+}
+
+/// The keys a plain GraphQL request body has.
+const GRAPHQL_KEYS: [&str; 4] = ["query", "variables", "operationName", "extensions"];
+
 /// The verdict for a GraphQL request body: allowed only if every operation
-/// in it (or in every request of a batch) is a query.
+/// in it (or in every request of a batch) is a query, and it is nothing but
+/// a GraphQL request.
 pub fn graphql(body: &[u8]) -> Verdict {
     let value: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -88,6 +139,14 @@ pub fn graphql(body: &[u8]) -> Verdict {
         other => vec![other],
     };
     for request in &requests {
+        let Some(fields) = request.as_object() else {
+            return Verdict::Block("a GraphQL request is a JSON object".into());
+        };
+        if let Some(other) = fields.keys().find(|k| !GRAPHQL_KEYS.contains(&k.as_str())) {
+            return Verdict::Block(format!(
+                "the request has a field `{other}`, which a GraphQL request does not: it is not only a query"
+            ));
+        }
         let Some(query) = request.get("query").and_then(|q| q.as_str()) else {
             return Verdict::Block(
                 "the GraphQL request has no query text to check (persisted queries are refused)".into(),
@@ -124,6 +183,14 @@ mod tests {
 
     const RO: AccessMode = AccessMode::ReadOnly;
 
+    fn check(mode: AccessMode, method: &Method, path: &str, query: Option<&str>) -> Verdict {
+        super::check(mode, method, path, query, &HeaderMap::new())
+    }
+
+    fn with(headers: &[(&'static str, &str)]) -> HeaderMap {
+        headers.iter().map(|(k, v)| (http::HeaderName::from_static(k), v.parse().expect("value"))).collect()
+    }
+
     #[test]
     fn read_write_allows_everything() {
         assert_eq!(check(AccessMode::ReadWrite, &Method::DELETE, "/repos/x", None), Verdict::Allow);
@@ -136,11 +203,13 @@ mod tests {
         assert_eq!(check(RO, &Method::HEAD, "/", None), Verdict::Allow);
         assert_eq!(check(RO, &Method::OPTIONS, "/", None), Verdict::Allow);
         assert_eq!(check(RO, &Method::GET, "/o/r.git/info/refs", Some("service=git-upload-pack")), Verdict::Allow);
-        assert_eq!(check(RO, &Method::POST, "/o/r.git/git-upload-pack", None), Verdict::Allow);
+        let fetch = with(&[("content-type", UPLOAD_PACK_REQUEST)]);
+        assert_eq!(super::check(RO, &Method::POST, "/o/r.git/git-upload-pack", None, &fetch), Verdict::Allow);
         for (m, p, q) in [
             (Method::GET, "/o/r.git/info/refs", Some("service=git-receive-pack")),
             (Method::POST, "/o/r.git/git-receive-pack", None),
             (Method::POST, "/repos/o/r/issues", None),
+            (Method::POST, "/o/r.git/git-upload-pack", None),
             (Method::PUT, "/x", None),
             (Method::PATCH, "/x", None),
             (Method::DELETE, "/x", None),
@@ -162,5 +231,33 @@ mod tests {
         assert!(matches!(graphql(br#"{"extensions":{"persistedQuery":{}}}"#), Verdict::Block(_)));
         assert!(matches!(graphql(b"not json"), Verdict::Block(_)));
         assert!(matches!(graphql(br#"{"query":"mutation {"}"#), Verdict::Block(_)));
+    }
+
+    #[test]
+    fn read_only_has_no_loopholes_in_overrides_urls_or_paths() {
+        for name in METHOD_OVERRIDES {
+            let h = with(&[(name, "DELETE")]);
+            let verdict = super::check(RO, &Method::GET, "/repos/o/r", None, &h);
+            assert!(matches!(&verdict, Verdict::Block(r) if r.contains(name)), "{name}: {verdict:?}");
+            let h = with(&[(name, "get")]);
+            assert_eq!(super::check(RO, &Method::GET, "/repos/o/r", None, &h), Verdict::Allow, "{name}: GET");
+        }
+        let mutation = "query=mutation%20AddStar%20%7B%20addStar(input%3A%7B%7D)%20%7B%20clientMutationId%20%7D%20%7D";
+        for method in [Method::GET, Method::POST] {
+            let verdict = check(RO, &method, "/graphql", Some(mutation));
+            assert!(matches!(&verdict, Verdict::Block(r) if r.contains("AddStar")), "{method}: {verdict:?}");
+        }
+        assert_eq!(
+            check(RO, &Method::GET, "/graphql", Some("query=%7B%20viewer%20%7B%20login%20%7D%20%7D")),
+            Verdict::Allow
+        );
+        assert_eq!(check(RO, &Method::GET, "/search", Some("query=mutation+of+genes")), Verdict::Allow, "not GraphQL");
+        // A REST write at a path that merely ends in `graphql` does not pass as GraphQL.
+        assert!(matches!(
+            graphql(br#"{"query":"{ a }","title":"opened by a read-only session"}"#),
+            Verdict::Block(r) if r.contains("`title`")
+        ));
+        let git = with(&[("content-type", "application/json")]);
+        assert!(matches!(super::check(RO, &Method::POST, "/repos/o/r/git-upload-pack", None, &git), Verdict::Block(_)));
     }
 }

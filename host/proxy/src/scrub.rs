@@ -7,10 +7,16 @@
 //! right. Only bytes that could begin an occurrence split across two chunks
 //! wait for the next chunk; nothing else is held back, so streams stay live.
 //!
+//! What is scanned for is every form of the injected value the proxy can
+//! predict ([`Needles::for_credential`]): the raw value, the header value it
+//! was sent as, the base64 of a Basic credential on its own, the value's own
+//! base64, and the URL-encoded and JSON-escaped forms of each. Trailers are
+//! scrubbed like headers. A WebSocket opened with a credential is sent
+//! without extensions (so frames are not compressed) and every frame from
+//! the upstream is scrubbed ([`relay_scrubbed_frames`]).
+//!
 //! Requests that carry a credential are sent without `Accept-Encoding`, so the
-//! body arrives uncompressed and can be read. Not covered: other encodings of
-//! the value (say, base64 of a value the upstream chose to encode) and
-//! WebSocket messages.
+//! body arrives uncompressed and can be read.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -33,6 +39,27 @@ impl Needles {
         needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         needles.dedup();
         Self(needles)
+    }
+
+    /// The needles for a credential `value` sent in a header as `sent`: every
+    /// form of it the proxy can predict an upstream echoing.
+    pub(crate) fn for_credential(value: &str, sent: Option<&str>) -> Self {
+        use base64::Engine as _;
+        let mut plain = vec![value.to_string()];
+        if let Some(sent) = sent {
+            plain.push(sent.to_string());
+            if let Some(encoded) = sent.strip_prefix("Basic ") {
+                plain.push(encoded.trim().to_string());
+            }
+        }
+        plain.push(base64::engine::general_purpose::STANDARD.encode(value));
+        let mut all = plain.clone();
+        for p in &plain {
+            all.push(form_urlencoded::byte_serialize(p.as_bytes()).collect());
+            all.push(serde_json::to_string(p).unwrap_or_default().trim_matches('"').to_string());
+            all.push(p.replace('/', "\\/"));
+        }
+        Self::new(all)
     }
 
     /// Overwrite every occurrence in `buf` with `*`.
@@ -71,16 +98,24 @@ impl Needles {
 
     /// The body, scrubbed.
     pub(crate) fn scrub_body(self, inner: ProxyBody) -> ProxyBody {
-        http_body_util::BodyExt::boxed(Scrubbed { inner, needles: self, carry: Vec::new(), ended: false })
+        http_body_util::BodyExt::boxed(Scrubbed {
+            inner,
+            needles: self,
+            carry: Vec::new(),
+            trailers: None,
+            ended: false,
+        })
     }
 }
 
-/// A body with the needles masked out.
+/// A body with the needles masked out, trailers included.
 struct Scrubbed {
     inner: ProxyBody,
     needles: Needles,
     /// Bytes that may begin an occurrence, waiting for the next chunk.
     carry: Vec<u8>,
+    /// Trailers that arrived while bytes were carried: sent after them.
+    trailers: Option<HeaderMap>,
     ended: bool,
 }
 
@@ -104,7 +139,10 @@ impl Body for Scrubbed {
         loop {
             if self.ended {
                 let rest = std::mem::take(&mut self.carry);
-                return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(Bytes::from(rest)))));
+                if !rest.is_empty() {
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
+                }
+                return Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))));
             }
             match std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
@@ -114,7 +152,15 @@ impl Body for Scrubbed {
                             return Poll::Ready(Some(Ok(Frame::data(out))));
                         }
                     }
-                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                    Err(other) => match other.into_trailers() {
+                        Ok(mut trailers) => {
+                            self.needles.scrub_headers(&mut trailers);
+                            // Trailers end the body: what was carried goes first.
+                            self.trailers = Some(trailers);
+                            self.ended = true;
+                        }
+                        Err(other) => return Poll::Ready(Some(Ok(other))),
+                    },
                 },
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 None => self.ended = true,
@@ -123,7 +169,7 @@ impl Body for Scrubbed {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.carry.is_empty() && (self.ended || self.inner.is_end_stream())
+        self.carry.is_empty() && self.trailers.is_none() && (self.ended || self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -136,6 +182,84 @@ impl Body for Scrubbed {
             hint.set_upper(upper + carried);
         }
         hint
+    }
+}
+
+/// The largest WebSocket frame relayed from an upstream when scrubbing.
+pub(crate) const MAX_WS_FRAME: u64 = 16 << 20;
+
+/// Relay WebSocket frames from an upstream (`from`) to the client (`to`),
+/// scrubbing each data frame's payload. A needle split across the fragments
+/// of one message is found: a fragment's possible start of a needle waits
+/// for the next fragment (it is re-framed with the new length; server frames
+/// are not masked). Control frames are scrubbed in place. Returns the bytes
+/// read from the upstream.
+pub(crate) async fn relay_scrubbed_frames<R, W>(mut from: R, mut to: W, needles: Needles) -> std::io::Result<u64>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut read = 0u64;
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let mut head = [0u8; 2];
+        match from.read_exact(&mut head).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                to.shutdown().await.ok();
+                return Ok(read);
+            }
+            Err(e) => return Err(e),
+        }
+        let (fin, opcode, masked) = (head[0] & 0x80 != 0, head[0] & 0x0f, head[1] & 0x80 != 0);
+        let len = match head[1] & 0x7f {
+            126 => u64::from(from.read_u16().await?),
+            127 => from.read_u64().await?,
+            n => u64::from(n),
+        };
+        if len > MAX_WS_FRAME {
+            return Err(std::io::Error::other(format!("a WebSocket frame of {len} bytes is over {MAX_WS_FRAME}")));
+        }
+        let mut key = [0u8; 4];
+        if masked {
+            from.read_exact(&mut key).await?;
+        }
+        let mut payload = vec![0u8; len as usize];
+        from.read_exact(&mut payload).await?;
+        read += 2 + len;
+        if masked {
+            // Servers do not mask; unmask to scan, and send it unmasked.
+            payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= key[i % 4]);
+        }
+        let out = if opcode >= 0x8 {
+            needles.mask(&mut payload);
+            payload
+        } else {
+            let mut buf = std::mem::take(&mut carry);
+            buf.extend_from_slice(&payload);
+            needles.mask(&mut buf);
+            if !fin {
+                let keep = needles.partial_tail(&buf);
+                carry = buf.split_off(buf.len() - keep);
+            }
+            buf
+        };
+        let mut frame = vec![head[0]];
+        match out.len() {
+            n if n < 126 => frame.push(n as u8),
+            n if n <= usize::from(u16::MAX) => {
+                frame.push(126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&out);
+        to.write_all(&frame).await?;
+        to.flush().await?;
     }
 }
 
@@ -202,5 +326,75 @@ mod tests {
         needles.scrub_headers(&mut headers);
         assert_eq!(headers["x-echo"], "******************");
         assert_eq!(headers["x-other"], "has ********* in it");
+    }
+
+    #[test]
+    fn every_predictable_encoding_of_a_credential_is_masked() {
+        use base64::Engine as _;
+        let value = "x-access-token:ghp_a/b+c=d";
+        let sent = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(value));
+        let needles = Needles::for_credential("ghp_a/b+c=d", Some(&sent));
+        let b64 = sent.trim_start_matches("Basic ");
+        for echo in [
+            b64.to_string(),
+            form_urlencoded::byte_serialize(b64.as_bytes()).collect::<String>(),
+            "ghp_a\\/b+c=d".to_string(),
+            form_urlencoded::byte_serialize(b"ghp_a/b+c=d").collect::<String>(),
+            base64::engine::general_purpose::STANDARD.encode("ghp_a/b+c=d"),
+        ] {
+            let mut buf = format!("echo: {echo} end").into_bytes();
+            needles.mask(&mut buf);
+            let text = String::from_utf8(buf).expect("utf-8");
+            assert_eq!(text, format!("echo: {} end", "*".repeat(echo.len())), "{echo}");
+        }
+    }
+
+    #[test]
+    fn trailers_are_scrubbed_and_come_after_the_carried_bytes() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-echo", "Bearer sk-secret".parse().expect("value"));
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> =
+            vec![Ok(Frame::data(Bytes::from("ends with sk-se"))), Ok(Frame::trailers(trailers))];
+        let inner = http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed();
+        let body = Needles::new(["sk-secret".to_string(), "Bearer sk-secret".to_string()]).scrub_body(inner);
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let got = rt.block_on(async move {
+            let mut body = body;
+            let mut out = Vec::new();
+            while let Some(frame) = body.frame().await {
+                out.push(frame.expect("frame"));
+            }
+            out
+        });
+        let data: Vec<u8> = got.iter().filter_map(|f| f.data_ref()).flat_map(|d| d.iter().copied()).collect();
+        assert_eq!(data, b"ends with sk-se");
+        let last = got.last().and_then(|f| f.trailers_ref()).expect("trailers last");
+        assert_eq!(last["x-echo"], "****************");
+    }
+
+    #[test]
+    fn websocket_frames_are_scrubbed_even_split_across_fragments() {
+        // Unmasked server frames: "a sk-se" (not final) + "cret b" (continuation, final).
+        let mut wire = vec![0x01, 7];
+        wire.extend_from_slice(b"a sk-se");
+        wire.extend_from_slice(&[0x80, 6]);
+        wire.extend_from_slice(b"cret b");
+        wire.extend_from_slice(&[0x81, 11]);
+        wire.extend_from_slice(b"x sk-secret");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let out = rt.block_on(async {
+            let mut out = Vec::new();
+            let needles = Needles::new(["sk-secret".to_string()]);
+            relay_scrubbed_frames(&wire[..], &mut out, needles).await.expect("relay");
+            out
+        });
+        // Re-framed: the first fragment sends what cannot start the needle.
+        let mut expected = vec![0x01, 2];
+        expected.extend_from_slice(b"a ");
+        expected.extend_from_slice(&[0x80, 11]);
+        expected.extend_from_slice(b"********* b");
+        expected.extend_from_slice(&[0x81, 11]);
+        expected.extend_from_slice(b"x *********");
+        assert_eq!(out, expected);
     }
 }

@@ -341,15 +341,21 @@ struct Preparer {
 
 impl Preparer {
     async fn run(self, source: Source) -> Result<Plugin, LoadError> {
-        tokio::task::spawn_blocking(move || self.prepare_blocking(source))
-            .await
-            .map_err(|e| LoadError::Engine(format!("a load task crashed: {e}")))?
+        // The caller's subscriber follows the work onto the blocking thread.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        tokio::task::spawn_blocking(move || {
+            tracing::dispatcher::with_default(&dispatch, || self.prepare_blocking(source))
+        })
+        .await
+        .map_err(|e| LoadError::Engine(format!("a load task crashed: {e}")))?
     }
 
     fn prepare_blocking(&self, source: Source) -> Result<Plugin, LoadError> {
         let started = Instant::now();
         let origin = source.origin();
         let (manifest, grants) = loader::manifest_and_grants(&source)?;
+        // What the cache logs (a refused entry) names the component.
+        let _span = tracing::info_span!("load", component = %manifest.id).entered();
         let (component, outcome) = self
             .cache
             .load(&self.engine, source.bytes())

@@ -18,6 +18,10 @@ fn user(source: Source, approved: Option<Capabilities>) -> Source {
     Source::User { path: "/tmp/misbehave.wasm".into(), bytes, approved }
 }
 
+/// Bytes that change a component and keep it valid: a custom section
+/// (id 0, size 5, name `p`, payload `xyz`) appended at the top level.
+const PATCH: &[u8] = &[0x00, 0x05, 0x01, b'p', b'x', b'y', b'z'];
+
 fn manifest_id(bytes: &[u8]) -> String {
     let text = clauderon_runtime::manifest::extract(bytes).expect("a manifest");
     clauderon_runtime::Manifest::parse(&text).expect("valid").id
@@ -37,10 +41,9 @@ async fn an_approval_holds_only_for_the_bytes_it_was_given() {
     };
     let err = rt.load(swapped).await.err().expect("another component under an approval");
     assert!(matches!(err, LoadError::NotApproved { .. }) && err.to_string().contains("now `shell`"), "{err}");
-    // The same id with one byte changed.
+    // The same id with bytes added (still a valid component with the same manifest).
     let mut changed = fixture("misbehave").bytes().to_vec();
-    let middle = changed.len() / 2;
-    changed[middle] ^= 1;
+    changed.extend_from_slice(PATCH);
     let approved = Approval::new("misbehave", fixture("misbehave").bytes(), full);
     let patched = Source::User { path: "/tmp/misbehave.wasm".into(), bytes: changed.into(), approved: Some(approved) };
     let err = rt.load(patched).await.err().expect("changed bytes under an approval");
@@ -171,8 +174,14 @@ async fn a_cache_entry_with_patched_code_is_recompiled_never_run() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0xff;
     std::fs::write(&entry, &bytes).expect("patch");
+    let (capture, _guard) = LogCapture::start();
     let plugin = load_in(home.path(), bundled("shell")).await;
     assert_eq!(plugin.cache, Outcome::Compiled, "the patched entry was run");
+    let logged = capture.text();
+    assert!(
+        logged.contains("component=shell") && logged.contains("its tag does not verify"),
+        "the refusal is logged, naming the component and the rule:\n{logged}"
+    );
     assert_ne!(std::fs::read(&entry).expect("read"), bytes, "the entry was rewritten by the daemon");
 }
 
