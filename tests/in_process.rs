@@ -134,6 +134,12 @@ impl InProcess {
         self.served().egress.set_access_mode(&session.id, mode);
     }
 
+    /// Close a session's network path, as the manager does on delete and archive.
+    pub fn close(&self, name: &str) {
+        let session = self.sessions.iter().find(|s| s.name == name).expect("a session opened here");
+        self.served().egress.close(&session.id);
+    }
+
     /// Stop the daemon and assemble it again on the same home, as after a
     /// crash: its runtime goes, with every task it ran (so everything they
     /// held, the store first). The sessions' listeners are reopened on their

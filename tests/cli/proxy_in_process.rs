@@ -232,6 +232,37 @@ fn no_credential_comes_back_through_websockets_upgrades_or_encodings() {
     }
 }
 
+/// A session's open connections end with it: a stream it opened (here SSE,
+/// 20 events 250 ms apart, through its CONNECT tunnel) stops when the session
+/// is closed (deleted, archived) or made read-only, instead of carrying on.
+#[test]
+fn a_sessions_open_streams_end_when_it_is_closed_or_made_read_only() {
+    let (mut w, _mock) = InProcess::with_mock();
+    for how in ["closed", "made-read-only"] {
+        let env = w.session(how, AccessMode::ReadWrite);
+        let name = value(&env, "CLAUDERON_SESSION_NAME").to_string();
+        let mut child = command_in(&env, "curl")
+            .args(["-sS", "-N", "https://api.openai.com/sse?n=20&ms=250"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("curl");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = lines.next().expect("a line").expect("read");
+        assert!(first.starts_with("data:"), "{first}");
+        match how {
+            "closed" => w.close(&name),
+            _ => w.set_access_mode(&name, AccessMode::ReadOnly),
+        }
+        let rest = lines.map_while(Result::ok).filter(|l| l.starts_with("data:")).count();
+        let _ = child.wait();
+        assert!(
+            rest < 10,
+            "{how}: the stream went on after the session ended its connections ({rest} more events of 19)"
+        );
+    }
+}
+
 /// Send one text frame to `wss://api.openai.com/ws` through the proxy; the echo.
 fn websocket_echo(port: &str, secret: &str, ca: &str, text: &str) -> String {
     let script = format!(

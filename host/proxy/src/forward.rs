@@ -220,7 +220,8 @@ pub(crate) async fn handle(
     };
     if websocket {
         let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-        return relay_websocket(parts, body, uri, &target, upgrade, &shared, pending, needles).await;
+        let ending = ctx.ending();
+        return relay_websocket(parts, body, uri, &target, upgrade, &shared, pending, needles, ending).await;
     }
     parts.headers.remove(header::HOST);
     parts.uri = uri;
@@ -378,6 +379,7 @@ async fn relay_websocket(
     shared: &Shared,
     mut pending: Pending,
     needles: Option<Needles>,
+    ending: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Response<ProxyBody> {
     let Some(client_upgrade) = client_upgrade else {
         return failed(pending, StatusCode::BAD_REQUEST, "this connection cannot be upgraded".into());
@@ -425,7 +427,7 @@ async fn relay_websocket(
         return Response::from_parts(rparts, body);
     }
     let upstream_upgrade = hyper::upgrade::on(&mut resp);
-    tokio::spawn(async move {
+    let relay = async move {
         match tokio::try_join!(client_upgrade, upstream_upgrade) {
             Ok((client, upstream)) => {
                 let (mut a, mut b) = (TokioIo::new(client), TokioIo::new(upstream));
@@ -454,6 +456,12 @@ async fn relay_websocket(
             Err(e) => pending.record.reason = Some(format!("the WebSocket upgrade failed: {e}")),
         }
         drop(pending);
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            () = relay => {}
+            () = ending => tracing::debug!("WebSocket: the session ended its connections"),
+        }
     });
     let (rparts, _) = resp.into_parts();
     Response::from_parts(rparts, empty())

@@ -60,11 +60,28 @@ pub(crate) struct SessionCtx {
     /// `None` for a session (whatever the rules say), the granted ones for a
     /// component.
     pub(crate) services: Option<Vec<String>>,
+    /// Bumped to end every open connection of the session (its tunnels,
+    /// streams and WebSockets): when it is closed, and when it is made
+    /// read-only.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl SessionCtx {
     pub(crate) fn mode(&self) -> AccessMode {
         if self.read_only.load(Ordering::Relaxed) { AccessMode::ReadOnly } else { AccessMode::ReadWrite }
+    }
+
+    /// Resolves when the connections open now must end (see `generation`).
+    pub(crate) fn ending(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut seen = self.generation.subscribe();
+        async move {
+            let _ = seen.changed().await;
+        }
+    }
+
+    /// End every connection open now.
+    fn end_connections(&self) {
+        self.generation.send_modify(|g| *g += 1);
     }
 
     fn authorized(&self, headers: &http::HeaderMap) -> Result<(), &'static str> {
@@ -214,6 +231,7 @@ impl Proxy {
             read_only: AtomicBool::new(mode == AccessMode::ReadOnly),
             ident,
             services,
+            generation: tokio::sync::watch::channel(0).0,
         });
         let mut tasks = vec![tokio::spawn(accept_loop(listener, ctx.clone(), self.shared.clone()))];
         let socket = match socket_dir {
@@ -257,15 +275,21 @@ impl Proxy {
     }
 
     /// Change the session's access mode; takes effect on the next request.
+    /// Made read-only, the session's open connections end (a stream or a
+    /// WebSocket opened while it could write does not carry on).
     pub fn set_mode(&self, id: &str, mode: AccessMode) {
         if let Some(l) = self.listeners.lock().ok().and_then(|m| m.get(id).map(|l| l.ctx.clone())) {
-            l.read_only.store(mode == AccessMode::ReadOnly, Ordering::Relaxed);
+            let was_read_only = l.read_only.swap(mode == AccessMode::ReadOnly, Ordering::Relaxed);
+            if mode == AccessMode::ReadOnly && !was_read_only {
+                l.end_connections();
+            }
         }
     }
 
-    /// Close the session's listener (tunnels already open finish on their own).
+    /// Close the session's listener and end every connection it has open.
     pub fn close(&self, id: &str) {
         if let Some(l) = self.listeners.lock().ok().and_then(|mut m| m.remove(id)) {
+            l.ctx.end_connections();
             l.tasks.iter().for_each(JoinHandle::abort);
             if let Some(path) = l.socket {
                 let _ = std::fs::remove_file(path);
@@ -341,6 +365,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let ctx_name = ctx.ident.name.clone();
+    let ending = ctx.ending();
     let service = service_fn(move |req| {
         let (ctx, shared) = (ctx.clone(), shared.clone());
         async move { Ok::<_, Infallible>(outer(req, ctx, shared).await) }
@@ -352,8 +377,13 @@ where
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let span = tracing::debug_span!("proxy_connection", session = %ctx_name);
-    if let Err(e) = tracing::Instrument::instrument(conn, span).await {
-        tracing::debug!(session = %ctx_name, "proxy client: {e}");
+    tokio::select! {
+        served = tracing::Instrument::instrument(conn, span) => {
+            if let Err(e) = served {
+                tracing::debug!(session = %ctx_name, "proxy client: {e}");
+            }
+        }
+        () = ending => tracing::debug!(session = %ctx_name, "proxy client: the session ended its connections"),
     }
 }
 
@@ -427,7 +457,8 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         Ok(c) => c,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("clauderon proxy: {e}.\n")),
     };
-    tokio::spawn(async move {
+    let ending = ctx.ending();
+    let tunnel = async move {
         let upgraded = match hyper::upgrade::on(req).await {
             Ok(u) => u,
             Err(e) => return tracing::debug!("CONNECT upgrade failed: {e}"),
@@ -448,6 +479,12 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
             tracing::debug!("tunnelled connection: {e}");
+        }
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tunnel => {}
+            () = ending => tracing::debug!("tunnel: the session ended its connections"),
         }
     });
     Response::new(forward::empty())
