@@ -263,6 +263,30 @@ fn a_sessions_open_streams_end_when_it_is_closed_or_made_read_only() {
     }
 }
 
+/// The daemon raises its limit on open files to the hard limit at start (a
+/// session holding many tunnels must not starve the API and the other
+/// sessions at 1,024), and `GET /api/health` shows the use.
+#[test]
+fn the_daemon_raises_its_open_files_limit_and_shows_its_use() {
+    let nofile = |column: usize| -> u64 {
+        let limits = std::fs::read_to_string("/proc/self/limits").expect("limits");
+        let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("the open files line");
+        line.split_whitespace().nth(column).and_then(|v| v.parse().ok()).expect("a number")
+    };
+    let hard = nofile(4);
+    // Lower this process's soft limit, as a default shell's 1,024 would be; the
+    // in-process daemon runs in this process.
+    let pid = std::process::id().to_string();
+    let lowered = Command::new("prlimit").args(["--pid", &pid, "--nofile=256:"]).status().expect("prlimit");
+    assert!(lowered.success() && nofile(3) == 256, "the soft limit was not lowered");
+    let (w, _mock) = InProcess::with_mock();
+    assert_eq!(nofile(3), hard, "the daemon did not raise the soft limit");
+    let (code, health) = w.http("GET", "/api/health", None);
+    assert_eq!(code, 200, "{health}");
+    assert_eq!(health["fds"]["limit"], hard, "{health}");
+    assert!(health["fds"]["open"].as_u64().is_some_and(|n| n > 2 && n < hard), "{health}");
+}
+
 /// Send one text frame to `wss://api.openai.com/ws` through the proxy; the echo.
 fn websocket_echo(port: &str, secret: &str, ca: &str, text: &str) -> String {
     let script = format!(

@@ -159,6 +159,37 @@ pub struct Health {
     status: String,
     /// The daemon's version.
     version: String,
+    /// The daemon's file descriptors: every session's tunnels and streams are some.
+    fds: Fds,
+}
+
+/// Open file descriptors and the limit on them.
+#[derive(Serialize, ToSchema)]
+pub struct Fds {
+    /// Open now.
+    open: u64,
+    /// The most the daemon may have open (raised to the hard limit at start).
+    limit: u64,
+}
+
+impl Fds {
+    /// This process's, from `/proc/self`.
+    async fn now() -> Self {
+        let mut open = 0;
+        if let Ok(mut dir) = tokio::fs::read_dir("/proc/self/fd").await {
+            while let Ok(Some(_)) = dir.next_entry().await {
+                open += 1;
+            }
+        }
+        let limits = tokio::fs::read_to_string("/proc/self/limits").await.unwrap_or_default();
+        // `Max open files            1024                 1048576              files`
+        let limit = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .unwrap_or(0);
+        Self { open, limit }
+    }
 }
 
 /// What `DELETE` did.
@@ -277,7 +308,7 @@ async fn require_token(State(state): State<Shared>, req: Request, next: Next) ->
 /// Whether the daemon is up (no token needed).
 #[utoipa::path(get, path = "/api/health", security(()), responses((status = 200, body = Health), Errors))]
 async fn health() -> Json<Health> {
-    Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+    Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into(), fds: Fds::now().await })
 }
 
 /// This document.

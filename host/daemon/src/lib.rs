@@ -67,6 +67,7 @@ impl Daemon {
     /// a second daemon on the same port fails before it touches any session.
     pub async fn assemble(home: &Home, mut config: Config, parts: Parts) -> anyhow::Result<Self> {
         home.ensure_private()?;
+        raise_fd_limit();
         // The token exists before the API port opens: whoever finds the port
         // open finds the token too.
         let token = home.load_or_create_token(config.daemon.token.as_deref())?;
@@ -161,6 +162,24 @@ pub async fn load_components(home: &Home, config: RuntimeConfig, bundled: Vec<So
     sources.extend(user);
     runtime.load_all(sources).await;
     Ok(runtime)
+}
+
+/// Raise the soft limit on open files to the hard limit: every session's
+/// tunnels and streams are file descriptors, and a default of 1,024 is soon
+/// reached (`GET /api/health` shows the use).
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max {
+            return;
+        }
+        let old = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::info!("open files: the limit is raised from {old} to {}", limit.rlim_max);
+        }
+    }
 }
 
 /// Write the container relay to `dir/clauderon-relay` (0755; done again only
