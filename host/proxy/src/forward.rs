@@ -220,8 +220,7 @@ pub(crate) async fn handle(
     };
     if websocket {
         let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
-        let ending = ctx.ending();
-        return relay_websocket(parts, body, uri, &target, upgrade, &shared, pending, needles, ending).await;
+        return relay_websocket(parts, body, uri, &target, upgrade, &shared, pending, needles, &ctx).await;
     }
     parts.headers.remove(header::HOST);
     parts.uri = uri;
@@ -379,7 +378,7 @@ async fn relay_websocket(
     shared: &Shared,
     mut pending: Pending,
     needles: Option<Needles>,
-    ending: impl std::future::Future<Output = ()> + Send + 'static,
+    ctx: &SessionCtx,
 ) -> Response<ProxyBody> {
     let Some(client_upgrade) = client_upgrade else {
         return failed(pending, StatusCode::BAD_REQUEST, "this connection cannot be upgraded".into());
@@ -457,12 +456,7 @@ async fn relay_websocket(
         }
         drop(pending);
     };
-    tokio::spawn(async move {
-        tokio::select! {
-            () = relay => {}
-            () = ending => tracing::debug!("WebSocket: the session ended its connections"),
-        }
-    });
+    tokio::spawn(ctx.until_ended("WebSocket", relay));
     let (rparts, _) = resp.into_parts();
     Response::from_parts(rparts, empty())
 }

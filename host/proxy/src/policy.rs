@@ -69,6 +69,7 @@ pub const METHOD_OVERRIDES: [&str; 3] = ["x-http-method-override", "x-http-metho
 /// The content type git sends with a fetch (`git-upload-pack`).
 const UPLOAD_PACK_REQUEST: &str = "application/x-git-upload-pack-request";
 
+/// Whether a method (or an override's value) only reads.
 fn is_read(method: &str) -> bool {
     ["GET", "HEAD", "OPTIONS"].iter().any(|m| m.eq_ignore_ascii_case(method.trim()))
 }
@@ -97,7 +98,7 @@ pub fn check(mode: AccessMode, method: &Method, path: &str, query: Option<&str>,
     if let Some(reason) = query.and_then(graphql_in_url) {
         return Verdict::Block(reason);
     }
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    if is_read(method.as_str()) {
         return Verdict::Allow;
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -118,7 +119,8 @@ pub fn check(mode: AccessMode, method: &Method, path: &str, query: Option<&str>,
 /// if there is one that is not.
 fn graphql_in_url(query: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes()).find_map(|(key, value)| match &*key {
-        "query" => graphql_parser::parse_query::<&str>(&value).ok().and_then(|_| write_operation(&value)),
+        // A `query` that is not GraphQL is some other API's parameter.
+        "query" => graphql_parser::parse_query::<&str>(&value).ok().and_then(|doc| write_in(&doc)),
         _ => None,
     })
 }
@@ -159,13 +161,18 @@ pub fn graphql(body: &[u8]) -> Verdict {
     Verdict::Allow
 }
 
-/// Why a GraphQL document is not read-only, or None if it is all queries.
+/// Why a GraphQL query text is not read-only (or cannot be read), or None
+/// if it is all queries.
 fn write_operation(query: &str) -> Option<String> {
+    match graphql_parser::parse_query::<&str>(query) {
+        Ok(doc) => write_in(&doc),
+        Err(e) => Some(format!("the GraphQL query could not be parsed ({e})")),
+    }
+}
+
+/// Why a parsed GraphQL document is not read-only, or None if it is all queries.
+fn write_in<'a>(doc: &graphql_parser::query::Document<'a, &'a str>) -> Option<String> {
     use graphql_parser::query::{Definition, OperationDefinition};
-    let doc = match graphql_parser::parse_query::<&str>(query) {
-        Ok(doc) => doc,
-        Err(e) => return Some(format!("the GraphQL query could not be parsed ({e})")),
-    };
     doc.definitions.iter().find_map(|d| match d {
         Definition::Operation(OperationDefinition::Mutation(m)) => {
             Some(format!("GraphQL mutation `{}` changes data", m.name.unwrap_or("(anonymous)")))

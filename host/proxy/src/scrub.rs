@@ -83,6 +83,20 @@ impl Needles {
             .unwrap_or(0)
     }
 
+    /// Mask `chunk`, read after the bytes held in `carry`, and return what
+    /// can go out now; unless the stream `ends` here, bytes that could begin
+    /// an occurrence split across this chunk and the next stay in `carry`.
+    fn mask_stream(&self, carry: &mut Vec<u8>, chunk: &[u8], ends: bool) -> Vec<u8> {
+        let mut buf = std::mem::take(carry);
+        buf.extend_from_slice(chunk);
+        self.mask(&mut buf);
+        if !ends {
+            let keep = self.partial_tail(&buf);
+            *carry = buf.split_off(buf.len() - keep);
+        }
+        buf
+    }
+
     /// Mask header values in place.
     pub(crate) fn scrub_headers(&self, headers: &mut HeaderMap) {
         for value in headers.values_mut() {
@@ -122,12 +136,8 @@ struct Scrubbed {
 impl Scrubbed {
     /// Scrub `chunk` after what was carried; returns what can be sent now.
     fn push(&mut self, chunk: &[u8]) -> Bytes {
-        let mut buf = std::mem::take(&mut self.carry);
-        buf.extend_from_slice(chunk);
-        self.needles.mask(&mut buf);
-        let keep = self.needles.partial_tail(&buf);
-        self.carry = buf.split_off(buf.len() - keep);
-        Bytes::from(buf)
+        let Self { needles, carry, .. } = self;
+        Bytes::from(needles.mask_stream(carry, chunk, false))
     }
 }
 
@@ -213,10 +223,11 @@ where
             Err(e) => return Err(e),
         }
         let (fin, opcode, masked) = (head[0] & 0x80 != 0, head[0] & 0x0f, head[1] & 0x80 != 0);
-        let len = match head[1] & 0x7f {
-            126 => u64::from(from.read_u16().await?),
-            127 => from.read_u64().await?,
-            n => u64::from(n),
+        // The payload length, and how many bytes of extended length gave it.
+        let (len, extended) = match head[1] & 0x7f {
+            126 => (u64::from(from.read_u16().await?), 2),
+            127 => (from.read_u64().await?, 8),
+            n => (u64::from(n), 0),
         };
         if len > MAX_WS_FRAME {
             return Err(std::io::Error::other(format!("a WebSocket frame of {len} bytes is over {MAX_WS_FRAME}")));
@@ -227,7 +238,7 @@ where
         }
         let mut payload = vec![0u8; len as usize];
         from.read_exact(&mut payload).await?;
-        read += 2 + len;
+        read += 2 + extended + if masked { 4 } else { 0 } + len;
         if masked {
             // Servers do not mask; unmask to scan, and send it unmasked.
             payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= key[i % 4]);
@@ -236,14 +247,8 @@ where
             needles.mask(&mut payload);
             payload
         } else {
-            let mut buf = std::mem::take(&mut carry);
-            buf.extend_from_slice(&payload);
-            needles.mask(&mut buf);
-            if !fin {
-                let keep = needles.partial_tail(&buf);
-                carry = buf.split_off(buf.len() - keep);
-            }
-            buf
+            // A message's fragments are one stream; it ends with the final one.
+            needles.mask_stream(&mut carry, &payload, fin)
         };
         let mut frame = vec![head[0]];
         match out.len() {
@@ -268,20 +273,26 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
-    fn scrub(needles: &[&str], chunks: &[&str]) -> (String, Vec<String>) {
-        let frames: Vec<Result<Frame<Bytes>, BoxError>> =
-            chunks.iter().map(|c| Ok(Frame::data(Bytes::from(c.to_string())))).collect();
-        let inner = http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed();
-        let body = Needles::new(needles.iter().map(|n| n.to_string())).scrub_body(inner);
+    /// The frames of `frames` scrubbed for `needles`, as a client receives them.
+    fn scrubbed(needles: &[&str], frames: Vec<Frame<Bytes>>) -> Vec<Frame<Bytes>> {
+        let inner = http_body_util::StreamBody::new(futures_util::stream::iter(frames.into_iter().map(Ok))).boxed();
+        let mut body = Needles::new(needles.iter().map(|n| n.to_string())).scrub_body(inner);
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let frames = rt.block_on(async move {
-            let mut body = body;
+        rt.block_on(async move {
             let mut out = Vec::new();
             while let Some(frame) = body.frame().await {
-                out.push(String::from_utf8(frame.expect("frame").into_data().expect("data").to_vec()).expect("utf-8"));
+                out.push(frame.expect("frame"));
             }
             out
-        });
+        })
+    }
+
+    fn scrub(needles: &[&str], chunks: &[&str]) -> (String, Vec<String>) {
+        let frames = chunks.iter().map(|c| Frame::data(Bytes::from(c.to_string()))).collect();
+        let frames: Vec<String> = scrubbed(needles, frames)
+            .into_iter()
+            .map(|f| String::from_utf8(f.into_data().expect("data").to_vec()).expect("utf-8"))
+            .collect();
         (frames.concat(), frames)
     }
 
@@ -353,19 +364,8 @@ mod tests {
     fn trailers_are_scrubbed_and_come_after_the_carried_bytes() {
         let mut trailers = HeaderMap::new();
         trailers.insert("x-echo", "Bearer sk-secret".parse().expect("value"));
-        let frames: Vec<Result<Frame<Bytes>, BoxError>> =
-            vec![Ok(Frame::data(Bytes::from("ends with sk-se"))), Ok(Frame::trailers(trailers))];
-        let inner = http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed();
-        let body = Needles::new(["sk-secret".to_string(), "Bearer sk-secret".to_string()]).scrub_body(inner);
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let got = rt.block_on(async move {
-            let mut body = body;
-            let mut out = Vec::new();
-            while let Some(frame) = body.frame().await {
-                out.push(frame.expect("frame"));
-            }
-            out
-        });
+        let frames = vec![Frame::data(Bytes::from("ends with sk-se")), Frame::trailers(trailers)];
+        let got = scrubbed(&["sk-secret", "Bearer sk-secret"], frames);
         let data: Vec<u8> = got.iter().filter_map(|f| f.data_ref()).flat_map(|d| d.iter().copied()).collect();
         assert_eq!(data, b"ends with sk-se");
         let last = got.last().and_then(|f| f.trailers_ref()).expect("trailers last");

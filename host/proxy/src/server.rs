@@ -71,11 +71,21 @@ impl SessionCtx {
         if self.read_only.load(Ordering::Relaxed) { AccessMode::ReadOnly } else { AccessMode::ReadWrite }
     }
 
-    /// Resolves when the connections open now must end (see `generation`).
-    pub(crate) fn ending(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// `work` (serving one of the session's connections), ended — dropped,
+    /// closing what it holds — as soon as the session ends its connections
+    /// (see `generation`), if it has not finished by then.
+    pub(crate) fn until_ended(
+        &self,
+        what: &'static str,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut seen = self.generation.subscribe();
+        let name = self.ident.name.clone();
         async move {
-            let _ = seen.changed().await;
+            tokio::select! {
+                () = work => {}
+                _ = seen.changed() => tracing::debug!(session = %name, "{what}: the session ended its connections"),
+            }
         }
     }
 
@@ -365,7 +375,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let ctx_name = ctx.ident.name.clone();
-    let ending = ctx.ending();
+    let serving = ctx.clone();
     let service = service_fn(move |req| {
         let (ctx, shared) = (ctx.clone(), shared.clone());
         async move { Ok::<_, Infallible>(outer(req, ctx, shared).await) }
@@ -377,14 +387,12 @@ where
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let span = tracing::debug_span!("proxy_connection", session = %ctx_name);
-    tokio::select! {
-        served = tracing::Instrument::instrument(conn, span) => {
-            if let Err(e) = served {
-                tracing::debug!(session = %ctx_name, "proxy client: {e}");
-            }
+    let served = async move {
+        if let Err(e) = tracing::Instrument::instrument(conn, span).await {
+            tracing::debug!(session = %ctx_name, "proxy client: {e}");
         }
-        () = ending => tracing::debug!(session = %ctx_name, "proxy client: the session ended its connections"),
-    }
+    };
+    serving.until_ended("proxy client", served).await
 }
 
 /// A request on the listener itself: identity, then CONNECT or plain HTTP.
@@ -457,7 +465,7 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         Ok(c) => c,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("clauderon proxy: {e}.\n")),
     };
-    let ending = ctx.ending();
+    let session = ctx.clone();
     let tunnel = async move {
         let upgraded = match hyper::upgrade::on(req).await {
             Ok(u) => u,
@@ -481,12 +489,7 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
             tracing::debug!("tunnelled connection: {e}");
         }
     };
-    tokio::spawn(async move {
-        tokio::select! {
-            () = tunnel => {}
-            () = ending => tracing::debug!("tunnel: the session ended its connections"),
-        }
-    });
+    tokio::spawn(session.until_ended("tunnel", tunnel));
     Response::new(forward::empty())
 }
 

@@ -61,11 +61,14 @@ impl CompileCache {
     pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        let store = dir.and_then(|dir| match load_or_make_key(&key_path(&dir)) {
-            Ok(key) => Some((dir, key)),
-            Err(e) => {
-                tracing::warn!("the compile cache is off: its key {} is unusable: {e}", key_path(&dir).display());
-                None
+        let store = dir.and_then(|dir| {
+            let path = key_path(&dir);
+            match load_or_make_key(&path) {
+                Ok(key) => Some((dir, key)),
+                Err(e) => {
+                    tracing::warn!("the compile cache is off: its key {} is unusable: {e}", path.display());
+                    None
+                }
             }
         });
         Self { store, engine_key: format!("{:016x}", h.finish()) }
@@ -73,15 +76,20 @@ impl CompileCache {
 
     /// The cache file for these component bytes.
     pub fn path_for(&self, bytes: &[u8]) -> Option<PathBuf> {
-        let digest = hex::encode(Sha256::digest(bytes));
-        self.store.as_ref().map(|(d, _)| d.join(format!("{}-{}.cwasm", &digest[..32], self.engine_key)))
+        self.path_for_digest(&Sha256::digest(bytes))
     }
 
-    /// The tag of `artifact` compiled from `component`.
-    fn tag(&self, key: &hmac::Key, component: &[u8], artifact: &[u8]) -> hmac::Tag {
+    /// The cache file for component bytes with this SHA-256.
+    fn path_for_digest(&self, digest: &[u8]) -> Option<PathBuf> {
+        let hex = hex::encode(digest);
+        self.store.as_ref().map(|(d, _)| d.join(format!("{}-{}.cwasm", &hex[..32], self.engine_key)))
+    }
+
+    /// The tag of `artifact` compiled from the component with SHA-256 `digest`.
+    fn tag(&self, key: &hmac::Key, digest: &[u8], artifact: &[u8]) -> hmac::Tag {
         let mut ctx = hmac::Context::with_key(key);
         ctx.update(self.engine_key.as_bytes());
-        ctx.update(&Sha256::digest(component));
+        ctx.update(digest);
         ctx.update(artifact);
         ctx.sign()
     }
@@ -89,9 +97,11 @@ impl CompileCache {
     /// The compiled component, from the cache or compiled now. Blocking: call
     /// it from `spawn_blocking`.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, Outcome)> {
-        let entry = self.store.as_ref().zip(self.path_for(bytes));
+        // The component is hashed once: for its entry's name and its tag.
+        let digest = Sha256::digest(bytes);
+        let entry = self.store.as_ref().zip(self.path_for_digest(&digest));
         if let Some(((_, key), path)) = &entry {
-            match self.read_verified(engine, key, bytes, path) {
+            match self.read_verified(engine, key, &digest, path) {
                 Ok(Some(c)) => return Ok((c, Outcome::Hit)),
                 Ok(None) => {}
                 Err(why) => tracing::warn!("recompiling: refused the cache entry {}: {why}", path.display()),
@@ -100,7 +110,7 @@ impl CompileCache {
         let component = Component::new(engine, bytes)?;
         if let Some(((_, key), path)) = &entry {
             let artifact = component.serialize()?;
-            let tag = self.tag(key, bytes, &artifact);
+            let tag = self.tag(key, &digest, &artifact);
             if let Err(e) = store(path, tag.as_ref(), &artifact) {
                 tracing::warn!("could not write the compile cache {}: {e}", path.display());
             }
@@ -108,13 +118,14 @@ impl CompileCache {
         Ok((component, Outcome::Compiled))
     }
 
-    /// The entry at `path` if there is one this cache wrote for `component`:
-    /// `Ok(None)` when there is no entry, `Err` saying why one is refused.
+    /// The entry at `path` if there is one this cache wrote for the
+    /// component with SHA-256 `digest`: `Ok(None)` when there is no entry,
+    /// `Err` saying why one is refused.
     fn read_verified(
         &self,
         engine: &Engine,
         key: &hmac::Key,
-        component: &[u8],
+        digest: &[u8],
         path: &Path,
     ) -> Result<Option<Component>, String> {
         use std::os::unix::fs::OpenOptionsExt;
@@ -134,7 +145,7 @@ impl CompileCache {
             return Err("it is too short to hold a tag".into());
         }
         let (tag, artifact) = data.split_at(TAG_BYTES);
-        let expected = self.tag(key, component, artifact);
+        let expected = self.tag(key, digest, artifact);
         if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_ref(), tag)) {
             return Err("its tag does not verify: this cache did not write it for this component".into());
         }

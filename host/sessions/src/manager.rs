@@ -379,9 +379,9 @@ impl Manager {
             made.clone = true;
         }
         let egress = self.open_egress(session).await?;
-        let (spec, mounts) = self.spec(session, features, false, egress).await?;
+        let (spec, paths) = self.spec(session, features, false, egress).await?;
         let mut backend = self.runtime.backend(&session.backend).await?;
-        backend.serve_session(&session.id, &mounts);
+        backend.serve_session(&session.id, &paths);
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
             let _one_at_a_time = lock.lock().await;
@@ -481,7 +481,7 @@ impl Manager {
     /// host never picks up the user's own login) and the user's git identity.
     /// On a backend that is not isolated (`features`), the agent's command is wrapped in
     /// the host sandbox. With the spec come the session's own paths, the only
-    /// ones the backend may mount or run in ([`Manager::mount_sources`]).
+    /// ones the backend may mount or run in ([`Manager::session_paths`]).
     async fn spec(
         &self,
         session: &mut Session,
@@ -564,7 +564,7 @@ impl Manager {
         if let (Some(sandbox), Some(policy)) = (&self.sandbox, &policy) {
             plan.argv = sandbox.wrap(&session_dir, policy, std::mem::take(&mut plan.argv))?;
         }
-        let mounts = self.mount_sources(session, &config_home, &objects, &egress);
+        let paths = self.session_paths(session, &config_home, &objects, &egress);
         let mut options = self.backend_options(session, &objects);
         if backend_isolated {
             options.extend(self.container_options(session, &egress)?);
@@ -588,16 +588,16 @@ impl Manager {
             memory_limit: session.memory_limit,
             options,
         };
-        Ok((spec, mounts))
+        Ok((spec, paths))
     }
 
-    /// The only sources a container backend may mount for this session, from
-    /// what the host knows (never from what an agent or backend component
-    /// said): its worktree, its config home, the user's object store
+    /// The session's own paths — the only sources a container backend may
+    /// mount for it, and where its commands may run — from what the host
+    /// knows (never from what an agent or backend component said): its worktree, its config home, the user's object store
     /// (read through alternates), the CA bundle, the proxy socket's
     /// directory, the relay, and the mounts the user declared in
     /// `[backends.<id>] mounts` (`src:dst[:ro]`, comma-separated).
-    fn mount_sources(&self, session: &Session, config_home: &Path, objects: &Path, egress: &EgressEnv) -> Vec<PathBuf> {
+    fn session_paths(&self, session: &Session, config_home: &Path, objects: &Path, egress: &EgressEnv) -> Vec<PathBuf> {
         let mut out = vec![session.worktree.clone(), config_home.to_path_buf(), objects.to_path_buf()];
         out.extend(egress.ca_bundle.iter().chain(egress.socket_dir.iter()).chain(self.defaults.relay.iter()).cloned());
         let configured = self.defaults.backend_options.get(&session.backend).into_iter().flatten();
@@ -729,13 +729,13 @@ impl Manager {
             )));
         }
         let egress = self.open_egress(session).await?;
-        let (spec, mounts) = self.spec(session, &features, true, egress).await?;
+        let (spec, paths) = self.spec(session, &features, true, egress).await?;
         let resource = session.resource_id.clone().unwrap_or_default();
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
             let _one_at_a_time = lock.lock().await;
             let mut backend = self.runtime.backend(&session.backend).await?;
-            backend.serve_session(&session.id, &mounts);
+            backend.serve_session(&session.id, &paths);
             backend.start(&resource, &spec).await?
         };
         session.resource_id = Some(info.resource_id);
@@ -944,8 +944,7 @@ impl Manager {
             )));
         }
         let argv = backend.attach_argv(&resource).await?;
-        let grants = backend.plugin().grants.clone();
-        check_attach_argv(&session.backend, &grants, &argv)?;
+        check_attach_argv(&session.backend, &backend.plugin().grants, &argv)?;
         Ok(argv)
     }
 
