@@ -69,7 +69,9 @@ pub const METHOD_OVERRIDES: [&str; 3] = ["x-http-method-override", "x-http-metho
 /// The content type git sends with a fetch (`git-upload-pack`).
 const UPLOAD_PACK_REQUEST: &str = "application/x-git-upload-pack-request";
 
-/// Whether a method (or an override's value) only reads.
+/// Whether an override header's value names a method that only reads.
+/// Servers that honour these headers upper-case the value, so case does not
+/// matter here; it does for the request's own method (see [`check`]).
 fn is_read(method: &str) -> bool {
     ["GET", "HEAD", "OPTIONS"].iter().any(|m| m.eq_ignore_ascii_case(method.trim()))
 }
@@ -98,7 +100,9 @@ pub fn check(mode: AccessMode, method: &Method, path: &str, query: Option<&str>,
     if let Some(reason) = query.and_then(graphql_in_url) {
         return Verdict::Block(reason);
     }
-    if is_read(method.as_str()) {
+    // Methods are case-sensitive (RFC 9110 §9.1): `GeT` is not GET, and a
+    // server may route an unknown method anywhere, so only the exact three read.
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Verdict::Allow;
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -224,6 +228,15 @@ mod tests {
             assert!(matches!(check(RO, &m, p, q), Verdict::Block(_)), "{m} {p}");
         }
         assert_eq!(check(RO, &Method::POST, "/graphql", None), Verdict::InspectGraphql);
+    }
+
+    #[test]
+    fn a_read_methods_name_in_another_case_is_not_a_read() {
+        // Found by the policy fuzz target: `GeT` passed as GET.
+        for m in ["GeT", "get", "Head", "options"] {
+            let method = Method::from_bytes(m.as_bytes()).expect("method");
+            assert!(matches!(check(RO, &method, "/x", None), Verdict::Block(_)), "{m}");
+        }
     }
 
     #[test]
