@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use clauderon_daemon::{Config, Daemon, Parts};
-use clauderon_sessions::{AccessMode, Egress, EgressEnv, Session};
+use clauderon_sessions::{AccessMode, Egress, EgressEnv, EgressPolicy, Session};
 
 use crate::{CANARIES, Home, Mock, api_call, clauderon_bin};
 
@@ -132,6 +132,12 @@ impl InProcess {
     pub fn set_access_mode(&self, name: &str, mode: AccessMode) {
         let session = self.sessions.iter().find(|s| s.name == name).expect("a session opened here");
         self.served().egress.set_access_mode(&session.id, mode);
+    }
+
+    /// Change a session's egress policy, as the manager does on `set-egress`.
+    pub fn set_egress(&self, name: &str, policy: &EgressPolicy) {
+        let session = self.sessions.iter().find(|s| s.name == name).expect("a session opened here");
+        self.served().egress.set_egress(&session.id, policy);
     }
 
     /// Close a session's network path, as the manager does on delete and archive.

@@ -323,6 +323,9 @@ pub const MOCK_HOSTS: &[&str] = &[
     "auth.docker.io",
     "grafana.example.test",
     "unruled.example.test",
+    // Sent to the mock like the others, but on no egress list: a proxy that
+    // let a session through to it would show in the mock's log.
+    "blocked.example.test",
 ];
 
 impl Mock {
@@ -346,10 +349,13 @@ impl Mock {
         Self { dir, addr, child }
     }
 
-    /// `[proxy]` config sending every mock host here and trusting the mock's CA.
+    /// `[proxy]` config sending every mock host here and trusting the mock's
+    /// CA, and `[egress]` allowing `unruled.example.test` (the other mock
+    /// hosts are on the built-in list or have rules; `blocked.example.test`
+    /// is allowed nowhere).
     pub fn proxy_config(&self) -> String {
         let mut text = format!(
-            "[proxy]\ngrafana_host = \"grafana.example.test\"\nextra_root_certs = [\"{}\"]\n[proxy.upstreams]\n",
+            "[egress]\nallow = [\"unruled.example.test\"]\n[proxy]\ngrafana_host = \"grafana.example.test\"\nextra_root_certs = [\"{}\"]\n[proxy.upstreams]\n",
             self.dir.path().join("ca.pem").display()
         );
         for host in MOCK_HOSTS {
@@ -711,6 +717,8 @@ pub fn wait_for_agent_status(world: &World, id: &str, status: &str) {
 /// `clauderon attach NAME` in a real terminal: a detached 120×30 tmux session,
 /// killed on drop.
 pub struct Terminal {
+    /// Its own tmux server (`tmux -L`), so no other test's terminal can end it.
+    socket: String,
     tmux: String,
 }
 
@@ -718,18 +726,32 @@ impl Terminal {
     /// Attach to session `name` of `home`.
     pub fn attach(home: &Home, name: &str) -> Self {
         let tmux = format!("clauderon-test-{name}");
-        let cmd = format!("CLAUDERON_HOME={} {} attach {name}", home.dir.path().display(), clauderon_bin().display());
-        let ok = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &tmux, "-x", "120", "-y", "30", &cmd])
+        // If attach ends, the terminal keeps its last screen and says how it
+        // ended (a failure shows the error instead of an empty screen).
+        let cmd = format!(
+            "CLAUDERON_HOME={} {} attach {name}; echo \"[clauderon attach exited: $?]\"; exec sleep 3600",
+            home.dir.path().display(),
+            clauderon_bin().display()
+        );
+        let terminal = Self { socket: tmux.clone(), tmux };
+        let ok = terminal
+            .command()
+            .args(["new-session", "-d", "-s", &terminal.tmux, "-x", "120", "-y", "30", &cmd])
             .status()
             .expect("tmux");
         assert!(ok.success(), "tmux new-session");
-        Self { tmux }
+        terminal
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.socket]);
+        cmd
     }
 
     /// What the terminal shows now.
     pub fn screen(&self) -> String {
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.tmux]).output().expect("tmux");
+        let out = self.command().args(["capture-pane", "-p", "-t", &self.tmux]).output().expect("tmux");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -746,14 +768,14 @@ impl Terminal {
 
     /// Type `keys` (tmux key names, e.g. `Enter`).
     pub fn send(&self, keys: &[&str]) {
-        let ok = Command::new("tmux").args(["send-keys", "-t", &self.tmux]).args(keys).status().expect("tmux");
+        let ok = self.command().args(["send-keys", "-t", &self.tmux]).args(keys).status().expect("tmux");
         assert!(ok.success(), "tmux send-keys");
     }
 }
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.tmux]).status();
+        let _ = self.command().arg("kill-server").status();
     }
 }
 

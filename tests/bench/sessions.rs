@@ -211,6 +211,7 @@ fn list_latency() {
                 agent: "shell".into(),
                 model: None,
                 access_mode: AccessMode::ReadWrite,
+                egress: Default::default(),
                 status: Status::Stopped,
                 error: None,
                 agent_status: AgentStatus::Idle,

@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clauderon_sessions::AccessMode;
+use clauderon_sessions::{AccessMode, EgressMode, EgressPolicy};
 use clauderon_tests::{CANARIES, InProcess, base64, canary, command_in, curl_in, eventually, split_proxy, value};
 
 #[test]
@@ -261,6 +261,69 @@ fn a_sessions_open_streams_end_when_it_is_closed_or_made_read_only() {
             "{how}: the stream went on after the session ended its connections ({rest} more events of 19)"
         );
     }
+}
+
+/// The egress policy from the session's side: an allow-list session reaches
+/// the daemon's list and its own hosts only. A refused host gets 403 — at
+/// CONNECT, before any TLS, and over plain HTTP with the command that allows
+/// it — and an audit record, and nothing reaches it (the mock would log it).
+/// The policy changes live: allowing the host lets it through, taking it away
+/// again ends a stream already open to it, and allow-all opens everything.
+#[test]
+fn a_session_reaches_only_the_hosts_its_egress_policy_allows_and_changes_apply_live() {
+    let (mut w, mock) = InProcess::with_mock();
+    let env = w.session("egress", AccessMode::ReadWrite);
+    let name = value(&env, "CLAUDERON_SESSION_NAME").to_string();
+    assert_eq!(curl_in(&env, &["https://api.github.com/user"]).0, 200, "the built-in list");
+    assert_eq!(curl_in(&env, &["https://unruled.example.test/x"]).0, 200, "[egress] allow");
+    assert_eq!(curl_in(&env, &["https://grafana.example.test/x"]).0, 200, "a configured rule's host");
+    for url in
+        ["https://blocked.example.test/tls", "https://BLOCKED.Example.TEST/upper", "https://blocked.example.test./dot"]
+    {
+        let (code, out) = curl_in(&env, &[url]);
+        assert!(code == 0 && out.contains("403"), "{url}: the tunnel was not refused: {code} {out}");
+    }
+    let (code, body) = curl_in(&env, &["http://blocked.example.test/plain"]);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains(&format!("clauderon set-egress {name} --allow-host blocked.example.test")), "{body}");
+    // The Host header inside a tunnel to an allowed host does not choose the upstream.
+    let (code, _) = curl_in(&env, &["-H", "host: blocked.example.test", "https://api.github.com/host-header"]);
+    assert_eq!(code, 200);
+    assert_eq!(mock.last_request_to("api.github.com", "/host-header")["path"], "/host-header");
+    let reached = |mock: &clauderon_tests::Mock| {
+        mock.requests().iter().filter(|r| r["host"].as_str().is_some_and(|h| h.starts_with("blocked."))).count()
+    };
+    assert_eq!(reached(&mock), 0, "a refused host was reached");
+    let audit = w.audit_settled(Some(&name));
+    let refused: Vec<_> = audit.iter().filter(|r| r["reason"].as_str().is_some_and(|r| r.contains("egress"))).collect();
+    assert_eq!(refused.len(), 4, "each refusal is audited: {audit:?}");
+    assert!(refused.iter().all(|r| r["decision"] == "blocked" && r["status"] == 403), "{refused:?}");
+
+    // Allowed live, then taken away while a stream to it is open.
+    let only = |hosts: &[&str]| EgressPolicy {
+        mode: EgressMode::AllowList,
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+    };
+    w.set_egress(&name, &only(&["blocked.example.test"]));
+    assert_eq!(curl_in(&env, &["https://blocked.example.test/allowed"]).0, 200);
+    let mut child = command_in(&env, "curl")
+        .args(["-sS", "-N", "https://blocked.example.test/sse?n=20&ms=250"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert!(lines.next().expect("a line").expect("read").starts_with("data:"));
+    w.set_egress(&name, &only(&[]));
+    let rest = lines.map_while(Result::ok).filter(|l| l.starts_with("data:")).count();
+    let _ = child.wait();
+    assert!(rest < 10, "the stream went on after its host was taken away ({rest} more events of 19)");
+    let (code, out) = curl_in(&env, &["https://blocked.example.test/again"]);
+    assert!(code == 0 && out.contains("403"), "{code} {out}");
+    // Allow-all opens every host.
+    w.set_egress(&name, &EgressPolicy { mode: EgressMode::AllowAll, hosts: Vec::new() });
+    assert_eq!(curl_in(&env, &["https://blocked.example.test/everything"]).0, 200);
+    assert_eq!(reached(&mock), 3, "allowed, the stream, allow-all");
 }
 
 /// The daemon raises its limit on open files to the hard limit at start (a

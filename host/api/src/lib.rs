@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use clauderon_proxy::{AuditLog, AuditRecord, CredentialStatus, Proxy};
-use clauderon_sessions::{AccessMode, AgentStatus, CreateRequest, Manager, Session, SessionError};
+use clauderon_sessions::{AccessMode, AgentStatus, CreateRequest, EgressPolicy, Manager, Session, SessionError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
@@ -271,6 +271,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/sessions/{id}/archive", post(archive))
         .route("/api/sessions/{id}/unarchive", post(unarchive))
         .route("/api/sessions/{id}/access-mode", put(access_mode))
+        .route("/api/sessions/{id}/egress", put(egress))
         .route("/api/sessions/{id}/attach", get(attach))
         .route("/api/sessions/{id}/output", get(output))
         .route("/api/reconcile", post(reconcile))
@@ -414,6 +415,19 @@ async fn access_mode(
 ) -> ApiResult<Session> {
     let Json(b) = body?;
     Ok(Json(s.manager.set_access_mode(&id, b.mode).await?))
+}
+
+/// Change where a session may connect through the proxy: `allow-all`, or
+/// `allow-list` (the daemon's `[egress]` list) plus `hosts`. Taking a host
+/// away ends the session's open connections.
+#[utoipa::path(put, path = "/api/sessions/{id}/egress", params(SessionId), request_body = EgressPolicy, responses((status = 200, body = Session), Errors))]
+async fn egress(
+    State(s): State<Shared>,
+    SessionId(id): SessionId,
+    body: Result<Json<EgressPolicy>, JsonRejection>,
+) -> ApiResult<Session> {
+    let Json(policy) = body?;
+    Ok(Json(s.manager.set_egress(&id, policy).await?))
 }
 
 /// The command that attaches a terminal to the session.

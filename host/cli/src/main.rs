@@ -67,6 +67,28 @@ enum Command {
         #[arg(long, value_parser = sessions::access_mode_arg())]
         mode: clauderon_sessions::AccessMode,
     },
+    /// Change where a session may connect through the proxy; with no options,
+    /// show it. An allow-list session reaches the daemon's `[egress]` list
+    /// (agents' APIs, GitHub, package registries) and the hosts it was given;
+    /// anything else gets 403. Taking a host away ends its open connections.
+    ///
+    /// Examples:
+    ///   clauderon set-egress fix-login --allow-host api.stripe.com
+    ///   clauderon set-egress fix-login --remove-host api.stripe.com
+    ///   clauderon set-egress fix-login --mode allow-all
+    #[command(verbatim_doc_comment)]
+    SetEgress {
+        name: String,
+        /// `allow-list` (the daemon's list plus the session's hosts) or `allow-all`.
+        #[arg(long, value_parser = sessions::egress_mode_arg())]
+        mode: Option<clauderon_sessions::EgressMode>,
+        /// Let the session reach this host too (repeatable; `*.example.com` for its subdomains).
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allow_host: Vec<String>,
+        /// Take away a host the session was given (repeatable).
+        #[arg(long = "remove-host", value_name = "HOST")]
+        remove_host: Vec<String>,
+    },
     /// Compare every session with its backend and fix what drifted.
     Reconcile,
     /// Show a session's chat (user, assistant, tool use and results), read
@@ -163,6 +185,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Unarchive { name } => sessions::transition(&home, &name, "unarchive").await,
         Command::Delete { name, force } => sessions::delete(&home, &name, force).await,
         Command::SetAccessMode { name, mode } => sessions::set_access_mode(&home, &name, mode).await,
+        Command::SetEgress { name, mode, allow_host, remove_host } => {
+            sessions::set_egress(&home, &name, mode, allow_host, remove_host).await
+        }
         Command::Reconcile => sessions::reconcile(&home).await,
         Command::History { name, follow, json } => sessions::history(&home, &name, follow, json).await,
         Command::Audit(args) => audit::audit(&home, args).await,

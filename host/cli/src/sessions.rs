@@ -1,5 +1,5 @@
 //! Session commands: create, list, attach, stop, start, archive, unarchive,
-//! delete, set-access-mode, reconcile. Each is one call to the daemon's API.
+//! delete, set-access-mode, set-egress, reconcile. Each is one call to the daemon's API.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use clauderon_api::{Argv, Changes, Deleted, ModeBody};
-use clauderon_sessions::{AccessMode, CreateRequest, Isolation, Session};
+use clauderon_sessions::{AccessMode, CreateRequest, EgressMode, EgressPolicy, Isolation, Session};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -18,6 +18,12 @@ use clauderon_daemon::Home;
 pub fn access_mode_arg() -> impl clap::builder::TypedValueParser<Value = AccessMode> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(["read-only", "read-write"]).try_map(|s| s.parse::<AccessMode>())
+}
+
+/// `--egress`/`--mode`: `allow-list` or `allow-all`, parsed as the one [`EgressMode`].
+pub fn egress_mode_arg() -> impl clap::builder::TypedValueParser<Value = EgressMode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["allow-list", "allow-all"]).try_map(|s| s.parse::<EgressMode>())
 }
 
 #[derive(Args)]
@@ -40,6 +46,15 @@ pub struct CreateArgs {
     /// What the session may do through the proxy.
     #[arg(long, value_parser = access_mode_arg(), default_value = "read-write")]
     pub access_mode: AccessMode,
+    /// Where the session may connect: `allow-list` (the daemon's `[egress]`
+    /// list — agents' APIs, GitHub, package registries — plus --allow-host)
+    /// or `allow-all`. Default from config.toml: allow-list.
+    #[arg(long, value_parser = egress_mode_arg())]
+    pub egress: Option<EgressMode>,
+    /// Let the session reach this host too (repeatable; `*.example.com` for
+    /// its subdomains).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
     /// Print mode: the agent answers once and exits.
     #[arg(long)]
     pub print: bool,
@@ -77,6 +92,8 @@ pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
         agent: a.agent,
         model: a.model,
         access_mode: Some(a.access_mode),
+        egress: a.egress,
+        allow_hosts: a.allow_hosts,
         print: a.print,
         plan_mode: a.plan,
         skip_permissions: a.skip_permissions,
@@ -94,7 +111,14 @@ pub async fn create(home: &Home, a: CreateArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        println!("Created session {} ({} backend, {} agent, {}).", s.name, s.backend, s.agent, s.access_mode.as_str());
+        println!(
+            "Created session {} ({} backend, {} agent, {}, egress {}).",
+            s.name,
+            s.backend,
+            s.agent,
+            s.access_mode.as_str(),
+            s.egress.describe()
+        );
         println!("Worktree: {} (branch {})", s.worktree.display(), s.branch);
         println!("Attach with: clauderon attach {}", s.name);
     }
@@ -181,6 +205,36 @@ pub async fn set_access_mode(home: &Home, name: &str, mode: AccessMode) -> anyho
     let path = format!("/api/sessions/{}/access-mode", seg(name));
     let s: Session = client.call_as(Method::PUT, &path, Some(&ModeBody { mode })).await?;
     println!("{} is now {}.", s.name, s.access_mode.as_str());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `set-egress`: the session's policy changed as asked (the mode replaced,
+/// hosts added and removed), or shown as it is when nothing is asked.
+pub async fn set_egress(
+    home: &Home,
+    name: &str,
+    mode: Option<EgressMode>,
+    add: Vec<String>,
+    remove: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(home).await?;
+    let path = format!("/api/sessions/{}", seg(name));
+    let s: Session = client.call_as(Method::GET, &path, None::<&()>).await?;
+    if mode.is_none() && add.is_empty() && remove.is_empty() {
+        println!("{}: egress {}.", s.name, s.egress.describe());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut policy = EgressPolicy { mode: mode.unwrap_or(s.egress.mode), hosts: s.egress.hosts };
+    for host in &remove {
+        let host = clauderon_proxy::hosts::check_pattern(host).map_err(anyhow::Error::msg)?;
+        if !policy.hosts.contains(&host) {
+            anyhow::bail!("{} was not given `{host}` (its hosts: {})", s.name, policy.hosts.join(", "));
+        }
+        policy.hosts.retain(|h| *h != host);
+    }
+    policy.hosts.extend(add);
+    let s: Session = client.call_as(Method::PUT, &format!("{path}/egress"), Some(&policy)).await?;
+    println!("{}: egress is now {}.", s.name, s.egress.describe());
     Ok(ExitCode::SUCCESS)
 }
 

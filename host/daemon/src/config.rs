@@ -28,6 +28,12 @@
 //! hosts = ["api.internal.example"]
 //! inject = [{ service = "internal", header = "authorization", format = "bearer" }]
 //!
+//! [egress]                        # where sessions may connect through the proxy
+//! default = "allow-list"          # or "allow-all": a session's mode when create does not say
+//! builtin = true                  # the built-in list: agents' APIs, GitHub, package registries
+//! allow = ["*.corp.example"]      # more hosts every allow-list session may reach
+//!                                 # (the hosts of [[proxy.rules]] and grafana_host are allowed too)
+//!
 //! [backends.docker]               # options passed to a backend as they are
 //! image = "clauderon/agent:latest" # default image
 //! pull = "missing"                # missing | always | never
@@ -55,7 +61,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use anyhow::Context;
-use clauderon_proxy::ProxyConfig;
+use clauderon_proxy::{EgressConfig, ProxyConfig};
 use clauderon_runtime::{Kind, Limits};
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +79,9 @@ pub struct Config {
     /// The proxy.
     #[serde(default)]
     pub proxy: ProxyConfig,
+    /// Where sessions may connect through the proxy.
+    #[serde(default)]
+    pub egress: EgressConfig,
     /// Credential sources.
     #[serde(default)]
     pub credentials: CredentialsConfig,

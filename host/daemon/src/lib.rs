@@ -99,8 +99,15 @@ impl Daemon {
         let wiped = clauderon_runtime::capabilities::environment::wipe(&credential_vars);
         tracing::info!("{wiped} credential variables wiped from the daemon's own environment");
         let runtime = Arc::new(runtime);
-        let network = network::start(home, &config.proxy, &config.credentials.order, runtime.clone(), store.clone())
-            .context("starting the proxy")?;
+        let network = network::start(
+            home,
+            &config.proxy,
+            &config.egress,
+            &config.credentials.order,
+            runtime.clone(),
+            store.clone(),
+        )
+        .context("starting the proxy")?;
         network.proxy.set_status_target(config.local_api_addr());
         runtime.set_http_route(network.component_route.clone());
         let relay = install_relay(&home.root.join("bin"), parts.relay).context("installing the container relay")?;
@@ -110,6 +117,7 @@ impl Daemon {
             status_base: Some(clauderon_proxy::status_relay::status_base()),
             backend_options: config.backends.clone(),
             relay,
+            egress: config.egress.default,
         };
         let sandbox = host_sandbox(home, &config, parts.exe).await;
         let manager = Arc::new(

@@ -11,11 +11,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clauderon_proxy::credentials::BoxFuture as SourceFuture;
 use clauderon_proxy::{
-    AuditLog, Credentials, IdentityKey, Proxy, ProxyConfig, RuleSet, SessionIdentity, Source, ca, upstream,
+    AuditLog, Credentials, EgressConfig, IdentityKey, Proxy, ProxyConfig, RuleSet, SessionIdentity, Source, ca,
+    upstream,
 };
 use clauderon_runtime::{Kind, Runtime};
 use clauderon_sessions::egress::BoxFuture;
-use clauderon_sessions::{AccessMode, Egress, EgressEnv, Session};
+use clauderon_sessions::{AccessMode, Egress, EgressEnv, EgressPolicy, Session};
 use clauderon_store::Store;
 
 use crate::home::Home;
@@ -36,6 +37,7 @@ pub struct Network {
 pub fn start(
     home: &Home,
     config: &ProxyConfig,
+    egress: &EgressConfig,
     order: &[String],
     runtime: Arc<Runtime>,
     store: Arc<Store>,
@@ -48,11 +50,24 @@ pub fn start(
     let destinations = clauderon_proxy::destination::Destinations::new(&config.allow_private_hosts);
     let upstream = upstream::Upstream::new(&config.extra_root_certs, overrides, destinations)?;
     let rules = RuleSet::new(config.grafana_host.as_deref(), config.rules.clone());
+    // The configured rules' hosts are allowed whatever `[egress] builtin` says
+    // (the built-in rules' hosts are on the built-in list).
+    let rule_hosts = config.rules.iter().flat_map(|r| r.hosts.iter().map(String::as_str));
+    let allowed = egress.host_set(rule_hosts.chain(config.grafana_host.as_deref())).map_err(anyhow::Error::msg)?;
     let credentials = Arc::new(Credentials::new(sources(&runtime, order)));
     let retention = Duration::from_secs(config.audit_retention_days.max(1) * 86_400);
     let audit = AuditLog::start(store, retention);
     let identity = IdentityKey::load_or_create(&home.root)?;
-    let proxy = Arc::new(Proxy::new(authority, rules, upstream, credentials, audit.clone(), identity, bind));
+    let proxy = Arc::new(Proxy::new(clauderon_proxy::server::Parts {
+        ca: authority,
+        rules,
+        upstream,
+        credentials,
+        audit: audit.clone(),
+        identity,
+        bind,
+        egress: allowed,
+    }));
     let egress = Arc::new(ProxyEgress {
         proxy: proxy.clone(),
         bundle,
@@ -158,7 +173,7 @@ impl Egress for ProxyEgress {
             let socket_dir = self.sessions.join(&session.id).join("run");
             let port = self
                 .proxy
-                .open(ident, session.access_mode, session.proxy_port, Some(&socket_dir))
+                .open(ident, session.access_mode, &session.egress, session.proxy_port, Some(&socket_dir))
                 .await
                 .map_err(|e| e.to_string())?;
             let url = self.proxy.url(&session.id).ok_or("the session's listener closed at once")?;
@@ -172,6 +187,10 @@ impl Egress for ProxyEgress {
 
     fn set_access_mode(&self, id: &str, mode: AccessMode) {
         self.proxy.set_mode(id, mode);
+    }
+
+    fn set_egress(&self, id: &str, policy: &EgressPolicy) {
+        self.proxy.set_egress(id, policy);
     }
 
     fn close(&self, id: &str) {

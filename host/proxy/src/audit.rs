@@ -17,7 +17,8 @@ use tokio::sync::{broadcast, mpsc};
 pub enum Decision {
     /// Forwarded; `status` is the upstream's answer.
     Allowed,
-    /// Refused by the session's access mode (403).
+    /// Refused by the session's access mode or egress policy, or for a
+    /// destination the proxy never reaches (403).
     Blocked,
     /// Forwarding failed (502).
     Failed,

@@ -193,6 +193,19 @@ pub(crate) async fn handle(
         sink: shared.audit.clone(),
     };
     let (mut parts, body) = req.into_parts();
+    let uri = match target.uri(parts.uri.path_and_query()) {
+        Ok(uri) => uri,
+        Err(e) => {
+            drain(body).await;
+            return failed(pending, StatusCode::BAD_REQUEST, format!("bad request target: {e}"));
+        }
+    };
+    if let Some(reason) = ctx.egress_refusal(&target.host, &shared) {
+        drain(body).await;
+        let resp = egress_refused(&ctx, &target.host, &reason);
+        pending.finish(Decision::Blocked, 403, Some(reason));
+        return resp;
+    }
     let body = match policy::check(ctx.mode(), &parts.method, parts.uri.path(), parts.uri.query(), &parts.headers) {
         Verdict::Allow => counted(body.map_err(BoxError::from).boxed(), up.clone(), None),
         Verdict::Block(reason) => {
@@ -214,10 +227,6 @@ pub(crate) async fn handle(
     let websocket = is_websocket(&parts.headers);
     strip_hop_by_hop(&mut parts.headers, websocket);
     let needles = inject(&mut parts.headers, &target, &ctx, &shared, &mut pending).await;
-    let uri = match target.uri(parts.uri.path_and_query()) {
-        Ok(uri) => uri,
-        Err(e) => return failed(pending, StatusCode::BAD_REQUEST, format!("bad request target: {e}")),
-    };
     if websocket {
         let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
         return relay_websocket(parts, body, uri, &target, upgrade, &shared, pending, needles, &ctx).await;
@@ -309,6 +318,21 @@ fn blocked(pending: Pending, ctx: &SessionCtx, reason: String) -> Response<Proxy
     );
     pending.finish(Decision::Blocked, 403, Some(reason));
     text(StatusCode::FORBIDDEN, body)
+}
+
+/// The 403 for a host the session's egress policy does not allow: what to
+/// run to allow it.
+pub(crate) fn egress_refused(ctx: &SessionCtx, host: &str, reason: &str) -> Response<ProxyBody> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    text(
+        StatusCode::FORBIDDEN,
+        format!(
+            "clauderon proxy: blocked — {reason}.\n\
+             To allow it for this session: clauderon set-egress {} --allow-host {host}\n\
+             For every session: add it to `[egress] allow` in config.toml.\n",
+            ctx.ident.name
+        ),
+    )
 }
 
 /// A destination the proxy never connects to (see [`crate::destination`]).

@@ -3,6 +3,7 @@
 //!
 //! - knows the session by its listener and refuses any other identity (407);
 //! - intercepts TLS with clauderon's CA ([`ca`]), minting a leaf per host;
+//! - forwards only to hosts the session's egress policy allows ([`hosts`]);
 //! - enforces the session's access mode ([`policy`]) live;
 //! - injects the real credential for the host ([`rules`], [`credentials`]),
 //!   and masks it out of the response should the upstream echo it;
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod ca;
 pub mod credentials;
 pub mod destination;
+pub mod hosts;
 pub mod identity;
 pub mod policy;
 pub mod rules;
@@ -39,6 +41,7 @@ pub use credentials::{Credential, CredentialStatus, Credentials, Secret, Source}
 /// How a request's target and headers are read (public for fuzz/).
 #[doc(hidden)]
 pub use forward::{Target, is_websocket, strip_hop_by_hop};
+pub use hosts::{EgressConfig, EgressMode, EgressPolicy, HostSet};
 pub use identity::IdentityKey;
 pub use policy::AccessMode;
 pub use rules::{Rule, RuleSet};

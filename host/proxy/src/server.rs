@@ -31,6 +31,7 @@ use crate::audit::{AuditRecord, AuditSink, Decision, now_ms};
 use crate::ca::Authority;
 use crate::credentials::Credentials;
 use crate::forward::{self, Target, text};
+use crate::hosts::{EgressMode, EgressPolicy, HostSet};
 use crate::identity::IdentityKey;
 use crate::policy::AccessMode;
 use crate::rules::RuleSet;
@@ -60,10 +61,24 @@ pub(crate) struct SessionCtx {
     /// `None` for a session (whatever the rules say), the granted ones for a
     /// component.
     pub(crate) services: Option<Vec<String>>,
+    /// Where it may connect (see [`crate::hosts`]); replaced live.
+    egress: std::sync::RwLock<Arc<SessionEgress>>,
     /// Bumped to end every open connection of the session (its tunnels,
-    /// streams and WebSockets): when it is closed, and when it is made
-    /// read-only.
+    /// streams and WebSockets): when it is closed, when it is made
+    /// read-only, and when its egress policy takes a host away.
     generation: tokio::sync::watch::Sender<u64>,
+}
+
+/// A session's egress policy, compiled.
+struct SessionEgress {
+    policy: EgressPolicy,
+    own: HostSet,
+}
+
+impl SessionEgress {
+    fn new(policy: &EgressPolicy) -> Arc<Self> {
+        Arc::new(Self { own: HostSet::new(policy.hosts.iter().map(String::as_str)), policy: policy.clone() })
+    }
 }
 
 impl SessionCtx {
@@ -87,6 +102,15 @@ impl SessionCtx {
                 _ = seen.changed() => tracing::debug!(session = %name, "{what}: the session ended its connections"),
             }
         }
+    }
+
+    /// Why the session may not reach `host`, if it may not: not in the
+    /// daemon's list nor its own, and not allowed every host.
+    pub(crate) fn egress_refusal(&self, host: &str, shared: &Shared) -> Option<String> {
+        let egress = self.egress.read().ok()?.clone();
+        let allowed =
+            egress.policy.mode == EgressMode::AllowAll || shared.egress.contains(host) || egress.own.contains(host);
+        (!allowed).then(|| format!("`{host}` is not on this session's egress allow-list"))
     }
 
     /// End every connection open now.
@@ -121,6 +145,8 @@ pub(crate) struct Shared {
     pub(crate) upstream: Upstream,
     pub(crate) credentials: Arc<Credentials>,
     pub(crate) audit: Arc<dyn AuditSink>,
+    /// The daemon's egress list (every allow-list session may reach these).
+    pub(crate) egress: HostSet,
     /// Where status events for [`crate::status_relay::STATUS_HOST`] go (the daemon's API).
     pub(crate) status_target: OnceLock<SocketAddr>,
     /// The client that relays status events there: plain HTTP to that one
@@ -148,21 +174,42 @@ pub struct Proxy {
     listeners: Mutex<HashMap<String, Listener>>,
 }
 
+/// What a [`Proxy`] is made of.
+pub struct Parts {
+    /// The CA that signs the leaves sessions see.
+    pub ca: Authority,
+    /// The injection rules.
+    pub rules: RuleSet,
+    /// The client to upstreams (and the destinations it never reaches).
+    pub upstream: Upstream,
+    /// Where real credentials come from.
+    pub credentials: Arc<Credentials>,
+    /// Where each request's record goes.
+    pub audit: Arc<dyn AuditSink>,
+    /// The key sessions' proxy secrets derive from.
+    pub identity: IdentityKey,
+    /// The address listeners bind.
+    pub bind: IpAddr,
+    /// The daemon's egress list (see [`crate::hosts`]).
+    pub egress: HostSet,
+}
+
 impl Proxy {
-    /// A proxy with these parts; listeners bind on `bind`.
-    pub fn new(
-        ca: Authority,
-        rules: RuleSet,
-        upstream: Upstream,
-        credentials: Arc<Credentials>,
-        audit: Arc<dyn AuditSink>,
-        identity: IdentityKey,
-        bind: IpAddr,
-    ) -> Self {
+    /// A proxy of these parts.
+    pub fn new(parts: Parts) -> Self {
+        let Parts { ca, rules, upstream, credentials, audit, identity, bind, egress } = parts;
         let status_client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .build(hyper_util::client::legacy::connect::HttpConnector::new());
-        let shared =
-            Arc::new(Shared { ca, rules, upstream, credentials, audit, status_target: OnceLock::new(), status_client });
+        let shared = Arc::new(Shared {
+            ca,
+            rules,
+            upstream,
+            credentials,
+            audit,
+            egress,
+            status_target: OnceLock::new(),
+            status_client,
+        });
         Self { shared, identity, bind, listeners: Mutex::new(HashMap::new()) }
     }
 
@@ -195,20 +242,23 @@ impl Proxy {
         &self,
         ident: SessionIdentity,
         mode: AccessMode,
+        egress: &EgressPolicy,
         port: Option<u16>,
         socket_dir: Option<&std::path::Path>,
     ) -> Result<u16, ProxyError> {
-        self.open_scoped(ident, mode, port, socket_dir, None).await
+        self.open_scoped(ident, mode, egress, port, socket_dir, None).await
     }
 
     /// Open the listener a component's `http` capability sends through: its
     /// identity is `component:<id>` (so the audit names it), it may write,
     /// and only the credentials of `services` (its grant) are ever injected
-    /// into its requests. Its proxy URL (with its secret), as [`Self::url`].
+    /// into its requests. Its egress is not limited here: the runtime lets a
+    /// component reach only the hosts it was granted. Its proxy URL (with its secret), as [`Self::url`].
     pub async fn open_component(&self, component: &str, services: Vec<String>) -> Result<String, ProxyError> {
         let name = format!("component:{component}");
         let ident = SessionIdentity { id: name.clone(), name: name.clone() };
-        self.open_scoped(ident, AccessMode::ReadWrite, None, None, Some(services)).await?;
+        let everywhere = EgressPolicy { mode: EgressMode::AllowAll, hosts: Vec::new() };
+        self.open_scoped(ident, AccessMode::ReadWrite, &everywhere, None, None, Some(services)).await?;
         self.url(&name).ok_or_else(|| ProxyError::Bind { addr: name, source: std::io::Error::other("closed at once") })
     }
 
@@ -216,12 +266,14 @@ impl Proxy {
         &self,
         ident: SessionIdentity,
         mode: AccessMode,
+        egress: &EgressPolicy,
         port: Option<u16>,
         socket_dir: Option<&std::path::Path>,
         services: Option<Vec<String>>,
     ) -> Result<u16, ProxyError> {
         if let Some(existing) = self.port(&ident.id) {
             self.set_mode(&ident.id, mode);
+            self.set_egress(&ident.id, egress);
             return Ok(existing);
         }
         let listener = match port {
@@ -239,6 +291,7 @@ impl Proxy {
         let ctx = Arc::new(SessionCtx {
             secret: self.identity.secret(&ident.id),
             read_only: AtomicBool::new(mode == AccessMode::ReadOnly),
+            egress: std::sync::RwLock::new(SessionEgress::new(egress)),
             ident,
             services,
             generation: tokio::sync::watch::channel(0).0,
@@ -293,6 +346,20 @@ impl Proxy {
             if mode == AccessMode::ReadOnly && !was_read_only {
                 l.end_connections();
             }
+        }
+    }
+
+    /// Change the session's egress policy; takes effect on the next request.
+    /// If it takes a host away, the session's open connections end (a tunnel
+    /// to that host does not carry on).
+    pub fn set_egress(&self, id: &str, policy: &EgressPolicy) {
+        let Some(ctx) = self.listeners.lock().ok().and_then(|m| m.get(id).map(|l| l.ctx.clone())) else { return };
+        let Ok(mut current) = ctx.egress.write() else { return };
+        let narrower = !policy.covers(&current.policy);
+        *current = SessionEgress::new(policy);
+        drop(current);
+        if narrower {
+            ctx.end_connections();
         }
     }
 
@@ -398,7 +465,7 @@ where
 /// A request on the listener itself: identity, then CONNECT or plain HTTP.
 async fn outer(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) -> Response<ProxyBody> {
     if let Err(reason) = ctx.authorized(req.headers()) {
-        deny(&req, &ctx, &shared, reason);
+        refusal(&req, &ctx, &shared, Decision::Denied, StatusCode::PROXY_AUTHENTICATION_REQUIRED, reason);
         let mut resp = text(StatusCode::PROXY_AUTHENTICATION_REQUIRED, format!("clauderon proxy: {reason}.\n"));
         resp.headers_mut()
             .insert(header::PROXY_AUTHENTICATE, http::HeaderValue::from_static("Basic realm=\"clauderon\""));
@@ -419,7 +486,15 @@ async fn outer(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>
     }
 }
 
-fn deny(req: &Request<Incoming>, ctx: &SessionCtx, shared: &Shared, reason: &str) {
+/// Audit a request refused on the listener itself (before any tunnel).
+fn refusal(
+    req: &Request<Incoming>,
+    ctx: &SessionCtx,
+    shared: &Shared,
+    decision: Decision,
+    status: StatusCode,
+    reason: &str,
+) {
     let host = req.uri().host().unwrap_or_default().to_string();
     let path = if req.method() == Method::CONNECT { String::new() } else { req.uri().path().to_string() };
     shared.audit.record(AuditRecord {
@@ -430,10 +505,10 @@ fn deny(req: &Request<Incoming>, ctx: &SessionCtx, shared: &Shared, reason: &str
         host,
         method: req.method().to_string(),
         path,
-        decision: Decision::Denied,
+        decision,
         reason: Some(reason.to_string()),
         credential: None,
-        status: Some(407),
+        status: Some(status.as_u16()),
         duration_ms: 0.0,
         bytes_up: 0,
         bytes_down: 0,
@@ -449,7 +524,9 @@ pub fn connect_target(uri: &http::Uri) -> Result<(String, u16), &'static str> {
     // The `http` crate drops userinfo from `host()`: `evil@api.github.com:443`
     // must not pass as `api.github.com` (found by fuzz/fuzz_targets/request_head.rs).
     let userinfo = uri.authority().is_some_and(|a| a.as_str().contains('@'));
-    if host.is_empty() || userinfo || host.contains(['/', '@', ' ']) {
+    let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok();
+    let name = crate::hosts::check_pattern(&host).is_ok_and(|h| !h.starts_with("*."));
+    if userinfo || !(ip || name) {
         return Err("the CONNECT target is not a host name");
     }
     Ok((host, port))
@@ -461,6 +538,10 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         Ok(target) => target,
         Err(why) => return text(StatusCode::BAD_REQUEST, format!("clauderon proxy: {why}.\n")),
     };
+    if let Some(reason) = ctx.egress_refusal(&host, &shared) {
+        refusal(&req, &ctx, &shared, Decision::Blocked, StatusCode::FORBIDDEN, &reason);
+        return forward::egress_refused(&ctx, &host, &reason);
+    }
     let config = match shared.ca.server_config(host.trim_start_matches('[').trim_end_matches(']')) {
         Ok(c) => c,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("clauderon proxy: {e}.\n")),
@@ -505,5 +586,7 @@ mod tests {
         assert!(target("api.github.com").is_err(), "no port");
         assert!(target("evil@api.github.com:443").is_err(), "userinfo is not dropped silently");
         assert!(target("user:pw@api.github.com:443").is_err());
+        assert!(target("bad_host!:443").is_err());
+        assert!(target("*.example.com:443").is_err());
     }
 }

@@ -2,12 +2,12 @@
 //! the daemon: clauderon's proxy) to open a session's listener before its
 //! backend starts it, and passes the environment it returns — proxy URL with
 //! the session's identity, CA bundle, placeholders — to the backend. Access
-//! mode changes go to it live; delete and archive close it.
+//! mode and egress policy changes go to it live; delete and archive close it.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::model::{AccessMode, Session};
+use crate::model::{AccessMode, EgressPolicy, Session};
 
 /// A boxed future (the trait must be usable as `dyn`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -33,6 +33,8 @@ pub trait Egress: Send + Sync {
     fn open<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<EgressEnv, String>>;
     /// Apply a new access mode to the session's next request.
     fn set_access_mode(&self, id: &str, mode: AccessMode);
+    /// Apply a new egress policy to the session's next request.
+    fn set_egress(&self, id: &str, policy: &EgressPolicy);
     /// Close the session's path.
     fn close(&self, id: &str);
     /// The secret only this session knows (it authenticates its status events).

@@ -73,6 +73,10 @@ pub fn to_wit(event: &Event) -> wit::SessionEvent {
             AccessMode::ReadOnly => wit::AccessMode::ReadOnly,
             AccessMode::ReadWrite => wit::AccessMode::ReadWrite,
         }),
+        EventKind::EgressChanged { to } => wit::EventKind::EgressChanged(wit::EgressPolicy {
+            allow_all: to.mode == crate::model::EgressMode::AllowAll,
+            hosts: to.hosts.clone(),
+        }),
         EventKind::Deleted => wit::EventKind::Deleted,
         EventKind::CreateFailed => wit::EventKind::CreateFailed,
         EventKind::Reconciled { note } => wit::EventKind::Reconciled(note.clone()),

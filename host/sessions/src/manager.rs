@@ -21,7 +21,10 @@ use tokio::sync::broadcast;
 use crate::confined::Confined;
 use crate::egress::{Egress, EgressEnv};
 use crate::error::SessionError;
-use crate::model::{AccessMode, AgentStatus, Event, EventKind, Session, Status, name_from_prompt, now_ms, valid_name};
+use crate::model::{
+    AccessMode, AgentStatus, EgressMode, EgressPolicy, Event, EventKind, Session, Status, name_from_prompt, now_ms,
+    valid_name,
+};
 use crate::sandbox::{HostSandbox, Isolation};
 use crate::worktree;
 
@@ -39,6 +42,9 @@ pub struct Defaults {
     /// The static container relay (`clauderon-relay`), which isolated
     /// backends run as their containers' PID 1; `None` if this build has none.
     pub relay: Option<PathBuf>,
+    /// The egress mode a session gets when its create does not choose one
+    /// (`[egress] default`).
+    pub egress: EgressMode,
 }
 
 /// A request to create a session.
@@ -65,6 +71,14 @@ pub struct CreateRequest {
     /// Access mode (default read-write).
     #[serde(default)]
     pub access_mode: Option<AccessMode>,
+    /// Egress mode (default: the daemon's `[egress] default`, allow-list
+    /// unless configured).
+    #[serde(default)]
+    pub egress: Option<EgressMode>,
+    /// Hosts this session may reach besides the daemon's egress list
+    /// (`api.example.com`, or `*.example.com` for its subdomains).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
     /// Print mode: answer once and exit.
     #[serde(default)]
     pub print: bool,
@@ -313,6 +327,9 @@ impl Manager {
         if (req.cpu_limit.is_some() || req.memory_limit.is_some()) && !features.resource_limits {
             return Err(cannot("resource limits", "--cpu-limit and --memory-limit"));
         }
+        let egress = EgressPolicy { mode: req.egress.unwrap_or(self.defaults.egress), hosts: req.allow_hosts.clone() }
+            .normalised()
+            .map_err(|e| SessionError::Invalid(format!("--allow-host: {e}")))?;
         let location = worktree::locate(&req.repo).await?;
         let (_base_name, base_commit) = worktree::base(&location.root).await?;
         let name = self.pick_name(&req).await?;
@@ -329,6 +346,7 @@ impl Manager {
             agent,
             model: req.model.clone(),
             access_mode: req.access_mode.unwrap_or(AccessMode::ReadWrite),
+            egress,
             status: Status::Creating,
             error: None,
             agent_status: AgentStatus::Unknown,
@@ -776,6 +794,20 @@ impl Manager {
         self.save(&mut session, EventKind::AccessModeChanged { to: mode }, None).await?;
         if let Some(egress) = &self.egress {
             egress.set_access_mode(&session.id, mode);
+        }
+        Ok(session)
+    }
+
+    /// Change where the session may connect; the proxy applies it to the
+    /// next request, and ends open connections if a host was taken away.
+    #[tracing::instrument(skip(self))]
+    pub async fn set_egress(&self, id_or_name: &str, policy: EgressPolicy) -> Result<Session, SessionError> {
+        let policy = policy.normalised().map_err(SessionError::Invalid)?;
+        let (mut session, _g) = self.locked(id_or_name).await?;
+        session.egress = policy.clone();
+        self.save(&mut session, EventKind::EgressChanged { to: policy.clone() }, None).await?;
+        if let Some(egress) = &self.egress {
+            egress.set_egress(&session.id, &policy);
         }
         Ok(session)
     }

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// What a session may do through the proxy (defined by the proxy, which enforces it).
 pub use clauderon_proxy::AccessMode;
+/// Where a session may connect (defined by the proxy, which enforces it).
+pub use clauderon_proxy::{EgressMode, EgressPolicy};
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -60,6 +62,10 @@ pub struct Session {
     pub model: Option<String>,
     /// Access mode.
     pub access_mode: AccessMode,
+    /// Where it may connect through the proxy (records older than the
+    /// egress policy get the allow-list).
+    #[serde(default)]
+    pub egress: EgressPolicy,
     /// Lifecycle status.
     pub status: Status,
     /// Why it failed, when `status` is `failed`.
@@ -110,6 +116,7 @@ pub enum EventKind {
     Created,
     StatusChanged { from: Status, to: Status },
     AccessModeChanged { to: AccessMode },
+    EgressChanged { to: EgressPolicy },
     AgentStatusChanged { to: AgentStatus },
     Deleted,
     CreateFailed,

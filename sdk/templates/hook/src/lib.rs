@@ -46,6 +46,8 @@ fn describe(kind: &EventKind) -> String {
         EventKind::StatusChanged(s) => format!("changed status to {s:?}"),
         EventKind::AgentStatusChanged(s) => format!("has an agent status of {s:?}"),
         EventKind::AccessModeChanged(m) => format!("changed access mode to {m:?}"),
+        EventKind::EgressChanged(e) if e.allow_all => "may now reach any host".to_string(),
+        EventKind::EgressChanged(e) => format!("may now reach the allow-list and {:?}", e.hosts),
         EventKind::Deleted => "was deleted".into(),
         EventKind::CreateFailed => "could not be created".into(),
         EventKind::Reconciled(note) => format!("was reconciled: {note}"),
