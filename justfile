@@ -20,6 +20,8 @@ export CLAUDERON_RELAY_BIN := CARGO_TARGET_DIR / "static" / host_triple / "relea
 # Tools the tests run for real (zellij), installed here when missing.
 tools_dir := env_var_or_default("CLAUDERON_TOOLS_DIR", env_var("HOME") / ".cache/clauderon/tools")
 export PATH := tools_dir / "bin" + ":" + tools_dir / "npm/node_modules/.bin" + ":" + env_var("PATH")
+# Where the tests' node scripts find their npm packages (the GraphQL server).
+export NODE_PATH := tools_dir / "npm/node_modules"
 
 # List the recipes.
 default:
@@ -46,7 +48,8 @@ setup:
 
 # Install the real tools the tests drive: zellij (compiled from crates.io, ~15 min
 # the first time), the Docker engine and the session image (~1.5 min the first
-# time), the agent CLIs from npm, and schemathesis from PyPI (~30 s).
+# time), the agent CLIs and a GraphQL server from npm, and schemathesis from
+# PyPI (~30 s).
 tools:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -88,6 +91,11 @@ tools:
       npm install --no-fund --no-audit --prefix "{{tools_dir}}/npm" @anthropic-ai/claude-code @openai/codex @google/gemini-cli
     fi
     echo "tools: Claude Code $(claude --version), $(codex --version), Gemini CLI $(gemini --version)"
+    # A real GraphQL server (tests/fixtures/graphql/server.js) for the read-only tests.
+    if [ ! -d "{{tools_dir}}/npm/node_modules/express-graphql" ]; then
+      echo "tools: installing express-graphql and graphql from npm"
+      npm install --no-fund --no-audit --prefix "{{tools_dir}}/npm" express-graphql@0.12.0 graphql@15
+    fi
     # schemathesis (PyPI) checks a live daemon against its OpenAPI document.
     if [ ! -x "{{tools_dir}}/py/bin/st" ]; then
       echo "tools: installing schemathesis from PyPI into {{tools_dir}}/py"
@@ -128,6 +136,7 @@ run: build
 
 # Build everything and run every test.
 test: components tools
+    if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all --check; else echo "test: rustfmt is not installed; formatting not checked"; fi
     cargo build --workspace --bins --tests
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast -- --test-threads=1; fi
     just fuzz 15
@@ -146,7 +155,7 @@ soak KILLS="1000" SECONDS="3000": components tools
     cargo build --workspace --bins --tests
     CLAUDERON_SOAK_KILLS={{KILLS}} CLAUDERON_SOAK_SECONDS={{SECONDS}} cargo nextest run --workspace --no-capture -E 'binary(soak)'
 
-# Fuzz the code that reads what sessions and users send (fuzz/: policy,
+# Fuzz the code that reads what sessions and users send (fuzz/: policy, hosts,
 # graphql, rules, destination, request_head, manifest, config, names,
 # layout), each target for SECONDS over the committed corpus plus what
 # earlier runs found. A crash fails the recipe and leaves its input in

@@ -49,7 +49,19 @@ impl InProcess {
     /// The canaries as secret files, the mock upstream every known host is
     /// sent to, and the daemon serving.
     pub fn with_mock() -> (Self, Mock) {
+        Self::with_mock_and("")
+    }
+
+    /// The same, with more `[proxy]` settings (TOML lines).
+    pub fn with_mock_and(proxy_settings: &str) -> (Self, Mock) {
         let mock = Mock::start();
+        let config = mock.proxy_config().replacen("[proxy]\n", &format!("[proxy]\n{proxy_settings}"), 1);
+        (Self::with_canaries(&config), mock)
+    }
+
+    /// The canaries as secret files and the daemon serving with this
+    /// config.toml text (e.g. a mock's [`Mock::proxy_config`], edited).
+    pub fn with_canaries(config: &str) -> Self {
         let secrets: Vec<(&str, &str)> = SERVICES
             .iter()
             .map(|(var, service)| {
@@ -57,7 +69,7 @@ impl InProcess {
                 (*service, canary)
             })
             .collect();
-        (Self::start(&mock.proxy_config(), &secrets), mock)
+        Self::start(config, &secrets)
     }
 
     /// A new home with this config.toml text (the API port is chosen here)

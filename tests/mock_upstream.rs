@@ -7,7 +7,9 @@
 //! ```text
 //! clauderon-mock-upstream --dir DIR --hosts api.github.com,github.com [--git-root REPOS]
 //! ```
-//! writes `DIR/ca.pem`, then `DIR/addr` (`127.0.0.1:PORT`) once listening,
+//! writes `DIR/ca.pem` (and its leaf, `DIR/leaf.pem` and `DIR/leaf-key.pem`,
+//! for other test servers standing in for these hosts), then `DIR/addr`
+//! (`127.0.0.1:PORT`) once listening,
 //! and appends one JSON line per request to `DIR/requests.jsonl` (method,
 //! host, path, query, headers). Routes, speaking each API's documented wire format:
 //! - `POST /v1/messages` — Anthropic Messages (SSE when `"stream": true`;
@@ -23,6 +25,9 @@
 //! - `/echo-forms` — a hostile echo: the `authorization` header's credential
 //!   (after its scheme) as it is, URL-encoded, JSON-escaped and, for Basic,
 //!   decoded, one per line;
+//! - `/trailers` — a hostile echo in trailers: a short body, then the
+//!   `authorization` header as the trailer `x-echo` (sent when asked for
+//!   with `TE: trailers`);
 //! - anything else — a JSON echo of the request.
 
 use std::collections::HashMap;
@@ -65,7 +70,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(dir, tls, mock))
 }
 
-/// A CA (written to `dir/ca.pem`) and a server config with a leaf for `hosts`.
+/// A CA (written to `dir/ca.pem`) and a server config with a leaf for `hosts`
+/// (written to `dir/leaf.pem` and `dir/leaf-key.pem`).
 fn tls_config(dir: &Path, hosts: &[String]) -> Result<Arc<rustls::ServerConfig>, Box<dyn std::error::Error>> {
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
@@ -78,6 +84,9 @@ fn tls_config(dir: &Path, hosts: &[String]) -> Result<Arc<rustls::ServerConfig>,
     names.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
     let leaf_key = rcgen::KeyPair::generate()?;
     let leaf = rcgen::CertificateParams::new(names)?.signed_by(&leaf_key, &issuer)?;
+    // For other test servers that stand in for these hosts (a real GraphQL server).
+    std::fs::write(dir.join("leaf.pem"), format!("{}{}", leaf.pem(), ca_cert.pem()))?;
+    std::fs::write(dir.join("leaf-key.pem"), leaf_key.serialize_pem())?;
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -168,6 +177,18 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
             decoded,
         ];
         return full(StatusCode::OK, "text/plain", forms.join("\n"));
+    }
+    if path == "/trailers" {
+        // A hostile echo in trailers: the authorization header, after the body.
+        let auth = headers.get("authorization").cloned().unwrap_or_default();
+        let mut trailers = header::HeaderMap::new();
+        if let Ok(v) = header::HeaderValue::from_str(&auth) {
+            trailers.insert("x-echo", v);
+        }
+        let frames = vec![Ok(Frame::data(Bytes::from("the body, then trailers\n"))), Ok(Frame::trailers(trailers))];
+        let mut resp = Response::new(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames))));
+        resp.headers_mut().insert(header::TRAILER, header::HeaderValue::from_static("x-echo"));
+        return resp;
     }
     if path == "/v1/responses" && req.headers().contains_key(header::UPGRADE) {
         return websocket(&mut req, Reply::Responses);

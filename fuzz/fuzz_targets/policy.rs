@@ -1,6 +1,7 @@
 //! The read-only policy on any request head: never a panic, and a read-only
 //! session never gets a push, a method that can write, a method override to
-//! one, or a GraphQL mutation in the URL past it.
+//! one, or a GraphQL mutation in the URL past it (nor a `query` naming one
+//! that could not be parsed: a server's parser may read it).
 #![no_main]
 
 use clauderon_proxy::policy::{AccessMode, METHOD_OVERRIDES, Verdict, check};
@@ -32,6 +33,14 @@ fuzz_target!(|data: &[u8]| {
                 let v = v.to_str().unwrap_or_default().trim().to_ascii_uppercase();
                 assert!(["GET", "HEAD", "OPTIONS"].contains(&v.as_str()), "override {name}: {v} passed");
             }
+        }
+        // A `query` that begins with a write's keyword is a write, whether
+        // this parser reads it or not.
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let text = value.trim_start_matches(|c: char| c.is_whitespace() || c == ',' || c == '\u{feff}');
+            let first = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or_default();
+            let writes = first == "mutation" || first == "subscription";
+            assert!(key != "query" || !writes, "a `query` beginning with a write passed: {value:?}");
         }
     }
     if verdict == Verdict::InspectGraphql {

@@ -10,13 +10,20 @@
 //!   upstream client trusting the mock's CA, one config rule injecting
 //!   `authorization: Bearer` for `localhost`, the `file` credential source,
 //!   the real audit log in its store), on its own tokio runtime;
+//! - **nginx**: client → Debian's nginx as a TLS-terminating reverse proxy
+//!   setting the same header (`proxy_set_header`), keep-alive and verified
+//!   TLS to the mock, unbuffered, with a buffered access log (clauderon
+//!   audits every request); installed with apt when missing;
 //! - **mitmproxy**: client → `mitmdump` with an addon setting the same header
 //!   and large bodies streamed (installed into a venv under the tools dir
 //!   when missing; if that fails its column says why).
 //!
 //! Workloads: sequential keep-alive `GET /x` (p50, p99, req/s), 16 concurrent
 //! tasks for 3 s (req/s) and a streamed 64 MiB `GET /bytes` (MB/s); plus each
-//! proxy's CPU time per request (its threads' or process's, from `/proc`).
+//! proxy's CPU time per request (its threads' or processes', from `/proc`).
+//! The issue's budgets are printed against them: clauderon's added latency
+//! at most nginx's, its CPU per request at most 3× the relay's, its
+//! streaming at least 0.8× the relay's.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -46,6 +53,10 @@ const STREAM_RUNS: usize = 3;
 /// Targets.
 const TARGET_ADDED_P50: Duration = Duration::from_micros(50);
 const TARGET_RATIO: f64 = 20.0;
+/// clauderon's CPU per request at most this many times the relay's.
+const TARGET_CPU_OVER_RELAY: f64 = 3.0;
+/// clauderon's streaming at least this share of the relay's.
+const TARGET_STREAM_OVER_RELAY: f64 = 0.8;
 
 fn main() {
     let mock = Mock::start();
@@ -55,6 +66,7 @@ fn main() {
     let relay = Relay::start(mock.addr);
     let sandboxed_url = proxy.through_sandbox_relay();
     let mitm = mitmdump().and_then(|bin| Mitm::start(&bin, &mock_ca));
+    let nginx = nginx().and_then(|bin| Nginx::start(&bin, mock.dir.path(), mock.addr));
 
     let mut targets = vec![
         Target::new("direct", client(&mock_pem, None, mock.addr), mock.addr, false),
@@ -63,6 +75,15 @@ fn main() {
         Target::new("clauderon", client(&proxy.ca_pem, Some(&proxy.url), mock.addr), mock.addr, true)
             .with_cpu(|| threads_cpu("clauderond")),
     ];
+    let nginx_note = match &nginx {
+        Ok(n) => {
+            let pid = n.child.id();
+            let client = client(&mock_pem, None, n.addr);
+            targets.push(Target::new("nginx", client, n.addr, true).with_cpu(move || process_tree_cpu(pid)));
+            n.version.clone()
+        }
+        Err(e) => format!("nginx not measured: {e}"),
+    };
     let mitm_note = match &mitm {
         Ok(m) => {
             let pid = m.child.id();
@@ -94,9 +115,10 @@ fn main() {
     let through_clauderon =
         targets[2].done.load(Ordering::Relaxed) + targets.last().map_or(0, |t| t.done.load(Ordering::Relaxed));
     let stored = proxy.wait_for_audit(through_clauderon, Duration::from_secs(10));
-    report(&results, &mitm_note, through_clauderon, stored);
-    drop((proxy, relay, mitm, mock));
-    if results.iter().any(|f| f.name != "mitmproxy" && !f.errors.is_empty()) {
+    report(&results, &format!("{nginx_note}; {mitm_note}"), through_clauderon, stored);
+    drop((proxy, relay, nginx, mitm, mock));
+    // The baselines' own failures are printed; clauderon's fail the run.
+    if results.iter().any(|f| !["nginx", "mitmproxy"].contains(&f.name) && !f.errors.is_empty()) {
         std::process::exit(1);
     }
 }
@@ -159,6 +181,13 @@ fn threads_cpu(prefix: &str) -> Option<Duration> {
 /// CPU time (user + system) of process `pid`.
 fn process_cpu(pid: u32) -> Option<Duration> {
     stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// CPU time of process `pid` and its children (nginx's master and workers).
+fn process_tree_cpu(pid: u32) -> Option<Duration> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let children = children.split_whitespace().filter_map(|c| c.parse::<u32>().ok());
+    std::iter::once(pid).chain(children).map(process_cpu).sum()
 }
 
 /// `utime + stime` of a `/proc/…/stat` line (in clock ticks of 10 ms).
@@ -370,7 +399,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn report(results: &[Figures], mitm_note: &str, through_clauderon: u64, stored: u64) {
+fn report(results: &[Figures], baselines: &str, through_clauderon: u64, stored: u64) {
     let cell = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
     let dur = |d: Option<Duration>| cell(d.map(fmt_duration));
     let rate = |r: Option<f64>| cell(r.map(|r| format!("{r:.0}")));
@@ -385,7 +414,7 @@ fn report(results: &[Figures], mitm_note: &str, through_clauderon: u64, stored: 
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!("clauderon proxy benchmark — 127.0.0.1, TLS, HTTP/1.1 keep-alive, clauderon-mock-upstream");
-    println!("{cpus} CPUs shared by the client, the mock upstream and the proxy; {mitm_note}");
+    println!("{cpus} CPUs shared by the client, the mock upstream and the proxy; {baselines}");
     println!();
     row("", results.iter().map(|f| f.name.replace("clauderon via sandbox relay", "sandboxed")).collect());
     row("sequential GET /x: requests", all(&|f| f.sequential.to_string()));
@@ -400,6 +429,7 @@ fn report(results: &[Figures], mitm_note: &str, through_clauderon: u64, stored: 
 
     let get = |name: &str| results.iter().find(|f| f.name == name);
     let (direct, relay, clauderon, mitm) = (get("direct"), get("tcp relay"), get("clauderon"), get("mitmproxy"));
+    let nginx = get("nginx");
     let over = |base: Option<&Figures>, proxy: Option<&Figures>, pick: fn(&Figures) -> Option<Duration>| {
         let (d, p) = (pick(base?)?, pick(proxy?)?);
         Some(p.as_secs_f64() - d.as_secs_f64())
@@ -433,8 +463,44 @@ fn report(results: &[Figures], mitm_note: &str, through_clauderon: u64, stored: 
             us(added(mitm, |f| f.p99))
         );
     }
+    let times = |r: Option<f64>| cell(r.map(|r| format!("{r:.2}×")));
+    if nginx.is_some() {
+        let over_nginx = |pick: fn(&Figures) -> Option<Duration>| Some(added(clauderon, pick)? / added(nginx, pick)?);
+        let p50 = over_nginx(|f| f.p50);
+        println!(
+            "nginx added latency per keep-alive request: p50 {}, p99 {}; clauderon's ÷ nginx's: p50 {} (target ≤ 1×: {}), p99 {}",
+            us(added(nginx, |f| f.p50)),
+            us(added(nginx, |f| f.p99)),
+            times(p50),
+            p50.map_or("n/a", |r| met(r <= 1.0)),
+            times(over_nginx(|f| f.p99)),
+        );
+        let rps = |pick: fn(&Figures) -> Option<f64>| Some(pick(clauderon?)? / pick(nginx?)?);
+        println!(
+            "clauderon ÷ nginx requests/s: sequential {}, concurrent {}; streaming {}",
+            times(rps(|f| f.sequential_rps)),
+            times(rps(|f| f.concurrent_rps)),
+            times(rps(|f| f.stream_mbs)),
+        );
+    }
+    let over_relay = |pick: fn(&Figures) -> Option<Duration>| {
+        Some(pick(clauderon?)?.as_secs_f64() / pick(relay?)?.as_secs_f64().max(1e-9))
+    };
+    let (cpu_seq, cpu_conc) = (over_relay(|f| f.cpu_sequential), over_relay(|f| f.cpu_concurrent));
+    println!(
+        "clauderon ÷ tcp relay CPU per request: sequential {} (target ≤ {TARGET_CPU_OVER_RELAY}×: {}), concurrent {} ({})",
+        times(cpu_seq),
+        cpu_seq.map_or("n/a", |r| met(r <= TARGET_CPU_OVER_RELAY)),
+        times(cpu_conc),
+        cpu_conc.map_or("n/a", |r| met(r <= TARGET_CPU_OVER_RELAY)),
+    );
+    let stream_relay = (|| Some(clauderon?.stream_mbs? / relay?.stream_mbs?))();
+    println!(
+        "clauderon ÷ tcp relay streaming throughput: {} (target ≥ {TARGET_STREAM_OVER_RELAY}×: {})",
+        times(stream_relay),
+        stream_relay.map_or("n/a", |r| met(r >= TARGET_STREAM_OVER_RELAY)),
+    );
     let ratio = |pick: fn(&Figures) -> Option<f64>| Some(pick(clauderon?)? / pick(mitm?)?);
-    let times = |r: Option<f64>| cell(r.map(|r| format!("{r:.1}×")));
     let verdict = |r: Option<f64>| r.map_or("n/a", |r| met(r >= TARGET_RATIO));
     let (conc, seq) = (ratio(|f| f.concurrent_rps), ratio(|f| f.sequential_rps));
     println!(
@@ -558,7 +624,10 @@ struct InProcessProxy {
 impl InProcessProxy {
     fn start(mock_ca: &Path, mock_addr: SocketAddr) -> Self {
         let config = format!(
-            "[proxy]\nextra_root_certs = [{mock_ca:?}]\n[proxy.upstreams]\n\"localhost\" = \"{mock_addr}\"\n\
+            "[proxy]\nextra_root_certs = [{mock_ca:?}]\n\
+             max_requests_per_second = 1000000\nmax_connections_per_session = 100000\n\
+             audit_records_per_minute = 1000000000\n\
+             [proxy.upstreams]\n\"localhost\" = \"{mock_addr}\"\n\
              [[proxy.rules]]\nname = \"bench\"\nhosts = [\"localhost\"]\n\
              inject = [{{ service = \"bench\", header = \"authorization\", format = \"bearer\" }}]\n"
         );
@@ -644,6 +713,123 @@ impl Drop for Relay {
             let _ = thread.join();
         }
     }
+}
+
+/// Debian's nginx as a TLS-terminating reverse proxy in front of the mock,
+/// setting the same header clauderon injects (killed when dropped). It
+/// serves the mock's own leaf certificate, so the client trusts the mock's CA.
+struct Nginx {
+    child: Child,
+    _dir: tempfile::TempDir,
+    addr: SocketAddr,
+    version: String,
+}
+
+impl Nginx {
+    fn start(bin: &Path, mock_dir: &Path, mock_addr: SocketAddr) -> Result<Self, String> {
+        let version = Command::new(bin).arg("-v").output().map_err(|e| format!("{}: {e}", bin.display()))?.stderr;
+        let version = String::from_utf8_lossy(&version).trim().trim_start_matches("nginx version: ").to_string();
+        let dir = tempfile::tempdir().map_err(|e| format!("a temporary directory for nginx: {e}"))?;
+        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("finding a free port: {e}"))?
+            .port();
+        let (d, m) = (dir.path().display(), mock_dir.display());
+        let temp: String = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+            .iter()
+            .map(|t| format!("  {t}_temp_path {d}/{t};\n"))
+            .collect();
+        let config = format!(
+            "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n{temp}\
+               access_log {d}/access.log combined buffer=64k flush=1s;\n\
+               upstream mock {{ server {mock_addr}; keepalive 64; }}\n\
+               server {{\n\
+                 listen 127.0.0.1:{port} ssl;\n\
+                 ssl_certificate {m}/leaf.pem;\n  ssl_certificate_key {m}/leaf-key.pem;\n\
+                 location / {{\n\
+                   proxy_pass https://mock;\n    proxy_http_version 1.1;\n    proxy_set_header Connection \"\";\n\
+                   proxy_set_header Authorization \"Bearer {CREDENTIAL}\";\n\
+                   proxy_ssl_server_name on;\n    proxy_ssl_name localhost;\n\
+                   proxy_ssl_verify on;\n    proxy_ssl_trusted_certificate {m}/ca.pem;\n\
+                   proxy_ssl_session_reuse on;\n    proxy_buffering off;\n\
+                 }}\n\
+               }}\n\
+             }}\n"
+        );
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, config).map_err(|e| format!("{}: {e}", conf.display()))?;
+        let log = std::fs::File::create(dir.path().join("stderr.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .args(["-e", "stderr"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        let mut nginx = Self { child, _dir: dir, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), version };
+        let mut exited = None;
+        let ready = wait_until(10, || {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                exited = Some(status);
+                return Some(false);
+            }
+            TcpStream::connect(nginx.addr).is_ok().then_some(true)
+        });
+        if ready != Some(true) {
+            let dir = nginx._dir.path();
+            let log = ["stderr.log", "error.log"].map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default());
+            let why = exited.map_or("did not listen within 10 s".to_string(), |s| format!("exited ({s})"));
+            return Err(format!("nginx {why}: {}", log.join(" ").trim()));
+        }
+        Ok(nginx)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM (not SIGKILL) so the master takes its workers down too.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx: `CLAUDERON_NGINX`, on `PATH` or in `/usr/sbin` — or installed now
+/// with apt (`nginx-light`; no service is started in a container without
+/// an init system).
+fn nginx() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("CLAUDERON_NGINX") {
+        return Ok(bin.into());
+    }
+    let find = || {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin")]).map(|d| d.join("nginx")).find(|b| b.is_file())
+    };
+    if let Some(bin) = find() {
+        return Ok(bin);
+    }
+    eprintln!("bench: nginx is not installed; installing nginx-light with apt-get");
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let mut apt = if root { Command::new("apt-get") } else { Command::new("sudo") };
+    if !root {
+        apt.arg("apt-get");
+    }
+    let out = apt
+        .args(["install", "-y", "-q", "nginx-light"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("apt-get: {e}"))?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("apt-get install nginx-light failed ({}): {}", out.status, text.trim()));
+    }
+    find().ok_or_else(|| "apt-get installed nginx-light but no nginx binary was found".into())
 }
 
 /// `mitmdump` (killed when dropped), its CA and port.

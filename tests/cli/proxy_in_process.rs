@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clauderon_sessions::{AccessMode, EgressMode, EgressPolicy};
-use clauderon_tests::{CANARIES, InProcess, base64, canary, command_in, curl_in, eventually, split_proxy, value};
+use clauderon_tests::{
+    CANARIES, InProcess, Mock, base64, canary, command_in, curl_in, eventually, repo_root, split_proxy, value,
+};
 
 #[test]
 fn identity_is_required_and_one_session_cannot_use_another_ones() {
@@ -135,14 +137,166 @@ fn read_only_has_no_loopholes_in_overrides_urls_or_paths() {
     assert_eq!(audit.iter().filter(|r| r["decision"] == "blocked").count(), tries.len(), "{audit:?}");
 }
 
+/// The read-only suite against a real GraphQL server from npm
+/// (express-graphql, which reads `query` from the URL before the body, even
+/// on POST) standing in for api.github.com: queries pass, and no mutation
+/// gets through by the body, the URL, the content type, a batch, an
+/// operation name, a repeated parameter or a subscription. The same tricks
+/// in read-write do reach the server and run, so each refusal is the
+/// proxy's.
+#[test]
+fn read_only_holds_against_a_real_graphql_server_that_reads_the_url_first() {
+    let mock = Mock::start();
+    let server = GraphqlServer::start(&mock);
+    let config = mock.proxy_config().replace(
+        &format!("\"api.github.com\" = \"{}\"", mock.addr),
+        &format!("\"api.github.com\" = \"{}\"", server.addr),
+    );
+    let mut w = InProcess::with_canaries(&config);
+    let env = w.session("gql", AccessMode::ReadOnly);
+    let url = "https://api.github.com/graphql";
+    let json = "content-type: application/json";
+    let counter = |env: &[(String, String)]| -> String {
+        let (code, body) = curl_in(env, &["-H", json, "-d", r#"{"query":"{ counter }"}"#, url]);
+        assert_eq!(code, 200, "a query passes: {body}");
+        body
+    };
+    assert!(counter(&env).contains(r#"{"counter":0}"#), "the server answers");
+    let (code, body) = curl_in(&env, &[&format!("{url}?query=%7B%20counter%20%7D")]);
+    assert!(code == 200 && body.contains(r#"{"counter":0}"#), "a query in the URL passes: {code} {body}");
+
+    let in_url = |q: &str| format!("{url}?query={q}");
+    let tries: Vec<(&str, Vec<String>)> = vec![
+        (
+            "a mutation in the body",
+            vec!["-H".into(), json.into(), "-d".into(), r#"{"query":"mutation { bump }"}"#.into(), url.into()],
+        ),
+        (
+            "a mutation in the URL of a POST with a harmless body",
+            vec![
+                "-H".into(),
+                json.into(),
+                "-d".into(),
+                r#"{"query":"{ counter }"}"#.into(),
+                in_url("mutation%20%7B%20bump%20%7D"),
+            ],
+        ),
+        ("a mutation in the URL of a GET", vec![in_url("mutation+%7B+bump+%7D")]),
+        (
+            "the mutation first of two `query` parameters",
+            vec![
+                "-H".into(),
+                json.into(),
+                "-d".into(),
+                r#"{"query":"{ counter }"}"#.into(),
+                format!("{}&query=%7Bcounter%7D", in_url("mutation%7Bbump%7D")),
+            ],
+        ),
+        (
+            "application/graphql",
+            vec![
+                "-H".into(),
+                "content-type: application/graphql".into(),
+                "-d".into(),
+                "mutation { bump }".into(),
+                url.into(),
+            ],
+        ),
+        ("a form", vec!["-d".into(), "query=mutation%20%7B%20bump%20%7D".into(), url.into()]),
+        (
+            "a batch with one mutation",
+            vec![
+                "-H".into(),
+                json.into(),
+                "-d".into(),
+                r#"[{"query":"{ counter }"},{"query":"mutation { bump }"}]"#.into(),
+                url.into(),
+            ],
+        ),
+        (
+            "an operation name picking the mutation",
+            vec![
+                "-H".into(),
+                json.into(),
+                "-d".into(),
+                r#"{"query":"query Q { counter } mutation M { bump }","operationName":"M"}"#.into(),
+                url.into(),
+            ],
+        ),
+        (
+            "a subscription",
+            vec!["-H".into(), json.into(), "-d".into(), r#"{"query":"subscription { ticks }"}"#.into(), url.into()],
+        ),
+        ("a GET overridden to POST", vec!["-H".into(), "X-HTTP-Method-Override: POST".into(), in_url("%7Bcounter%7D")]),
+    ];
+    for (what, args) in &tries {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, body) = curl_in(&env, &args);
+        assert_eq!(code, 403, "{what}: {body}");
+        assert!(body.contains("read-only"), "{what}: the proxy refused it: {body}");
+    }
+    assert!(counter(&env).contains(r#"{"counter":0}"#), "no mutation ran");
+    let name = value(&env, "CLAUDERON_SESSION_NAME");
+    let refused = w.audit_settled(Some(name)).iter().filter(|r| r["decision"] == "blocked").count();
+    assert_eq!(refused, tries.len(), "each refusal is audited");
+
+    // The server would have run them: in read-write the body's and the URL's mutations do.
+    w.set_access_mode(name, AccessMode::ReadWrite);
+    for (what, args) in &tries[..2] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, body) = curl_in(&env, &args);
+        assert!(code == 200 && body.contains(r#""bump""#), "{what} in read-write: {code} {body}");
+    }
+    assert!(counter(&env).contains(r#"{"counter":2}"#), "both mutations ran");
+}
+
+/// `tests/fixtures/graphql/server.js` (express-graphql from npm, found on
+/// `NODE_PATH`) with the mock's certificate, so it can stand in for
+/// api.github.com; killed when dropped.
+struct GraphqlServer {
+    addr: String,
+    child: std::process::Child,
+}
+
+impl GraphqlServer {
+    fn start(mock: &Mock) -> Self {
+        let dir = mock.dir.path();
+        let addr_file = dir.join("graphql-addr");
+        let child = Command::new("node")
+            .arg(repo_root().join("tests/fixtures/graphql/server.js"))
+            .args([dir.join("leaf.pem"), dir.join("leaf-key.pem"), addr_file.clone()])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("node");
+        let mut server = Self { addr: String::new(), child };
+        server.addr = eventually(
+            10,
+            "the GraphQL server (express-graphql from npm: `./justw test` installs it)",
+            || {
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    panic!(
+                        "the GraphQL server exited ({status}); is express-graphql on NODE_PATH? `./justw test` installs it"
+                    );
+                }
+                std::fs::read_to_string(&addr_file).ok()
+            },
+        );
+        server
+    }
+}
+
+impl Drop for GraphqlServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn a_thousand_concurrent_requests_give_exactly_a_thousand_audit_records() {
     let (mut w, _mock) = InProcess::with_mock();
     let env = w.session("load", AccessMode::ReadWrite);
-    let urls: String =
-        (0..1000).map(|i| format!("url = \"https://api.github.com/n/{i}\"\noutput = \"/dev/null\"\n")).collect();
-    let config = w.home.path("urls.curlrc");
-    std::fs::write(&config, urls).expect("curl config");
+    let config = curl_config(&w.home.path(""), "load", (0..1000).map(|i| format!("https://api.github.com/n/{i}")));
     let out = command_in(&env, "curl")
         .args(["-sS", "--parallel", "--parallel-max", "100", "-w", "%{http_code}\n", "-K"])
         .arg(&config)
@@ -200,10 +354,11 @@ fn streams_and_websockets_pass_through_unbuffered() {
 
 /// No leaks through the side doors of a response: an upstream that echoes
 /// the credential in a WebSocket frame, in the answer to an upgrade it
-/// declined, or in an encoded form (the base64 of a Basic credential alone,
-/// URL-encoded, JSON-escaped, decoded) hands the session only `*`s.
+/// declined, in a trailer, or in an encoded form (the base64 of a Basic
+/// credential alone, URL-encoded, JSON-escaped, decoded) hands the session
+/// only `*`s.
 #[test]
-fn no_credential_comes_back_through_websockets_upgrades_or_encodings() {
+fn no_credential_comes_back_through_websockets_upgrades_trailers_or_encodings() {
     let (mut w, _mock) = InProcess::with_mock();
     let env = w.session("leaks", AccessMode::ReadWrite);
     let (secret, port) = split_proxy(value(&env, "HTTPS_PROXY"));
@@ -220,6 +375,13 @@ fn no_credential_comes_back_through_websockets_upgrades_or_encodings() {
         curl_in(&env, &["-H", "Upgrade: websocket", "-H", "Connection: Upgrade", "https://api.github.com/user"]);
     assert_eq!(code, 200, "{body}");
     assert_eq!(canaries(&body), 0, "the declined upgrade leaked: {body}");
+    // A trailer echoing the credential, after a body.
+    let raw = raw_answer_with_trailers(&port, &secret, &ca);
+    let trailer =
+        raw.lines().find(|l| l.to_ascii_lowercase().starts_with("x-echo:")).unwrap_or_else(|| panic!("{raw}"));
+    let echoed = trailer.split_once(':').map(|(_, v)| v.trim()).unwrap_or_default();
+    assert!(echoed.len() > 10 && echoed.bytes().all(|b| b == b'*'), "the trailer: {trailer}");
+    assert!(raw.contains("the body, then trailers") && canaries(&raw) == 0, "{raw}");
     // Encoded forms: Basic on github.com (base64 of x-access-token:TOKEN), Bearer on api.github.com.
     for url in ["https://github.com/echo-forms", "https://api.github.com/echo-forms"] {
         let (code, body) = curl_in(&env, &["-H", "authorization: Bearer placeholder", url]);
@@ -326,6 +488,151 @@ fn a_session_reaches_only_the_hosts_its_egress_policy_allows_and_changes_apply_l
     assert_eq!(reached(&mock), 3, "allowed, the stream, allow-all");
 }
 
+/// One session holding thousands of connections (the attack that once took
+/// the API and every other session down at 1,024 descriptors): it gets its
+/// cap and a 429 for each connection over it, the API and another session
+/// serve on, its flood of refusals fills the audit no further than its own
+/// quota, and closing its connections gives them back.
+#[test]
+fn one_session_holding_thousands_of_connections_starves_neither_the_api_nor_another_session() {
+    let (mut w, _mock) =
+        InProcess::with_mock_and("max_connections_per_session = 200\naudit_records_per_minute = 100\n");
+    let hog = w.session("hog", AccessMode::ReadWrite);
+    let neighbour = w.session("neighbour", AccessMode::ReadWrite);
+    let (secret, port) = split_proxy(value(&hog, "HTTPS_PROXY"));
+    let connect = format!(
+        "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic {}\r\n\r\n",
+        base64(&format!("session:{secret}"))
+    );
+    let (mut held, mut refused) = (Vec::new(), 0);
+    for _ in 0..5_000 {
+        let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
+        stream.write_all(connect.as_bytes()).expect("CONNECT");
+        let mut status = String::new();
+        BufReader::new(&stream).read_line(&mut status).expect("status line");
+        match status.split_whitespace().nth(1) {
+            Some("200") => held.push(stream),
+            Some("429") => refused += 1,
+            _ => panic!("unexpected answer: {status}"),
+        }
+    }
+    assert_eq!((held.len(), refused), (200, 4_800), "the cap, then 429");
+    for i in 0..20 {
+        let (code, body) = curl_in(&neighbour, &["https://api.github.com/neighbour"]);
+        assert_eq!(code, 200, "the other session, request {i}: {body}");
+    }
+    assert_eq!(w.http("GET", "/api/health", None).0, 200, "the API");
+    let (code, out) = curl_in(&hog, &["https://api.github.com/one-more"]);
+    assert!(code == 0 && out.contains("429"), "the hog is told: {code} {out}");
+    let hog_name = value(&hog, "CLAUDERON_SESSION_NAME");
+    let audit = w.audit_settled(Some(hog_name));
+    assert_eq!(audit.len(), 100, "one by one up to its quota, the rest counted");
+    assert!(audit.iter().all(|r| r["status"] == 429), "{:?}", audit.first());
+    assert_eq!(w.audit_settled(Some(value(&neighbour, "CLAUDERON_SESSION_NAME"))).len(), 20, "its own quota");
+    drop(held);
+    eventually(10, "the hog's connections to be given back", || {
+        (curl_in(&hog, &["https://api.github.com/again"]).0 == 200).then_some(())
+    });
+}
+
+/// Floods are bounded: requests over a session's rate get 429 with
+/// Retry-After, and 5,000 attempts without the session's identity add
+/// only the first 20 to the audit (the rest are summarised each minute).
+#[test]
+fn requests_over_the_rate_get_429_and_unauthenticated_floods_are_summarised() {
+    let (mut w, _mock) = InProcess::with_mock_and("max_requests_per_second = 50\n");
+    let env = w.session("flood", AccessMode::ReadWrite);
+    let name = value(&env, "CLAUDERON_SESSION_NAME").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let headers = dir.path().join("headers");
+    let urls = curl_config(dir.path(), "rate", (0..300).map(|i| format!("https://api.github.com/r{i}")));
+    let out = command_in(&env, "curl")
+        .args(["-s", "-w", "%{http_code}\n", "-D"])
+        .arg(&headers)
+        .arg("-K")
+        .arg(&urls)
+        .output()
+        .expect("curl");
+    let codes = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ok = codes.lines().filter(|c| *c == "200").count();
+    let limited = codes.lines().filter(|c| *c == "429").count();
+    assert_eq!(ok + limited, 300, "{codes}");
+    assert!(ok >= 99 && limited > 0, "a burst of twice the rate, then 429: {ok} passed, {limited} refused");
+    let dumped = std::fs::read_to_string(&headers).expect("headers").to_ascii_lowercase();
+    assert!(dumped.contains("retry-after: 1"), "a 429 says when to retry");
+
+    let (_, port) = split_proxy(value(&env, "HTTPS_PROXY"));
+    let proxy = format!("http://127.0.0.1:{port}");
+    let urls = curl_config(dir.path(), "flood", (0..5_000).map(|i| format!("http://unruled.example.test/u{i}")));
+    let out = Command::new("curl")
+        .args(["-s", "-w", "%{http_code}\n", "-x", &proxy, "-K"])
+        .arg(&urls)
+        .output()
+        .expect("curl");
+    let codes = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(codes.lines().filter(|c| *c == "407").count(), 5_000);
+    let denied = w.audit_settled(Some(&name)).iter().filter(|r| r["decision"] == "denied").count();
+    assert_eq!(denied, 20, "the first 20 a minute, one by one");
+}
+
+/// A curl config (`-K`) in `dir` fetching each of `urls` to /dev/null.
+fn curl_config(dir: &std::path::Path, name: &str, urls: impl Iterator<Item = String>) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.curlrc"));
+    let text: String = urls.map(|u| format!("url = \"{u}\"\noutput = \"/dev/null\"\n")).collect();
+    std::fs::write(&path, text).expect("curl config");
+    path
+}
+
+/// A connection with nothing in flight that stays quiet is closed — before
+/// a request inside a tunnel (where no HTTP timer runs yet) and between
+/// requests — but a slow answer in flight keeps its connection however
+/// quiet it is.
+#[test]
+fn quiet_connections_are_closed_but_slow_answers_are_not() {
+    let (mut w, _mock) = InProcess::with_mock_and("idle_timeout_secs = 2\n");
+    let env = w.session("idle", AccessMode::ReadWrite);
+    let (secret, port) = split_proxy(value(&env, "HTTPS_PROXY"));
+    let ca = value(&env, "SSL_CERT_FILE");
+    for request in [false, true] {
+        let quiet = quiet_until_closed(&port, &secret, ca, request);
+        assert!((1_500..10_000).contains(&quiet), "request={request}: closed after {quiet} ms of quiet");
+    }
+    // Three events 3 s apart: longer than the idle time, with a request in flight.
+    let (code, body) = curl_in(&env, &["-N", "https://api.openai.com/sse?n=3&ms=3000"]);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body.matches("data:").count(), 3, "{body}");
+}
+
+/// A WebSocket outlives the HTTP serving of its connection: it still holds
+/// the connection against the session's cap, so a session cannot get round
+/// the cap by upgrading its connections.
+#[test]
+fn websockets_count_against_the_connection_cap() {
+    let (mut w, _mock) = InProcess::with_mock_and("max_connections_per_session = 3\n");
+    let env = w.session("sockets", AccessMode::ReadWrite);
+    let (secret, port) = split_proxy(value(&env, "HTTPS_PROXY"));
+    let status = websockets_then_connect(&port, &secret, value(&env, "SSL_CERT_FILE"), 3);
+    assert!(status.starts_with("HTTP/1.1 429"), "a fourth connection with three WebSockets open: {status}");
+}
+
+/// Open a tunnel to api.github.com, finish TLS, send one request if asked
+/// (and read its answer), then wait: how many ms of quiet until the proxy
+/// closed it.
+fn quiet_until_closed(port: &str, secret: &str, ca: &str, request: bool) -> u64 {
+    let script = format!(
+        r#"
+tunnel('api.github.com', (t) => {{
+  let last = Date.now();
+  if ({request}) t.write('GET /before-idle HTTP/1.1\r\nHost: api.github.com\r\n\r\n');
+  t.on('data', () => {{ last = Date.now(); }});
+  t.on('close', () => {{ process.stdout.write(String(Date.now() - last)); process.exit(0); }});
+}});
+setTimeout(() => {{ process.stdout.write('60000'); process.exit(0); }}, 20000);
+"#
+    );
+    node_through_proxy(port, secret, ca, &script).trim().parse().expect("ms")
+}
+
 /// The daemon raises its limit on open files to the hard limit at start (a
 /// session holding many tunnels must not starve the API and the other
 /// sessions at 1,024), and `GET /api/health` shows the use.
@@ -350,44 +657,110 @@ fn the_daemon_raises_its_open_files_limit_and_shows_its_use() {
     assert!(health["fds"]["open"].as_u64().is_some_and(|n| n > 2 && n < hard), "{health}");
 }
 
+/// `GET /trailers` on api.openai.com through the proxy with `TE: trailers`:
+/// the raw HTTP/1.1 answer (chunked, trailers last) as the client reads it.
+fn raw_answer_with_trailers(port: &str, secret: &str, ca: &str) -> String {
+    let script = r#"
+tunnel('api.openai.com', (t) => {
+  t.write('GET /trailers HTTP/1.1\r\nHost: api.openai.com\r\nTE: trailers\r\nConnection: close\r\n' +
+    'Authorization: Bearer placeholder\r\n\r\n');
+  let raw = '';
+  t.on('data', (c) => { raw += c.toString(); });
+  t.on('end', () => { process.stdout.write(raw); process.exit(0); });
+});
+setTimeout(() => { console.error('timeout'); process.exit(1); }, 10000);
+"#;
+    node_through_proxy(port, secret, ca, script)
+}
+
 /// Send one text frame to `wss://api.openai.com/ws` through the proxy; the echo.
 fn websocket_echo(port: &str, secret: &str, ca: &str, text: &str) -> String {
     let script = format!(
         r#"
-const tls = require('tls'); const net = require('net'); const fs = require('fs'); const crypto = require('crypto');
-const sock = net.connect({port}, '127.0.0.1', () => {{
-  sock.write('CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\nProxy-Authorization: Basic ' +
-    Buffer.from('session:{secret}').toString('base64') + '\r\n\r\n');
-}});
-sock.once('data', (d) => {{
-  if (!d.toString().startsWith('HTTP/1.1 200')) {{ console.error('CONNECT: ' + d); process.exit(1); }}
-  const t = tls.connect({{ socket: sock, servername: 'api.openai.com', ca: fs.readFileSync('{ca}'), ALPNProtocols: ['http/1.1'] }}, () => {{
-    const key = crypto.randomBytes(16).toString('base64');
-    t.write('GET /ws HTTP/1.1\r\nHost: api.openai.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-      'Sec-WebSocket-Key: ' + key + '\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer placeholder\r\n\r\n');
-    let buf = Buffer.alloc(0); let upgraded = false;
-    t.on('data', (c) => {{
-      buf = Buffer.concat([buf, c]);
-      if (!upgraded) {{
-        const end = buf.indexOf('\r\n\r\n'); if (end < 0) return;
-        if (!buf.slice(0, end).toString().startsWith('HTTP/1.1 101')) {{ console.error(buf.toString()); process.exit(1); }}
-        upgraded = true; buf = buf.slice(end + 4);
-        const payload = Buffer.from({text:?}); const mask = crypto.randomBytes(4);
-        const frame = Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]);
-        t.write(frame);
-      }}
-      if (upgraded && buf.length >= 2) {{
-        let len = buf[1] & 0x7f, off = 2;
-        if (len === 126) {{ if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }}
-        if (buf.length >= off + len) {{ process.stdout.write(buf.slice(off, off + len).toString()); process.exit(0); }}
-      }}
-    }});
-  }});
-}});
+tunnel('api.openai.com', (t) => websocket(t, (send, onFrame) => {{
+  onFrame((payload) => {{ process.stdout.write(payload.toString()); process.exit(0); }});
+  send({text:?});
+}}));
 setTimeout(() => {{ console.error('timeout'); process.exit(1); }}, 10000);
 "#
     );
-    let out = Command::new("node").arg("-e").arg(script).output().expect("node");
+    node_through_proxy(port, secret, ca, &script)
+}
+
+/// Open `n` WebSockets through the proxy (each in its own tunnel), keep them
+/// open, then try one more CONNECT: its status line.
+fn websockets_then_connect(port: &str, secret: &str, ca: &str, n: usize) -> String {
+    let script = format!(
+        r#"
+let open = 0;
+for (let i = 0; i < {n}; i++) tunnel('api.openai.com', (t) => websocket(t, () => {{
+  if (++open < {n}) return;
+  connectTo('api.github.com', (status) => {{ process.stdout.write(status); process.exit(0); }});
+}}));
+setTimeout(() => {{ console.error('timeout with ' + open + ' open'); process.exit(1); }}, 10000);
+"#
+    );
+    node_through_proxy(port, secret, ca, &script)
+}
+
+/// Run `script` under node with three helpers for talking to the proxy on
+/// `port` as the session with `secret`:
+/// - `connectTo(host, onStatus)`: a CONNECT; the status line of its answer;
+/// - `tunnel(host, onTls)`: a CONNECT that must succeed, then TLS inside it
+///   (trusting `ca`), its `host` noted on it;
+/// - `websocket(t, onOpen)`: a WebSocket upgrade of `/ws` over `t`; `onOpen`
+///   gets `send(text)` and `onFrame(cb)` (the payload of each frame).
+///
+/// What it printed; it must exit 0.
+fn node_through_proxy(port: &str, secret: &str, ca: &str, script: &str) -> String {
+    let prelude = format!(
+        r#"
+const tls = require('tls'); const net = require('net'); const fs = require('fs'); const crypto = require('crypto');
+function connectTo(host, onStatus) {{
+  const sock = net.connect({port}, '127.0.0.1', () => {{
+    sock.write('CONNECT ' + host + ':443 HTTP/1.1\r\nHost: ' + host + ':443\r\nProxy-Authorization: Basic ' +
+      Buffer.from('session:{secret}').toString('base64') + '\r\n\r\n');
+  }});
+  sock.once('data', (d) => onStatus(d.toString().split('\r\n')[0], sock));
+  return sock;
+}}
+function tunnel(host, onTls) {{
+  connectTo(host, (status, sock) => {{
+    if (!status.startsWith('HTTP/1.1 200')) {{ console.error('CONNECT: ' + status); process.exit(1); }}
+    const t = tls.connect({{ socket: sock, servername: host, ca: fs.readFileSync('{ca}'), ALPNProtocols: ['http/1.1'] }}, () => onTls(t));
+    t.host = host;
+    t.on('error', () => {{}});
+  }});
+}}
+function websocket(t, onOpen) {{
+  const key = crypto.randomBytes(16).toString('base64');
+  t.write('GET /ws HTTP/1.1\r\nHost: ' + t.servername + '\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'Sec-WebSocket-Key: ' + key + '\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer placeholder\r\n\r\n');
+  let buf = Buffer.alloc(0); let upgraded = false; let onFrame = () => {{}};
+  const send = (text) => {{
+    const payload = Buffer.from(text); const mask = crypto.randomBytes(4);
+    t.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]));
+  }};
+  t.on('data', (c) => {{
+    buf = Buffer.concat([buf, c]);
+    if (!upgraded) {{
+      const end = buf.indexOf('\r\n\r\n'); if (end < 0) return;
+      if (!buf.slice(0, end).toString().startsWith('HTTP/1.1 101')) {{ console.error(buf.toString()); process.exit(1); }}
+      upgraded = true; buf = buf.slice(end + 4);
+      onOpen(send, (cb) => {{ onFrame = cb; }});
+    }}
+    while (upgraded && buf.length >= 2) {{
+      let len = buf[1] & 0x7f, off = 2;
+      if (len === 126) {{ if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }}
+      if (buf.length < off + len) return;
+      const payload = buf.slice(off, off + len); buf = buf.slice(off + len);
+      onFrame(payload);
+    }}
+  }});
+}}
+"#
+    );
+    let out = Command::new("node").arg("-e").arg(format!("{prelude}{script}")).output().expect("node");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

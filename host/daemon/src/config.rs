@@ -21,6 +21,11 @@
 //! grafana_host = "grafana.example.net"  # enables the built-in Grafana rule
 //! no_proxy = ["localhost", "127.0.0.1", "::1"]
 //! audit_retention_days = 30
+//! audit_max_records = 1000000      # the oldest beyond this are pruned
+//! audit_records_per_minute = 6000 # per session, one by one; then a summary a minute
+//! max_connections_per_session = 512   # tunnels included; over it: 429
+//! max_requests_per_second = 1000  # per session (bursts of twice as many); over it: 429
+//! idle_timeout_secs = 90          # a connection with nothing in flight, quiet this long, is closed
 //! [proxy.upstreams]               # development/tests: send a host's traffic elsewhere
 //! "api.github.com" = "127.0.0.1:9443"   # (still TLS; SNI and Host unchanged)
 //! [[proxy.rules]]                 # extra injection rules, checked before the built-in ones

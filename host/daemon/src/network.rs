@@ -55,8 +55,14 @@ pub fn start(
     let rule_hosts = config.rules.iter().flat_map(|r| r.hosts.iter().map(String::as_str));
     let allowed = egress.host_set(rule_hosts.chain(config.grafana_host.as_deref())).map_err(anyhow::Error::msg)?;
     let credentials = Arc::new(Credentials::new(sources(&runtime, order)));
-    let retention = Duration::from_secs(config.audit_retention_days.max(1) * 86_400);
-    let audit = AuditLog::start(store, retention);
+    let audit = AuditLog::start(
+        store,
+        clauderon_proxy::audit::AuditLimits {
+            retention: Duration::from_secs(config.audit_retention_days.max(1) * 86_400),
+            max_records: config.audit_max_records.max(1),
+            per_minute: config.audit_records_per_minute,
+        },
+    );
     let identity = IdentityKey::load_or_create(&home.root)?;
     let proxy = Arc::new(Proxy::new(clauderon_proxy::server::Parts {
         ca: authority,
@@ -67,6 +73,7 @@ pub fn start(
         identity,
         bind,
         egress: allowed,
+        limits: config.limits(),
     }));
     let egress = Arc::new(ProxyEgress {
         proxy: proxy.clone(),

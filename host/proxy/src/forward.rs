@@ -200,6 +200,13 @@ pub(crate) async fn handle(
             return failed(pending, StatusCode::BAD_REQUEST, format!("bad request target: {e}"));
         }
     };
+    if !ctx.rate.take() {
+        drain(body).await;
+        let reason = over_rate(&ctx);
+        let resp = too_many_requests(&reason);
+        pending.finish(Decision::Blocked, 429, Some(reason));
+        return resp;
+    }
     if let Some(reason) = ctx.egress_refusal(&target.host, &shared) {
         drain(body).await;
         let resp = egress_refused(&ctx, &target.host, &reason);
@@ -320,6 +327,18 @@ fn blocked(pending: Pending, ctx: &SessionCtx, reason: String) -> Response<Proxy
     text(StatusCode::FORBIDDEN, body)
 }
 
+/// Why a request over the session's rate is refused.
+pub(crate) fn over_rate(ctx: &SessionCtx) -> String {
+    format!("this session is over its {} requests a second ([proxy] max_requests_per_second)", ctx.rate.per_second())
+}
+
+/// The 429 for a request over the session's rate.
+pub(crate) fn too_many_requests(reason: &str) -> Response<ProxyBody> {
+    let mut resp = text(StatusCode::TOO_MANY_REQUESTS, format!("clauderon proxy: {reason}; slow down.\n"));
+    resp.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    resp
+}
+
 /// The 403 for a host the session's egress policy does not allow: what to
 /// run to allow it.
 pub(crate) fn egress_refused(ctx: &SessionCtx, host: &str, reason: &str) -> Response<ProxyBody> {
@@ -375,7 +394,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
     for name in listed {
         headers.remove(name.as_str());
     }
-    for name in ["proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "trailer"] {
+    // Not `Trailer`: it is end-to-end (RFC 9110 §6.6.2), naming the trailer
+    // fields to come, and hyper sends a response's trailers only when named.
+    for name in ["proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization"] {
         headers.remove(name);
     }
     headers.remove(header::TRANSFER_ENCODING);
@@ -407,6 +428,8 @@ async fn relay_websocket(
     let Some(client_upgrade) = client_upgrade else {
         return failed(pending, StatusCode::BAD_REQUEST, "this connection cannot be upgraded".into());
     };
+    // The WebSocket outlives its connection's serving: it keeps the slot.
+    let slot = parts.extensions.remove::<crate::limits::Slot>();
     let io = match shared.upstream.connect_h1(&target.host, target.port).await {
         Ok(io) => io,
         Err(crate::ProxyError::Refused(why)) => return refused(pending, why),
@@ -479,6 +502,7 @@ async fn relay_websocket(
             Err(e) => pending.record.reason = Some(format!("the WebSocket upgrade failed: {e}")),
         }
         drop(pending);
+        drop(slot);
     };
     tokio::spawn(ctx.until_ended("WebSocket", relay));
     let (rparts, _) = resp.into_parts();

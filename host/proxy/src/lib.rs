@@ -10,7 +10,9 @@
 //! - forwards over a pooled, verified TLS client ([`upstream`]), streaming
 //!   bodies both ways and relaying WebSocket upgrades;
 //! - writes one [`audit`] record per request;
-//! - relays the session's agent status events to the daemon ([`status_relay`]).
+//! - relays the session's agent status events to the daemon ([`status_relay`]);
+//! - bounds what each session holds: connections, request rate, idle time
+//!   ([`limits`]), and its share of the audit ([`audit`]).
 //!
 //! [`server::Proxy`] is the entry point; [`session_env`] is what a backend
 //! puts in a session's environment.
@@ -21,6 +23,7 @@ pub mod credentials;
 pub mod destination;
 pub mod hosts;
 pub mod identity;
+pub mod limits;
 pub mod policy;
 pub mod rules;
 pub mod server;
@@ -104,6 +107,29 @@ pub struct ProxyConfig {
     pub allow_private_hosts: Vec<String>,
     /// Days audit records are kept.
     pub audit_retention_days: u64,
+    /// Audit records kept at most (the oldest go first).
+    pub audit_max_records: u64,
+    /// Audit records one session adds one by one per minute; beyond that,
+    /// one summary record a minute counts the rest (unauthenticated
+    /// attempts on its listener: 20 a minute, then a summary).
+    pub audit_records_per_minute: u32,
+    /// Connections one session may have open at once (tunnels included).
+    pub max_connections_per_session: usize,
+    /// Requests one session may send per second (bursts of twice as many pass).
+    pub max_requests_per_second: u32,
+    /// Seconds a connection with no request in flight may stay quiet.
+    pub idle_timeout_secs: u64,
+}
+
+impl ProxyConfig {
+    /// The per-session limits these settings give.
+    pub fn limits(&self) -> limits::Limits {
+        limits::Limits {
+            connections: self.max_connections_per_session.max(1),
+            requests_per_second: self.max_requests_per_second.max(1),
+            idle: std::time::Duration::from_secs(self.idle_timeout_secs.max(1)),
+        }
+    }
 }
 
 impl Default for ProxyConfig {
@@ -117,6 +143,11 @@ impl Default for ProxyConfig {
             no_proxy: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allow_private_hosts: Vec::new(),
             audit_retention_days: 30,
+            audit_max_records: 1_000_000,
+            audit_records_per_minute: 6_000,
+            max_connections_per_session: 512,
+            max_requests_per_second: 1_000,
+            idle_timeout_secs: 90,
         }
     }
 }

@@ -123,10 +123,25 @@ pub fn check(mode: AccessMode, method: &Method, path: &str, query: Option<&str>,
 /// if there is one that is not.
 fn graphql_in_url(query: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes()).find_map(|(key, value)| match &*key {
-        // A `query` that is not GraphQL is some other API's parameter.
-        "query" => graphql_parser::parse_query::<&str>(&value).ok().and_then(|doc| write_in(&doc)),
+        "query" => match graphql_parser::parse_query::<&str>(&value) {
+            Ok(doc) => write_in(&doc),
+            // Not GraphQL to this parser: some other API's parameter, unless
+            // it names a write. A server's parser may accept what this one
+            // does not (newer syntax), so such a text fails closed.
+            Err(_) if names_a_write(&value) => {
+                Some("the URL's `query` names a GraphQL mutation or subscription that could not be checked".into())
+            }
+            Err(_) => None,
+        },
         _ => None,
     })
+}
+
+/// Whether `text` has the word `mutation` or `subscription` (GraphQL's
+/// keywords are case-sensitive) outside a name like `mutations`.
+fn names_a_write(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| word == "mutation" || word == "subscription")
 }
 
 /// The keys a plain GraphQL request body has.
@@ -271,7 +286,17 @@ mod tests {
             check(RO, &Method::GET, "/graphql", Some("query=%7B%20viewer%20%7B%20login%20%7D%20%7D")),
             Verdict::Allow
         );
-        assert_eq!(check(RO, &Method::GET, "/search", Some("query=mutation+of+genes")), Verdict::Allow, "not GraphQL");
+        assert_eq!(check(RO, &Method::GET, "/search", Some("query=genes+of+mice")), Verdict::Allow, "not GraphQL");
+        assert_eq!(
+            check(RO, &Method::GET, "/search", Some("query=mutations+in+mice")),
+            Verdict::Allow,
+            "not a keyword"
+        );
+        // A mutation this parser cannot read (a server's may) fails closed.
+        for text in ["mutation+of+genes", "mutation%28%24a%3A+Int+%40x%29+%7B+bump+%7D%7D", "%7Bx%7D+subscription"] {
+            let verdict = check(RO, &Method::POST, "/graphql", Some(&format!("query={text}")));
+            assert!(matches!(&verdict, Verdict::Block(r) if r.contains("could not be checked")), "{text}: {verdict:?}");
+        }
         // A REST write at a path that merely ends in `graphql` does not pass as GraphQL.
         assert!(matches!(
             graphql(br#"{"query":"{ a }","title":"opened by a read-only session"}"#),

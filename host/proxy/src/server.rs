@@ -33,6 +33,7 @@ use crate::credentials::Credentials;
 use crate::forward::{self, Target, text};
 use crate::hosts::{EgressMode, EgressPolicy, HostSet};
 use crate::identity::IdentityKey;
+use crate::limits::{Activity, Limits, Rate, Slot};
 use crate::policy::AccessMode;
 use crate::rules::RuleSet;
 use crate::upstream::Upstream;
@@ -63,6 +64,10 @@ pub(crate) struct SessionCtx {
     pub(crate) services: Option<Vec<String>>,
     /// Where it may connect (see [`crate::hosts`]); replaced live.
     egress: std::sync::RwLock<Arc<SessionEgress>>,
+    /// Its connections open now, against `[proxy] max_connections_per_session`.
+    connections: Arc<tokio::sync::Semaphore>,
+    /// Its requests per second (see [`crate::limits`]).
+    pub(crate) rate: Rate,
     /// Bumped to end every open connection of the session (its tunnels,
     /// streams and WebSockets): when it is closed, when it is made
     /// read-only, and when its egress policy takes a host away.
@@ -147,6 +152,8 @@ pub(crate) struct Shared {
     pub(crate) audit: Arc<dyn AuditSink>,
     /// The daemon's egress list (every allow-list session may reach these).
     pub(crate) egress: HostSet,
+    /// What each session may hold.
+    pub(crate) limits: Limits,
     /// Where status events for [`crate::status_relay::STATUS_HOST`] go (the daemon's API).
     pub(crate) status_target: OnceLock<SocketAddr>,
     /// The client that relays status events there: plain HTTP to that one
@@ -192,12 +199,14 @@ pub struct Parts {
     pub bind: IpAddr,
     /// The daemon's egress list (see [`crate::hosts`]).
     pub egress: HostSet,
+    /// What each session may hold (see [`crate::limits`]).
+    pub limits: Limits,
 }
 
 impl Proxy {
     /// A proxy of these parts.
     pub fn new(parts: Parts) -> Self {
-        let Parts { ca, rules, upstream, credentials, audit, identity, bind, egress } = parts;
+        let Parts { ca, rules, upstream, credentials, audit, identity, bind, egress, limits } = parts;
         let status_client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .build(hyper_util::client::legacy::connect::HttpConnector::new());
         let shared = Arc::new(Shared {
@@ -207,6 +216,7 @@ impl Proxy {
             credentials,
             audit,
             egress,
+            limits,
             status_target: OnceLock::new(),
             status_client,
         });
@@ -292,6 +302,8 @@ impl Proxy {
             secret: self.identity.secret(&ident.id),
             read_only: AtomicBool::new(mode == AccessMode::ReadOnly),
             egress: std::sync::RwLock::new(SessionEgress::new(egress)),
+            connections: Arc::new(tokio::sync::Semaphore::new(self.shared.limits.connections)),
+            rate: Rate::new(self.shared.limits.requests_per_second),
             ident,
             services,
             generation: tokio::sync::watch::channel(0).0,
@@ -436,30 +448,80 @@ async fn unix_accept_loop(listener: tokio::net::UnixListener, ctx: Arc<SessionCt
     }
 }
 
-/// Serve one client connection (over TCP or the unix socket).
-async fn serve_client<S>(stream: S, ctx: Arc<SessionCtx>, shared: Arc<Shared>)
+/// Serve one client connection (over TCP or the unix socket): one of the
+/// session's connections (refused with 429 over its cap), closed when idle.
+async fn serve_client<S>(mut stream: S, ctx: Arc<SessionCtx>, shared: Arc<Shared>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let Some(slot) = Slot::take(&ctx.connections) else {
+        return too_many_connections(&mut stream, &ctx, &shared).await;
+    };
     let ctx_name = ctx.ident.name.clone();
     let serving = ctx.clone();
-    let service = service_fn(move |req| {
+    let activity = Activity::new();
+    let idle = shared.limits.idle;
+    let in_flight = activity.clone();
+    let service = service_fn(move |mut req: Request<Incoming>| {
         let (ctx, shared) = (ctx.clone(), shared.clone());
-        async move { Ok::<_, Infallible>(outer(req, ctx, shared).await) }
+        req.extensions_mut().insert(slot.clone());
+        let guard = in_flight.begin();
+        async move {
+            let resp = outer(req, ctx, shared).await;
+            Ok::<_, Infallible>(resp.map(|body| Activity::guard_body(guard, body)))
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(activity.watch(stream)), service)
         .with_upgrades();
     let span = tracing::debug_span!("proxy_connection", session = %ctx_name);
     let served = async move {
-        if let Err(e) = tracing::Instrument::instrument(conn, span).await {
-            tracing::debug!(session = %ctx_name, "proxy client: {e}");
+        tokio::select! {
+            served = tracing::Instrument::instrument(conn, span) => if let Err(e) = served {
+                tracing::debug!(session = %ctx_name, "proxy client: {e}");
+            },
+            () = activity.idle_for(idle) => tracing::debug!(session = %ctx_name, "proxy client: idle, closed"),
         }
     };
     serving.until_ended("proxy client", served).await
+}
+
+/// Answer a connection over the session's cap with 429 and close it.
+async fn too_many_connections<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, ctx: &SessionCtx, shared: &Shared) {
+    use tokio::io::AsyncWriteExt;
+    let reason = format!(
+        "this session has {} connections open, its limit ([proxy] max_connections_per_session)",
+        shared.limits.connections
+    );
+    shared.audit.record(AuditRecord {
+        seq: 0,
+        at_ms: now_ms(),
+        session_id: ctx.ident.id.clone(),
+        session_name: ctx.ident.name.clone(),
+        host: String::new(),
+        method: String::new(),
+        path: String::new(),
+        decision: Decision::Blocked,
+        reason: Some(reason.clone()),
+        credential: None,
+        status: Some(429),
+        duration_ms: 0.0,
+        bytes_up: 0,
+        bytes_down: 0,
+    });
+    let body = format!("clauderon proxy: {reason}; close some and try again.\n");
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// A request on the listener itself: identity, then CONNECT or plain HTTP.
@@ -538,6 +600,11 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         Ok(target) => target,
         Err(why) => return text(StatusCode::BAD_REQUEST, format!("clauderon proxy: {why}.\n")),
     };
+    if !ctx.rate.take() {
+        let reason = forward::over_rate(&ctx);
+        refusal(&req, &ctx, &shared, Decision::Blocked, StatusCode::TOO_MANY_REQUESTS, &reason);
+        return forward::too_many_requests(&reason);
+    }
     if let Some(reason) = ctx.egress_refusal(&host, &shared) {
         refusal(&req, &ctx, &shared, Decision::Blocked, StatusCode::FORBIDDEN, &reason);
         return forward::egress_refused(&ctx, &host, &reason);
@@ -547,6 +614,9 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("clauderon proxy: {e}.\n")),
     };
     let session = ctx.clone();
+    let idle = shared.limits.idle;
+    // The tunnel holds the connection's slot, and passes it to its requests.
+    let slot = req.extensions().get::<Slot>().cloned();
     let tunnel = async move {
         let upgraded = match hyper::upgrade::on(req).await {
             Ok(u) => u,
@@ -554,20 +624,36 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         };
         let started = Instant::now();
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(TokioIo::new(upgraded))).await {
+        let activity = Activity::new();
+        let io = activity.watch(TokioIo::new(upgraded));
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return tracing::debug!(session = %ctx.ident.name, "TLS from the client to {host}: {e}"),
             Err(_) => return tracing::debug!(session = %ctx.ident.name, "TLS handshake for {host} timed out"),
         };
         tracing::trace!("TLS for {host} in {:?}", started.elapsed());
+        let target_host = host.clone();
         let target = Target::https(host, port);
-        let service = service_fn(move |req| {
+        let in_flight = activity.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let (ctx, shared, target) = (ctx.clone(), shared.clone(), target.clone());
-            async move { Ok::<_, Infallible>(forward::handle(req, target, ctx, shared).await) }
+            if let Some(slot) = &slot {
+                req.extensions_mut().insert(slot.clone());
+            }
+            let guard = in_flight.begin();
+            async move {
+                let resp = forward::handle(req, target, ctx, shared).await;
+                Ok::<_, Infallible>(resp.map(|body| Activity::guard_body(guard, body)))
+            }
         });
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
-            tracing::debug!("tunnelled connection: {e}");
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(HANDSHAKE_TIMEOUT);
+        builder.http2().timer(TokioTimer::new());
+        tokio::select! {
+            served = builder.serve_connection_with_upgrades(TokioIo::new(tls), service) => if let Err(e) = served {
+                tracing::debug!("tunnelled connection: {e}");
+            },
+            () = activity.idle_for(idle) => tracing::debug!("tunnel to {}: idle, closed", target_host),
         }
     };
     tokio::spawn(session.until_ended("tunnel", tunnel));

@@ -222,8 +222,9 @@ impl Store {
 }
 
 impl Store {
-    /// Append audit records in one transaction; returns their sequence numbers.
-    pub fn append_audit(&self, records: &[Vec<u8>]) -> Result<Vec<u64>, StoreError> {
+    /// Append audit records in one transaction, removing the oldest beyond
+    /// `keep` in it; returns their sequence numbers.
+    pub fn append_audit(&self, records: &[Vec<u8>], keep: u64) -> Result<Vec<u64>, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         let mut seqs = Vec::with_capacity(records.len());
         {
@@ -235,6 +236,10 @@ impl Store {
                 last += 1;
                 table.insert(last, record.as_slice()).map_err(db_err)?;
                 seqs.push(last);
+            }
+            let excess = table.len().map_err(db_err)?.saturating_sub(keep);
+            for _ in 0..excess {
+                table.pop_first().map_err(db_err)?;
             }
             meta.insert(AUDIT_LAST_SEQ, last).map_err(db_err)?;
         }
@@ -299,15 +304,23 @@ mod tests {
     #[test]
     fn audit_records_append_in_order_and_prune_from_the_oldest() {
         let (_d, s) = store();
-        assert_eq!(s.append_audit(&[b"old1".to_vec(), b"old2".to_vec()]).expect("append"), vec![1, 2]);
-        assert_eq!(s.append_audit(&[b"new3".to_vec()]).expect("append"), vec![3]);
+        let keep_all = u64::MAX;
+        assert_eq!(s.append_audit(&[b"old1".to_vec(), b"old2".to_vec()], keep_all).expect("append"), vec![1, 2]);
+        assert_eq!(s.append_audit(&[b"new3".to_vec()], keep_all).expect("append"), vec![3]);
         let all = s.audit_after(0, 10).expect("read");
         assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(s.prune_audit(|d| d.starts_with(b"old")).expect("prune"), 2);
         let left = s.audit_after(0, 10).expect("read");
         assert_eq!(left, vec![LoggedEvent { seq: 3, data: b"new3".to_vec() }]);
         assert_eq!(s.prune_audit(|_| true).expect("prune all"), 1);
-        assert_eq!(s.append_audit(&[b"new4".to_vec()]).expect("append"), vec![4], "sequence numbers never reuse");
+        assert_eq!(
+            s.append_audit(&[b"new4".to_vec()], keep_all).expect("append"),
+            vec![4],
+            "sequence numbers never reuse"
+        );
+        assert_eq!(s.append_audit(&[b"new5".to_vec(), b"new6".to_vec()], 2).expect("append"), vec![5, 6]);
+        let kept: Vec<u64> = s.audit_after(0, 10).expect("read").iter().map(|r| r.seq).collect();
+        assert_eq!(kept, [5, 6], "the oldest beyond `keep` go in the same transaction");
     }
 
     #[test]

@@ -44,22 +44,31 @@ impl ProcessService {
         f(&mut spawned)
     }
 
-    /// Refuse a new child if `component` already has [`MAX_SPAWNED`] alive.
-    fn admit(&self, component: &str) -> Result<(), PluginError> {
-        let alive = self.with(|s| s.iter().filter(|s| s.component == component).count());
-        if alive >= MAX_SPAWNED {
-            return Err(PluginError::Denied(format!(
-                "component `{component}` already has {alive} detached processes running, the most it may have"
-            )));
-        }
-        Ok(())
-    }
-
-    fn record(&self, component: &str, session: Option<&str>, pid: u32) {
-        if let Some(started) = start_time(pid) {
-            let session = session.map(str::to_string);
-            self.with(|s| s.push(Spawned { component: component.into(), session, pid, started }));
-        }
+    /// Start a child for `component` with `start` (which returns its pid)
+    /// and track it, unless the component already has [`MAX_SPAWNED`]
+    /// alive. The count, the start and the tracking happen under one lock,
+    /// so calls running at once (two sessions' creates on one backend)
+    /// cannot pass the cap together.
+    fn start(
+        &self,
+        component: &str,
+        session: Option<&str>,
+        start: impl FnOnce() -> Result<u32, PluginError>,
+    ) -> Result<u32, PluginError> {
+        self.with(|spawned| {
+            let alive = spawned.iter().filter(|s| s.component == component).count();
+            if alive >= MAX_SPAWNED {
+                return Err(PluginError::Denied(format!(
+                    "component `{component}` already has {alive} detached processes running, the most it may have"
+                )));
+            }
+            let pid = start()?;
+            if let Some(started) = start_time(pid) {
+                let (component, session) = (component.to_string(), session.map(str::to_string));
+                spawned.push(Spawned { component, session, pid, started });
+            }
+            Ok(pid)
+        })
     }
 
     /// Kill (with its process group) every detached child started for
@@ -229,12 +238,13 @@ impl Host for HostState {
 
     async fn spawn(&mut self, cmd: Command) -> Result<u32, HostError> {
         let path = self.allowed_program(&cmd)?;
-        self.services.process.admit(&self.ctx.id)?;
         let mut c = self.build(&path, &cmd)?;
         c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
-        let child = c.spawn().map_err(|e| PluginError::Failed(format!("could not start `{}`: {e}", cmd.program)))?;
-        let pid = child.id().ok_or_else(|| PluginError::Failed("the child exited at once".into()))?;
-        self.services.process.record(&self.ctx.id, self.session.as_deref(), pid);
+        let pid = self.services.process.start(&self.ctx.id, self.session.as_deref(), || {
+            let child =
+                c.spawn().map_err(|e| PluginError::Failed(format!("could not start `{}`: {e}", cmd.program)))?;
+            child.id().ok_or_else(|| PluginError::Failed("the child exited at once".into()))
+        })?;
         Ok(pid)
     }
 }
@@ -255,5 +265,42 @@ fn die_with_the_daemon(c: &mut tokio::process::Command) {
             }
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt as _;
+
+    use super::*;
+
+    /// Many calls at once from one component (say, several sessions'
+    /// creates on one backend) get exactly the cap between them.
+    #[test]
+    fn calls_at_once_cannot_pass_the_cap_together() {
+        let service = std::sync::Arc::new(ProcessService::default());
+        let started: Vec<_> = (0..MAX_SPAWNED * 3)
+            .map(|_| {
+                let service = service.clone();
+                std::thread::spawn(move || {
+                    service.start("racer", Some("s"), || {
+                        // Slow to start, as a real exec can be: the window a
+                        // check-then-record cap would let others through.
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        let child = std::process::Command::new("sleep")
+                            .arg("30")
+                            .process_group(0)
+                            .spawn()
+                            .map_err(|e| PluginError::Failed(e.to_string()))?;
+                        Ok(child.id())
+                    })
+                })
+            })
+            .collect();
+        let results: Vec<_> = started.into_iter().map(|t| t.join().expect("thread")).collect();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), MAX_SPAWNED);
+        assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|e| matches!(e, PluginError::Denied(_))));
+        assert_eq!(service.alive("racer"), MAX_SPAWNED);
+        assert_eq!(service.kill_session("s"), MAX_SPAWNED);
     }
 }
