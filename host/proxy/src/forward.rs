@@ -104,7 +104,7 @@ impl Drop for Pending {
     }
 }
 
-fn blank() -> AuditRecord {
+pub(crate) fn blank() -> AuditRecord {
     AuditRecord {
         seq: 0,
         at_ms: 0,

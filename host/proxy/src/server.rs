@@ -496,22 +496,7 @@ async fn too_many_connections<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, 
         "this session has {} connections open, its limit ([proxy] max_connections_per_session)",
         shared.limits.connections
     );
-    shared.audit.record(AuditRecord {
-        seq: 0,
-        at_ms: now_ms(),
-        session_id: ctx.ident.id.clone(),
-        session_name: ctx.ident.name.clone(),
-        host: String::new(),
-        method: String::new(),
-        path: String::new(),
-        decision: Decision::Blocked,
-        reason: Some(reason.clone()),
-        credential: None,
-        status: Some(429),
-        duration_ms: 0.0,
-        bytes_up: 0,
-        bytes_down: 0,
-    });
+    shared.audit.record(refused(ctx, Decision::Blocked, StatusCode::TOO_MANY_REQUESTS, &reason));
     let body = format!("clauderon proxy: {reason}; close some and try again.\n");
     let answer = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -559,22 +544,22 @@ fn refusal(
 ) {
     let host = req.uri().host().unwrap_or_default().to_string();
     let path = if req.method() == Method::CONNECT { String::new() } else { req.uri().path().to_string() };
-    shared.audit.record(AuditRecord {
-        seq: 0,
+    let method = req.method().to_string();
+    shared.audit.record(AuditRecord { host, method, path, ..refused(ctx, decision, status, reason) });
+}
+
+/// The audit record of something the session's listener refused itself
+/// (nothing was forwarded); the caller adds what it knows of the request.
+fn refused(ctx: &SessionCtx, decision: Decision, status: StatusCode, reason: &str) -> AuditRecord {
+    AuditRecord {
         at_ms: now_ms(),
         session_id: ctx.ident.id.clone(),
         session_name: ctx.ident.name.clone(),
-        host,
-        method: req.method().to_string(),
-        path,
         decision,
         reason: Some(reason.to_string()),
-        credential: None,
         status: Some(status.as_u16()),
-        duration_ms: 0.0,
-        bytes_up: 0,
-        bytes_down: 0,
-    });
+        ..forward::blank()
+    }
 }
 
 /// The host and port a CONNECT asks for, or why it cannot be served (public for fuzz/).
