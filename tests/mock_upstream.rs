@@ -157,7 +157,8 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
         .iter()
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
-    let entry = serde_json::json!({"method": req.method().as_str(), "host": host, "path": path, "query": query, "headers": headers});
+    let version = format!("{:?}", req.version());
+    let entry = serde_json::json!({"method": req.method().as_str(), "host": host, "path": path, "query": query, "headers": headers, "version": version});
     if let Ok(mut log) = mock.log.lock() {
         let _ = writeln!(log, "{entry}");
     }

@@ -24,6 +24,10 @@
 //! The budgets are printed against them: clauderon's added latency
 //! at most nginx's, its CPU per request at most 3× the relay's, its
 //! streaming at least 0.8× the relay's.
+//!
+//! While profiling one column, `CLAUDERON_BENCH_SKIP=mitmproxy,sandboxed`
+//! (comma-separated column names) leaves columns out; `direct` is always
+//! measured, the others' figures print `n/a`.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -34,6 +38,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clauderon_sessions::AccessMode;
+
+/// The allocator the `clauderon` binary uses (host/cli/src/main.rs), for the
+/// daemon built in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The credential both proxies inject.
 const CREDENTIAL: &str = "bench-credential-0123456789";
@@ -65,8 +74,18 @@ fn main() {
     let proxy = InProcessProxy::start(&mock_ca, mock.addr);
     let relay = Relay::start(mock.addr);
     let sandboxed_url = proxy.through_sandbox_relay();
-    let mitm = mitmdump().and_then(|bin| Mitm::start(&bin, &mock_ca));
-    let nginx = nginx().and_then(|bin| Nginx::start(&bin, mock.dir.path(), mock.addr));
+    let skip = std::env::var("CLAUDERON_BENCH_SKIP").unwrap_or_default();
+    let skipped = |name: &str| skip.split(',').any(|s| s.trim() == name);
+    let mitm = if skipped("mitmproxy") {
+        Err("mitmproxy skipped (CLAUDERON_BENCH_SKIP)".to_string())
+    } else {
+        mitmdump().and_then(|bin| Mitm::start(&bin, &mock_ca))
+    };
+    let nginx = if skipped("nginx") {
+        Err("nginx skipped (CLAUDERON_BENCH_SKIP)".to_string())
+    } else {
+        nginx().and_then(|bin| Nginx::start(&bin, mock.dir.path(), mock.addr))
+    };
 
     let mut targets = vec![
         Target::new("direct", client(&mock_pem, None, mock.addr), mock.addr, false),
@@ -101,6 +120,7 @@ fn main() {
         mock.addr,
         true,
     ));
+    targets.retain(|t| t.name == "direct" || !skipped(&column(t.name)));
 
     // The load generator's runtime; the proxy has its own (its own threads).
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -112,8 +132,8 @@ fn main() {
     drop(rt);
 
     // Both clauderon columns go through the same proxy (and audit).
-    let through_clauderon =
-        targets[2].done.load(Ordering::Relaxed) + targets.last().map_or(0, |t| t.done.load(Ordering::Relaxed));
+    let through_clauderon: u64 =
+        targets.iter().filter(|t| t.name.starts_with("clauderon")).map(|t| t.done.load(Ordering::Relaxed)).sum();
     let stored = proxy.wait_for_audit(through_clauderon, Duration::from_secs(10));
     report(&results, &format!("{nginx_note}; {mitm_note}"), through_clauderon, stored);
     drop((proxy, relay, nginx, mitm, mock));
@@ -399,6 +419,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// A target's column heading.
+fn column(name: &str) -> String {
+    name.replace("clauderon via sandbox relay", "sandboxed")
+}
+
 fn report(results: &[Figures], baselines: &str, through_clauderon: u64, stored: u64) {
     let cell = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
     let dur = |d: Option<Duration>| cell(d.map(fmt_duration));
@@ -416,7 +441,7 @@ fn report(results: &[Figures], baselines: &str, through_clauderon: u64, stored: 
     println!("clauderon proxy benchmark — 127.0.0.1, TLS, HTTP/1.1 keep-alive, clauderon-mock-upstream");
     println!("{cpus} CPUs shared by the client, the mock upstream and the proxy; {baselines}");
     println!();
-    row("", results.iter().map(|f| f.name.replace("clauderon via sandbox relay", "sandboxed")).collect());
+    row("", results.iter().map(|f| column(f.name)).collect());
     row("sequential GET /x: requests", all(&|f| f.sequential.to_string()));
     row("  p50", all(&|f| dur(f.p50)));
     row("  p99", all(&|f| dur(f.p99)));

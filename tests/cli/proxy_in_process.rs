@@ -352,6 +352,25 @@ fn streams_and_websockets_pass_through_unbuffered() {
     );
 }
 
+/// A request goes upstream in the HTTP version the session spoke: HTTP/1.1
+/// stays HTTP/1.1 (it does not pay for HTTP/2's framing and flow control),
+/// HTTP/2 stays HTTP/2 (gRPC needs it); the credential goes in either way,
+/// and the echo of it comes back masked.
+#[test]
+fn requests_go_upstream_in_the_http_version_the_session_spoke() {
+    let (mut w, mock) = InProcess::with_mock();
+    let env = w.session("versions", AccessMode::ReadWrite);
+    let injected = format!("Bearer {}", canary("OPENAI_API_KEY"));
+    for (flag, path, version) in [("--http1.1", "/v1", "HTTP/1.1"), ("--http2", "/v2", "HTTP/2.0")] {
+        let (code, body) = curl_in(&env, &[flag, &format!("https://api.openai.com{path}")]);
+        assert_eq!(code, 200, "{flag}: {body}");
+        assert!(!body.contains(&injected) && body.contains("\"authorization\":\"*"), "{flag}: {body}");
+        let seen = mock.last_request_to("api.openai.com", path);
+        assert_eq!(seen["version"], version, "{flag}: {seen}");
+        assert_eq!(seen["headers"]["authorization"].as_str(), Some(injected.as_str()), "{flag}");
+    }
+}
+
 /// No leaks through the side doors of a response: an upstream that echoes
 /// the credential in a WebSocket frame, in the answer to an upgrade it
 /// declined, in a trailer, or in an encoded form (the base64 of a Basic

@@ -170,7 +170,7 @@ fn counted(inner: ProxyBody, count: Arc<AtomicU64>, pending: Option<Pending>) ->
 }
 
 /// Handle one request for `target` from the session.
-#[tracing::instrument(name = "proxy_request", skip_all, fields(session = %ctx.ident.name, host = %target.host, method = %req.method(), path = %req.uri().path()))]
+#[tracing::instrument(name = "proxy_request", level = "debug", skip_all, fields(session = %ctx.ident.name, host = %target.host, method = %req.method(), path = %req.uri().path()))]
 pub(crate) async fn handle(
     req: Request<Incoming>,
     target: Target,
@@ -240,8 +240,9 @@ pub(crate) async fn handle(
     }
     parts.headers.remove(header::HOST);
     parts.uri = uri;
+    let client = shared.upstream.for_version(parts.version);
     parts.version = Version::HTTP_11;
-    match shared.upstream.client.request(Request::from_parts(parts, body)).await {
+    match client.request(Request::from_parts(parts, body)).await {
         Ok(resp) => {
             let (mut rparts, rbody) = resp.into_parts();
             strip_hop_by_hop(&mut rparts.headers, false);
@@ -274,7 +275,7 @@ async fn inject(
     ctx: &SessionCtx,
     shared: &Shared,
     pending: &mut Pending,
-) -> Option<Needles> {
+) -> Option<Arc<Needles>> {
     let rule = shared.rules.find(&target.host)?;
     if !target.https {
         pending.record.reason = Some(format!("rule `{}`: no credential is sent over plain HTTP", rule.name));
@@ -295,10 +296,21 @@ async fn inject(
         if let Some(credential) = shared.credentials.get(&injection.service).await
             && rule.apply(headers, injection, credential.value.expose())
         {
-            pending.record.credential = Some(format!("{} from {}", injection.service, credential.source));
-            let sent = headers.get(injection.header.as_str()).and_then(|v| v.to_str().ok()).map(String::from);
-            headers.remove(header::ACCEPT_ENCODING);
-            return Some(Needles::for_credential(credential.value.expose(), sent.as_deref()));
+            let sent = headers.get(injection.header.as_str()).and_then(|v| v.to_str().ok());
+            match shared.needles.get(&injection.service, &injection.header, credential.value.expose(), sent) {
+                Ok(needles) => {
+                    pending.record.credential = Some(format!("{} from {}", injection.service, credential.source));
+                    headers.remove(header::ACCEPT_ENCODING);
+                    return Some(needles);
+                }
+                Err(e) => {
+                    // Never send what the response could not be scrubbed of.
+                    headers.remove(injection.header.as_str());
+                    pending.record.reason =
+                        Some(format!("rule `{}`: {e}; forwarded without the credential", rule.name));
+                    return None;
+                }
+            }
         }
     }
     let services: Vec<&str> = rule.inject.iter().map(|i| i.service.as_str()).collect();
@@ -422,7 +434,7 @@ async fn relay_websocket(
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     shared: &Shared,
     mut pending: Pending,
-    needles: Option<Needles>,
+    needles: Option<Arc<Needles>>,
     ctx: &SessionCtx,
 ) -> Response<ProxyBody> {
     let Some(client_upgrade) = client_upgrade else {

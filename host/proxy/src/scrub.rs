@@ -18,32 +18,42 @@
 //! Requests that carry a credential are sent without `Accept-Encoding`, so the
 //! body arrives uncompressed and can be read.
 
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use aho_corasick::AhoCorasick;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use memchr::memmem;
 
 use crate::{BoxError, ProxyBody};
 
-/// What a response is scanned for, longest first: the header value it was sent
-/// as contains the raw value, and is masked whole before the raw value is.
-pub(crate) struct Needles(Vec<Vec<u8>>);
+/// What a response is scanned for: every occurrence of every form is masked,
+/// overlapping ones included (the header value it was sent as contains the
+/// raw value; both are masked whole).
+pub(crate) struct Needles {
+    /// One pass over a buffer finds every form (standard semantics, so
+    /// overlapping occurrences are all reported).
+    matcher: AhoCorasick,
+    /// The forms, for what may begin one at a chunk's end.
+    forms: Vec<Vec<u8>>,
+}
 
 impl Needles {
     /// Scan for these values (empty ones are ignored).
-    pub(crate) fn new<I: IntoIterator<Item = String>>(values: I) -> Self {
-        let mut needles: Vec<Vec<u8>> = values.into_iter().filter(|v| !v.is_empty()).map(String::into_bytes).collect();
-        needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        needles.dedup();
-        Self(needles)
+    pub(crate) fn new<I: IntoIterator<Item = String>>(values: I) -> Result<Self, String> {
+        let mut forms: Vec<Vec<u8>> = values.into_iter().filter(|v| !v.is_empty()).map(String::into_bytes).collect();
+        forms.sort();
+        forms.dedup();
+        let matcher = AhoCorasick::new(&forms).map_err(|e| format!("building the response scrubber: {e}"))?;
+        Ok(Self { matcher, forms })
     }
 
     /// The needles for a credential `value` sent in a header as `sent`: every
     /// form of it the proxy can predict an upstream echoing.
-    pub(crate) fn for_credential(value: &str, sent: Option<&str>) -> Self {
+    pub(crate) fn for_credential(value: &str, sent: Option<&str>) -> Result<Self, String> {
         use base64::Engine as _;
         let mut plain = vec![value.to_string()];
         if let Some(sent) = sent {
@@ -62,56 +72,65 @@ impl Needles {
         Self::new(all)
     }
 
+    /// Whether any form occurs in `buf`.
+    fn occurs_in(&self, buf: &[u8]) -> bool {
+        self.matcher.is_match(buf)
+    }
+
     /// Overwrite every occurrence in `buf` with `*`.
     fn mask(&self, buf: &mut [u8]) {
-        for needle in &self.0 {
-            let mut from = 0;
-            while let Some(at) = memmem::find(&buf[from..], needle) {
-                let start = from + at;
-                buf[start..start + needle.len()].fill(b'*');
-                from = start + needle.len();
-            }
+        let found: Vec<std::ops::Range<usize>> = self.matcher.find_overlapping_iter(&*buf).map(|m| m.range()).collect();
+        for range in found {
+            buf[range].fill(b'*');
         }
     }
 
     /// How many bytes at the end of `buf` could be the start of an occurrence.
     fn partial_tail(&self, buf: &[u8]) -> usize {
-        let longest = self.0.iter().map(Vec::len).max().unwrap_or(0);
+        let longest = self.forms.iter().map(Vec::len).max().unwrap_or(0);
         (1..longest.min(buf.len() + 1))
             .rev()
-            .find(|&k| self.0.iter().any(|n| n.len() > k && n.starts_with(&buf[buf.len() - k..])))
+            .find(|&k| self.forms.iter().any(|n| n.len() > k && n.starts_with(&buf[buf.len() - k..])))
             .unwrap_or(0)
     }
 
     /// Mask `chunk`, read after the bytes held in `carry`, and return what
     /// can go out now; unless the stream `ends` here, bytes that could begin
     /// an occurrence split across this chunk and the next stay in `carry`.
-    fn mask_stream(&self, carry: &mut Vec<u8>, chunk: &[u8], ends: bool) -> Vec<u8> {
+    /// A chunk with nothing to mask and nothing carried goes out as it came
+    /// (no copy).
+    fn mask_stream(&self, carry: &mut Vec<u8>, chunk: Bytes, ends: bool) -> Bytes {
+        if carry.is_empty() && !self.occurs_in(&chunk) {
+            let keep = if ends { 0 } else { self.partial_tail(&chunk) };
+            carry.extend_from_slice(&chunk[chunk.len() - keep..]);
+            return chunk.slice(..chunk.len() - keep);
+        }
         let mut buf = std::mem::take(carry);
-        buf.extend_from_slice(chunk);
+        buf.extend_from_slice(&chunk);
         self.mask(&mut buf);
         if !ends {
             let keep = self.partial_tail(&buf);
             *carry = buf.split_off(buf.len() - keep);
         }
-        buf
+        Bytes::from(buf)
     }
 
     /// Mask header values in place.
     pub(crate) fn scrub_headers(&self, headers: &mut HeaderMap) {
         for value in headers.values_mut() {
+            if !self.occurs_in(value.as_bytes()) {
+                continue;
+            }
             let mut bytes = value.as_bytes().to_vec();
             self.mask(&mut bytes);
-            if bytes != value.as_bytes()
-                && let Ok(masked) = http::HeaderValue::from_bytes(&bytes)
-            {
+            if let Ok(masked) = http::HeaderValue::from_bytes(&bytes) {
                 *value = masked;
             }
         }
     }
 
     /// The body, scrubbed.
-    pub(crate) fn scrub_body(self, inner: ProxyBody) -> ProxyBody {
+    pub(crate) fn scrub_body(self: Arc<Self>, inner: ProxyBody) -> ProxyBody {
         http_body_util::BodyExt::boxed(Scrubbed {
             inner,
             needles: self,
@@ -122,10 +141,58 @@ impl Needles {
     }
 }
 
+/// The needles of each injected credential, built once per value and reused
+/// by every request that carries it. One entry per service and header: a
+/// new value (a rotated credential) replaces the old one.
+#[derive(Default)]
+pub(crate) struct NeedleCache(Mutex<HashMap<String, Vec<CachedNeedles>>>);
+
+struct CachedNeedles {
+    header: String,
+    value: String,
+    sent: Option<String>,
+    needles: Arc<Needles>,
+}
+
+impl NeedleCache {
+    /// The needles for `service`'s credential `value`, sent in `header` as `sent`.
+    pub(crate) fn get(
+        &self,
+        service: &str,
+        header: &str,
+        value: &str,
+        sent: Option<&str>,
+    ) -> Result<Arc<Needles>, String> {
+        let Ok(mut cache) = self.0.lock() else {
+            return Needles::for_credential(value, sent).map(Arc::new);
+        };
+        let cached = cache.get(service).and_then(|entries| entries.iter().find(|e| e.header == header));
+        if let Some(e) = cached
+            && e.value == value
+            && e.sent.as_deref() == sent
+        {
+            return Ok(e.needles.clone());
+        }
+        let needles = Arc::new(Needles::for_credential(value, sent)?);
+        let fresh = CachedNeedles {
+            header: header.to_string(),
+            value: value.to_string(),
+            sent: sent.map(String::from),
+            needles: needles.clone(),
+        };
+        let entries = cache.entry(service.to_string()).or_default();
+        match entries.iter_mut().find(|e| e.header == header) {
+            Some(e) => *e = fresh,
+            None => entries.push(fresh),
+        }
+        Ok(needles)
+    }
+}
+
 /// A body with the needles masked out, trailers included.
 struct Scrubbed {
     inner: ProxyBody,
-    needles: Needles,
+    needles: Arc<Needles>,
     /// Bytes that may begin an occurrence, waiting for the next chunk.
     carry: Vec<u8>,
     /// Trailers that arrived while bytes were carried: sent after them.
@@ -135,9 +202,9 @@ struct Scrubbed {
 
 impl Scrubbed {
     /// Scrub `chunk` after what was carried; returns what can be sent now.
-    fn push(&mut self, chunk: &[u8]) -> Bytes {
+    fn push(&mut self, chunk: Bytes) -> Bytes {
         let Self { needles, carry, .. } = self;
-        Bytes::from(needles.mask_stream(carry, chunk, false))
+        needles.mask_stream(carry, chunk, false)
     }
 }
 
@@ -157,7 +224,7 @@ impl Body for Scrubbed {
             match std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
-                        let out = self.push(&data);
+                        let out = self.push(data);
                         if !out.is_empty() {
                             return Poll::Ready(Some(Ok(Frame::data(out))));
                         }
@@ -204,7 +271,7 @@ pub(crate) const MAX_WS_FRAME: u64 = 16 << 20;
 /// for the next fragment (it is re-framed with the new length; server frames
 /// are not masked). Control frames are scrubbed in place. Returns the bytes
 /// read from the upstream.
-pub(crate) async fn relay_scrubbed_frames<R, W>(mut from: R, mut to: W, needles: Needles) -> std::io::Result<u64>
+pub(crate) async fn relay_scrubbed_frames<R, W>(mut from: R, mut to: W, needles: Arc<Needles>) -> std::io::Result<u64>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
@@ -245,10 +312,10 @@ where
         }
         let out = if opcode >= 0x8 {
             needles.mask(&mut payload);
-            payload
+            Bytes::from(payload)
         } else {
             // A message's fragments are one stream; it ends with the final one.
-            needles.mask_stream(&mut carry, &payload, fin)
+            needles.mask_stream(&mut carry, Bytes::from(payload), fin)
         };
         let mut frame = vec![head[0]];
         match out.len() {
@@ -276,7 +343,8 @@ mod tests {
     /// The frames of `frames` scrubbed for `needles`, as a client receives them.
     fn scrubbed(needles: &[&str], frames: Vec<Frame<Bytes>>) -> Vec<Frame<Bytes>> {
         let inner = http_body_util::StreamBody::new(futures_util::stream::iter(frames.into_iter().map(Ok))).boxed();
-        let mut body = Needles::new(needles.iter().map(|n| n.to_string())).scrub_body(inner);
+        let mut body =
+            Arc::new(Needles::new(needles.iter().map(|n| n.to_string())).expect("needles")).scrub_body(inner);
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         rt.block_on(async move {
             let mut out = Vec::new();
@@ -329,8 +397,39 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_occurrences_of_different_forms_are_all_masked() {
+        // "abcd" and "cdef" overlap in "abcdef": neither may survive in part.
+        let (out, _) = scrub(&["abcd", "cdef"], &["x abcdef y"]);
+        assert_eq!(out, "x ****** y");
+    }
+
+    #[test]
+    fn a_chunk_with_nothing_to_mask_goes_out_without_a_copy() {
+        let needles = Needles::new(["sk-secret".to_string()]).expect("needles");
+        let chunk = Bytes::from(vec![b'a'; 4096]);
+        let (mut carry, at) = (Vec::new(), chunk.as_ptr());
+        let out = needles.mask_stream(&mut carry, chunk, false);
+        assert_eq!((out.len(), out.as_ptr(), carry.len()), (4096, at, 0), "the same bytes, not a copy");
+    }
+
+    #[test]
+    fn needles_are_built_once_per_credential_and_rebuilt_when_it_changes() {
+        let cache = NeedleCache::default();
+        let first = cache.get("github", "authorization", "ghp_one", Some("Bearer ghp_one")).expect("needles");
+        let again = cache.get("github", "authorization", "ghp_one", Some("Bearer ghp_one")).expect("needles");
+        assert!(Arc::ptr_eq(&first, &again), "reused");
+        let rotated = cache.get("github", "authorization", "ghp_two", Some("Bearer ghp_two")).expect("needles");
+        assert!(!Arc::ptr_eq(&first, &rotated));
+        let mut buf = b"ghp_one ghp_two".to_vec();
+        rotated.mask(&mut buf);
+        assert_eq!(buf, b"ghp_one *******", "the new value's needles");
+        let entries = cache.0.lock().expect("cache").get("github").map(Vec::len);
+        assert_eq!(entries, Some(1), "the old value is not kept");
+    }
+
+    #[test]
     fn every_needle_and_header_is_masked() {
-        let needles = Needles::new(["raw-value".to_string(), "Basic cmF3LXZhbHVl".to_string()]);
+        let needles = Needles::new(["raw-value".to_string(), "Basic cmF3LXZhbHVl".to_string()]).expect("needles");
         let mut headers = HeaderMap::new();
         headers.insert("x-echo", "Basic cmF3LXZhbHVl".parse().expect("value"));
         headers.insert("x-other", "has raw-value in it".parse().expect("value"));
@@ -344,7 +443,7 @@ mod tests {
         use base64::Engine as _;
         let value = "x-access-token:ghp_a/b+c=d";
         let sent = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(value));
-        let needles = Needles::for_credential("ghp_a/b+c=d", Some(&sent));
+        let needles = Needles::for_credential("ghp_a/b+c=d", Some(&sent)).expect("needles");
         let b64 = sent.trim_start_matches("Basic ");
         for echo in [
             b64.to_string(),
@@ -384,7 +483,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let out = rt.block_on(async {
             let mut out = Vec::new();
-            let needles = Needles::new(["sk-secret".to_string()]);
+            let needles = Arc::new(Needles::new(["sk-secret".to_string()]).expect("needles"));
             relay_scrubbed_frames(&wire[..], &mut out, needles).await.expect("relay");
             out
         });

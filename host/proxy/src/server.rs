@@ -149,6 +149,8 @@ pub(crate) struct Shared {
     pub(crate) rules: RuleSet,
     pub(crate) upstream: Upstream,
     pub(crate) credentials: Arc<Credentials>,
+    /// What responses to injected requests are scrubbed of, per credential.
+    pub(crate) needles: crate::scrub::NeedleCache,
     pub(crate) audit: Arc<dyn AuditSink>,
     /// The daemon's egress list (every allow-list session may reach these).
     pub(crate) egress: HostSet,
@@ -214,6 +216,7 @@ impl Proxy {
             rules,
             upstream,
             credentials,
+            needles: Default::default(),
             audit,
             egress,
             limits,

@@ -1,6 +1,9 @@
-//! The upstream side: a pooled hyper client that speaks HTTP/1.1 or HTTP/2
-//! (by ALPN) over TLS verified against the system roots plus the configured
-//! extra roots, with `TCP_NODELAY`, and a dialer that honours
+//! The upstream side: pooled hyper clients over TLS verified against the
+//! system roots plus the configured extra roots, with `TCP_NODELAY` — one
+//! that speaks HTTP/1.1 and one that offers HTTP/2 by ALPN, so a request goes
+//! upstream in the protocol the session spoke (an HTTP/1.1 request is not
+//! paying for HTTP/2's framing and flow control; gRPC keeps its HTTP/2) —
+//! and a dialer that honours
 //! `[proxy.upstreams]` overrides (the host's traffic goes to another address,
 //! still over TLS with SNI and Host unchanged) and otherwise connects only
 //! where [`crate::destination`] allows.
@@ -77,10 +80,15 @@ impl tower_service::Service<http::Uri> for Dialer {
     }
 }
 
-/// The upstream client and what WebSocket tunnels need to dial by hand.
+/// A pooled upstream client.
+pub type UpstreamClient = Client<HttpsConnector<Dialer>, ProxyBody>;
+
+/// The upstream clients and what WebSocket tunnels need to dial by hand.
 pub struct Upstream {
-    /// Pooled client for ordinary requests.
-    pub client: Client<HttpsConnector<Dialer>, ProxyBody>,
+    /// Pooled client for HTTP/1.x requests (offers only HTTP/1.1).
+    pub client: UpstreamClient,
+    /// Pooled client for HTTP/2 requests (offers HTTP/2, then HTTP/1.1).
+    pub multiplexed: UpstreamClient,
     /// TLS config offering only HTTP/1.1 (for WebSocket upgrades).
     pub h1_tls: Arc<ClientConfig>,
     /// The dialer.
@@ -101,20 +109,38 @@ impl Upstream {
             .map_err(|e| ProxyError::Tls(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        // hyper-rustls sets the pooled clients' ALPN itself (it refuses a
+        // config that has one); WebSocket upgrades dial with `h1` by hand.
         let mut h1 = base.clone();
         h1.alpn_protocols = vec![b"http/1.1".to_vec()];
         let dialer = Dialer::new(overrides, destinations);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(base)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(dialer.clone());
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
-            .build(https);
-        Ok(Self { client, h1_tls: Arc::new(h1), dialer })
+        let pooled = |https| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(64)
+                .build(https)
+        };
+        let client = pooled(
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(base.clone())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(dialer.clone()),
+        );
+        let multiplexed = pooled(
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(base)
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(dialer.clone()),
+        );
+        Ok(Self { client, multiplexed, h1_tls: Arc::new(h1), dialer })
+    }
+
+    /// The client for a request the session sent as `version`.
+    pub fn for_version(&self, version: http::Version) -> &UpstreamClient {
+        if version == http::Version::HTTP_2 { &self.multiplexed } else { &self.client }
     }
 
     /// A TLS connection for a WebSocket upgrade (HTTP/1.1 only).
