@@ -13,6 +13,8 @@
 //!   A WebSocket, once upgraded, is not timed, but it holds its connection's
 //!   [`Slot`] for as long as it lives.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{BoxError, ProxyBody};
@@ -129,8 +133,39 @@ impl Activity {
         Watched { io, activity: self.clone() }
     }
 
+    /// The service for this connection's requests: each carries the
+    /// connection's `slot` (a tunnel or WebSocket it opens keeps it) and is
+    /// in flight, keeping the connection from idling out, until its response
+    /// body ends.
+    pub(crate) fn service<F, Fut>(
+        self: &Arc<Self>,
+        slot: Option<Slot>,
+        handle: F,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<ProxyBody>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+    {
+        let activity = self.clone();
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            if let Some(slot) = &slot {
+                req.extensions_mut().insert(slot.clone());
+            }
+            let guard = activity.begin();
+            let response = handle(req);
+            async move { Ok::<_, Infallible>(response.await.map(|body| Activity::guard_body(guard, body))) }
+        })
+    }
+
     /// `body`, keeping `guard` until it ends or is dropped.
-    pub(crate) fn guard_body(guard: InFlight, body: ProxyBody) -> ProxyBody {
+    fn guard_body(guard: InFlight, body: ProxyBody) -> ProxyBody {
         http_body_util::BodyExt::boxed(Guarded { body, _guard: guard })
     }
 }

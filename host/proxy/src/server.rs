@@ -13,7 +13,6 @@
 //! connection to that socket.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,7 +21,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -464,16 +462,7 @@ where
     let serving = ctx.clone();
     let activity = Activity::new();
     let idle = shared.limits.idle;
-    let in_flight = activity.clone();
-    let service = service_fn(move |mut req: Request<Incoming>| {
-        let (ctx, shared) = (ctx.clone(), shared.clone());
-        req.extensions_mut().insert(slot.clone());
-        let guard = in_flight.begin();
-        async move {
-            let resp = outer(req, ctx, shared).await;
-            Ok::<_, Infallible>(resp.map(|body| Activity::guard_body(guard, body)))
-        }
-    });
+    let service = activity.service(Some(slot), move |req| outer(req, ctx.clone(), shared.clone()));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT)
@@ -622,18 +611,8 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         tracing::trace!("TLS for {host} in {:?}", started.elapsed());
         let target_host = host.clone();
         let target = Target::https(host, port);
-        let in_flight = activity.clone();
-        let service = service_fn(move |mut req: Request<Incoming>| {
-            let (ctx, shared, target) = (ctx.clone(), shared.clone(), target.clone());
-            if let Some(slot) = &slot {
-                req.extensions_mut().insert(slot.clone());
-            }
-            let guard = in_flight.begin();
-            async move {
-                let resp = forward::handle(req, target, ctx, shared).await;
-                Ok::<_, Infallible>(resp.map(|body| Activity::guard_body(guard, body)))
-            }
-        });
+        let service =
+            activity.service(slot, move |req| forward::handle(req, target.clone(), ctx.clone(), shared.clone()));
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(HANDSHAKE_TIMEOUT);
         builder.http2().timer(TokioTimer::new());
