@@ -726,3 +726,56 @@ fn without_the_sandbox_host_sessions_are_refused_unless_allowed_and_then_marked(
     assert!(list.contains("NONE") && list.contains("unsandboxed"), "{list}");
     home.run(&["delete", &name]).ok();
 }
+
+/// What real bash offers at TAB after `words` (the last one being
+/// completed), with `clauderon completions bash` sourced and this home's
+/// CLAUDERON_HOME.
+fn bash_completes(home: &Home, words: &[&str]) -> Vec<String> {
+    let bin = clauderon_tests::clauderon_bin();
+    let line = words.join(" ");
+    let script = format!(
+        "source <({bin} completions bash) || exit 9\n\
+         COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}\n\
+         _clap_complete_clauderon clauderon '{last}' '{prev}'\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        bin = bin.display(),
+        words = words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" "),
+        cword = words.len() - 1,
+        last = words[words.len() - 1],
+        prev = words[words.len() - 2],
+    );
+    let out = Command::new("bash").args(["-c", &script]).env("CLAUDERON_HOME", home.path("")).output().expect("bash");
+    assert!(out.status.success(), "bash: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(String::from).collect()
+}
+
+/// Shell completion in real bash: commands, option values, and the names
+/// of the daemon's sessions — and without a daemon, no names and no daemon
+/// started just to complete.
+#[test]
+fn bash_completes_commands_values_and_the_daemons_session_names() {
+    let (home, port) = Home::with_free_port();
+    assert_eq!(bash_completes(&home, &["clauderon", "set-acc"]), ["set-access-mode"]);
+    assert!(bash_completes(&home, &["clauderon", "comp"]).contains(&"completions".to_string()));
+    let offered = bash_completes(&home, &["clauderon", "attach", ""]);
+    assert!(offered.iter().all(|o| o.starts_with("--")), "no daemon, no names: {offered:?}");
+    assert!(!home.path("daemon.log").exists(), "completing must not start the daemon");
+
+    let _daemon = home.daemon(port);
+    let repo = git_repo();
+    let name = unique("completed");
+    assert_eq!(create_shell(&home, repo.path(), &name, "exec sleep 600")["status"], "running");
+    for words in
+        [&["clauderon", "attach", ""][..], &["clauderon", "delete", "comp"], &["clauderon", "audit", "--session", ""]]
+    {
+        let offered = bash_completes(&home, words);
+        assert!(offered.contains(&name), "{words:?}: {offered:?}");
+    }
+    let modes = bash_completes(&home, &["clauderon", "set-access-mode", &name, "--mode", ""]);
+    assert!(modes.contains(&"read-only".to_string()) && modes.contains(&"read-write".to_string()), "{modes:?}");
+    for shell in ["zsh", "fish"] {
+        let script = home.run(&["completions", shell]).ok().stdout;
+        assert!(script.contains(&clauderon_tests::clauderon_bin().display().to_string()), "{shell}: {script}");
+    }
+    home.run(&["delete", &name]).ok();
+}

@@ -14,7 +14,7 @@ use clauderon_daemon::Home;
 #[derive(Args)]
 pub struct AuditArgs {
     /// Only this session's requests (name or id).
-    #[arg(long, short)]
+    #[arg(long, short, add = clap_complete::engine::ArgValueCandidates::new(crate::completions::session_names))]
     pub session: Option<String>,
     /// Keep printing new records as they arrive (Ctrl-C to stop).
     #[arg(long, short)]

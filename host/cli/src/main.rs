@@ -7,6 +7,7 @@
 mod audit;
 mod bundled;
 mod client;
+mod completions;
 mod daemon;
 mod plugins;
 mod safe_text;
@@ -14,7 +15,8 @@ mod sessions;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
 
 use clauderon_daemon::Home;
 
@@ -49,18 +51,34 @@ enum Command {
         json: bool,
     },
     /// Attach your terminal to a session.
-    Attach { name: String },
+    Attach {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
+        name: String,
+    },
     /// Stop a session (keeps it for `start`).
-    Stop { name: String },
+    Stop {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
+        name: String,
+    },
     /// Start a stopped session again.
-    Start { name: String },
+    Start {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
+        name: String,
+    },
     /// Archive a session (stops it and hides it from `list`).
-    Archive { name: String },
+    Archive {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
+        name: String,
+    },
     /// Bring an archived session back.
-    Unarchive { name: String },
+    Unarchive {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
+        name: String,
+    },
     /// Delete a session, its backend resource, worktree and branch (a branch
     /// with commits of its own is kept).
     Delete {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
         name: String,
         /// Delete even if the backend cannot remove its resource.
         #[arg(short, long)]
@@ -68,6 +86,7 @@ enum Command {
     },
     /// Change what a session may do through the proxy.
     SetAccessMode {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
         name: String,
         #[arg(long, value_parser = sessions::access_mode_arg())]
         mode: clauderon_sessions::AccessMode,
@@ -83,6 +102,7 @@ enum Command {
     ///   clauderon set-egress fix-login --mode allow-all
     #[command(verbatim_doc_comment)]
     SetEgress {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
         name: String,
         /// `allow-list` (the daemon's list plus the session's hosts) or `allow-all`.
         #[arg(long, value_parser = sessions::egress_mode_arg())]
@@ -99,6 +119,7 @@ enum Command {
     /// Show a session's chat (user, assistant, tool use and results), read
     /// from the agent's own transcript.
     History {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
         name: String,
         /// Keep printing new messages as the agent writes them (Ctrl-C to stop).
         #[arg(long, short)]
@@ -118,6 +139,17 @@ enum Command {
     /// Manage plugins: backends, agents, credential sources and hooks.
     #[command(subcommand)]
     Plugins(plugins::PluginsCmd),
+    /// Print the script that makes your shell complete clauderon's commands,
+    /// options and session names.
+    #[command(after_help = "Set up (once):\n  \
+        bash: echo 'source <(clauderon completions bash)' >> ~/.bashrc\n  \
+        zsh:  echo 'source <(clauderon completions zsh)' >> ~/.zshrc\n  \
+        fish: echo 'clauderon completions fish | source' >> ~/.config/fish/config.fish")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: completions::Shell,
+    },
     /// The sandbox host sessions run in (see docs/security.md).
     #[command(subcommand)]
     Sandbox(SandboxCmd),
@@ -211,11 +243,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugins(cmd) => plugins::run(cmd).await,
+        Command::Completions { shell } => completions::print_registration(shell).map(|()| ExitCode::SUCCESS),
         Command::Sandbox(_) => anyhow::bail!("`clauderon sandbox` runs before the async runtime; this is a bug"),
     }
 }
 
 fn main() -> ExitCode {
+    completions::answer_if_asked(Cli::command);
     let cli = Cli::parse();
     if let Command::Sandbox(cmd) = cli.command {
         return sandbox(cmd);
