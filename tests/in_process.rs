@@ -180,10 +180,7 @@ impl InProcess {
 
     /// Audit records (of one session by name), through the API.
     pub fn audit(&self, session: Option<&str>) -> Vec<serde_json::Value> {
-        let query = session.map(|s| format!("&session={s}")).unwrap_or_default();
-        let (code, body) = self.http("GET", &format!("/api/audit?limit=10000{query}"), None);
-        assert_eq!(code, 200, "{body}");
-        body["records"].as_array().cloned().unwrap_or_default()
+        crate::audit_page(self.http("GET", &crate::audit_path(session), None)).0
     }
 
     /// How many audit records the daemon holds, paging through the API.
@@ -203,7 +200,7 @@ impl InProcess {
 
     /// Audit records once the writer has caught up: the same answer twice, 150 ms apart.
     pub fn audit_settled(&self, session: Option<&str>) -> Vec<serde_json::Value> {
-        crate::settled(|| self.audit(session))
+        crate::settled(|| crate::audit_page(self.http("GET", &crate::audit_path(session), None)))
     }
 }
 

@@ -557,28 +557,38 @@ impl World {
     /// Audit records once the writer has caught up (it gathers records for a
     /// moment before each commit): the same answer twice, 150 ms apart.
     pub fn audit_settled(&self, session: Option<&str>) -> Vec<serde_json::Value> {
-        settled(|| self.audit(session))
+        settled(|| audit_page(self.daemon.http("GET", &audit_path(session), None)))
     }
 
     /// Audit records stored so far (optionally of one session).
     pub fn audit(&self, session: Option<&str>) -> Vec<serde_json::Value> {
-        let query = session.map(|s| format!("&session={s}")).unwrap_or_default();
-        let (code, body) = self.daemon.http("GET", &format!("/api/audit?limit=10000{query}"), None);
-        assert_eq!(code, 200, "{body}");
-        body["records"].as_array().cloned().unwrap_or_default()
+        audit_page(self.daemon.http("GET", &audit_path(session), None)).0
     }
 }
 
-/// `read()` once it gives a non-empty answer twice in a row, 150 ms apart
-/// (or whatever it gives after 10 s): for the audit, whose writer gathers
-/// records for a moment before each commit.
-pub fn settled<T>(read: impl Fn() -> Vec<T>) -> Vec<T> {
-    let mut last = read();
+/// `GET /api/audit` for up to 10,000 records (of one session, when given).
+pub fn audit_path(session: Option<&str>) -> String {
+    format!("/api/audit?limit=10000{}", session.map(|s| format!("&session={s}")).unwrap_or_default())
+}
+
+/// An audit page's records and its `pending` count (asserting a 200).
+pub fn audit_page((code, body): (u16, serde_json::Value)) -> (Vec<serde_json::Value>, u64) {
+    assert_eq!(code, 200, "{body}");
+    (body["records"].as_array().cloned().unwrap_or_default(), body["pending"].as_u64().unwrap_or(0))
+}
+
+/// The records `read()` gives once the audit has settled: nothing pending
+/// in its writer (which gathers records for a moment before each commit)
+/// and the same non-empty answer twice in a row, 150 ms apart — or whatever
+/// it gives after 10 s. `read` answers the records and the API's `pending`.
+pub fn settled<T>(read: impl Fn() -> (Vec<T>, u64)) -> Vec<T> {
+    let (mut last, _) = read();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         std::thread::sleep(std::time::Duration::from_millis(150));
-        let now = read();
-        if (now.len() == last.len() && !now.is_empty()) || std::time::Instant::now() > deadline {
+        let (now, pending) = read();
+        let still = now.len() == last.len() && !now.is_empty() && pending == 0;
+        if still || std::time::Instant::now() > deadline {
             return now;
         }
         last = now;

@@ -779,3 +779,33 @@ fn bash_completes_commands_values_and_the_daemons_session_names() {
     }
     home.run(&["delete", &name]).ok();
 }
+
+/// Every command that prints data prints JSON with `--json`: the session
+/// after a change (stop, start, archive, unarchive, access mode, egress),
+/// what delete and reconcile did, the configuration and the paths.
+#[test]
+fn every_command_that_prints_data_prints_json_when_asked() {
+    let (home, port) = Home::with_free_port();
+    let _daemon = home.daemon(port);
+    let repo = git_repo();
+    let name = unique("json");
+    assert_eq!(create_shell(&home, repo.path(), &name, "exec sleep 600")["status"], "running");
+    let json = |args: &[&str]| home.run(args).ok().json();
+    for (action, status) in
+        [("stop", "stopped"), ("start", "running"), ("archive", "archived"), ("unarchive", "stopped")]
+    {
+        let s = json(&[action, &name, "--json"]);
+        assert_eq!((s["name"].as_str(), s["status"].as_str()), (Some(name.as_str()), Some(status)), "{action}: {s}");
+    }
+    assert_eq!(json(&["set-access-mode", &name, "--mode", "read-only", "--json"])["access_mode"], "read-only");
+    assert_eq!(json(&["set-egress", &name, "--json"])["egress"]["mode"], "allow-list");
+    let s = json(&["set-egress", &name, "--allow-host", "api.stripe.com", "--json"]);
+    assert_eq!(s["egress"]["hosts"], serde_json::json!(["api.stripe.com"]), "{s}");
+    assert!(json(&["reconcile", "--json"])["changes"].is_array());
+    assert_eq!(json(&["config", "show", "--json"])["daemon"]["http_port"], port);
+    let paths = json(&["config", "paths", "--json"]);
+    assert_eq!(paths["home"].as_str().map(PathBuf::from), Some(home.path("").components().collect()));
+    assert!(paths["daemon_log"].as_str().is_some_and(|p| p.ends_with("daemon.log")), "{paths}");
+    let deleted = json(&["delete", &name, "--json"]);
+    assert!(deleted["message"].as_str().is_some_and(|m| !m.is_empty()), "{deleted}");
+}

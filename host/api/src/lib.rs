@@ -234,6 +234,9 @@ pub struct AuditPage {
     records: Vec<AuditRecord>,
     /// The last record's sequence number (pass it as `after` next time).
     last_seq: u64,
+    /// Records the proxy has made but not stored yet: the writer gathers
+    /// them for a moment before each commit, so they appear shortly.
+    pending: u64,
 }
 
 /// What the proxy can inject.
@@ -554,13 +557,14 @@ struct AuditQuery {
 async fn audit(State(s): State<Shared>, Q(q): Q<AuditQuery>) -> ApiResult<AuditPage> {
     let after = within("after", q.after, 0, MAX_SEQ)?;
     let limit = within("limit", q.limit.unwrap_or(1000), 1, 10_000)? as usize;
+    let pending = s.audit.pending();
     let records = s
         .audit
         .records_after(after, limit, q.session)
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the audit failed: {e}")))?;
     let last = records.last().map(|r| r.seq).unwrap_or(after);
-    Ok(Json(AuditPage { records, last_seq: last }))
+    Ok(Json(AuditPage { records, last_seq: last, pending }))
 }
 
 /// Each service a rule can inject: available, from which source, masked (never the value).

@@ -59,21 +59,33 @@ enum Command {
     Stop {
         #[arg(add = ArgValueCandidates::new(completions::session_names))]
         name: String,
+        /// Print the session as JSON (what the API answered).
+        #[arg(long)]
+        json: bool,
     },
     /// Start a stopped session again.
     Start {
         #[arg(add = ArgValueCandidates::new(completions::session_names))]
         name: String,
+        /// Print the session as JSON (what the API answered).
+        #[arg(long)]
+        json: bool,
     },
     /// Archive a session (stops it and hides it from `list`).
     Archive {
         #[arg(add = ArgValueCandidates::new(completions::session_names))]
         name: String,
+        /// Print the session as JSON (what the API answered).
+        #[arg(long)]
+        json: bool,
     },
     /// Bring an archived session back.
     Unarchive {
         #[arg(add = ArgValueCandidates::new(completions::session_names))]
         name: String,
+        /// Print the session as JSON (what the API answered).
+        #[arg(long)]
+        json: bool,
     },
     /// Delete a session, its backend resource, worktree and branch (a branch
     /// with commits of its own is kept).
@@ -83,6 +95,9 @@ enum Command {
         /// Delete even if the backend cannot remove its resource.
         #[arg(short, long)]
         force: bool,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Change what a session may do through the proxy.
     SetAccessMode {
@@ -90,6 +105,9 @@ enum Command {
         name: String,
         #[arg(long, value_parser = sessions::access_mode_arg())]
         mode: clauderon_sessions::AccessMode,
+        /// Print the session as JSON (what the API answered).
+        #[arg(long)]
+        json: bool,
     },
     /// Change where a session may connect through the proxy; with no options,
     /// show it. An allow-list session reaches the daemon's `[egress]` list
@@ -113,9 +131,16 @@ enum Command {
         /// Take away a host the session was given (repeatable).
         #[arg(long = "remove-host", value_name = "HOST")]
         remove_host: Vec<String>,
+        /// Print the session as JSON (what the API answered).
+        #[arg(long)]
+        json: bool,
     },
     /// Compare every session with its backend and fix what drifted.
-    Reconcile,
+    Reconcile {
+        /// Print what changed as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a session's chat (user, assistant, tool use and results), read
     /// from the agent's own transcript.
     History {
@@ -198,9 +223,17 @@ fn sandbox(cmd: SandboxCmd) -> ExitCode {
 #[derive(Subcommand)]
 enum ConfigCmd {
     /// The effective configuration (config.toml with defaults filled in).
-    Show,
+    Show {
+        /// Print JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
     /// Where clauderon keeps its files.
-    Paths,
+    Paths {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Each service the proxy can inject: available, from which source, masked value.
     Credentials {
         /// Print JSON.
@@ -216,30 +249,45 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Create(args) => sessions::create(&home, args).await,
         Command::List { archived, json } => sessions::list(&home, archived, json).await,
         Command::Attach { name } => sessions::attach(&home, &name).await,
-        Command::Stop { name } => sessions::transition(&home, &name, "stop").await,
-        Command::Start { name } => sessions::transition(&home, &name, "start").await,
-        Command::Archive { name } => sessions::transition(&home, &name, "archive").await,
-        Command::Unarchive { name } => sessions::transition(&home, &name, "unarchive").await,
-        Command::Delete { name, force } => sessions::delete(&home, &name, force).await,
-        Command::SetAccessMode { name, mode } => sessions::set_access_mode(&home, &name, mode).await,
-        Command::SetEgress { name, mode, allow_host, remove_host } => {
-            sessions::set_egress(&home, &name, mode, allow_host, remove_host).await
+        Command::Stop { name, json } => sessions::transition(&home, &name, "stop", json).await,
+        Command::Start { name, json } => sessions::transition(&home, &name, "start", json).await,
+        Command::Archive { name, json } => sessions::transition(&home, &name, "archive", json).await,
+        Command::Unarchive { name, json } => sessions::transition(&home, &name, "unarchive", json).await,
+        Command::Delete { name, force, json } => sessions::delete(&home, &name, force, json).await,
+        Command::SetAccessMode { name, mode, json } => sessions::set_access_mode(&home, &name, mode, json).await,
+        Command::SetEgress { name, mode, allow_host, remove_host, json } => {
+            sessions::set_egress(&home, &name, mode, allow_host, remove_host, json).await
         }
-        Command::Reconcile => sessions::reconcile(&home).await,
+        Command::Reconcile { json } => sessions::reconcile(&home, json).await,
         Command::History { name, follow, json } => sessions::history(&home, &name, follow, json).await,
         Command::Audit(args) => audit::audit(&home, args).await,
         Command::Config(ConfigCmd::Credentials { json }) => audit::credentials(&home, json).await,
-        Command::Config(ConfigCmd::Show) => {
+        Command::Config(ConfigCmd::Show { json }) => {
             let config = clauderon_daemon::Config::load(&home.config())?;
-            print!("{}", toml::to_string(&config)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&config)?);
+            } else {
+                print!("{}", toml::to_string(&config)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config(ConfigCmd::Paths) => {
-            println!("home        {}", home.root.display());
-            println!("config      {}", home.config().display());
-            println!("store       {}", home.store().display());
-            println!("components  {}", home.components().display());
-            println!("daemon log  {}", home.daemon_log().display());
+        Command::Config(ConfigCmd::Paths { json }) => {
+            let paths = [
+                ("home", home.root.clone()),
+                ("config", home.config()),
+                ("store", home.store()),
+                ("components", home.components()),
+                ("daemon log", home.daemon_log()),
+            ];
+            if json {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    paths.iter().map(|(k, p)| (k.replace(' ', "_"), p.display().to_string().into())).collect();
+                println!("{}", serde_json::to_string_pretty(&map)?);
+            } else {
+                for (what, path) in paths {
+                    println!("{what:<11} {}", path.display());
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugins(cmd) => plugins::run(cmd).await,

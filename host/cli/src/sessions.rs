@@ -184,28 +184,39 @@ fn seg(name: &str) -> String {
 }
 
 /// `stop`, `start`, `archive`, `unarchive`: POST and report the new status.
-pub async fn transition(home: &Home, name: &str, action: &str) -> anyhow::Result<ExitCode> {
+/// Print `answer` as JSON (`--json`), or the sentence `human` makes of it.
+fn print_answer<T: serde::Serialize>(
+    answer: &T,
+    json: bool,
+    human: impl FnOnce(&T) -> String,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(answer)?);
+    } else {
+        println!("{}", human(answer));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn transition(home: &Home, name: &str, action: &str, json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
     let s: Session =
         client.call_as(Method::POST, &format!("/api/sessions/{}/{action}", seg(name)), None::<&()>).await?;
-    println!("{} is now {}.", s.name, kebab(&s.status));
-    Ok(ExitCode::SUCCESS)
+    print_answer(&s, json, |s| format!("{} is now {}.", s.name, kebab(&s.status)))
 }
 
-pub async fn delete(home: &Home, name: &str, force: bool) -> anyhow::Result<ExitCode> {
+pub async fn delete(home: &Home, name: &str, force: bool, json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
     let q = if force { "?force=true" } else { "" };
     let r: Deleted = client.call_as(Method::DELETE, &format!("/api/sessions/{}{q}", seg(name)), None::<&()>).await?;
-    println!("{}", r.message);
-    Ok(ExitCode::SUCCESS)
+    print_answer(&r, json, |r| r.message.clone())
 }
 
-pub async fn set_access_mode(home: &Home, name: &str, mode: AccessMode) -> anyhow::Result<ExitCode> {
+pub async fn set_access_mode(home: &Home, name: &str, mode: AccessMode, json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
     let path = format!("/api/sessions/{}/access-mode", seg(name));
     let s: Session = client.call_as(Method::PUT, &path, Some(&ModeBody { mode })).await?;
-    println!("{} is now {}.", s.name, s.access_mode.as_str());
-    Ok(ExitCode::SUCCESS)
+    print_answer(&s, json, |s| format!("{} is now {}.", s.name, s.access_mode.as_str()))
 }
 
 /// `set-egress`: the session's policy changed as asked (the mode replaced,
@@ -216,13 +227,13 @@ pub async fn set_egress(
     mode: Option<EgressMode>,
     add: Vec<String>,
     remove: Vec<String>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
     let path = format!("/api/sessions/{}", seg(name));
     let s: Session = client.call_as(Method::GET, &path, None::<&()>).await?;
     if mode.is_none() && add.is_empty() && remove.is_empty() {
-        println!("{}: egress {}.", s.name, s.egress.describe());
-        return Ok(ExitCode::SUCCESS);
+        return print_answer(&s, json, |s| format!("{}: egress {}.", s.name, s.egress.describe()));
     }
     let mut policy = EgressPolicy { mode: mode.unwrap_or(s.egress.mode), hosts: s.egress.hosts };
     for host in &remove {
@@ -234,20 +245,16 @@ pub async fn set_egress(
     }
     policy.hosts.extend(add);
     let s: Session = client.call_as(Method::PUT, &format!("{path}/egress"), Some(&policy)).await?;
-    println!("{}: egress is now {}.", s.name, s.egress.describe());
-    Ok(ExitCode::SUCCESS)
+    print_answer(&s, json, |s| format!("{}: egress is now {}.", s.name, s.egress.describe()))
 }
 
-pub async fn reconcile(home: &Home) -> anyhow::Result<ExitCode> {
+pub async fn reconcile(home: &Home, json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
     let r: Changes = client.call_as(Method::POST, "/api/reconcile", None::<&()>).await?;
-    if r.changes.is_empty() {
-        println!("Every session matches its backend.");
-    }
-    for c in r.changes {
-        println!("{c}");
-    }
-    Ok(ExitCode::SUCCESS)
+    print_answer(&r, json, |r| match r.changes.is_empty() {
+        true => "Every session matches its backend.".to_string(),
+        false => r.changes.join("\n"),
+    })
 }
 
 pub async fn attach(home: &Home, name: &str) -> anyhow::Result<ExitCode> {

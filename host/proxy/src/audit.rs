@@ -103,6 +103,8 @@ pub struct AuditLimits {
 /// The audit log over the store.
 pub struct AuditLog {
     tx: mpsc::UnboundedSender<AuditRecord>,
+    /// Records sent to the writer and not yet stored.
+    pending: Arc<std::sync::atomic::AtomicU64>,
     live: broadcast::Sender<AuditRecord>,
     store: Arc<Store>,
     quota: Arc<Quota>,
@@ -114,11 +116,12 @@ impl AuditLog {
     pub fn start(store: Arc<Store>, limits: AuditLimits) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(4096);
-        tokio::spawn(write_loop(store.clone(), rx, live.clone(), limits.max_records));
+        let pending = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        tokio::spawn(write_loop(store.clone(), rx, live.clone(), limits.max_records, pending.clone()));
         tokio::spawn(prune_loop(store.clone(), limits));
         let quota = Arc::new(Quota { per_minute: limits.per_minute.max(1), windows: Default::default() });
         tokio::spawn(sweep_loop(Arc::downgrade(&quota), tx.clone()));
-        Arc::new(Self { tx, live, store, quota })
+        Arc::new(Self { tx, pending, live, store, quota })
     }
 
     /// Stored records after `after`, oldest first: at most `limit` of those
@@ -152,6 +155,12 @@ impl AuditLog {
         .map_err(|e| e.to_string())?
     }
 
+    /// How many records were made and are not stored yet (the writer
+    /// gathers them for a moment before each commit).
+    pub fn pending(&self) -> u64 {
+        self.pending.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Follow records as they are stored.
     pub fn subscribe(&self) -> broadcast::Receiver<AuditRecord> {
         self.live.subscribe()
@@ -161,7 +170,9 @@ impl AuditLog {
 impl AuditSink for AuditLog {
     fn record(&self, record: AuditRecord) {
         for record in self.quota.admit(record) {
+            self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if self.tx.send(record).is_err() {
+                self.pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 tracing::error!("the audit writer has stopped; a record was lost");
             }
         }
@@ -277,6 +288,7 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<AuditRecord>,
     live: broadcast::Sender<AuditRecord>,
     keep: u64,
+    pending: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
@@ -295,7 +307,9 @@ async fn write_loop(
         let records = std::mem::take(&mut batch);
         let bytes: Vec<Vec<u8>> = records.iter().filter_map(|r| serde_json::to_vec(r).ok()).collect();
         let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.append_audit(&bytes, keep)).await {
+        let written = tokio::task::spawn_blocking(move || store.append_audit(&bytes, keep)).await;
+        pending.fetch_sub(records.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        match written {
             Ok(Ok(seqs)) => {
                 for (mut record, seq) in records.into_iter().zip(seqs) {
                     record.seq = seq;
@@ -350,6 +364,21 @@ mod tests {
             bytes_up: 0,
             bytes_down: 0,
         }
+    }
+
+    #[tokio::test]
+    async fn a_record_is_pending_until_its_commit_then_stored_and_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("store.redb")).expect("store"));
+        let limits = AuditLimits { retention: Duration::from_secs(3600), max_records: 100, per_minute: 100 };
+        let log = AuditLog::start(store, limits);
+        let mut live = log.subscribe();
+        log.record(record("s1", Decision::Allowed));
+        assert_eq!(log.pending(), 1, "made, not yet stored");
+        let followed =
+            tokio::time::timeout(Duration::from_secs(10), live.recv()).await.expect("in time").expect("a record");
+        assert_eq!((followed.seq, log.pending()), (1, 0), "stored, nothing pending");
+        assert_eq!(log.records_after(0, 10, None).await.expect("read").len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
