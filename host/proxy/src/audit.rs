@@ -102,9 +102,7 @@ pub struct AuditLimits {
 
 /// The audit log over the store.
 pub struct AuditLog {
-    tx: mpsc::UnboundedSender<AuditRecord>,
-    /// Records sent to the writer and not yet stored.
-    pending: Arc<std::sync::atomic::AtomicU64>,
+    inbox: Inbox,
     live: broadcast::Sender<AuditRecord>,
     store: Arc<Store>,
     quota: Arc<Quota>,
@@ -116,12 +114,12 @@ impl AuditLog {
     pub fn start(store: Arc<Store>, limits: AuditLimits) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(4096);
-        let pending = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        tokio::spawn(write_loop(store.clone(), rx, live.clone(), limits.max_records, pending.clone()));
+        let inbox = Inbox { tx, pending: Arc::new(std::sync::atomic::AtomicU64::new(0)) };
+        tokio::spawn(write_loop(store.clone(), rx, live.clone(), limits.max_records, inbox.pending.clone()));
         tokio::spawn(prune_loop(store.clone(), limits));
         let quota = Arc::new(Quota { per_minute: limits.per_minute.max(1), windows: Default::default() });
-        tokio::spawn(sweep_loop(Arc::downgrade(&quota), tx.clone()));
-        Arc::new(Self { tx, pending, live, store, quota })
+        tokio::spawn(sweep_loop(Arc::downgrade(&quota), inbox.clone()));
+        Arc::new(Self { inbox, live, store, quota })
     }
 
     /// Stored records after `after`, oldest first: at most `limit` of those
@@ -158,7 +156,7 @@ impl AuditLog {
     /// How many records were made and are not stored yet (the writer
     /// gathers them for a moment before each commit).
     pub fn pending(&self) -> u64 {
-        self.pending.load(std::sync::atomic::Ordering::SeqCst)
+        self.inbox.pending.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Follow records as they are stored.
@@ -170,12 +168,30 @@ impl AuditLog {
 impl AuditSink for AuditLog {
     fn record(&self, record: AuditRecord) {
         for record in self.quota.admit(record) {
-            self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if self.tx.send(record).is_err() {
-                self.pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            if !self.inbox.send(record) {
                 tracing::error!("the audit writer has stopped; a record was lost");
             }
         }
+    }
+}
+
+/// The writer's inbox: a record sent to it is pending until its commit.
+#[derive(Clone)]
+struct Inbox {
+    tx: mpsc::UnboundedSender<AuditRecord>,
+    /// Records sent and not yet stored.
+    pending: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Inbox {
+    /// Send `record` to the writer; false if the writer has stopped.
+    fn send(&self, record: AuditRecord) -> bool {
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let sent = self.tx.send(record).is_ok();
+        if !sent {
+            self.pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        sent
     }
 }
 
@@ -273,12 +289,12 @@ impl Quota {
 
 /// Write the summaries of ended minutes, every few seconds, while the
 /// audit log lives.
-async fn sweep_loop(quota: std::sync::Weak<Quota>, tx: mpsc::UnboundedSender<AuditRecord>) {
+async fn sweep_loop(quota: std::sync::Weak<Quota>, inbox: Inbox) {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let Some(quota) = quota.upgrade() else { return };
         for summary in quota.sweep() {
-            let _ = tx.send(summary);
+            inbox.send(summary);
         }
     }
 }
@@ -379,6 +395,26 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(10), live.recv()).await.expect("in time").expect("a record");
         assert_eq!((followed.seq, log.pending()), (1, 0), "stored, nothing pending");
         assert_eq!(log.records_after(0, 10, None).await.expect("read").len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_minutes_summary_is_pending_like_any_record_until_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("store.redb")).expect("store"));
+        let limits = AuditLimits { retention: Duration::from_secs(3600), max_records: 100, per_minute: 1 };
+        let log = AuditLog::start(store, limits);
+        let mut live = log.subscribe();
+        for _ in 0..3 {
+            log.record(record("s1", Decision::Allowed));
+        }
+        assert_eq!(log.pending(), 1, "one recorded, two counted");
+        tokio::time::sleep(Duration::from_secs(70)).await;
+        let mut decisions = Vec::new();
+        while decisions.len() < 2 {
+            decisions.push(live.recv().await.expect("a record").decision);
+        }
+        assert_eq!(decisions, [Decision::Allowed, Decision::Summary]);
+        assert_eq!(log.pending(), 0, "the summary was counted in and out");
     }
 
     #[tokio::test(start_paused = true)]
