@@ -21,10 +21,27 @@ pub struct Client {
 impl Client {
     /// Connect, starting the daemon first if it is not running.
     pub async fn connect(home: &Home) -> anyhow::Result<Self> {
+        Self::open(home, None, true).await
+    }
+
+    /// Connect to the daemon only if it is already running (never start
+    /// it); every request gives up after `timeout`.
+    pub async fn if_running(home: &Home, timeout: Duration) -> anyhow::Result<Self> {
+        Self::open(home, Some(timeout), false).await
+    }
+
+    async fn open(home: &Home, timeout: Option<Duration>, start: bool) -> anyhow::Result<Self> {
         let config = Config::load(&home.config())?;
-        let http = reqwest::Client::builder().no_proxy().build().context("building the HTTP client")?;
+        let mut http = reqwest::Client::builder().no_proxy();
+        if let Some(timeout) = timeout {
+            http = http.timeout(timeout);
+        }
+        let http = http.build().context("building the HTTP client")?;
         let mut client = Self { base: config.url(), token: None, http };
         if !client.healthy().await {
+            if !start {
+                bail!("the daemon at {} is not running", client.base);
+            }
             client.start_daemon(home).await?;
         }
         // The daemon makes its token at first start; read it once it is up.

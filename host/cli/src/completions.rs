@@ -10,7 +10,10 @@ use clap::ValueEnum;
 use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::EnvCompleter;
 
-use clauderon_daemon::{Config, Home};
+use clauderon_daemon::Home;
+use clauderon_sessions::Session;
+
+use crate::client::Client;
 
 /// The environment variable the shell sets when it asks for completions.
 const VAR: &str = "COMPLETE";
@@ -45,27 +48,18 @@ pub fn print_registration(shell: Shell) -> anyhow::Result<()> {
 }
 
 /// The names of the sessions the daemon has (none if it is not running: a
-/// completion never starts it, and gives up after a second).
+/// completion never starts it; a daemon that does not answer is given up
+/// on after its health check's 2 s, a slow list after 1 s).
 pub fn session_names() -> Vec<CompletionCandidate> {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return Vec::new() };
     runtime
         .block_on(async {
             let home = Home::locate().ok()?;
-            let config = Config::load(&home.config()).ok()?;
-            let token = config.daemon.token.clone().or_else(|| home.read_token().ok().flatten())?;
-            let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(1)).build().ok()?;
-            let answer = http
-                .get(format!("{}/api/sessions?archived=true", config.url()))
-                .bearer_auth(token)
-                .send()
-                .await
-                .ok()?;
-            let body = answer.error_for_status().ok()?.bytes().await.ok()?;
-            let sessions: serde_json::Value = serde_json::from_slice(&body).ok()?;
-            let names = sessions.as_array()?.iter().filter_map(|s| {
-                let name = s["name"].as_str()?;
-                let status = s["status"].as_str().unwrap_or_default();
-                Some(CompletionCandidate::new(name).help(Some(status.to_string().into())))
+            let client = Client::if_running(&home, Duration::from_secs(1)).await.ok()?;
+            let path = "/api/sessions?archived=true";
+            let sessions: Vec<Session> = client.call_as(reqwest::Method::GET, path, None::<&()>).await.ok()?;
+            let names = sessions.iter().map(|s| {
+                CompletionCandidate::new(s.name.as_str()).help(Some(crate::sessions::kebab(&s.status).into()))
             });
             Some(names.collect())
         })

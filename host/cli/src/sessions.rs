@@ -171,7 +171,7 @@ pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<
 }
 
 /// A status as the API spells it (`waiting-for-input`).
-fn kebab(value: &impl serde::Serialize) -> String {
+pub(crate) fn kebab(value: &impl serde::Serialize) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
@@ -183,7 +183,6 @@ fn seg(name: &str) -> String {
         .collect()
 }
 
-/// `stop`, `start`, `archive`, `unarchive`: POST and report the new status.
 /// Print `answer` as JSON (`--json`), or the sentence `human` makes of it.
 fn print_answer<T: serde::Serialize>(
     answer: &T,
@@ -198,6 +197,7 @@ fn print_answer<T: serde::Serialize>(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `stop`, `start`, `archive`, `unarchive`: POST and report the new status.
 pub async fn transition(home: &Home, name: &str, action: &str, json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
     let s: Session =

@@ -382,13 +382,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_record_is_pending_until_its_commit_then_stored_and_followed() {
+    /// An audit log over a new store, recording `per_minute` records a
+    /// session one by one, and a follower of what it stores.
+    fn started(per_minute: u32) -> (tempfile::TempDir, Arc<AuditLog>, broadcast::Receiver<AuditRecord>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(&dir.path().join("store.redb")).expect("store"));
-        let limits = AuditLimits { retention: Duration::from_secs(3600), max_records: 100, per_minute: 100 };
+        let limits = AuditLimits { retention: Duration::from_secs(3600), max_records: 100, per_minute };
         let log = AuditLog::start(store, limits);
-        let mut live = log.subscribe();
+        let live = log.subscribe();
+        (dir, log, live)
+    }
+
+    #[tokio::test]
+    async fn a_record_is_pending_until_its_commit_then_stored_and_followed() {
+        let (_dir, log, mut live) = started(100);
         log.record(record("s1", Decision::Allowed));
         assert_eq!(log.pending(), 1, "made, not yet stored");
         let followed =
@@ -399,11 +406,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_minutes_summary_is_pending_like_any_record_until_stored() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(Store::open(&dir.path().join("store.redb")).expect("store"));
-        let limits = AuditLimits { retention: Duration::from_secs(3600), max_records: 100, per_minute: 1 };
-        let log = AuditLog::start(store, limits);
-        let mut live = log.subscribe();
+        let (_dir, log, mut live) = started(1);
         for _ in 0..3 {
             log.record(record("s1", Decision::Allowed));
         }
