@@ -200,6 +200,8 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     match path.as_str() {
         "/v1/messages" => anthropic(&body),
+        // Codex's model list (the real answer's shape; empty: it keeps its built-in models).
+        "/backend-api/codex/models" => full(StatusCode::OK, "application/json", r#"{"models":[]}"#),
         "/v1/messages/count_tokens" => full(StatusCode::OK, "application/json", r#"{"input_tokens":10}"#),
         "/v1/responses" => sse(openai_events(), Duration::ZERO),
         p if p.ends_with(":streamGenerateContent") => sse(gemini_events(&body), Duration::ZERO),

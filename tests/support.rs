@@ -310,12 +310,15 @@ pub struct Mock {
     child: std::process::Child,
 }
 
-/// Every host the built-in rules cover, plus a Grafana host for the config rule.
+/// Every host the built-in rules cover, a Grafana host for the config rule,
+/// and the hosts the agent CLIs call besides their model APIs (Codex asks
+/// chatgpt.com for its model list and retries for seconds when that fails).
 pub const MOCK_HOSTS: &[&str] = &[
     "api.github.com",
     "github.com",
     "api.anthropic.com",
     "api.openai.com",
+    "chatgpt.com",
     "generativelanguage.googleapis.com",
     "api.pagerduty.com",
     "sentry.io",
@@ -349,8 +352,9 @@ impl Mock {
         Self { dir, addr, child }
     }
 
-    /// `[proxy]` config sending every mock host here and trusting the mock's
-    /// CA, and `[egress]` allowing `unruled.example.test` (the other mock
+    /// `[proxy]` config sending every host here (the mock's hosts by name,
+    /// any other by `"*"`, so no test reaches a real host: the mock refuses a
+    /// name it has no certificate for) and trusting the mock's CA, and `[egress]` allowing `unruled.example.test` (the other mock
     /// hosts are on the built-in list or have rules; `blocked.example.test`
     /// is allowed nowhere).
     pub fn proxy_config(&self) -> String {
@@ -358,7 +362,7 @@ impl Mock {
             "[egress]\nallow = [\"unruled.example.test\"]\n[proxy]\ngrafana_host = \"grafana.example.test\"\nextra_root_certs = [\"{}\"]\n[proxy.upstreams]\n",
             self.dir.path().join("ca.pem").display()
         );
-        for host in MOCK_HOSTS {
+        for host in MOCK_HOSTS.iter().chain(&["*"]) {
             text.push_str(&format!("\"{host}\" = \"{}\"\n", self.addr));
         }
         text
@@ -612,6 +616,24 @@ pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
     }
     out
+}
+
+/// A shell agent's command that exits at once, leaving two processes behind
+/// in its sandbox or container: one that asks the proxy for `/after-exit` a
+/// second later (as Codex's `notify` hook posts the turn's end after Codex
+/// exited) and one that would run for ten minutes.
+pub const LEFTOVERS: &str =
+    "(sleep 1; curl -sS https://api.github.com/after-exit > after-exit.json) & (sleep 600; echo) & echo exits";
+
+/// After a [`LEFTOVERS`] session's agent exited: the leftover's request went
+/// through the proxy and its answer was written into the worktree.
+pub fn assert_leftover_request_done(world: &World, session: &serde_json::Value) {
+    let worktree = PathBuf::from(session["worktree"].as_str().expect("worktree"));
+    eventually(20, "the request a leftover made after the agent exited", || {
+        std::fs::read_to_string(worktree.join("after-exit.json")).ok().filter(|t| t.contains("/after-exit"))
+    });
+    let seen = world.mock.last_request_to("api.github.com", "/after-exit");
+    assert_eq!(seen["headers"]["authorization"].as_str(), Some(format!("Bearer {}", canary("GITHUB_TOKEN")).as_str()));
 }
 
 /// The command lines and environments of every process of the session.

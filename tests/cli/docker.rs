@@ -9,8 +9,8 @@
 use std::process::Command;
 
 use clauderon_tests::{
-    CANARIES, MOCK_ANSWER, World, canary, docker_test_backend, eventually, interactive_turn, session_processes, unique,
-    walk,
+    CANARIES, LEFTOVERS, MOCK_ANSWER, World, assert_leftover_request_done, canary, docker_test_backend, eventually,
+    interactive_turn, session_processes, unique, walk,
 };
 use serde_json::Value;
 
@@ -275,4 +275,20 @@ fn a_container_has_no_network_but_its_proxy() {
     let init = std::fs::read_to_string(worktree.join("init.txt")).expect("init");
     assert!(init.contains("/run/clauderon-relay --port"), "the relay is PID 1: {init}");
     world.home.run(&["delete", s["name"].as_str().expect("name")]).ok();
+}
+
+/// A container's init (`clauderon-relay`) waits for what the agent left
+/// running, as the host sandbox's does: a leftover's request after the agent
+/// exited goes through the proxy, and the container stops once the linger is
+/// up although another leftover would have run for ten minutes.
+#[test]
+fn what_a_container_agent_leaves_running_finishes_its_request_and_the_container_stops() {
+    let world = World::start_with(&docker_test_backend());
+    let s = create(&world, "shell", LEFTOVERS, &[]);
+    assert_leftover_request_done(&world, &s);
+    let resource = s["resource_id"].as_str().expect("container");
+    let linger = clauderon_sandbox::LINGER.as_secs();
+    eventually(linger + 15, "the container stopped", || {
+        (docker_inspect(resource)["State"]["Running"] == false).then_some(())
+    });
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use clauderon_tests::{Daemon, Home, eventually, git_repo, unique};
+use clauderon_tests::{
+    Daemon, Home, LEFTOVERS, World, assert_leftover_request_done, eventually, git_repo, session_processes, unique,
+};
 use serde_json::Value;
 
 fn zellij_sessions() -> String {
@@ -808,4 +810,21 @@ fn every_command_that_prints_data_prints_json_when_asked() {
     assert!(paths["daemon_log"].as_str().is_some_and(|p| p.ends_with("daemon.log")), "{paths}");
     let deleted = json(&["delete", &name, "--json"]);
     assert!(deleted["message"].as_str().is_some_and(|m| !m.is_empty()), "{deleted}");
+}
+
+/// The sandbox's init waits for what the agent left running (Codex's `notify`
+/// hook posts a turn's end after Codex exited; killed with the sandbox, the
+/// session would stay "working"): a leftover's request a second after the
+/// agent exited goes through the proxy, and one that keeps running is killed
+/// once the sandbox's linger is up.
+#[test]
+fn what_a_host_agent_leaves_running_finishes_its_request_and_the_rest_is_killed() {
+    let world = World::start();
+    let s = create_shell(&world.home, world.repo.path(), &unique("leftovers"), LEFTOVERS);
+    assert_leftover_request_done(&world, &s);
+    let id = s["id"].as_str().expect("id");
+    let linger = clauderon_sandbox::LINGER.as_secs();
+    eventually(linger + 15, "the leftover that kept running killed", || {
+        (!session_processes(id).contains("sleep\x00600")).then_some(())
+    });
 }

@@ -5,8 +5,9 @@
 //! paying for HTTP/2's framing and flow control; gRPC keeps its HTTP/2) —
 //! and a dialer that honours
 //! `[proxy.upstreams]` overrides (the host's traffic goes to another address,
-//! still over TLS with SNI and Host unchanged) and otherwise connects only
-//! where [`crate::destination`] allows.
+//! still over TLS with SNI and Host unchanged; `"*"` catches every host
+//! without its own, so tests never reach a real one) and otherwise connects
+//! only where [`crate::destination`] allows.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,7 +28,7 @@ use crate::{ProxyBody, ProxyError};
 /// Opens TCP connections, honouring overrides.
 #[derive(Clone, Default)]
 pub struct Dialer {
-    /// `host` or `host:port` → `addr:port` to dial instead.
+    /// `host`, `host:port` or `*` (every other host) → `addr:port` to dial instead.
     overrides: Arc<HashMap<String, String>>,
     /// Where connections may go without an override.
     destinations: Arc<Destinations>,
@@ -46,7 +47,7 @@ impl Dialer {
     /// goes to an address that was checked.
     pub async fn dial(&self, host: &str, port: u16) -> std::io::Result<TcpStream> {
         let host = host.to_ascii_lowercase();
-        let target = self.overrides.get(&format!("{host}:{port}")).or_else(|| self.overrides.get(&host));
+        let target = self.target(&host, port);
         let stream = match target {
             Some(addr) => TcpStream::connect(addr.as_str()).await?,
             None => {
@@ -57,7 +58,17 @@ impl Dialer {
         stream.set_nodelay(true)?;
         Ok(stream)
     }
+
+    /// The override for `host:port`, then for `host`, then `*`.
+    fn target(&self, host: &str, port: u16) -> Option<&String> {
+        (self.overrides.get(&format!("{host}:{port}")))
+            .or_else(|| self.overrides.get(host))
+            .or_else(|| self.overrides.get(WILDCARD))
+    }
 }
+
+/// The override key that catches every host without one of its own.
+const WILDCARD: &str = "*";
 
 type DialFuture = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TokioIo<TcpStream>>> + Send>>;
 
@@ -184,4 +195,25 @@ fn root_store(extra_roots: &[impl AsRef<Path>]) -> Result<RootCertStore, ProxyEr
         }
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_override_for_the_port_beats_the_host_and_the_wildcard_catches_the_rest() {
+        let overrides =
+            [("api.github.com:8443", "127.0.0.1:1"), ("api.github.com", "127.0.0.1:2"), ("*", "127.0.0.1:3")];
+        let dialer = Dialer::new(
+            overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            Destinations::default(),
+        );
+        assert_eq!(dialer.target("api.github.com", 8443).map(String::as_str), Some("127.0.0.1:1"));
+        assert_eq!(dialer.target("api.github.com", 443).map(String::as_str), Some("127.0.0.1:2"));
+        assert_eq!(dialer.target("chatgpt.com", 443).map(String::as_str), Some("127.0.0.1:3"));
+        let plain =
+            Dialer::new(HashMap::from([("api.github.com".into(), "127.0.0.1:2".into())]), Destinations::default());
+        assert_eq!(plain.target("chatgpt.com", 443), None);
+    }
 }

@@ -3,7 +3,8 @@
 //! own loopback, so this listens on the proxy's port there and relays each
 //! connection to the proxy's unix socket (mounted in), runs the agent as its
 //! child, passes it the signals `docker stop` and the terminal send, reaps
-//! orphans, and exits with the agent's status.
+//! orphans, and exits with the agent's status once what the agent left
+//! running has finished (for up to [`crate::LINGER`]).
 
 use std::path::PathBuf;
 
@@ -11,7 +12,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::{SandboxError, relay};
+use crate::{SandboxError, reap, relay};
 
 /// What `clauderon-relay` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +64,17 @@ pub fn run(args: &Args) -> Result<i32, SandboxError> {
             let _ = nix::sys::signal::kill(agent, signal);
             continue;
         }
-        // Reap every child that has ended (orphans are ours too).
+        // Reap every child that has ended (orphans are ours too); once the
+        // agent has, give what it left behind its moment.
         loop {
-            match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == agent => return Ok(code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == agent => return Ok(128 + sig as i32),
+            let code = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == agent => code,
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == agent => 128 + sig as i32,
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => continue,
-            }
+            };
+            reap::leftovers(reap::LINGER);
+            return Ok(code);
         }
     }
 }

@@ -8,7 +8,8 @@
 //!    namespaces, maps the user to itself and forks the init;
 //! 3. the **init** (PID 1 of the sandbox) builds the view of the filesystem,
 //!    brings up loopback, binds the proxy relay's listeners, forks the agent,
-//!    then relays connections and reaps children until the agent exits;
+//!    then relays connections and reaps children until the agent exits (and
+//!    what the agent left running has finished, for up to [`crate::LINGER`]);
 //! 4. the **agent** resets its signals, applies Landlock with
 //!    `no_new_privs`, drops every capability and execs the agent's argv.
 //!
@@ -27,7 +28,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
 use crate::policy::Policy;
-use crate::{SandboxError, relay};
+use crate::{SandboxError, reap, relay};
 
 /// Where the proxy's socket directory appears inside the sandbox.
 pub(crate) const SOCKET_DIR_INSIDE: &str = "/run/clauderon";
@@ -152,15 +153,18 @@ fn init(policy: &Policy, argv: &[String], parent: Pid) -> Step<i32> {
     for listener in listeners {
         relay::serve(listener, socket.clone());
     }
-    // Reap every child (orphans are re-parented to us) until the agent ends.
-    loop {
+    // Reap every child (orphans are re-parented to us) until the agent ends,
+    // then give what it left behind its moment.
+    let code = loop {
         match waitpid(None::<Pid>, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == agent_pid => return Ok(code),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == agent_pid => return Ok(128 + sig as i32),
+            Ok(WaitStatus::Exited(pid, code)) if pid == agent_pid => break code,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == agent_pid => break 128 + sig as i32,
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(SandboxError::step("waiting for the agent", e)),
         }
-    }
+    };
+    reap::leftovers(reap::LINGER);
+    Ok(code)
 }
 
 /// A handle on a path that survives it being covered by another mount.

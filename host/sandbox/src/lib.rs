@@ -28,11 +28,13 @@ pub mod policy;
 pub mod probe;
 
 mod launch;
+mod reap;
 pub mod relay;
 
 pub use launch::exec;
 pub use policy::{Policy, ProxyLink, default_hidden};
 pub use probe::{Support, probe};
+pub use reap::LINGER;
 
 /// What can go wrong building a sandbox.
 #[derive(Debug, thiserror::Error)]
