@@ -28,7 +28,7 @@
 //! idle_timeout_secs = 90          # a connection with nothing in flight, quiet this long, is closed
 //! [proxy.upstreams]               # development/tests: send a host's traffic elsewhere
 //! "api.github.com" = "127.0.0.1:9443"   # (still TLS; SNI and Host unchanged)
-//! "*" = "127.0.0.1:9443"                # every host without its own entry
+//! "*" = "127.0.0.1:9443"                # every host name without its own entry (not IPs, localhost)
 //! [[proxy.rules]]                 # extra injection rules, checked before the built-in ones
 //! name = "internal"
 //! hosts = ["api.internal.example"]

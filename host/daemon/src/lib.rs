@@ -80,7 +80,6 @@ impl Daemon {
 
         let path = home.store();
         let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(&path)).await??);
-        home.ensure_private()?; // the store file was just made with the default mode
         let mut runtime_config = RuntimeConfig::under(&home.root);
         runtime_config.kv = Arc::new(kv::StoreKv(store.clone()));
         runtime_config.limits = config.limits.clone();

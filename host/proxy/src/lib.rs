@@ -93,7 +93,7 @@ pub struct ProxyConfig {
     pub bind_addr: String,
     /// Extra PEM root certificates trusted for upstreams (besides the system's).
     pub extra_root_certs: Vec<PathBuf>,
-    /// Host (or host:port, or `*` for every other host) → address to connect to
+    /// Host (or host:port, or `*` for every other host name) → address to connect to
     /// instead (TLS, SNI and Host unchanged).
     pub upstreams: BTreeMap<String, String>,
     /// Host of your Grafana, for the built-in Grafana rule.

@@ -5,9 +5,9 @@
 //! paying for HTTP/2's framing and flow control; gRPC keeps its HTTP/2) —
 //! and a dialer that honours
 //! `[proxy.upstreams]` overrides (the host's traffic goes to another address,
-//! still over TLS with SNI and Host unchanged; `"*"` catches every host
-//! without its own, so tests never reach a real one) and otherwise connects
-//! only where [`crate::destination`] allows.
+//! still over TLS with SNI and Host unchanged; `"*"` catches every host name
+//! without its own — not IP literals or `localhost` — so tests never reach a
+//! real host) and otherwise connects only where [`crate::destination`] allows.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -59,11 +59,15 @@ impl Dialer {
         Ok(stream)
     }
 
-    /// The override for `host:port`, then for `host`, then `*`.
+    /// The override for `host:port`, then for `host`, then `*` — which
+    /// catches host names only: an IP literal or `localhost` is dialled (and
+    /// checked by [`Destinations`]) as always.
     fn target(&self, host: &str, port: u16) -> Option<&String> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let name = bare.parse::<std::net::IpAddr>().is_err() && bare != "localhost" && !bare.ends_with(".localhost");
         (self.overrides.get(&format!("{host}:{port}")))
             .or_else(|| self.overrides.get(host))
-            .or_else(|| self.overrides.get(WILDCARD))
+            .or_else(|| self.overrides.get(WILDCARD).filter(|_| name))
     }
 }
 
@@ -212,6 +216,9 @@ mod tests {
         assert_eq!(dialer.target("api.github.com", 8443).map(String::as_str), Some("127.0.0.1:1"));
         assert_eq!(dialer.target("api.github.com", 443).map(String::as_str), Some("127.0.0.1:2"));
         assert_eq!(dialer.target("chatgpt.com", 443).map(String::as_str), Some("127.0.0.1:3"));
+        for inward in ["127.0.0.1", "[::1]", "::ffff:127.0.0.1", "0.0.0.0", "localhost", "api.localhost", "10.0.0.1"] {
+            assert_eq!(dialer.target(inward, 443), None, "{inward} is checked as always, not sent to `*`");
+        }
         let plain =
             Dialer::new(HashMap::from([("api.github.com".into(), "127.0.0.1:2".into())]), Destinations::default());
         assert_eq!(plain.target("chatgpt.com", 443), None);

@@ -7,6 +7,7 @@
 //! owns durability, uniqueness and ordering, not the session model. All calls
 //! block: call them from `spawn_blocking` on an async runtime.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clauderon_migrations::schema::{AUDIT, COMPONENT_KV, EVENTS, META, SESSION_NAMES, SESSIONS};
@@ -53,11 +54,19 @@ pub struct LoggedEvent {
 }
 
 impl Store {
-    /// Open (or create) the store at `path` and bring its schema up to date.
+    /// Open (or create, mode 0600) the store at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(format!("creating {}: {e}", dir.display())))?;
         }
+        // A new store is private from its first byte (0600), not after a chmod.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Db(format!("creating {}: {e}", path.display())))?;
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 StoreError::Locked { path: path.to_path_buf(), reason: e.to_string() }
@@ -299,6 +308,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("clauderon.redb")).expect("open");
         (dir, store)
+    }
+
+    #[test]
+    fn a_new_store_is_private_from_the_start_and_reopens() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, s) = store();
+        let path = dir.path().join("clauderon.redb");
+        assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        drop(s);
+        Store::open(&path).expect("an existing store opens again");
     }
 
     #[test]
