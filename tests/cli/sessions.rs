@@ -828,3 +828,92 @@ fn what_a_host_agent_leaves_running_finishes_its_request_and_the_rest_is_killed(
         (!session_processes(id).contains("sleep\x00600")).then_some(())
     });
 }
+
+/// A new user's machine: a clean `HOME` and `CLAUDERON_HOME`, and a PATH
+/// without zellij or any agent CLI. `doctor` names each missing piece with
+/// the command that installs it and exits 1; `create` says the same; once
+/// the tools are on PATH (as the install commands would put them), `doctor`
+/// exits 0.
+#[test]
+fn doctor_names_what_is_missing_with_its_fix_and_passes_once_it_is_installed() {
+    let (home, _port) = Home::with_free_port();
+    let user_home = tempfile::tempdir().expect("home");
+    let bin = tempfile::tempdir().expect("bin");
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.path().display());
+    let run = |args: &[&str]| {
+        let out = home.command(args).env("PATH", &path).env("HOME", user_home.path()).output().expect("clauderon");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let repo = git_repo();
+    let repo = repo.path().to_str().expect("utf-8");
+
+    let (code, out, err) = run(&["doctor", "--json"]);
+    assert_eq!(code, Some(1), "the default path cannot work: {out}{err}");
+    let report: Value = serde_json::from_str(&out).expect("JSON");
+    let check = |area: &str, name: &str| {
+        report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["area"] == area && c["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no {area} {name} check: {report}"))
+    };
+    assert_eq!(report["ok"], false);
+    assert_eq!(check("daemon", "daemon")["ok"], true, "{report}");
+    let zellij = check("backend", "zellij");
+    assert!(zellij["ok"] == false && zellij["required"] == true, "{zellij}");
+    assert_eq!(zellij["fix"], "cargo install --locked zellij", "{zellij}");
+    let claude = check("agent", "claude-code");
+    assert!(claude["ok"] == false && claude["required"] == true, "{claude}");
+    assert_eq!(claude["fix"], "npm install -g @anthropic-ai/claude-code", "{claude}");
+    let codex = check("agent", "codex");
+    assert!(codex["ok"] == false && codex["required"] == false, "not the default agent: {codex}");
+    assert_eq!(check("agent", "shell")["ok"], true, "{report}");
+    assert_eq!(check("backend", "docker")["required"], false, "{report}");
+
+    let (code, out, _) = run(&["doctor"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("FAIL backend zellij") && out.contains("fix: cargo install --locked zellij"), "{out}");
+    assert!(out.contains("cannot work yet"), "{out}");
+
+    let (code, _, err) = run(&["create", "-r", repo, "-p", "hi", "--name", &unique("nozellij"), "-a", "shell"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("`zellij` is not installed") && err.contains("install it with: cargo install --locked zellij"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["create", "-r", repo, "-p", "hi", "--name", &unique("noclaude")]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("`claude` is not installed") && err.contains("npm install -g @anthropic-ai/claude-code"),
+        "{err}"
+    );
+
+    // What the install commands would do: put the programs on PATH.
+    for program in ["zellij", "claude"] {
+        let found = which_on_test_path(program);
+        std::os::unix::fs::symlink(&found, bin.path().join(program)).expect("link");
+    }
+    let (code, out, err) = run(&["doctor"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("ok   backend zellij") && out.contains("can work"), "{out}");
+    let pid = std::fs::read_to_string(home.path("daemon.pid")).expect("the daemon writes its pid");
+    let _ = Command::new("kill").arg(pid.trim()).status();
+
+    // A daemon that cannot start is the one failed check, with where to look.
+    let broken = Home::new();
+    std::fs::write(broken.path("config.toml"), "[general\nbroken").expect("config");
+    let out = broken.command(&["doctor"]).output().expect("clauderon");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL daemon") && text.contains("config.toml is not valid"), "{text}");
+    assert!(text.contains("fix: see ") && text.contains("daemon cannot start"), "{text}");
+}
+
+/// Where `program` is on the tests' own PATH.
+fn which_on_test_path(program: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").expect("PATH");
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} on PATH"))
+}

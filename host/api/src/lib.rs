@@ -8,6 +8,7 @@
 //! Origin on every request, and its token on all but health and the
 //! agent-status path.
 
+pub mod doctor;
 pub mod guard;
 mod openapi;
 
@@ -280,6 +281,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/reconcile", post(reconcile))
         .route("/api/audit", get(audit))
         .route("/api/credentials", get(credentials))
+        .route("/api/doctor", get(doctor))
         .route("/api/sessions/{id}/history", get(history))
         .route("/api/events", get(events))
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
@@ -565,6 +567,14 @@ async fn audit(State(s): State<Shared>, Q(q): Q<AuditQuery>) -> ApiResult<AuditP
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the audit failed: {e}")))?;
     let last = records.last().map(|r| r.seq).unwrap_or(after);
     Ok(Json(AuditPage { records, last_seq: last, pending }))
+}
+
+/// What this machine can run now: the daemon, the sandbox, each backend and
+/// agent (and the command that installs what is missing), each credential.
+/// `ok` says whether the default backend and agent can work.
+#[utoipa::path(get, path = "/api/doctor", responses((status = 200, body = doctor::Doctor), Errors))]
+async fn doctor(State(s): State<Shared>) -> Json<doctor::Doctor> {
+    Json(doctor::report(&s).await)
 }
 
 /// Each service a rule can inject: available, from which source, masked (never the value).

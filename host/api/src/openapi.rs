@@ -8,10 +8,10 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     __path_access_mode, __path_archive, __path_attach, __path_audit, __path_config, __path_create, __path_credentials,
-    __path_delete, __path_egress, __path_events, __path_health, __path_history, __path_list, __path_openapi_json,
-    __path_output, __path_plugins, __path_reconcile, __path_show, __path_start, __path_status_event, __path_stop,
-    __path_unarchive, Argv, Changes, CredentialsAnswer, Deleted, ErrorBody, Health, ModeBody, Output, Plugins,
-    StatusAnswer,
+    __path_delete, __path_doctor, __path_egress, __path_events, __path_health, __path_history, __path_list,
+    __path_openapi_json, __path_output, __path_plugins, __path_reconcile, __path_show, __path_start,
+    __path_status_event, __path_stop, __path_unarchive, Argv, Changes, CredentialsAnswer, Deleted, ErrorBody, Health,
+    ModeBody, Output, Plugins, StatusAnswer,
 };
 
 #[derive(OpenApi)]
@@ -25,11 +25,11 @@ use crate::{
     ),
     paths(
         health, openapi_json, config, plugins, list, create, show, delete, stop, start, archive, unarchive,
-        access_mode, egress, attach, output, reconcile, history, status_event, audit, credentials, events
+        access_mode, egress, attach, output, reconcile, history, status_event, audit, credentials, doctor, events
     ),
     components(schemas(
         ErrorBody, Health, Deleted, Argv, Output, Changes, StatusAnswer, CredentialsAnswer, ModeBody, Plugins,
-        crate::AuditPage, clauderon_sessions::EgressPolicy, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
+        crate::AuditPage, crate::doctor::Doctor, crate::doctor::Check, clauderon_sessions::EgressPolicy, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
     )),
     modifiers(&BearerToken),
     security(("token" = []))

@@ -9,6 +9,7 @@ mod bundled;
 mod client;
 mod completions;
 mod daemon;
+mod doctor;
 mod plugins;
 mod safe_text;
 mod sessions;
@@ -158,6 +159,17 @@ enum Command {
     #[command(after_help = "Examples:\n  clauderon audit\n  clauderon audit --session login-bug --follow\n  \
         clauderon audit --json > audit.jsonl   # export everything as JSONL")]
     Audit(audit::AuditArgs),
+    /// Check what this machine can run now: the daemon, the sandbox, each
+    /// backend and agent (with the command that installs what is missing),
+    /// each credential. Exits 1 when the default backend and agent cannot work.
+    #[command(
+        after_help = "Examples:\n  clauderon doctor\n  clauderon doctor --json | jq '.checks[] | select(.ok | not)'"
+    )]
+    Doctor {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the configuration or where clauderon keeps things.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -261,6 +273,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Reconcile { json } => sessions::reconcile(&home, json).await,
         Command::History { name, follow, json } => sessions::history(&home, &name, follow, json).await,
         Command::Audit(args) => audit::audit(&home, args).await,
+        Command::Doctor { json } => doctor::run(&home, json).await,
         Command::Config(ConfigCmd::Credentials { json }) => audit::credentials(&home, json).await,
         Command::Config(ConfigCmd::Show { json }) => {
             let config = clauderon_daemon::Config::load(&home.config())?;

@@ -35,5 +35,5 @@ pub use error::{CallError, HostError, LoadError};
 pub use instance::{Instance, World};
 pub use limits::Limits;
 pub use loader::{Plugin, PluginSummary, Source};
-pub use manifest::{Capabilities, Kind, Manifest};
+pub use manifest::{Capabilities, Kind, Manifest, Requirement, not_installed};
 pub use runtime::{Inspection, Inventory, LoadFailure, Runtime, RuntimeConfig, user_sources};

@@ -6,7 +6,7 @@
 //! capabilities granted; bundled components are granted what they ask for,
 //! user components what the user approved at install time.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -276,6 +276,19 @@ pub struct Manifest {
     /// What it asks for.
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// Programs it needs on the daemon's PATH (a backend's `process` grants,
+    /// an agent's CLI), each with the command that installs it: shown by
+    /// `clauderon doctor` and in the error when one is missing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requires: BTreeMap<String, Requirement>,
+}
+
+/// A program a component needs, and how to get it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    /// The command that installs it, one line (e.g. `cargo install --locked zellij`).
+    pub install: String,
 }
 
 /// A manifest that cannot be used; the message says what to change.
@@ -294,6 +307,12 @@ impl Manifest {
     /// The manifest as TOML text.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
+    }
+
+    /// The error for a program it needs that is not on the daemon's PATH,
+    /// naming the command that installs it when the manifest says.
+    pub fn not_installed(&self, program: &str) -> String {
+        not_installed(program, &self.requires)
     }
 
     /// Check every field, and that the capabilities fit the kind.
@@ -335,6 +354,15 @@ impl Manifest {
                 return bad(format!("env: `{e}` is not an environment variable name"));
             }
         }
+        for (program, req) in &self.requires {
+            if program.is_empty() || program.contains('/') || program.contains(char::is_whitespace) {
+                return bad(format!("requires: `{program}` must be a bare executable name, not a path"));
+            }
+            let install = req.install.trim();
+            if install.is_empty() || install.len() > 300 || install.chars().any(char::is_control) {
+                return bad(format!("requires.{program}.install must be one line of at most 300 characters"));
+            }
+        }
         let allowed = self.kind.importable();
         // Log and kv need no grant (no manifest key): only the granted ones count.
         for cap in Capability::ALL.into_iter().filter(|c| c.manifest_key().is_some()) {
@@ -347,6 +375,16 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+/// "`program` is not installed …", with the install command from `requires`.
+pub fn not_installed(program: &str, requires: &BTreeMap<String, Requirement>) -> String {
+    match requires.get(program) {
+        Some(req) => {
+            format!("`{program}` is not installed (not on the daemon's PATH); install it with: {}", req.install)
+        }
+        None => format!("`{program}` is not installed (not on the daemon's PATH)"),
     }
 }
 
@@ -450,6 +488,29 @@ mod tests {
         };
         let shown: Vec<String> = all.explain().into_iter().map(|g| g.never).collect();
         assert_eq!(shown, every.map(String::from), "each grant shows its own never-sentence");
+    }
+
+    #[test]
+    fn a_required_program_names_its_install_command_and_a_bad_one_is_refused() {
+        let m = Manifest::parse(
+            "id = \"zellij\"\nkind = \"backend\"\nversion = \"1\"\n[capabilities]\nprocess = [\"zellij\"]\n\
+             [requires.zellij]\ninstall = \"cargo install --locked zellij\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            m.not_installed("zellij"),
+            "`zellij` is not installed (not on the daemon's PATH); install it with: cargo install --locked zellij"
+        );
+        assert_eq!(m.not_installed("tmux"), "`tmux` is not installed (not on the daemon's PATH)");
+        for bad in [
+            "[requires.\"/bin/x\"]\ninstall = \"a\"\n",
+            "[requires.x]\ninstall = \"\"\n",
+            "[requires.x]\ninstall = \"a\\u001b[2J\"\n",
+        ] {
+            let text = format!("id = \"x\"\nkind = \"agent\"\nversion = \"1\"\n{bad}");
+            let err = Manifest::parse(&text).expect_err("refused");
+            assert!(err.to_string().contains("requires"), "{err}");
+        }
     }
 
     #[test]

@@ -129,6 +129,11 @@ impl Runtime {
         self.services.process.kill_session(session_id)
     }
 
+    /// The Docker engine's version, or why it cannot be reached.
+    pub async fn docker_engine(&self) -> Result<String, String> {
+        self.services.container.engine_version().await
+    }
+
     /// Follow the progress of long host operations components start (image pulls).
     pub fn progress(&self) -> tokio::sync::broadcast::Receiver<crate::Progress> {
         self.services.container.progress.subscribe()
@@ -366,6 +371,7 @@ impl Preparer {
             id: manifest.id.clone(),
             kind: manifest.kind,
             grants: grants.clone(),
+            requires: manifest.requires.clone(),
             limits: self.config.limits_for(manifest.kind),
         });
         let pre = loader::pre_instantiate(&self.engine, &component, &ctx, wasi, &origin)?;

@@ -1,6 +1,7 @@
 //! What each store carries: which component it runs, its grants and limits,
 //! the host services its capabilities use, and per-call bookkeeping.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use crate::capabilities::kv::KvStore;
 use crate::capabilities::log::LogService;
 use crate::capabilities::process::ProcessService;
 use crate::limits::{Limits, MemoryLimiter};
-use crate::manifest::{Capabilities, Kind};
+use crate::manifest::{Capabilities, Kind, Requirement};
 
 /// Who a store belongs to.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct ComponentCtx {
     pub kind: Kind,
     /// What it was granted.
     pub grants: Capabilities,
+    /// The programs its manifest says it needs, with their install commands.
+    pub requires: BTreeMap<String, Requirement>,
     /// Its limits.
     pub limits: Limits,
 }

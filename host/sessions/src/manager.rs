@@ -214,6 +214,16 @@ impl Manager {
         &self.defaults
     }
 
+    /// The host sandbox host sessions run in, if it is set up.
+    pub fn sandbox(&self) -> Option<&HostSandbox> {
+        self.sandbox.as_ref()
+    }
+
+    /// `CLAUDERON_HOME`.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, clauderon_store::StoreError> + Send + 'static,
@@ -480,7 +490,8 @@ impl Manager {
     }
 
     /// What a backend says it can do.
-    async fn features(&self, backend: &str) -> Result<BackendFeatures, SessionError> {
+    /// What `backend` says it can do (isolation, images, limits).
+    pub async fn features(&self, backend: &str) -> Result<BackendFeatures, SessionError> {
         Ok(self.runtime.backend(backend).await?.info().await?.features)
     }
 
@@ -497,6 +508,18 @@ impl Manager {
     /// environment is the agent's, its credential placeholders, the proxy's
     /// (`egress`), HOME = the session's own config home (so an agent on the
     /// host never picks up the user's own login) and the user's git identity.
+    /// A host session's agent program must be on the daemon's PATH (a
+    /// container's image brings its own): if it is not, the error names the
+    /// command that installs it, from the agent's manifest.
+    fn check_installed(&self, agent: &str, argv: &[String]) -> Result<(), SessionError> {
+        let Some(program) = argv.first().filter(|p| !p.contains('/')) else { return Ok(()) };
+        if clauderon_runtime::capabilities::process::which(program).is_some() {
+            return Ok(());
+        }
+        let requires = self.runtime.plugin(agent).map(|p| p.manifest.requires.clone()).unwrap_or_default();
+        Err(SessionError::Invalid(format!("agent `{agent}`: {}", clauderon_runtime::not_installed(program, &requires))))
+    }
+
     /// On a backend that is not isolated (`features`), the agent's command is wrapped in
     /// the host sandbox. With the spec come the session's own paths, the only
     /// ones the backend may mount or run in ([`Manager::session_paths`]).
@@ -562,6 +585,9 @@ impl Manager {
             if e.is_plugin_error() { SessionError::Invalid(e.to_string()) } else { SessionError::Failed(e.to_string()) }
         })?;
         let blame = format!("agent `{}`", session.agent);
+        if !backend_isolated {
+            self.check_installed(&session.agent, &plan.argv)?;
+        }
         place_files(&config_home, &plan).await.map_err(|e| e.blaming(&blame))?;
         if let Some(transcript) = &plan.transcript_path {
             crate::history::inside(&config_home, Path::new(transcript)).map_err(|e| e.blaming(&blame))?;

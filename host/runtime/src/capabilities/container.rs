@@ -75,6 +75,15 @@ impl ContainerService {
     }
 }
 
+impl ContainerService {
+    /// The Docker engine's version, or why it cannot be reached (for `clauderon doctor`).
+    pub async fn engine_version(&self) -> Result<String, String> {
+        let docker = self.docker().await.map_err(|e| e.to_string())?;
+        let version = docker.version().await.map_err(|e| format!("the Docker engine does not answer: {e}"))?;
+        Ok(version.version.unwrap_or_else(|| "(version unknown)".into()))
+    }
+}
+
 /// Add `container` to a component's linker.
 pub(crate) fn link(linker: &mut super::HostLinker) -> wasmtime::Result<()> {
     crate::bindings::container::add_to_linker::<HostState, super::Data>(linker, super::state)

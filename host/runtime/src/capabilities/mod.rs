@@ -86,6 +86,7 @@ mod tests {
             id: "t".into(),
             kind: Kind::Hook,
             grants: Capabilities::default(),
+            requires: Default::default(),
             limits: crate::Limits::default(),
         };
         let kv = Arc::new(kv::MemoryKv::default());

@@ -13,6 +13,7 @@ use super::denied;
 use crate::bindings::PluginError;
 use crate::bindings::process::{Command, Host, Output};
 use crate::error::HostError;
+use crate::manifest::not_installed;
 use crate::state::HostState;
 
 const DEFAULT_OUTPUT: u32 = 1 << 20;
@@ -120,8 +121,7 @@ impl HostState {
                 &format!("process = [\"{}\"]", cmd.program),
             ));
         }
-        which(&cmd.program)
-            .ok_or_else(|| PluginError::NotFound(format!("`{}` is not installed (not found on PATH)", cmd.program)))
+        which(&cmd.program).ok_or_else(|| PluginError::NotFound(not_installed(&cmd.program, &self.ctx.requires)))
     }
 
     fn build(&self, path: &Path, cmd: &Command) -> Result<tokio::process::Command, PluginError> {
