@@ -50,17 +50,9 @@ setup:
 # the first time), the Docker engine and the session image (~1.5 min the first
 # time), the agent CLIs and a GraphQL server from npm, and schemathesis from
 # PyPI (~30 s).
-tools:
+tools: zellij
     #!/usr/bin/env bash
     set -euo pipefail
-    if command -v zellij >/dev/null 2>&1; then
-      echo "tools: $(zellij --version)"
-    else
-      echo "tools: installing zellij with cargo (compiles from source, ~15 min the first time)"
-      start=$(date +%s)
-      CARGO_TARGET_DIR="{{tools_dir}}/build" cargo install zellij --locked --root "{{tools_dir}}"
-      echo "tools: zellij installed in $(( $(date +%s) - start )) s"
-    fi
     command -v git >/dev/null 2>&1 || { echo "tools: git is required" >&2; exit 1; }
     command -v curl >/dev/null 2>&1 || { echo "tools: curl is required" >&2; exit 1; }
     if ! command -v tmux >/dev/null 2>&1; then
@@ -109,6 +101,20 @@ tools:
     fi
     echo "tools: $(cargo fuzz --version)"
 
+# zellij, the default backend's multiplexer, into the tools directory when it
+# is not on PATH (compiled from crates.io: ~15-25 min the first time).
+zellij:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if command -v zellij >/dev/null 2>&1; then
+      echo "zellij: $(zellij --version) ($(command -v zellij))"
+    else
+      echo "zellij: installing with cargo into {{tools_dir}}/bin (compiles from source, ~15-25 min the first time)"
+      start=$(date +%s)
+      CARGO_TARGET_DIR="{{tools_dir}}/build" cargo install zellij --locked --root "{{tools_dir}}"
+      echo "zellij: installed in $(( $(date +%s) - start )) s"
+    fi
+
 # Build the static container relay: statically linked, so it runs in any image.
 relay:
     RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p clauderon-sandbox --bin clauderon-relay --target {{host_triple}} --target-dir "$CARGO_TARGET_DIR/static"
@@ -129,9 +135,30 @@ build: components
     cargo build --release -p clauderon
     @echo "built $CARGO_TARGET_DIR/release/clauderon"
 
-# Build everything and start the daemon in the foreground (Ctrl-C stops it).
-run: build
-    "$CARGO_TARGET_DIR/release/clauderon" plugins list
+# Build everything, install what the default path needs (zellij; the Docker
+# session image when a Docker engine answers), say what was skipped, and start
+# the daemon in the foreground (Ctrl-C stops it).
+run: build zellij
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if docker version >/dev/null 2>&1; then
+      components/backend-docker/build-image.sh --local-base \
+        || echo "run: the Docker session image could not be built (above); --backend docker pulls it on first use"
+    else
+      echo "run: skipped the Docker session image: no Docker engine answers (for --backend docker: sudo apt-get install -y docker.io && sudo systemctl enable --now docker, then ./justw run again)"
+    fi
+    for agent in "claude @anthropic-ai/claude-code" "codex @openai/codex" "gemini @google/gemini-cli"; do
+      set -- $agent
+      if command -v "$1" >/dev/null 2>&1; then
+        echo "run: agent CLI $1 found ($(command -v "$1"))"
+      else
+        echo "run: skipped the agent CLI $1 (not installed; to use it: npm install -g $2)"
+      fi
+    done
+    if [ "$(command -v zellij)" = "{{tools_dir}}/bin/zellij" ]; then
+      echo "run: zellij is in {{tools_dir}}/bin, on this daemon's PATH; add that directory to yours for daemons that a later command starts"
+    fi
+    echo "run: starting the daemon; in another terminal, \`clauderon doctor\` shows what this machine can run"
     exec "$CARGO_TARGET_DIR/release/clauderon" daemon
 
 # Build everything and run every test.

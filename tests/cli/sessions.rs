@@ -917,3 +917,38 @@ fn which_on_test_path(program: &str) -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{program} on PATH"))
 }
+
+/// The README's quick start (the block after its marker), replayed exactly as
+/// written by `sh` from a fresh repository with a clean `HOME` (this build's
+/// `clauderon` and the tests' tools on PATH, as `./justw run` leaves them):
+/// it must leave the session it creates running.
+#[test]
+fn the_readmes_quick_start_leaves_a_running_session() {
+    let readme = std::fs::read_to_string(clauderon_tests::repo_root().join("README.md")).expect("README");
+    let after = readme.split("<!-- quick start: replayed by tests/cli/sessions.rs -->").nth(1).expect("the marker");
+    let script = after.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).expect("the block after it");
+    assert!(script.contains("clauderon create"), "{script}");
+    let _ = Command::new("zellij").args(["delete-session", "--force", "clauderon-first"]).output();
+    let (home, _port) = Home::with_free_port();
+    let user_home = tempfile::tempdir().expect("home");
+    let repo = git_repo();
+    let bin = clauderon_tests::clauderon_bin();
+    let path = format!("{}:{}", bin.parent().expect("bin dir").display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(repo.path())
+        .env("PATH", path)
+        .env("HOME", user_home.path())
+        .env("CLAUDERON_HOME", home.dir.path())
+        .env_remove("CLAUDERON_LOG")
+        .output()
+        .expect("sh");
+    let shown = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the quick start failed:\n{shown}");
+    assert!(shown.contains("agent shell") && shown.contains("first"), "doctor and list ran:\n{shown}");
+    assert_eq!(status_of(&home, "first", false).as_deref(), Some("running"), "{shown}");
+    home.run(&["delete", "first"]).ok();
+    let pid = std::fs::read_to_string(home.path("daemon.pid")).expect("the daemon writes its pid");
+    let _ = Command::new("kill").arg(pid.trim()).status();
+}

@@ -14,6 +14,9 @@ use clauderon_sdk::{Backend, BackendFeatures, BackendInfo, Error, Result, log};
 /// Prefix of every zellij session this backend owns.
 const PREFIX: &str = "clauderon-";
 
+/// How many times `stop` asks zellij to kill a session that stays running.
+const KILL_ATTEMPTS: u32 = 3;
+
 struct Zellij;
 
 fn zellij() -> Command {
@@ -193,12 +196,17 @@ impl Backend for Zellij {
         }
         // The session may end on its own between the check and the kill
         // (then kill-session exits 1): a failed kill is an error only if the
-        // session is still running afterwards.
-        let killed = zellij().args(["kill-session", name]).run();
-        match killed {
-            Ok(_) => Ok(()),
-            Err(_) if state_of(name)?.state != ResourceState::Running => Ok(()),
-            Err(e) => Err(e),
+        // session is still running afterwards. A busy zellij server (seen
+        // under CI load) can also refuse one kill and take the next.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match zellij().args(["kill-session", name]).run() {
+                Ok(_) => return Ok(()),
+                Err(_) if state_of(name)?.state != ResourceState::Running => return Ok(()),
+                Err(e) if attempts == KILL_ATTEMPTS => return Err(e),
+                Err(_) => continue,
+            }
         }
     }
 

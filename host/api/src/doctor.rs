@@ -5,8 +5,10 @@
 //! whether the default path (the default backend with the default agent)
 //! can work.
 
-use std::path::Path;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use clauderon_runtime::capabilities::process::which;
 use clauderon_runtime::{Kind, not_installed};
@@ -70,11 +72,24 @@ pub async fn report(s: &ApiState) -> Doctor {
     };
     checks.push(sandbox(manager.sandbox(), default_on_host));
     let plugins: Vec<_> = runtime.plugins().cloned().collect();
+    // Every program any component needs, asked for its version all at once.
+    let mut programs: Vec<String> =
+        plugins.iter().flat_map(|p| p.grants.process.iter().chain(p.manifest.requires.keys()).cloned()).collect();
+    programs.sort();
+    programs.dedup();
+    let services = s.proxy.rules().services();
+    let (versions, docker, credentials) = tokio::join!(
+        futures_util::future::join_all(programs.iter().map(|p| program_version(p))),
+        runtime.docker_engine(),
+        s.proxy.credentials().status(&services),
+    );
+    let version: HashMap<&str, Option<String>> = programs.iter().map(String::as_str).zip(versions).collect();
+    let version = |program: &str| version.get(program).cloned().flatten();
     for plugin in plugins.iter().filter(|p| p.kind() == Kind::Backend) {
         let mut problems = Vec::new();
         let mut found = Vec::new();
         for program in &plugin.grants.process {
-            match program_version(program).await {
+            match version(program) {
                 Some(version) => found.push(version),
                 None => {
                     problems.push((missing(program), plugin.manifest.requires.get(program).map(|r| r.install.clone())))
@@ -82,9 +97,9 @@ pub async fn report(s: &ApiState) -> Doctor {
             }
         }
         if plugin.grants.container {
-            match runtime.docker_engine().await {
+            match &docker {
                 Ok(version) => found.push(format!("Docker engine {version}")),
-                Err(why) => problems.push((why, Some(docker_fix()))),
+                Err(why) => problems.push((why.clone(), Some(docker_fix()))),
             }
         }
         let mut check = component_check("backend", plugin.id(), found, problems);
@@ -101,7 +116,7 @@ pub async fn report(s: &ApiState) -> Doctor {
         let mut problems = Vec::new();
         let mut found = Vec::new();
         for (program, requirement) in &plugin.manifest.requires {
-            match program_version(program).await {
+            match version(program) {
                 Some(version) => found.push(version),
                 None => problems.push((missing(program), Some(requirement.install.clone()))),
             }
@@ -110,8 +125,7 @@ pub async fn report(s: &ApiState) -> Doctor {
         check.required = default_on_host && plugin.id() == defaults.agent;
         checks.push(check);
     }
-    let services = s.proxy.rules().services();
-    for status in s.proxy.credentials().status(&services).await {
+    for status in credentials {
         let mut check = match (&status.source, &status.masked) {
             (Some(source), Some(masked)) => {
                 Check::new("credential", &status.service, true, format!("{masked} from {source}"))
@@ -196,9 +210,18 @@ fn missing(program: &str) -> String {
 }
 
 /// `program --version`'s first line (or the program's path if it prints
-/// nothing), or `None` if the program is not on PATH.
+/// nothing), or `None` if the program is not on PATH. A program's answer is
+/// kept until its file changes (an agent CLI on node takes a second to say it).
 async fn program_version(program: &str) -> Option<String> {
+    static SEEN: Mutex<BTreeMap<PathBuf, (SystemTime, String)>> = Mutex::new(BTreeMap::new());
     let path = which(program)?;
+    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let seen = |seen: &BTreeMap<PathBuf, (SystemTime, String)>| {
+        seen.get(&path).filter(|(at, _)| Some(*at) == modified).map(|(_, v)| v.clone())
+    };
+    if let Some(known) = SEEN.lock().ok().and_then(|s| seen(&s)) {
+        return Some(known);
+    }
     let run = tokio::process::Command::new(&path)
         .arg("--version")
         .stdin(std::process::Stdio::null())
@@ -209,7 +232,11 @@ async fn program_version(program: &str) -> Option<String> {
         _ => String::new(),
     };
     let line: String = line.chars().filter(|c| !c.is_control()).take(100).collect();
-    Some(if line.is_empty() { path.display().to_string() } else { format!("{program}: {line}") })
+    let answer = if line.is_empty() { path.display().to_string() } else { format!("{program}: {line}") };
+    if let (Some(at), Ok(mut seen)) = (modified, SEEN.lock()) {
+        seen.insert(path, (at, answer.clone()));
+    }
+    Some(answer)
 }
 
 /// The command that installs and starts a Docker engine here.
