@@ -216,3 +216,33 @@ fn the_api_and_the_cli_list_plugins_in_one_shape() {
     assert_eq!(mine["capabilities"]["process"], serde_json::json!(["tmux"]));
     assert!(mine["grants"].to_string().contains("tmux"), "{mine}");
 }
+
+/// A user component's `[requires]` names programs for `doctor` to look for;
+/// it is not a grant, so the daemon looks the program up on PATH and never
+/// runs it (only programs bundled components name, or that you approved in a
+/// `process` grant, are asked for their version). The trap on the daemon's
+/// PATH records any run.
+#[test]
+fn a_user_components_requirement_is_looked_up_but_never_run() {
+    let (home, port) = Home::with_free_port();
+    home.install_component("fixtures", "path-escape", "");
+    let bin = tempfile::tempdir().expect("bin");
+    let marker = bin.path().join("ran");
+    let trap = bin.path().join("clauderon-trap");
+    std::fs::write(&trap, format!("#!/bin/sh\ntouch '{}'\necho trap 1.0\n", marker.display())).expect("trap");
+    std::fs::set_permissions(&trap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let daemon = home.daemon_with_env(port, &[("PATH", &path)]);
+    let (code, report) = daemon.http("GET", "/api/doctor", None);
+    assert_eq!(code, 200, "{report}");
+    let check = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["area"] == "agent" && c["name"] == "path-escape").cloned())
+        .unwrap_or_else(|| panic!("no check of the user agent: {report}"));
+    assert_eq!(check["ok"], true, "found on PATH: {check}");
+    assert!(check["detail"].as_str().is_some_and(|d| d.contains("(not run)")), "{check}");
+    assert!(!marker.exists(), "the daemon ran a program a user component named");
+    // The bundled agents' CLIs are asked (their answer is a version, not a path).
+    let claude = report["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "claude-code").cloned());
+    assert!(claude.is_some_and(|c| c["detail"].as_str().is_some_and(|d| !d.contains("(not run)"))), "{report}");
+}

@@ -72,9 +72,17 @@ pub async fn report(s: &ApiState) -> Doctor {
     };
     checks.push(sandbox(manager.sandbox(), default_on_host));
     let plugins: Vec<_> = runtime.plugins().cloned().collect();
-    // Every program any component needs, asked for its version all at once.
-    let mut programs: Vec<String> =
-        plugins.iter().flat_map(|p| p.grants.process.iter().chain(p.manifest.requires.keys()).cloned()).collect();
+    // The programs the daemon may run to ask their version, all at once:
+    // those bundled components name, and those a user approved for a
+    // component's `process` grant. A program only a user component's
+    // `[requires]` names is looked for on PATH, never run.
+    let mut programs: Vec<String> = plugins
+        .iter()
+        .flat_map(|p| {
+            let named = (p.source == "bundled").then(|| p.manifest.requires.keys()).into_iter().flatten();
+            p.grants.process.iter().chain(named).cloned()
+        })
+        .collect();
     programs.sort();
     programs.dedup();
     let services = s.proxy.rules().services();
@@ -84,7 +92,10 @@ pub async fn report(s: &ApiState) -> Doctor {
         s.proxy.credentials().status(&services),
     );
     let version: HashMap<&str, Option<String>> = programs.iter().map(String::as_str).zip(versions).collect();
-    let version = |program: &str| version.get(program).cloned().flatten();
+    let version = |program: &str| match version.get(program) {
+        Some(answer) => answer.clone(),
+        None => which(program).map(|path| format!("{program}: {} (not run)", path.display())),
+    };
     for plugin in plugins.iter().filter(|p| p.kind() == Kind::Backend) {
         let mut problems = Vec::new();
         let mut found = Vec::new();
