@@ -77,6 +77,25 @@ fn full(bytes: Bytes) -> ProxyBody {
     Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
+/// A reader that adds every byte it reads to `count`.
+struct CountedReader<T> {
+    io: T,
+    count: Arc<AtomicU64>,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for CountedReader<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        self.count.fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
+        polled
+    }
+}
+
 /// The audit record of one request, sent when dropped.
 struct Pending {
     record: AuditRecord,
@@ -488,27 +507,37 @@ async fn relay_websocket(
     let relay = async move {
         match tokio::try_join!(client_upgrade, upstream_upgrade) {
             Ok((client, upstream)) => {
-                let (mut a, mut b) = (TokioIo::new(client), TokioIo::new(upstream));
-                let relayed = match needles {
-                    None => tokio::io::copy_bidirectional(&mut a, &mut b).await,
-                    Some(needles) => {
-                        let (mut client_r, client_w) = tokio::io::split(a);
-                        let (upstream_r, mut upstream_w) = tokio::io::split(b);
-                        let up = async {
-                            let n = tokio::io::copy(&mut client_r, &mut upstream_w).await;
-                            tokio::io::AsyncWriteExt::shutdown(&mut upstream_w).await.ok();
+                // Bytes are counted as they pass, so a relay that ends in an
+                // error (an agent that exits mid-stream) is audited with them.
+                let down = Arc::new(AtomicU64::new(0));
+                let (client_r, mut client_w) = tokio::io::split(TokioIo::new(client));
+                let (upstream_r, mut upstream_w) = tokio::io::split(TokioIo::new(upstream));
+                let mut client_r = CountedReader { io: client_r, count: pending.up.clone() };
+                let mut upstream_r = CountedReader { io: upstream_r, count: down.clone() };
+                let up = async {
+                    let n = tokio::io::copy(&mut client_r, &mut upstream_w).await;
+                    tokio::io::AsyncWriteExt::shutdown(&mut upstream_w).await.ok();
+                    n
+                };
+                let down_relay = async {
+                    match needles {
+                        None => {
+                            let n = tokio::io::copy(&mut upstream_r, &mut client_w).await;
+                            tokio::io::AsyncWriteExt::shutdown(&mut client_w).await.ok();
                             n
-                        };
-                        let down = crate::scrub::relay_scrubbed_frames(upstream_r, client_w, needles);
-                        tokio::try_join!(up, down)
+                        }
+                        Some(needles) => crate::scrub::relay_scrubbed_frames(&mut upstream_r, client_w, needles).await,
                     }
                 };
+                let relayed = tokio::try_join!(up, down_relay);
+                pending.record.bytes_down += down.load(Ordering::Relaxed);
                 match relayed {
-                    Ok((up, down)) => {
-                        pending.up.fetch_add(up, Ordering::Relaxed);
-                        pending.record.bytes_down += down;
+                    // A peer that goes away without TLS's close_notify (an
+                    // agent exiting) has ended the WebSocket, not broken it.
+                    Err(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
+                        pending.record.reason = Some(format!("the WebSocket broke off: {e}"))
                     }
-                    Err(e) => pending.record.reason = Some(format!("the WebSocket broke off: {e}")),
+                    _ => {}
                 }
             }
             Err(e) => pending.record.reason = Some(format!("the WebSocket upgrade failed: {e}")),
