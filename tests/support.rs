@@ -91,6 +91,13 @@ impl Home {
         cmd
     }
 
+    /// Stop the daemon a client command started in the background (by the
+    /// pid it wrote), as `home.daemon` children are stopped when dropped.
+    pub fn stop_started_daemon(&self) {
+        let pid = std::fs::read_to_string(self.path("daemon.pid")).expect("the daemon writes its pid");
+        let _ = Command::new("kill").arg(pid.trim()).status();
+    }
+
     /// A path inside the home.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)

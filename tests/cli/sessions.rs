@@ -548,10 +548,10 @@ fn client_commands_start_the_daemon_when_it_is_not_running() {
     let out = home.run(&["list"]).ok();
     assert!(out.stdout.contains("No sessions"), "{}", out.stdout);
     assert!(out.stderr.contains("Starting the clauderon daemon"), "{}", out.stderr);
-    let pid = std::fs::read_to_string(home.path("daemon.pid")).expect("the daemon writes its pid");
+    assert!(home.path("daemon.pid").is_file(), "the daemon writes its pid");
     let again = home.run(&["list"]).ok();
     assert!(!again.stderr.contains("Starting"), "the second command reuses the running daemon");
-    let _ = Command::new("kill").arg(pid.trim()).status();
+    home.stop_started_daemon();
 }
 
 #[test]
@@ -890,14 +890,13 @@ fn doctor_names_what_is_missing_with_its_fix_and_passes_once_it_is_installed() {
 
     // What the install commands would do: put the programs on PATH.
     for program in ["zellij", "claude"] {
-        let found = which_on_test_path(program);
+        let found = clauderon_runtime::capabilities::process::which(program).expect("on the tests' PATH");
         std::os::unix::fs::symlink(&found, bin.path().join(program)).expect("link");
     }
     let (code, out, err) = run(&["doctor"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("ok   backend zellij") && out.contains("can work"), "{out}");
-    let pid = std::fs::read_to_string(home.path("daemon.pid")).expect("the daemon writes its pid");
-    let _ = Command::new("kill").arg(pid.trim()).status();
+    home.stop_started_daemon();
 
     // A daemon that cannot start is the one failed check, with where to look.
     let broken = Home::new();
@@ -907,15 +906,6 @@ fn doctor_names_what_is_missing_with_its_fix_and_passes_once_it_is_installed() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("FAIL daemon") && text.contains("config.toml is not valid"), "{text}");
     assert!(text.contains("fix: see ") && text.contains("daemon cannot start"), "{text}");
-}
-
-/// Where `program` is on the tests' own PATH.
-fn which_on_test_path(program: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").expect("PATH");
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{program} on PATH"))
 }
 
 /// The README's quick start (the block after its marker), replayed exactly as
@@ -949,6 +939,5 @@ fn the_readmes_quick_start_leaves_a_running_session() {
     assert!(shown.contains("agent shell") && shown.contains("first"), "doctor and list ran:\n{shown}");
     assert_eq!(status_of(&home, "first", false).as_deref(), Some("running"), "{shown}");
     home.run(&["delete", "first"]).ok();
-    let pid = std::fs::read_to_string(home.path("daemon.pid")).expect("the daemon writes its pid");
-    let _ = Command::new("kill").arg(pid.trim()).status();
+    home.stop_started_daemon();
 }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use clauderon_runtime::capabilities::process::which;
-use clauderon_runtime::{Kind, not_installed};
+use clauderon_runtime::{Kind, Plugin, not_installed};
 use clauderon_sandbox::Support;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -96,10 +96,10 @@ pub async fn report(s: &ApiState) -> Doctor {
         Some(answer) => answer.clone(),
         None => which(program).map(|path| format!("{program}: {} (not run)", path.display())),
     };
-    for plugin in plugins.iter().filter(|p| p.kind() == Kind::Backend) {
-        let mut problems = Vec::new();
-        let mut found = Vec::new();
-        for program in &plugin.grants.process {
+    // What a component's programs answered, and what is missing with its install command.
+    let look = |plugin: &Plugin, programs: Vec<&String>| {
+        let (mut found, mut problems) = (Vec::new(), Vec::new());
+        for program in programs {
             match version(program) {
                 Some(version) => found.push(version),
                 None => {
@@ -107,6 +107,10 @@ pub async fn report(s: &ApiState) -> Doctor {
                 }
             }
         }
+        (found, problems)
+    };
+    for plugin in plugins.iter().filter(|p| p.kind() == Kind::Backend) {
+        let (mut found, mut problems) = look(plugin, plugin.grants.process.iter().collect());
         if plugin.grants.container {
             match &docker {
                 Ok(version) => found.push(format!("Docker engine {version}")),
@@ -124,14 +128,7 @@ pub async fn report(s: &ApiState) -> Doctor {
         checks.push(check);
     }
     for plugin in plugins.iter().filter(|p| p.kind() == Kind::Agent) {
-        let mut problems = Vec::new();
-        let mut found = Vec::new();
-        for (program, requirement) in &plugin.manifest.requires {
-            match version(program) {
-                Some(version) => found.push(version),
-                None => problems.push((missing(program), Some(requirement.install.clone()))),
-            }
-        }
+        let (found, problems) = look(plugin, plugin.manifest.requires.keys().collect());
         let mut check = component_check("agent", plugin.id(), found, problems);
         check.required = default_on_host && plugin.id() == defaults.agent;
         checks.push(check);
