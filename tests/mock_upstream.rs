@@ -11,7 +11,8 @@
 //! for other test servers standing in for these hosts), then `DIR/addr`
 //! (`127.0.0.1:PORT`) once listening,
 //! and appends one JSON line per request to `DIR/requests.jsonl` (method,
-//! host, path, query, headers). Routes, speaking each API's documented wire format:
+//! host, path, query, headers, version, and `peer`: the port its connection
+//! came from, so requests that shared a connection share it). Routes, speaking each API's documented wire format:
 //! - `POST /v1/messages` — Anthropic Messages (SSE when `"stream": true`;
 //!   "Run make test" first gets a `Bash` tool use, and a prompt line
 //!   "Run exactly: CMD" a `Bash` tool use of CMD);
@@ -25,6 +26,7 @@
 //! - `/echo-forms` — a hostile echo: the `authorization` header's credential
 //!   (after its scheme) as it is, URL-encoded, JSON-escaped and, for Basic,
 //!   decoded, one per line;
+//! - `/close` — the request echoed, then `Connection: close` ends the connection;
 //! - `/trailers` — a hostile echo in trailers: a short body, then the
 //!   `authorization` header as the trailer `x-echo` (sent when asked for
 //!   with `TE: trailers`);
@@ -108,14 +110,14 @@ async fn serve(
     std::fs::rename(tmp, dir.join("addr"))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, peer) = listener.accept().await?;
         stream.set_nodelay(true)?;
         let (acceptor, mock) = (acceptor.clone(), mock.clone());
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(stream).await else { return };
             let service = hyper::service::service_fn(move |req| {
                 let mock = mock.clone();
-                async move { Ok::<_, Infallible>(route(req, mock).await) }
+                async move { Ok::<_, Infallible>(route(req, mock, peer.port()).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
@@ -137,9 +139,9 @@ fn query_param(query: &str, name: &str) -> Option<u64> {
     query.split('&').find_map(|p| p.strip_prefix(&format!("{name}="))?.parse().ok())
 }
 
-async fn route(req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
+async fn route(req: Request<Incoming>, mock: Arc<Mock>, peer: u16) -> Response<Body> {
     let head = req.method() == hyper::Method::HEAD;
-    let mut resp = answer(req, mock).await;
+    let mut resp = answer(req, mock, peer).await;
     if head {
         // A HEAD answer has headers only (hyper's HTTP/2 server resets a HEAD stream that carries a body).
         *resp.body_mut() = Full::new(Bytes::new()).boxed();
@@ -147,7 +149,9 @@ async fn route(req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
     resp
 }
 
-async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
+/// The answer to `req`, which came on a connection from port `peer` (logged:
+/// which requests shared a connection).
+async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>, peer: u16) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(String::from);
@@ -158,7 +162,7 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let version = format!("{:?}", req.version());
-    let entry = serde_json::json!({"method": req.method().as_str(), "host": host, "path": path, "query": query, "headers": headers, "version": version});
+    let entry = serde_json::json!({"method": req.method().as_str(), "host": host, "path": path, "query": query, "headers": headers, "version": version, "peer": peer});
     if let Ok(mut log) = mock.log.lock() {
         let _ = writeln!(log, "{entry}");
     }
@@ -178,6 +182,12 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>) -> Response<Body> {
             decoded,
         ];
         return full(StatusCode::OK, "text/plain", forms.join("\n"));
+    }
+    if path == "/close" {
+        // An upstream that ends its keep-alive connection after this answer.
+        let mut resp = full(StatusCode::OK, "application/json", entry.to_string());
+        resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        return resp;
     }
     if path == "/trailers" {
         // A hostile echo in trailers: the authorization header, after the body.

@@ -371,6 +371,40 @@ fn requests_go_upstream_in_the_http_version_the_session_spoke() {
     }
 }
 
+/// A tunnel's HTTP/1.1 requests go upstream over one connection of the
+/// tunnel's own (the proxy's `Lane`), and one the upstream closes is opened
+/// again: four requests through one tunnel, the second answered with
+/// `Connection: close`.
+#[test]
+fn a_tunnels_requests_share_one_upstream_connection_and_a_closed_one_is_reopened() {
+    let (mut w, mock) = InProcess::with_mock();
+    let env = w.session("lane", AccessMode::ReadWrite);
+    let paths = ["/lane-1", "/close", "/lane-2", "/lane-3"];
+    let mut curl = command_in(&env, "curl");
+    curl.args(["-sS", "--http1.1", "-w", "%{http_code} %{num_connects}\n"]);
+    for path in paths {
+        curl.args(["-o", "/dev/null", &format!("https://api.openai.com{path}")]);
+    }
+    let out = curl.output().expect("curl");
+    let answers = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        answers.lines().collect::<Vec<_>>(),
+        ["200 1", "200 0", "200 0", "200 0"],
+        "every answer 200, all through the one tunnel curl opened: {answers} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let injected = format!("Bearer {}", canary("OPENAI_API_KEY"));
+    let peer = |path: &str| {
+        let seen = mock.last_request_to("api.openai.com", path);
+        assert_eq!(seen["headers"]["authorization"].as_str(), Some(injected.as_str()), "{path}: {seen}");
+        seen["peer"].as_u64().expect("the mock logs the connection's port")
+    };
+    let [first, closing, second, third] = paths.map(peer);
+    assert_eq!(first, closing, "the tunnel's second request reused its upstream connection");
+    assert_ne!(closing, second, "the upstream closed that one: the next request opened another");
+    assert_eq!(second, third, "and reused it");
+}
+
 /// No leaks through the side doors of a response: an upstream that echoes
 /// the credential in a WebSocket frame, in the answer to an upgrade it
 /// declined, in a trailer, or in an encoded form (the base64 of a Basic

@@ -20,7 +20,8 @@ use crate::audit::{AuditRecord, AuditSink, Decision, now_ms};
 use crate::policy::{self, Verdict};
 use crate::scrub::Needles;
 use crate::server::{SessionCtx, Shared};
-use crate::{BoxError, ProxyBody};
+use crate::upstream::{Lane, error_chain};
+use crate::{BoxError, ProxyBody, ProxyError};
 
 /// The largest GraphQL body read to check a read-only request.
 const MAX_GRAPHQL_BODY: usize = 1 << 20;
@@ -190,9 +191,13 @@ fn counted(inner: ProxyBody, count: Arc<AtomicU64>, pending: Option<Pending>) ->
 
 /// Handle one request for `target` from the session.
 #[tracing::instrument(name = "proxy_request", level = "debug", skip_all, fields(session = %ctx.ident.name, host = %target.host, method = %req.method(), path = %req.uri().path()))]
+///
+/// `lane` is the tunnel's own upstream connection, when the request came
+/// through a tunnel: HTTP/1.1 requests go over it instead of the pool.
 pub(crate) async fn handle(
     req: Request<Incoming>,
     target: Target,
+    lane: Option<Arc<Lane>>,
     ctx: Arc<SessionCtx>,
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {
@@ -257,11 +262,25 @@ pub(crate) async fn handle(
         let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
         return relay_websocket(parts, body, uri, &target, upgrade, &shared, pending, needles, &ctx).await;
     }
-    parts.headers.remove(header::HOST);
-    parts.uri = uri;
-    let client = shared.upstream.for_version(parts.version);
-    parts.version = Version::HTTP_11;
-    match client.request(Request::from_parts(parts, body)).await {
+    let sent = match lane.filter(|_| parts.version != Version::HTTP_2) {
+        Some(lane) => {
+            origin_form(&mut parts, &uri, &target);
+            lane.send(&shared.upstream, &target.host, target.port, Request::from_parts(parts, body)).await
+        }
+        None => {
+            parts.headers.remove(header::HOST);
+            parts.uri = uri;
+            let client = shared.upstream.for_version(parts.version);
+            parts.version = Version::HTTP_11;
+            client.request(Request::from_parts(parts, body)).await.map_err(|e| {
+                match crate::destination::refusal_in(&e) {
+                    Some(why) => ProxyError::Refused(why),
+                    None => ProxyError::Upstream(error_chain("the upstream request failed", &e)),
+                }
+            })
+        }
+    };
+    match sent {
         Ok(resp) => {
             let (mut rparts, rbody) = resp.into_parts();
             strip_hop_by_hop(&mut rparts.headers, false);
@@ -275,11 +294,22 @@ pub(crate) async fn handle(
             let body = counted(rbody, Arc::new(AtomicU64::new(0)), Some(pending));
             Response::from_parts(rparts, body)
         }
-        Err(e) => match crate::destination::refusal_in(&e) {
-            Some(why) => refused(pending, why),
-            None => failed(pending, StatusCode::BAD_GATEWAY, upstream_error(&e)),
-        },
+        Err(ProxyError::Refused(why)) => refused(pending, why),
+        Err(ProxyError::Upstream(why)) => failed(pending, StatusCode::BAD_GATEWAY, why),
+        Err(e) => failed(pending, StatusCode::BAD_GATEWAY, e.to_string()),
     }
+}
+
+/// Address the request to `target` in origin form (`Host` from the target,
+/// never the session's own `Host`; the path and query from `uri`), as
+/// HTTP/1.1 on a connection to the target itself wants it.
+fn origin_form(parts: &mut http::request::Parts, uri: &Uri, target: &Target) {
+    match HeaderValue::from_str(&target.authority()) {
+        Ok(host) => parts.headers.insert(header::HOST, host),
+        Err(_) => parts.headers.remove(header::HOST),
+    };
+    parts.uri = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").parse().unwrap_or_default();
+    parts.version = Version::HTTP_11;
 }
 
 /// Put the rule's credential in the headers, and say so in the audit.
@@ -398,16 +428,6 @@ fn failed(pending: Pending, status: StatusCode, reason: String) -> Response<Prox
     text(status, body)
 }
 
-fn upstream_error(e: &hyper_util::client::legacy::Error) -> String {
-    let mut msg = format!("the upstream request failed: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    msg
-}
-
 /// Whether the request asks for a WebSocket upgrade.
 pub fn is_websocket(headers: &HeaderMap) -> bool {
     headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
@@ -475,11 +495,7 @@ async fn relay_websocket(
             tracing::debug!("WebSocket upstream connection: {e}");
         }
     });
-    if let Ok(host) = HeaderValue::from_str(&target.authority()) {
-        parts.headers.insert(header::HOST, host);
-    }
-    parts.uri = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").parse().unwrap_or_default();
-    parts.version = Version::HTTP_11;
+    origin_form(&mut parts, &uri, target);
     if needles.is_some() {
         // No compression of frames: the upstream's frames must be readable to scrub.
         parts.headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);

@@ -34,7 +34,7 @@ use crate::identity::IdentityKey;
 use crate::limits::{Activity, Limits, Rate, Slot};
 use crate::policy::AccessMode;
 use crate::rules::RuleSet;
-use crate::upstream::Upstream;
+use crate::upstream::{Lane, Upstream, drive_while};
 use crate::{ProxyBody, ProxyError};
 
 /// How long a client may take to send a request head or finish a TLS handshake.
@@ -517,7 +517,7 @@ async fn outer(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>
         return crate::status_relay::relay(req, &ctx, &shared).await;
     }
     match Target::from_absolute(req.uri()) {
-        Some(target) => forward::handle(req, target, ctx, shared).await,
+        Some(target) => forward::handle(req, target, None, ctx, shared).await,
         None => text(
             StatusCode::BAD_REQUEST,
             "clauderon proxy: send absolute-form requests or CONNECT (set HTTP_PROXY/HTTPS_PROXY to this address).\n",
@@ -611,13 +611,15 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         tracing::trace!("TLS for {host} in {:?}", started.elapsed());
         let target_host = host.clone();
         let target = Target::https(host, port);
-        let service =
-            activity.service(slot, move |req| forward::handle(req, target.clone(), ctx.clone(), shared.clone()));
+        let (lane, conns) = Lane::new();
+        let service = activity.service(slot, move |req| {
+            forward::handle(req, target.clone(), Some(lane.clone()), ctx.clone(), shared.clone())
+        });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(HANDSHAKE_TIMEOUT);
         builder.http2().timer(TokioTimer::new());
         tokio::select! {
-            served = builder.serve_connection_with_upgrades(TokioIo::new(tls), service) => if let Err(e) = served {
+            served = drive_while(conns, builder.serve_connection_with_upgrades(TokioIo::new(tls), service)) => if let Err(e) = served {
                 tracing::debug!("tunnelled connection: {e}");
             },
             () = activity.idle_for(idle) => tracing::debug!("tunnel to {}: idle, closed", target_host),

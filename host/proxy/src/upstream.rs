@@ -8,19 +8,33 @@
 //! still over TLS with SNI and Host unchanged; `"*"` catches every host name
 //! without its own — not IP literals or `localhost` — so tests never reach a
 //! real host) and otherwise connects only where [`crate::destination`] allows.
+//!
+//! A tunnel's HTTP/1.1 requests skip the pool: each tunnel has its own
+//! [`Lane`], one upstream connection driven by the tunnel's own task
+//! ([`drive_while`]), so a request and its response never hop between tasks
+//! (the pool's connection task) or wait on the pool's lock.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::Either;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 use crate::destination::Destinations;
 use crate::{ProxyBody, ProxyError};
@@ -174,6 +188,108 @@ impl Upstream {
             .await
             .map_err(|e| ProxyError::Upstream(format!("TLS: {e}")))
     }
+}
+
+/// A future that drives one upstream connection until it closes.
+pub(crate) type Drive = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A tunnel's own HTTP/1.1 connection upstream. HTTP/1.1 requests through a
+/// tunnel come one after another, so one connection serves them all; it is
+/// opened at the first request, reopened when the upstream closes it, and
+/// closed with the tunnel. Its connection future goes to the tunnel's task
+/// (see [`drive_while`]), which polls it beside the session's side.
+pub(crate) struct Lane {
+    /// The connection's sender, while no request holds it.
+    sender: Mutex<Option<SendRequest<ProxyBody>>>,
+    /// Where a newly opened connection's future goes to be driven.
+    drive: mpsc::UnboundedSender<Drive>,
+}
+
+impl Lane {
+    /// A lane, and what [`drive_while`] must be given.
+    pub(crate) fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<Drive>) {
+        let (drive, conns) = mpsc::unbounded_channel();
+        (Arc::new(Self { sender: Mutex::new(None), drive }), conns)
+    }
+
+    /// Send `req` (origin-form, `Host` set) to `host:port` over the lane's
+    /// connection, opening one when there is none or it was closed. A request
+    /// that a kept connection refused before sending a byte (the upstream
+    /// closed it while idle) is sent once more on a new one.
+    pub(crate) async fn send(
+        &self,
+        upstream: &Upstream,
+        host: &str,
+        port: u16,
+        mut req: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let mut kept = self.sender.lock().ok().and_then(|mut s| s.take());
+        if let Some(sender) = kept.as_mut()
+            && sender.ready().await.is_err()
+        {
+            kept = None;
+        }
+        loop {
+            let reused = kept.is_some();
+            let mut sender = match kept.take() {
+                Some(sender) => sender,
+                None => self.open(upstream, host, port).await?,
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    if let Ok(mut slot) = self.sender.lock() {
+                        *slot = Some(sender);
+                    }
+                    return Ok(resp);
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(ProxyError::Upstream(error_chain("the upstream request failed", e.error()))),
+                },
+            }
+        }
+    }
+
+    async fn open(&self, upstream: &Upstream, host: &str, port: u16) -> Result<SendRequest<ProxyBody>, ProxyError> {
+        let io = upstream.connect_h1(host, port).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| ProxyError::Upstream(error_chain("the upstream handshake failed", &e)))?;
+        let drive: Drive = Box::pin(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("upstream connection: {e}");
+            }
+        });
+        self.drive.send(drive).map_err(|_| ProxyError::Upstream("the tunnel has ended".into()))?;
+        Ok(sender)
+    }
+}
+
+/// Run `serving` (a tunnel's connection with the session) to its end, and
+/// drive the tunnel's [`Lane`] connections in the same task meanwhile. Each
+/// part has its own waker, so a byte from upstream polls only its connection.
+pub(crate) async fn drive_while<F: Future>(mut conns: mpsc::UnboundedReceiver<Drive>, serving: F) -> F::Output {
+    let mut parts = FuturesUnordered::new();
+    parts.push(Either::Left(serving.map(Some)));
+    loop {
+        tokio::select! {
+            Some(done) = parts.next() => if let Some(out) = done {
+                return out;
+            },
+            Some(conn) = conns.recv() => parts.push(Either::Right(conn.map(|()| None))),
+        }
+    }
+}
+
+/// `what`, then the error and each of its sources.
+pub(crate) fn error_chain(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = format!("{what}: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
 }
 
 /// The system roots (from the OS store) plus extra PEM roots.
