@@ -48,8 +48,8 @@ setup:
 
 # Install the real tools the tests drive: zellij (compiled from crates.io, ~15 min
 # the first time), the Docker engine and the session image (~1.5 min the first
-# time), the agent CLIs and a GraphQL server from npm, and schemathesis from
-# PyPI (~30 s).
+# time), the agent CLIs, a GraphQL server and playwright-core from npm,
+# Chromium from apt, and schemathesis from PyPI (~30 s).
 tools: zellij
     #!/usr/bin/env bash
     set -euo pipefail
@@ -88,6 +88,18 @@ tools: zellij
       echo "tools: installing express-graphql and graphql from npm"
       npm install --no-fund --no-audit --prefix "{{tools_dir}}/npm" express-graphql@0.12.0 graphql@15
     fi
+    # The web dashboard's tests drive Debian's Chromium with playwright-core
+    # (never a browser download).
+    if ! command -v chromium >/dev/null 2>&1; then
+      echo "tools: installing Chromium (apt)"
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+      $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium
+    fi
+    if [ ! -d "{{tools_dir}}/npm/node_modules/playwright-core" ]; then
+      echo "tools: installing playwright-core from npm"
+      npm install --no-fund --no-audit --prefix "{{tools_dir}}/npm" 'playwright-core@^1.58'
+    fi
+    echo "tools: $(chromium --version), playwright-core $(node -p "require('playwright-core/package.json').version")"
     # schemathesis (PyPI) checks a live daemon against its OpenAPI document.
     if [ ! -x "{{tools_dir}}/py/bin/st" ]; then
       echo "tools: installing schemathesis from PyPI into {{tools_dir}}/py"
@@ -119,9 +131,31 @@ zellij:
 relay:
     RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p clauderon-sandbox --bin clauderon-relay --target {{host_triple}} --target-dir "$CARGO_TARGET_DIR/static"
 
+# Build the web dashboard into web/dist (host/web embeds it in the binary):
+# Node.js and npm from apt when missing, the packages package-lock.json pins.
+web:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v npm >/dev/null 2>&1; then
+      echo "web: installing Node.js and npm (apt)"
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+      $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
+    fi
+    cd web
+    if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.clauderon-lock; then
+      npm ci --no-fund --no-audit
+      cp package-lock.json node_modules/.clauderon-lock
+    fi
+    npm run --silent build
+
+# Rewrite web/openapi.json (what the web client's types come from) from the
+# API's types; a test fails while it differs.
+openapi:
+    CLAUDERON_WRITE_OPENAPI=1 cargo test -q -p clauderon-api --lib the_web_clients_copy_of_the_document_is_current
+
 # Build the host crates and their tests with one feature set, so that building
 # and testing never compile the same dependency twice.
-host: relay
+host: relay web
     cargo build --workspace --bins --tests
 
 # Build every component: bundled ones, test fixtures and SDK templates.

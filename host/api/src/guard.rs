@@ -8,18 +8,45 @@
 //!
 //! The token lives in `CLAUDERON_HOME/api-token` (0600); sessions never see
 //! that directory, so no session can call the API.
+//!
+//! A browser never holds the token. `clauderon web` asks for a one-time
+//! login ticket ([`Guard::issue_ticket`], valid for [`TICKET_TTL`]); the
+//! browser opens `/login?ticket=…`, which trades it ([`Guard::redeem`]) for
+//! an HttpOnly, SameSite=Strict cookie: a random nonce and its HMAC under the
+//! token, so it stays valid across daemon restarts and dies with the token.
+//! A cookie counts only on a request the browser marks as from the daemon's
+//! own origin (`Sec-Fetch-Site: same-origin`, or `none` for what the user
+//! typed): a page on another port of this machine (say, a web server an
+//! agent runs) is the same *site*, so SameSite alone would let its requests
+//! carry the cookie.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::ApiError;
+
+/// The login cookie's name.
+pub const COOKIE: &str = "clauderon_web";
+/// How long a login cookie lasts in the browser (30 days).
+pub const COOKIE_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a login ticket can be redeemed.
+pub const TICKET_TTL: Duration = Duration::from_secs(120);
+/// Tickets outstanding at once; the oldest go first.
+const MAX_TICKETS: usize = 64;
 
 /// The API's trust boundary: the token and the names the daemon answers to.
 pub struct Guard {
     token: String,
     /// Acceptable `Host` values, lowercase (`127.0.0.1:3030`, `localhost:3030`, …).
     hosts: Vec<String>,
+    /// Unredeemed login tickets and when each expires.
+    tickets: Mutex<HashMap<String, Instant>>,
 }
 
 impl Guard {
@@ -46,7 +73,7 @@ impl Guard {
                 hosts.push(name);
             }
         }
-        Self { token, hosts }
+        Self { token, hosts, tickets: Mutex::new(HashMap::new()) }
     }
 
     /// The `Host` and `Origin` checks, for every request.
@@ -74,7 +101,13 @@ impl Guard {
         Ok(())
     }
 
-    /// The token check (constant-time), for every request but the open paths.
+    /// The daemon's own address as a browser should open it (`127.0.0.1:3030`).
+    pub fn own_host(&self) -> &str {
+        self.hosts.first().map(String::as_str).unwrap_or("127.0.0.1")
+    }
+
+    /// The token check (constant-time), for every request but the open
+    /// paths: the bearer token, or a browser's login cookie.
     pub fn check_token(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -84,13 +117,76 @@ impl Guard {
         if !given.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), self.token.as_bytes())) {
             return Ok(());
         }
+        if let Some(cookie) = cookie(headers, COOKIE) {
+            let own_origin = headers
+                .get("sec-fetch-site")
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|site| site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"));
+            if !own_origin {
+                return Err(ApiError(
+                    StatusCode::FORBIDDEN,
+                    "refused: the login cookie counts only on requests from the dashboard's own pages".into(),
+                ));
+            }
+            if self.cookie_is_valid(cookie) {
+                return Ok(());
+            }
+        }
         Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "missing or wrong API token: send `Authorization: Bearer <token>` with the token from \
-             CLAUDERON_HOME/api-token (the clauderon CLI does this for you)"
+             CLAUDERON_HOME/api-token (the clauderon CLI does this for you); in a browser, sign in \
+             with the link `clauderon web` opens"
                 .into(),
         ))
     }
+
+    /// A new one-time login ticket, redeemable for [`TICKET_TTL`].
+    pub fn issue_ticket(&self) -> String {
+        let ticket = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let now = Instant::now();
+        let mut tickets = self.tickets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tickets.retain(|_, expires| *expires > now);
+        while tickets.len() >= MAX_TICKETS {
+            let Some(oldest) = tickets.iter().min_by_key(|(_, e)| **e).map(|(t, _)| t.clone()) else { break };
+            tickets.remove(&oldest);
+        }
+        tickets.insert(ticket.clone(), now + TICKET_TTL);
+        ticket
+    }
+
+    /// Trade a ticket (once, before it expires) for a login cookie's value.
+    pub fn redeem(&self, ticket: &str) -> Option<String> {
+        let expires = self.tickets.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(ticket)?;
+        (expires > Instant::now()).then(|| {
+            let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
+            let mac = self.mac(&nonce);
+            format!("{nonce}.{mac}")
+        })
+    }
+
+    fn mac(&self, nonce: &str) -> String {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.token.as_bytes());
+        let tag = ring::hmac::sign(&key, format!("clauderon web login\0{nonce}").as_bytes());
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
+    fn cookie_is_valid(&self, value: &str) -> bool {
+        let Some((nonce, mac)) = value.split_once('.') else { return false };
+        !nonce.is_empty() && bool::from(subtle::ConstantTimeEq::ct_eq(mac.as_bytes(), self.mac(nonce).as_bytes()))
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -141,5 +237,34 @@ mod tests {
             assert!(g.check_token(&headers(&[("authorization", bad)])).is_err(), "{bad}");
         }
         assert!(g.check_token(&HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn a_ticket_buys_one_cookie_that_counts_only_from_the_dashboards_own_pages() {
+        let g = guard();
+        let ticket = g.issue_ticket();
+        let value = g.redeem(&ticket).expect("a fresh ticket is redeemed");
+        assert!(g.redeem(&ticket).is_none(), "a ticket is good once");
+        assert!(g.redeem("made-up").is_none());
+        let with = |site: Option<&str>, value: &str| {
+            let cookie = format!("other=1; {COOKIE}={value}");
+            let mut pairs = vec![("cookie", cookie.as_str())];
+            if let Some(site) = site {
+                pairs.push(("sec-fetch-site", site));
+            }
+            g.check_token(&headers(&pairs))
+        };
+        assert!(with(Some("same-origin"), &value).is_ok());
+        assert!(with(Some("none"), &value).is_ok());
+        assert!(with(None, &value).is_ok(), "a client that sends no fetch metadata");
+        for site in ["same-site", "cross-site"] {
+            assert!(with(Some(site), &value).is_err(), "{site}");
+        }
+        let (nonce, _) = value.split_once('.').expect("nonce.mac");
+        for forged in [format!("{nonce}.AAAA"), format!("other{nonce}.{}", &value[nonce.len() + 1..]), nonce.into()] {
+            assert!(with(Some("same-origin"), &forged).is_err(), "{forged}");
+        }
+        let other = Guard::new("another-token".into(), "127.0.0.1:3030".parse().expect("addr"), &[]);
+        assert!(!other.cookie_is_valid(&value), "a new token ends every login");
     }
 }

@@ -262,6 +262,17 @@ pub struct Plugins {
     refused: Vec<serde_json::Value>,
 }
 
+/// `POST /api/login-links`: a one-time link that signs a browser in.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct LoginLink {
+    /// The path to open on the daemon's own address (`/login?ticket=…`).
+    pub path: String,
+    /// The daemon's own address (`127.0.0.1:3030`).
+    pub host: String,
+    /// Seconds left to open it; it works once.
+    pub expires_in_s: u64,
+}
+
 /// The API's router.
 pub fn router(state: Shared) -> Router {
     let protected = Router::new()
@@ -284,15 +295,20 @@ pub fn router(state: Shared) -> Router {
         .route("/api/doctor", get(doctor))
         .route("/api/sessions/{id}/history", get(history))
         .route("/api/events", get(events))
+        .route("/api/login-links", post(login_link))
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     // Open to any caller that names the daemon: health, and agents' status
     // events, which carry their session's own key instead of the API token.
-    let open =
-        Router::new().route("/api/health", get(health)).route("/api/sessions/{id}/status-event", post(status_event));
+    // The dashboard's files and its login page are open too: they hold no
+    // secret, and every API call they make needs the login cookie.
+    let open = Router::new()
+        .route("/api/health", get(health))
+        .route("/api/sessions/{id}/status-event", post(status_event))
+        .route("/login", get(login));
     Router::new()
         .merge(protected)
         .merge(open)
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint (see /api/openapi.json)".into()) })
+        .fallback(dashboard)
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_own_site))
         .with_state(state)
 }
@@ -309,6 +325,58 @@ async fn require_token(State(state): State<Shared>, req: Request, next: Next) ->
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }
+}
+
+/// Anything outside the routes: an unknown API endpoint, or a file of the
+/// web dashboard.
+async fn dashboard(req: Request) -> Response {
+    let path = req.uri().path();
+    if path == "/api" || path.starts_with("/api/") {
+        return ApiError(StatusCode::NOT_FOUND, "no such API endpoint (see /api/openapi.json)".into()).into_response();
+    }
+    clauderon_web::respond(req.method(), path, req.headers())
+}
+
+/// A one-time link that signs a browser in to the dashboard (what `clauderon
+/// web` opens): the browser trades it for a login cookie at `/login`.
+#[utoipa::path(post, path = "/api/login-links", responses((status = 200, body = LoginLink), Errors))]
+async fn login_link(State(s): State<Shared>) -> Json<LoginLink> {
+    let ticket = s.guard.issue_ticket();
+    Json(LoginLink {
+        path: format!("/login?ticket={ticket}"),
+        host: s.guard.own_host().to_string(),
+        expires_in_s: guard::TICKET_TTL.as_secs(),
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    #[serde(default)]
+    ticket: String,
+}
+
+/// `GET /login?ticket=…`: trade a login ticket for the login cookie and go
+/// to the dashboard.
+async fn login(State(s): State<Shared>, Query(q): Query<LoginQuery>) -> Response {
+    let Some(value) = s.guard.redeem(&q.ticket) else {
+        return clauderon_web::text(
+            StatusCode::UNAUTHORIZED,
+            "This login link has expired or was used already (each works once, for two minutes).\n\
+             Run `clauderon web` in a terminal on this machine for a new one.\n",
+        );
+    };
+    let cookie = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        guard::COOKIE,
+        guard::COOKIE_MAX_AGE.as_secs()
+    );
+    let mut resp = clauderon_web::text(StatusCode::SEE_OTHER, "Signed in; on to the dashboard.\n");
+    let headers = resp.headers_mut();
+    headers.insert(axum::http::header::LOCATION, axum::http::HeaderValue::from_static("/"));
+    if let Ok(cookie) = axum::http::HeaderValue::from_str(&cookie) {
+        headers.insert(axum::http::header::SET_COOKIE, cookie);
+    }
+    resp
 }
 
 /// Whether the daemon is up (no token needed).

@@ -2,6 +2,9 @@
 //! generated (utoipa) from the handlers' `#[utoipa::path]` annotations and
 //! the Rust types they take and return, so it cannot drift from them; CI
 //! checks a live daemon against it with schemathesis (`tests/cli/contract.rs`).
+//! The web dashboard's client types are generated from a copy of it,
+//! `web/openapi.json`, which a test here keeps equal to the document
+//! (`just openapi` rewrites it).
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -9,9 +12,9 @@ use utoipa::{Modify, OpenApi};
 use crate::{
     __path_access_mode, __path_archive, __path_attach, __path_audit, __path_config, __path_create, __path_credentials,
     __path_delete, __path_doctor, __path_egress, __path_events, __path_health, __path_history, __path_list,
-    __path_openapi_json, __path_output, __path_plugins, __path_reconcile, __path_show, __path_start,
+    __path_login_link, __path_openapi_json, __path_output, __path_plugins, __path_reconcile, __path_show, __path_start,
     __path_status_event, __path_stop, __path_unarchive, Argv, Changes, CredentialsAnswer, Deleted, ErrorBody, Health,
-    ModeBody, Output, Plugins, StatusAnswer,
+    LoginLink, ModeBody, Output, Plugins, StatusAnswer,
 };
 
 #[derive(OpenApi)]
@@ -25,10 +28,11 @@ use crate::{
     ),
     paths(
         health, openapi_json, config, plugins, list, create, show, delete, stop, start, archive, unarchive,
-        access_mode, egress, attach, output, reconcile, history, status_event, audit, credentials, doctor, events
+        access_mode, egress, attach, output, reconcile, history, status_event, audit, credentials, doctor, events,
+        login_link
     ),
     components(schemas(
-        ErrorBody, Health, Deleted, Argv, Output, Changes, StatusAnswer, CredentialsAnswer, ModeBody, Plugins,
+        ErrorBody, Health, Deleted, Argv, Output, Changes, StatusAnswer, CredentialsAnswer, ModeBody, Plugins, LoginLink,
         crate::AuditPage, crate::doctor::Doctor, crate::doctor::Check, clauderon_sessions::EgressPolicy, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
     )),
     modifiers(&BearerToken),
@@ -60,11 +64,27 @@ pub fn document() -> utoipa::openapi::OpenApi {
 mod tests {
     use super::*;
 
+    /// `web/openapi.json` is what the web client's types are generated from.
+    #[test]
+    fn the_web_clients_copy_of_the_document_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/openapi.json");
+        let current = serde_json::to_string_pretty(&document()).expect("json") + "\n";
+        if std::env::var_os("CLAUDERON_WRITE_OPENAPI").is_some() {
+            std::fs::write(&path, &current).expect("write web/openapi.json");
+            return;
+        }
+        let copy = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            copy == current,
+            "web/openapi.json is not the API's document: run `just openapi` (it rewrites the file) and commit it"
+        );
+    }
+
     #[test]
     fn every_route_is_documented_with_its_types() {
         let doc = serde_json::to_value(document()).expect("json");
         let paths = doc["paths"].as_object().expect("paths");
-        assert_eq!(paths.len(), 21, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 22, "{:?}", paths.keys().collect::<Vec<_>>());
         let egress = &doc["components"]["schemas"]["EgressPolicy"];
         let host = &egress["properties"]["hosts"]["items"];
         assert_eq!(host["pattern"], clauderon_proxy::hosts::PATTERN_SYNTAX, "{egress}");

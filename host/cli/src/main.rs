@@ -13,6 +13,7 @@ mod doctor;
 mod plugins;
 mod safe_text;
 mod sessions;
+mod web;
 
 use std::process::ExitCode;
 
@@ -170,6 +171,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Open the web dashboard in your browser, signed in. The daemon makes a
+    /// one-time login link (it works once, for two minutes); the browser
+    /// trades it for a login cookie, and never sees the API token.
+    #[command(after_help = "Examples:\n  clauderon web\n  \
+        clauderon web --print   # only print the link (e.g. to open through an SSH tunnel: ssh -L 3030:127.0.0.1:3030 HOST)")]
+    Web {
+        /// Print the link instead of opening a browser.
+        #[arg(long)]
+        print: bool,
+    },
     /// Show the configuration or where clauderon keeps things.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -274,6 +285,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::History { name, follow, json } => sessions::history(&home, &name, follow, json).await,
         Command::Audit(args) => audit::audit(&home, args).await,
         Command::Doctor { json } => doctor::run(&home, json).await,
+        Command::Web { print } => web::run(&home, print).await,
         Command::Config(ConfigCmd::Credentials { json }) => audit::credentials(&home, json).await,
         Command::Config(ConfigCmd::Show { json }) => {
             let config = clauderon_daemon::Config::load(&home.config())?;

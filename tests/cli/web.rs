@@ -1,0 +1,157 @@
+//! The web dashboard end to end: the real daemon serving its embedded build,
+//! real zellij sessions, and Debian's Chromium driven by playwright-core
+//! (`tests/web/dashboard.cjs`, which reports what the browser saw). Then the
+//! attacks on the browser's login, from where an attacker would be: a
+//! hostile page on another port of this machine in the signed-in browser,
+//! and requests that carry the stolen-in-transit cookie with a foreign
+//! `Host`, `Origin` or fetch site.
+
+use std::process::Command;
+
+use clauderon_tests::{World, clauderon_bin, repo_root, value};
+
+/// Where the screenshots go (kept as test artifacts).
+fn shots_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let dir = target.join("web-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+fn step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("the browser never got to `{name}`: {report:#}"))
+}
+
+#[test]
+fn the_dashboard_signs_in_with_a_one_time_link_follows_sessions_live_and_keeps_other_pages_out() {
+    let world = World::start();
+    let env = world.session("web-a", "read-only", "true");
+    let name = value(&env, "CLAUDERON_SESSION_NAME").to_string();
+    let port = world.daemon.port;
+    let base = format!("http://127.0.0.1:{port}");
+
+    let link = world.home.run(&["web", "--print"]).ok();
+    let login = link.stdout.trim().to_string();
+    assert!(login.starts_with(&format!("{base}/login?ticket=")), "{}", link.stdout);
+    assert!(link.stderr.contains("works once"), "{}", link.stderr);
+
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/web/dashboard.cjs"))
+        .env("BASE", &base)
+        .env("LOGIN", &login)
+        .env("SESSION", &name)
+        .env("CLAUDERON", clauderon_bin())
+        .env("CLAUDERON_HOME", world.home.dir.path())
+        .env("REPO", world.repo.path())
+        .env("SHOTS", shots_dir())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no report ({e}):\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(
+        out.status.success() && report.get("error").is_none(),
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let signed_out = step(&report, "signed-out page");
+    assert!(signed_out["text"].as_str().unwrap_or_default().contains("clauderon web"), "{signed_out}");
+
+    let signed_in = step(&report, "signed in");
+    assert_eq!(signed_in["url"], format!("{base}/"), "the link lands on the dashboard: {signed_in}");
+    assert_eq!(signed_in["cookie"]["httpOnly"], true, "{signed_in}");
+    assert_eq!(signed_in["cookie"]["sameSite"], "Strict", "{signed_in}");
+    assert_eq!(signed_in["documentCookie"], "", "scripts cannot read the login cookie");
+    let token = world.daemon.token.clone();
+    for field in ["storage", "html"] {
+        assert!(
+            !signed_in[field].as_str().unwrap_or_default().contains(&token),
+            "the API token is in the page's {field}"
+        );
+    }
+
+    let mode = step(&report, "access mode followed live");
+    assert_eq!((mode["before"].as_str(), mode["after"].as_str()), (Some("read-only"), Some("read-write")), "{mode}");
+    let created = step(&report, "new session appeared live");
+    assert!(created["status"].as_str().is_some_and(|s| s == "running" || s == "creating"), "{created}");
+    assert_eq!(step(&report, "search")["rows"], 1, "the search keeps only the matching session");
+    assert_eq!(step(&report, "deleted session left live")["notReloaded"], true, "all of it without a reload");
+    assert_eq!(step(&report, "phone width")["horizontalOverflow"], 0, "nothing wider than a 375 px phone");
+
+    let reused = step(&report, "link reused");
+    assert_eq!(reused["status"], 401, "{reused}");
+    assert!(reused["text"].as_str().unwrap_or_default().contains("expired or was used"), "{reused}");
+
+    // The hostile page: its requests carried the cookie (same site) but are
+    // refused, so it read nothing and archived nothing.
+    let hostile = step(&report, "hostile page");
+    let result = &hostile["result"];
+    assert!(!result["read"].as_str().unwrap_or_default().contains(&name), "it read the sessions: {hostile}");
+    assert!(result["ws"].as_str().is_some_and(|w| w == "error"), "it opened the event stream: {hostile}");
+    let (_, session) =
+        world.daemon.http("GET", &format!("/api/sessions/{}", hostile["id"].as_str().expect("id")), None);
+    assert_eq!(session["status"], "running", "a hostile page archived the session: {session}");
+
+    // The cookie itself, sent as a thief or another site would send it.
+    let cookie = format!("cookie: clauderon_web={}", signed_in["cookie"]["value"].as_str().expect("cookie value"));
+    let try_with = |extra: &[&str]| {
+        let mut args = vec!["-H", cookie.as_str()];
+        args.extend_from_slice(extra);
+        world.daemon.curl("GET", "/api/sessions", None, &args).0
+    };
+    assert_eq!(try_with(&["-H", "sec-fetch-site: same-origin"]), 200, "the dashboard's own requests pass");
+    assert_eq!(try_with(&["-H", "sec-fetch-site: same-site"]), 403, "another port of this machine");
+    assert_eq!(try_with(&["-H", "sec-fetch-site: cross-site"]), 403);
+    assert_eq!(try_with(&["-H", "origin: http://127.0.0.1:1"]), 403, "a foreign Origin");
+    assert_eq!(try_with(&["-H", &format!("host: rebound.example:{port}")]), 403, "a DNS-rebinding Host");
+    let forged = format!("cookie: clauderon_web={}x", signed_in["cookie"]["value"].as_str().unwrap_or_default());
+    assert_eq!(world.daemon.curl("GET", "/api/sessions", None, &["-H", &forged]).0, 401, "a forged cookie");
+
+    for shot in ["sessions-desktop.png", "sessions-phone.png"] {
+        let size = std::fs::metadata(shots_dir().join(shot)).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 5_000, "{shot}: {size} bytes");
+    }
+}
+
+/// The daemon serves the embedded build: the app at `/` and at its routes
+/// (never cached), hashed assets cached for good and gzip-compressed, and
+/// security headers on each; `/api` paths stay the API's.
+#[test]
+fn the_daemon_serves_the_embedded_dashboard_with_caching_and_compression() {
+    let world = World::start();
+    let base = format!("http://127.0.0.1:{}", world.daemon.port);
+    let head = |path: &str, extra: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-D", "-"])
+            .args(extra)
+            .arg(format!("{base}{path}"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_ascii_lowercase()
+    };
+    let index = head("/", &[]);
+    assert!(index.starts_with("http/1.1 200"), "{index}");
+    assert!(index.contains("cache-control: no-cache"), "{index}");
+    assert!(index.contains("content-security-policy: default-src 'self'"), "{index}");
+    assert!(index.contains("x-frame-options: deny"), "{index}");
+    let page = Command::new("curl").args(["-sS", &format!("{base}/")]).output().expect("curl");
+    let html = String::from_utf8_lossy(&page.stdout);
+    let script = html.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("a script in index.html");
+    assert!(script.starts_with("/assets/"), "{html}");
+    let asset = head(script, &["-H", "accept-encoding: gzip"]);
+    assert!(asset.contains("cache-control: public, max-age=31536000, immutable"), "{asset}");
+    assert!(asset.contains("content-encoding: gzip"), "{asset}");
+    assert!(head("/sessions/any", &[]).contains("cache-control: no-cache"), "an app route gets the app");
+    assert!(head("/assets/none.js", &[]).starts_with("http/1.1 404"));
+    let (code, body) = world.daemon.curl("GET", "/api/no-such-thing", None, &[]);
+    assert_eq!(code, 404, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("no such API endpoint"), "{body}");
+    let rebound = head("/", &["-H", "host: rebound.example"]);
+    assert!(rebound.starts_with("http/1.1 403"), "the files too answer only to the daemon's own names: {rebound}");
+}

@@ -1,0 +1,54 @@
+// The API client: typed from the OpenAPI document the daemon serves
+// (`schema.d.ts` is generated from web/openapi.json by `npm run types`, and a
+// Rust test keeps that file equal to the daemon's document), so a field the
+// daemon renames or drops fails this app's type check, not its users.
+import type { components } from "./schema";
+
+export type Session = components["schemas"]["Session"];
+export type SessionEvent = components["schemas"]["Event"];
+export type Status = components["schemas"]["Status"];
+export type AgentStatus = components["schemas"]["AgentStatus"];
+export type AccessMode = components["schemas"]["AccessMode"];
+type ErrorBody = components["schemas"]["ErrorBody"];
+
+/** An answer that was not 2xx: its status and the API's own sentence. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  /** The browser is not signed in (no or an expired login cookie). */
+  get unauthorized(): boolean {
+    return this.status === 401;
+  }
+}
+
+/** Call the API; the login cookie goes with every request. */
+export async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
+  let resp: Response;
+  try {
+    resp = await fetch(path, {
+      ...init,
+      credentials: "same-origin",
+      headers: { accept: "application/json", ...(init.body ? { "content-type": "application/json" } : {}), ...init.headers },
+    });
+  } catch (e) {
+    throw new ApiError(0, `the daemon did not answer (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (!resp.ok) {
+    let message = `${resp.status} ${resp.statusText}`;
+    try {
+      message = ((await resp.json()) as ErrorBody).error;
+    } catch {
+      // not the API's JSON error: keep the status line
+    }
+    throw new ApiError(resp.status, message);
+  }
+  return (await resp.json()) as T;
+}
+
+export const listSessions = (archived: boolean) => call<Session[]>(`/api/sessions?archived=${archived}`);
+export const getSession = (id: string) => call<Session>(`/api/sessions/${encodeURIComponent(id)}`);

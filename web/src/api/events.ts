@@ -1,0 +1,71 @@
+// The live event stream (`/api/events` over a WebSocket): session events,
+// and audit and progress messages this page ignores. Reconnects with a
+// growing pause (0.5 s up to 5 s) and replays what it missed with `?after=`.
+import type { SessionEvent } from "./client";
+
+/** What the stream tells its listener. */
+export interface StreamListener {
+  /** A session event (replayed ones included), in order. */
+  event(e: SessionEvent): void;
+  /** Connected (`true`, after which the caller should reload what it shows) or lost (`false`). */
+  connected(up: boolean): void;
+}
+
+const SESSION_EVENTS = new Set([
+  "created",
+  "status-changed",
+  "access-mode-changed",
+  "egress-changed",
+  "agent-status-changed",
+  "deleted",
+  "create-failed",
+  "reconciled",
+]);
+
+/** Follow the event stream until the returned function is called. */
+export function follow(listener: StreamListener): () => void {
+  let socket: WebSocket | null = null;
+  let lastSeq = 0;
+  let pause = 500;
+  let timer: number | undefined;
+  let stopped = false;
+
+  const open = () => {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const after = lastSeq > 0 ? `?after=${lastSeq}` : "";
+    const ws = new WebSocket(`${scheme}://${location.host}/api/events${after}`);
+    socket = ws;
+    ws.onopen = () => {
+      pause = 500;
+      listener.connected(true);
+    };
+    ws.onmessage = (msg) => {
+      let data: unknown;
+      try {
+        data = JSON.parse(String(msg.data));
+      } catch {
+        return;
+      }
+      const e = data as SessionEvent;
+      if (typeof e?.type === "string" && SESSION_EVENTS.has(e.type) && typeof e.seq === "number") {
+        if (e.seq > lastSeq) lastSeq = e.seq;
+        listener.event(e);
+      }
+    };
+    ws.onclose = () => {
+      if (socket !== ws) return;
+      socket = null;
+      listener.connected(false);
+      if (!stopped) {
+        timer = window.setTimeout(open, pause);
+        pause = Math.min(pause * 2, 5000);
+      }
+    };
+  };
+  open();
+  return () => {
+    stopped = true;
+    window.clearTimeout(timer);
+    socket?.close();
+  };
+}
