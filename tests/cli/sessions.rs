@@ -265,9 +265,10 @@ fn what_a_backend_cannot_do_is_refused_up_front() {
     home.run(&["delete", &name]).ok();
 }
 
-/// A backend's attach argv runs in the user's own terminal: the `misbehave`
+/// A backend's attach argv runs in the user's own terminal (and, for the
+/// dashboard's terminal and typed input, in the daemon): the `misbehave`
 /// fixture, installed as a user backend granted only `true`, `echo` and `sleep`, asks
-/// `clauderon attach` to run `sh -c 'echo pwned > …'`. The host refuses it and
+/// to run `sh -c 'echo pwned > …'`. The host refuses it everywhere and
 /// nothing runs; an argv starting with a granted executable runs, shown first.
 #[test]
 fn attach_runs_only_an_executable_the_backend_was_granted_and_shows_it_first() {
@@ -296,6 +297,15 @@ fn attach_runs_only_an_executable_the_backend_was_granted_and_shows_it_first() {
         out.stderr
     );
     assert!(!marker.exists(), "the backend's command ran in the user's terminal");
+    // The dashboard's terminal and typed input run the attach command in the
+    // daemon: refused the same way, and nothing runs.
+    let (code, body) =
+        daemon.http("POST", &format!("/api/sessions/{hostile}/input"), Some(r#"{"text": "x", "submit": true}"#));
+    assert_eq!(code, 502, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("which it was not granted")), "{body}");
+    let console = console_transcript(&daemon, &hostile);
+    assert_eq!(console["error"], true, "the console WebSocket opened for a refused command: {console}");
+    assert!(!marker.exists(), "the backend's command ran in the daemon");
 
     let granted = unique("as-asked-echo");
     create(&granted);
@@ -303,9 +313,36 @@ fn attach_runs_only_an_executable_the_backend_was_granted_and_shows_it_first() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("clauderon: attaching with `echo attached`"), "{}", out.stderr);
     assert_eq!(out.stdout.trim(), "attached");
+    let console = console_transcript(&daemon, &granted);
+    assert!(console["data"].as_str().is_some_and(|d| d.contains("attached")), "{console}");
+    assert_eq!(console["reason"], "the attach command ended", "{console}");
     for name in [&hostile, &granted] {
         home.run(&["delete", name]).ok();
     }
+}
+
+/// What a viewer of session `name`'s console WebSocket sees (node's
+/// WebSocket with the API token): `{data, reason}` (the terminal's bytes as
+/// text, the close reason) or `{error: true}` when it does not open.
+fn console_transcript(daemon: &clauderon_tests::Daemon, name: &str) -> serde_json::Value {
+    let script = format!(
+        "const s = new WebSocket('ws://127.0.0.1:{}/api/sessions/{name}/console?cols=80&rows=24', \
+         {{ headers: {{ authorization: 'Bearer {}' }} }}); s.binaryType = 'arraybuffer'; let data = ''; \
+         s.onmessage = (m) => {{ data += Buffer.from(m.data).toString(); }}; \
+         s.onerror = () => {{ console.log(JSON.stringify({{ error: true }})); process.exit(0); }}; \
+         s.onclose = (e) => {{ console.log(JSON.stringify({{ data, reason: e.reason }})); process.exit(0); }}; \
+         setTimeout(() => {{ console.log(JSON.stringify({{ data, timeout: true }})); process.exit(0); }}, 15000);",
+        daemon.port, daemon.token
+    );
+    let out = Command::new("node")
+        .args(["--experimental-websocket", "-e"])
+        .arg(script)
+        .env("NO_PROXY", "*")
+        .output()
+        .expect("node");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
 }
 
 /// A malicious agent installed with no capabilities (the `path-escape`

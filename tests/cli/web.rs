@@ -20,6 +20,32 @@ fn shots_dir() -> std::path::PathBuf {
     dir
 }
 
+/// Run `tests/web/SCRIPT` (node, driving Chromium) with `env` and the
+/// screenshot directory; its JSON report (the last line it prints), which
+/// must hold no error.
+fn browser(script: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/web").join(script))
+        .envs(env.iter().copied())
+        .env("SHOTS", shots_dir())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{script} printed no report ({e}):\n{stdout}\n{stderr}"));
+    assert!(out.status.success() && report.get("error").is_none(), "{script}: {report:#}\n{stderr}");
+    assert!(report.get("pageErrors").is_none(), "{script}: errors in the page: {report:#}");
+    report
+}
+
+/// A one-time login link for `world`'s daemon, as `clauderon web --print` prints it.
+fn login_link(world: &World) -> String {
+    let link = world.home.run(&["web", "--print"]).ok();
+    assert!(link.stderr.contains("works once"), "{}", link.stderr);
+    link.stdout.trim().to_string()
+}
+
 fn step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report["steps"]
         .as_array()
@@ -35,31 +61,20 @@ fn the_dashboard_signs_in_with_a_one_time_link_follows_sessions_live_and_keeps_o
     let port = world.daemon.port;
     let base = format!("http://127.0.0.1:{port}");
 
-    let link = world.home.run(&["web", "--print"]).ok();
-    let login = link.stdout.trim().to_string();
-    assert!(login.starts_with(&format!("{base}/login?ticket=")), "{}", link.stdout);
-    assert!(link.stderr.contains("works once"), "{}", link.stderr);
+    let login = login_link(&world);
+    assert!(login.starts_with(&format!("{base}/login?ticket=")), "{login}");
 
-    let out = Command::new("node")
-        .arg(repo_root().join("tests/web/dashboard.cjs"))
-        .env("BASE", &base)
-        .env("LOGIN", &login)
-        .env("SESSION", &name)
-        .env("CLAUDERON", clauderon_bin())
-        .env("CLAUDERON_HOME", world.home.dir.path())
-        .env("REPO", world.repo.path())
-        .env("SHOTS", shots_dir())
-        .output()
-        .expect("node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no report ({e}):\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
-    assert!(
-        out.status.success() && report.get("error").is_none(),
-        "{report:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = browser(
+        "dashboard.cjs",
+        &[
+            ("BASE", base.as_str()),
+            ("LOGIN", login.as_str()),
+            ("SESSION", name.as_str()),
+            ("CLAUDERON", &clauderon_bin().display().to_string()),
+            ("CLAUDERON_HOME", &world.home.dir.path().display().to_string()),
+            ("REPO", &world.repo.path().display().to_string()),
+        ],
     );
-
     let signed_out = step(&report, "signed-out page");
     assert!(signed_out["text"].as_str().unwrap_or_default().contains("clauderon web"), "{signed_out}");
 
@@ -154,4 +169,58 @@ fn the_daemon_serves_the_embedded_dashboard_with_caching_and_compression() {
     assert!(body["error"].as_str().unwrap_or_default().contains("no such API endpoint"), "{body}");
     let rebound = head("/", &["-H", "host: rebound.example"]);
     assert!(rebound.starts_with("http/1.1 403"), "the files too answer only to the daemon's own names: {rebound}");
+}
+
+/// Sessions made and run from the dashboard: the create dialog (a refused
+/// repository in the API's words; shell sessions and a Claude Code session
+/// against the mock model), the session page's audit (a write allowed, then
+/// blocked once writes are turned off there), the composer and the terminal
+/// (both reach the agent; a second viewer sees the same), the chat (the
+/// model's answer), and Delete.
+#[test]
+fn sessions_are_created_watched_and_deleted_from_the_dashboard() {
+    let world = World::start();
+    let base = format!("http://127.0.0.1:{}", world.daemon.port);
+    let login = login_link(&world);
+    let report = browser(
+        "session.cjs",
+        &[("BASE", base.as_str()), ("LOGIN", login.as_str()), ("REPO", &world.repo.path().display().to_string())],
+    );
+    let refused = step(&report, "refused repository");
+    assert!(refused["text"].as_str().is_some_and(|t| t.contains("/nonexistent/place")), "the API's words: {refused}");
+    let created = step(&report, "created through the dialog");
+    assert!(created["url"].as_str().is_some_and(|u| u.contains("/sessions/web-writer-")), "{created}");
+    let allowed = step(&report, "write allowed in the audit");
+    assert!(allowed["row"].as_str().is_some_and(|r| r.contains("allowed")), "{allowed}");
+    let blocked = step(&report, "write blocked in the audit");
+    assert!(
+        blocked["row"].as_str().is_some_and(|r| r.contains("blocked") && r.contains("can change data")),
+        "{blocked}"
+    );
+    let typed = step(&report, "typed through the composer and the terminal");
+    assert_eq!(typed["composerError"], 0, "{typed}");
+    for viewer in ["first", "second"] {
+        let screen = typed[viewer].as_str().unwrap_or_default();
+        assert!(screen.contains("got:from-composer") && screen.contains("got:from-terminal"), "{viewer}: {screen}");
+    }
+    let echo = typed["session"].as_str().expect("name");
+    let (_, output) = world.daemon.http("GET", &format!("/api/sessions/{echo}/output?lines=40"), None);
+    let output = output["output"].as_str().unwrap_or_default();
+    assert!(
+        output.contains("got:from-composer") && output.contains("got:from-terminal"),
+        "the session's own screen: {output}"
+    );
+    let chat = step(&report, "chat shows the answer");
+    assert!(chat["user"].as_str().is_some_and(|u| u.contains("Say hello")), "{chat}");
+    assert!(chat["assistant"].as_str().is_some_and(|a| a.contains(clauderon_tests::MOCK_ANSWER)), "{chat}");
+    assert_eq!(step(&report, "phone width")["horizontalOverflow"], 0, "nothing wider than a 375 px phone");
+    let deleted = step(&report, "deleted from its page");
+    let (_, list) = world.daemon.http("GET", "/api/sessions?archived=true", None);
+    let names: Vec<&str> = list.as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()).collect();
+    assert!(!names.contains(&deleted["talker"].as_str().expect("name")), "{names:?}");
+    assert!(names.contains(&deleted["writer"].as_str().expect("name")), "{names:?}");
+    // Once blocked, no write passed again (the session stayed read-only).
+    let records = world.audit_settled(deleted["writer"].as_str());
+    let first_blocked = records.iter().position(|r| r["decision"] == "blocked").expect("a blocked record");
+    assert!(records[first_blocked..].iter().all(|r| r["decision"] != "allowed"), "a write passed after the switch");
 }

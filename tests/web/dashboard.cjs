@@ -48,8 +48,9 @@ async function main() {
       "--disable-sync",
     ],
   });
+  let context;
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
     const consoleErrors = [];
     page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
@@ -146,6 +147,13 @@ async function main() {
     hostile.close();
 
     step("console errors", { errors: consoleErrors });
+  } catch (e) {
+    // What each page showed when it failed, kept beside the screenshots.
+    const pages = context ? context.pages() : [];
+    for (const [i, p] of pages.entries()) {
+      await p.screenshot({ path: `${env("SHOTS")}/failed-${require("node:path").basename(__filename)}-${i}.png`, fullPage: true }).catch(() => {});
+    }
+    throw e;
   } finally {
     await browser.close();
   }

@@ -1,6 +1,9 @@
-// The dashboard's shell: the header with the stream's state, and the page.
+// The dashboard's shell: one page per route.
+import { SessionPage } from "./pages/Session";
 import { SessionsPage } from "./pages/Sessions";
+import { useRoute } from "./route";
 
 export function App() {
-  return <SessionsPage />;
+  const route = useRoute();
+  return route.page === "session" ? <SessionPage key={route.name} name={route.name} /> : <SessionsPage />;
 }

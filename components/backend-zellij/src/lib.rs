@@ -101,6 +101,9 @@ fn kdl_string(text: &str) -> String {
     out
 }
 
+/// The agent's pane: the first (and only) terminal pane of [`layout`].
+const AGENT_PANE: &str = "terminal_0";
+
 /// The session's layout: one tab, the agent's pane between zellij's tab and
 /// status bars. A layout with a tab also keeps zellij's startup tips away
 /// (they would cover the agent on attach and take the user's first keystrokes;
@@ -243,7 +246,13 @@ impl Backend for Zellij {
                 state.detail.map(|d| format!(" ({d})")).unwrap_or_default()
             )));
         }
-        let screen = zellij().env("ZELLIJ_SESSION_NAME", name).args(["action", "dump-screen", "--full"]).run()?;
+        // The agent's pane by its id: the layout's only terminal pane. Without
+        // it zellij dumps "the focused pane", which is empty once a client has
+        // attached and gone (the dashboard's terminal, `clauderon attach`).
+        let screen = zellij()
+            .env("ZELLIJ_SESSION_NAME", name)
+            .args(["action", "dump-screen", "--full", "--pane-id", AGENT_PANE])
+            .run()?;
         let all: Vec<&str> = screen.lines().collect();
         let from = all.len().saturating_sub(lines as usize);
         Ok(all[from..].join("\n"))

@@ -8,6 +8,7 @@
 //! Origin on every request, and its token on all but health and the
 //! agent-status path.
 
+pub mod console;
 pub mod doctor;
 pub mod guard;
 mod openapi;
@@ -289,6 +290,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/sessions/{id}/egress", put(egress))
         .route("/api/sessions/{id}/attach", get(attach))
         .route("/api/sessions/{id}/output", get(output))
+        .route("/api/sessions/{id}/console", get(console_ws))
+        .route("/api/sessions/{id}/input", post(input))
         .route("/api/reconcile", post(reconcile))
         .route("/api/audit", get(audit))
         .route("/api/credentials", get(credentials))
@@ -527,6 +530,108 @@ fn default_lines() -> u32 {
 async fn output(State(s): State<Shared>, SessionId(id): SessionId, Q(q): Q<OutputQuery>) -> ApiResult<Output> {
     let lines = within("lines", q.lines.into(), 1, 10_000)? as u32;
     Ok(Json(Output { output: s.manager.output(&id, lines).await? }))
+}
+
+/// The most characters one `POST …/input` types.
+const MAX_INPUT: usize = 65_536;
+
+/// Text to type into a session's terminal.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputBody {
+    /// What to type, at most 65,536 characters. Control characters are
+    /// typed as they are (`\u001b` is Escape, `\r` is Enter).
+    #[schema(max_length = 65536)]
+    pub text: String,
+    /// Press Enter after the text.
+    #[serde(default)]
+    pub submit: bool,
+}
+
+/// What `POST …/input` typed.
+#[derive(Deserialize, Serialize, ToSchema)]
+pub struct Typed {
+    /// Bytes typed (Enter included).
+    pub bytes: u64,
+}
+
+/// Type text into the session's terminal, as a person at its keyboard
+/// would: the daemon attaches with the backend's own attach command on a
+/// pseudo-terminal, types, and detaches.
+#[utoipa::path(post, path = "/api/sessions/{id}/input", params(SessionId), request_body = InputBody, responses((status = 200, body = Typed), Errors))]
+async fn input(
+    State(s): State<Shared>,
+    SessionId(id): SessionId,
+    body: Result<Json<InputBody>, JsonRejection>,
+) -> ApiResult<Typed> {
+    let Json(body) = body?;
+    if body.text.chars().count() > MAX_INPUT {
+        return Err(ApiError(StatusCode::BAD_REQUEST, format!("at most {MAX_INPUT} characters are typed at once")));
+    }
+    let session = s.manager.get(&id).await?;
+    if body.text.is_empty() && !body.submit {
+        // Nothing to type: no need to attach.
+        return Ok(Json(Typed { bytes: 0 }));
+    }
+    if session.status != clauderon_sessions::Status::Running {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("session `{}` is {:?}, not running: start it first", session.name, session.status).to_lowercase(),
+        ));
+    }
+    let argv = s.manager.attach_argv(&session.id).await?;
+    let mut text = body.text;
+    if body.submit {
+        text.push('\r');
+    }
+    console::Terminal::open(&argv, 120, 40)?.type_text(&text).await?;
+    Ok(Json(Typed { bytes: text.len() as u64 }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ConsoleQuery {
+    /// The viewer's terminal width in columns (default 80).
+    #[serde(default = "default_cols")]
+    #[param(minimum = 1, maximum = 1000)]
+    cols: u64,
+    /// The viewer's terminal height in rows (default 24).
+    #[serde(default = "default_rows")]
+    #[param(minimum = 1, maximum = 500)]
+    rows: u64,
+}
+
+fn default_cols() -> u64 {
+    80
+}
+
+fn default_rows() -> u64 {
+    24
+}
+
+/// The session's terminal over a WebSocket: binary frames carry its bytes
+/// both ways; a text frame `{"type":"resize","cols":C,"rows":R}` resizes
+/// it. Each viewer runs its own attach (several at once are fine); the
+/// socket closes when the attach command ends.
+#[utoipa::path(get, path = "/api/sessions/{id}/console", params(SessionId, ConsoleQuery), responses((status = 101, description = "switching to the terminal's WebSocket"), Errors))]
+async fn console_ws(
+    State(s): State<Shared>,
+    SessionId(id): SessionId,
+    Q(q): Q<ConsoleQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let cols = within("cols", q.cols, 1, console::MAX_COLS.into())? as u16;
+    let rows = within("rows", q.rows, 1, console::MAX_ROWS.into())? as u16;
+    let session = s.manager.get(&id).await?;
+    let Ok(ws) = ws else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "this is a WebSocket: connect with `Upgrade: websocket` (the dashboard's terminal does)".into(),
+        ));
+    };
+    let argv = s.manager.attach_argv(&session.id).await?;
+    let terminal = console::Terminal::open(&argv, cols, rows)?;
+    Ok(ws.on_upgrade(move |socket| terminal.bridge(socket)))
 }
 
 /// Compare every session with its backend and fix what drifted.

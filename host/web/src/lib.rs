@@ -8,7 +8,9 @@
 //! file goes gzip-compressed to browsers that accept it (compressed once, at
 //! build time). Any other path without a file extension is a route of the
 //! app and gets `index.html`. Every answer forbids framing and sniffing and
-//! carries a content security policy that allows only the daemon's own origin.
+//! carries a content security policy that allows only the daemon's own origin
+//! (scripts from its files only; inline styles too, which the terminal
+//! emulator injects for its colours and sizes).
 //!
 //! Who may fetch is decided before this: the API's guard checks `Host` and
 //! `Origin` on every request. The files hold no secret; the API calls they
@@ -36,8 +38,8 @@ include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 const SECURITY_HEADERS: [(header::HeaderName, &str); 4] = [
     (
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
-         form-action 'self'; frame-ancestors 'none'",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     ),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::X_FRAME_OPTIONS, "DENY"),

@@ -9,6 +9,15 @@ export type SessionEvent = components["schemas"]["Event"];
 export type Status = components["schemas"]["Status"];
 export type AgentStatus = components["schemas"]["AgentStatus"];
 export type AccessMode = components["schemas"]["AccessMode"];
+export type AuditRecord = components["schemas"]["AuditRecord"];
+export type AuditPage = components["schemas"]["AuditPage"];
+export type History = components["schemas"]["History"];
+export type Message = components["schemas"]["Message"];
+export type CreateRequest = components["schemas"]["CreateRequest"];
+export type Doctor = components["schemas"]["Doctor"];
+export type Deleted = components["schemas"]["Deleted"];
+export type InputBody = components["schemas"]["InputBody"];
+export type Typed = components["schemas"]["Typed"];
 type ErrorBody = components["schemas"]["ErrorBody"];
 
 /** An answer that was not 2xx: its status and the API's own sentence. */
@@ -52,3 +61,21 @@ export async function call<T>(path: string, init: RequestInit = {}): Promise<T> 
 
 export const listSessions = (archived: boolean) => call<Session[]>(`/api/sessions?archived=${archived}`);
 export const getSession = (id: string) => call<Session>(`/api/sessions/${encodeURIComponent(id)}`);
+
+const session = (id: string) => `/api/sessions/${encodeURIComponent(id)}`;
+const post = (body?: unknown): RequestInit => ({ method: "POST", body: body === undefined ? undefined : JSON.stringify(body) });
+
+export const createSession = (req: CreateRequest) => call<Session>("/api/sessions", post(req));
+export const getHistory = (id: string, cursor: number) => call<History>(`${session(id)}/history?cursor=${cursor}`);
+export const getAudit = (id: string, after: number) =>
+  call<AuditPage>(`/api/audit?session=${encodeURIComponent(id)}&after=${after}&limit=500`);
+export const getDoctor = () => call<Doctor>("/api/doctor");
+export const setAccessMode = (id: string, mode: AccessMode) =>
+  call<Session>(`${session(id)}/access-mode`, { method: "PUT", body: JSON.stringify({ mode }) });
+/** `stop`, `start`, `archive` or `unarchive`. */
+export const transition = (id: string, action: "stop" | "start" | "archive" | "unarchive") =>
+  call<Session>(`${session(id)}/${action}`, post());
+export const deleteSession = (id: string) => call<Deleted>(session(id), { method: "DELETE" });
+/** Type `text` into the session's terminal (and Enter, when `submit`). */
+export const sendInput = (id: string, text: string, submit: boolean) =>
+  call<Typed>(`${session(id)}/input`, post({ text, submit } satisfies InputBody));

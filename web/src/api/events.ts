@@ -1,14 +1,25 @@
 // The live event stream (`/api/events` over a WebSocket): session events,
-// and audit and progress messages this page ignores. Reconnects with a
-// growing pause (0.5 s up to 5 s) and replays what it missed with `?after=`.
-import type { SessionEvent } from "./client";
+// the proxy's audit records and progress lines. Reconnects with a growing
+// pause (0.5 s up to 5 s) and replays the session events it missed with
+// `?after=`.
+import type { AuditRecord, SessionEvent } from "./client";
+
+/** A progress line (an image pull, a worktree being made…). */
+export interface Progress {
+  component: string;
+  message: string;
+}
 
 /** What the stream tells its listener. */
 export interface StreamListener {
   /** A session event (replayed ones included), in order. */
-  event(e: SessionEvent): void;
+  event?(e: SessionEvent): void;
+  /** An audit record, as the proxy stores it (live only, never replayed). */
+  audit?(r: AuditRecord): void;
+  /** A progress line from a component at work. */
+  progress?(p: Progress): void;
   /** Connected (`true`, after which the caller should reload what it shows) or lost (`false`). */
-  connected(up: boolean): void;
+  connected?(up: boolean): void;
 }
 
 const SESSION_EVENTS = new Set([
@@ -37,7 +48,7 @@ export function follow(listener: StreamListener): () => void {
     socket = ws;
     ws.onopen = () => {
       pause = 500;
-      listener.connected(true);
+      listener.connected?.(true);
     };
     ws.onmessage = (msg) => {
       let data: unknown;
@@ -46,16 +57,25 @@ export function follow(listener: StreamListener): () => void {
       } catch {
         return;
       }
+      const message = data as { type?: unknown; record?: AuditRecord; component?: string; message?: string };
+      if (message?.type === "audit" && message.record) {
+        listener.audit?.(message.record);
+        return;
+      }
+      if (message?.type === "progress") {
+        listener.progress?.({ component: String(message.component ?? ""), message: String(message.message ?? "") });
+        return;
+      }
       const e = data as SessionEvent;
       if (typeof e?.type === "string" && SESSION_EVENTS.has(e.type) && typeof e.seq === "number") {
         if (e.seq > lastSeq) lastSeq = e.seq;
-        listener.event(e);
+        listener.event?.(e);
       }
     };
     ws.onclose = () => {
       if (socket !== ws) return;
       socket = null;
-      listener.connected(false);
+      listener.connected?.(false);
       if (!stopped) {
         timer = window.setTimeout(open, pause);
         pause = Math.min(pause * 2, 5000);

@@ -1,9 +1,13 @@
 // The sessions page: every session, live from the event stream, with filter
-// tabs, search and keyboard moves (`/` search, `j`/`k` move, `?` help).
+// tabs, search and keys (`/` search, `j`/`k` move, `Enter` open, `n` new,
+// `?` help).
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, getSession, listSessions, type Session, type SessionEvent } from "../api/client";
 import { follow } from "../api/events";
+import { CreateDialog } from "../components/CreateDialog";
+import { Header, SignedOut } from "../components/Header";
 import { ago, agentLabel, statusLabel } from "../format";
+import { navigate } from "../route";
 
 type Tab = "active" | "working" | "waiting" | "idle" | "stopped" | "archived";
 
@@ -43,6 +47,7 @@ export function SessionsPage() {
   const [query, setQuery] = useState("");
   const [selected, setSelected] = useState(0);
   const [help, setHelp] = useState(false);
+  const [creating, setCreating] = useState(false);
   const [now, setNow] = useState(Date.now());
   const search = useRef<HTMLInputElement>(null);
 
@@ -120,6 +125,12 @@ export function SessionsPage() {
       .sort((a, b) => b.updated_at - a.updated_at);
   }, [sessions, tab, query]);
 
+  const recentRepos = useMemo(() => {
+    const seen = new Map<string, number>();
+    for (const s of sessions.values()) seen.set(s.repo, Math.max(seen.get(s.repo) ?? 0, s.created_at));
+    return [...seen.entries()].sort((a, b) => b[1] - a[1]).map(([repo]) => repo);
+  }, [sessions]);
+
   const counts = useMemo(() => {
     const all = [...sessions.values()];
     return Object.fromEntries(TABS.map((t) => [t.id, all.filter(t.keep).length])) as Record<Tab, number>;
@@ -137,7 +148,7 @@ export function SessionsPage() {
         if (typing) (ev.target as HTMLElement).blur();
         return;
       }
-      if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+      if (typing || creating || ev.ctrlKey || ev.metaKey || ev.altKey) return;
       if (ev.key === "/") {
         ev.preventDefault();
         search.current?.focus();
@@ -145,6 +156,12 @@ export function SessionsPage() {
         setSelected((i) => Math.min(i + 1, Math.max(shown.length - 1, 0)));
       } else if (ev.key === "k" || ev.key === "ArrowUp") {
         setSelected((i) => Math.max(i - 1, 0));
+      } else if (ev.key === "n") {
+        ev.preventDefault();
+        setCreating(true);
+      } else if (ev.key === "Enter") {
+        const s = shown[selected];
+        if (s) navigate(`/sessions/${encodeURIComponent(s.name)}`);
       } else if (ev.key === "?") {
         setHelp((h) => !h);
       } else if (/^[1-6]$/.test(ev.key)) {
@@ -153,26 +170,17 @@ export function SessionsPage() {
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [shown.length]);
+  }, [shown, selected, creating]);
 
-  if (error?.unauthorized) {
-    return (
-      <main className="page">
-        <Header live={null} />
-        <section className="notice" role="alert">
-          <h2>Not signed in</h2>
-          <p>
-            This browser has no valid login. In a terminal on this machine, run <code>clauderon web</code>: it opens
-            the dashboard signed in (or prints a one-time link to open).
-          </p>
-        </section>
-      </main>
-    );
-  }
+  if (error?.unauthorized) return <SignedOut />;
 
   return (
     <main className="page">
-      <Header live={live} />
+      <Header live={live}>
+        <button className="primary" onClick={() => setCreating(true)} title="New session (n)">
+          New session
+        </button>
+      </Header>
       {live === false && (
         <div className="banner offline" role="status">
           Offline: the daemon is not answering. Reconnecting…
@@ -238,7 +246,17 @@ export function SessionsPage() {
                 aria-selected={i === selected}
                 onClick={() => setSelected(i)}
               >
-                <td className="name" data-label="Session">{s.name}</td>
+                <td className="name" data-label="Session">
+                  <a
+                    href={`/sessions/${encodeURIComponent(s.name)}`}
+                    onClick={(e) => {
+                      e.preventDefault();
+                      navigate(`/sessions/${encodeURIComponent(s.name)}`);
+                    }}
+                  >
+                    {s.name}
+                  </a>
+                </td>
                 <td className="repo" title={s.repo} data-label="Repository">
                   {s.repo.split("/").filter(Boolean).pop() ?? s.repo}
                   <span className="branch">{s.branch}</span>
@@ -271,18 +289,14 @@ export function SessionsPage() {
         </table>
       )}
       {help && <Help onClose={() => setHelp(false)} />}
+      {creating && (
+        <CreateDialog
+          recent={recentRepos}
+          onClose={() => setCreating(false)}
+          onCreated={(s) => navigate(`/sessions/${encodeURIComponent(s.name)}`)}
+        />
+      )}
     </main>
-  );
-}
-
-function Header({ live }: { live: boolean | null }) {
-  return (
-    <header className="header">
-      <h1>clauderon</h1>
-      <span className={`live ${live ? "up" : "down"}`} aria-live="polite">
-        {live === null ? "" : live ? "live" : "offline"}
-      </span>
-    </header>
   );
 }
 
@@ -296,6 +310,10 @@ function Help({ onClose }: { onClose: () => void }) {
         <dd>move</dd>
         <dt>1 – 6</dt>
         <dd>filter tabs</dd>
+        <dt>n</dt>
+        <dd>new session</dd>
+        <dt>Enter</dt>
+        <dd>open the selected session</dd>
         <dt>?</dt>
         <dd>this help</dd>
         <dt>Esc</dt>

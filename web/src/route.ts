@@ -1,0 +1,27 @@
+// The app's routes, in the address bar (the daemon answers every route with
+// the app): `/` the sessions list, `/sessions/NAME` one session.
+import { useEffect, useState } from "react";
+
+export type Route = { page: "sessions" } | { page: "session"; name: string };
+
+function parse(path: string): Route {
+  const m = /^\/sessions\/([^/]+)\/?$/.exec(path);
+  return m ? { page: "session", name: decodeURIComponent(m[1]) } : { page: "sessions" };
+}
+
+/** Go to `path` without reloading. */
+export function navigate(path: string) {
+  if (location.pathname !== path) history.pushState(null, "", path);
+  window.dispatchEvent(new PopStateEvent("popstate"));
+}
+
+/** The current route, following the address bar. */
+export function useRoute(): Route {
+  const [route, setRoute] = useState(() => parse(location.pathname));
+  useEffect(() => {
+    const onPop = () => setRoute(parse(location.pathname));
+    window.addEventListener("popstate", onPop);
+    return () => window.removeEventListener("popstate", onPop);
+  }, []);
+  return route;
+}
