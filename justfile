@@ -196,11 +196,31 @@ run: build zellij
     exec "$CARGO_TARGET_DIR/release/clauderon" daemon
 
 # Build everything and run every test.
-test: components tools
+test: components tools prune-target
     if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all --check; else echo "test: rustfmt is not installed; formatting not checked"; fi
     cargo build --workspace --bins --tests
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast -- --test-threads=1; fi
     just fuzz 15
+
+# Keep the shared build directory from growing with every clone: of each
+# test executable in debug/deps (`name-<hash>`), only the newest stays (each
+# clone's path gives its crates new hashes; cargo rebuilds what it needs).
+prune-target:
+    #!/usr/bin/env python3
+    import collections, os, re
+    deps = os.path.join(os.environ["CARGO_TARGET_DIR"], "debug", "deps")
+    found = collections.defaultdict(list)
+    for name in os.listdir(deps) if os.path.isdir(deps) else []:
+        path = os.path.join(deps, name)
+        m = re.fullmatch(r"(.+)-[0-9a-f]{16}", name)
+        if m and os.path.isfile(path) and os.access(path, os.X_OK):
+            found[m.group(1)].append((os.path.getmtime(path), path))
+    freed = 0
+    for versions in found.values():
+        for _, path in sorted(versions)[:-1]:
+            freed += os.path.getsize(path)
+            os.remove(path)
+    print(f"prune-target: removed {freed / 1e9:.1f} GB of stale test executables from {deps}")
 
 # Print the performance figures (release build).
 bench: components tools

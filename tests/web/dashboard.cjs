@@ -16,153 +16,111 @@
 // existing session's name), CLAUDERON (the binary), CLAUDERON_HOME, REPO,
 // SHOTS (a directory), CHROMIUM (default /usr/bin/chromium).
 "use strict";
-const { chromium } = require("playwright-core");
+const { env, run } = require("./browser.cjs");
 const { execFileSync } = require("node:child_process");
 const http = require("node:http");
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const BASE = env("BASE");
-const report = { steps: [] };
-const step = (name, data = {}) => {
-  report.steps.push({ name, ...data });
-  process.stderr.write(`dashboard: ${name} ${JSON.stringify(data)}\n`);
-};
+
 const cli = (...args) =>
   execFileSync(env("CLAUDERON"), args, { env: process.env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 const row = (page, name) => page.locator(`tr[data-session="${name}"]`);
 
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+run(__filename, async (context, step) => {
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+
+  await page.goto(`${BASE}/`);
+  await page.getByText("Not signed in").waitFor({ timeout: 10_000 });
+  step("signed-out page", { text: await page.locator("section.notice").innerText() });
+
+  const login = await page.goto(env("LOGIN"));
+  await row(page, env("SESSION")).waitFor({ timeout: 10_000 });
+  const cookies = await context.cookies();
+  const cookie = cookies.find((c) => c.name === "clauderon_web");
+  step("signed in", {
+    url: page.url(),
+    status: login && login.status(),
+    cookie: cookie && { httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, value: cookie.value },
+    documentCookie: await page.evaluate(() => document.cookie),
+    storage: await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })),
+    html: await page.content(),
   });
-  let context;
-  try {
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    const consoleErrors = [];
-    page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
 
-    await page.goto(`${BASE}/`);
-    await page.getByText("Not signed in").waitFor({ timeout: 10_000 });
-    step("signed-out page", { text: await page.locator("section.notice").innerText() });
+  // Live: a marker on the window shows the page was never reloaded.
+  await page.evaluate(() => {
+    window.__notReloaded = true;
+  });
+  const mode = row(page, env("SESSION")).locator('[data-field="access-mode"]');
+  const before = await mode.innerText();
+  cli("set-access-mode", env("SESSION"), "--mode", "read-write");
+  await page.waitForFunction(
+    (name) =>
+      document.querySelector(`tr[data-session="${name}"] [data-field="access-mode"]`)?.textContent === "read-write",
+    env("SESSION"),
+    { timeout: 10_000 },
+  );
+  step("access mode followed live", { before, after: await mode.innerText() });
 
-    const login = await page.goto(env("LOGIN"));
-    await row(page, env("SESSION")).waitFor({ timeout: 10_000 });
-    const cookies = await context.cookies();
-    const cookie = cookies.find((c) => c.name === "clauderon_web");
-    step("signed in", {
-      url: page.url(),
-      status: login && login.status(),
-      cookie: cookie && { httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, value: cookie.value },
-      documentCookie: await page.evaluate(() => document.cookie),
-      storage: await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })),
-      html: await page.content(),
-    });
+  const second = `web-live-${Date.now() % 100000}`;
+  cli("create", "-r", env("REPO"), "-a", "shell", "--name", second, "-p", "sleep 600");
+  await row(page, second).waitFor({ timeout: 20_000 });
+  step("new session appeared live", { session: second, status: await row(page, second).locator('[data-field="status"]').innerText() });
+  await page.keyboard.press("/");
+  await page.keyboard.type(second);
+  const matching = await page.locator("tbody tr").count();
+  await page.keyboard.press("Escape");
+  await page.fill("input.search", "");
+  step("search", { query: second, rows: matching });
 
-    // Live: a marker on the window shows the page was never reloaded.
-    await page.evaluate(() => {
-      window.__notReloaded = true;
-    });
-    const mode = row(page, env("SESSION")).locator('[data-field="access-mode"]');
-    const before = await mode.innerText();
-    cli("set-access-mode", env("SESSION"), "--mode", "read-write");
-    await page.waitForFunction(
-      (name) =>
-        document.querySelector(`tr[data-session="${name}"] [data-field="access-mode"]`)?.textContent === "read-write",
-      env("SESSION"),
-      { timeout: 10_000 },
-    );
-    step("access mode followed live", { before, after: await mode.innerText() });
+  await page.screenshot({ path: `${env("SHOTS")}/sessions-desktop.png`, fullPage: true });
+  await page.setViewportSize({ width: 375, height: 740 });
+  await page.screenshot({ path: `${env("SHOTS")}/sessions-phone.png`, fullPage: true });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  step("phone width", { horizontalOverflow: overflow });
+  await page.setViewportSize({ width: 1280, height: 800 });
 
-    const second = `web-live-${Date.now() % 100000}`;
-    cli("create", "-r", env("REPO"), "-a", "shell", "--name", second, "-p", "sleep 600");
-    await row(page, second).waitFor({ timeout: 20_000 });
-    step("new session appeared live", { session: second, status: await row(page, second).locator('[data-field="status"]').innerText() });
-    await page.keyboard.press("/");
-    await page.keyboard.type(second);
-    const matching = await page.locator("tbody tr").count();
-    await page.keyboard.press("Escape");
-    await page.fill("input.search", "");
-    step("search", { query: second, rows: matching });
+  cli("delete", second, "--force");
+  await row(page, second).waitFor({ state: "detached", timeout: 20_000 });
+  step("deleted session left live", { notReloaded: await page.evaluate(() => window.__notReloaded === true) });
 
-    await page.screenshot({ path: `${env("SHOTS")}/sessions-desktop.png`, fullPage: true });
-    await page.setViewportSize({ width: 375, height: 740 });
-    await page.screenshot({ path: `${env("SHOTS")}/sessions-phone.png`, fullPage: true });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    step("phone width", { horizontalOverflow: overflow });
-    await page.setViewportSize({ width: 1280, height: 800 });
+  const again = await context.newPage();
+  const reused = await again.goto(env("LOGIN"));
+  step("link reused", { status: reused && reused.status(), text: await again.locator("body").innerText() });
+  await again.close();
 
-    cli("delete", second, "--force");
-    await row(page, second).waitFor({ state: "detached", timeout: 20_000 });
-    step("deleted session left live", { notReloaded: await page.evaluate(() => window.__notReloaded === true) });
-
-    const again = await context.newPage();
-    const reused = await again.goto(env("LOGIN"));
-    step("link reused", { status: reused && reused.status(), text: await again.locator("body").innerText() });
-    await again.close();
-
-    // A hostile page on another port of this machine, opened in the
-    // signed-in browser.
-    const id = JSON.parse(cli("list", "--json")).find((s) => s.name === env("SESSION")).id;
-    const hostile = http.createServer((req, res) => {
-      res.setHeader("content-type", "text/html");
-      res.end(`<!doctype html><body><img src="${BASE}/api/sessions"><script>
-        const out = {};
-        const done = (k, v) => { out[k] = v; document.title = JSON.stringify(out); };
-        fetch("${BASE}/api/sessions/${id}/archive", { method: "POST", mode: "no-cors", credentials: "include" })
-          .then((r) => done("archive", r.type), (e) => done("archive", "error " + e.message));
-        fetch("${BASE}/api/sessions", { credentials: "include" })
-          .then((r) => r.text()).then((t) => done("read", t), (e) => done("read", "error " + e.message));
-        const ws = new WebSocket("${BASE.replace("http", "ws")}/api/events");
-        ws.onmessage = (m) => done("ws", "message " + m.data);
-        ws.onerror = () => done("ws", "error");
-        ws.onopen = () => done("wsopen", true);
-      </script></body>`);
-    });
-    await new Promise((r) => hostile.listen(0, "127.0.0.1", r));
-    const evil = await context.newPage();
-    await evil.goto(`http://127.0.0.1:${hostile.address().port}/`);
-    await evil.waitForFunction(() => {
-      try {
-        const o = JSON.parse(document.title || "{}");
-        return "archive" in o && "read" in o && "ws" in o;
-      } catch {
-        return false;
-      }
-    }, null, { timeout: 10_000 });
-    step("hostile page", { id, result: JSON.parse(await evil.title()) });
-    hostile.close();
-
-    step("console errors", { errors: consoleErrors });
-  } catch (e) {
-    // What each page showed when it failed, kept beside the screenshots.
-    const pages = context ? context.pages() : [];
-    for (const [i, p] of pages.entries()) {
-      await p.screenshot({ path: `${env("SHOTS")}/failed-${require("node:path").basename(__filename)}-${i}.png`, fullPage: true }).catch(() => {});
+  // A hostile page on another port of this machine, opened in the
+  // signed-in browser.
+  const id = JSON.parse(cli("list", "--json")).find((s) => s.name === env("SESSION")).id;
+  const hostile = http.createServer((req, res) => {
+    res.setHeader("content-type", "text/html");
+    res.end(`<!doctype html><body><img src="${BASE}/api/sessions"><script>
+      const out = {};
+      const done = (k, v) => { out[k] = v; document.title = JSON.stringify(out); };
+      fetch("${BASE}/api/sessions/${id}/archive", { method: "POST", mode: "no-cors", credentials: "include" })
+        .then((r) => done("archive", r.type), (e) => done("archive", "error " + e.message));
+      fetch("${BASE}/api/sessions", { credentials: "include" })
+        .then((r) => r.text()).then((t) => done("read", t), (e) => done("read", "error " + e.message));
+      const ws = new WebSocket("${BASE.replace("http", "ws")}/api/events");
+      ws.onmessage = (m) => done("ws", "message " + m.data);
+      ws.onerror = () => done("ws", "error");
+      ws.onopen = () => done("wsopen", true);
+    </script></body>`);
+  });
+  await new Promise((r) => hostile.listen(0, "127.0.0.1", r));
+  const evil = await context.newPage();
+  await evil.goto(`http://127.0.0.1:${hostile.address().port}/`);
+  await evil.waitForFunction(() => {
+    try {
+      const o = JSON.parse(document.title || "{}");
+      return "archive" in o && "read" in o && "ws" in o;
+    } catch {
+      return false;
     }
-    throw e;
-  } finally {
-    await browser.close();
-  }
-}
+  }, null, { timeout: 10_000 });
+  step("hostile page", { id, result: JSON.parse(await evil.title()) });
+  hostile.close();
 
-main().then(
-  () => console.log(JSON.stringify(report)),
-  (e) => {
-    console.log(JSON.stringify({ ...report, error: String(e && e.stack ? e.stack : e) }));
-    process.exit(1);
-  },
-);
+  step("console errors", { errors: consoleErrors });
+});

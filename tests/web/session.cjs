@@ -17,18 +17,7 @@
 //
 // Environment: BASE, LOGIN, REPO, SHOTS, CHROMIUM (default /usr/bin/chromium).
 "use strict";
-const { chromium } = require("playwright-core");
-
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-const report = { steps: [] };
-const step = (name, data = {}) => {
-  report.steps.push({ name, ...data });
-  process.stderr.write(`session: ${name} ${JSON.stringify(data)}\n`);
-};
+const { env, run } = require("./browser.cjs");
 
 async function create(page, fields) {
   await page.keyboard.press("n");
@@ -45,124 +34,94 @@ async function create(page, fields) {
   return dialog;
 }
 
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+run(__filename, async (context, step) => {
+  const page = await context.newPage();
+  page.on("dialog", (d) => d.accept());
+  await page.goto(env("LOGIN"));
+  await page.locator("table.sessions, p.empty").first().waitFor({ timeout: 10_000 });
+
+  let dialog = await create(page, { repo: "/nonexistent/place", prompt: "x", backend: "zellij", agent: "shell" });
+  const refusal = dialog.locator(".form-error");
+  await refusal.waitFor({ timeout: 20_000 });
+  step("refused repository", { text: await refusal.innerText() });
+  await dialog.locator("button", { hasText: "Cancel" }).click();
+  await dialog.waitFor({ state: "detached" });
+
+  const writer = `web-writer-${Date.now() % 100000}`;
+  const script = "while true; do curl -s -o /dev/null -X POST -d '{}' https://api.github.com/user/repos; sleep 0.5; done";
+  await create(page, { repo: env("REPO"), prompt: script, name: writer, backend: "zellij", agent: "shell" });
+  await page.waitForURL(`**/sessions/${writer}`, { timeout: 60_000 });
+  await page.locator('.session-head [data-field="status"]', { hasText: "running" }).waitFor({ timeout: 30_000 });
+  step("created through the dialog", { url: page.url() });
+
+  await page.getByRole("tab", { name: /Audit/ }).click();
+  const allowed = page.locator('table.audit tr[data-decision="allowed"]', { hasText: "POST api.github.com/user/repos" });
+  await allowed.first().waitFor({ timeout: 30_000 });
+  step("write allowed in the audit", { row: await allowed.first().innerText() });
+
+  await page.locator('input[name="read-write"]').click();
+  await page.locator('.controls [data-field="access-mode"]', { hasText: "read-only" }).waitFor({ timeout: 10_000 });
+  const blocked = page.locator('table.audit tr[data-decision="blocked"]', { hasText: "POST api.github.com/user/repos" });
+  await blocked.first().waitFor({ timeout: 30_000 });
+  step("write blocked in the audit", { row: await blocked.first().innerText() });
+  await page.screenshot({ path: `${env("SHOTS")}/session-audit-desktop.png`, fullPage: true });
+
+  await page.goto(`${env("BASE")}/`);
+  await page.locator("table.sessions").waitFor();
+  const echo = `web-echo-${Date.now() % 100000}`;
+  await create(page, {
+    repo: env("REPO"),
+    prompt: 'while read -r line; do echo "got:$line"; done',
+    name: echo,
+    backend: "zellij",
+    agent: "shell",
   });
-  let context;
-  try {
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    context.on("weberror", (e) => {
-      report.pageErrors = [...(report.pageErrors || []), String(e.error())];
-      process.stderr.write(`session: page error ${e.error()}\n`);
-    });
-    const page = await context.newPage();
-    page.on("dialog", (d) => d.accept());
-    await page.goto(env("LOGIN"));
-    await page.locator("table.sessions, p.empty").first().waitFor({ timeout: 10_000 });
+  await page.waitForURL(`**/sessions/${echo}`, { timeout: 60_000 });
+  await page.locator('.session-head [data-field="status"]', { hasText: "running" }).waitFor({ timeout: 30_000 });
+  await page.locator('.composer textarea[name="message"]').fill("from-composer");
+  await page.locator(".composer button", { hasText: "Send" }).click();
+  await page.locator(".composer button", { hasText: "Send" }).waitFor({ timeout: 30_000 });
+  const composerError = await page.locator(".composer .form-error").count();
+  await page.getByRole("tab", { name: "Terminal" }).click();
+  const screen = page.locator(".console-screen .xterm-rows");
+  await page.locator('.console-screen[data-state="open"]').waitFor({ timeout: 20_000 });
+  await screen.getByText("got:from-composer").first().waitFor({ timeout: 20_000 });
+  await page.locator(".console-screen").click();
+  await page.keyboard.type("from-terminal");
+  await page.keyboard.press("Enter");
+  await screen.getByText("got:from-terminal").first().waitFor({ timeout: 20_000 });
+  const viewer = await context.newPage();
+  await viewer.goto(`${env("BASE")}/sessions/${echo}`);
+  await viewer.getByRole("tab", { name: "Terminal" }).click();
+  const second = viewer.locator(".console-screen .xterm-rows");
+  await second.getByText("got:from-terminal").first().waitFor({ timeout: 20_000 });
+  step("typed through the composer and the terminal", {
+    session: echo,
+    composerError,
+    first: await screen.innerText(),
+    second: await second.innerText(),
+  });
+  await page.screenshot({ path: `${env("SHOTS")}/session-terminal-desktop.png` });
+  await viewer.close();
 
-    let dialog = await create(page, { repo: "/nonexistent/place", prompt: "x", backend: "zellij", agent: "shell" });
-    const refusal = dialog.locator(".form-error");
-    await refusal.waitFor({ timeout: 20_000 });
-    step("refused repository", { text: await refusal.innerText() });
-    await dialog.locator("button", { hasText: "Cancel" }).click();
-    await dialog.waitFor({ state: "detached" });
+  await page.goto(`${env("BASE")}/`);
+  await page.locator("table.sessions").waitFor();
+  const talker = `web-claude-${Date.now() % 100000}`;
+  await create(page, { repo: env("REPO"), prompt: "Say hello", name: talker, backend: "zellij", agent: "claude-code" });
+  await page.waitForURL(`**/sessions/${talker}`, { timeout: 90_000 });
+  const answer = page.locator('.chat article[data-role="assistant"]', { hasText: "Hello from the mock upstream" });
+  await answer.first().waitFor({ timeout: 90_000 });
+  step("chat shows the answer", {
+    user: await page.locator('.chat article[data-role="user"]').first().innerText(),
+    assistant: await answer.first().innerText(),
+  });
+  await page.setViewportSize({ width: 375, height: 740 });
+  await page.screenshot({ path: `${env("SHOTS")}/session-chat-phone.png`, fullPage: true });
+  step("phone width", { horizontalOverflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth) });
+  await page.setViewportSize({ width: 1280, height: 800 });
 
-    const writer = `web-writer-${Date.now() % 100000}`;
-    const script = "while true; do curl -s -o /dev/null -X POST -d '{}' https://api.github.com/user/repos; sleep 0.5; done";
-    await create(page, { repo: env("REPO"), prompt: script, name: writer, backend: "zellij", agent: "shell" });
-    await page.waitForURL(`**/sessions/${writer}`, { timeout: 60_000 });
-    await page.locator('.session-head [data-field="status"]', { hasText: "running" }).waitFor({ timeout: 30_000 });
-    step("created through the dialog", { url: page.url() });
-
-    await page.getByRole("tab", { name: /Audit/ }).click();
-    const allowed = page.locator('table.audit tr[data-decision="allowed"]', { hasText: "POST api.github.com/user/repos" });
-    await allowed.first().waitFor({ timeout: 30_000 });
-    step("write allowed in the audit", { row: await allowed.first().innerText() });
-
-    await page.locator('input[name="read-write"]').click();
-    await page.locator('.controls [data-field="access-mode"]', { hasText: "read-only" }).waitFor({ timeout: 10_000 });
-    const blocked = page.locator('table.audit tr[data-decision="blocked"]', { hasText: "POST api.github.com/user/repos" });
-    await blocked.first().waitFor({ timeout: 30_000 });
-    step("write blocked in the audit", { row: await blocked.first().innerText() });
-    await page.screenshot({ path: `${env("SHOTS")}/session-audit-desktop.png`, fullPage: true });
-
-    await page.goto(`${env("BASE")}/`);
-    await page.locator("table.sessions").waitFor();
-    const echo = `web-echo-${Date.now() % 100000}`;
-    await create(page, {
-      repo: env("REPO"),
-      prompt: 'while read -r line; do echo "got:$line"; done',
-      name: echo,
-      backend: "zellij",
-      agent: "shell",
-    });
-    await page.waitForURL(`**/sessions/${echo}`, { timeout: 60_000 });
-    await page.locator('.session-head [data-field="status"]', { hasText: "running" }).waitFor({ timeout: 30_000 });
-    await page.locator('.composer textarea[name="message"]').fill("from-composer");
-    await page.locator(".composer button", { hasText: "Send" }).click();
-    await page.locator(".composer button", { hasText: "Send" }).waitFor({ timeout: 30_000 });
-    const composerError = await page.locator(".composer .form-error").count();
-    await page.getByRole("tab", { name: "Terminal" }).click();
-    const screen = page.locator(".console-screen .xterm-rows");
-    await page.locator('.console-screen[data-state="open"]').waitFor({ timeout: 20_000 });
-    await screen.getByText("got:from-composer").first().waitFor({ timeout: 20_000 });
-    await page.locator(".console-screen").click();
-    await page.keyboard.type("from-terminal");
-    await page.keyboard.press("Enter");
-    await screen.getByText("got:from-terminal").first().waitFor({ timeout: 20_000 });
-    const viewer = await context.newPage();
-    await viewer.goto(`${env("BASE")}/sessions/${echo}`);
-    await viewer.getByRole("tab", { name: "Terminal" }).click();
-    const second = viewer.locator(".console-screen .xterm-rows");
-    await second.getByText("got:from-terminal").first().waitFor({ timeout: 20_000 });
-    step("typed through the composer and the terminal", {
-      session: echo,
-      composerError,
-      first: await screen.innerText(),
-      second: await second.innerText(),
-    });
-    await page.screenshot({ path: `${env("SHOTS")}/session-terminal-desktop.png` });
-    await viewer.close();
-
-    await page.goto(`${env("BASE")}/`);
-    await page.locator("table.sessions").waitFor();
-    const talker = `web-claude-${Date.now() % 100000}`;
-    await create(page, { repo: env("REPO"), prompt: "Say hello", name: talker, backend: "zellij", agent: "claude-code" });
-    await page.waitForURL(`**/sessions/${talker}`, { timeout: 90_000 });
-    const answer = page.locator('.chat article[data-role="assistant"]', { hasText: "Hello from the mock upstream" });
-    await answer.first().waitFor({ timeout: 90_000 });
-    step("chat shows the answer", {
-      user: await page.locator('.chat article[data-role="user"]').first().innerText(),
-      assistant: await answer.first().innerText(),
-    });
-    await page.setViewportSize({ width: 375, height: 740 });
-    await page.screenshot({ path: `${env("SHOTS")}/session-chat-phone.png`, fullPage: true });
-    step("phone width", { horizontalOverflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth) });
-    await page.setViewportSize({ width: 1280, height: 800 });
-
-    await page.locator("button.danger", { hasText: "Delete" }).click();
-    await page.waitForURL(`${env("BASE")}/`, { timeout: 60_000 });
-    await page.locator(`tr[data-session="${talker}"]`).waitFor({ state: "detached", timeout: 20_000 });
-    step("deleted from its page", { talker, writer });
-  } catch (e) {
-    // What each page showed when it failed, kept beside the screenshots.
-    const pages = context ? context.pages() : [];
-    for (const [i, p] of pages.entries()) {
-      await p.screenshot({ path: `${env("SHOTS")}/failed-${require("node:path").basename(__filename)}-${i}.png`, fullPage: true }).catch(() => {});
-    }
-    throw e;
-  } finally {
-    await browser.close();
-  }
-}
-
-main().then(
-  () => console.log(JSON.stringify(report)),
-  (e) => {
-    console.log(JSON.stringify({ ...report, error: String(e && e.stack ? e.stack : e) }));
-    process.exit(1);
-  },
-);
+  await page.locator("button.danger", { hasText: "Delete" }).click();
+  await page.waitForURL(`${env("BASE")}/`, { timeout: 60_000 });
+  await page.locator(`tr[data-session="${talker}"]`).waitFor({ state: "detached", timeout: 20_000 });
+  step("deleted from its page", { talker, writer });
+});
