@@ -47,6 +47,8 @@ pub struct Guard {
     hosts: Vec<String>,
     /// Unredeemed login tickets and when each expires.
     tickets: Mutex<HashMap<String, Instant>>,
+    /// The login cookie's HMAC key: the token (made once, not per request).
+    cookie_key: ring::hmac::Key,
 }
 
 impl Guard {
@@ -73,7 +75,8 @@ impl Guard {
                 hosts.push(name);
             }
         }
-        Self { token, hosts, tickets: Mutex::new(HashMap::new()) }
+        let cookie_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes());
+        Self { token, hosts, tickets: Mutex::new(HashMap::new()), cookie_key }
     }
 
     /// The `Host` and `Origin` checks, for every request.
@@ -166,8 +169,7 @@ impl Guard {
     }
 
     fn mac(&self, nonce: &str) -> String {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.token.as_bytes());
-        let tag = ring::hmac::sign(&key, format!("clauderon web login\0{nonce}").as_bytes());
+        let tag = ring::hmac::sign(&self.cookie_key, format!("clauderon web login\0{nonce}").as_bytes());
         URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
 

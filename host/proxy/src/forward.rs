@@ -190,10 +190,10 @@ fn counted(inner: ProxyBody, count: Arc<AtomicU64>, pending: Option<Pending>) ->
 }
 
 /// Handle one request for `target` from the session.
-#[tracing::instrument(name = "proxy_request", level = "debug", skip_all, fields(session = %ctx.ident.name, host = %target.host, method = %req.method(), path = %req.uri().path()))]
 ///
 /// `lane` is the tunnel's own upstream connection, when the request came
 /// through a tunnel: HTTP/1.1 requests go over it instead of the pool.
+#[tracing::instrument(name = "proxy_request", level = "debug", skip_all, fields(session = %ctx.ident.name, host = %target.host, method = %req.method(), path = %req.uri().path()))]
 pub(crate) async fn handle(
     req: Request<Incoming>,
     target: Target,

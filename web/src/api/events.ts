@@ -33,6 +33,11 @@ const SESSION_EVENTS = new Set([
   "reconciled",
 ]);
 
+/** The address of the daemon's WebSocket at `path` (same host, `wss` under https). */
+export function socketUrl(path: string): string {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
+}
+
 /** Follow the event stream until the returned function is called. */
 export function follow(listener: StreamListener): () => void {
   let socket: WebSocket | null = null;
@@ -42,9 +47,7 @@ export function follow(listener: StreamListener): () => void {
   let stopped = false;
 
   const open = () => {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const after = lastSeq > 0 ? `?after=${lastSeq}` : "";
-    const ws = new WebSocket(`${scheme}://${location.host}/api/events${after}`);
+    const ws = new WebSocket(socketUrl(`/api/events${lastSeq > 0 ? `?after=${lastSeq}` : ""}`));
     socket = ws;
     ws.onopen = () => {
       pause = 500;

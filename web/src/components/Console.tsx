@@ -6,6 +6,7 @@ import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
 import { useEffect, useRef, useState } from "react";
+import { socketUrl } from "../api/events";
 
 type State = "connecting" | "open" | "closed";
 
@@ -31,9 +32,8 @@ export default function Console({ id }: { id: string }) {
     term.open(el);
     fit.fit();
     setState("connecting");
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(
-      `${scheme}://${location.host}/api/sessions/${encodeURIComponent(id)}/console?cols=${term.cols}&rows=${term.rows}`,
+      socketUrl(`/api/sessions/${encodeURIComponent(id)}/console?cols=${term.cols}&rows=${term.rows}`),
     );
     ws.binaryType = "arraybuffer";
     const encoder = new TextEncoder();

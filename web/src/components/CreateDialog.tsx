@@ -47,7 +47,6 @@ export function CreateDialog({ recent, onClose, onCreated }: Props) {
 
   useEffect(() => (busy ? follow({ progress: (p) => setProgress((all) => [...all, p]) }) : undefined), [busy]);
 
-  const checks = (area: string) => doctor?.checks.filter((c) => c.area === area) ?? [];
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
     const memoryLimit = memory.trim() ? parseBytes(memory) : null;
@@ -110,28 +109,8 @@ export function CreateDialog({ recent, onClose, onCreated }: Props) {
           <textarea name="prompt" required rows={4} value={prompt} onChange={(e) => setPrompt(e.target.value)} />
         </label>
         <div className="row">
-          <label>
-            Backend
-            <select name="backend" value={backend} onChange={(e) => setBackend(e.target.value)}>
-              {checks("backend").map((c) => (
-                <option key={c.name} value={c.name} title={c.detail}>
-                  {c.name}
-                  {c.ok ? "" : " (not ready)"}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Agent
-            <select name="agent" value={agent} onChange={(e) => setAgent(e.target.value)}>
-              {checks("agent").map((c) => (
-                <option key={c.name} value={c.name} title={c.detail}>
-                  {c.name}
-                  {c.ok ? "" : " (not ready)"}
-                </option>
-              ))}
-            </select>
-          </label>
+          <ComponentSelect label="Backend" area="backend" doctor={doctor} value={backend} onChange={setBackend} />
+          <ComponentSelect label="Agent" area="agent" doctor={doctor} value={agent} onChange={setAgent} />
           <label>
             Model
             <input name="model" placeholder="the agent's default" value={model} onChange={(e) => setModel(e.target.value)} />
@@ -204,6 +183,31 @@ export function CreateDialog({ recent, onClose, onCreated }: Props) {
         </div>
       </form>
     </dialog>
+  );
+}
+
+/** A choice among the doctor's backends or agents, each marked when it cannot run here yet. */
+function ComponentSelect(props: {
+  label: string;
+  area: "backend" | "agent";
+  doctor: Doctor | null;
+  value: string;
+  onChange(value: string): void;
+}) {
+  return (
+    <label>
+      {props.label}
+      <select name={props.area} value={props.value} onChange={(e) => props.onChange(e.target.value)}>
+        {props.doctor?.checks
+          .filter((c) => c.area === props.area)
+          .map((c) => (
+            <option key={c.name} value={c.name} title={c.detail}>
+              {c.name}
+              {c.ok ? "" : " (not ready)"}
+            </option>
+          ))}
+      </select>
+    </label>
   );
 }
 

@@ -112,11 +112,6 @@ export function SessionPage({ name }: { name: string }) {
   return (
     <main className="page">
       <Header live={live} />
-      {live === false && (
-        <div className="banner offline" role="status">
-          Offline: the daemon is not answering. Reconnecting…
-        </div>
-      )}
       {error && !error.unauthorized && (
         <div className="banner error" role="alert">
           {error.status === 404 ? `There is no session called ${name}.` : error.message}

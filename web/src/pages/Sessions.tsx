@@ -181,11 +181,6 @@ export function SessionsPage() {
           New session
         </button>
       </Header>
-      {live === false && (
-        <div className="banner offline" role="status">
-          Offline: the daemon is not answering. Reconnecting…
-        </div>
-      )}
       {error && !error.unauthorized && (
         <div className="banner error" role="alert">
           {error.message}
