@@ -345,6 +345,36 @@ fn console_transcript(daemon: &clauderon_tests::Daemon, name: &str) -> serde_jso
         .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
 }
 
+/// `POST …/input` types into the agent's terminal through a fresh attach
+/// each time, and no key is lost: zellij's client drops what it reads in
+/// its first half second (while it waits for its terminal's answers), which
+/// lost a whole line when typing on a fixed delay. Each line is typed right
+/// after the last one returned, the first right after create.
+#[test]
+fn typed_input_reaches_the_agent_every_time() {
+    let (home, port) = Home::with_free_port();
+    let daemon = home.daemon(port);
+    let repo = git_repo();
+    let name = unique("typed");
+    create_shell(&home, repo.path(), &name, r#"while read -r line; do echo "got:$line"; done"#);
+    for n in 1..=4 {
+        let (code, typed) = daemon.http(
+            "POST",
+            &format!("/api/sessions/{name}/input"),
+            Some(&format!(r#"{{"text": "line-{n}", "submit": true}}"#)),
+        );
+        assert_eq!((code, typed["bytes"].as_u64()), (200, Some(7)), "{typed}");
+        eventually(10, &format!("got:line-{n} on the agent's screen"), || {
+            let (_, output) = daemon.http("GET", &format!("/api/sessions/{name}/output?lines=40"), None);
+            output["output"].as_str().filter(|o| o.contains(&format!("got:line-{n}"))).map(str::to_owned)
+        });
+    }
+    let (_, output) = daemon.http("GET", &format!("/api/sessions/{name}/output?lines=40"), None);
+    let output = output["output"].as_str().unwrap_or_default();
+    assert_eq!(output.matches("got:line-").count(), 4, "each line once, in order:\n{output}");
+    home.run(&["delete", &name]).ok();
+}
+
 /// A malicious agent installed with no capabilities (the `path-escape`
 /// fixture) points the daemon at files outside the session: its transcript
 /// at clauderon's CA key (through `..`) or at `/etc/passwd`, a file to place

@@ -198,7 +198,6 @@ fn sessions_are_created_watched_and_deleted_from_the_dashboard() {
         "{blocked}"
     );
     let typed = step(&report, "typed through the composer and the terminal");
-    assert_eq!(typed["composerError"], 0, "{typed}");
     for viewer in ["first", "second"] {
         let screen = typed[viewer].as_str().unwrap_or_default();
         assert!(screen.contains("got:from-composer") && screen.contains("got:from-terminal"), "{viewer}: {screen}");

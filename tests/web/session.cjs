@@ -80,8 +80,14 @@ run(__filename, async (context, step) => {
   await page.locator('.session-head [data-field="status"]', { hasText: "running" }).waitFor({ timeout: 30_000 });
   await page.locator('.composer textarea[name="message"]').fill("from-composer");
   await page.locator(".composer button", { hasText: "Send" }).click();
-  await page.locator(".composer button", { hasText: "Send" }).waitFor({ timeout: 30_000 });
-  const composerError = await page.locator(".composer .form-error").count();
+  // Sent once the composer is empty again; refused once it shows the API's words.
+  const composerRefusal = page.locator(".composer .form-error");
+  await page.waitForFunction(
+    () => document.querySelector('.composer textarea[name="message"]')?.value === "" || !!document.querySelector(".composer .form-error"),
+    null,
+    { timeout: 30_000 },
+  );
+  if (await composerRefusal.count()) throw new Error(`the composer's message was refused: ${await composerRefusal.innerText()}`);
   await page.getByRole("tab", { name: "Terminal" }).click();
   const screen = page.locator(".console-screen .xterm-rows");
   await page.locator('.console-screen[data-state="open"]').waitFor({ timeout: 20_000 });
@@ -97,7 +103,6 @@ run(__filename, async (context, step) => {
   await second.getByText("got:from-terminal").first().waitFor({ timeout: 20_000 });
   step("typed through the composer and the terminal", {
     session: echo,
-    composerError,
     first: await screen.innerText(),
     second: await second.innerText(),
   });

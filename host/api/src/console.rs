@@ -12,7 +12,7 @@
 //! bytes both ways and a text frame `{"type":"resize","cols":C,"rows":R}`
 //! resizes it; the socket closes when the attach command ends.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::http::StatusCode;
@@ -28,10 +28,12 @@ pub const MAX_COLS: u16 = 1000;
 pub const MAX_ROWS: u16 = 500;
 /// How long typed input waits for the attach command to draw its first bytes.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
-/// After the first bytes, how long the attach command gets to settle (zellij
-/// draws in several writes) before keys are typed, and after them before it
-/// is ended.
-const SETTLE: Duration = Duration::from_millis(400);
+/// The attach command has settled once it has drawn nothing for this long
+/// (zellij draws its first screen in several writes).
+const QUIET: Duration = Duration::from_millis(300);
+/// The longest typed input waits for a terminal that keeps drawing (an
+/// agent's spinner) to settle, before typing and before detaching.
+const SETTLE_CAP: Duration = Duration::from_secs(3);
 
 /// One attach process on its own pseudo-terminal, killed when dropped.
 pub struct Terminal {
@@ -93,35 +95,57 @@ impl Terminal {
         let _ = child.kill().await;
     }
 
-    /// Type `text` into the terminal once the attach command has drawn, then
-    /// end it.
+    /// Type `text` into the terminal once the attach command has drawn and
+    /// settled, then end it once it has drawn what the keys did.
+    ///
+    /// An attach client ended right after the keys were written can die
+    /// before it passes them on (zellij's does): a fixed pause there lost a
+    /// line on a loaded machine, so this waits for the echo instead.
     pub async fn type_text(self, text: &str) -> Result<(), ApiError> {
         let Self { mut pty, mut child } = self;
-        let mut buf = vec![0u8; 16 * 1024];
-        let first = tokio::time::timeout(READY_TIMEOUT, pty.read(&mut buf)).await;
-        if !matches!(first, Ok(Ok(n)) if n > 0) {
-            let _ = child.kill().await;
-            return Err(ApiError(
-                StatusCode::BAD_GATEWAY,
-                "the session's terminal did not open (its attach command drew nothing in 15 s)".into(),
-            ));
-        }
-        let (mut from_pty, mut to_pty) = pty.split();
-        // Keep reading what it draws, so it never blocks on a full terminal.
-        let drain = async { while matches!(from_pty.read(&mut buf).await, Ok(n) if n > 0) {} };
-        let typed = async {
-            tokio::time::sleep(SETTLE).await;
-            let written = to_pty.write_all(text.as_bytes()).await;
-            tokio::time::sleep(SETTLE).await;
-            written
-        };
-        let written = tokio::select! {
-            written = typed => written,
-            () = drain => Err(std::io::Error::other("the attach command ended")),
-        };
+        let typed = Self::type_when_ready(&mut pty, text).await;
         let _ = child.kill().await;
-        written
-            .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("typing into the session's terminal failed: {e}")))
+        typed
+    }
+
+    async fn type_when_ready(pty: &mut pty_process::Pty, text: &str) -> Result<(), ApiError> {
+        let failed = |why: String| ApiError(StatusCode::BAD_GATEWAY, why);
+        let (mut from_pty, mut to_pty) = pty.split();
+        let mut buf = vec![0u8; 16 * 1024];
+        match tokio::time::timeout(READY_TIMEOUT, from_pty.read(&mut buf)).await {
+            // EIO is how Linux reports that the attach command exited.
+            Ok(Ok(0) | Err(_)) => return Err(failed("the session's terminal closed before the text was typed".into())),
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                return Err(failed(
+                    "the session's terminal did not open (its attach command drew nothing in 15 s)".into(),
+                ));
+            }
+        }
+        Self::until_quiet(&mut from_pty, &mut buf).await;
+        to_pty
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| failed(format!("typing into the session's terminal failed: {e}")))?;
+        // Keep reading until it has drawn what the keys did and gone quiet,
+        // so it is not ended before it has passed them on.
+        Self::until_quiet(&mut from_pty, &mut buf).await;
+        Ok(())
+    }
+
+    /// Read what the terminal draws until it has drawn nothing for [`QUIET`]
+    /// (or kept drawing for [`SETTLE_CAP`], or ended).
+    async fn until_quiet(from_pty: &mut pty_process::ReadPty<'_>, buf: &mut [u8]) {
+        let start = Instant::now();
+        let mut quiet_from = start + QUIET;
+        while let Ok(Ok(n)) =
+            tokio::time::timeout_at(quiet_from.min(start + SETTLE_CAP).into(), from_pty.read(buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            quiet_from = Instant::now() + QUIET;
+        }
     }
 }
 
