@@ -18,7 +18,7 @@ mod kinds;
 
 pub use error::{Error, Result};
 pub use host::{container, environment, http, kube, kv, log, process, secret_files};
-pub use kinds::agent::{Agent, AgentInfo, ChatMessage, ChatRole, LaunchRequest};
+pub use kinds::agent::{Agent, AgentInfo, ApprovalKeys, ChatMessage, ChatRole, LaunchRequest};
 pub use kinds::backend::{Backend, BackendFeatures, BackendInfo};
 pub use kinds::credential_source::{CredentialSource, SourceInfo};
 pub use kinds::hook::{Hook, HookInfo};

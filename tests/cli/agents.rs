@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use clauderon_tests::{
-    CANARIES, MOCK_ANSWER, Terminal, World, canary, create_interactive, eventually, interactive_turn,
-    session_processes, unique, wait_for_agent_status, walk, websocket_log,
+    CANARIES, MOCK_ANSWER, World, canary, create_interactive, eventually, interactive_turn, session_processes, unique,
+    wait_for_agent_status, walk, websocket_log,
 };
 use serde_json::Value;
 
@@ -188,20 +188,24 @@ fn gemini_interactive_answers_without_first_run_dialogs_and_waits_for_input() {
 }
 
 /// The mock answers "Run make test" with a shell tool call, which needs the
-/// user's approval: the status says waiting-for-approval. Approved in the
-/// agent's own (attached) terminal, the command runs, its result goes back to
-/// the model, the answer comes, the agent waits for input again, and the
-/// history holds the tool use, its result and the answer. (Gemini CLI writes a
-/// tool call to its transcript only once it has run.)
+/// user's approval: the status says waiting-for-approval and the agent's
+/// screen shows the question. `clauderon approve` (the API's approval, which
+/// types the keys the agent's component names) lets the command run, its
+/// result goes back to the model, the answer comes, the agent waits for input
+/// again, and the history holds the tool use, its result and the answer.
+/// (Gemini CLI writes a tool call to its transcript only once it has run.)
 fn approval_flow(agent: &str) {
     let world = World::start();
     let s = create_interactive(&world, agent, "Run make test", &[]);
     let id = s["id"].as_str().expect("id");
+    let name = s["name"].as_str().expect("name");
     wait_for_agent_status(&world, id, "waiting-for-approval");
-    let terminal = Terminal::attach(&world.home, s["name"].as_str().expect("name"));
-    let (shown, screen) = terminal.wait_for(|screen| screen.contains("make test"));
-    assert!(shown, "the permission prompt is on the attached terminal:\n{screen}");
-    terminal.send(&["Enter"]);
+    eventually(30, "the permission prompt on the agent's screen", || {
+        let (_, output) = world.daemon.http("GET", &format!("/api/sessions/{id}/output?lines=40"), None);
+        output["output"].as_str().filter(|o| o.contains("make test")).map(str::to_owned)
+    });
+    let approved = world.home.run(&["approve", name]).ok().stdout;
+    assert!(approved.contains("Approved"), "{approved}");
     wait_for_agent_status(&world, id, "waiting-for-input");
     eventually(20, "the tool use, its result and the answer in the history", || {
         let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
@@ -214,6 +218,13 @@ fn approval_flow(agent: &str) {
             && has("assistant", &|t| t == MOCK_ANSWER))
         .then_some(())
     });
+    // Nothing waits any more: a second answer is refused, naming the state.
+    let again = world.home.run(&["approve", name]);
+    assert!(
+        again.code != 0 && again.stderr.contains("not waiting for approval (its agent is waiting-for-input)"),
+        "{}",
+        again.stderr
+    );
 }
 
 #[test]
@@ -224,4 +235,38 @@ fn claude_code_asks_approval_for_a_command_and_goes_on_once_approved() {
 #[test]
 fn gemini_asks_approval_for_a_command_and_goes_on_once_approved() {
     approval_flow("gemini");
+}
+
+/// Denied (`clauderon deny`, the agent's own "no" keys): the command never
+/// runs and the agent waits for the user again.
+#[test]
+fn claude_code_runs_nothing_it_was_denied() {
+    let world = World::start();
+    let s = create_interactive(&world, "claude-code", "Run make test", &[]);
+    let id = s["id"].as_str().expect("id");
+    let name = s["name"].as_str().expect("name");
+    wait_for_agent_status(&world, id, "waiting-for-approval");
+    eventually(30, "the permission prompt on the agent's screen", || {
+        let (_, output) = world.daemon.http("GET", &format!("/api/sessions/{id}/output?lines=40"), None);
+        output["output"].as_str().filter(|o| o.contains("Do you want to proceed")).map(str::to_owned)
+    });
+    let denied = world.home.run(&["deny", name]).ok().stdout;
+    assert!(denied.contains("Denied"), "{denied}");
+    // Claude Code says nothing when a prompt is refused: the daemon marks it.
+    wait_for_agent_status(&world, id, "waiting-for-input");
+    eventually(20, "Claude Code asking what to do instead", || {
+        let (_, output) = world.daemon.http("GET", &format!("/api/sessions/{id}/output?lines=40"), None);
+        output["output"].as_str().filter(|o| o.contains("What should Claude do instead")).map(str::to_owned)
+    });
+    // The command never ran: no tool result but the refusal, and the model
+    // was not asked again (its answer would follow a result).
+    let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
+    let messages = history["messages"].as_array().cloned().unwrap_or_default();
+    assert!(!messages.iter().any(|m| m["role"] == "assistant" && m["text"] == MOCK_ANSWER), "{history:#}");
+    let results: Vec<&str> =
+        messages.iter().filter(|m| m["role"] == "tool-result").filter_map(|m| m["text"].as_str()).collect();
+    assert!(
+        results.len() == 1 && results[0].contains("doesn't want to proceed"),
+        "the only tool result is the refusal: {history:#}"
+    );
 }

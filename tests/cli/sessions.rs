@@ -499,6 +499,16 @@ fn the_api_drives_sessions_and_refuses_bad_input_leaving_nothing_behind() {
     let (code, s) = daemon.http("GET", &format!("/api/sessions/{name}/output?lines=5"), None);
     assert_eq!(code, 200, "{s}");
     assert!(s["output"].is_string(), "{s}");
+    // The shell agent never waits for approval: answering is refused, and
+    // so is an answer that is neither approve nor deny.
+    let (code, s) = daemon.http("POST", &format!("/api/sessions/{name}/approval"), Some(r#"{"answer": "approve"}"#));
+    assert_eq!(code, 409, "{s}");
+    assert!(
+        s["error"].as_str().is_some_and(|e| e.contains("is not waiting for approval (its agent is working)")),
+        "{s}"
+    );
+    let (code, s) = daemon.http("POST", &format!("/api/sessions/{name}/approval"), Some(r#"{"answer": "maybe"}"#));
+    assert_eq!(code, 400, "{s}");
     for (method, path, expect) in [
         ("POST", "stop", "stopped"),
         ("POST", "start", "running"),

@@ -175,21 +175,33 @@ fn the_daemon_serves_the_embedded_dashboard_with_caching_and_compression() {
 /// repository in the API's words; shell sessions and a Claude Code session
 /// against the mock model), the session page's audit (a write allowed, then
 /// blocked once writes are turned off there), the composer and the terminal
-/// (both reach the agent; a second viewer sees the same), the chat (the
-/// model's answer), and Delete.
+/// (both reach the agent; a second viewer sees the same), Claude Code's
+/// permission prompt approved from the page's banner, the chat (the model's
+/// answer once the command ran), and Delete.
 #[test]
 fn sessions_are_created_watched_and_deleted_from_the_dashboard() {
-    let world = World::start();
+    // The daemon's HOME holds the repository, for the dialog's directory browser.
+    let user_home = tempfile::tempdir().expect("tempdir");
+    let home_dir = user_home.path().to_str().expect("utf-8");
+    let world = World::start_full(Some(user_home.path()), "", "", &[("HOME", home_dir)]);
     let base = format!("http://127.0.0.1:{}", world.daemon.port);
     let login = login_link(&world);
+    let repo = world.repo.path().canonicalize().expect("repo");
+    let under_home = repo.strip_prefix(user_home.path().canonicalize().expect("home")).expect("the repo is under HOME");
     let report = browser(
         "session.cjs",
-        &[("BASE", base.as_str()), ("LOGIN", login.as_str()), ("REPO", &world.repo.path().display().to_string())],
+        &[
+            ("BASE", base.as_str()),
+            ("LOGIN", login.as_str()),
+            ("REPO", &repo.display().to_string()),
+            ("BROWSE", &under_home.display().to_string()),
+        ],
     );
     let refused = step(&report, "refused repository");
     assert!(refused["text"].as_str().is_some_and(|t| t.contains("/nonexistent/place")), "the API's words: {refused}");
     let created = step(&report, "created through the dialog");
     assert!(created["url"].as_str().is_some_and(|u| u.contains("/sessions/web-writer-")), "{created}");
+    assert_eq!(created["repo"].as_str(), repo.to_str(), "the browser picked the repository: {created}");
     let allowed = step(&report, "write allowed in the audit");
     assert!(allowed["row"].as_str().is_some_and(|r| r.contains("allowed")), "{allowed}");
     let blocked = step(&report, "write blocked in the audit");
@@ -209,8 +221,11 @@ fn sessions_are_created_watched_and_deleted_from_the_dashboard() {
         output.contains("got:from-composer") && output.contains("got:from-terminal"),
         "the session's own screen: {output}"
     );
+    let asked = step(&report, "approved from the banner");
+    assert!(asked["title"].as_str().is_some_and(|t| t.contains("claude-code")), "{asked}");
+    assert!(asked["screen"].as_str().is_some_and(|t| t.contains("make test")), "the question: {asked}");
     let chat = step(&report, "chat shows the answer");
-    assert!(chat["user"].as_str().is_some_and(|u| u.contains("Say hello")), "{chat}");
+    assert!(chat["user"].as_str().is_some_and(|u| u.contains("Run make test")), "{chat}");
     assert!(chat["assistant"].as_str().is_some_and(|a| a.contains(clauderon_tests::MOCK_ANSWER)), "{chat}");
     assert_eq!(step(&report, "phone width")["horizontalOverflow"], 0, "nothing wider than a 375 px phone");
     let deleted = step(&report, "deleted from its page");

@@ -3,7 +3,8 @@
 // tests/cli/web.rs set up. Steps, each recorded in the JSON report printed
 // last on stdout:
 // - the create dialog refuses a path outside any repository in the API's words;
-// - `n` opens it; a shell session made through it (read-write, a script
+// - `n` opens it; a shell session made through it (the repository picked in
+//   its directory browser, from the home down; read-write, a script
 //   that POSTs to api.github.com every half second) opens its page running;
 // - its audit tab shows the POST allowed; turning writes off shows the next
 //   POST blocked, with the reason;
@@ -15,7 +16,8 @@
 // - Delete (confirmed) removes a session and returns to the list;
 // - screenshots of the session page at desktop and phone widths go to $SHOTS.
 //
-// Environment: BASE, LOGIN, REPO, SHOTS, CHROMIUM (default /usr/bin/chromium).
+// Environment: BASE, LOGIN, REPO, BROWSE (REPO's path under the daemon's
+// HOME), SHOTS, CHROMIUM (default /usr/bin/chromium).
 "use strict";
 const { env, run } = require("./browser.cjs");
 
@@ -25,13 +27,27 @@ async function create(page, fields) {
   await dialog.waitFor();
   // The doctor fills the backend and agent lists.
   await dialog.locator('select[name="agent"] option').first().waitFor({ state: "attached", timeout: 20_000 });
-  await dialog.locator('input[name="repo"]').fill(fields.repo);
+  if (fields.browse) {
+    // Pick the repository in the directory browser, from the home down.
+    await dialog.locator("button.browse").click();
+    const browser = dialog.locator(".browser");
+    await browser.locator('input[name="hidden"]').check();
+    for (const dir of fields.browse) {
+      await browser.locator(`button[data-dir="${dir}"]`).click();
+      await browser.locator('[data-field="browse-path"]', { hasText: dir }).waitFor();
+    }
+    await browser.getByRole("button", { name: "Use this directory" }).click();
+    await browser.waitFor({ state: "detached" });
+  } else {
+    await dialog.locator('input[name="repo"]').fill(fields.repo);
+  }
+  const repo = await dialog.locator('input[name="repo"]').inputValue();
   await dialog.locator('textarea[name="prompt"]').fill(fields.prompt);
   if (fields.name) await dialog.locator('input[name="name"]').fill(fields.name);
   await dialog.locator('select[name="backend"]').selectOption(fields.backend);
   await dialog.locator('select[name="agent"]').selectOption(fields.agent);
   await dialog.locator('button[type="submit"]').click();
-  return dialog;
+  return { dialog, repo };
 }
 
 run(__filename, async (context, step) => {
@@ -40,7 +56,7 @@ run(__filename, async (context, step) => {
   await page.goto(env("LOGIN"));
   await page.locator("table.sessions, p.empty").first().waitFor({ timeout: 10_000 });
 
-  let dialog = await create(page, { repo: "/nonexistent/place", prompt: "x", backend: "zellij", agent: "shell" });
+  const { dialog } = await create(page, { repo: "/nonexistent/place", prompt: "x", backend: "zellij", agent: "shell" });
   const refusal = dialog.locator(".form-error");
   await refusal.waitFor({ timeout: 20_000 });
   step("refused repository", { text: await refusal.innerText() });
@@ -49,10 +65,10 @@ run(__filename, async (context, step) => {
 
   const writer = `web-writer-${Date.now() % 100000}`;
   const script = "while true; do curl -s -o /dev/null -X POST -d '{}' https://api.github.com/user/repos; sleep 0.5; done";
-  await create(page, { repo: env("REPO"), prompt: script, name: writer, backend: "zellij", agent: "shell" });
+  const browsed = await create(page, { browse: env("BROWSE").split("/"), prompt: script, name: writer, backend: "zellij", agent: "shell" });
   await page.waitForURL(`**/sessions/${writer}`, { timeout: 60_000 });
   await page.locator('.session-head [data-field="status"]', { hasText: "running" }).waitFor({ timeout: 30_000 });
-  step("created through the dialog", { url: page.url() });
+  step("created through the dialog", { url: page.url(), repo: browsed.repo });
 
   await page.getByRole("tab", { name: /Audit/ }).click();
   const allowed = page.locator('table.audit tr[data-decision="allowed"]', { hasText: "POST api.github.com/user/repos" });
@@ -112,8 +128,17 @@ run(__filename, async (context, step) => {
   await page.goto(`${env("BASE")}/`);
   await page.locator("table.sessions").waitFor();
   const talker = `web-claude-${Date.now() % 100000}`;
-  await create(page, { repo: env("REPO"), prompt: "Say hello", name: talker, backend: "zellij", agent: "claude-code" });
+  await create(page, { repo: env("REPO"), prompt: "Run make test", name: talker, backend: "zellij", agent: "claude-code" });
   await page.waitForURL(`**/sessions/${talker}`, { timeout: 90_000 });
+  // The mock model answers with a shell command, which Claude Code asks to run.
+  const approval = page.locator("section.approval");
+  const question = approval.locator(".approval-screen", { hasText: "make test" });
+  await question.waitFor({ timeout: 90_000 });
+  await page.screenshot({ path: `${env("SHOTS")}/session-approval-desktop.png` });
+  const asked = { title: await approval.locator("h3").innerText(), screen: await question.innerText() };
+  await approval.getByRole("button", { name: "Approve" }).click();
+  await approval.waitFor({ state: "detached", timeout: 60_000 });
+  step("approved from the banner", asked);
   const answer = page.locator('.chat article[data-role="assistant"]', { hasText: "Hello from the mock upstream" });
   await answer.first().waitFor({ timeout: 90_000 });
   step("chat shows the answer", {

@@ -11,7 +11,7 @@
 //!   the session id is passed with `--session-id`, so the file is known, and
 //!   `--resume <id>` continues the same conversation after a restart.
 
-use agent_common::{compact, env, file, status_command, jsonl, message, need, text_of, trusted_dirs};
+use agent_common::{enter_or_escape, compact, env, file, status_command, jsonl, message, need, text_of, trusted_dirs};
 use clauderon_sdk::types::{AgentStatus, LaunchPlan};
 use clauderon_sdk::{Agent, AgentInfo, ChatMessage, ChatRole, LaunchRequest, Result};
 use serde_json::{Value, json};
@@ -41,6 +41,7 @@ impl Agent for ClaudeCode {
             display_name: "Claude Code".into(),
             default_model: None,
             credentials: vec![need("anthropic", "ANTHROPIC_API_KEY", PLACEHOLDER)],
+            approval_keys: Some(enter_or_escape()),
         }
     }
 

@@ -8,7 +8,7 @@
 //!   `codex exec resume --last`).
 //! - The transcript is the newest `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-*.jsonl`.
 
-use agent_common::{env, file, status_argv, jsonl, message, need, text_of, trusted_dirs};
+use agent_common::{enter_or_escape, env, file, status_argv, jsonl, message, need, text_of, trusted_dirs};
 use clauderon_sdk::types::{AgentStatus, LaunchPlan};
 use clauderon_sdk::{Agent, AgentInfo, ChatMessage, ChatRole, LaunchRequest, Result};
 use serde_json::{Value, json};
@@ -25,6 +25,7 @@ impl Agent for Codex {
             display_name: "OpenAI Codex CLI".into(),
             default_model: None,
             credentials: vec![need("openai", "OPENAI_API_KEY", PLACEHOLDER)],
+            approval_keys: Some(enter_or_escape()),
         }
     }
 

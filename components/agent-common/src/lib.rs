@@ -3,7 +3,7 @@
 //! hook events to clauderon as status events, and reading JSONL transcripts into chat messages.
 
 use clauderon_sdk::types::{CredentialNeed, EnvVar, FileToPlace};
-use clauderon_sdk::{ChatMessage, ChatRole};
+use clauderon_sdk::{ApprovalKeys, ChatMessage, ChatRole};
 use serde_json::Value;
 
 /// Where container backends mount the worktree.
@@ -31,6 +31,13 @@ pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
 /// A file to place under the agent's config home (mode 0600).
 pub fn file(path: &str, contents: impl Into<Vec<u8>>) -> FileToPlace {
     FileToPlace { path: path.into(), contents: contents.into(), mode: 0o600 }
+}
+
+/// The keys of a permission prompt that is a list of choices with "allow
+/// once" first and selected (Claude Code's, Gemini CLI's, Codex's): Enter
+/// allows, Escape refuses.
+pub fn enter_or_escape() -> ApprovalKeys {
+    ApprovalKeys { approve: "\r".into(), deny: "\u{1b}".into() }
 }
 
 /// A credential the agent needs: the proxy injects `service`; the agent holds `placeholder`.

@@ -9,7 +9,7 @@
 //! - Chats are saved under `~/.gemini/tmp/<project>/chats/session-*.json[l]`;
 //!   both the older whole-file JSON and the newer JSONL are read.
 
-use agent_common::{compact, env, file, status_command, jsonl, message, need, text_of};
+use agent_common::{enter_or_escape, compact, env, file, status_command, jsonl, message, need, text_of};
 use clauderon_sdk::types::{AgentStatus, LaunchPlan};
 use clauderon_sdk::{Agent, AgentInfo, ChatMessage, ChatRole, LaunchRequest, Result};
 use serde_json::{Value, json};
@@ -30,6 +30,7 @@ impl Agent for Gemini {
             display_name: "Gemini CLI".into(),
             default_model: None,
             credentials: vec![need("gemini", "GEMINI_API_KEY", PLACEHOLDER)],
+            approval_keys: Some(enter_or_escape()),
         }
     }
 

@@ -16,6 +16,7 @@ impl Agent for Shell {
             display_name: "Shell command".into(),
             default_model: None,
             credentials: Vec::new(),
+            approval_keys: None,
         }
     }
 

@@ -9,6 +9,7 @@
 //! agent-status path.
 
 pub mod console;
+pub mod directories;
 pub mod doctor;
 pub mod guard;
 mod openapi;
@@ -48,6 +49,7 @@ pub struct ApiState {
 type Shared = Arc<ApiState>;
 
 /// An API error: a status and a sentence.
+#[derive(Debug)]
 pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
@@ -292,6 +294,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/sessions/{id}/output", get(output))
         .route("/api/sessions/{id}/console", get(console_ws))
         .route("/api/sessions/{id}/input", post(input))
+        .route("/api/sessions/{id}/approval", post(approval))
+        .route("/api/directories", get(list_directories))
         .route("/api/reconcile", post(reconcile))
         .route("/api/audit", get(audit))
         .route("/api/credentials", get(credentials))
@@ -588,6 +592,44 @@ async fn input(
     Ok(Json(Typed { bytes: text.len() as u64 }))
 }
 
+/// How to answer an agent's permission prompt.
+#[derive(Deserialize, Serialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Answer {
+    /// Allow what the agent asked to do, once.
+    Approve,
+    /// Refuse it.
+    Deny,
+}
+
+/// The answer to the permission prompt a session's agent is waiting on.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalBody {
+    /// Approve or deny.
+    pub answer: Answer,
+}
+
+/// Answer the permission prompt the session's agent is waiting on (its agent
+/// status is `waiting-for-approval`): the daemon types the keys the agent's
+/// component names for the answer into the agent's terminal, as `POST
+/// …/input` types text, and marks the agent working (approved) or waiting
+/// for input (denied) until its next status event. 409 when the agent is not
+/// waiting for approval or names no keys.
+#[utoipa::path(post, path = "/api/sessions/{id}/approval", params(SessionId), request_body = ApprovalBody, responses((status = 200, body = Typed), Errors))]
+async fn approval(
+    State(s): State<Shared>,
+    SessionId(id): SessionId,
+    body: Result<Json<ApprovalBody>, JsonRejection>,
+) -> ApiResult<Typed> {
+    let Json(body) = body?;
+    let approve = body.answer == Answer::Approve;
+    let (argv, keys) = s.manager.approval_keys(&id, approve).await?;
+    console::Terminal::open(&argv, 120, 40)?.type_text(&keys).await?;
+    s.manager.approval_answered(&id, approve).await?;
+    Ok(Json(Typed { bytes: keys.len() as u64 }))
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ConsoleQuery {
@@ -748,6 +790,30 @@ async fn audit(State(s): State<Shared>, Q(q): Q<AuditQuery>) -> ApiResult<AuditP
 #[utoipa::path(get, path = "/api/doctor", responses((status = 200, body = doctor::Doctor), Errors))]
 async fn doctor(State(s): State<Shared>) -> Json<doctor::Doctor> {
     Json(doctor::report(&s).await)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DirectoriesQuery {
+    /// The directory: absolute, `~`, `~/…` or relative to the home (the
+    /// home when left out). It must be under the user's home.
+    #[serde(default)]
+    path: String,
+    /// List hidden directories (names starting with `.`) too.
+    #[serde(default)]
+    hidden: bool,
+}
+
+/// The directories inside one directory under the user's home, git
+/// repositories marked (the create dialog's directory browser). Files are
+/// never named; a path outside the home is refused (403), `..` and symlinks
+/// resolved first.
+#[utoipa::path(get, path = "/api/directories", params(DirectoriesQuery), responses((status = 200, body = directories::Listing), Errors))]
+async fn list_directories(Q(q): Q<DirectoriesQuery>) -> ApiResult<directories::Listing> {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
+        ApiError(StatusCode::NOT_FOUND, "the daemon has no HOME, so there is nothing to browse".into())
+    })?;
+    Ok(Json(directories::list(home.into(), q.path, q.hidden).await?))
 }
 
 /// Each service a rule can inject: available, from which source, masked (never the value).

@@ -10,11 +10,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    __path_access_mode, __path_archive, __path_attach, __path_audit, __path_config, __path_console_ws, __path_create,
-    __path_credentials, __path_delete, __path_doctor, __path_egress, __path_events, __path_health, __path_history,
-    __path_input, __path_list, __path_login_link, __path_openapi_json, __path_output, __path_plugins, __path_reconcile,
-    __path_show, __path_start, __path_status_event, __path_stop, __path_unarchive, Argv, Changes, CredentialsAnswer,
-    Deleted, ErrorBody, Health, InputBody, LoginLink, ModeBody, Output, Plugins, StatusAnswer, Typed,
+    __path_access_mode, __path_approval, __path_archive, __path_attach, __path_audit, __path_config, __path_console_ws,
+    __path_create, __path_credentials, __path_delete, __path_doctor, __path_egress, __path_events, __path_health,
+    __path_history, __path_input, __path_list, __path_list_directories, __path_login_link, __path_openapi_json,
+    __path_output, __path_plugins, __path_reconcile, __path_show, __path_start, __path_status_event, __path_stop,
+    __path_unarchive, Answer, ApprovalBody, Argv, Changes, CredentialsAnswer, Deleted, ErrorBody, Health, InputBody,
+    LoginLink, ModeBody, Output, Plugins, StatusAnswer, Typed,
 };
 
 #[derive(OpenApi)]
@@ -29,12 +30,12 @@ use crate::{
     paths(
         health, openapi_json, config, plugins, list, create, show, delete, stop, start, archive, unarchive,
         access_mode, egress, attach, output, reconcile, history, status_event, audit, credentials, doctor, events,
-        login_link, console_ws, input
+        login_link, console_ws, input, approval, list_directories
     ),
     components(schemas(
         ErrorBody, Health, Deleted, Argv, Output, Changes, StatusAnswer, CredentialsAnswer, ModeBody, Plugins, LoginLink,
-        InputBody, Typed,
-        crate::AuditPage, crate::doctor::Doctor, crate::doctor::Check, clauderon_sessions::EgressPolicy, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
+        InputBody, Typed, Answer, ApprovalBody,
+        crate::AuditPage, crate::directories::Listing, crate::directories::Directory, crate::doctor::Doctor, crate::doctor::Check, clauderon_sessions::EgressPolicy, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
     )),
     modifiers(&BearerToken),
     security(("token" = []))
@@ -85,7 +86,7 @@ mod tests {
     fn every_route_is_documented_with_its_types() {
         let doc = serde_json::to_value(document()).expect("json");
         let paths = doc["paths"].as_object().expect("paths");
-        assert_eq!(paths.len(), 24, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 26, "{:?}", paths.keys().collect::<Vec<_>>());
         let egress = &doc["components"]["schemas"]["EgressPolicy"];
         let host = &egress["properties"]["hosts"]["items"];
         assert_eq!(host["pattern"], clauderon_proxy::hosts::PATTERN_SYNTAX, "{egress}");

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::engine::ArgValueCandidates;
 
+use clauderon_api::Answer;
 use clauderon_daemon::Home;
 
 /// mimalloc: the proxy allocates on every request, and spent ~12% of its
@@ -56,6 +57,27 @@ enum Command {
     Attach {
         #[arg(add = ArgValueCandidates::new(completions::session_names))]
         name: String,
+    },
+    /// Allow what a session's agent is asking permission for (its agent
+    /// status is waiting-for-approval): types the agent's own "allow once"
+    /// keys into its terminal.
+    #[command(after_help = "Example:\n  clauderon list   # its agent is waiting-for-approval\n  \
+        clauderon history fix-login   # what it asks\n  clauderon approve fix-login")]
+    Approve {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
+        name: String,
+        /// Print what the API answered as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse what a session's agent is asking permission for (types the
+    /// agent's own "no" keys into its terminal).
+    Deny {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
+        name: String,
+        /// Print what the API answered as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Stop a session (keeps it for `start`).
     Stop {
@@ -272,6 +294,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Create(args) => sessions::create(&home, args).await,
         Command::List { archived, json } => sessions::list(&home, archived, json).await,
         Command::Attach { name } => sessions::attach(&home, &name).await,
+        Command::Approve { name, json } => sessions::answer(&home, &name, Answer::Approve, json).await,
+        Command::Deny { name, json } => sessions::answer(&home, &name, Answer::Deny, json).await,
         Command::Stop { name, json } => sessions::transition(&home, &name, "stop", json).await,
         Command::Start { name, json } => sessions::transition(&home, &name, "start", json).await,
         Command::Archive { name, json } => sessions::transition(&home, &name, "archive", json).await,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use clauderon_api::{Argv, Changes, Deleted, ModeBody};
+use clauderon_api::{Answer, ApprovalBody, Argv, Changes, Deleted, ModeBody, Typed};
 use clauderon_sessions::{AccessMode, CreateRequest, EgressMode, EgressPolicy, Isolation, Session};
 use reqwest::Method;
 use serde_json::Value;
@@ -203,6 +203,15 @@ pub async fn transition(home: &Home, name: &str, action: &str, json: bool) -> an
     let s: Session =
         client.call_as(Method::POST, &format!("/api/sessions/{}/{action}", seg(name)), None::<&()>).await?;
     print_answer(&s, json, |s| format!("{} is now {}.", s.name, kebab(&s.status)))
+}
+
+/// `approve` / `deny`: answer the permission prompt the session's agent is waiting on.
+pub async fn answer(home: &Home, name: &str, answer: Answer, json: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(home).await?;
+    let path = format!("/api/sessions/{}/approval", seg(name));
+    let typed: Typed = client.call_as(Method::POST, &path, Some(&ApprovalBody { answer })).await?;
+    let done = if answer == Answer::Approve { "Approved" } else { "Denied" };
+    print_answer(&typed, json, |_| format!("{done}: typed the agent's keys into {name}'s terminal."))
 }
 
 pub async fn delete(home: &Home, name: &str, force: bool, json: bool) -> anyhow::Result<ExitCode> {

@@ -28,6 +28,9 @@ use crate::model::{
 use crate::sandbox::{HostSandbox, Isolation};
 use crate::worktree;
 
+/// The most bytes an agent component's approve or deny keys may be.
+pub const MAX_APPROVAL_KEYS: usize = 16;
+
 /// Defaults from the config file.
 #[derive(Debug, Clone)]
 pub struct Defaults {
@@ -1004,6 +1007,54 @@ impl Manager {
         let argv = backend.attach_argv(&resource).await?;
         check_attach_argv(&session.backend, &backend.plugin().grants, &argv)?;
         Ok(argv)
+    }
+
+    /// What answers the permission prompt session `id_or_name`'s agent is
+    /// waiting on: the checked attach argv, and the keys the agent component
+    /// names for allowing (`approve`) or refusing it.
+    pub async fn approval_keys(&self, id_or_name: &str, approve: bool) -> Result<(Vec<String>, String), SessionError> {
+        let session = self.get(id_or_name).await?;
+        if session.status != Status::Running || session.agent_status != AgentStatus::WaitingForApproval {
+            let agent_status = serde_json::to_value(session.agent_status).unwrap_or_default();
+            return Err(SessionError::Conflict(format!(
+                "session `{}` is not waiting for approval (its agent is {})",
+                session.name,
+                agent_status.as_str().unwrap_or("unknown")
+            )));
+        }
+        let keys = self.runtime.agent(&session.agent).await?.info().await?.approval_keys.ok_or_else(|| {
+            SessionError::Conflict(format!(
+                "the {} agent names no keys that answer its prompts: answer in its terminal (`clauderon attach {}`)",
+                session.agent, session.name
+            ))
+        })?;
+        let keys = if approve { keys.approve } else { keys.deny };
+        if keys.is_empty() || keys.len() > MAX_APPROVAL_KEYS {
+            return Err(SessionError::Failed(format!(
+                "agent `{}` names {} bytes of keys to {} (1 to {MAX_APPROVAL_KEYS} allowed)",
+                session.agent,
+                keys.len(),
+                if approve { "approve" } else { "deny" }
+            )));
+        }
+        Ok((self.attach_argv(&session.id).await?, keys))
+    }
+
+    /// The keys of an approval were typed: until the agent's next status
+    /// event says otherwise, it is working (approved) or waiting for the
+    /// user's next message (denied). Claude Code, Codex and Gemini CLI send
+    /// no status event when a prompt is refused, so without this the status
+    /// would stay waiting-for-approval.
+    pub async fn approval_answered(&self, id_or_name: &str, approve: bool) -> Result<(), SessionError> {
+        let id = self.get(id_or_name).await?.id;
+        let (mut session, _g) = self.locked(&id).await?;
+        if session.agent_status != AgentStatus::WaitingForApproval {
+            return Ok(()); // the agent already said what it does now
+        }
+        let status = if approve { AgentStatus::Working } else { AgentStatus::WaitingForInput };
+        session.agent_status = status;
+        let note = if approve { None } else { self.sync(&session).await };
+        self.save(&mut session, EventKind::AgentStatusChanged { to: status }, note).await
     }
 
     /// The last `lines` lines of a session's output.

@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use crate::Result;
 use crate::bindings::agent::exports::clauderon::plugin::agent_api as api;
 use crate::types::{AgentStatus, LaunchPlan};
-pub use api::{AgentInfo, ChatMessage, ChatRole, LaunchRequest};
+pub use api::{AgentInfo, ApprovalKeys, ChatMessage, ChatRole, LaunchRequest};
 
 /// An agent. Implement it on a unit struct and export it with
 /// [`export_agent!`](crate::export_agent).

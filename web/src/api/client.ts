@@ -18,6 +18,10 @@ export type Doctor = components["schemas"]["Doctor"];
 export type Deleted = components["schemas"]["Deleted"];
 export type InputBody = components["schemas"]["InputBody"];
 export type Typed = components["schemas"]["Typed"];
+export type Answer = components["schemas"]["Answer"];
+export type ApprovalBody = components["schemas"]["ApprovalBody"];
+export type Output = components["schemas"]["Output"];
+export type Listing = components["schemas"]["Listing"];
 type ErrorBody = components["schemas"]["ErrorBody"];
 
 /** An answer that was not 2xx: its status and the API's own sentence. */
@@ -79,3 +83,11 @@ export const deleteSession = (id: string) => call<Deleted>(session(id), { method
 /** Type `text` into the session's terminal (and Enter, when `submit`). */
 export const sendInput = (id: string, text: string, submit: boolean) =>
   call<Typed>(`${session(id)}/input`, post({ text, submit } satisfies InputBody));
+/** Answer the permission prompt the session's agent is waiting on (its own keys, typed). */
+export const answerApproval = (id: string, answer: Answer) =>
+  call<Typed>(`${session(id)}/approval`, post({ answer } satisfies ApprovalBody));
+/** The last `lines` lines the agent's terminal shows. */
+export const getOutput = (id: string, lines: number) => call<Output>(`${session(id)}/output?lines=${lines}`);
+/** The directories in `path` (under the user's home; the home when empty), hidden ones too when asked. */
+export const listDirectories = (path: string, hidden: boolean) =>
+  call<Listing>(`/api/directories?path=${encodeURIComponent(path)}&hidden=${hidden}`);

@@ -1,11 +1,12 @@
 // The create dialog: every option `clauderon create` has that a person
-// picks (repository, prompt, backend, agent, model, access mode, plan mode,
+// picks (repository — typed, from earlier sessions or browsed — prompt, backend, agent, model, access mode, plan mode,
 // skip permissions, and a container's image, CPU and memory), the backends
 // and agents this machine can run now (from the doctor), live progress while
 // the session starts, and the API's own words when it cannot.
 import { useEffect, useRef, useState } from "react";
 import { ApiError, createSession, getDoctor, type AccessMode, type Doctor, type Session } from "../api/client";
 import { follow, type Progress } from "../api/events";
+import { DirectoryBrowser } from "./DirectoryBrowser";
 
 interface Props {
   /** Repositories of earlier sessions, most recent first. */
@@ -17,6 +18,7 @@ interface Props {
 export function CreateDialog({ recent, onClose, onCreated }: Props) {
   const [doctor, setDoctor] = useState<Doctor | null>(null);
   const [repo, setRepo] = useState(recent[0] ?? "");
+  const [browsing, setBrowsing] = useState(false);
   const [prompt, setPrompt] = useState("");
   const [name, setName] = useState("");
   const [backend, setBackend] = useState("");
@@ -88,22 +90,36 @@ export function CreateDialog({ recent, onClose, onCreated }: Props) {
     <dialog ref={dialog} className="create" onClose={onClose} aria-label="New session">
       <form onSubmit={submit}>
         <h2>New session</h2>
-        <label>
-          Repository
-          <input
-            name="repo"
-            required
-            list="recent-repos"
-            placeholder="/home/you/project (a directory in a git repository)"
-            value={repo}
-            onChange={(e) => setRepo(e.target.value)}
+        <div className="row repo-row">
+          <label>
+            Repository
+            <input
+              name="repo"
+              required
+              list="recent-repos"
+              placeholder="/home/you/project (a directory in a git repository)"
+              value={repo}
+              onChange={(e) => setRepo(e.target.value)}
+            />
+            <datalist id="recent-repos">
+              {recent.map((r) => (
+                <option key={r} value={r} />
+              ))}
+            </datalist>
+          </label>
+          <button type="button" className="browse" aria-expanded={browsing} onClick={() => setBrowsing((b) => !b)}>
+            Browse…
+          </button>
+        </div>
+        {browsing && (
+          <DirectoryBrowser
+            start={repo.trim()}
+            onPick={(p) => {
+              setRepo(p);
+              setBrowsing(false);
+            }}
           />
-          <datalist id="recent-repos">
-            {recent.map((r) => (
-              <option key={r} value={r} />
-            ))}
-          </datalist>
-        </label>
+        )}
         <label>
           Prompt
           <textarea name="prompt" required rows={4} value={prompt} onChange={(e) => setPrompt(e.target.value)} />

@@ -6,14 +6,17 @@
 import { lazy, Suspense, useCallback, useEffect, useRef, useState } from "react";
 import Markdown from "react-markdown";
 import {
+  answerApproval,
   ApiError,
   deleteSession,
   getAudit,
   getHistory,
+  getOutput,
   getSession,
   sendInput,
   setAccessMode,
   transition,
+  type Answer,
   type AuditRecord,
   type Message,
   type Session,
@@ -135,7 +138,7 @@ export function SessionPage({ name }: { name: string }) {
             <span className="meta">
               {session.agent}
               {session.model ? ` (${session.model})` : ""} on {session.backend} · {session.branch} · created{" "}
-              {ago(session.created_at, Date.now())} ago
+              {((a) => (a === "just now" ? a : `${a} ago`))(ago(session.created_at, Date.now()))}
             </span>
           </section>
           <section className="controls">
@@ -197,6 +200,9 @@ export function SessionPage({ name }: { name: string }) {
             <div className="banner error" role="alert">
               {session.error}
             </div>
+          )}
+          {session.status === "running" && session.agent_status === "waiting-for-approval" && (
+            <Approval id={session.id} agent={session.agent} />
           )}
           <nav className="tabs" role="tablist" aria-label="Session views">
             {(["chat", "terminal", "audit", "details"] as Tab[]).map((t) => (
@@ -274,6 +280,71 @@ function Chat({ id }: { id: string }) {
         ),
       )}
       <div ref={end} />
+    </section>
+  );
+}
+
+/**
+ * The agent waits for permission: what its terminal shows (the question), and
+ * approve / deny, which type the agent's own keys. Shown while the session's
+ * agent status is waiting-for-approval; it goes when the agent moves on.
+ */
+function Approval({ id, agent }: { id: string; agent: string }) {
+  const [screen, setScreen] = useState<string | null>(null);
+  const [sending, setSending] = useState<Answer | null>(null);
+  // The question is at the bottom of the screen: keep it in view.
+  const bottom = useRef<HTMLPreElement>(null);
+  useEffect(() => {
+    if (bottom.current) bottom.current.scrollTop = bottom.current.scrollHeight;
+  }, [screen]);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    // The question may be drawn a moment after the status says so: refresh
+    // the screen while the banner is up.
+    let gone = false;
+    const look = () =>
+      getOutput(id, 30).then(
+        (o) => !gone && setScreen(o.output.replace(/\s+$/, "")),
+        () => !gone && setScreen(null),
+      );
+    void look();
+    const timer = window.setInterval(look, 2000);
+    return () => {
+      gone = true;
+      window.clearInterval(timer);
+    };
+  }, [id]);
+  const answer = async (what: Answer) => {
+    setSending(what);
+    setError(null);
+    try {
+      await answerApproval(id, what);
+    } catch (e) {
+      setError(e instanceof ApiError ? e.message : String(e));
+      setSending(null);
+    }
+  };
+  return (
+    <section className="approval" role="alertdialog" aria-labelledby="approval-title">
+      <h3 id="approval-title">{agent} asks for your permission</h3>
+      {screen && (
+        <pre className="approval-screen" ref={bottom}>
+          {screen}
+        </pre>
+      )}
+      <div className="actions">
+        <button className="primary" disabled={sending !== null} onClick={() => void answer("approve")}>
+          {sending === "approve" ? "Approving…" : "Approve"}
+        </button>
+        <button className="danger" disabled={sending !== null} onClick={() => void answer("deny")}>
+          {sending === "deny" ? "Denying…" : "Deny"}
+        </button>
+      </div>
+      {error && (
+        <p className="form-error" role="alert">
+          {error}
+        </p>
+      )}
     </section>
   );
 }

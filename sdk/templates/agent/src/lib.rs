@@ -28,6 +28,7 @@ impl Agent for MyAgent {
             display_name: "My Agent (example)".into(),
             default_model: None,
             credentials: vec![credential()],
+            approval_keys: None,
         }
     }
 
