@@ -202,25 +202,42 @@ test: components tools prune-target
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast -- --test-threads=1; fi
     just fuzz 15
 
-# Keep the shared build directory from growing with every clone: of each
-# test executable in debug/deps (`name-<hash>`), only the newest stays (each
-# clone's path gives its crates new hashes; cargo rebuilds what it needs).
+# Keep the shared build directory from growing with every clone and every
+# dependency change: of each crate's artifacts in debug/deps (`name-<hash>.*`,
+# `libname-<hash>.*`), only the three newest hashes stay (a lib, its test
+# harness and one spare; each clone's path and each change of features or
+# versions gives new hashes, and the old ones filled this machine's disk
+# twice). Cargo rebuilds whatever it still needs.
 prune-target:
     #!/usr/bin/env python3
-    import collections, os, re
+    import collections, os, re, shutil
     deps = os.path.join(os.environ["CARGO_TARGET_DIR"], "debug", "deps")
-    found = collections.defaultdict(list)
+    groups = collections.defaultdict(lambda: collections.defaultdict(list))
     for name in os.listdir(deps) if os.path.isdir(deps) else []:
-        path = os.path.join(deps, name)
-        m = re.fullmatch(r"(.+)-[0-9a-f]{16}", name)
-        if m and os.path.isfile(path) and os.access(path, os.X_OK):
-            found[m.group(1)].append((os.path.getmtime(path), path))
+        m = re.fullmatch(r"(?:lib)?(.+?)-([0-9a-f]{16})(?:\..*)?", name)
+        if m:
+            groups[m.group(1)][m.group(2)].append(os.path.join(deps, name))
     freed = 0
-    for versions in found.values():
-        for _, path in sorted(versions)[:-1]:
-            freed += os.path.getsize(path)
-            os.remove(path)
-    print(f"prune-target: removed {freed / 1e9:.1f} GB of stale test executables from {deps}")
+    for hashes in groups.values():
+        newest = sorted(hashes.values(), key=lambda files: max(os.path.getmtime(f) for f in files), reverse=True)
+        for files in newest[3:]:
+            for path in files:
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    freed += os.path.getsize(path)
+                    os.remove(path)
+    # Incremental state (`crate-<hash>/`): the newest two of each crate.
+    incremental = os.path.join(os.environ["CARGO_TARGET_DIR"], "debug", "incremental")
+    states = collections.defaultdict(list)
+    for name in os.listdir(incremental) if os.path.isdir(incremental) else []:
+        path = os.path.join(incremental, name)
+        states[name.rsplit("-", 1)[0]].append((os.path.getmtime(path), path))
+    for versions in states.values():
+        for _, path in sorted(versions, reverse=True)[2:]:
+            freed += sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+            shutil.rmtree(path, ignore_errors=True)
+    print(f"prune-target: removed {freed / 1e9:.1f} GB of stale build artifacts from {deps} and {incremental}")
 
 # Print the performance figures (release build).
 bench: components tools

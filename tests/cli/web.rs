@@ -128,7 +128,45 @@ fn the_dashboard_signs_in_with_a_one_time_link_follows_sessions_live_and_keeps_o
     let forged = format!("cookie: clauderon_web={}x", signed_in["cookie"]["value"].as_str().unwrap_or_default());
     assert_eq!(world.daemon.curl("GET", "/api/sessions", None, &["-H", &forged]).0, 401, "a forged cookie");
 
-    for shot in ["sessions-desktop.png", "sessions-phone.png"] {
+    // The credentials page: each service masked, no real value anywhere in it.
+    let credentials = step(&report, "credentials page");
+    assert_eq!(credentials["url"], format!("{base}/credentials"), "{credentials}");
+    let github = credentials["row"].as_str().unwrap_or_default();
+    assert!(github.contains("yes") && github.contains("env"), "{github}");
+    let html = credentials["html"].as_str().unwrap_or_default();
+    for (var, value) in clauderon_tests::CANARIES {
+        assert!(!html.contains(value), "{var}'s real value is in the credentials page");
+    }
+    let plugins = step(&report, "plugins page");
+    assert!(plugins["count"].as_u64() >= Some(9), "every bundled plugin: {plugins}");
+    let zellij = plugins["zellij"].as_str().unwrap_or_default();
+    assert!(zellij.contains("bundled") && zellij.contains("zellij"), "{zellij}");
+    assert!(
+        plugins["claude"].as_str().is_some_and(|c| c.contains("No capabilities granted")),
+        "agents run nothing: {plugins}"
+    );
+    let system = step(&report, "system page");
+    assert_eq!(system["version"], env!("CARGO_PKG_VERSION"), "{system}");
+    assert!(system["uptime"].as_str().is_some_and(|u| u.ends_with(" s") || u.ends_with(" min")), "{system}");
+    assert_eq!(system["zellijOk"], "true", "zellij runs here: {system}");
+    assert_eq!(system["horizontalOverflow"], 0, "the system page fits a 375 px phone: {system}");
+
+    let installable = step(&report, "installable");
+    assert_eq!(installable["installabilityErrors"], serde_json::json!([]), "Chromium can install it: {installable}");
+    assert_eq!(installable["manifestErrors"], serde_json::json!([]), "{installable}");
+    assert_eq!(installable["manifest"]["type"], "application/manifest+json", "{installable}");
+    assert_eq!(installable["manifest"]["body"]["display"], "standalone", "{installable}");
+    assert_eq!(installable["notifyButton"], 1, "it offers notifications before they are allowed: {installable}");
+    assert_eq!(installable["controlled"], true, "the service worker serves the page: {installable}");
+    assert!(installable["offline"].as_str().is_some_and(|o| o.contains("Offline")), "{installable}");
+
+    for shot in [
+        "sessions-desktop.png",
+        "sessions-phone.png",
+        "credentials-desktop.png",
+        "plugins-desktop.png",
+        "system-phone.png",
+    ] {
         let size = std::fs::metadata(shots_dir().join(shot)).map(|m| m.len()).unwrap_or(0);
         assert!(size > 5_000, "{shot}: {size} bytes");
     }
@@ -224,6 +262,12 @@ fn sessions_are_created_watched_and_deleted_from_the_dashboard() {
     let asked = step(&report, "approved from the banner");
     assert!(asked["title"].as_str().is_some_and(|t| t.contains("claude-code")), "{asked}");
     assert!(asked["screen"].as_str().is_some_and(|t| t.contains("make test")), "the question: {asked}");
+    let talker = step(&report, "deleted from its page")["talker"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        asked["notification"].as_str(),
+        Some(format!("{talker} is waiting for your approval").as_str()),
+        "the tab's notification: {asked}"
+    );
     let chat = step(&report, "chat shows the answer");
     assert!(chat["user"].as_str().is_some_and(|u| u.contains("Run make test")), "{chat}");
     assert!(chat["assistant"].as_str().is_some_and(|a| a.contains(clauderon_tests::MOCK_ANSWER)), "{chat}");

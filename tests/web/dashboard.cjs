@@ -10,6 +10,11 @@
 // - a hostile page on another port of 127.0.0.1 (the same *site*, so the
 //   cookie would go with its requests) tries to archive the session and to
 //   open the event stream; tests/cli/web.rs checks nothing happened;
+// - the header leads to the credentials page (each service, masked; the
+//   page holds no real value), the plugins page (each loaded plugin with its
+//   grants) and the system page (version, uptime, what can run and why not);
+// - the app is installable (Chromium's own check of the manifest and icons),
+//   and its service worker opens the shell offline, saying so;
 // - screenshots at desktop and phone widths go to $SHOTS.
 //
 // Environment: BASE (http://127.0.0.1:PORT), LOGIN (the link), SESSION (an
@@ -121,6 +126,69 @@ run(__filename, async (context, step) => {
   }, null, { timeout: 10_000 });
   step("hostile page", { id, result: JSON.parse(await evil.title()) });
   hostile.close();
+
+  // The credentials, plugins and system pages, reached from the header.
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.goto(`${env("BASE")}/`);
+  const nav = page.getByRole("navigation", { name: "Pages" });
+  await nav.getByRole("link", { name: "Credentials" }).click();
+  const github = page.locator('table.credentials tr[data-service="github"]');
+  await github.waitFor({ timeout: 10_000 });
+  step("credentials page", { url: page.url(), row: await github.innerText(), html: await page.content() });
+  await page.screenshot({ path: `${env("SHOTS")}/credentials-desktop.png`, fullPage: true });
+  await nav.getByRole("link", { name: "Plugins" }).click();
+  const zellij = page.locator('[data-plugin="zellij"]');
+  await zellij.waitFor({ timeout: 10_000 });
+  step("plugins page", {
+    zellij: await zellij.innerText(),
+    claude: await page.locator('[data-plugin="claude-code"]').innerText(),
+    count: await page.locator("[data-plugin]").count(),
+  });
+  await page.screenshot({ path: `${env("SHOTS")}/plugins-desktop.png`, fullPage: true });
+  await nav.getByRole("link", { name: "System" }).click();
+  const zellijCheck = page.locator('[data-check="backend/zellij"]');
+  await zellijCheck.waitFor({ timeout: 30_000 });
+  await page.setViewportSize({ width: 375, height: 740 });
+  step("system page", {
+    version: await page.locator('[data-field="version"]').innerText(),
+    uptime: await page.locator('[data-field="uptime"]').innerText(),
+    zellij: await zellijCheck.innerText(),
+    zellijOk: await zellijCheck.getAttribute("data-ok"),
+    horizontalOverflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
+  });
+  await page.screenshot({ path: `${env("SHOTS")}/system-phone.png`, fullPage: true });
+
+  // The installable app: its manifest and icons pass Chromium's own
+  // installability check, and the service worker keeps the shell, which
+  // opens offline saying the daemon is away.
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.goto(`${env("BASE")}/`);
+  await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+  await page.reload();
+  await page.locator("table.sessions").waitFor({ timeout: 10_000 });
+  const cdp = await context.newCDPSession(page);
+  // The test's browser context is a private one, which Chromium never
+  // installs into ("in-incognito"); every other reason is the app's.
+  const { installabilityErrors } = await cdp.send("Page.getInstallabilityErrors");
+  const { errors: manifestErrors } = await cdp.send("Page.getAppManifest");
+  const manifest = await page.evaluate(async () => {
+    const r = await fetch("/manifest.webmanifest");
+    return { type: r.headers.get("content-type"), body: await r.json() };
+  });
+  const notifyButton = await page.locator("button.notify").count();
+  await context.setOffline(true);
+  await page.reload();
+  const offline = page.locator(".banner.offline");
+  await offline.waitFor({ timeout: 20_000 });
+  step("installable", {
+    installabilityErrors: installabilityErrors.map((e) => e.errorId).filter((id) => id !== "in-incognito"),
+    manifestErrors,
+    manifest,
+    notifyButton,
+    controlled: await page.evaluate(() => !!navigator.serviceWorker.controller),
+    offline: await offline.innerText(),
+  });
+  await context.setOffline(false);
 
   step("console errors", { errors: consoleErrors });
 });

@@ -8,8 +8,9 @@
 //   that POSTs to api.github.com every half second) opens its page running;
 // - its audit tab shows the POST allowed; turning writes off shows the next
 //   POST blocked, with the reason;
-// - a Claude Code session made through the dialog shows the mock model's
-//   answer in its chat tab;
+// - a Claude Code session made through the dialog asks to run a command: its
+//   page shows the question with Approve, the tab shows a notification, and
+//   once approved the chat shows the mock model's answer;
 // - a shell session that echoes each line it reads gets a line from the
 //   chat's composer and one typed into the terminal tab (xterm.js over the
 //   console WebSocket), and a second viewer's terminal shows both;
@@ -51,6 +52,7 @@ async function create(page, fields) {
 }
 
 run(__filename, async (context, step) => {
+  await context.grantPermissions(["notifications"], { origin: env("BASE") });
   const page = await context.newPage();
   page.on("dialog", (d) => d.accept());
   await page.goto(env("LOGIN"));
@@ -135,7 +137,21 @@ run(__filename, async (context, step) => {
   const question = approval.locator(".approval-screen", { hasText: "make test" });
   await question.waitFor({ timeout: 90_000 });
   await page.screenshot({ path: `${env("SHOTS")}/session-approval-desktop.png` });
-  const asked = { title: await approval.locator("h3").innerText(), screen: await question.innerText() };
+  // The tab told the user too (notifications were allowed at the start).
+  const notified = await page.waitForFunction(
+    async (name) => {
+      const registration = await navigator.serviceWorker.getRegistration();
+      const shown = registration ? await registration.getNotifications() : [];
+      return shown.map((n) => n.title).find((t) => t.startsWith(name)) || false;
+    },
+    talker,
+    { timeout: 20_000 },
+  );
+  const asked = {
+    title: await approval.locator("h3").innerText(),
+    screen: await question.innerText(),
+    notification: await notified.jsonValue(),
+  };
   await approval.getByRole("button", { name: "Approve" }).click();
   await approval.waitFor({ state: "detached", timeout: 60_000 });
   step("approved from the banner", asked);

@@ -1,7 +1,10 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
+import { registerServiceWorker } from "./notify";
 import "./styles.css";
+
+registerServiceWorker();
 
 const root = document.getElementById("root");
 if (root) {

@@ -1,12 +1,18 @@
 // The app's routes, in the address bar (the daemon answers every route with
-// the app): `/` the sessions list, `/sessions/NAME` one session.
+// the app): `/` the sessions list, `/sessions/NAME` one session, and
+// `/credentials`, `/plugins` and `/system`.
 import { useEffect, useState } from "react";
 
-export type Route = { page: "sessions" } | { page: "session"; name: string };
+/** The pages with a fixed address, in the header's order. */
+export const PAGES = ["credentials", "plugins", "system"] as const;
+
+export type Route = { page: "sessions" } | { page: "session"; name: string } | { page: (typeof PAGES)[number] };
 
 function parse(path: string): Route {
   const m = /^\/sessions\/([^/]+)\/?$/.exec(path);
-  return m ? { page: "session", name: decodeURIComponent(m[1]) } : { page: "sessions" };
+  if (m) return { page: "session", name: decodeURIComponent(m[1]) };
+  const fixed = PAGES.find((p) => path.replace(/\/$/, "") === `/${p}`);
+  return fixed ? { page: fixed } : { page: "sessions" };
 }
 
 /** Go to `path` without reloading. */

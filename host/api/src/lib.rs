@@ -163,6 +163,8 @@ pub struct Health {
     status: String,
     /// The daemon's version.
     version: String,
+    /// Seconds since the daemon started serving.
+    uptime_s: u64,
     /// The daemon's file descriptors: every session's tunnels and streams are some.
     fds: Fds,
 }
@@ -254,17 +256,6 @@ pub struct CredentialsAnswer {
 
 /// Loaded and refused plugins (`clauderon_runtime::Inventory`; `clauderon
 /// plugins list --json` prints the same document).
-#[derive(ToSchema)]
-#[allow(dead_code)] // only its schema is used
-pub struct Plugins {
-    /// Each loaded plugin: id, kind, version, description, source, origin,
-    /// capabilities (what was granted; absent when not), grants (as
-    /// sentences), wasi.
-    plugins: Vec<serde_json::Value>,
-    /// Each refused component: origin and error.
-    refused: Vec<serde_json::Value>,
-}
-
 /// `POST /api/login-links`: a one-time link that signs a browser in.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct LoginLink {
@@ -278,6 +269,7 @@ pub struct LoginLink {
 
 /// The API's router.
 pub fn router(state: Shared) -> Router {
+    std::sync::LazyLock::force(&STARTED);
     let protected = Router::new()
         .route("/api/openapi.json", get(openapi_json))
         .route("/api/config", get(config))
@@ -386,10 +378,18 @@ async fn login(State(s): State<Shared>, Query(q): Query<LoginQuery>) -> Response
     resp
 }
 
+/// When the API was made: the daemon's start, for its uptime.
+static STARTED: std::sync::LazyLock<std::time::Instant> = std::sync::LazyLock::new(std::time::Instant::now);
+
 /// Whether the daemon is up (no token needed).
 #[utoipa::path(get, path = "/api/health", security(()), responses((status = 200, body = Health), Errors))]
 async fn health() -> Json<Health> {
-    Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into(), fds: Fds::now().await })
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_s: STARTED.elapsed().as_secs(),
+        fds: Fds::now().await,
+    })
 }
 
 /// This document.
@@ -405,7 +405,7 @@ async fn config(State(s): State<Shared>) -> Json<serde_json::Value> {
 }
 
 /// Loaded and refused plugins.
-#[utoipa::path(get, path = "/api/plugins", responses((status = 200, body = Plugins), Errors))]
+#[utoipa::path(get, path = "/api/plugins", responses((status = 200, body = clauderon_runtime::Inventory), Errors))]
 async fn plugins(State(s): State<Shared>) -> Json<clauderon_runtime::Inventory> {
     Json(s.manager.runtime().inventory())
 }

@@ -15,7 +15,7 @@ use crate::{
     __path_history, __path_input, __path_list, __path_list_directories, __path_login_link, __path_openapi_json,
     __path_output, __path_plugins, __path_reconcile, __path_show, __path_start, __path_status_event, __path_stop,
     __path_unarchive, Answer, ApprovalBody, Argv, Changes, CredentialsAnswer, Deleted, ErrorBody, Health, InputBody,
-    LoginLink, ModeBody, Output, Plugins, StatusAnswer, Typed,
+    LoginLink, ModeBody, Output, StatusAnswer, Typed,
 };
 
 #[derive(OpenApi)]
@@ -33,9 +33,9 @@ use crate::{
         login_link, console_ws, input, approval, list_directories
     ),
     components(schemas(
-        ErrorBody, Health, Deleted, Argv, Output, Changes, StatusAnswer, CredentialsAnswer, ModeBody, Plugins, LoginLink,
+        ErrorBody, Health, Deleted, Argv, Output, Changes, StatusAnswer, CredentialsAnswer, ModeBody, LoginLink,
         InputBody, Typed, Answer, ApprovalBody,
-        crate::AuditPage, crate::directories::Listing, crate::directories::Directory, crate::doctor::Doctor, crate::doctor::Check, clauderon_sessions::EgressPolicy, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
+        crate::AuditPage, clauderon_runtime::Inventory, clauderon_runtime::PluginSummary, clauderon_runtime::LoadFailure, clauderon_runtime::Kind, crate::directories::Listing, crate::directories::Directory, crate::doctor::Doctor, crate::doctor::Check, clauderon_sessions::EgressPolicy, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
     )),
     modifiers(&BearerToken),
     security(("token" = []))

@@ -88,7 +88,7 @@ pub struct Plugin {
 }
 
 /// A loaded plugin as users see it (an entry of [`crate::Inventory`]).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PluginSummary {
     /// Its id.
     pub id: String,
@@ -102,7 +102,9 @@ pub struct PluginSummary {
     pub source: String,
     /// The bundled name or the file it was loaded from.
     pub origin: String,
-    /// What it was granted (a capability not granted is absent).
+    /// What it was granted (a capability not granted is absent), as in
+    /// its grants file.
+    #[schema(value_type = Object)]
     pub capabilities: Capabilities,
     /// The same grants as sentences.
     pub grants: Vec<String>,

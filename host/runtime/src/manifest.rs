@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub const SECTION: &str = "clauderon-manifest";
 
 /// The four kinds of plugin; one WIT world each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Backend,

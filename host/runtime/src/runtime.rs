@@ -75,7 +75,7 @@ impl RuntimeConfig {
 
 /// The loaded plugins and the refused components: one document for the CLI
 /// and the API.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Inventory {
     /// Each loaded plugin.
     pub plugins: Vec<crate::PluginSummary>,
@@ -84,7 +84,7 @@ pub struct Inventory {
 }
 
 /// A component that could not be loaded, and why.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LoadFailure {
     /// Where it came from.
     pub origin: String,

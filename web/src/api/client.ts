@@ -22,6 +22,9 @@ export type Answer = components["schemas"]["Answer"];
 export type ApprovalBody = components["schemas"]["ApprovalBody"];
 export type Output = components["schemas"]["Output"];
 export type Listing = components["schemas"]["Listing"];
+export type Inventory = components["schemas"]["Inventory"];
+export type CredentialsAnswer = components["schemas"]["CredentialsAnswer"];
+export type Health = components["schemas"]["Health"];
 type ErrorBody = components["schemas"]["ErrorBody"];
 
 /** An answer that was not 2xx: its status and the API's own sentence. */
@@ -74,6 +77,9 @@ export const getHistory = (id: string, cursor: number) => call<History>(`${sessi
 export const getAudit = (id: string, after: number) =>
   call<AuditPage>(`/api/audit?session=${encodeURIComponent(id)}&after=${after}&limit=500`);
 export const getDoctor = () => call<Doctor>("/api/doctor");
+export const getPlugins = () => call<Inventory>("/api/plugins");
+export const getCredentials = () => call<CredentialsAnswer>("/api/credentials");
+export const getHealth = () => call<Health>("/api/health");
 export const setAccessMode = (id: string, mode: AccessMode) =>
   call<Session>(`${session(id)}/access-mode`, { method: "PUT", body: JSON.stringify({ mode }) });
 /** `stop`, `start`, `archive` or `unarchive`. */

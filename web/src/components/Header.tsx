@@ -1,7 +1,15 @@
-// The top bar: the product's name (home), the stream's state (with the
-// offline banner while the daemon is away), and the signed-out notice every
-// page shows the same way.
+// The top bar: the product's name (home), the pages, the stream's state
+// (with the offline banner while the daemon is away), and the signed-out
+// notice every page shows the same way.
+import { useNotificationPermission } from "../notify";
 import { navigate } from "../route";
+
+const NAV = [
+  ["/", "Sessions"],
+  ["/credentials", "Credentials"],
+  ["/plugins", "Plugins"],
+  ["/system", "System"],
+] as const;
 
 export function Header({ live, children }: { live: boolean | null; children?: React.ReactNode }) {
   return (
@@ -18,10 +26,26 @@ export function Header({ live, children }: { live: boolean | null; children?: Re
             clauderon
           </a>
         </h1>
-        <span className={`live ${live ? "up" : "down"}`} aria-live="polite">
+        <nav className="nav" aria-label="Pages">
+          {NAV.map(([path, label]) => (
+            <a
+              key={path}
+              href={path}
+              aria-current={location.pathname === path || (path === "/" && location.pathname.startsWith("/sessions/")) ? "page" : undefined}
+              onClick={(e) => {
+                e.preventDefault();
+                navigate(path);
+              }}
+            >
+              {label}
+            </a>
+          ))}
+        </nav>
+        <span className={`live ${live === null ? "" : live ? "up" : "down"}`} aria-live="polite">
           {live === null ? "" : live ? "live" : "offline"}
         </span>
         <span className="spacer" />
+        <NotifyButton />
         {children}
       </header>
       {live === false && (
@@ -30,6 +54,17 @@ export function Header({ live, children }: { live: boolean | null; children?: Re
         </div>
       )}
     </>
+  );
+}
+
+/** Ask for notifications (once: the browser remembers the answer). */
+function NotifyButton() {
+  const [permission, ask] = useNotificationPermission();
+  if (permission !== "default") return null;
+  return (
+    <button className="notify" title="A notification when a session's agent waits for you" onClick={ask}>
+      Notify me
+    </button>
   );
 }
 
