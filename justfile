@@ -205,7 +205,7 @@ test: components tools prune-target
 # Keep the shared build directory from growing with every clone and every
 # dependency change: of each crate's artifacts in debug/deps (`name-<hash>.*`,
 # `libname-<hash>.*`), only the three newest hashes stay (a lib, its test
-# harness and one spare; each clone's path and each change of features or
+# harness and one spare; of a test executable, only the newest; each clone's path and each change of features or
 # versions gives new hashes, and the old ones filled this machine's disk
 # twice). Cargo rebuilds whatever it still needs.
 prune-target:
@@ -218,15 +218,20 @@ prune-target:
         if m:
             groups[m.group(1)][m.group(2)].append(os.path.join(deps, name))
     freed = 0
+    is_executable = lambda f: "." not in os.path.basename(f) and os.path.isfile(f) and os.access(f, os.X_OK)
     for hashes in groups.values():
-        newest = sorted(hashes.values(), key=lambda files: max(os.path.getmtime(f) for f in files), reverse=True)
-        for files in newest[3:]:
-            for path in files:
-                if os.path.isdir(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    freed += os.path.getsize(path)
-                    os.remove(path)
+        # A test executable (no extension) is only ever needed in its newest
+        # build; a library's hashes are kept apart from it.
+        for executables in (True, False):
+            builds = [files for files in hashes.values() if any(map(is_executable, files)) == executables]
+            newest = sorted(builds, key=lambda files: max(os.path.getmtime(f) for f in files), reverse=True)
+            for files in newest[1 if executables else 3:]:
+                for path in files:
+                    if os.path.isdir(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        freed += os.path.getsize(path)
+                        os.remove(path)
     # Incremental state (`crate-<hash>/`): the newest two of each crate.
     incremental = os.path.join(os.environ["CARGO_TARGET_DIR"], "debug", "incremental")
     states = collections.defaultdict(list)
