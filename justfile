@@ -217,6 +217,18 @@ prune-target:
         m = re.fullmatch(r"(?:lib)?(.+?)-([0-9a-f]{16})(?:\..*)?", name)
         if m:
             groups[m.group(1)][m.group(2)].append(os.path.join(deps, name))
+    def mtime(path):
+        try:
+            return os.path.getmtime(path)
+        except OSError:  # gone meanwhile (a linker's temporary file)
+            return 0.0
+    def remove(path):
+        try:
+            size = 0 if os.path.isdir(path) else os.path.getsize(path)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            return size
+        except OSError:
+            return 0
     freed = 0
     is_executable = lambda f: "." not in os.path.basename(f) and os.path.isfile(f) and os.access(f, os.X_OK)
     for hashes in groups.values():
@@ -224,23 +236,18 @@ prune-target:
         # build; a library's hashes are kept apart from it.
         for executables in (True, False):
             builds = [files for files in hashes.values() if any(map(is_executable, files)) == executables]
-            newest = sorted(builds, key=lambda files: max(os.path.getmtime(f) for f in files), reverse=True)
+            newest = sorted(builds, key=lambda files: max(map(mtime, files)), reverse=True)
             for files in newest[1 if executables else 3:]:
-                for path in files:
-                    if os.path.isdir(path):
-                        shutil.rmtree(path, ignore_errors=True)
-                    else:
-                        freed += os.path.getsize(path)
-                        os.remove(path)
+                freed += sum(map(remove, files))
     # Incremental state (`crate-<hash>/`): the newest two of each crate.
     incremental = os.path.join(os.environ["CARGO_TARGET_DIR"], "debug", "incremental")
     states = collections.defaultdict(list)
     for name in os.listdir(incremental) if os.path.isdir(incremental) else []:
         path = os.path.join(incremental, name)
-        states[name.rsplit("-", 1)[0]].append((os.path.getmtime(path), path))
+        states[name.rsplit("-", 1)[0]].append((mtime(path), path))
     for versions in states.values():
         for _, path in sorted(versions, reverse=True)[2:]:
-            freed += sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+            freed += sum(remove(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
             shutil.rmtree(path, ignore_errors=True)
     print(f"prune-target: removed {freed / 1e9:.1f} GB of stale build artifacts from {deps} and {incremental}")
 
