@@ -199,6 +199,7 @@ run: build zellij
 test: components tools prune-target
     if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all --check; else echo "test: rustfmt is not installed; formatting not checked"; fi
     cargo build --workspace --bins --tests
+    cd web && npm test --silent
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --no-fail-fast; else cargo test --workspace --no-fail-fast -- --test-threads=1; fi
     just fuzz 15
 

@@ -27,6 +27,10 @@
 //!   (after its scheme) as it is, URL-encoded, JSON-escaped and, for Basic,
 //!   decoded, one per line;
 //! - `/close` — the request echoed, then `Connection: close` ends the connection;
+//! - `POST /push/…` — a Web Push service (RFC 8030): the message (its
+//!   headers and its encrypted body, base64) is appended to `DIR/push.jsonl`
+//!   and answered 201 Created with a `Location`; under `/push/gone/` it is
+//!   answered 410 Gone, as a service answers for an expired subscription;
 //! - `/trailers` — a hostile echo in trailers: a short body, then the
 //!   `authorization` header as the trailer `x-echo` (sent when asked for
 //!   with `TE: trailers`);
@@ -54,6 +58,7 @@ const ANSWER: &str = "Hello from the mock upstream";
 
 struct Mock {
     log: Mutex<std::fs::File>,
+    push_log: Mutex<std::fs::File>,
     git_root: Option<PathBuf>,
 }
 
@@ -67,6 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tls = tls_config(&dir, &hosts)?;
     let mock = Arc::new(Mock {
         log: Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("requests.jsonl"))?),
+        push_log: Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("push.jsonl"))?),
         git_root: arg("--git-root").map(PathBuf::from),
     });
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(dir, tls, mock))
@@ -208,6 +214,25 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>, peer: u16) -> Respo
         return git(req, &mock, &path, &query).await;
     }
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if let Some(id) = path.strip_prefix("/push/") {
+        let record = serde_json::json!({
+            "host": host,
+            "path": path,
+            "headers": headers,
+            "body": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &body),
+        });
+        if let Ok(mut log) = mock.push_log.lock() {
+            let _ = writeln!(log, "{record}");
+        }
+        if id.starts_with("gone/") {
+            return full(StatusCode::GONE, "text/plain", "push subscription has unsubscribed or expired.\n");
+        }
+        let mut resp = full(StatusCode::CREATED, "text/plain", "");
+        if let Ok(v) = header::HeaderValue::from_str(&format!("https://{host}/message/{id}")) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return resp;
+    }
     match path.as_str() {
         "/v1/messages" => anthropic(&body),
         // Codex's model list (the real answer's shape; empty: it keeps its built-in models).

@@ -333,6 +333,8 @@ pub const MOCK_HOSTS: &[&str] = &[
     "auth.docker.io",
     "grafana.example.test",
     "unruled.example.test",
+    // A Web Push service (the daemon's [push] services, in tests).
+    "push.example.test",
     // Sent to the mock like the others, but on no egress list: a proxy that
     // let a session through to it would show in the mock's log.
     "blocked.example.test",
@@ -363,16 +365,24 @@ impl Mock {
     /// any other by `"*"`, so no test reaches a real host: the mock refuses a
     /// name it has no certificate for) and trusting the mock's CA, and `[egress]` allowing `unruled.example.test` (the other mock
     /// hosts are on the built-in list or have rules; `blocked.example.test`
-    /// is allowed nowhere).
+    /// is allowed nowhere), and `[push]` sending Web Push only to the mock's
+    /// push service.
     pub fn proxy_config(&self) -> String {
         let mut text = format!(
-            "[egress]\nallow = [\"unruled.example.test\"]\n[proxy]\ngrafana_host = \"grafana.example.test\"\nextra_root_certs = [\"{}\"]\n[proxy.upstreams]\n",
+            "[egress]\nallow = [\"unruled.example.test\"]\n[push]\nservices = [\"push.example.test\"]\n[proxy]\ngrafana_host = \"grafana.example.test\"\nextra_root_certs = [\"{}\"]\n[proxy.upstreams]\n",
             self.dir.path().join("ca.pem").display()
         );
         for host in MOCK_HOSTS.iter().chain(&["*"]) {
             text.push_str(&format!("\"{host}\" = \"{}\"\n", self.addr));
         }
         text
+    }
+
+    /// Every Web Push message the mock's push service received: host, path,
+    /// headers and the encrypted body (base64).
+    pub fn pushes(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("push.jsonl")).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
     /// Every request the mock received, as JSON.

@@ -26,10 +26,11 @@ pub const STEPS: &[Migration] = &[
         apply: v1_initial,
     },
     Migration { version: 2, description: "create the proxy audit table", apply: v2_audit },
+    Migration { version: 3, description: "create the web push subscriptions table", apply: v3_push },
 ];
 
 /// The schema version this build writes.
-pub const CURRENT: u64 = 2;
+pub const CURRENT: u64 = 3;
 
 fn v1_initial(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(schema::SESSIONS)?;
@@ -41,6 +42,11 @@ fn v1_initial(txn: &WriteTransaction) -> Result<(), redb::Error> {
 
 fn v2_audit(txn: &WriteTransaction) -> Result<(), redb::Error> {
     txn.open_table(schema::AUDIT)?;
+    Ok(())
+}
+
+fn v3_push(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    txn.open_table(schema::PUSH_SUBSCRIPTIONS)?;
     Ok(())
 }
 
@@ -118,14 +124,15 @@ mod tests {
     fn v1_from_an_empty_store_creates_every_table() {
         let (_d, db) = db();
         assert_eq!(version(&db).expect("version"), 0);
-        assert_eq!(run(&db).expect("run"), vec![1, 2]);
-        assert_eq!(version(&db).expect("version"), 2);
+        assert_eq!(run(&db).expect("run"), vec![1, 2, 3]);
+        assert_eq!(version(&db).expect("version"), 3);
         let txn = db.begin_read().expect("read");
         assert_eq!(txn.open_table(schema::SESSIONS).expect("sessions").len().expect("len"), 0);
         txn.open_table(schema::SESSION_NAMES).expect("names");
         txn.open_table(schema::EVENTS).expect("events");
         txn.open_table(schema::COMPONENT_KV).expect("kv");
         txn.open_table(schema::AUDIT).expect("audit");
+        txn.open_table(schema::PUSH_SUBSCRIPTIONS).expect("push");
     }
 
     #[test]
@@ -135,7 +142,7 @@ mod tests {
         let txn = db.begin_write().expect("write");
         txn.open_table(schema::SESSIONS).expect("t").insert("id", b"{}".as_slice()).expect("insert");
         txn.commit().expect("commit");
-        assert_eq!(run(&db).expect("upgrade"), vec![2]);
+        assert_eq!(run(&db).expect("upgrade"), vec![2, 3]);
         let txn = db.begin_read().expect("read");
         assert!(txn.open_table(schema::SESSIONS).expect("t").get("id").expect("get").is_some());
         assert_eq!(txn.open_table(schema::AUDIT).expect("audit").len().expect("len"), 0);

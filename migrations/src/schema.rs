@@ -15,5 +15,8 @@ pub const COMPONENT_KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 /// Proxy audit records: sequence number → JSON record (append-only, pruned by age).
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
+/// Browsers subscribed to Web Push: the push endpoint → the subscription as JSON.
+pub const PUSH_SUBSCRIPTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("push_subscriptions");
+
 /// The key under which [`META`] holds the schema version.
 pub const SCHEMA_VERSION: &str = "schema_version";

@@ -2,7 +2,10 @@
 //! - create → running latency on the Zellij and Docker backends (a local
 //!   image, host networking) with the shell agent,
 //!   measured at the API (one keep-alive connection, like a client would);
-//! - `GET /api/sessions` with 1,000 sessions stored.
+//! - `GET /api/sessions` with 1,000 sessions stored;
+//! - the web dashboard on that daemon, in Chromium (`tests/web/bench.cjs`):
+//!   navigation to the rendered list of 1,000 sessions, event-to-screen
+//!   latency of a status change; and the bytes of JS and CSS it ships.
 //!
 //! Prints figures; never fails on a missed target.
 
@@ -247,6 +250,64 @@ fn list_latency() {
         })
         .collect();
     report("GET /api/sessions with 1,000 stored", samples, Duration::from_millis(10));
+    dashboard(&home, &daemon);
+}
+
+/// The dashboard's figures against `daemon` (1,000 sessions stored).
+fn dashboard(home: &Home, daemon: &clauderon_tests::Daemon) {
+    let root = clauderon_tests::repo_root();
+    let shipped: u64 = std::fs::read_dir(root.join("web/dist/assets"))
+        .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "js" || e == "css"))
+        .map(|p| gzipped_len(p))
+        .sum();
+    let verdict = if shipped <= 300_000 { "met" } else { "NOT met" };
+    println!(
+        "{:<48} {:.1} KB gzip  target ≤ 300 KB ({verdict})",
+        "dashboard JS + CSS shipped",
+        shipped as f64 / 1000.0
+    );
+    let login = home.run(&["web", "--print"]).ok().stdout.trim().to_string();
+    let (_, one) = daemon.http("GET", "/api/sessions/stored-500", None);
+    let shots = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new("node")
+        .arg(root.join("tests/web/bench.cjs"))
+        .env("BASE", format!("http://127.0.0.1:{}", daemon.port))
+        .env("LOGIN", &login)
+        .env("SESSION", one["id"].as_str().expect("id"))
+        .env("SESSION_NAME", "stored-500")
+        .env("ROWS", "1000")
+        .env("RUNS", "10")
+        .env("EVENTS", "50")
+        .env("SHOTS", shots.path())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report_line: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_default();
+    let Some(figures) = report_line["steps"].as_array().and_then(|s| s.iter().find(|s| s["name"] == "figures")) else {
+        println!("dashboard figures: the browser run failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        return;
+    };
+    let ms = |key: &str| -> Vec<Duration> {
+        figures[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_f64())
+            .map(|m| Duration::from_secs_f64(m / 1000.0))
+            .collect()
+    };
+    report("dashboard: navigation to 1,000 rendered sessions", ms("navigation_ms"), Duration::from_millis(300));
+    report("dashboard: event to screen (access mode)", ms("event_ms"), Duration::from_millis(50));
+}
+
+/// The length of the file at `path` gzip-compressed (as the daemon serves it).
+fn gzipped_len(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("gzip").arg("-9c").arg(path).output().expect("gzip");
+    out.stdout.len() as u64
 }
 
 fn main() {

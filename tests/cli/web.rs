@@ -4,7 +4,9 @@
 //! attacks on the browser's login, from where an attacker would be: a
 //! hostile page on another port of this machine in the signed-in browser,
 //! and requests that carry the stolen-in-transit cookie with a foreign
-//! `Host`, `Origin` or fetch site.
+//! `Host`, `Origin` or fetch site. And Web Push: messages to a subscribed
+//! browser's push service (the mock's), opened with a browser's keys by an
+//! implementation the daemon shares nothing with (`tests/web/push-subscriber.cjs`).
 
 use std::process::Command;
 
@@ -37,6 +39,60 @@ fn browser(script: &str, env: &[(&str, &str)]) -> serde_json::Value {
     assert!(out.status.success() && report.get("error").is_none(), "{script}: {report:#}\n{stderr}");
     assert!(report.get("pageErrors").is_none(), "{script}: errors in the page: {report:#}");
     report
+}
+
+/// Run `tests/web/push-subscriber.cjs MODE` with `input` on stdin; its JSON answer.
+fn subscriber(mode: &str, input: &serde_json::Value) -> serde_json::Value {
+    subscriber_tried(mode, input).unwrap_or_else(|e| panic!("push-subscriber {mode}: {e}"))
+}
+
+/// [`subscriber`], or what it printed on stderr when it failed.
+fn subscriber_tried(mode: &str, input: &serde_json::Value) -> Result<serde_json::Value, String> {
+    use std::io::Write;
+    let mut child = Command::new("node")
+        .arg(repo_root().join("tests/web/push-subscriber.cjs"))
+        .arg(mode)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("node");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// A browser's subscription to the mock push service at `/push/PATH`, with
+/// fresh keys: (the subscription as the browser gives it, the keys).
+fn subscription(path: &str) -> (serde_json::Value, serde_json::Value) {
+    let keys = subscriber("keys", &serde_json::Value::Null);
+    let sub = serde_json::json!({
+        "endpoint": format!("https://push.example.test/push/{path}"),
+        "expirationTime": null,
+        "keys": { "p256dh": keys["p256dh"], "auth": keys["auth"] },
+    });
+    (sub, keys)
+}
+
+/// Every message the mock push service got at `/push/PATH`, oldest first, opened with `keys`.
+fn opened(world: &World, path: &str, keys: &serde_json::Value, vapid_key: &str) -> Vec<serde_json::Value> {
+    let pushes = world.mock.pushes();
+    let mine: Vec<_> = pushes.iter().filter(|m| m["path"] == format!("/push/{path}")).collect();
+    assert!(!mine.is_empty(), "no push to /push/{path}: {pushes:?}");
+    let open = |m: &&serde_json::Value| {
+        subscriber("open", &serde_json::json!({ "subscriber": keys, "message": m, "vapidKey": vapid_key }))
+    };
+    mine.iter().map(open).collect()
+}
+
+/// The views axe-core checked (the script stops at a serious violation, so
+/// each one listed had none).
+fn accessibility_checked(report: &serde_json::Value) -> Vec<&str> {
+    let steps = report["steps"].as_array().into_iter().flatten();
+    steps.filter_map(|s| s["name"].as_str()?.strip_prefix("accessible: ")).collect()
 }
 
 /// A one-time login link for `world`'s daemon, as `clauderon web --print` prints it.
@@ -96,6 +152,31 @@ fn the_dashboard_signs_in_with_a_one_time_link_follows_sessions_live_and_keeps_o
     let created = step(&report, "new session appeared live");
     assert!(created["status"].as_str().is_some_and(|s| s == "running" || s == "creating"), "{created}");
     assert_eq!(step(&report, "search")["rows"], 1, "the search keeps only the matching session");
+    let sorted = step(&report, "sorted by name");
+    for (order, aria) in [("ascending", "ascending"), ("descending", "descending")] {
+        assert_eq!(sorted[order]["ariaSort"], aria, "{sorted}");
+        let names: Vec<&str> =
+            sorted[order]["names"].as_array().into_iter().flatten().filter_map(|n| n.as_str()).collect();
+        let mut expected = names.clone();
+        expected.sort();
+        if order == "descending" {
+            expected.reverse();
+        }
+        assert!(names.len() >= 4, "every session is listed: {sorted}");
+        assert_eq!(names, expected, "sorted {order} by name: {sorted}");
+    }
+    let archived = step(&report, "bulk archived");
+    assert_eq!(archived["ticked"], "2 sessions ticked", "{archived}");
+    let deleted = step(&report, "bulk deleted");
+    assert_eq!(deleted["ticked"], "2 sessions ticked", "the Archived tab's heading box ticks its two: {deleted}");
+    assert_eq!(deleted["barGone"], true, "{deleted}");
+    let (_, all) = world.daemon.http("GET", "/api/sessions?archived=true", None);
+    let left: Vec<&str> = all.as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()).collect();
+    for bulk in deleted["names"].as_array().into_iter().flatten().filter_map(|n| n.as_str()) {
+        assert!(!left.contains(&bulk), "{bulk} was deleted in bulk: {left:?}");
+    }
+    let checked = accessibility_checked(&report);
+    assert_eq!(checked.len(), 6, "axe-core checked every page and the help: {checked:?}");
     assert_eq!(step(&report, "deleted session left live")["notReloaded"], true, "all of it without a reload");
     assert_eq!(step(&report, "phone width")["horizontalOverflow"], 0, "nothing wider than a 375 px phone");
 
@@ -159,6 +240,9 @@ fn the_dashboard_signs_in_with_a_one_time_link_follows_sessions_live_and_keeps_o
     assert_eq!(installable["notifyButton"], 1, "it offers notifications before they are allowed: {installable}");
     assert_eq!(installable["controlled"], true, "the service worker serves the page: {installable}");
     assert!(installable["offline"].as_str().is_some_and(|o| o.contains("Offline")), "{installable}");
+    let pushed = step(&report, "push shown");
+    assert_eq!(pushed["tag"], "clauderon-pushed", "the service worker showed the pushed message: {pushed}");
+    assert_eq!(pushed["url"], "/sessions/pushed-session", "a click opens the session: {pushed}");
 
     for shot in [
         "sessions-desktop.png",
@@ -226,6 +310,13 @@ fn sessions_are_created_watched_and_deleted_from_the_dashboard() {
     let login = login_link(&world);
     let repo = world.repo.path().canonicalize().expect("repo");
     let under_home = repo.strip_prefix(user_home.path().canonicalize().expect("home")).expect("the repo is under HOME");
+    // A browser subscribed to Web Push: the agent's wait reaches it too.
+    let (code, info) = world.daemon.http("GET", "/api/push", None);
+    assert_eq!(code, 200, "{info}");
+    let vapid_key = info["public_key"].as_str().expect("public key").to_string();
+    let (sub, keys) = subscription("dashboard-user");
+    let (code, body) = world.daemon.http("POST", "/api/push/subscriptions", Some(&sub.to_string()));
+    assert_eq!(code, 200, "{body}");
     let report = browser(
         "session.cjs",
         &[
@@ -268,10 +359,19 @@ fn sessions_are_created_watched_and_deleted_from_the_dashboard() {
         Some(format!("{talker} is waiting for your approval").as_str()),
         "the tab's notification: {asked}"
     );
+    // The same wait, pushed: encrypted for the subscribed browser and signed by the daemon.
+    let pushed = opened(&world, "dashboard-user", &keys, &vapid_key);
+    let approval = format!("{talker} is waiting for your approval");
+    let waiting = pushed.iter().find(|m| m["payload"]["title"] == approval.as_str());
+    let waiting = waiting.unwrap_or_else(|| panic!("no push saying {approval:?}: {pushed:?}"));
+    assert_eq!(waiting["payload"]["url"], format!("/sessions/{talker}"), "{waiting}");
+    assert!(pushed.iter().all(|m| m["signatureValid"] == true), "{pushed:?}");
     let chat = step(&report, "chat shows the answer");
     assert!(chat["user"].as_str().is_some_and(|u| u.contains("Run make test")), "{chat}");
     assert!(chat["assistant"].as_str().is_some_and(|a| a.contains(clauderon_tests::MOCK_ANSWER)), "{chat}");
     assert_eq!(step(&report, "phone width")["horizontalOverflow"], 0, "nothing wider than a 375 px phone");
+    let checked = accessibility_checked(&report);
+    assert_eq!(checked.len(), 5, "axe-core checked the dialog and each tab: {checked:?}");
     let deleted = step(&report, "deleted from its page");
     let (_, list) = world.daemon.http("GET", "/api/sessions?archived=true", None);
     let names: Vec<&str> = list.as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()).collect();
@@ -281,4 +381,107 @@ fn sessions_are_created_watched_and_deleted_from_the_dashboard() {
     let records = world.audit_settled(deleted["writer"].as_str());
     let first_blocked = records.iter().position(|r| r["decision"] == "blocked").expect("a blocked record");
     assert!(records[first_blocked..].iter().all(|r| r["decision"] != "allowed"), "a write passed after the switch");
+}
+
+/// Web Push from the API: the daemon's VAPID key; a subscription kept; a test
+/// message encrypted for the browser (opened with its keys by http_ece, the
+/// encryption's reference implementation) with a VAPID JWT for the push
+/// service's origin, signed by that key; a subscription the service says is
+/// gone, forgotten. The attacks: endpoints that would send the daemon
+/// somewhere else than a push service (plain http, an address, localhost,
+/// this machine's API, a look-alike host) and keys that are no keys are
+/// refused, and nothing reaches the API without its token.
+#[test]
+fn web_push_reaches_a_subscribed_browser_encrypted_and_signed() {
+    let world = World::start();
+    let (code, info) = world.daemon.http("GET", "/api/push", None);
+    assert_eq!(code, 200, "{info}");
+    let vapid_key = info["public_key"].as_str().expect("public key").to_string();
+    assert_eq!(vapid_key.len(), 87, "65 bytes, base64url: {info}");
+    assert_eq!(info["subscriptions"], serde_json::json!([]), "{info}");
+    assert_eq!(info["services"], serde_json::json!(["push.example.test"]), "{info}");
+
+    let (sub, keys) = subscription("browser-1");
+    let post = |body: &serde_json::Value| world.daemon.http("POST", "/api/push/subscriptions", Some(&body.to_string()));
+    let port = world.daemon.port;
+    for (endpoint, why) in [
+        ("http://push.example.test/push/a".to_string(), "https"),
+        (format!("https://127.0.0.1:{port}/api/sessions"), "an address"),
+        ("https://[::1]/push/a".into(), "an address"),
+        ("https://localhost/push/a".into(), "an address"),
+        ("https://api.github.com/push/a".into(), "not a push service"),
+        ("https://push.example.test.evil.test/push/a".into(), "not a push service"),
+        ("https://evilpush.example.test/push/a".into(), "not a push service"),
+        ("not a url".into(), "not a URL"),
+    ] {
+        let mut hostile = sub.clone();
+        hostile["endpoint"] = endpoint.clone().into();
+        let (code, body) = post(&hostile);
+        assert_eq!(code, 400, "{endpoint}: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains(why)), "{endpoint}: {body}");
+    }
+    let mut off_curve = sub.clone();
+    let mut point = keys["p256dh"].as_str().expect("p256dh").to_string();
+    point.replace_range(40..41, if &point[40..41] == "A" { "B" } else { "A" });
+    off_curve["keys"]["p256dh"] = point.into();
+    assert_eq!(post(&off_curve).0, 400, "a p256dh that is no P-256 point");
+    let mut short_auth = sub.clone();
+    short_auth["keys"]["auth"] = "AAAAAAAAAAAAAAAAAAAA".into();
+    let (code, body) = post(&short_auth);
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("16 bytes")), "{body}");
+    let (code, body) = world.daemon.curl("POST", "/api/push/subscriptions", Some(&sub.to_string()), &[]);
+    assert_eq!(code, 401, "no token, no subscription: {body}");
+    let (code, body) = world.daemon.curl("POST", "/api/push/test", None, &[]);
+    assert_eq!(code, 401, "no token, no message: {body}");
+    assert!(world.mock.pushes().is_empty(), "nothing was sent while refusing");
+
+    let (code, body) = post(&sub);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["subscriptions"][0]["origin"], "https://push.example.test", "{body}");
+    let (gone, _) = subscription("gone/old-browser");
+    assert_eq!(post(&gone).0, 200);
+    assert_eq!(post(&sub).0, 200, "the same browser again replaces its subscription");
+
+    let (code, sent) = world.daemon.http("POST", "/api/push/test", None);
+    assert_eq!(code, 200, "{sent}");
+    let deliveries = sent["deliveries"].as_array().expect("deliveries");
+    assert_eq!(deliveries.len(), 2, "{sent}");
+    assert!(deliveries.iter().any(|d| d["status"] == 201 && d["removed"] == false && d["error"].is_null()), "{sent}");
+    assert!(deliveries.iter().any(|d| d["status"] == 410 && d["removed"] == true), "{sent}");
+    let (_, after) = world.daemon.http("GET", "/api/push", None);
+    assert_eq!(after["subscriptions"].as_array().map(Vec::len), Some(1), "the gone browser is forgotten: {after}");
+
+    let message = opened(&world, "browser-1", &keys, &vapid_key).remove(0);
+    assert_eq!(message["payload"]["title"], "clauderon notifications work", "{message}");
+    assert_eq!(message["payload"]["url"], "/", "{message}");
+    assert_eq!(message["jwtHeader"]["alg"], "ES256", "{message}");
+    assert_eq!(
+        message["claims"]["aud"], "https://push.example.test",
+        "the JWT is for the push service's origin: {message}"
+    );
+    assert_eq!(message["claims"]["sub"], "mailto:clauderon@localhost", "{message}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+    let exp = message["claims"]["exp"].as_u64().expect("exp");
+    assert!(exp > now && exp <= now + 24 * 3600, "RFC 8292: at most 24 hours ahead: {exp} (now {now})");
+    assert_eq!(message["signatureValid"], true, "the daemon's key signed it: {message}");
+    assert_eq!(message["keyMatches"], true, "k= is the key GET /api/push gives browsers: {message}");
+    let headers = &message["headers"];
+    assert_eq!(headers["content-encoding"], "aes128gcm", "{message}");
+    assert_eq!(headers["ttl"], "3600", "{message}");
+    assert_eq!(headers["urgency"], "high", "{message}");
+    // Another browser's keys cannot open it.
+    let (_, stranger) = subscription("stranger");
+    let pushes = world.mock.pushes();
+    let record = pushes.iter().find(|m| m["path"] == "/push/browser-1").expect("the message");
+    let input = serde_json::json!({ "subscriber": stranger, "message": record, "vapidKey": vapid_key });
+    let refused = subscriber_tried("open", &input).expect_err("another browser's keys opened the message");
+    assert!(refused.contains("decrypt") || refused.contains("auth"), "{refused}");
+
+    let endpoint = sub["endpoint"].as_str().expect("endpoint");
+    let query: String = form_urlencoded::byte_serialize(endpoint.as_bytes()).collect();
+    let (code, body) = world.daemon.http("DELETE", &format!("/api/push/subscriptions?endpoint={query}"), None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["subscriptions"], serde_json::json!([]), "{body}");
+    assert_eq!(world.daemon.http("DELETE", &format!("/api/push/subscriptions?endpoint={query}"), None).0, 404);
 }

@@ -5,7 +5,12 @@
 // - the one-time link signs in (an HttpOnly, SameSite=Strict cookie; the
 //   page never holds the API token) and lands on the sessions list;
 // - the list follows the daemon live, without a reload: an access-mode
-//   change, a new session, a deletion (made with the real CLI);
+//   change, new sessions, a deletion (made with the real CLI);
+// - the headings sort the list (and say so to assistive technology);
+// - two ticked sessions (a box, and `x` on the selected row) are archived
+//   in bulk, then deleted in bulk from the Archived tab (every row ticked
+//   from the heading's box);
+// - axe-core finds no serious accessibility violation on any page;
 // - the same link a second time is refused;
 // - a hostile page on another port of 127.0.0.1 (the same *site*, so the
 //   cookie would go with its requests) tries to archive the session and to
@@ -21,7 +26,7 @@
 // existing session's name), CLAUDERON (the binary), CLAUDERON_HOME, REPO,
 // SHOTS (a directory), CHROMIUM (default /usr/bin/chromium).
 "use strict";
-const { env, run } = require("./browser.cjs");
+const { accessible, env, run } = require("./browser.cjs");
 const { execFileSync } = require("node:child_process");
 const http = require("node:http");
 
@@ -39,6 +44,7 @@ run(__filename, async (context, step) => {
   await page.goto(`${BASE}/`);
   await page.getByText("Not signed in").waitFor({ timeout: 10_000 });
   step("signed-out page", { text: await page.locator("section.notice").innerText() });
+  await accessible(page, step, "signed out");
 
   const login = await page.goto(env("LOGIN"));
   await row(page, env("SESSION")).waitFor({ timeout: 10_000 });
@@ -69,15 +75,52 @@ run(__filename, async (context, step) => {
   step("access mode followed live", { before, after: await mode.innerText() });
 
   const second = `web-live-${Date.now() % 100000}`;
-  cli("create", "-r", env("REPO"), "-a", "shell", "--name", second, "-p", "sleep 600");
-  await row(page, second).waitFor({ timeout: 20_000 });
+  const [bulk1, bulk2] = [`web-bulk-${Date.now() % 100000}-1`, `web-bulk-${Date.now() % 100000}-2`];
+  for (const name of [second, bulk1, bulk2]) cli("create", "-r", env("REPO"), "-a", "shell", "--name", name, "-p", "sleep 600");
+  for (const name of [second, bulk1, bulk2]) await row(page, name).waitFor({ timeout: 20_000 });
   step("new session appeared live", { session: second, status: await row(page, second).locator('[data-field="status"]').innerText() });
+  await accessible(page, step, "sessions");
   await page.keyboard.press("/");
   await page.keyboard.type(second);
   const matching = await page.locator("tbody tr").count();
   await page.keyboard.press("Escape");
   await page.fill("input.search", "");
   step("search", { query: second, rows: matching });
+  await page.keyboard.press("Escape"); // out of the search box, where keys are text
+  await page.keyboard.press("?");
+  await page.getByRole("dialog", { name: "Keyboard shortcuts" }).waitFor();
+  await accessible(page, step, "keyboard help");
+  await page.keyboard.press("Escape");
+
+  // Sort by name, both ways, from the heading.
+  const names = () => page.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.session));
+  const heading = page.getByRole("columnheader", { name: /^Session/ });
+  await heading.getByRole("button").click();
+  const ascending = { ariaSort: await heading.getAttribute("aria-sort"), names: await names() };
+  await heading.getByRole("button").click();
+  step("sorted by name", { ascending, descending: { ariaSort: await heading.getAttribute("aria-sort"), names: await names() } });
+
+  // Bulk: tick one by its box and one with `x`, archive both, then delete
+  // both from the Archived tab.
+  page.once("dialog", (d) => d.accept());
+  await row(page, bulk1).getByRole("checkbox").check();
+  await row(page, bulk2).locator("td.repo").click();
+  await page.keyboard.press("x");
+  const bar = page.getByRole("region", { name: "Ticked sessions" });
+  const ticked = await bar.locator("span").first().innerText();
+  await bar.getByRole("button", { name: "Archive" }).click();
+  for (const name of [bulk1, bulk2]) await row(page, name).waitFor({ state: "detached", timeout: 30_000 });
+  step("bulk archived", { ticked, shown: await names() });
+  await page.keyboard.press("6");
+  for (const name of [bulk1, bulk2]) await row(page, name).waitFor({ timeout: 10_000 });
+  await page.getByRole("checkbox", { name: "Select every session shown" }).check();
+  const archivedTicked = await bar.locator("span").first().innerText();
+  page.once("dialog", (d) => d.accept());
+  await bar.getByRole("button", { name: "Delete" }).click();
+  for (const name of [bulk1, bulk2]) await row(page, name).waitFor({ state: "detached", timeout: 30_000 });
+  step("bulk deleted", { ticked: archivedTicked, names: [bulk1, bulk2], barGone: (await bar.count()) === 0 });
+  await page.keyboard.press("1");
+  await row(page, second).waitFor();
 
   await page.screenshot({ path: `${env("SHOTS")}/sessions-desktop.png`, fullPage: true });
   await page.setViewportSize({ width: 375, height: 740 });
@@ -135,6 +178,7 @@ run(__filename, async (context, step) => {
   const github = page.locator('table.credentials tr[data-service="github"]');
   await github.waitFor({ timeout: 10_000 });
   step("credentials page", { url: page.url(), row: await github.innerText(), html: await page.content() });
+  await accessible(page, step, "credentials");
   await page.screenshot({ path: `${env("SHOTS")}/credentials-desktop.png`, fullPage: true });
   await nav.getByRole("link", { name: "Plugins" }).click();
   const zellij = page.locator('[data-plugin="zellij"]');
@@ -144,6 +188,7 @@ run(__filename, async (context, step) => {
     claude: await page.locator('[data-plugin="claude-code"]').innerText(),
     count: await page.locator("[data-plugin]").count(),
   });
+  await accessible(page, step, "plugins");
   await page.screenshot({ path: `${env("SHOTS")}/plugins-desktop.png`, fullPage: true });
   await nav.getByRole("link", { name: "System" }).click();
   const zellijCheck = page.locator('[data-check="backend/zellij"]');
@@ -157,6 +202,7 @@ run(__filename, async (context, step) => {
     horizontalOverflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
   });
   await page.screenshot({ path: `${env("SHOTS")}/system-phone.png`, fullPage: true });
+  await accessible(page, step, "system (phone)");
 
   // The installable app: its manifest and icons pass Chromium's own
   // installability check, and the service worker keeps the shell, which
@@ -189,6 +235,33 @@ run(__filename, async (context, step) => {
     offline: await offline.innerText(),
   });
   await context.setOffline(false);
+
+  // A Web Push message, handed to the service worker as a push service
+  // would (through the DevTools protocol: no push service runs here): the
+  // worker shows the daemon's notification.
+  await context.grantPermissions(["notifications"], { origin: BASE });
+  await page.reload();
+  const registrations = [];
+  cdp.on("ServiceWorker.workerRegistrationUpdated", (e) => registrations.push(...e.registrations));
+  await cdp.send("ServiceWorker.enable");
+  const deadline = Date.now() + 10_000;
+  let registration;
+  while (!(registration = registrations.find((r) => !r.isDeleted && r.scopeURL.startsWith(BASE))) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!registration) throw new Error(`no service worker registration: ${JSON.stringify(registrations)}`);
+  const message = { title: "pushed-session is waiting for your approval", body: "Open the session in clauderon.", tag: "clauderon-pushed", url: "/sessions/pushed-session" };
+  await cdp.send("ServiceWorker.deliverPushMessage", { origin: BASE, registrationId: registration.registrationId, data: JSON.stringify(message) });
+  const shown = await page.waitForFunction(
+    async (title) => {
+      const r = await navigator.serviceWorker.getRegistration();
+      const n = (r ? await r.getNotifications() : []).find((x) => x.title === title);
+      return n ? { title: n.title, body: n.body, tag: n.tag, url: n.data && n.data.url } : false;
+    },
+    message.title,
+    { timeout: 10_000 },
+  );
+  step("push shown", await shown.jsonValue());
 
   step("console errors", { errors: consoleErrors });
 });

@@ -20,7 +20,7 @@
 // Environment: BASE, LOGIN, REPO, BROWSE (REPO's path under the daemon's
 // HOME), SHOTS, CHROMIUM (default /usr/bin/chromium).
 "use strict";
-const { env, run } = require("./browser.cjs");
+const { accessible, env, run } = require("./browser.cjs");
 
 async function create(page, fields) {
   await page.keyboard.press("n");
@@ -62,6 +62,7 @@ run(__filename, async (context, step) => {
   const refusal = dialog.locator(".form-error");
   await refusal.waitFor({ timeout: 20_000 });
   step("refused repository", { text: await refusal.innerText() });
+  await accessible(page, step, "create dialog");
   await dialog.locator("button", { hasText: "Cancel" }).click();
   await dialog.waitFor({ state: "detached" });
 
@@ -82,6 +83,7 @@ run(__filename, async (context, step) => {
   const blocked = page.locator('table.audit tr[data-decision="blocked"]', { hasText: "POST api.github.com/user/repos" });
   await blocked.first().waitFor({ timeout: 30_000 });
   step("write blocked in the audit", { row: await blocked.first().innerText() });
+  await accessible(page, step, "session audit");
   await page.screenshot({ path: `${env("SHOTS")}/session-audit-desktop.png`, fullPage: true });
 
   await page.goto(`${env("BASE")}/`);
@@ -125,6 +127,7 @@ run(__filename, async (context, step) => {
     second: await second.innerText(),
   });
   await page.screenshot({ path: `${env("SHOTS")}/session-terminal-desktop.png` });
+  await accessible(page, step, "session terminal");
   await viewer.close();
 
   await page.goto(`${env("BASE")}/`);
@@ -137,6 +140,7 @@ run(__filename, async (context, step) => {
   const question = approval.locator(".approval-screen", { hasText: "make test" });
   await question.waitFor({ timeout: 90_000 });
   await page.screenshot({ path: `${env("SHOTS")}/session-approval-desktop.png` });
+  await accessible(page, step, "approval banner");
   // The tab told the user too (notifications were allowed at the start).
   const notified = await page.waitForFunction(
     async (name) => {
@@ -164,6 +168,7 @@ run(__filename, async (context, step) => {
   await page.setViewportSize({ width: 375, height: 740 });
   await page.screenshot({ path: `${env("SHOTS")}/session-chat-phone.png`, fullPage: true });
   step("phone width", { horizontalOverflow: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth) });
+  await accessible(page, step, "session chat (phone)");
   await page.setViewportSize({ width: 1280, height: 800 });
 
   await page.locator("button.danger", { hasText: "Delete" }).click();

@@ -1,8 +1,10 @@
 // The dashboard's service worker: it keeps the app's shell (the page, its
 // hashed scripts and styles, the icons) so the dashboard opens — and says the
-// daemon is offline — when the daemon is not running; and it shows the
-// notifications the page asks for and opens the session clicked. It never
-// keeps an API answer: /api and /login always go to the daemon.
+// daemon is offline — when the daemon is not running; it shows the
+// notifications the page asks for and the daemon's Web Push messages (the
+// same tag per session, so one replaces the other), and opens the session
+// clicked. It never keeps an API answer: /api and /login always go to the
+// daemon.
 "use strict";
 const SHELL = "clauderon-shell-v1";
 const PRECACHE = ["/", "/manifest.webmanifest", "/icon.svg", "/icon-192.png"];
@@ -55,6 +57,24 @@ self.addEventListener("fetch", (event) => {
         .catch(() => caches.match("/")),
     );
   }
+});
+
+self.addEventListener("push", (event) => {
+  // The daemon's message: {title, body, tag, url}; anything else is shown as it came.
+  let message;
+  try {
+    message = event.data ? event.data.json() : {};
+  } catch {
+    message = { body: event.data ? event.data.text() : "" };
+  }
+  event.waitUntil(
+    self.registration.showNotification(message.title || "clauderon", {
+      body: message.body || "",
+      tag: message.tag || "clauderon",
+      icon: "/icon-192.png",
+      data: { url: typeof message.url === "string" && message.url.startsWith("/") ? message.url : "/" },
+    }),
+  );
 });
 
 self.addEventListener("notificationclick", (event) => {

@@ -2,8 +2,11 @@
 // the app's shell, public/sw.js), and a notification when a session's agent
 // starts waiting — for approval, or for the user's next message — while a
 // dashboard tab is open (the Notification API, shown through the service
-// worker, so a click opens that session).
+// worker, so a click opens that session), and through Web Push when none is
+// (the browser's push service wakes the service worker with the daemon's
+// message). Both use the session's tag, so the two never show twice.
 import { useEffect, useState } from "react";
+import { getPush, subscribePush, type Subscription } from "./api/client";
 import { follow } from "./api/events";
 
 const WAITING: Record<string, string> = {
@@ -28,9 +31,32 @@ export function useNotificationPermission(): [NotificationPermission | "unsuppor
     supported ? Notification.permission : "unsupported",
   );
   const ask = () => {
-    if (supported) void Notification.requestPermission().then(setPermission);
+    if (!supported) return;
+    void Notification.requestPermission().then((p) => {
+      setPermission(p);
+      if (p === "granted") subscribeThisBrowser().catch((e) => console.warn(`Web Push: ${e instanceof Error ? e.message : e}`));
+    });
   };
   return [permission, ask];
+}
+
+/**
+ * Subscribe this browser to Web Push (through its push service, with the
+ * daemon's VAPID key) and give the daemon the subscription. Throws with the
+ * browser's or the API's words when it cannot (no push service reachable, a
+ * browser without the Push API, the daemon's refusal).
+ */
+export async function subscribeThisBrowser(): Promise<void> {
+  if (!("serviceWorker" in navigator) || typeof PushManager === "undefined") {
+    throw new Error("this browser has no Push API; notifications come only while a tab is open");
+  }
+  const registration = await navigator.serviceWorker.ready;
+  const { public_key } = await getPush();
+  const key = Uint8Array.from(atob(public_key.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+  const existing = await registration.pushManager.getSubscription();
+  const subscription =
+    existing ?? (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }));
+  await subscribePush(subscription.toJSON() as Subscription);
 }
 
 async function show(title: string, body: string, tag: string, url: string) {
@@ -42,6 +68,13 @@ async function show(title: string, body: string, tag: string, url: string) {
 
 /** While mounted, notify when any session's agent starts waiting. */
 export function useWaitingNotifications() {
+  // Notifications allowed: keep this browser's Web Push subscription with the
+  // daemon (it may have been made elsewhere, or forgotten as gone).
+  useEffect(() => {
+    if (typeof Notification !== "undefined" && Notification.permission === "granted") {
+      subscribeThisBrowser().catch((e) => console.warn(`Web Push: ${e instanceof Error ? e.message : e}`));
+    }
+  }, []);
   useEffect(
     () =>
       follow({

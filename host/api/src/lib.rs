@@ -13,6 +13,7 @@ pub mod directories;
 pub mod doctor;
 pub mod guard;
 mod openapi;
+pub mod push;
 
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub struct ApiState {
     pub proxy: Arc<Proxy>,
     /// The proxy's audit log.
     pub audit: Arc<AuditLog>,
+    /// Web Push to subscribed browsers.
+    pub push: Arc<push::Push>,
 }
 
 type Shared = Arc<ApiState>;
@@ -295,6 +298,9 @@ pub fn router(state: Shared) -> Router {
         .route("/api/sessions/{id}/history", get(history))
         .route("/api/events", get(events))
         .route("/api/login-links", post(login_link))
+        .route("/api/push", get(push::push_info))
+        .route("/api/push/subscriptions", post(push::subscribe).delete(push::unsubscribe))
+        .route("/api/push/test", post(push::test_message))
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     // Open to any caller that names the daemon: health, and agents' status
     // events, which carry their session's own key instead of the API token.

@@ -9,6 +9,10 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::push::{
+    __path_push_info, __path_subscribe, __path_test_message, __path_unsubscribe, Deliveries, Delivery, PushInfo,
+    Subscribed, Subscription, SubscriptionKeys,
+};
 use crate::{
     __path_access_mode, __path_approval, __path_archive, __path_attach, __path_audit, __path_config, __path_console_ws,
     __path_create, __path_credentials, __path_delete, __path_doctor, __path_egress, __path_events, __path_health,
@@ -30,11 +34,11 @@ use crate::{
     paths(
         health, openapi_json, config, plugins, list, create, show, delete, stop, start, archive, unarchive,
         access_mode, egress, attach, output, reconcile, history, status_event, audit, credentials, doctor, events,
-        login_link, console_ws, input, approval, list_directories
+        login_link, console_ws, input, approval, list_directories, push_info, subscribe, unsubscribe, test_message
     ),
     components(schemas(
         ErrorBody, Health, Deleted, Argv, Output, Changes, StatusAnswer, CredentialsAnswer, ModeBody, LoginLink,
-        InputBody, Typed, Answer, ApprovalBody,
+        InputBody, Typed, Answer, ApprovalBody, PushInfo, Subscribed, Subscription, SubscriptionKeys, Deliveries, Delivery,
         crate::AuditPage, clauderon_runtime::Inventory, clauderon_runtime::PluginSummary, clauderon_runtime::LoadFailure, clauderon_runtime::Kind, crate::directories::Listing, crate::directories::Directory, crate::doctor::Doctor, crate::doctor::Check, clauderon_sessions::EgressPolicy, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
     )),
     modifiers(&BearerToken),
@@ -86,7 +90,7 @@ mod tests {
     fn every_route_is_documented_with_its_types() {
         let doc = serde_json::to_value(document()).expect("json");
         let paths = doc["paths"].as_object().expect("paths");
-        assert_eq!(paths.len(), 26, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 29, "{:?}", paths.keys().collect::<Vec<_>>());
         let egress = &doc["components"]["schemas"]["EgressPolicy"];
         let host = &egress["properties"]["hosts"]["items"];
         assert_eq!(host["pattern"], clauderon_proxy::hosts::PATTERN_SYNTAX, "{egress}");

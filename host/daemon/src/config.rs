@@ -46,6 +46,11 @@
 //! mounts = "/usr:/usr:ro"         # extra bind mounts, comma-separated src:dst[:ro]
 //! path = "/usr/local/bin:/usr/bin:/bin"  # PATH inside the container
 //!
+//! [push]                         # Web Push: the dashboard's notifications with no tab open
+//! subject = "mailto:you@example.com"  # the contact push services see (Apple's wants a real one)
+//! services = ["fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com", "notify.windows.com"]
+//!                                 # hosts (and subdomains) a browser's push endpoint may be on
+//!
 //! [credentials]
 //! order = ["env", "1password", "file"]  # credential sources, highest priority first
 //!
@@ -91,6 +96,9 @@ pub struct Config {
     /// Credential sources.
     #[serde(default)]
     pub credentials: CredentialsConfig,
+    /// Web Push.
+    #[serde(default)]
+    pub push: clauderon_api::push::PushConfig,
     /// The sandbox host sessions run in.
     #[serde(default)]
     pub sandbox: clauderon_sessions::SandboxConfig,

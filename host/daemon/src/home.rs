@@ -49,6 +49,11 @@ impl Home {
         self.root.join("api-token")
     }
 
+    /// The daemon's VAPID key for Web Push (PKCS#8, 0600), made when first needed.
+    pub fn push_key(&self) -> PathBuf {
+        self.root.join("push-vapid.pk8")
+    }
+
     /// Create the home (0700), or make an existing one private again — e.g.
     /// after a `mkdir -p ~/.clauderon/secrets` left it 0755 — along with the
     /// secrets directory and the files clauderon keeps there.
@@ -57,7 +62,7 @@ impl Home {
             .with_context(|| format!("creating {}", self.root.display()))?;
         restrict(&self.root, 0o700)?;
         restrict(&self.root.join("secrets"), 0o700)?;
-        for file in [self.config(), self.store(), self.daemon_log(), self.api_token()] {
+        for file in [self.config(), self.store(), self.daemon_log(), self.api_token(), self.push_key()] {
             restrict(&file, 0o600)?;
         }
         Ok(())

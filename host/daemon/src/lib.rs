@@ -120,7 +120,7 @@ impl Daemon {
         };
         let sandbox = host_sandbox(home, &config, parts.exe).await;
         let manager = Arc::new(
-            Manager::new(store, runtime.clone(), home.root.clone(), defaults)
+            Manager::new(store.clone(), runtime.clone(), home.root.clone(), defaults)
                 .with_egress(network.egress.clone())
                 .with_sandbox(sandbox),
         );
@@ -130,12 +130,22 @@ impl Daemon {
             Ok(changes) => changes.iter().for_each(|c| tracing::info!("reconcile: {c}")),
             Err(e) => tracing::error!("reconciling sessions at start-up failed: {e}"),
         }
+        let push = clauderon_api::push::Push::new(
+            config.push.clone(),
+            &home.push_key(),
+            store,
+            network.proxy.upstream_client(),
+        )
+        .context("setting up Web Push")?;
+        let push = Arc::new(push);
+        push.clone().spawn_notifier(manager.subscribe());
         let state = Arc::new(ApiState {
             manager: manager.clone(),
             guard: clauderon_api::guard::Guard::new(token.clone(), addr, &config.daemon.hosts),
             config: serde_json::to_value(&config)?,
             proxy: network.proxy.clone(),
             audit: network.audit.clone(),
+            push,
         });
         Ok(Self {
             addr,

@@ -235,6 +235,13 @@ impl Proxy {
         &self.shared.ca
     }
 
+    /// The pooled client to upstreams, for the daemon's own requests (Web
+    /// Push): it trusts the system's roots and `extra_root_certs`, honours
+    /// `[proxy.upstreams]`, and never dials an inward address.
+    pub fn upstream_client(&self) -> crate::upstream::UpstreamClient {
+        self.shared.upstream.client.clone()
+    }
+
     /// The credentials in use.
     pub fn credentials(&self) -> &Arc<Credentials> {
         &self.shared.credentials

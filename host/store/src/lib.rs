@@ -1,6 +1,6 @@
 //! clauderon's store: one redb file (`CLAUDERON_HOME/clauderon.redb`) holding
 //! sessions (with unique names), the append-only event log, the proxy's audit
-//! records and per-component kv state. Opening it runs the schema migrations. Every change is one redb
+//! records, per-component kv state and the browsers subscribed to Web Push. Opening it runs the schema migrations. Every change is one redb
 //! transaction, so a crash never leaves half a change behind.
 //!
 //! Values are opaque bytes (JSON, written by the session manager); the store
@@ -10,7 +10,7 @@
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use clauderon_migrations::schema::{AUDIT, COMPONENT_KV, EVENTS, META, SESSION_NAMES, SESSIONS};
+use clauderon_migrations::schema::{AUDIT, COMPONENT_KV, EVENTS, META, PUSH_SUBSCRIPTIONS, SESSION_NAMES, SESSIONS};
 use clauderon_migrations::{MigrationError, run};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
@@ -227,6 +227,35 @@ impl Store {
             out.push((key.to_string(), v.value().to_vec()));
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Every Web Push subscription: (endpoint, the subscription as written).
+    pub fn push_subscriptions(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(PUSH_SUBSCRIPTIONS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Keep a Web Push subscription (replacing one with the same endpoint).
+    pub fn put_push_subscription(&self, endpoint: &str, value: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(PUSH_SUBSCRIPTIONS).map_err(db_err)?.insert(endpoint, value).map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// Forget a Web Push subscription; whether there was one.
+    pub fn delete_push_subscription(&self, endpoint: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let existed = txn.open_table(PUSH_SUBSCRIPTIONS).map_err(db_err)?.remove(endpoint).map_err(db_err)?.is_some();
+        txn.commit().map_err(db_err)?;
+        Ok(existed)
     }
 }
 

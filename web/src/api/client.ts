@@ -25,6 +25,9 @@ export type Listing = components["schemas"]["Listing"];
 export type Inventory = components["schemas"]["Inventory"];
 export type CredentialsAnswer = components["schemas"]["CredentialsAnswer"];
 export type Health = components["schemas"]["Health"];
+export type PushInfo = components["schemas"]["PushInfo"];
+export type Subscription = components["schemas"]["Subscription"];
+export type Deliveries = components["schemas"]["Deliveries"];
 type ErrorBody = components["schemas"]["ErrorBody"];
 
 /** An answer that was not 2xx: its status and the API's own sentence. */
@@ -97,3 +100,9 @@ export const getOutput = (id: string, lines: number) => call<Output>(`${session(
 /** The directories in `path` (under the user's home; the home when empty), hidden ones too when asked. */
 export const listDirectories = (path: string, hidden: boolean) =>
   call<Listing>(`/api/directories?path=${encodeURIComponent(path)}&hidden=${hidden}`);
+/** What a browser needs to subscribe to Web Push, and who is subscribed. */
+export const getPush = () => call<PushInfo>("/api/push");
+/** Give the daemon this browser's push subscription. */
+export const subscribePush = (sub: Subscription) => call<PushInfo>("/api/push/subscriptions", post(sub));
+/** Send a test notification to every subscribed browser. */
+export const testPush = () => call<Deliveries>("/api/push/test", post());

@@ -26,6 +26,10 @@ export default function Console({ id }: { id: string }) {
       fontFamily: 'ui-monospace, "SFMono-Regular", Menlo, monospace',
       fontSize: 13,
       theme: dark ? { background: "#0f1216" } : { background: "#ffffff", foreground: "#1b1f24", cursor: "#1b1f24" },
+      // Programs in a terminal pick colours for a dark background (zellij's
+      // white and orange were unreadable on the light theme): xterm.js
+      // adjusts each colour until it reads against the background (WCAG AA).
+      minimumContrastRatio: 4.5,
     });
     const fit = new FitAddon();
     term.loadAddon(fit);

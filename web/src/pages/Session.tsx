@@ -4,7 +4,6 @@
 // terminal itself, the proxy's audit of its requests (live, blocked ones
 // marked with the reason) and its details.
 import { lazy, Suspense, useCallback, useEffect, useRef, useState } from "react";
-import Markdown from "react-markdown";
 import {
   answerApproval,
   ApiError,
@@ -22,6 +21,7 @@ import {
   type Session,
 } from "../api/client";
 import { follow } from "../api/events";
+import { Markdown } from "../components/Markdown";
 import { Header, SignedOut } from "../components/Header";
 import { ago, agentLabel, statusLabel } from "../format";
 import { navigate } from "../route";
@@ -275,7 +275,7 @@ function Chat({ id }: { id: string }) {
         ) : (
           <article key={i} className={`message ${m.role}`} data-role={m.role}>
             <header>{m.role}</header>
-            <Markdown>{m.text}</Markdown>
+            <Markdown text={m.text} />
           </article>
         ),
       )}
@@ -328,7 +328,7 @@ function Approval({ id, agent }: { id: string; agent: string }) {
     <section className="approval" role="alertdialog" aria-labelledby="approval-title">
       <h3 id="approval-title">{agent} asks for your permission</h3>
       {screen && (
-        <pre className="approval-screen" ref={bottom}>
+        <pre className="approval-screen" ref={bottom} tabIndex={0} aria-label="What the agent's terminal asks">
           {screen}
         </pre>
       )}

@@ -1,43 +1,27 @@
 // The sessions page: every session, live from the event stream, with filter
-// tabs, search and keys (`/` search, `j`/`k` move, `Enter` open, `n` new,
-// `?` help).
+// tabs, search, sort (the headings, or the menu on a phone), bulk archive and
+// delete of the ticked rows, and keys (`/` search, `j`/`k` move, `x` tick,
+// `Enter` open, `n` new, `?` help).
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { ApiError, getSession, listSessions, type Session, type SessionEvent } from "../api/client";
+import { ApiError, deleteSession, getSession, listSessions, transition, type Session } from "../api/client";
 import { follow } from "../api/events";
 import { CreateDialog } from "../components/CreateDialog";
 import { Header, SignedOut } from "../components/Header";
-import { ago, agentLabel, statusLabel } from "../format";
+import { SessionTable } from "../components/SessionTable";
 import { navigate } from "../route";
-
-type Tab = "active" | "working" | "waiting" | "idle" | "stopped" | "archived";
-
-const TABS: { id: Tab; label: string; keep: (s: Session) => boolean }[] = [
-  { id: "active", label: "All", keep: (s) => s.status !== "archived" },
-  { id: "working", label: "Working", keep: (s) => s.status === "running" && s.agent_status === "working" },
-  {
-    id: "waiting",
-    label: "Waiting",
-    keep: (s) =>
-      s.status === "running" && (s.agent_status === "waiting-for-input" || s.agent_status === "waiting-for-approval"),
-  },
-  { id: "idle", label: "Idle", keep: (s) => s.status === "running" && s.agent_status === "idle" },
-  { id: "stopped", label: "Stopped or failed", keep: (s) => s.status === "stopped" || s.status === "failed" },
-  { id: "archived", label: "Archived", keep: (s) => s.status === "archived" },
-];
-
-/** A session with an event applied, when the event carries the change. */
-function apply(s: Session, e: SessionEvent): Session | null {
-  switch (e.type) {
-    case "status-changed":
-      return { ...s, status: e.to, updated_at: e.at };
-    case "agent-status-changed":
-      return { ...s, agent_status: e.to, updated_at: e.at };
-    case "access-mode-changed":
-      return { ...s, access_mode: e.to, updated_at: e.at };
-    default:
-      return null;
-  }
-}
+import {
+  apply,
+  COLUMNS,
+  loadSort,
+  matches,
+  nextSort,
+  saveSort,
+  sortSessions,
+  TABS,
+  type Sort,
+  type SortKey,
+  type Tab,
+} from "../sessions";
 
 export function SessionsPage() {
   const [sessions, setSessions] = useState<Map<string, Session>>(new Map());
@@ -49,6 +33,8 @@ export function SessionsPage() {
   const [help, setHelp] = useState(false);
   const [creating, setCreating] = useState(false);
   const [now, setNow] = useState(Date.now());
+  const [sort, setSortState] = useState<Sort>(() => loadSort(localStorage));
+  const [picked, setPicked] = useState<ReadonlySet<string>>(new Set());
   const search = useRef<HTMLInputElement>(null);
 
   const reload = useCallback(async () => {
@@ -110,20 +96,39 @@ export function SessionsPage() {
     return () => window.clearInterval(t);
   }, []);
 
+  const setSort = useCallback((next: Sort) => {
+    setSortState(next);
+    saveSort(localStorage, next);
+  }, []);
+
   const shown = useMemo(() => {
     const keep = TABS.find((t) => t.id === tab)?.keep ?? (() => true);
-    const q = query.trim().toLowerCase();
-    return [...sessions.values()]
-      .filter(keep)
-      .filter(
-        (s) =>
-          !q ||
-          [s.name, s.repo, s.branch, s.backend, s.agent, s.model ?? "", s.prompt].some((f) =>
-            f.toLowerCase().includes(q),
-          ),
-      )
-      .sort((a, b) => b.updated_at - a.updated_at);
-  }, [sessions, tab, query]);
+    return sortSessions(
+      [...sessions.values()].filter(keep).filter((s) => matches(s, query)),
+      sort,
+    );
+  }, [sessions, tab, query, sort]);
+
+  // A ticked session that has gone (deleted) or left the view is unticked:
+  // a bulk action only ever acts on rows the user can see ticked.
+  useEffect(() => {
+    setPicked((p) => {
+      const visible = new Set(shown.map((s) => s.id));
+      const kept = [...p].filter((id) => visible.has(id));
+      return kept.length === p.size ? p : new Set(kept);
+    });
+  }, [shown]);
+
+  const pick = useCallback((ids: string[], on: boolean) => {
+    setPicked((p) => {
+      const next = new Set(p);
+      for (const id of ids) {
+        if (on) next.add(id);
+        else next.delete(id);
+      }
+      return next;
+    });
+  }, []);
 
   const recentRepos = useMemo(() => {
     const seen = new Map<string, number>();
@@ -156,6 +161,9 @@ export function SessionsPage() {
         setSelected((i) => Math.min(i + 1, Math.max(shown.length - 1, 0)));
       } else if (ev.key === "k" || ev.key === "ArrowUp") {
         setSelected((i) => Math.max(i - 1, 0));
+      } else if (ev.key === "x") {
+        const s = shown[selected];
+        if (s) pick([s.id], !picked.has(s.id));
       } else if (ev.key === "n") {
         ev.preventDefault();
         setCreating(true);
@@ -170,7 +178,7 @@ export function SessionsPage() {
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [shown, selected, creating]);
+  }, [shown, selected, creating, picked, pick]);
 
   if (error?.unauthorized) return <SignedOut />;
 
@@ -210,7 +218,15 @@ export function SessionsPage() {
           value={query}
           onChange={(e) => setQuery(e.target.value)}
         />
+        <SortMenu sort={sort} onSort={setSort} />
       </div>
+      {picked.size > 0 && (
+        <BulkBar
+          sessions={shown.filter((s) => picked.has(s.id))}
+          onClear={() => setPicked(new Set())}
+          onDone={() => void reload()}
+        />
+      )}
       {shown.length === 0 ? (
         <p className="empty">
           {sessions.size === 0
@@ -218,70 +234,16 @@ export function SessionsPage() {
             : "No session matches."}
         </p>
       ) : (
-        <table className="sessions">
-          <thead>
-            <tr>
-              <th>Session</th>
-              <th>Repository</th>
-              <th>Backend</th>
-              <th>Agent</th>
-              <th>State</th>
-              <th>Agent state</th>
-              <th>Access</th>
-              <th>Age</th>
-              <th>Last activity</th>
-            </tr>
-          </thead>
-          <tbody>
-            {shown.map((s, i) => (
-              <tr
-                key={s.id}
-                data-session={s.name}
-                className={i === selected ? "selected" : undefined}
-                aria-selected={i === selected}
-                onClick={() => setSelected(i)}
-              >
-                <td className="name" data-label="Session">
-                  <a
-                    href={`/sessions/${encodeURIComponent(s.name)}`}
-                    onClick={(e) => {
-                      e.preventDefault();
-                      navigate(`/sessions/${encodeURIComponent(s.name)}`);
-                    }}
-                  >
-                    {s.name}
-                  </a>
-                </td>
-                <td className="repo" title={s.repo} data-label="Repository">
-                  {s.repo.split("/").filter(Boolean).pop() ?? s.repo}
-                  <span className="branch">{s.branch}</span>
-                </td>
-                <td data-label="Backend">{s.backend}</td>
-                <td data-label="Agent">
-                  {s.agent}
-                  {s.model ? <span className="model">{s.model}</span> : null}
-                </td>
-                <td data-label="State">
-                  <span className={`pill status-${s.status}`} data-field="status">
-                    {statusLabel(s.status)}
-                  </span>
-                </td>
-                <td data-label="Agent state">
-                  <span className={`pill agent-${s.agent_status}`} data-field="agent-status">
-                    {agentLabel(s.agent_status)}
-                  </span>
-                </td>
-                <td data-label="Access">
-                  <span className={`pill mode-${s.access_mode}`} data-field="access-mode">
-                    {s.access_mode}
-                  </span>
-                </td>
-                <td title={new Date(s.created_at).toLocaleString()} data-label="Age">{ago(s.created_at, now)}</td>
-                <td title={new Date(s.updated_at).toLocaleString()} data-label="Last activity">{ago(s.updated_at, now)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <SessionTable
+          sessions={shown}
+          selected={selected}
+          picked={picked}
+          sort={sort}
+          now={now}
+          onSelect={setSelected}
+          onPick={pick}
+          onSort={(key) => setSort(nextSort(sort, key))}
+        />
       )}
       {help && <Help onClose={() => setHelp(false)} />}
       {creating && (
@@ -305,6 +267,8 @@ function Help({ onClose }: { onClose: () => void }) {
         <dd>move</dd>
         <dt>1 – 6</dt>
         <dd>filter tabs</dd>
+        <dt>x</dt>
+        <dd>tick the selected session (for archive or delete)</dd>
         <dt>n</dt>
         <dd>new session</dd>
         <dt>Enter</dt>
@@ -314,6 +278,103 @@ function Help({ onClose }: { onClose: () => void }) {
         <dt>Esc</dt>
         <dd>close, leave the search</dd>
       </dl>
+    </div>
+  );
+}
+
+/** The sort as a menu: the only way to sort on a phone, where the headings go. */
+function SortMenu({ sort, onSort }: { sort: Sort; onSort: (s: Sort) => void }) {
+  return (
+    <label className="sort-menu">
+      Sort{" "}
+      <select
+        aria-label="Sort sessions by"
+        value={`${sort.key} ${sort.descending ? "desc" : "asc"}`}
+        onChange={(e) => {
+          const [key, dir] = e.target.value.split(" ");
+          onSort({ key: key as SortKey, descending: dir === "desc" });
+        }}
+      >
+        {COLUMNS.flatMap((c) => [
+          <option key={`${c.key} asc`} value={`${c.key} asc`}>
+            {c.label} ▲
+          </option>,
+          <option key={`${c.key} desc`} value={`${c.key} desc`}>
+            {c.label} ▼
+          </option>,
+        ])}
+      </select>
+    </label>
+  );
+}
+
+/**
+ * The ticked sessions' actions: archive or delete them all, confirmed once,
+ * one after the other with the count shown; a session the daemon refuses is
+ * named with the API's words and stays ticked, the others go on.
+ */
+function BulkBar({ sessions, onClear, onDone }: { sessions: Session[]; onClear: () => void; onDone: () => void }) {
+  const [progress, setProgress] = useState<string | null>(null);
+  const [failures, setFailures] = useState<string[]>([]);
+  const n = sessions.length;
+  const plural = n === 1 ? "session" : "sessions";
+  const run = async (verb: string, question: string, act: (s: Session) => Promise<unknown>) => {
+    if (!window.confirm(question)) return;
+    const failed: string[] = [];
+    for (const [i, s] of sessions.entries()) {
+      setProgress(`${verb} ${i + 1} of ${n}…`);
+      try {
+        await act(s);
+      } catch (e) {
+        failed.push(`${s.name}: ${e instanceof ApiError ? e.message : String(e)}`);
+      }
+    }
+    setProgress(null);
+    setFailures(failed);
+    onDone();
+  };
+  const archivable = sessions.filter((s) => s.status !== "archived");
+  return (
+    <div className="bulk" role="region" aria-label="Ticked sessions">
+      <span>
+        {n} {plural} ticked
+      </span>
+      {progress ? (
+        <span role="status">{progress}</span>
+      ) : (
+        <>
+          <button
+            disabled={archivable.length === 0}
+            onClick={() =>
+              run("Archiving", `Archive ${archivable.length} ${plural}? They stop and leave the list.`, (s) =>
+                s.status === "archived" ? Promise.resolve() : transition(s.id, "archive"),
+              )
+            }
+          >
+            Archive
+          </button>
+          <button
+            className="danger"
+            onClick={() =>
+              run(
+                "Deleting",
+                `Delete ${n} ${plural}: each one's backend resource, worktree and branch (a branch with commits of its own is kept)?`,
+                (s) => deleteSession(s.id),
+              )
+            }
+          >
+            Delete
+          </button>
+          <button onClick={onClear}>Clear</button>
+        </>
+      )}
+      {failures.length > 0 && (
+        <ul className="failures" role="alert">
+          {failures.map((f) => (
+            <li key={f}>{f}</li>
+          ))}
+        </ul>
+      )}
     </div>
   );
 }

@@ -1,10 +1,12 @@
-// The daemon itself: its version, uptime and file descriptors, and what this
+// The daemon itself: its version, uptime and file descriptors, what this
 // machine can run now (the doctor: each backend, agent, the sandbox and the
-// credentials, with why not and the fix).
-import { useCallback } from "react";
-import { ApiError, getDoctor, getHealth } from "../api/client";
+// credentials, with why not and the fix), and the browsers subscribed to
+// Web Push (subscribe this one; send a test notification).
+import { useCallback, useState } from "react";
+import { ApiError, getDoctor, getHealth, getPush, testPush } from "../api/client";
 import { useLoad } from "../api/useLoad";
 import { Header, SignedOut } from "../components/Header";
+import { subscribeThisBrowser } from "../notify";
 
 const AREAS = [
   ["backend", "Backends"],
@@ -87,7 +89,67 @@ export function SystemPage() {
             </section>
           );
         })}
+      <PushSection />
     </main>
+  );
+}
+
+/** Web Push: who is subscribed, subscribe this browser, a test message. */
+function PushSection() {
+  const { data, error, reload } = useLoad(getPush);
+  const [result, setResult] = useState<string[]>([]);
+  const [busy, setBusy] = useState(false);
+  const run = async (what: () => Promise<string[]>) => {
+    setBusy(true);
+    try {
+      setResult(await what());
+    } catch (e) {
+      setResult([e instanceof Error ? e.message : String(e)]);
+    } finally {
+      setBusy(false);
+      reload();
+    }
+  };
+  return (
+    <section className="push" aria-label="Notifications">
+      <h3>Notifications (Web Push)</h3>
+      <Problem error={error} />
+      {data && (
+        <p data-field="push-subscriptions">
+          {data.subscriptions.length === 0
+            ? "No browser is subscribed: notifications come only while a dashboard tab is open."
+            : `${data.subscriptions.length} browser${data.subscriptions.length === 1 ? "" : "s"} subscribed: ${data.subscriptions.map((s) => s.origin).join(", ")}`}
+        </p>
+      )}
+      <div className="actions">
+        <button
+          disabled={busy}
+          onClick={() => run(async () => (await subscribeThisBrowser(), ["This browser is subscribed."]))}
+        >
+          Subscribe this browser
+        </button>
+        <button
+          disabled={busy || !data || data.subscriptions.length === 0}
+          onClick={() =>
+            run(async () =>
+              (await testPush()).deliveries.map(
+                (d) =>
+                  `${d.origin}: ${d.error ?? (d.removed ? "gone, forgotten" : `delivered (${d.status})`)}`,
+              ),
+            )
+          }
+        >
+          Send a test notification
+        </button>
+      </div>
+      {result.length > 0 && (
+        <ul className="push-result" role="status">
+          {result.map((r) => (
+            <li key={r}>{r}</li>
+          ))}
+        </ul>
+      )}
+    </section>
   );
 }
 
