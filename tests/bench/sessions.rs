@@ -7,6 +7,8 @@
 //!   navigation to the rendered list of 1,000 sessions, event-to-screen
 //!   latency of a status change; and the bytes of JS and CSS it ships.
 //!
+//! `-- create` or `-- list` (the list and the dashboard) runs one part.
+//!
 //! Prints figures; never fails on a missed target.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -291,17 +293,23 @@ fn dashboard(home: &Home, daemon: &clauderon_tests::Daemon) {
         println!("dashboard figures: the browser run failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         return;
     };
-    let ms = |key: &str| -> Vec<Duration> {
-        figures[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_f64())
-            .map(|m| Duration::from_secs_f64(m / 1000.0))
-            .collect()
+    let ms = |key: &str, part: &str| -> Vec<Duration> {
+        let values = figures[key].as_array().into_iter().flatten().filter_map(|v| v[part].as_f64());
+        values.map(|m| Duration::from_secs_f64(m / 1000.0)).collect()
     };
-    report("dashboard: navigation to 1,000 rendered sessions", ms("navigation_ms"), Duration::from_millis(300));
-    report("dashboard: event to screen (access mode)", ms("event_ms"), Duration::from_millis(50));
+    report(
+        "dashboard: navigation to 1,000 rendered sessions",
+        ms("navigation_ms", "total"),
+        Duration::from_millis(300),
+    );
+    report("  of which: the page's script loaded", ms("navigation_ms", "script"), Duration::from_millis(300));
+    report("  of which: the document parsed", ms("navigation_ms", "dom"), Duration::from_millis(300));
+    let last_list = |v: &serde_json::Value| v["lists"].as_array().and_then(|l| l.last()).and_then(|l| l.as_f64());
+    let lists = figures["navigation_ms"].as_array().into_iter().flatten().filter_map(last_list);
+    let lists = lists.map(|m| Duration::from_secs_f64(m / 1000.0)).collect();
+    report("  of which: the list's last answer arrived", lists, Duration::from_millis(300));
+    report("dashboard: event to screen (access mode)", ms("event_ms", "total"), Duration::from_millis(50));
+    report("  of which: the API's answer to the change", ms("event_ms", "api"), Duration::from_millis(50));
 }
 
 /// The length of the file at `path` gzip-compressed (as the daemon serves it).
@@ -316,11 +324,19 @@ fn main() {
         std::process::exit(2);
     }
     println!("clauderon sessions benchmark — real daemon, real zellij, real git");
-    let unsandboxed = "[sandbox]\nenabled = false\n";
-    create_latency("zellij", ", sandboxed", "", Until::Running, Duration::from_millis(150));
-    create_latency("zellij", ", unsandboxed", unsandboxed, Until::Running, Duration::from_millis(150));
-    first_instruction_paired(unsandboxed);
-    sandbox_start();
-    create_latency("docker", "", &clauderon_tests::docker_test_backend(), Until::Running, Duration::from_millis(600));
-    list_latency();
+    // `cargo bench --bench sessions -- list` runs only the parts named (create, list).
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wanted = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
+    if wanted("create") {
+        let unsandboxed = "[sandbox]\nenabled = false\n";
+        create_latency("zellij", ", sandboxed", "", Until::Running, Duration::from_millis(150));
+        create_latency("zellij", ", unsandboxed", unsandboxed, Until::Running, Duration::from_millis(150));
+        first_instruction_paired(unsandboxed);
+        sandbox_start();
+        let docker = clauderon_tests::docker_test_backend();
+        create_latency("docker", "", &docker, Until::Running, Duration::from_millis(600));
+    }
+    if wanted("list") {
+        list_latency();
+    }
 }

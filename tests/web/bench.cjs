@@ -6,7 +6,8 @@
 // - event-to-screen latency: the page changes a session's access mode
 //   through the API and times until the list shows the new mode — the API's
 //   answer, the event over the WebSocket and React's render together.
-// Prints one JSON line: {"navigation_ms": [...], "event_ms": [...], "rows": N}.
+// Prints one JSON line: {"navigation_ms": [{total, script, dom, lists}...],
+// "event_ms": [{total, api}...], "rows": N} (api: the PUT's own answer).
 //
 // Environment: BASE, LOGIN (a one-time link), SESSION and SESSION_NAME (a session's id and name),
 // ROWS (how many rows to wait for), RUNS, EVENTS, SHOTS.
@@ -29,7 +30,18 @@ run(__filename, async (context, step) => {
       rows,
       { polling: "raf", timeout: 30_000 },
     );
-    navigation.push(await ms.jsonValue());
+    const total = await ms.jsonValue();
+    // Where the time went: the page's script loaded, the document parsed,
+    // each answer of the sessions list (the list is loaded once at start
+    // and again when the event stream connects).
+    const parts = await page.evaluate(() => {
+      const nav = performance.getEntriesByType("navigation")[0];
+      const res = performance.getEntriesByType("resource");
+      const script = res.find((r) => /\/assets\/index-.*\.js$/.test(r.name));
+      const lists = res.filter((r) => r.name.includes("/api/sessions")).map((r) => Math.round(r.responseEnd));
+      return { script: Math.round(script ? script.responseEnd : 0), dom: Math.round(nav.domContentLoadedEventEnd), lists };
+    });
+    navigation.push({ total, ...parts });
     await page.close();
   }
 
@@ -44,14 +56,20 @@ run(__filename, async (context, step) => {
       for (let i = 0; i < times; i++) {
         mode = mode === "read-only" ? "read-write" : "read-only";
         const want = mode;
+        const before = pill();
         // Shown: the first frame after the list's DOM holds the new mode.
-        const shown = new Promise((resolve) => {
+        const shown = new Promise((resolve, reject) => {
           const seen = new MutationObserver(() => {
             if (pill() !== want) return;
             seen.disconnect();
+            clearTimeout(late);
             requestAnimationFrame(() => resolve(performance.now()));
           });
           seen.observe(document.querySelector("table.sessions"), { subtree: true, childList: true, characterData: true });
+          const late = setTimeout(() => {
+            seen.disconnect();
+            reject(new Error(`change ${i} (to ${want}) not shown within 10 s; the row showed ${before}, shows ${pill()}; log ${JSON.stringify(window.__log || [])}`));
+          }, 10_000);
         });
         const started = performance.now();
         const resp = await fetch(`/api/sessions/${id}/access-mode`, {
@@ -59,8 +77,9 @@ run(__filename, async (context, step) => {
           headers: { "content-type": "application/json" },
           body: JSON.stringify({ mode }),
         });
+        const answered = performance.now();
         if (!resp.ok) throw new Error(`access mode: ${resp.status} ${await resp.text()}`);
-        out.push((await shown) - started);
+        out.push({ total: (await shown) - started, api: answered - started });
       }
       return out;
     },

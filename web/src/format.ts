@@ -28,3 +28,10 @@ export function ago(ms: number, now: number): string {
   if (s < 86400) return `${Math.round(s / 3600)} h`;
   return `${Math.round(s / 86400)} d`;
 }
+
+// One formatter for every timestamp: making one per call (toLocaleString)
+// cost ~0.1 s on a list of 1,000 sessions.
+const WHEN = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+/** `ms` as a local date and time, for a tooltip. */
+export const when = (ms: number) => WHEN.format(ms);

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { Session } from "./api/client";
 import { ago } from "./format";
-import { apply, DEFAULT_SORT, loadSort, matches, nextSort, sortSessions, TABS } from "./sessions";
+import { apply, DEFAULT_SORT, loadSort, matches, merge, nextSort, sortSessions, TABS } from "./sessions";
 
 const session = (name: string, over: Partial<Session> = {}): Session =>
   ({
@@ -89,16 +89,24 @@ describe("matches", () => {
 describe("apply and the tabs", () => {
   it("moves a session between tabs as its events arrive", () => {
     const s = session("w");
-    const waiting = apply(s, { type: "agent-status-changed", session_id: s.id, from: "idle", to: "waiting-for-approval", at: 5 } as never);
+    const waiting = apply(s, { type: "agent-status-changed", session_id: s.id, from: "idle", to: "waiting-for-approval", at: 2000 } as never);
     expect(waiting?.agent_status).toBe("waiting-for-approval");
-    expect(waiting?.updated_at).toBe(5);
+    expect(waiting?.updated_at).toBe(2000);
     const tab = (id: string) => TABS.find((t) => t.id === id)!;
     expect(tab("waiting").keep(waiting!)).toBe(true);
     expect(tab("idle").keep(waiting!)).toBe(false);
-    const archived = apply(waiting!, { type: "status-changed", session_id: s.id, from: "running", to: "archived", at: 6 } as never);
+    const archived = apply(waiting!, { type: "status-changed", session_id: s.id, from: "running", to: "archived", at: 3000 } as never);
     expect(tab("active").keep(archived!)).toBe(false);
     expect(tab("archived").keep(archived!)).toBe(true);
   });
+  it("never lets an older event undo a newer state", () => {
+    const s = session("late", { access_mode: "read-only", updated_at: 20 });
+    const old = { type: "access-mode-changed", session_id: s.id, to: "read-write", at: 10 } as never;
+    expect(apply(s, old)).toBe(s);
+    const fresh = { type: "access-mode-changed", session_id: s.id, to: "read-write", at: 30 } as never;
+    expect(apply(s, fresh)?.access_mode).toBe("read-write");
+  });
+
   it("leaves events that carry no field change to a reload", () => {
     expect(apply(session("x"), { type: "created", session_id: "id-x", at: 1 } as never)).toBeNull();
   });
@@ -111,5 +119,30 @@ describe("ago", () => {
     expect(ago(0, 3 * 3_600_000)).toBe("3 h");
     expect(ago(0, 2 * 86_400_000)).toBe("2 d");
     expect(ago(10_000, 0)).toBe("just now");
+  });
+});
+
+describe("merge", () => {
+  const a = session("a", { access_mode: "read-only", updated_at: 20 });
+  const b = session("b", { updated_at: 5 });
+  const current = new Map([
+    [a.id, a],
+    [b.id, b],
+  ]);
+
+  it("keeps what the page saw later than the answer", () => {
+    const answer = [session("a", { access_mode: "read-write", updated_at: 10 })];
+    expect(merge(current, answer, false).get(a.id)).toBe(a);
+    expect(merge(current, answer, false).get(b.id)).toBe(b);
+  });
+
+  it("takes the answer when it is newer", () => {
+    const answer = [session("a", { access_mode: "read-write", updated_at: 30 })];
+    expect(merge(current, answer, false).get(a.id)?.access_mode).toBe("read-write");
+  });
+
+  it("drops what a whole list lacks", () => {
+    const next = merge(current, [session("a", { updated_at: 30 })], true);
+    expect([...next.keys()]).toEqual([a.id]);
   });
 });

@@ -19,8 +19,13 @@ export const TABS: { id: Tab; label: string; keep: (s: Session) => boolean }[] =
   { id: "archived", label: "Archived", keep: (s) => s.status === "archived" },
 ];
 
-/** A session with an event applied, when the event carries the change. */
+/**
+ * A session with an event applied, when the event carries the change; the
+ * session as it is when the event is older than what the page shows (a
+ * replay after a reconnect, or news that crossed a fresher answer).
+ */
 export function apply(s: Session, e: SessionEvent): Session | null {
+  if (e.at < s.updated_at && "to" in e) return s;
   switch (e.type) {
     case "status-changed":
       return { ...s, status: e.to, updated_at: e.at };
@@ -31,6 +36,21 @@ export function apply(s: Session, e: SessionEvent): Session | null {
     default:
       return null;
   }
+}
+
+/**
+ * `incoming` (answers of the API) over `current`: each session as the API
+ * gave it, unless the page already shows a later state of it (an event that
+ * arrived while the answer was on its way). With `whole`, `incoming` is the
+ * whole list, and sessions it lacks are gone.
+ */
+export function merge(current: Map<string, Session>, incoming: Session[], whole: boolean): Map<string, Session> {
+  const next = new Map(whole ? [] : current);
+  for (const s of incoming) {
+    const shown = current.get(s.id);
+    next.set(s.id, shown && shown.updated_at > s.updated_at ? shown : s);
+  }
+  return next;
 }
 
 /** Whether `s` matches the search `query` (any of its words, case folded). */

@@ -14,6 +14,7 @@ import {
   COLUMNS,
   loadSort,
   matches,
+  merge,
   nextSort,
   saveSort,
   sortSessions,
@@ -40,7 +41,7 @@ export function SessionsPage() {
   const reload = useCallback(async () => {
     try {
       const all = await listSessions(true);
-      setSessions(new Map(all.map((s) => [s.id, s])));
+      setSessions((m) => merge(m, all, true));
       setError(null);
     } catch (e) {
       setError(e instanceof ApiError ? e : new ApiError(0, String(e)));
@@ -50,7 +51,7 @@ export function SessionsPage() {
   const refresh = useCallback(async (id: string) => {
     try {
       const s = await getSession(id);
-      setSessions((m) => new Map(m).set(s.id, s));
+      setSessions((m) => merge(m, [s], false));
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
         setSessions((m) => {
@@ -63,11 +64,17 @@ export function SessionsPage() {
   }, []);
 
   useEffect(() => {
-    void reload();
+    // The list is loaded each time the event stream connects (so no event
+    // falls between the list and the stream), and once anyway if it cannot
+    // connect (to show why: signed out, the daemon away). Loading it at once
+    // as well made 1,000 sessions render twice: 433 ms to the rendered list
+    // instead of 379 ms (just bench).
+    let loaded = false;
     return follow({
       connected(up) {
         setLive(up);
-        if (up) void reload();
+        if (up || !loaded) void reload();
+        loaded = true;
       },
       event(e) {
         if (e.type === "deleted") {
@@ -84,7 +91,7 @@ export function SessionsPage() {
           const changed = s && apply(s, e);
           if (!changed) return m;
           applied = true;
-          return new Map(m).set(changed.id, changed);
+          return changed === s ? m : new Map(m).set(changed.id, changed);
         });
         if (!applied) void refresh(e.session_id);
       },
