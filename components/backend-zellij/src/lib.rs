@@ -180,7 +180,10 @@ impl Backend for Zellij {
     fn create(spec: SessionSpec) -> Result<SessionInfo> {
         let name = session_name(&spec)?;
         if sessions()?.iter().any(|(n, _)| *n == name) {
-            return Err(Error::failed(format!("a zellij session `{name}` already exists")));
+            return Err(Error::invalid_input(format!(
+                "a zellij session `{name}` already exists and is not this session's; \
+                 remove it or pick another --name"
+            )));
         }
         launch(&spec)
     }

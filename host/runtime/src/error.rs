@@ -110,6 +110,12 @@ pub struct CallError {
 }
 
 impl CallError {
+    /// Whether the component refused its input (`invalid-input`): by the
+    /// WIT contract it did nothing.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self.kind, CallErrorKind::Plugin(PluginError::InvalidInput(_)))
+    }
+
     /// Whether the component itself answered with an error (it is still healthy).
     pub fn is_plugin_error(&self) -> bool {
         matches!(self.kind, CallErrorKind::Plugin(_))

@@ -428,7 +428,17 @@ impl Manager {
             let (id, record) = (session.id.clone(), to_json(session)?);
             self.blocking(move |s| s.replace_session(&id, &record)).await?;
             made.resource = Some(name);
-            backend.create(&spec).await?
+            match backend.create(&spec).await {
+                Ok(info) => info,
+                Err(e) => {
+                    if e.is_invalid_input() {
+                        // Refused before making anything (the name may be
+                        // taken by what the listing missed): not ours to delete.
+                        made.resource = None;
+                    }
+                    return Err(e.into());
+                }
+            }
         };
         if Some(&info.resource_id) != made.resource.as_ref() {
             made.stray = Some(info.resource_id.clone());

@@ -40,7 +40,10 @@ impl Backend for Tmux {
         // Use exactly the name clauderon chose: it deletes that name alone
         // when a create fails, and never another session's.
         let name = spec.resource_name.clone();
-        target(&name)?;
+        if exists(&target(&name)?)? {
+            // Not ours: `invalid_input` tells clauderon to leave it alone.
+            return Err(Error::invalid_input(format!("a tmux session `{name}` already exists; pick another name")));
+        }
         tmux().args(new_session_args(&name, &spec)?).run()?;
         Ok(SessionInfo { resource_id: name, status: running() })
     }
