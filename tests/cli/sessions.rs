@@ -46,14 +46,30 @@ fn create_shell(home: &Home, repo: &Path, name: &str, prompt: &str) -> Value {
     .json()
 }
 
+/// The `x-clauderon-event-seq` header of `GET /api/sessions`: the last event the list reflects.
+fn list_event_seq(daemon: &Daemon) -> u64 {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "-o", "/dev/null", "-w", "%header{x-clauderon-event-seq}"])
+        .args(["-H", &format!("authorization: Bearer {}", daemon.token)])
+        .arg(format!("http://127.0.0.1:{}/api/sessions", daemon.port))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().unwrap_or_else(|_| panic!("no event number on the list: {text:?}"))
+}
+
 struct Ws(tungstenite::WebSocket<std::net::TcpStream>);
 
 impl Ws {
     fn connect(daemon: &Daemon) -> Self {
+        Self::connect_to(daemon, "/api/events")
+    }
+
+    fn connect_to(daemon: &Daemon, path: &str) -> Self {
         use tungstenite::client::IntoClientRequest;
         let stream = std::net::TcpStream::connect(("127.0.0.1", daemon.port)).expect("tcp");
         stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        let mut request = format!("ws://127.0.0.1:{}/api/events", daemon.port).into_client_request().expect("request");
+        let mut request = format!("ws://127.0.0.1:{}{path}", daemon.port).into_client_request().expect("request");
         request.headers_mut().insert("authorization", format!("Bearer {}", daemon.token).parse().expect("header"));
         let (ws, _) = tungstenite::client(request, stream).expect("ws handshake");
         Self(ws)
@@ -126,11 +142,20 @@ fn a_zellij_session_runs_its_command_in_the_worktree_and_lives_through_every_tra
 
     home.run(&["stop", &name]).ok();
     assert_eq!(status_of(&home, &name, false).as_deref(), Some("stopped"));
-    assert_eq!(ws.until("status-changed").last().expect("event")["to"], "stopped");
+    let stopped = ws.until("status-changed").pop().expect("event");
+    assert_eq!(stopped["to"], "stopped");
+
+    // The list names the last event it reflects; the events after it follow
+    // on with nothing repeated (what the dashboard relies on).
+    let listed_at = list_event_seq(&daemon);
+    assert!(listed_at >= stopped["seq"].as_u64().expect("seq"), "the list is at {listed_at}, after {stopped}");
+    let mut after = Ws::connect_to(&daemon, &format!("/api/events?after={listed_at}"));
 
     std::fs::remove_file(&marker).expect("remove marker");
     home.run(&["start", &name]).ok();
     assert_eq!(status_of(&home, &name, false).as_deref(), Some("running"));
+    let next = after.until("status-changed");
+    assert!(next.iter().all(|e| e["seq"].as_u64() > Some(listed_at)), "replayed from before the list: {next:?}");
     eventually(20, "the command to run again after start", || std::fs::read_to_string(&marker).ok());
 
     home.run(&["archive", &name]).ok();

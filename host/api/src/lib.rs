@@ -424,10 +424,17 @@ struct ListQuery {
     archived: bool,
 }
 
-/// The sessions, oldest first.
-#[utoipa::path(get, path = "/api/sessions", params(ListQuery), responses((status = 200, body = Vec<Session>), Errors))]
-async fn list(State(s): State<Shared>, Q(q): Q<ListQuery>) -> ApiResult<Vec<Session>> {
-    Ok(Json(s.manager.list(q.archived).await?))
+/// The header of `GET /api/sessions` that carries the last event the list reflects.
+const EVENT_SEQ_HEADER: &str = "x-clauderon-event-seq";
+
+/// The sessions, oldest first. Its `x-clauderon-event-seq` header is the
+/// sequence number of the last event the list reflects: `GET /api/events?after=`
+/// that number follows on from the list with nothing missed or repeated.
+#[utoipa::path(get, path = "/api/sessions", params(ListQuery), responses((status = 200, body = Vec<Session>,
+    headers(("x-clauderon-event-seq" = u64, description = "The last event the list reflects (follow `/api/events?after=` it)"))), Errors))]
+async fn list(State(s): State<Shared>, Q(q): Q<ListQuery>) -> Result<Response, ApiError> {
+    let (sessions, seq) = s.manager.list_at(q.archived).await?;
+    Ok(([(EVENT_SEQ_HEADER, seq.to_string())], Json(sessions)).into_response())
 }
 
 /// Create a session and start its agent.

@@ -231,11 +231,7 @@ impl Manager {
         &self,
         f: impl FnOnce(&Store) -> Result<T, clauderon_store::StoreError> + Send + 'static,
     ) -> Result<T, SessionError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| SessionError::Failed(format!("a store task crashed: {e}")))?
-            .map_err(SessionError::from)
+        Ok(self.store.blocking(f).await?)
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -269,11 +265,17 @@ impl Manager {
 
     /// All sessions (archived ones only if asked), oldest first.
     pub async fn list(&self, archived: bool) -> Result<Vec<Session>, SessionError> {
-        let records = self.blocking(|s| s.sessions()).await?;
+        Ok(self.list_at(archived).await?.0)
+    }
+
+    /// The sessions (as [`Manager::list`]) and the sequence number of the
+    /// last event they reflect: following the events after it misses nothing.
+    pub async fn list_at(&self, archived: bool) -> Result<(Vec<Session>, u64), SessionError> {
+        let (records, seq) = self.blocking(|s| s.sessions()).await?;
         let mut sessions: Vec<Session> = records.iter().filter_map(|r| serde_json::from_slice(r).ok()).collect();
         sessions.retain(|s| archived || s.status != Status::Archived);
         sessions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.name.cmp(&b.name)));
-        Ok(sessions)
+        Ok((sessions, seq))
     }
 
     /// A session by id or name.

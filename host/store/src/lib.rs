@@ -1,14 +1,16 @@
 //! clauderon's store: one redb file (`CLAUDERON_HOME/clauderon.redb`) holding
 //! sessions (with unique names), the append-only event log, the proxy's audit
-//! records, per-component kv state and the browsers subscribed to Web Push. Opening it runs the schema migrations. Every change is one redb
+//! records, per-component kv state and the browsers subscribed to Web Push.
+//! Opening it runs the schema migrations. Every change is one redb
 //! transaction, so a crash never leaves half a change behind.
 //!
 //! Values are opaque bytes (JSON, written by the session manager); the store
 //! owns durability, uniqueness and ordering, not the session model. All calls
-//! block: call them from `spawn_blocking` on an async runtime.
+//! block: async code calls them through [`Store::blocking`].
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clauderon_migrations::schema::{AUDIT, COMPONENT_KV, EVENTS, META, PUSH_SUBSCRIPTIONS, SESSION_NAMES, SESSIONS};
 use clauderon_migrations::{MigrationError, run};
@@ -32,6 +34,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("store error: {0}")]
     Db(String),
+    #[error("a store call crashed: {0}")]
+    Crashed(String),
 }
 
 fn db_err(e: impl Into<redb::Error>) -> StoreError {
@@ -54,6 +58,16 @@ pub struct LoggedEvent {
 }
 
 impl Store {
+    /// Run `f` on tokio's blocking pool: every store call blocks, and async
+    /// code must not block the runtime.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&store)).await.map_err(|e| StoreError::Crashed(e.to_string()))?
+    }
+
     /// Open (or create, mode 0600) the store at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
@@ -160,15 +174,19 @@ impl Store {
         Ok(table.get(name).map_err(db_err)?.map(|v| v.value().to_string()))
     }
 
-    /// Every session's record.
-    pub fn sessions(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// Every session's record, and the sequence number of the last event
+    /// they reflect (read together: an event and its session change are one
+    /// transaction), so a client can follow the events after exactly that.
+    pub fn sessions(&self) -> Result<(Vec<Vec<u8>>, u64), StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(SESSIONS).map_err(db_err)?;
         let mut out = Vec::with_capacity(table.len().map_err(db_err)? as usize);
         for row in table.iter().map_err(db_err)? {
             out.push(row.map_err(db_err)?.1.value().to_vec());
         }
-        Ok(out)
+        let events = txn.open_table(EVENTS).map_err(db_err)?;
+        let last = events.last().map_err(db_err)?.map(|(k, _)| k.value()).unwrap_or(0);
+        Ok((out, last))
     }
 
     /// Append an event that changes no session (e.g. a reconcile report).
@@ -382,6 +400,7 @@ mod tests {
         assert_eq!(s.delete_session("a", "fix-bug", b"deleted a").expect("delete"), 3);
         assert_eq!(s.session_id("fix-bug").expect("by name"), None);
         s.insert_session("b", "fix-bug", b"B1", b"created b").expect("the name is free again");
+        assert_eq!(s.sessions().expect("list").1, 4, "the list comes with its last event's number");
         let events = s.events_after(1, 10).expect("events");
         assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
         assert_eq!(events[0].data, b"running a");
@@ -398,7 +417,7 @@ mod tests {
             s.kv_set("zellij", "k", b"v").expect("kv");
         }
         let s = Store::open(&path).expect("reopen");
-        assert_eq!(s.sessions().expect("list"), vec![b"A".to_vec()]);
+        assert_eq!(s.sessions().expect("list").0, vec![b"A".to_vec()]);
         assert_eq!(s.kv_get("zellij", "k").expect("kv"), Some(b"v".to_vec()));
         assert_eq!(s.events_after(0, 10).expect("events").len(), 1);
     }

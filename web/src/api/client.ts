@@ -47,13 +47,18 @@ export class ApiError extends Error {
 
 /** Call the API; the login cookie goes with every request. */
 export async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const resp = await request(path, {
+    ...init,
+    headers: { accept: "application/json", ...(init.body ? { "content-type": "application/json" } : {}), ...init.headers },
+  });
+  return (await resp.json()) as T;
+}
+
+/** A 2xx answer to `path`, or the API's error as an `ApiError`. */
+async function request(path: string, init: RequestInit = {}): Promise<Response> {
   let resp: Response;
   try {
-    resp = await fetch(path, {
-      ...init,
-      credentials: "same-origin",
-      headers: { accept: "application/json", ...(init.body ? { "content-type": "application/json" } : {}), ...init.headers },
-    });
+    resp = await fetch(path, { ...init, credentials: "same-origin" });
   } catch (e) {
     throw new ApiError(0, `the daemon did not answer (${e instanceof Error ? e.message : String(e)})`);
   }
@@ -66,10 +71,28 @@ export async function call<T>(path: string, init: RequestInit = {}): Promise<T> 
     }
     throw new ApiError(resp.status, message);
   }
-  return (await resp.json()) as T;
+  return resp;
 }
 
-export const listSessions = (archived: boolean) => call<Session[]>(`/api/sessions?archived=${archived}`);
+/** Every session (archived ones too), and `seq`: the last event the list
+ * reflects, to follow the events after (absent from an older daemon). */
+export interface SessionList {
+  sessions: Session[];
+  seq?: number;
+}
+
+/** The address index.html preloads, so the list is on its way while the
+ * app's script loads. Fetched here with no header of its own, so that the
+ * browser hands over the preloaded answer. */
+export const SESSION_LIST = "/api/sessions?archived=true";
+
+export async function listSessions(): Promise<SessionList> {
+  const resp = await request(SESSION_LIST);
+  const header = resp.headers.get("x-clauderon-event-seq");
+  const seq = header === null ? Number.NaN : Number(header);
+  const sessions = (await resp.json()) as Session[];
+  return Number.isSafeInteger(seq) && seq >= 0 ? { sessions, seq } : { sessions };
+}
 export const getSession = (id: string) => call<Session>(`/api/sessions/${encodeURIComponent(id)}`);
 
 const session = (id: string) => `/api/sessions/${encodeURIComponent(id)}`;

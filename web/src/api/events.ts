@@ -38,16 +38,18 @@ export function socketUrl(path: string): string {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
 }
 
-/** Follow the event stream until the returned function is called. */
-export function follow(listener: StreamListener): () => void {
+/** Follow the event stream until the returned function is called: from the
+ * event after `after` when given (the `seq` of a list just loaded, so nothing
+ * between the list and the stream is missed), else from now. */
+export function follow(listener: StreamListener, after?: number): () => void {
   let socket: WebSocket | null = null;
-  let lastSeq = 0;
+  let lastSeq = after;
   let pause = 500;
   let timer: number | undefined;
   let stopped = false;
 
   const open = () => {
-    const ws = new WebSocket(socketUrl(`/api/events${lastSeq > 0 ? `?after=${lastSeq}` : ""}`));
+    const ws = new WebSocket(socketUrl(`/api/events${lastSeq === undefined ? "" : `?after=${lastSeq}`}`));
     socket = ws;
     ws.onopen = () => {
       pause = 500;
@@ -71,7 +73,7 @@ export function follow(listener: StreamListener): () => void {
       }
       const e = data as SessionEvent;
       if (typeof e?.type === "string" && SESSION_EVENTS.has(e.type) && typeof e.seq === "number") {
-        if (e.seq > lastSeq) lastSeq = e.seq;
+        if (lastSeq === undefined || e.seq > lastSeq) lastSeq = e.seq;
         listener.event?.(e);
       }
     };

@@ -38,13 +38,16 @@ export function SessionsPage() {
   const [picked, setPicked] = useState<ReadonlySet<string>>(new Set());
   const search = useRef<HTMLInputElement>(null);
 
-  const reload = useCallback(async () => {
+  /** Load the list; its `seq`, the last event it reflects (none if it failed). */
+  const reload = useCallback(async (): Promise<number | undefined> => {
     try {
-      const all = await listSessions(true);
-      setSessions((m) => merge(m, all, true));
+      const list = await listSessions();
+      setSessions((m) => merge(m, list.sessions, true));
       setError(null);
+      return list.seq;
     } catch (e) {
       setError(e instanceof ApiError ? e : new ApiError(0, String(e)));
+      return undefined;
     }
   }, []);
 
@@ -64,38 +67,49 @@ export function SessionsPage() {
   }, []);
 
   useEffect(() => {
-    // The list is loaded each time the event stream connects (so no event
-    // falls between the list and the stream), and once anyway if it cannot
-    // connect (to show why: signed out, the daemon away). Loading it at once
-    // as well made 1,000 sessions render twice: 433 ms to the rendered list
-    // instead of 379 ms (just bench).
-    let loaded = false;
-    return follow({
-      connected(up) {
-        setLive(up);
-        if (up || !loaded) void reload();
-        loaded = true;
-      },
-      event(e) {
-        if (e.type === "deleted") {
-          setSessions((m) => {
-            const next = new Map(m);
-            next.delete(e.session_id);
-            return next;
-          });
-          return;
-        }
-        let applied = false;
-        setSessions((m) => {
-          const s = m.get(e.session_id);
-          const changed = s && apply(s, e);
-          if (!changed) return m;
-          applied = true;
-          return changed === s ? m : new Map(m).set(changed.id, changed);
-        });
-        if (!applied) void refresh(e.session_id);
-      },
+    // The list first (index.html preloads it while the script loads), then
+    // the events after the last one it reflects: nothing falls between, and
+    // the list is on screen without waiting for the stream. Each reconnect
+    // loads it again; so does the first connect when the list had no `seq`.
+    let stop: (() => void) | undefined;
+    let cancelled = false;
+    void reload().then((seq) => {
+      if (cancelled) return;
+      let fresh = seq !== undefined;
+      stop = follow(
+        {
+          connected(up) {
+            setLive(up);
+            if (up && !fresh) void reload();
+            fresh = false;
+          },
+          event(e) {
+            if (e.type === "deleted") {
+              setSessions((m) => {
+                const next = new Map(m);
+                next.delete(e.session_id);
+                return next;
+              });
+              return;
+            }
+            let applied = false;
+            setSessions((m) => {
+              const s = m.get(e.session_id);
+              const changed = s && apply(s, e);
+              if (!changed) return m;
+              applied = true;
+              return changed === s ? m : new Map(m).set(changed.id, changed);
+            });
+            if (!applied) void refresh(e.session_id);
+          },
+        },
+        seq,
+      );
     });
+    return () => {
+      cancelled = true;
+      stop?.();
+    };
   }, [reload, refresh]);
 
   useEffect(() => {

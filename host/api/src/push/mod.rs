@@ -234,11 +234,7 @@ impl Push {
         &self,
         f: impl FnOnce(&Store) -> Result<T, clauderon_store::StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("the store call failed: {e}")))?
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        self.store.blocking(f).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     }
 
     async fn stored(&self) -> Result<Vec<Stored>, ApiError> {
