@@ -96,6 +96,9 @@ export function nextSort(current: Sort, key: SortKey): Sort {
  * to the most recently active first, so the order is stable between renders.
  * Ages sort by creation time: the youngest session has the latest time.
  */
+// One collator for every comparison: localeCompare with options builds one per call.
+const COLLATOR = new Intl.Collator(undefined, { numeric: true });
+
 export function sortSessions(sessions: Session[], sort: Sort): Session[] {
   const value = (s: Session) => s[sort.key] ?? "";
   const sign = sort.descending ? -1 : 1;
@@ -103,7 +106,7 @@ export function sortSessions(sessions: Session[], sort: Sort): Session[] {
     const x = value(a);
     const y = value(b);
     const order =
-      typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y), undefined, { numeric: true });
+      typeof x === "number" && typeof y === "number" ? x - y : COLLATOR.compare(String(x), String(y));
     return order !== 0 ? sign * order : b.updated_at - a.updated_at;
   });
 }

@@ -1,5 +1,5 @@
 // The sessions table: sorting headings, the tick boxes, a row per session.
-import { fireEvent, render, screen } from "@testing-library/react";
+import { fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { describe, expect, it, vi } from "vitest";
 import type { Session } from "../api/client";
 import { SessionTable } from "./SessionTable";
@@ -75,5 +75,29 @@ describe("SessionTable", () => {
     expect(all.checked).toBe(true);
     fireEvent.click(all);
     expect(onPick).toHaveBeenLastCalledWith(["id-one", "id-two"], false);
+  });
+
+  it("draws a long list a screen first, then every row; the heading's box picks them all at once", async () => {
+    const many = Array.from({ length: 300 }, (_, i) => session(`s${i}`));
+    const onPick = vi.fn();
+    render(
+      <SessionTable
+        sessions={many}
+        selected={0}
+        picked={new Set()}
+        sort={{ key: "name", descending: false }}
+        now={0}
+        onSelect={vi.fn()}
+        onPick={onPick}
+        onSort={vi.fn()}
+      />,
+    );
+    const drawn = () => document.querySelectorAll("tbody tr").length;
+    expect(drawn()).toBeGreaterThan(0);
+    expect(drawn()).toBeLessThan(300);
+    fireEvent.click(screen.getByRole("checkbox", { name: "Select every session shown" }));
+    expect(onPick.mock.calls[0][0]).toHaveLength(300);
+    await waitFor(() => expect(drawn()).toBe(300));
+    expect(screen.getByRole("link", { name: "s299" })).toBeTruthy();
   });
 });

@@ -4,7 +4,9 @@
 // row). On a phone the rows become cards and the headings go; the page's sort
 // menu stands in for them. A row renders again only when what it shows
 // changed, so an event re-renders one row of a thousand, not all of them.
-import { memo } from "react";
+// A long list is drawn a screen first: the first rows are on screen before
+// React builds the rest (in a transition, which yields to the user's input).
+import { memo, startTransition, useEffect, useLayoutEffect, useState } from "react";
 import type { Session } from "../api/client";
 import { ago, agentLabel, statusLabel, when } from "../format";
 import { navigate } from "../route";
@@ -32,6 +34,24 @@ export function SessionTable({
   onPick: (ids: string[], on: boolean) => void;
   onSort: (key: SortKey) => void;
 }) {
+  const [whole, setWhole] = useState(sessions.length <= FIRST_ROWS);
+  useEffect(() => {
+    if (whole) return;
+    // After the frame that draws the first rows, not before it.
+    let timer: number | undefined;
+    const frame = requestAnimationFrame(() => {
+      timer = window.setTimeout(() => startTransition(() => setWhole(true)));
+    });
+    return () => {
+      cancelAnimationFrame(frame);
+      window.clearTimeout(timer);
+    };
+  }, [whole]);
+  const rows = whole ? sessions : sessions.slice(0, FIRST_ROWS);
+  // Marked for `just bench`: when rows are in the DOM (before layout and paint).
+  useLayoutEffect(() => {
+    performance.mark(whole ? "clauderon:rows" : "clauderon:first-rows");
+  }, [whole]);
   const all = sessions.length > 0 && sessions.every((s) => picked.has(s.id));
   const some = !all && sessions.some((s) => picked.has(s.id));
   return (
@@ -65,7 +85,7 @@ export function SessionTable({
         </tr>
       </thead>
       <tbody>
-        {sessions.map((s, i) => (
+        {rows.map((s, i) => (
           <SessionRow
             key={s.id}
             session={s}
@@ -81,6 +101,9 @@ export function SessionTable({
     </table>
   );
 }
+
+/** Rows drawn before the rest of a long list: more than a screen shows. */
+const FIRST_ROWS = 50;
 
 type RowProps = {
   session: Session;
