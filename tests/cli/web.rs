@@ -477,6 +477,13 @@ fn web_push_reaches_a_subscribed_browser_encrypted_and_signed() {
     let input = serde_json::json!({ "subscriber": stranger, "message": record, "vapidKey": vapid_key });
     let refused = subscriber_tried("open", &input).expect_err("another browser's keys opened the message");
     assert!(refused.contains("decrypt") || refused.contains("auth"), "{refused}");
+    // No real credential leaves with a push: not in what the browser opens,
+    // nor anywhere in what the push service received (headers, JWT, body).
+    let received = serde_json::to_string(&pushes).expect("json");
+    for (var, value) in clauderon_tests::CANARIES {
+        assert!(!message.to_string().contains(value), "{var}'s real value is in the pushed message");
+        assert!(!received.contains(value), "{var}'s real value reached the push service");
+    }
 
     let endpoint = sub["endpoint"].as_str().expect("endpoint");
     let query: String = form_urlencoded::byte_serialize(endpoint.as_bytes()).collect();
