@@ -763,8 +763,8 @@ pub fn wait_for_agent_status(world: &World, id: &str, status: &str) {
     }
 }
 
-/// `clauderon attach NAME` in a real terminal: a detached 120×30 tmux session,
-/// killed on drop.
+/// A clauderon command (`attach NAME`, `tui`) in a real terminal: a
+/// detached 120×30 tmux session on its own tmux server, killed on drop.
 pub struct Terminal {
     /// Its own tmux server (`tmux -L`), so no other test's terminal can end it.
     socket: String,
@@ -774,13 +774,23 @@ pub struct Terminal {
 impl Terminal {
     /// Attach to session `name` of `home`.
     pub fn attach(home: &Home, name: &str) -> Self {
-        let tmux = format!("clauderon-test-{name}");
-        // If attach ends, the terminal keeps its last screen and says how it
-        // ended (a failure shows the error instead of an empty screen).
+        Self::run(home, &format!("attach-{name}"), &["attach", name], &[])
+    }
+
+    /// `clauderon ARGS` of `home` (with `env`) in a terminal named after
+    /// `label`. When the command ends, the terminal keeps its last screen and
+    /// says how it ended (`[clauderon exited: CODE]`) and whether the
+    /// command left the terminal's settings as it found them
+    /// (`[tty restored]` or `[tty changed]`).
+    pub fn run(home: &Home, label: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let tmux = format!("clauderon-test-{label}");
+        let vars: String = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect();
         let cmd = format!(
-            "CLAUDERON_HOME={} {} attach {name}; echo \"[clauderon attach exited: $?]\"; exec sleep 3600",
+            "S=$(stty -g); {vars}CLAUDERON_HOME={} {} {}; echo \"[clauderon exited: $?]\"; \
+             if [ \"$(stty -g)\" = \"$S\" ]; then echo '[tty restored]'; else echo '[tty changed]'; fi; exec sleep 3600",
             home.dir.path().display(),
-            clauderon_bin().display()
+            clauderon_bin().display(),
+            args.join(" ")
         );
         let terminal = Self { socket: tmux.clone(), tmux };
         let ok = terminal
@@ -792,6 +802,22 @@ impl Terminal {
         terminal
     }
 
+    /// A tmux format's value for the terminal's pane (e.g. `#{alternate_on}`).
+    pub fn pane(&self, format: &str) -> String {
+        let out = self.command().args(["display-message", "-p", "-t", &self.tmux, format]).output().expect("tmux");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Make the terminal `cols` × `rows` (as a user resizing their window).
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let ok = self
+            .command()
+            .args(["resize-window", "-t", &self.tmux, "-x", &cols.to_string(), "-y", &rows.to_string()])
+            .status()
+            .expect("tmux");
+        assert!(ok.success(), "tmux resize-window");
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new("tmux");
         cmd.args(["-L", &self.socket]);
@@ -801,6 +827,12 @@ impl Terminal {
     /// What the terminal shows now.
     pub fn screen(&self) -> String {
         let out = self.command().args(["capture-pane", "-p", "-t", &self.tmux]).output().expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the terminal shows now, with its colours and styles as escape sequences.
+    pub fn screen_with_styles(&self) -> String {
+        let out = self.command().args(["capture-pane", "-p", "-e", "-t", &self.tmux]).output().expect("tmux");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

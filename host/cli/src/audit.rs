@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::Value;
 
-use crate::client::Client;
+use clauderon_client::Client;
 use clauderon_daemon::Home;
 
 #[derive(Args)]
@@ -70,10 +70,10 @@ pub async fn audit(home: &Home, a: AuditArgs) -> anyhow::Result<ExitCode> {
 fn print_all(records: &[Value], json: bool) {
     for r in records {
         if json {
-            println!("{}", crate::safe_text::json_line(r));
+            println!("{}", clauderon_client::safe_text::json_line(r));
         } else {
             // Hosts and paths are what a session asked for: shown, not obeyed.
-            println!("{}", crate::safe_text::for_terminal(&line(r)));
+            println!("{}", clauderon_client::safe_text::for_terminal(&line(r)));
         }
     }
 }

@@ -13,7 +13,7 @@ use clap_complete::env::EnvCompleter;
 use clauderon_daemon::Home;
 use clauderon_sessions::Session;
 
-use crate::client::Client;
+use clauderon_client::Client;
 
 /// The environment variable the shell sets when it asks for completions.
 const VAR: &str = "COMPLETE";

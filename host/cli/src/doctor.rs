@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clauderon_api::doctor::{Check, Doctor};
 use clauderon_daemon::Home;
 
-use crate::client::Client;
-use crate::safe_text::for_terminal;
+use clauderon_client::Client;
+use clauderon_client::safe_text::for_terminal;
 
 /// Run the checks and print them (`json`: the report as JSON).
 pub async fn run(home: &Home, json: bool) -> anyhow::Result<ExitCode> {

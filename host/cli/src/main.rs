@@ -6,12 +6,10 @@
 
 mod audit;
 mod bundled;
-mod client;
 mod completions;
 mod daemon;
 mod doctor;
 mod plugins;
-mod safe_text;
 mod sessions;
 mod web;
 
@@ -53,6 +51,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The terminal UI: every session live, with filters, search and the
+    /// keys to attach, stop, start, archive, delete and switch access mode
+    /// (`?` lists them). Quits with q; the terminal is restored on any exit.
+    #[command(after_help = "Keys, colours (NO_COLOR turns them off) and more: docs/tui.md")]
+    Tui,
     /// Attach your terminal to a session.
     Attach {
         #[arg(add = ArgValueCandidates::new(completions::session_names))]
@@ -293,6 +296,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Daemon(args) => daemon::run(&home, args).await,
         Command::Create(args) => sessions::create(&home, args).await,
         Command::List { archived, json } => sessions::list(&home, archived, json).await,
+        Command::Tui => clauderon_tui::run(&home).await,
         Command::Attach { name } => sessions::attach(&home, &name).await,
         Command::Approve { name, json } => sessions::answer(&home, &name, Answer::Approve, json).await,
         Command::Deny { name, json } => sessions::answer(&home, &name, Answer::Deny, json).await,

@@ -11,7 +11,7 @@ use clauderon_sessions::{AccessMode, CreateRequest, EgressMode, EgressPolicy, Is
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::client::Client;
+use clauderon_client::{Client, seg};
 use clauderon_daemon::Home;
 
 /// `--access-mode`/`--mode`: `read-only` or `read-write`, parsed as the one [`AccessMode`].
@@ -175,14 +175,6 @@ pub(crate) fn kebab(value: &impl serde::Serialize) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
-fn seg(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_string() } else { format!("%{:02X}", c as u32) }
-        })
-        .collect()
-}
-
 /// Print `answer` as JSON (`--json`), or the sentence `human` makes of it.
 fn print_answer<T: serde::Serialize>(
     answer: &T,
@@ -272,7 +264,7 @@ pub async fn attach(home: &Home, name: &str) -> anyhow::Result<ExitCode> {
         client.call_as(Method::GET, &format!("/api/sessions/{}/attach", seg(name)), None::<&()>).await?;
     let Some((program, args)) = argv.split_first() else { anyhow::bail!("the backend gave no way to attach") };
     // The user sees what runs in their terminal before it runs.
-    eprintln!("clauderon: attaching with `{}`", crate::safe_text::for_terminal(&argv.join(" ")));
+    eprintln!("clauderon: attaching with `{}`", clauderon_client::safe_text::for_terminal(&argv.join(" ")));
     use std::os::unix::process::CommandExt;
     let err = std::process::Command::new(program).args(args).exec();
     Err(err).with_context(|| format!("running {}", argv.join(" ")))
@@ -287,7 +279,7 @@ pub async fn history(home: &Home, name: &str, follow: bool, json: bool) -> anyho
         let page = client.call(Method::GET, &path, None).await?;
         for m in page["messages"].as_array().into_iter().flatten() {
             if json {
-                println!("{}", crate::safe_text::json_line(m));
+                println!("{}", clauderon_client::safe_text::json_line(m));
             } else {
                 print_message(m);
             }
@@ -306,7 +298,7 @@ pub async fn history(home: &Home, name: &str, follow: bool, json: bool) -> anyho
 /// One chat message; its text is the agent's (or the model's, or a tool's):
 /// control sequences in it are shown, not obeyed.
 fn print_message(m: &Value) {
-    use crate::safe_text::for_terminal;
+    use clauderon_client::safe_text::for_terminal;
     let role = m["role"].as_str().unwrap_or("?");
     let text = for_terminal(m["text"].as_str().unwrap_or(""));
     match m["tool_name"].as_str() {

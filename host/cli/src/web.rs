@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clauderon_api::LoginLink;
 use clauderon_daemon::Home;
 
-use crate::client::Client;
+use clauderon_client::Client;
 
 /// Ask the daemon for a login link; open it, or print it when `print` or
 /// when there is no browser to open it in.

@@ -1,5 +1,10 @@
-//! The API client used by every session command. It talks only to the
-//! daemon's API, and starts the daemon in the background when none answers.
+//! The daemon's API client, shared by the CLI's session commands and the
+//! TUI: it talks only to the daemon's API (with the API token), starts the
+//! daemon in the background when none answers, and follows the event stream.
+//! [`safe_text`] makes the text it brings (an agent's chat, paths) safe to
+//! show on a terminal.
+
+pub mod safe_text;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
@@ -10,6 +15,46 @@ use serde_json::Value;
 
 use clauderon_daemon::Config;
 use clauderon_daemon::Home;
+use clauderon_sessions::Session;
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+/// `name` as one segment of an API path (`/api/sessions/{name}`): letters,
+/// digits, `-` and `_` as they are, anything else percent-encoded.
+pub fn seg(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_string() } else { format!("%{:02X}", c as u32) }
+        })
+        .collect()
+}
+
+/// The daemon's event stream (`GET /api/events` as a WebSocket): session
+/// events (`{"seq":…,"type":"status-changed",…}`), progress lines
+/// (`"type":"progress"`), audit records (`"type":"audit"`) and notes that
+/// some were missed (`"lagged"`, `"audit-lagged"`).
+pub struct Events {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Events {
+    /// The next message; `None` once the daemon closed the stream.
+    pub async fn next(&mut self) -> Option<anyhow::Result<Value>> {
+        loop {
+            let message = match self.socket.next().await? {
+                Ok(message) => message,
+                Err(e) => return Some(Err(anyhow::Error::new(e).context("the event stream broke"))),
+            };
+            match message {
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(&text).context("the daemon sent an event that is not JSON"));
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+}
 
 /// A connection to the daemon.
 pub struct Client {
@@ -57,25 +102,54 @@ impl Client {
         Ok(client)
     }
 
+    /// The daemon's address (`http://127.0.0.1:3030`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Open the event stream; with `after`, the stored session events after
+    /// that number come first (the replay a reconnect needs).
+    pub async fn events(&self, after: Option<u64>) -> anyhow::Result<Events> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let query = after.map(|a| format!("?after={a}")).unwrap_or_default();
+        let url = format!("{}/api/events{query}", self.base.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request().context("the event stream's address")?;
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}").parse().context("the API token is not a valid header value")?;
+            request.headers_mut().insert("authorization", value);
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .with_context(|| format!("opening the event stream of the daemon at {}", self.base))?;
+        Ok(Events { socket })
+    }
+
     /// Print the daemon's progress lines (image pulls…) on stderr until dropped.
     pub async fn watch_progress(&self) -> Option<tokio::task::JoinHandle<()>> {
-        use futures_util::StreamExt;
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let url = format!("{}/api/events", self.base.replacen("http://", "ws://", 1));
-        let mut request = url.into_client_request().ok()?;
-        if let Some(token) = &self.token {
-            request.headers_mut().insert("authorization", format!("Bearer {token}").parse().ok()?);
-        }
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.ok()?;
+        let mut events = self.events(None).await.ok()?;
         Some(tokio::spawn(async move {
-            while let Some(Ok(message)) = socket.next().await {
-                let Ok(text) = message.into_text() else { continue };
-                let Ok(event) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            while let Some(Ok(event)) = events.next().await {
                 if event["type"] == "progress" {
                     eprintln!("  {}", event["message"].as_str().unwrap_or_default());
                 }
             }
         }))
+    }
+
+    /// The sessions (archived ones too with `archived`), and the number of the
+    /// last event the list reflects (`x-clauderon-event-seq`): follow the
+    /// event stream from there and nothing is missed or applied twice.
+    pub async fn sessions(&self, archived: bool) -> anyhow::Result<(Vec<Session>, u64)> {
+        let path = if archived { "/api/sessions?archived=true" } else { "/api/sessions" };
+        let (value, headers) = self.send(reqwest::Method::GET, path, None).await?;
+        let seq = headers
+            .get("x-clauderon-event-seq")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .context("the daemon's session list has no x-clauderon-event-seq (an older daemon?)")?;
+        let sessions = serde_json::from_value(value)
+            .context("the daemon's session list is not what this clauderon expects (a different version?)")?;
+        Ok((sessions, seq))
     }
 
     async fn healthy(&self) -> bool {
@@ -139,12 +213,23 @@ impl Client {
 
     /// Send a request; an error status becomes an error with the API's message.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        Ok(self.send(method, path, body).await?.0)
+    }
+
+    /// [`Client::call`], with the answer's headers.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(Value, reqwest::header::HeaderMap)> {
         let mut req = self.auth(self.http.request(method, format!("{}{path}", self.base)));
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b.to_string());
         }
         let resp = req.send().await.with_context(|| format!("the daemon at {} did not answer", self.base))?;
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = resp.bytes().await.context("reading the daemon's answer")?;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !status.is_success() {
@@ -152,6 +237,6 @@ impl Client {
                 value["error"].as_str().map(String::from).unwrap_or_else(|| String::from_utf8_lossy(&bytes).into());
             bail!("{msg}");
         }
-        Ok(value)
+        Ok((value, headers))
     }
 }

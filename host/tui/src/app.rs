@@ -1,0 +1,471 @@
+//! The TUI's state and what each key and each update from the daemon does to
+//! it. Nothing here draws or talks to the daemon: keys give [`Action`]s for
+//! the caller to run, and the daemon's answers come back as [`Update`]s, so
+//! every behaviour can be tested without a terminal.
+
+use std::collections::HashMap;
+
+use clauderon_sessions::{AccessMode, AgentStatus, Session, Status};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::widgets::TableState;
+
+use crate::list::{self, Change, Sort, Tab};
+
+/// Every key of the session list, as the help overlay and `docs/tui.md` show them.
+pub const KEYS: &[(&str, &str)] = &[
+    ("j / k, ↓ / ↑", "move"),
+    ("g / G, Home / End", "first / last session"),
+    ("PgDn / PgUp", "move a page"),
+    ("1 – 6", "filter: all, working, waiting, idle, stopped or failed, archived"),
+    ("Tab / Shift-Tab", "next / previous filter"),
+    ("/", "search (Enter keeps it, Esc clears it)"),
+    ("o / O", "sort by the next column / reverse the order"),
+    ("Enter", "attach (the backend's own attach; detach to come back)"),
+    ("s / S", "stop / start"),
+    ("a / u", "archive / unarchive"),
+    ("d", "delete (asks first)"),
+    ("m", "switch access mode (read-only ↔ read-write; asks before read-write)"),
+    ("r", "reconcile every session with its backend"),
+    ("?", "this help"),
+    ("q, Ctrl-C", "quit"),
+];
+
+/// Where the keys go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// The session list.
+    List,
+    /// Typing a search.
+    Search,
+    /// The help overlay.
+    Help,
+    /// A question before an action (`y` runs it).
+    Confirm { question: String, action: Action },
+}
+
+/// Whether the daemon's event stream is live.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Connection {
+    Connecting,
+    Live,
+    /// Lost; reconnecting. Why it was lost.
+    Lost(String),
+}
+
+/// A line for the status bar, until `until_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub error: bool,
+    pub until_ms: u64,
+}
+
+/// What a key asks the daemon to do (the caller runs it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `stop`, `start`, `archive` or `unarchive`.
+    Transition {
+        id: String,
+        name: String,
+        verb: &'static str,
+    },
+    Delete {
+        id: String,
+        name: String,
+    },
+    SetAccessMode {
+        id: String,
+        name: String,
+        mode: AccessMode,
+    },
+    Reconcile,
+    /// Hand the terminal to the backend's attach command until it ends.
+    Attach {
+        id: String,
+        name: String,
+    },
+}
+
+/// What the daemon said (through the caller).
+#[derive(Debug)]
+pub enum Update {
+    /// The whole list (archived sessions included).
+    Loaded(Vec<Session>),
+    /// An event from `/api/events`.
+    Event(serde_json::Value),
+    /// A session as the API answered it (after an event that did not carry its state).
+    Session(Box<Session>),
+    Connection(Connection),
+    /// How an action went: a sentence to show, or the API's error.
+    Done(Result<String, String>),
+}
+
+/// How long a status-bar message stays.
+const MESSAGE_MS: u64 = 6_000;
+/// How far PgDn and PgUp move.
+const PAGE: usize = 10;
+
+/// The TUI's whole state.
+pub struct App {
+    pub sessions: HashMap<String, Session>,
+    pub tab: Tab,
+    pub query: String,
+    pub sort: Sort,
+    /// The selected session's id.
+    pub selected: Option<String>,
+    pub mode: Mode,
+    pub connection: Connection,
+    pub message: Option<Message>,
+    /// Now, in ms since the Unix epoch (ages are drawn against it).
+    pub now_ms: u64,
+    /// Colours (off with `NO_COLOR`).
+    pub color: bool,
+    /// The list's scroll position.
+    pub table: TableState,
+    /// Whether the list has been loaded once.
+    pub loaded: bool,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(now_ms: u64, color: bool) -> Self {
+        Self {
+            sessions: HashMap::new(),
+            tab: Tab::default(),
+            query: String::new(),
+            sort: Sort::default(),
+            selected: None,
+            mode: Mode::List,
+            connection: Connection::Connecting,
+            message: None,
+            now_ms,
+            color,
+            table: TableState::default(),
+            loaded: false,
+            quit: false,
+        }
+    }
+
+    /// The sessions the list shows: this tab's, matching the search, in order.
+    pub fn visible(&self) -> Vec<&Session> {
+        let mut shown: Vec<&Session> =
+            self.sessions.values().filter(|s| self.tab.keeps(s) && list::matches(s, &self.query)).collect();
+        self.sort.apply(&mut shown);
+        shown
+    }
+
+    /// The selected session, if it is shown (else the first shown).
+    pub fn current(&self) -> Option<&Session> {
+        let shown = self.visible();
+        let at = self.selected.as_ref().and_then(|id| shown.iter().position(|s| &s.id == id)).unwrap_or(0);
+        shown.get(at).copied()
+    }
+
+    /// Sessions per state (archived ones left out): for the status bar.
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
+        let mut counts = [("working", 0), ("waiting", 0), ("idle", 0), ("creating", 0), ("stopped", 0), ("failed", 0)];
+        for s in self.sessions.values() {
+            let slot = match (s.status, s.agent_status) {
+                (Status::Running, AgentStatus::Working) => 0,
+                (Status::Running, AgentStatus::WaitingForInput | AgentStatus::WaitingForApproval) => 1,
+                (Status::Running, AgentStatus::Idle) => 2,
+                (Status::Creating, _) => 3,
+                (Status::Stopped, _) => 4,
+                (Status::Failed, _) => 5,
+                _ => continue,
+            };
+            counts[slot].1 += 1;
+        }
+        counts.to_vec()
+    }
+
+    /// Show a sentence in the status bar for a few seconds.
+    pub fn say(&mut self, text: impl Into<String>, error: bool) {
+        self.message = Some(Message { text: text.into(), error, until_ms: self.now_ms + MESSAGE_MS });
+    }
+
+    /// Time passed: ages move on, old messages go.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        if self.message.as_ref().is_some_and(|m| m.until_ms <= now_ms) {
+            self.message = None;
+        }
+    }
+
+    /// Apply what the daemon said; the id of a session to ask the API for,
+    /// when an event did not carry its new state.
+    pub fn update(&mut self, update: Update) -> Option<String> {
+        match update {
+            Update::Loaded(sessions) => {
+                self.loaded = true;
+                // A session changed by an event after the list was read keeps that newer state.
+                let mut next: HashMap<String, Session> = HashMap::with_capacity(sessions.len());
+                for s in sessions {
+                    let keep = self.sessions.remove(&s.id).filter(|shown| shown.updated_at > s.updated_at);
+                    next.insert(s.id.clone(), keep.unwrap_or(s));
+                }
+                self.sessions = next;
+            }
+            Update::Event(event) => {
+                let id = event["session_id"].as_str().unwrap_or_default().to_string();
+                match list::apply(self.sessions.get_mut(&id), &event) {
+                    Change::Applied | Change::Nothing => {}
+                    Change::Deleted(id) => {
+                        self.sessions.remove(&id);
+                    }
+                    Change::Fetch(id) => return Some(id),
+                }
+            }
+            Update::Session(s) => {
+                let newer = self.sessions.get(&s.id).is_some_and(|shown| shown.updated_at > s.updated_at);
+                if !newer {
+                    self.sessions.insert(s.id.clone(), *s);
+                }
+            }
+            Update::Connection(c) => self.connection = c,
+            Update::Done(Ok(text)) => self.say(text, false),
+            Update::Done(Err(text)) => self.say(text, true),
+        }
+        None
+    }
+
+    /// A key pressed; the action it asks for, if any.
+    pub fn key(&mut self, key: KeyEvent) -> Option<Action> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.quit = true;
+            return None;
+        }
+        match std::mem::replace(&mut self.mode, Mode::List) {
+            Mode::List => self.list_key(key),
+            Mode::Search => {
+                self.search_key(key);
+                None
+            }
+            Mode::Help => {
+                if !matches!(key.code, KeyCode::Esc | KeyCode::Char('q' | '?') | KeyCode::Enter) {
+                    self.mode = Mode::Help;
+                }
+                None
+            }
+            Mode::Confirm { question, action } => match key.code {
+                KeyCode::Char('y' | 'Y') | KeyCode::Enter => Some(action),
+                KeyCode::Char('n' | 'N') | KeyCode::Esc | KeyCode::Char('q') => {
+                    self.say("Cancelled.", false);
+                    None
+                }
+                _ => {
+                    self.mode = Mode::Confirm { question, action };
+                    None
+                }
+            },
+        }
+    }
+
+    fn search_key(&mut self, key: KeyEvent) {
+        match key.code {
+            KeyCode::Enter => {}
+            KeyCode::Esc => self.query.clear(),
+            KeyCode::Backspace => {
+                self.query.pop();
+                self.mode = Mode::Search;
+            }
+            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.query.clear();
+                self.mode = Mode::Search;
+            }
+            KeyCode::Char(c) => {
+                self.query.push(c);
+                self.mode = Mode::Search;
+            }
+            KeyCode::Down | KeyCode::Up => {
+                self.step(if key.code == KeyCode::Down { 1 } else { -1 });
+                self.mode = Mode::Search;
+            }
+            _ => self.mode = Mode::Search,
+        }
+    }
+
+    fn list_key(&mut self, key: KeyEvent) -> Option<Action> {
+        match key.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('?') => self.mode = Mode::Help,
+            KeyCode::Char(c @ '1'..='6') => self.tab = Tab::ALL[c as usize - '1' as usize],
+            KeyCode::Tab => self.tab = self.tab.step(1),
+            KeyCode::BackTab => self.tab = self.tab.step(-1),
+            KeyCode::Char('j') | KeyCode::Down => self.step(1),
+            KeyCode::Char('k') | KeyCode::Up => self.step(-1),
+            KeyCode::PageDown => self.step(PAGE as isize),
+            KeyCode::PageUp => self.step(-(PAGE as isize)),
+            KeyCode::Char('g') | KeyCode::Home => self.step(isize::MIN / 2),
+            KeyCode::Char('G') | KeyCode::End => self.step(isize::MAX / 2),
+            KeyCode::Char('/') => self.mode = Mode::Search,
+            KeyCode::Esc => self.query.clear(),
+            KeyCode::Char('o') => self.sort = self.sort.next_key(),
+            KeyCode::Char('O') => self.sort.descending = !self.sort.descending,
+            KeyCode::Char('r') => return Some(Action::Reconcile),
+            KeyCode::Enter => return self.on_current(|s| Action::Attach { id: s.id.clone(), name: s.name.clone() }),
+            KeyCode::Char('s') => return self.transition("stop"),
+            KeyCode::Char('S') => return self.transition("start"),
+            KeyCode::Char('a') => return self.transition("archive"),
+            KeyCode::Char('u') => return self.transition("unarchive"),
+            KeyCode::Char('d') => {
+                let s = self.current()?;
+                let question = format!(
+                    "Delete {}? Its backend resource, worktree and branch go too (a branch with commits of its own is kept). y / n",
+                    s.name
+                );
+                let action = Action::Delete { id: s.id.clone(), name: s.name.clone() };
+                self.mode = Mode::Confirm { question, action };
+            }
+            KeyCode::Char('m') => {
+                let s = self.current()?;
+                let (id, name) = (s.id.clone(), s.name.clone());
+                if s.access_mode == AccessMode::ReadWrite {
+                    return Some(Action::SetAccessMode { id, name, mode: AccessMode::ReadOnly });
+                }
+                let question = format!("Let {name} write through the proxy (read-write)? y / n");
+                self.mode =
+                    Mode::Confirm { question, action: Action::SetAccessMode { id, name, mode: AccessMode::ReadWrite } };
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn on_current(&self, make: impl FnOnce(&Session) -> Action) -> Option<Action> {
+        self.current().map(make)
+    }
+
+    fn transition(&self, verb: &'static str) -> Option<Action> {
+        self.on_current(|s| Action::Transition { id: s.id.clone(), name: s.name.clone(), verb })
+    }
+
+    /// Move the selection `by` rows (clamped to the list).
+    fn step(&mut self, by: isize) {
+        let shown = self.visible();
+        if shown.is_empty() {
+            return;
+        }
+        let at = self.selected.as_ref().and_then(|id| shown.iter().position(|s| &s.id == id)).unwrap_or(0) as isize;
+        let to = at.saturating_add(by).clamp(0, shown.len() as isize - 1) as usize;
+        self.selected = Some(shown[to].id.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn app_with(names: &[(&str, Status, AgentStatus)]) -> App {
+        let mut app = App::new(1_000_000, true);
+        let sessions = names
+            .iter()
+            .enumerate()
+            .map(|(i, (name, status, agent))| Session {
+                id: format!("id-{name}"),
+                name: name.to_string(),
+                status: *status,
+                agent_status: *agent,
+                access_mode: AccessMode::ReadWrite,
+                updated_at: 1000 - i as u64,
+                ..Session::default()
+            })
+            .collect();
+        app.update(Update::Loaded(sessions));
+        app
+    }
+
+    #[test]
+    fn moving_and_filtering_keep_a_shown_session_selected() {
+        let mut app = app_with(&[
+            ("alpha", Status::Running, AgentStatus::Working),
+            ("beta", Status::Running, AgentStatus::Idle),
+            ("gamma", Status::Stopped, AgentStatus::Unknown),
+        ]);
+        assert_eq!(app.current().map(|s| s.name.as_str()), Some("alpha"));
+        app.key(key(KeyCode::Char('j')));
+        app.key(key(KeyCode::Down));
+        assert_eq!(app.current().map(|s| s.name.as_str()), Some("gamma"));
+        app.key(key(KeyCode::Down));
+        assert_eq!(app.current().map(|s| s.name.as_str()), Some("gamma"), "the last row stays selected");
+        app.key(key(KeyCode::Char('4')));
+        assert_eq!(app.tab, Tab::Idle);
+        assert_eq!(app.current().map(|s| s.name.as_str()), Some("beta"), "the selected row is filtered out");
+        app.key(key(KeyCode::Char('/')));
+        for c in "zzz".chars() {
+            app.key(key(KeyCode::Char(c)));
+        }
+        assert!(app.current().is_none());
+        assert_eq!(app.key(key(KeyCode::Char('d'))), None, "typing in the search is not a key of the list");
+        app.key(key(KeyCode::Esc));
+        assert_eq!((app.mode.clone(), app.query.as_str()), (Mode::List, ""));
+    }
+
+    #[test]
+    fn delete_and_read_write_ask_first() {
+        let mut app = app_with(&[("alpha", Status::Running, AgentStatus::Working)]);
+        assert_eq!(app.key(key(KeyCode::Char('d'))), None);
+        assert!(matches!(app.mode, Mode::Confirm { .. }));
+        assert_eq!(app.key(key(KeyCode::Char('n'))), None);
+        assert_eq!(app.mode, Mode::List);
+        app.key(key(KeyCode::Char('d')));
+        assert_eq!(
+            app.key(key(KeyCode::Char('y'))),
+            Some(Action::Delete { id: "id-alpha".into(), name: "alpha".into() })
+        );
+        // Read-write → read-only at once; back to read-write only after a yes.
+        let to_ro = app.key(key(KeyCode::Char('m')));
+        assert_eq!(
+            to_ro,
+            Some(Action::SetAccessMode { id: "id-alpha".into(), name: "alpha".into(), mode: AccessMode::ReadOnly })
+        );
+        app.sessions.get_mut("id-alpha").expect("session").access_mode = AccessMode::ReadOnly;
+        assert_eq!(app.key(key(KeyCode::Char('m'))), None);
+        assert_eq!(
+            app.key(key(KeyCode::Enter)),
+            Some(Action::SetAccessMode { id: "id-alpha".into(), name: "alpha".into(), mode: AccessMode::ReadWrite })
+        );
+    }
+
+    #[test]
+    fn events_update_rows_and_ask_for_what_they_do_not_carry() {
+        let mut app = app_with(&[("alpha", Status::Running, AgentStatus::Working)]);
+        let event = serde_json::json!({"seq": 9, "at": 5000, "session_id": "id-alpha", "type": "status-changed", "from": "running", "to": "stopped"});
+        assert_eq!(app.update(Update::Event(event)), None);
+        assert_eq!(app.sessions["id-alpha"].status, Status::Stopped);
+        // A list read before that event does not undo it.
+        let stale = Session { status: Status::Running, updated_at: 10, ..app.sessions["id-alpha"].clone() };
+        app.update(Update::Loaded(vec![stale]));
+        assert_eq!(app.sessions["id-alpha"].status, Status::Stopped);
+        let created = serde_json::json!({"seq": 10, "at": 6000, "session_id": "id-new", "type": "created"});
+        assert_eq!(app.update(Update::Event(created)), Some("id-new".into()));
+        let deleted = serde_json::json!({"seq": 11, "at": 7000, "session_id": "id-alpha", "type": "deleted"});
+        app.update(Update::Event(deleted));
+        assert!(app.sessions.is_empty());
+    }
+
+    #[test]
+    fn the_docs_list_exactly_these_keys() {
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/tui.md")).expect("docs/tui.md");
+        let rows: Vec<&str> = docs.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| key ")).collect();
+        let expected: Vec<String> = KEYS.iter().map(|(k, w)| format!("| {k} | {w} |")).collect();
+        assert_eq!(rows, expected, "docs/tui.md's key table differs from the help's (app.rs KEYS)");
+    }
+
+    #[test]
+    fn messages_go_after_a_while_and_ctrl_c_quits_from_anywhere() {
+        let mut app = app_with(&[]);
+        app.update(Update::Done(Err("no such session".into())));
+        assert!(app.message.as_ref().is_some_and(|m| m.error));
+        app.tick(app.now_ms + MESSAGE_MS);
+        assert!(app.message.is_none());
+        app.key(key(KeyCode::Char('/')));
+        app.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert!(app.quit);
+    }
+}

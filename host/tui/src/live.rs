@@ -1,0 +1,63 @@
+//! Keeping the TUI live: the session list, then the daemon's event stream
+//! from the list's own event number (`x-clauderon-event-seq`), so nothing
+//! between the two is missed or applied twice; on a lost connection, the
+//! same again after a pause that grows to 5 s. The daemon's actions on
+//! sessions (an action of this TUI, the CLI's, the dashboard's) all arrive
+//! this way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clauderon_client::{Client, seg};
+use clauderon_sessions::Session;
+use tokio::sync::mpsc::Sender;
+
+use crate::app::{Connection, Update};
+
+/// The first pause before reconnecting; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// Follow the daemon until `tx`'s receiver is gone.
+pub async fn follow(client: Arc<Client>, tx: Sender<Update>) {
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let why = match follow_once(&client, &tx, &mut pause).await {
+            Ok(()) => "the daemon closed the event stream".to_string(),
+            Err(e) => e.root_cause().to_string(),
+        };
+        if tx.send(Update::Connection(Connection::Lost(why))).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// One connection: the list, then events until the stream ends.
+async fn follow_once(client: &Client, tx: &Sender<Update>, pause: &mut Duration) -> anyhow::Result<()> {
+    let (sessions, seq) = client.sessions(true).await?;
+    let mut events = client.events(Some(seq)).await?;
+    if tx.send(Update::Loaded(sessions)).await.is_err() || tx.send(Update::Connection(Connection::Live)).await.is_err()
+    {
+        return Ok(());
+    }
+    *pause = FIRST_PAUSE;
+    while let Some(event) = events.next().await {
+        let event = event?;
+        // Session events carry their number; audit records and progress lines are not the list's.
+        if event.get("seq").is_some() && tx.send(Update::Event(event)).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Ask for one session after an event that did not carry its new state.
+/// An error is left alone: a session that is gone has its `deleted` event coming.
+pub async fn fetch(client: Arc<Client>, id: String, tx: Sender<Update>) {
+    let path = format!("/api/sessions/{}", seg(&id));
+    if let Ok(s) = client.call_as::<Session>(reqwest::Method::GET, &path, None::<&()>).await {
+        let _ = tx.send(Update::Session(Box::new(s))).await;
+    }
+}

@@ -1,0 +1,485 @@
+//! How the TUI draws its state: the filter tabs, the session list, the
+//! selected session's details, the status bar and key hints, and the help
+//! and confirmation overlays. Text that comes from sessions is shown with its
+//! control characters made visible, never obeyed.
+
+use clauderon_client::safe_text::for_terminal;
+use clauderon_sessions::{AgentStatus, Isolation, Session, Status};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
+
+use crate::app::{App, Connection, KEYS, Mode};
+use crate::list::{SortKey, Tab, kebab};
+
+/// The smallest terminal the TUI draws in; a smaller one gets a sentence saying so.
+pub const MIN_WIDTH: u16 = 44;
+pub const MIN_HEIGHT: u16 = 8;
+
+/// Draw the whole screen.
+pub fn draw(frame: &mut Frame, app: &mut App) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let text = format!(
+            "This terminal is {}×{}; clauderon tui needs at least {MIN_WIDTH}×{MIN_HEIGHT}. Make it larger, or press q to quit.",
+            area.width, area.height
+        );
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let [tabs, table, detail, status, hints] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let theme = Theme { color: app.color };
+    draw_tabs(frame, app, &theme, tabs);
+    draw_table(frame, app, &theme, table);
+    draw_detail(frame, app, &theme, detail);
+    draw_status(frame, app, &theme, status);
+    draw_hints(frame, app, &theme, hints);
+    match &app.mode {
+        Mode::Help => draw_help(frame, &theme, area),
+        Mode::Confirm { question, .. } => draw_confirm(frame, &theme, area, question),
+        Mode::List | Mode::Search => {}
+    }
+}
+
+/// Styles, with colour or (`NO_COLOR`) without: bold, reverse and underline stay.
+struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn paint(&self, style: Style) -> Style {
+        if self.color { style } else { Style { fg: None, bg: None, ..style } }
+    }
+
+    fn fg(&self, color: Color) -> Style {
+        self.paint(Style::new().fg(color))
+    }
+
+    fn status(&self, status: Status) -> Style {
+        match status {
+            Status::Creating => self.fg(Color::Yellow),
+            Status::Running => self.fg(Color::Green),
+            Status::Stopped | Status::Archived => self.fg(Color::DarkGray),
+            Status::Failed => self.fg(Color::Red).add_modifier(Modifier::BOLD),
+        }
+    }
+
+    fn agent(&self, status: AgentStatus) -> Style {
+        match status {
+            AgentStatus::Working => self.fg(Color::Yellow),
+            AgentStatus::WaitingForInput => self.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            AgentStatus::WaitingForApproval => self.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+            AgentStatus::Idle => self.fg(Color::Green),
+            AgentStatus::Unknown => self.fg(Color::DarkGray),
+        }
+    }
+}
+
+/// Session text on one line: controls made visible, line breaks as spaces.
+fn one_line(text: &str) -> String {
+    for_terminal(text).replace(['\n', '\t'], " ")
+}
+
+/// How long ago `then_ms` was, in one short word (`now`, `42s`, `5m`, `3h`, `2d`).
+pub fn ago(now_ms: u64, then_ms: u64) -> String {
+    let s = now_ms.saturating_sub(then_ms) / 1000;
+    match s {
+        0..5 => "now".into(),
+        5..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+fn draw_tabs(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let mut spans = vec![Span::styled(" clauderon ", theme.paint(Style::new().add_modifier(Modifier::BOLD)))];
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        let count = app.sessions.values().filter(|s| tab.keeps(s)).count();
+        // A narrow terminal names only the chosen tab.
+        let text = if area.width >= 110 || *tab == app.tab {
+            format!(" {} {} {count} ", i + 1, tab.label())
+        } else {
+            format!(" {}:{count} ", i + 1)
+        };
+        let style = if *tab == app.tab {
+            theme.paint(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD))
+        } else {
+            Style::new()
+        };
+        spans.push(Span::styled(text, style));
+    }
+    let arrow = if app.sort.descending { "↓" } else { "↑" };
+    spans.push(Span::styled(format!("  sort: {} {arrow}", app.sort.key.label()), theme.fg(Color::DarkGray)));
+    frame.render_widget(Line::from(spans), area);
+}
+
+/// The list's columns at this width: the narrower the terminal, the fewer.
+/// Names are shown whole (`name_width`, the longest shown) where they fit.
+fn columns(width: u16, name_width: u16) -> Vec<(SortKey, Constraint)> {
+    let all = [
+        (SortKey::Name, Constraint::Min(name_width.clamp(12, 48))),
+        (SortKey::Repository, Constraint::Fill(1)),
+        (SortKey::Backend, Constraint::Length(8)),
+        (SortKey::Agent, Constraint::Length(11)),
+        (SortKey::State, Constraint::Length(8)),
+        (SortKey::AgentState, Constraint::Length(20)),
+        (SortKey::Access, Constraint::Length(10)),
+        (SortKey::Age, Constraint::Length(5)),
+        (SortKey::LastActivity, Constraint::Length(15)),
+    ];
+    let drop: &[SortKey] = match width {
+        0..70 => &[SortKey::Repository, SortKey::Backend, SortKey::Agent, SortKey::Access, SortKey::Age],
+        70..110 => &[SortKey::Repository, SortKey::Age],
+        _ => &[],
+    };
+    all.into_iter().filter(|(k, _)| !drop.contains(k)).collect()
+}
+
+fn cell(app: &App, theme: &Theme, s: &Session, key: SortKey) -> Cell<'static> {
+    match key {
+        SortKey::Name => Cell::from(one_line(&s.name)),
+        SortKey::Repository => {
+            let repo = s.repo.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let sub = s.subdir.to_string_lossy();
+            Cell::from(one_line(&if sub.is_empty() { repo } else { format!("{repo}/{sub}") }))
+        }
+        SortKey::Backend => Cell::from(one_line(&s.backend)),
+        SortKey::Agent => Cell::from(one_line(&s.agent)),
+        SortKey::State => Cell::from(kebab(&s.status)).style(theme.status(s.status)),
+        SortKey::AgentState => {
+            let shown = if s.status == Status::Running { kebab(&s.agent_status) } else { "-".into() };
+            Cell::from(shown).style(theme.agent(s.agent_status))
+        }
+        SortKey::Access => Cell::from(s.access_mode.as_str()),
+        SortKey::Age => Cell::from(ago(app.now_ms, s.created_at)),
+        SortKey::LastActivity => Cell::from(ago(app.now_ms, s.updated_at)),
+    }
+}
+
+fn draw_table(frame: &mut Frame, app: &mut App, theme: &Theme, area: Rect) {
+    let name_width = app.sessions.values().map(|s| s.name.chars().count()).max().unwrap_or(0) as u16;
+    let columns = columns(area.width, name_width);
+    let (rows, select, pinned): (Vec<Row>, Option<usize>, Option<String>) = {
+        let shown = app.visible();
+        let selected = app.selected.as_ref().and_then(|id| shown.iter().position(|s| &s.id == id));
+        let select = if shown.is_empty() { None } else { Some(selected.unwrap_or(0)) };
+        // The selection stays on its session when the list re-sorts or
+        // refilters (the first row's session, if the selected one is not shown).
+        let pinned = select.map(|at| shown[at].id.clone());
+        if shown.is_empty() {
+            let text = match (app.loaded, app.sessions.is_empty(), app.query.is_empty()) {
+                (false, _, _) => "Loading sessions…".to_string(),
+                (true, true, _) => "No sessions yet. Create one with: clauderon create --repo . --prompt \"…\"".into(),
+                (true, false, false) => format!("No session under “{}” matches “{}”.", app.tab.label(), app.query),
+                (true, false, true) => format!("No session under “{}” (1 shows them all).", app.tab.label()),
+            };
+            frame.render_widget(Paragraph::new(one_line(&text)).block(Block::new()), area);
+            return;
+        }
+        let rows = shown
+            .iter()
+            .map(|s| Row::new(columns.iter().map(|(key, _)| cell(app, theme, s, *key)).collect::<Vec<_>>()))
+            .collect();
+        (rows, select, pinned)
+    };
+    app.table.select(select);
+    if pinned.is_some() {
+        app.selected = pinned;
+    }
+    let header = Row::new(columns.iter().map(|(key, _)| {
+        let mark = match (app.sort.key == *key, app.sort.descending) {
+            (true, true) => " ↓",
+            (true, false) => " ↑",
+            _ => "",
+        };
+        Cell::from(format!("{}{mark}", key.label()))
+    }))
+    .style(theme.paint(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)));
+    let table = Table::new(rows, columns.iter().map(|(_, c)| *c))
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+        .highlight_symbol("▌");
+    frame.render_stateful_widget(table, area, &mut app.table);
+}
+
+fn draw_detail(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let Some(s) = app.current() else { return };
+    let line = if let (Status::Failed, Some(error)) = (s.status, &s.error) {
+        Line::styled(one_line(&format!("{} failed: {error}", s.name)), theme.fg(Color::Red))
+    } else if s.isolation == Some(Isolation::None) {
+        Line::styled(
+            one_line(&format!("{} is unsandboxed: it can read your files and reach your network", s.name)),
+            theme.fg(Color::Red),
+        )
+    } else {
+        let model = s.model.as_deref().map(|m| format!(" · model {m}")).unwrap_or_default();
+        Line::styled(
+            one_line(&format!(
+                "{} · {} · branch {} · egress {}{model}",
+                s.name,
+                s.worktree.display(),
+                s.branch,
+                s.egress.describe()
+            )),
+            theme.fg(Color::DarkGray),
+        )
+    };
+    frame.render_widget(line, area);
+}
+
+fn draw_status(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    if app.mode == Mode::Search {
+        let line = Line::from(vec![Span::raw("/"), Span::raw(one_line(&app.query)), Span::raw("█")]);
+        frame.render_widget(line, area);
+        return;
+    }
+    let (dot, state) = match &app.connection {
+        Connection::Connecting => (theme.fg(Color::Yellow), "connecting".to_string()),
+        Connection::Live => (theme.fg(Color::Green), "live".to_string()),
+        Connection::Lost(why) => (theme.fg(Color::Red), format!("daemon unreachable, retrying ({why})")),
+    };
+    let mut spans = vec![Span::styled("● ", dot), Span::raw(one_line(&state))];
+    for (what, n) in app.counts().into_iter().filter(|(_, n)| *n > 0) {
+        spans.push(Span::raw(format!(" · {n} {what}")));
+    }
+    if !app.query.is_empty() {
+        spans.push(Span::styled(format!(" · search “{}”", one_line(&app.query)), theme.fg(Color::Cyan)));
+    }
+    if let Some(m) = &app.message {
+        let style = if m.error { theme.fg(Color::Red).add_modifier(Modifier::BOLD) } else { theme.fg(Color::Cyan) };
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(one_line(&m.text), style));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn draw_hints(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
+    let hints: &[(&str, &str)] = match app.mode {
+        Mode::Search => &[("Enter", "keep"), ("Esc", "clear"), ("↓/↑", "move")],
+        _ => &[
+            ("?", "help"),
+            ("/", "search"),
+            ("1-6", "filter"),
+            ("Enter", "attach"),
+            ("s/S", "stop/start"),
+            ("m", "access"),
+            ("d", "delete"),
+            ("q", "quit"),
+        ],
+    };
+    let mut spans = Vec::new();
+    for (key, what) in hints {
+        spans.push(Span::styled(format!(" {key}"), theme.paint(Style::new().add_modifier(Modifier::BOLD))));
+        spans.push(Span::styled(format!(" {what} "), theme.fg(Color::DarkGray)));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+/// A box of `width` × `height` in the middle of `area` (clamped to it).
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height }
+}
+
+fn draw_help(frame: &mut Frame, theme: &Theme, area: Rect) {
+    let key_width = KEYS.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(10) as u16;
+    let what_width = KEYS.iter().map(|(_, w)| w.chars().count()).max().unwrap_or(40) as u16;
+    // Both columns, the space between them, and the borders.
+    let box_area = centered(area, key_width + 2 + what_width + 2, KEYS.len() as u16 + 2);
+    let rows = KEYS.iter().map(|(key, what)| {
+        Row::new([Cell::from(*key).style(theme.paint(Style::new().add_modifier(Modifier::BOLD))), Cell::from(*what)])
+    });
+    let table = Table::new(rows, [Constraint::Length(key_width), Constraint::Fill(1)])
+        .column_spacing(2)
+        .block(Block::bordered().title(" Keys ").title_bottom(" Esc, ? or q closes "));
+    frame.render_widget(Clear, box_area);
+    frame.render_widget(table, box_area);
+}
+
+fn draw_confirm(frame: &mut Frame, theme: &Theme, area: Rect, question: &str) {
+    let width = (area.width.saturating_sub(4)).min(64);
+    let text = one_line(question);
+    // The question wrapped in the box, plus its borders.
+    let lines = (text.chars().count() as u16).div_ceil(width.saturating_sub(2).max(1)) + 2;
+    let box_area = centered(area, width, lines);
+    let block = Block::bordered().title(" Are you sure? ").border_style(theme.fg(Color::Yellow));
+    frame.render_widget(Clear, box_area);
+    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(block), box_area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Update;
+    use clauderon_sessions::AccessMode;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    /// 2026-12-05 08:00 UTC: the snapshots' "now".
+    const NOW: u64 = 1_796_457_600_000;
+
+    fn session(name: &str, status: Status, agent: AgentStatus, minutes_ago: u64) -> Session {
+        Session {
+            id: format!("id-{name}"),
+            name: name.into(),
+            repo: "/home/ada/src/shop".into(),
+            worktree: format!("/home/ada/.clauderon/worktrees/{name}").into(),
+            branch: format!("clauderon/{name}"),
+            backend: "zellij".into(),
+            agent: "claude-code".into(),
+            status,
+            agent_status: agent,
+            access_mode: AccessMode::ReadWrite,
+            isolation: Some(Isolation::Sandbox),
+            created_at: NOW - (minutes_ago + 90) * 60_000,
+            updated_at: NOW - minutes_ago * 60_000,
+            ..Session::default()
+        }
+    }
+
+    fn sample() -> App {
+        let mut app = App::new(NOW, true);
+        let mut failed = session("flaky-tests", Status::Failed, AgentStatus::Unknown, 300);
+        failed.error = Some("the backend could not start zellij".into());
+        let mut docker = session("payments-api", Status::Running, AgentStatus::WaitingForApproval, 2);
+        docker.backend = "docker".into();
+        docker.agent = "codex".into();
+        docker.access_mode = AccessMode::ReadOnly;
+        docker.subdir = "services/payments".into();
+        app.update(Update::Loaded(vec![
+            session("fix-login", Status::Running, AgentStatus::Working, 0),
+            docker,
+            session("docs-typos", Status::Running, AgentStatus::Idle, 45),
+            session("old-spike", Status::Stopped, AgentStatus::Unknown, 60 * 30),
+            failed,
+            session("archived-one", Status::Archived, AgentStatus::Unknown, 60 * 24 * 9),
+        ]));
+        app.connection = Connection::Live;
+        app
+    }
+
+    fn render(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+        terminal.draw(|f| draw(f, app)).expect("draw");
+        terminal
+    }
+
+    fn press(app: &mut App, code: KeyCode) {
+        app.key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    #[test]
+    fn the_list_wide() {
+        insta::assert_snapshot!(render(&mut sample(), 130, 12).backend());
+    }
+
+    #[test]
+    fn the_list_narrow_drops_columns() {
+        insta::assert_snapshot!(render(&mut sample(), 60, 12).backend());
+    }
+
+    #[test]
+    fn the_list_filtered_and_searched() {
+        let mut app = sample();
+        press(&mut app, KeyCode::Char('5'));
+        press(&mut app, KeyCode::Char('/'));
+        for c in "flaky".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        insta::assert_snapshot!(render(&mut app, 100, 10).backend());
+        press(&mut app, KeyCode::Enter);
+        insta::assert_snapshot!("the_list_filtered_and_searched_kept", render(&mut app, 100, 10).backend());
+    }
+
+    #[test]
+    fn help_overlay() {
+        let mut app = sample();
+        press(&mut app, KeyCode::Char('?'));
+        insta::assert_snapshot!(render(&mut app, 100, 24).backend());
+    }
+
+    #[test]
+    fn delete_asks_first() {
+        let mut app = sample();
+        press(&mut app, KeyCode::Char('d'));
+        insta::assert_snapshot!(render(&mut app, 100, 12).backend());
+    }
+
+    #[test]
+    fn empty_loading_and_lost() {
+        let mut app = App::new(NOW, true);
+        insta::assert_snapshot!("loading", render(&mut app, 80, 8).backend());
+        app.update(Update::Loaded(vec![]));
+        app.connection = Connection::Lost("connection refused".into());
+        insta::assert_snapshot!("empty_and_lost", render(&mut app, 80, 8).backend());
+    }
+
+    #[test]
+    fn a_tiny_terminal_gets_a_sentence() {
+        insta::assert_snapshot!(render(&mut sample(), 30, 6).backend());
+    }
+
+    #[test]
+    fn states_have_colours_unless_no_color() {
+        let mut app = sample();
+        let terminal = render(&mut app, 130, 12);
+        let buffer = terminal.backend().buffer();
+        let find = |text: &str| -> Style {
+            let area = buffer.area;
+            for y in 0..area.height {
+                let line: String = (0..area.width).map(|x| buffer[(x, y)].symbol().to_string()).collect();
+                if let Some(at) = line.find(text) {
+                    let x = line[..at].chars().count() as u16;
+                    return buffer[(x, y)].style();
+                }
+            }
+            panic!("{text} is not on the screen");
+        };
+        assert_eq!(find("waiting-for-approval").fg, Some(Color::Magenta));
+        assert_eq!(find("failed   -").fg, Some(Color::Red));
+        assert_eq!(find("working").fg, Some(Color::Yellow));
+        app.color = false;
+        let terminal = render(&mut app, 130, 12);
+        let buffer = terminal.backend().buffer();
+        assert!(
+            buffer.content().iter().all(|c| c.fg == Color::Reset && c.bg == Color::Reset),
+            "NO_COLOR draws no colour"
+        );
+    }
+
+    #[test]
+    fn control_sequences_in_session_text_are_shown_not_obeyed() {
+        let mut app = sample();
+        let mut hostile = session("hostile", Status::Failed, AgentStatus::Unknown, 0);
+        hostile.error = Some("\x1b]52;c;cHduZWQ=\x07\x1b[2J boom\nnext".into());
+        hostile.updated_at = NOW + 1;
+        app.update(Update::Session(Box::new(hostile)));
+        let terminal = render(&mut app, 130, 12);
+        let screen = terminal.backend().to_string();
+        assert!(screen.contains("^[]52;c;cHduZWQ=^G^[[2J boom next"), "{screen}");
+        assert!(!terminal.backend().buffer().content().iter().any(|c| c.symbol().chars().any(char::is_control)));
+    }
+
+    #[test]
+    fn ages_read_short() {
+        assert_eq!(ago(NOW, NOW - 1000), "now");
+        assert_eq!(ago(NOW, NOW - 42_000), "42s");
+        assert_eq!(ago(NOW, NOW - 5 * 60_000), "5m");
+        assert_eq!(ago(NOW, NOW - 3 * 3_600_000), "3h");
+        assert_eq!(ago(NOW, NOW - 49 * 3_600_000), "2d");
+        assert_eq!(ago(NOW, NOW + 10_000), "now", "a clock a little ahead is not negative");
+    }
+}

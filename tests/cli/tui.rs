@@ -1,0 +1,165 @@
+//! `clauderon tui` end to end: the real binary in a real terminal (tmux,
+//! send-keys and capture-pane) against a real daemon and real zellij
+//! sessions. What a user does with the keys reaches the daemon, what others
+//! do (the CLI) shows up live, and the terminal is given back as it was.
+
+use clauderon_tests::{Terminal, World, eventually, unique};
+use serde_json::Value;
+
+/// The session named `name`, as the API answers it (archived ones too).
+fn session(world: &World, name: &str) -> Option<Value> {
+    let (_, list) = world.daemon.http("GET", "/api/sessions?archived=true", None);
+    list.as_array()?.iter().find(|s| s["name"] == name).cloned()
+}
+
+/// The screen's line for session `name` (empty if it is not shown).
+fn row(screen: &str, name: &str) -> String {
+    screen.lines().find(|l| l.contains(name)).unwrap_or_default().to_string()
+}
+
+/// Wait until the screen satisfies `done`, or fail showing it.
+fn wait(terminal: &Terminal, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let (ok, screen) = terminal.wait_for(done);
+    assert!(ok, "the TUI never showed {what}; its screen:\n{screen}");
+    screen
+}
+
+/// A zellij session running the shell agent; its name.
+fn shell_session(world: &World, label: &str) -> String {
+    let name = unique(label);
+    let repo = world.repo.path().to_str().expect("utf-8");
+    world.home.run(&["create", "-r", repo, "-a", "shell", "--name", &name, "-p", "echo ready; sleep 600"]).ok();
+    name
+}
+
+#[test]
+fn the_list_is_live_and_its_keys_act_through_the_api() {
+    let world = World::start();
+    let name = shell_session(&world, "tui");
+    let other = shell_session(&world, "tui-other");
+    let tui = Terminal::run(&world.home, &unique("tui"), &["tui"], &[]);
+    let screen = wait(&tui, "both sessions, live", |s| {
+        row(s, &name).contains("running") && row(s, &other).contains("running") && s.contains("● live")
+    });
+    assert!(screen.contains("Agent state") && screen.contains("? help"), "{screen}");
+    // With colours on, a running session's state is green (colour 2; crossterm writes `38;5;2`).
+    let styled = tui.screen_with_styles();
+    assert!(styled.contains("[38;5;2mrunning") || styled.contains("[32mrunning"), "no green state:\n{styled:?}");
+
+    // Something else (the CLI) stops a session: the row changes by itself.
+    world.home.run(&["stop", &name]).ok();
+    wait(&tui, "the stopped session", |s| row(s, &name).contains("stopped"));
+
+    // Filters: `4` (idle) hides it, `5` (stopped or failed) shows it alone.
+    tui.send(&["5"]);
+    wait(&tui, "the stopped filter", |s| row(s, &name).contains("stopped") && !s.contains(&other));
+    // Select it and start it again with `S`: the API is asked, the row follows.
+    tui.send(&["S"]);
+    eventually(60, "the session running again", || (session(&world, &name)?["status"] == "running").then_some(()));
+    tui.send(&["1"]);
+    wait(&tui, "it running in the list", |s| row(s, &name).contains("running"));
+
+    // Search for the other one and act on it: `m` makes it read-only at once…
+    tui.send(&["/"]);
+    tui.send(&["-l", &other]);
+    tui.send(&["Enter"]);
+    wait(&tui, "the search's one row", |s| s.contains(&format!("search “{other}”")) && !s.contains(&name));
+    tui.send(&["m"]);
+    eventually(20, "read-only through the API", || {
+        (session(&world, &other)?["access_mode"] == "read-only").then_some(())
+    });
+    wait(&tui, "read-only in the row", |s| row(s, &other).contains("read-only"));
+    // …and read-write only after a yes: `n` leaves it, `y` does it.
+    tui.send(&["m"]);
+    wait(&tui, "the question", |s| s.contains("Are you sure?") && s.contains("(read-write)?"));
+    tui.send(&["n"]);
+    wait(&tui, "the question gone", |s| !s.contains("Are you sure?"));
+    assert_eq!(session(&world, &other).expect("session")["access_mode"], "read-only");
+    tui.send(&["m"]);
+    wait(&tui, "the question again", |s| s.contains("Are you sure?"));
+    tui.send(&["y"]);
+    eventually(20, "read-write through the API", || {
+        (session(&world, &other)?["access_mode"] == "read-write").then_some(())
+    });
+
+    // Esc clears the search (on its own: Esc and a key at once read as Alt-key).
+    tui.send(&["Escape"]);
+    wait(&tui, "the search cleared", |s| s.contains(&name) && !s.contains("search “"));
+    // Archive it (`a`): it leaves "All" for "Archived".
+    tui.send(&["a"]);
+    wait(&tui, "it archived", |s| !s.contains(&other) && s.contains(&name));
+    assert_eq!(session(&world, &other).expect("session")["status"], "archived");
+    tui.send(&["6"]);
+    wait(&tui, "the archive", |s| row(s, &other).contains("archived"));
+
+    // Delete (`d`) asks first; `y` deletes through the API.
+    tui.send(&["d"]);
+    wait(&tui, "the delete question", |s| s.contains(&format!("Delete {other}?")));
+    tui.send(&["y"]);
+    eventually(30, "the session deleted", || session(&world, &other).is_none().then_some(()));
+    wait(&tui, "the row gone", |s| !s.contains(&other));
+
+    // Help lists the keys; q quits and gives the terminal back as it was.
+    tui.send(&["?"]);
+    wait(&tui, "the help", |s| s.contains("Keys") && s.contains("reconcile every session"));
+    tui.send(&["Escape"]);
+    wait(&tui, "the help closed", |s| !s.contains("reconcile every session"));
+    tui.send(&["q"]);
+    let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
+    assert!(screen.contains("[tty restored]"), "the terminal's settings changed:\n{screen}");
+    assert_eq!(tui.pane("#{alternate_on}"), "0", "still on the alternate screen");
+}
+
+#[test]
+fn attach_hands_over_the_terminal_and_detach_comes_back() {
+    let world = World::start();
+    let name = shell_session(&world, "tui-attach");
+    let tui = Terminal::run(&world.home, &unique("tui-attach"), &["tui"], &[]);
+    wait(&tui, "the session", |s| row(s, &name).contains("running"));
+    tui.send(&["Enter"]);
+    // zellij's own screen: its tab bar names the session; the agent printed `ready`.
+    wait(&tui, "zellij's screen", |s| s.contains(&format!("clauderon-{name}")) && s.contains("ready"));
+    // zellij's detach (Ctrl-o d) ends the attach: the list is drawn whole again.
+    tui.send(&["C-o"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    tui.send(&["d"]);
+    wait(&tui, "the list again", |s| row(s, &name).contains("running") && s.contains("? help"));
+    assert_eq!(world.home.run(&["list", "--json"]).ok().json()[0]["status"], "running", "detaching kept the session");
+    tui.send(&["q"]);
+    let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
+    assert!(screen.contains("[tty restored]"), "{screen}");
+}
+
+#[test]
+fn sigterm_a_tiny_terminal_and_no_color_are_handled() {
+    let world = World::start();
+    let name = shell_session(&world, "tui-term");
+    let tui = Terminal::run(&world.home, &unique("tui-term"), &["tui"], &[("NO_COLOR", "1")]);
+    wait(&tui, "the session", |s| row(s, &name).contains("running"));
+    // A terminal too small gets a sentence, and the list comes back with the size.
+    tui.resize(30, 6);
+    wait(&tui, "the size sentence", |s| s.contains("needs at least"));
+    tui.resize(120, 30);
+    wait(&tui, "the list again", |s| row(s, &name).contains("running"));
+    // NO_COLOR: the pane shows no colour (capture-pane -e gives its styles
+    // as SGR sequences: 30–38, 40–48, 90–97 and 100–107 set colours; 39 and
+    // 49 are the default ones), but the selection is still reverse video (7).
+    let styled = tui.screen_with_styles();
+    let params: Vec<u32> = styled
+        .split("\x1b[")
+        .skip(1)
+        .filter_map(|seq| seq.split_once('m').map(|(p, _)| p))
+        .flat_map(|p| p.split(';').filter_map(|n| n.parse().ok()).collect::<Vec<u32>>())
+        .collect();
+    let colours: Vec<&u32> = params.iter().filter(|p| matches!(p, 30..=38 | 40..=48 | 90..=97 | 100..=107)).collect();
+    assert!(colours.is_empty(), "colours {colours:?} drawn under NO_COLOR:\n{styled:?}");
+    assert!(params.contains(&7), "the selection is not shown (reverse video):\n{styled:?}");
+    // SIGTERM ends it cleanly: exit 0 and the terminal restored.
+    let pid = tui.pane("#{pane_pid}");
+    let killed =
+        std::process::Command::new("pkill").args(["-TERM", "-P", &pid, "-f", "clauderon tui"]).status().expect("pkill");
+    assert!(killed.success(), "no clauderon tui under the pane's shell");
+    let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
+    assert!(screen.contains("[tty restored]"), "{screen}");
+    assert_eq!(tui.pane("#{alternate_on}"), "0");
+}
