@@ -802,6 +802,13 @@ impl Terminal {
         terminal
     }
 
+    /// Run a tmux command on the terminal's own server; its output.
+    pub fn tmux(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().expect("tmux");
+        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// A tmux format's value for the terminal's pane (e.g. `#{alternate_on}`).
     pub fn pane(&self, format: &str) -> String {
         let out = self.command().args(["display-message", "-p", "-t", &self.tmux, format]).output().expect("tmux");

@@ -3,7 +3,7 @@
 //! sessions. What a user does with the keys reaches the daemon, what others
 //! do (the CLI) shows up live, and the terminal is given back as it was.
 
-use clauderon_tests::{Terminal, World, eventually, unique};
+use clauderon_tests::{MOCK_ANSWER, Terminal, World, create_interactive, eventually, unique, wait_for_agent_status};
 use serde_json::Value;
 
 /// The session named `name`, as the API answers it (archived ones too).
@@ -162,4 +162,67 @@ fn sigterm_a_tiny_terminal_and_no_color_are_handled() {
     let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
     assert!(screen.contains("[tty restored]"), "{screen}");
     assert_eq!(tui.pane("#{alternate_on}"), "0");
+}
+
+/// The chat (`c`) of a real Claude Code session against the mock model: the
+/// approval banner while the agent asks to run `make test`, `y` approves it
+/// (the tool call, its result and the answer follow live), `i` writes a
+/// message that reaches the agent. Then, as an agent could, a line with
+/// terminal control sequences goes into its transcript: the chat shows it,
+/// and the user's terminal never obeys it (tmux, set to take clipboard
+/// writes from programs, gets none).
+#[test]
+fn the_chat_follows_the_agent_and_answers_its_approval() {
+    let world = World::start();
+    let s = create_interactive(&world, "claude-code", "Run make test", &[]);
+    let (id, name) = (s["id"].as_str().expect("id"), s["name"].as_str().expect("name"));
+    wait_for_agent_status(&world, id, "waiting-for-approval");
+    let tui = Terminal::run(&world.home, &unique("tui-chat"), &["tui"], &[]);
+    tui.tmux(&["set-option", "-g", "set-clipboard", "on"]);
+    wait(&tui, "the session waiting", |s| row(s, name).contains("waiting-for-approval"));
+    tui.send(&["c"]);
+    wait(&tui, "the approval banner and the call", |s| {
+        s.contains(&format!("{name} is waiting for your approval")) && s.contains("▸ Bash") && s.contains("make test")
+    });
+    tui.send(&["y"]);
+    wait_for_agent_status(&world, id, "waiting-for-input");
+    wait(&tui, "the result and the answer, live", |s| {
+        s.contains("◂ result") && s.contains(MOCK_ANSWER) && !s.contains("waiting for your approval")
+    });
+
+    // `i` writes to the agent; it answers again.
+    tui.send(&["i"]);
+    tui.send(&["-l", "Say hello"]);
+    wait(&tui, "the draft", |s| s.contains("> Say hello"));
+    tui.send(&["Enter"]);
+    wait(&tui, "the message sent", |s| s.contains(&format!("Sent to {name}.")));
+    let history = eventually(60, "the message and a second answer in the history", || {
+        let (_, history) = world.daemon.http("GET", &format!("/api/sessions/{id}/history"), None);
+        let messages = history["messages"].as_array()?;
+        let said = messages.iter().any(|m| m["role"] == "user" && m["text"] == "Say hello");
+        let answers = messages.iter().filter(|m| m["role"] == "assistant" && m["text"] == MOCK_ANSWER).count();
+        (said && answers >= 2).then_some(history)
+    });
+    wait(&tui, "the message in the chat", |s| s.lines().any(|l| l.trim() == "Say hello"));
+
+    // A hostile line in the transcript (what an agent in the session can write).
+    let transcript = history["transcript"].as_str().expect("the transcript's path");
+    let hostile = serde_json::json!({
+        "type": "assistant",
+        "message": {"role": "assistant", "content": [{"type": "text",
+            "text": "\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[2J\u{1b}]0;pwned-title\u{7}HOSTILE-MARK"}]}
+    });
+    let mut file = std::fs::OpenOptions::new().append(true).open(transcript).expect("the transcript");
+    std::io::Write::write_all(&mut file, format!("{hostile}\n").as_bytes()).expect("append");
+    let screen = wait(&tui, "the hostile text, shown", |s| s.contains("HOSTILE-MARK"));
+    assert!(screen.contains("^[]52;c;cHduZWQ=^G^[[2J^[]0;pwned-title^GHOSTILE-MARK"), "{screen}");
+    assert!(screen.contains(MOCK_ANSWER), "the screen was cleared:\n{screen}");
+    assert_eq!(tui.tmux(&["list-buffers"]), "", "the transcript wrote the clipboard");
+    assert!(!tui.pane("#{pane_title}").contains("pwned"), "the transcript retitled the terminal");
+
+    tui.send(&["Escape"]);
+    wait(&tui, "the list again", |s| row(s, name).contains("waiting-for-input") && s.contains("? help"));
+    tui.send(&["q"]);
+    let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
+    assert!(screen.contains("[tty restored]"), "{screen}");
 }

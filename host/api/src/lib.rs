@@ -606,7 +606,7 @@ async fn input(
 }
 
 /// How to answer an agent's permission prompt.
-#[derive(Deserialize, Serialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, ToSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Answer {
     /// Allow what the agent asked to do, once.

@@ -51,9 +51,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The terminal UI: every session live, with filters, search and the
-    /// keys to attach, stop, start, archive, delete and switch access mode
-    /// (`?` lists them). Quits with q; the terminal is restored on any exit.
+    /// The terminal UI: every session live, with filters, search, each
+    /// session's chat (approve or deny what its agent asks, write to it) and
+    /// the keys to attach, stop, start, archive, delete and switch access
+    /// mode (`?` lists them). Quits with q; the terminal is restored on any exit.
     #[command(after_help = "Keys, colours (NO_COLOR turns them off) and more: docs/tui.md")]
     Tui,
     /// Attach your terminal to a session.

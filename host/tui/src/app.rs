@@ -11,8 +11,39 @@ use ratatui::widgets::TableState;
 
 use crate::list::{self, Change, Sort, Tab};
 
+/// One message of a session's chat, as `GET /api/sessions/{id}/history` gives it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ChatLine {
+    /// `user`, `assistant`, `tool-use`, `tool-result` or `system`.
+    pub role: String,
+    pub text: String,
+    /// The tool, for tool use and results.
+    #[serde(default)]
+    pub tool_name: Option<String>,
+}
+
+/// A session's chat, open over the list (`c`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Chat {
+    pub id: String,
+    pub name: String,
+    pub messages: Vec<ChatLine>,
+    /// Where the history continues (the API's cursor).
+    pub cursor: u64,
+    /// Whether the history has answered once, and whether there is a transcript.
+    pub loaded: bool,
+    pub transcript: bool,
+    /// Lines scrolled up from the newest (0: following the newest).
+    pub scroll: u16,
+    /// Tool calls and results shown whole instead of on one line.
+    pub unfold: bool,
+    /// A message being written (`i`), sent with Enter.
+    pub draft: Option<String>,
+}
+
 /// Every key of the session list, as the help overlay and `docs/tui.md` show them.
 pub const KEYS: &[(&str, &str)] = &[
+    ("c", "chat: the session's history, live; approvals"),
     ("j / k, ↓ / ↑", "move"),
     ("g / G, Home / End", "first / last session"),
     ("PgDn / PgUp", "move a page"),
@@ -60,9 +91,37 @@ pub struct Message {
     pub until_ms: u64,
 }
 
+/// Every key of the chat view.
+pub const CHAT_KEYS: &[(&str, &str)] = &[
+    ("i", "write to the agent (Enter sends, Esc cancels)"),
+    ("y / n", "approve / deny what the agent asks"),
+    ("t", "show tool calls whole / on one line"),
+    ("j / k, ↓ / ↑, PgDn / PgUp", "scroll"),
+    ("G / End", "back to the newest, following"),
+    ("Esc, q", "back to the list"),
+];
+
 /// What a key asks the daemon to do (the caller runs it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// Follow this session's history (the chat opened).
+    FollowHistory {
+        id: String,
+    },
+    /// Stop following it (the chat closed).
+    StopHistory,
+    /// Answer the agent's permission prompt.
+    Answer {
+        id: String,
+        name: String,
+        answer: clauderon_api::Answer,
+    },
+    /// Type a message into the agent's terminal, with Enter.
+    Type {
+        id: String,
+        name: String,
+        text: String,
+    },
     /// `stop`, `start`, `archive` or `unarchive`.
     Transition {
         id: String,
@@ -98,6 +157,13 @@ pub enum Update {
     Connection(Connection),
     /// How an action went: a sentence to show, or the API's error.
     Done(Result<String, String>),
+    /// More of a session's chat.
+    History {
+        id: String,
+        messages: Vec<ChatLine>,
+        cursor: u64,
+        transcript: bool,
+    },
 }
 
 /// How long a status-bar message stays.
@@ -124,6 +190,8 @@ pub struct App {
     pub table: TableState,
     /// Whether the list has been loaded once.
     pub loaded: bool,
+    /// The chat, when open.
+    pub chat: Option<Chat>,
     pub quit: bool,
 }
 
@@ -142,6 +210,7 @@ impl App {
             color,
             table: TableState::default(),
             loaded: false,
+            chat: None,
             quit: false,
         }
     }
@@ -223,6 +292,14 @@ impl App {
                 }
             }
             Update::Connection(c) => self.connection = c,
+            Update::History { id, messages, cursor, transcript } => {
+                if let Some(chat) = self.chat.as_mut().filter(|c| c.id == id && cursor >= c.cursor) {
+                    chat.loaded = true;
+                    chat.transcript = transcript;
+                    chat.cursor = cursor;
+                    chat.messages.extend(messages);
+                }
+            }
             Update::Done(Ok(text)) => self.say(text, false),
             Update::Done(Err(text)) => self.say(text, true),
         }
@@ -234,6 +311,9 @@ impl App {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             self.quit = true;
             return None;
+        }
+        if self.chat.is_some() && matches!(self.mode, Mode::List) {
+            return self.chat_key(key);
         }
         match std::mem::replace(&mut self.mode, Mode::List) {
             Mode::List => self.list_key(key),
@@ -303,6 +383,12 @@ impl App {
             KeyCode::Char('o') => self.sort = self.sort.next_key(),
             KeyCode::Char('O') => self.sort.descending = !self.sort.descending,
             KeyCode::Char('r') => return Some(Action::Reconcile),
+            KeyCode::Char('c') => {
+                let s = self.current()?;
+                let (id, name) = (s.id.clone(), s.name.clone());
+                self.chat = Some(Chat { id: id.clone(), name, ..Chat::default() });
+                return Some(Action::FollowHistory { id });
+            }
             KeyCode::Enter => return self.on_current(|s| Action::Attach { id: s.id.clone(), name: s.name.clone() }),
             KeyCode::Char('s') => return self.transition("stop"),
             KeyCode::Char('S') => return self.transition("start"),
@@ -326,6 +412,56 @@ impl App {
                 let question = format!("Let {name} write through the proxy (read-write)? y / n");
                 self.mode =
                     Mode::Confirm { question, action: Action::SetAccessMode { id, name, mode: AccessMode::ReadWrite } };
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn chat_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let chat = self.chat.as_mut()?;
+        if let Some(draft) = chat.draft.as_mut() {
+            match key.code {
+                KeyCode::Esc => chat.draft = None,
+                KeyCode::Enter if !draft.trim().is_empty() => {
+                    let text = std::mem::take(draft);
+                    chat.draft = None;
+                    chat.scroll = 0;
+                    return Some(Action::Type { id: chat.id.clone(), name: chat.name.clone(), text });
+                }
+                KeyCode::Backspace => {
+                    draft.pop();
+                }
+                KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => draft.clear(),
+                KeyCode::Char(c) => draft.push(c),
+                _ => {}
+            }
+            return None;
+        }
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => {
+                self.chat = None;
+                return Some(Action::StopHistory);
+            }
+            KeyCode::Char('i') => chat.draft = Some(String::new()),
+            KeyCode::Char('t') => chat.unfold = !chat.unfold,
+            KeyCode::Char('k') | KeyCode::Up => chat.scroll = chat.scroll.saturating_add(1),
+            KeyCode::Char('j') | KeyCode::Down => chat.scroll = chat.scroll.saturating_sub(1),
+            KeyCode::PageUp => chat.scroll = chat.scroll.saturating_add(PAGE as u16),
+            KeyCode::PageDown => chat.scroll = chat.scroll.saturating_sub(PAGE as u16),
+            KeyCode::Char('G') | KeyCode::End => chat.scroll = 0,
+            KeyCode::Char('g') | KeyCode::Home => chat.scroll = u16::MAX,
+            KeyCode::Char('?') => self.mode = Mode::Help,
+            KeyCode::Char(c @ ('y' | 'n')) => {
+                let (id, name) = (chat.id.clone(), chat.name.clone());
+                let waiting = self.sessions.get(&id).map(|s| s.agent_status);
+                if waiting != Some(AgentStatus::WaitingForApproval) {
+                    let state = waiting.map(|w| list::kebab(&w)).unwrap_or_else(|| "gone".into());
+                    self.say(format!("{name} is not waiting for approval (its agent is {state})."), true);
+                    return None;
+                }
+                let answer = if c == 'y' { clauderon_api::Answer::Approve } else { clauderon_api::Answer::Deny };
+                return Some(Action::Answer { id, name, answer });
             }
             _ => {}
         }
@@ -453,8 +589,8 @@ mod tests {
         let docs =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/tui.md")).expect("docs/tui.md");
         let rows: Vec<&str> = docs.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| key ")).collect();
-        let expected: Vec<String> = KEYS.iter().map(|(k, w)| format!("| {k} | {w} |")).collect();
-        assert_eq!(rows, expected, "docs/tui.md's key table differs from the help's (app.rs KEYS)");
+        let expected: Vec<String> = KEYS.iter().chain(CHAT_KEYS).map(|(k, w)| format!("| {k} | {w} |")).collect();
+        assert_eq!(rows, expected, "docs/tui.md's key tables differ from the help's (app.rs KEYS, then CHAT_KEYS)");
     }
 
     #[test]

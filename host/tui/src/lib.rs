@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clauderon_api::{Argv, Changes, Deleted, ModeBody};
+use clauderon_api::{Answer, ApprovalBody, Argv, Changes, Deleted, InputBody, ModeBody, Typed};
 use clauderon_client::safe_text::for_terminal;
 use clauderon_client::{Client, seg};
 use clauderon_daemon::Home;
@@ -55,6 +55,8 @@ pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {
     let mut screen = Screen::enter().context("taking the terminal (raw mode, alternate screen)")?;
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The open chat's history follower.
+    let mut history: Option<tokio::task::JoinHandle<()>> = None;
     let result = loop {
         if let Err(e) = screen.terminal.draw(|f| view::draw(f, &mut app)) {
             break Err(anyhow::Error::new(e).context("drawing the screen"));
@@ -70,6 +72,14 @@ pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {
                             keys = EventStream::new();
                             if let Err(e) = attached {
                                 app.say(format!("{e:#}"), true);
+                            }
+                        }
+                        Some(Action::FollowHistory { id }) => {
+                            history.replace(tokio::spawn(live::follow_history(client.clone(), id, tx.clone())));
+                        }
+                        Some(Action::StopHistory) => {
+                            if let Some(task) = history.take() {
+                                task.abort();
                             }
                         }
                         Some(action) => {
@@ -100,6 +110,9 @@ pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {
         }
     };
     follower.abort();
+    if let Some(task) = history {
+        task.abort();
+    }
     drop(screen);
     result.map(|()| ExitCode::SUCCESS)
 }
@@ -139,7 +152,19 @@ async fn perform(client: Arc<Client>, action: Action, tx: mpsc::Sender<Update>) 
                     ),
                 })
             }
-            Action::Attach { .. } => Ok(String::new()),
+            Action::Answer { id, name, answer } => {
+                let path = format!("/api/sessions/{}/approval", seg(&id));
+                let _: Typed = client.call_as(Method::POST, &path, Some(&ApprovalBody { answer })).await?;
+                let done = if answer == Answer::Approve { "Approved" } else { "Denied" };
+                Ok(format!("{done}: typed the agent's keys into {name}'s terminal."))
+            }
+            Action::Type { id, name, text } => {
+                let path = format!("/api/sessions/{}/input", seg(&id));
+                let body = InputBody { text, submit: true };
+                let _: Typed = client.call_as(Method::POST, &path, Some(&body)).await?;
+                Ok(format!("Sent to {name}."))
+            }
+            Action::Attach { .. } | Action::FollowHistory { .. } | Action::StopHistory => Ok(String::new()),
         }
     };
     let _ = tx.send(Update::Done(done.await.map_err(|e| format!("{e:#}")))).await;

@@ -12,7 +12,7 @@ use clauderon_client::{Client, seg};
 use clauderon_sessions::Session;
 use tokio::sync::mpsc::Sender;
 
-use crate::app::{Connection, Update};
+use crate::app::{ChatLine, Connection, Update};
 
 /// The first pause before reconnecting; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
@@ -59,5 +59,47 @@ pub async fn fetch(client: Arc<Client>, id: String, tx: Sender<Update>) {
     let path = format!("/api/sessions/{}", seg(&id));
     if let Ok(s) = client.call_as::<Session>(reqwest::Method::GET, &path, None::<&()>).await {
         let _ = tx.send(Update::Session(Box::new(s))).await;
+    }
+}
+
+/// How often an open chat asks for more of the history (as `clauderon history --follow`).
+const HISTORY_EVERY: Duration = Duration::from_millis(500);
+
+/// Follow session `id`'s chat (until aborted): the history after the last
+/// cursor, every [`HISTORY_EVERY`]. An error is shown once, then retried.
+pub async fn follow_history(client: Arc<Client>, id: String, tx: Sender<Update>) {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        messages: Vec<ChatLine>,
+        cursor: u64,
+        transcript: Option<String>,
+    }
+    let mut cursor = 0;
+    let mut failing = false;
+    loop {
+        let path = format!("/api/sessions/{}/history?cursor={cursor}", seg(&id));
+        let update = match client.call_as::<Page>(reqwest::Method::GET, &path, None::<&()>).await {
+            Ok(page) => {
+                failing = false;
+                cursor = page.cursor;
+                Some(Update::History {
+                    id: id.clone(),
+                    messages: page.messages,
+                    cursor,
+                    transcript: page.transcript.is_some(),
+                })
+            }
+            Err(e) if !failing => {
+                failing = true;
+                Some(Update::Done(Err(format!("reading the chat: {e:#}"))))
+            }
+            Err(_) => None,
+        };
+        if let Some(update) = update
+            && tx.send(update).await.is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(HISTORY_EVERY).await;
     }
 }

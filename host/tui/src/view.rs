@@ -11,7 +11,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
 
-use crate::app::{App, Connection, KEYS, Mode};
+use crate::app::{App, CHAT_KEYS, Chat, Connection, KEYS, Mode};
 use crate::list::{SortKey, Tab, kebab};
 
 /// The smallest terminal the TUI draws in; a smaller one gets a sentence saying so.
@@ -29,6 +29,16 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     }
+    let theme = Theme { color: app.color };
+    if let Some(chat) = &app.chat {
+        draw_chat(frame, app, chat, &theme, area);
+        match &app.mode {
+            Mode::Help => draw_help(frame, &theme, area, CHAT_KEYS),
+            Mode::Confirm { question, .. } => draw_confirm(frame, &theme, area, question),
+            Mode::List | Mode::Search => {}
+        }
+        return;
+    }
     let [tabs, table, detail, status, hints] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -37,14 +47,13 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Constraint::Length(1),
     ])
     .areas(area);
-    let theme = Theme { color: app.color };
     draw_tabs(frame, app, &theme, tabs);
     draw_table(frame, app, &theme, table);
     draw_detail(frame, app, &theme, detail);
     draw_status(frame, app, &theme, status);
     draw_hints(frame, app, &theme, hints);
     match &app.mode {
-        Mode::Help => draw_help(frame, &theme, area),
+        Mode::Help => draw_help(frame, &theme, area, KEYS),
         Mode::Confirm { question, .. } => draw_confirm(frame, &theme, area, question),
         Mode::List | Mode::Search => {}
     }
@@ -272,18 +281,14 @@ fn draw_hints(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             ("/", "search"),
             ("1-6", "filter"),
             ("Enter", "attach"),
+            ("c", "chat"),
             ("s/S", "stop/start"),
             ("m", "access"),
             ("d", "delete"),
             ("q", "quit"),
         ],
     };
-    let mut spans = Vec::new();
-    for (key, what) in hints {
-        spans.push(Span::styled(format!(" {key}"), theme.paint(Style::new().add_modifier(Modifier::BOLD))));
-        spans.push(Span::styled(format!(" {what} "), theme.fg(Color::DarkGray)));
-    }
-    frame.render_widget(Line::from(spans), area);
+    frame.render_widget(hint_line(theme, hints), area);
 }
 
 /// A box of `width` × `height` in the middle of `area` (clamped to it).
@@ -293,12 +298,12 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height }
 }
 
-fn draw_help(frame: &mut Frame, theme: &Theme, area: Rect) {
-    let key_width = KEYS.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(10) as u16;
-    let what_width = KEYS.iter().map(|(_, w)| w.chars().count()).max().unwrap_or(40) as u16;
+fn draw_help(frame: &mut Frame, theme: &Theme, area: Rect, keys: &[(&str, &str)]) {
+    let key_width = keys.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(10) as u16;
+    let what_width = keys.iter().map(|(_, w)| w.chars().count()).max().unwrap_or(40) as u16;
     // Both columns, the space between them, and the borders.
-    let box_area = centered(area, key_width + 2 + what_width + 2, KEYS.len() as u16 + 2);
-    let rows = KEYS.iter().map(|(key, what)| {
+    let box_area = centered(area, key_width + 2 + what_width + 2, keys.len() as u16 + 2);
+    let rows = keys.iter().map(|(key, what)| {
         Row::new([Cell::from(*key).style(theme.paint(Style::new().add_modifier(Modifier::BOLD))), Cell::from(*what)])
     });
     let table = Table::new(rows, [Constraint::Length(key_width), Constraint::Fill(1)])
@@ -306,6 +311,127 @@ fn draw_help(frame: &mut Frame, theme: &Theme, area: Rect) {
         .block(Block::bordered().title(" Keys ").title_bottom(" Esc, ? or q closes "));
     frame.render_widget(Clear, box_area);
     frame.render_widget(table, box_area);
+}
+
+/// The chat view: the session's history (newest at the bottom, following it
+/// unless scrolled up), a banner while the agent waits for approval, and the
+/// message being written.
+fn draw_chat(frame: &mut Frame, app: &App, chat: &Chat, theme: &Theme, area: Rect) {
+    let session = app.sessions.get(&chat.id);
+    let waiting = session.is_some_and(|s| s.agent_status == AgentStatus::WaitingForApproval);
+    let [title, banner, body, status, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(u16::from(waiting)),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let state = match session {
+        Some(s) if s.status == Status::Running => format!("{} · {}", s.agent, kebab(&s.agent_status)),
+        Some(s) => format!("{} · {}", s.agent, kebab(&s.status)),
+        None => "deleted".into(),
+    };
+    let style = session.map(|s| theme.agent(s.agent_status)).unwrap_or_default();
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled(format!(" {} ", one_line(&chat.name)), theme.paint(Style::new().add_modifier(Modifier::BOLD))),
+            Span::styled(one_line(&state), style),
+        ]),
+        title,
+    );
+    if waiting {
+        let text =
+            format!(" {} is waiting for your approval (the last tool call below): y approve · n deny ", chat.name);
+        let style = theme
+            .paint(Style::new().fg(Color::Black).bg(Color::Magenta))
+            .add_modifier(Modifier::BOLD | Modifier::REVERSED);
+        let style = if app.color { style.remove_modifier(Modifier::REVERSED) } else { style };
+        frame.render_widget(Line::styled(one_line(&text), style), banner);
+    }
+    let lines = chat_lines(chat, theme, body.width);
+    let text = if lines.is_empty() {
+        let why = match (chat.loaded, chat.transcript) {
+            (false, _) => "Loading the chat…",
+            (true, false) => {
+                "No chat yet: the agent has not written a transcript (or it keeps none, like the shell agent)."
+            }
+            (true, true) => "The transcript has no messages yet.",
+        };
+        vec![Line::styled(why, theme.fg(Color::DarkGray))]
+    } else {
+        lines
+    };
+    let paragraph = Paragraph::new(text).wrap(Wrap { trim: false });
+    // The newest message at the bottom, `scroll` lines up from there.
+    let total = paragraph.line_count(body.width) as u16;
+    let top = total.saturating_sub(body.height).saturating_sub(chat.scroll);
+    frame.render_widget(paragraph.scroll((top, 0)), body);
+    draw_status(frame, app, theme, status);
+    match &chat.draft {
+        Some(draft) => frame.render_widget(
+            Line::from(vec![Span::styled("> ", theme.fg(Color::Cyan)), Span::raw(one_line(draft)), Span::raw("█")]),
+            bottom,
+        ),
+        None => {
+            let hints = [
+                ("Esc", "back"),
+                ("i", "write"),
+                ("y/n", "approve/deny"),
+                ("t", "tools"),
+                ("↑/↓", "scroll"),
+                ("?", "help"),
+            ];
+            frame.render_widget(hint_line(theme, &hints), bottom);
+        }
+    }
+}
+
+/// The chat's messages as lines: each under its role; a tool call and its
+/// result on one line each unless unfolded (`t`).
+fn chat_lines(chat: &Chat, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let bold = |color: Color| theme.fg(color).add_modifier(Modifier::BOLD);
+    for m in &chat.messages {
+        let text = for_terminal(&m.text).replace('\t', "    ");
+        let tool = m.tool_name.as_deref().map(one_line).unwrap_or_default();
+        let (label, style) = match m.role.as_str() {
+            "user" => ("you".to_string(), bold(Color::Cyan)),
+            "assistant" => ("agent".to_string(), bold(Color::Green)),
+            "tool-use" => (format!("▸ {tool}"), bold(Color::Yellow)),
+            "tool-result" if tool.is_empty() => {
+                ("◂ result".to_string(), theme.fg(Color::DarkGray).add_modifier(Modifier::BOLD))
+            }
+            "tool-result" => (format!("◂ {tool} result"), theme.fg(Color::DarkGray).add_modifier(Modifier::BOLD)),
+            other => (one_line(other), theme.fg(Color::DarkGray)),
+        };
+        let is_tool = matches!(m.role.as_str(), "tool-use" | "tool-result");
+        if is_tool && !chat.unfold {
+            // The whole call on one line, cut to the width.
+            let whole = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let room = usize::from(width).saturating_sub(label.chars().count() + 3);
+            let shown: String = if whole.chars().count() > room {
+                whole.chars().take(room.saturating_sub(1)).chain(['…']).collect()
+            } else {
+                whole
+            };
+            lines.push(Line::from(vec![Span::styled(label, style), Span::raw(format!("  {shown}"))]));
+            continue;
+        }
+        lines.push(Line::styled(label, style));
+        lines.extend(text.lines().map(|l| Line::raw(format!("  {l}"))));
+        lines.push(Line::raw(""));
+    }
+    lines
+}
+
+fn hint_line(theme: &Theme, hints: &[(&str, &str)]) -> Line<'static> {
+    let mut spans = Vec::new();
+    for (key, what) in hints {
+        spans.push(Span::styled(format!(" {key}"), theme.paint(Style::new().add_modifier(Modifier::BOLD))));
+        spans.push(Span::styled(format!(" {what} "), theme.fg(Color::DarkGray)));
+    }
+    Line::from(spans)
 }
 
 fn draw_confirm(frame: &mut Frame, theme: &Theme, area: Rect, question: &str) {
@@ -470,6 +596,99 @@ mod tests {
         let terminal = render(&mut app, 130, 12);
         let screen = terminal.backend().to_string();
         assert!(screen.contains("^[]52;c;cHduZWQ=^G^[[2J boom next"), "{screen}");
+        assert!(!terminal.backend().buffer().content().iter().any(|c| c.symbol().chars().any(char::is_control)));
+    }
+
+    fn chat_app() -> App {
+        let mut app = sample();
+        // payments-api waits for approval; open its chat.
+        app.selected = Some("id-payments-api".into());
+        assert_eq!(
+            app.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE)),
+            Some(crate::app::Action::FollowHistory { id: "id-payments-api".into() })
+        );
+        let line = |role: &str, text: &str, tool: Option<&str>| crate::app::ChatLine {
+            role: role.into(),
+            text: text.into(),
+            tool_name: tool.map(String::from),
+        };
+        app.update(Update::History {
+            id: "id-payments-api".into(),
+            messages: vec![
+                line("user", "Run make test", None),
+                line("assistant", "I'll run the tests.", None),
+                line("tool-use", "{\"command\": \"make test\",\n \"description\": \"Run the tests\"}", Some("Bash")),
+                line("tool-result", "ok 1 - login\nok 2 - logout\nok 3 - payments", Some("Bash")),
+                line("assistant", "All three tests pass.", None),
+            ],
+            cursor: 420,
+            transcript: true,
+        });
+        app
+    }
+
+    #[test]
+    fn chat_with_an_approval_waiting() {
+        insta::assert_snapshot!(render(&mut chat_app(), 100, 16).backend());
+    }
+
+    #[test]
+    fn chat_unfolded_and_writing() {
+        let mut app = chat_app();
+        press(&mut app, KeyCode::Char('t'));
+        press(&mut app, KeyCode::Char('i'));
+        for c in "Now fix the flaky one".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        insta::assert_snapshot!(render(&mut app, 100, 20).backend());
+        let sent = app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        assert_eq!(
+            sent,
+            Some(crate::app::Action::Type {
+                id: "id-payments-api".into(),
+                name: "payments-api".into(),
+                text: "Now fix the flaky one".into()
+            })
+        );
+    }
+
+    #[test]
+    fn chat_keys_approve_only_a_waiting_agent_and_esc_goes_back() {
+        let mut app = chat_app();
+        let approve = app.key(KeyEvent::new(KeyCode::Char('y'), KeyModifiers::NONE));
+        assert!(matches!(approve, Some(crate::app::Action::Answer { answer: clauderon_api::Answer::Approve, .. })));
+        app.sessions.get_mut("id-payments-api").expect("session").agent_status = AgentStatus::Working;
+        assert_eq!(app.key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE)), None);
+        assert!(
+            app.message
+                .as_ref()
+                .is_some_and(|m| m.error && m.text.contains("not waiting for approval (its agent is working)"))
+        );
+        // History of another session (a chat closed and reopened) is not mixed in.
+        app.update(Update::History { id: "id-fix-login".into(), messages: vec![], cursor: 9999, transcript: true });
+        assert_eq!(app.chat.as_ref().map(|c| c.cursor), Some(420));
+        assert_eq!(app.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)), Some(crate::app::Action::StopHistory));
+        assert!(app.chat.is_none());
+    }
+
+    #[test]
+    fn a_hostile_transcript_is_shown_not_obeyed() {
+        let mut app = chat_app();
+        let evil = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\x1b[31mred\u{9b}0m\r";
+        app.update(Update::History {
+            id: "id-payments-api".into(),
+            messages: vec![crate::app::ChatLine {
+                role: "assistant\x1b[5m".into(),
+                text: evil.into(),
+                tool_name: None,
+            }],
+            cursor: 500,
+            transcript: true,
+        });
+        let terminal = render(&mut app, 100, 16);
+        let screen = terminal.backend().to_string();
+        assert!(screen.contains("^[]52;c;cHduZWQ=^G^[[2J^[[31mred\\u{9b}0m^M"), "{screen}");
+        assert!(screen.contains("assistant^[[5m"), "{screen}");
         assert!(!terminal.backend().buffer().content().iter().any(|c| c.symbol().chars().any(char::is_control)));
     }
 
