@@ -3,7 +3,9 @@
 //! sessions. What a user does with the keys reaches the daemon, what others
 //! do (the CLI) shows up live, and the terminal is given back as it was.
 
-use clauderon_tests::{MOCK_ANSWER, Terminal, World, create_interactive, eventually, unique, wait_for_agent_status};
+use clauderon_tests::{
+    CANARIES, MOCK_ANSWER, Terminal, World, create_interactive, eventually, unique, wait_for_agent_status,
+};
 use serde_json::Value;
 
 /// The session named `name`, as the API answers it (archived ones too).
@@ -225,4 +227,44 @@ fn the_chat_follows_the_agent_and_answers_its_approval() {
     tui.send(&["q"]);
     let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
     assert!(screen.contains("[tty restored]"), "{screen}");
+}
+
+/// The audit view (`A`): the session's requests through the proxy, live —
+/// an allowed one with the credential injected (by name), a blocked one
+/// marked with the reason — and never a real credential on the screen.
+#[test]
+fn the_audit_view_marks_blocked_requests_and_shows_no_credential() {
+    let world = World::start();
+    // Two requests at once; a third once the test creates `go` in the worktree.
+    let script = "curl -sS --max-time 10 -o /dev/null https://api.github.com/tui-allowed; \
+                  curl -sS --max-time 10 -o /dev/null https://blocked.example.test/tui-blocked; \
+                  while [ ! -f go ]; do sleep 0.2; done; \
+                  curl -sS --max-time 10 -o /dev/null https://api.github.com/tui-live";
+    let env = world.session("tui-audit", "read-write", script);
+    let name = clauderon_tests::value(&env, "CLAUDERON_SESSION_NAME").to_string();
+    let tui = Terminal::run(&world.home, &unique("tui-audit"), &["tui"], &[]);
+    wait(&tui, "the session", |s| row(s, &name).contains("running"));
+    tui.send(&["A"]);
+    // The blocked one is refused at CONNECT (its path never reached the proxy).
+    let screen = wait(&tui, "both requests", |s| s.contains("/tui-allowed") && s.contains("blocked.example.test"));
+    let allowed = row(&screen, "/tui-allowed");
+    assert!(
+        allowed.contains("allowed") && allowed.contains("api.github.com") && allowed.contains("[github"),
+        "{screen}"
+    );
+    let blocked = row(&screen, "blocked.example.test");
+    assert!(blocked.contains("BLOCKED") && blocked.contains("egress allow-list"), "{screen}");
+    // Live: a request made now appears without leaving the view.
+    std::fs::write(world.home.path(&format!("worktrees/{name}/go")), "").expect("go");
+    let screen = wait(&tui, "the new request, live", |s| s.contains("/tui-live"));
+    for (_, canary) in CANARIES {
+        assert!(!screen.contains(canary), "a real credential on the screen:\n{screen}");
+    }
+    // Tab goes to the chat (the shell agent keeps none) and back.
+    tui.send(&["Tab"]);
+    wait(&tui, "the chat pane", |s| s.contains("No chat yet"));
+    tui.send(&["Escape"]);
+    wait(&tui, "the list", |s| s.contains("? help"));
+    tui.send(&["q"]);
+    wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
 }

@@ -11,6 +11,11 @@ use ratatui::widgets::TableState;
 
 use crate::list::{self, Change, Sort, Tab};
 
+pub use clauderon_proxy::audit::{AuditRecord, Decision};
+
+/// How many audit records the audit view keeps (the newest).
+pub const AUDIT_KEPT: usize = 2000;
+
 /// One message of a session's chat, as `GET /api/sessions/{id}/history` gives it.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct ChatLine {
@@ -22,11 +27,24 @@ pub struct ChatLine {
     pub tool_name: Option<String>,
 }
 
-/// A session's chat, open over the list (`c`).
+/// Which of a session's views is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pane {
+    /// The agent's history (`c`).
+    #[default]
+    Chat,
+    /// The proxy's record of the session's requests (`A`).
+    Audit,
+}
+
+/// One session's chat and audit, open over the list (`c`, `A`; Tab switches).
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Chat {
+pub struct SessionView {
     pub id: String,
     pub name: String,
+    pub pane: Pane,
+    /// The newest of the session's audit records (at most [`AUDIT_KEPT`]).
+    pub audit: Vec<AuditRecord>,
     pub messages: Vec<ChatLine>,
     /// Where the history continues (the API's cursor).
     pub cursor: u64,
@@ -44,6 +62,7 @@ pub struct Chat {
 /// Every key of the session list, as the help overlay and `docs/tui.md` show them.
 pub const KEYS: &[(&str, &str)] = &[
     ("c", "chat: the session's history, live; approvals"),
+    ("A", "audit: the session's requests through the proxy, live"),
     ("j / k, ↓ / ↑", "move"),
     ("g / G, Home / End", "first / last session"),
     ("PgDn / PgUp", "move a page"),
@@ -91,8 +110,9 @@ pub struct Message {
     pub until_ms: u64,
 }
 
-/// Every key of the chat view.
+/// Every key of a session's view (chat and audit).
 pub const CHAT_KEYS: &[(&str, &str)] = &[
+    ("Tab", "chat ↔ audit"),
     ("i", "write to the agent (Enter sends, Esc cancels)"),
     ("y / n", "approve / deny what the agent asks"),
     ("t", "show tool calls whole / on one line"),
@@ -105,11 +125,11 @@ pub const CHAT_KEYS: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Follow this session's history (the chat opened).
-    FollowHistory {
+    Follow {
         id: String,
     },
     /// Stop following it (the chat closed).
-    StopHistory,
+    Unfollow,
     /// Answer the agent's permission prompt.
     Answer {
         id: String,
@@ -164,6 +184,11 @@ pub enum Update {
         cursor: u64,
         transcript: bool,
     },
+    /// More of a session's audit: records after the last one shown.
+    Audit {
+        id: String,
+        records: Vec<AuditRecord>,
+    },
 }
 
 /// How long a status-bar message stays.
@@ -191,7 +216,7 @@ pub struct App {
     /// Whether the list has been loaded once.
     pub loaded: bool,
     /// The chat, when open.
-    pub chat: Option<Chat>,
+    pub session: Option<SessionView>,
     pub quit: bool,
 }
 
@@ -210,7 +235,7 @@ impl App {
             color,
             table: TableState::default(),
             loaded: false,
-            chat: None,
+            session: None,
             quit: false,
         }
     }
@@ -293,11 +318,19 @@ impl App {
             }
             Update::Connection(c) => self.connection = c,
             Update::History { id, messages, cursor, transcript } => {
-                if let Some(chat) = self.chat.as_mut().filter(|c| c.id == id && cursor >= c.cursor) {
+                if let Some(chat) = self.session.as_mut().filter(|c| c.id == id && cursor >= c.cursor) {
                     chat.loaded = true;
                     chat.transcript = transcript;
                     chat.cursor = cursor;
                     chat.messages.extend(messages);
+                }
+            }
+            Update::Audit { id, records } => {
+                if let Some(view) = self.session.as_mut().filter(|v| v.id == id) {
+                    let last = view.audit.last().map(|r| r.seq).unwrap_or(0);
+                    view.audit.extend(records.into_iter().filter(|r| r.seq > last));
+                    let over = view.audit.len().saturating_sub(AUDIT_KEPT);
+                    view.audit.drain(..over);
                 }
             }
             Update::Done(Ok(text)) => self.say(text, false),
@@ -312,7 +345,7 @@ impl App {
             self.quit = true;
             return None;
         }
-        if self.chat.is_some() && matches!(self.mode, Mode::List) {
+        if self.session.is_some() && matches!(self.mode, Mode::List) {
             return self.chat_key(key);
         }
         match std::mem::replace(&mut self.mode, Mode::List) {
@@ -383,11 +416,12 @@ impl App {
             KeyCode::Char('o') => self.sort = self.sort.next_key(),
             KeyCode::Char('O') => self.sort.descending = !self.sort.descending,
             KeyCode::Char('r') => return Some(Action::Reconcile),
-            KeyCode::Char('c') => {
+            KeyCode::Char(c @ ('c' | 'A')) => {
                 let s = self.current()?;
                 let (id, name) = (s.id.clone(), s.name.clone());
-                self.chat = Some(Chat { id: id.clone(), name, ..Chat::default() });
-                return Some(Action::FollowHistory { id });
+                let pane = if c == 'c' { Pane::Chat } else { Pane::Audit };
+                self.session = Some(SessionView { id: id.clone(), name, pane, ..SessionView::default() });
+                return Some(Action::Follow { id });
             }
             KeyCode::Enter => return self.on_current(|s| Action::Attach { id: s.id.clone(), name: s.name.clone() }),
             KeyCode::Char('s') => return self.transition("stop"),
@@ -419,7 +453,7 @@ impl App {
     }
 
     fn chat_key(&mut self, key: KeyEvent) -> Option<Action> {
-        let chat = self.chat.as_mut()?;
+        let chat = self.session.as_mut()?;
         if let Some(draft) = chat.draft.as_mut() {
             match key.code {
                 KeyCode::Esc => chat.draft = None,
@@ -440,8 +474,12 @@ impl App {
         }
         match key.code {
             KeyCode::Esc | KeyCode::Char('q') => {
-                self.chat = None;
-                return Some(Action::StopHistory);
+                self.session = None;
+                return Some(Action::Unfollow);
+            }
+            KeyCode::Tab | KeyCode::BackTab => {
+                chat.pane = if chat.pane == Pane::Chat { Pane::Audit } else { Pane::Chat };
+                chat.scroll = 0;
             }
             KeyCode::Char('i') => chat.draft = Some(String::new()),
             KeyCode::Char('t') => chat.unfold = !chat.unfold,

@@ -74,10 +74,10 @@ pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {
                                 app.say(format!("{e:#}"), true);
                             }
                         }
-                        Some(Action::FollowHistory { id }) => {
-                            history.replace(tokio::spawn(live::follow_history(client.clone(), id, tx.clone())));
+                        Some(Action::Follow { id }) => {
+                            history.replace(tokio::spawn(live::follow_session(client.clone(), id, tx.clone())));
                         }
-                        Some(Action::StopHistory) => {
+                        Some(Action::Unfollow) => {
                             if let Some(task) = history.take() {
                                 task.abort();
                             }
@@ -164,7 +164,7 @@ async fn perform(client: Arc<Client>, action: Action, tx: mpsc::Sender<Update>) 
                 let _: Typed = client.call_as(Method::POST, &path, Some(&body)).await?;
                 Ok(format!("Sent to {name}."))
             }
-            Action::Attach { .. } | Action::FollowHistory { .. } | Action::StopHistory => Ok(String::new()),
+            Action::Attach { .. } | Action::Follow { .. } | Action::Unfollow => Ok(String::new()),
         }
     };
     let _ = tx.send(Update::Done(done.await.map_err(|e| format!("{e:#}")))).await;

@@ -62,21 +62,44 @@ pub async fn fetch(client: Arc<Client>, id: String, tx: Sender<Update>) {
     }
 }
 
-/// How often an open chat asks for more of the history (as `clauderon history --follow`).
-const HISTORY_EVERY: Duration = Duration::from_millis(500);
+/// How often an open session view asks for more of its history and audit
+/// (as `clauderon history --follow` and `clauderon audit --follow`).
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
-/// Follow session `id`'s chat (until aborted): the history after the last
-/// cursor, every [`HISTORY_EVERY`]. An error is shown once, then retried.
-pub async fn follow_history(client: Arc<Client>, id: String, tx: Sender<Update>) {
+/// Follow session `id`'s chat and audit (until aborted): the history after
+/// the last cursor and the audit records after the last one, every
+/// [`FOLLOW_EVERY`]. An error is shown once, then retried.
+pub async fn follow_session(client: Arc<Client>, id: String, tx: Sender<Update>) {
     #[derive(serde::Deserialize)]
     struct Page {
         messages: Vec<ChatLine>,
         cursor: u64,
         transcript: Option<String>,
     }
+    #[derive(serde::Deserialize)]
+    struct AuditPage {
+        records: Vec<crate::app::AuditRecord>,
+        last_seq: u64,
+    }
     let mut cursor = 0;
+    let mut audit_after = 0;
     let mut failing = false;
     loop {
+        // The audit: every page up to now (the first time, the whole backlog; the view keeps the newest).
+        loop {
+            let path = format!("/api/audit?session={}&after={audit_after}&limit=1000", seg(&id));
+            let Ok(page) = client.call_as::<AuditPage>(reqwest::Method::GET, &path, None::<&()>).await else { break };
+            let full = page.records.len() == 1000;
+            audit_after = page.last_seq;
+            if !page.records.is_empty()
+                && tx.send(Update::Audit { id: id.clone(), records: page.records }).await.is_err()
+            {
+                return;
+            }
+            if !full {
+                break;
+            }
+        }
         let path = format!("/api/sessions/{}/history?cursor={cursor}", seg(&id));
         let update = match client.call_as::<Page>(reqwest::Method::GET, &path, None::<&()>).await {
             Ok(page) => {
@@ -100,6 +123,6 @@ pub async fn follow_history(client: Arc<Client>, id: String, tx: Sender<Update>)
         {
             return;
         }
-        tokio::time::sleep(HISTORY_EVERY).await;
+        tokio::time::sleep(FOLLOW_EVERY).await;
     }
 }

@@ -11,7 +11,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
 
-use crate::app::{App, CHAT_KEYS, Chat, Connection, KEYS, Mode};
+use crate::app::{App, AuditRecord, CHAT_KEYS, Connection, Decision, KEYS, Mode, Pane, SessionView};
 use crate::list::{SortKey, Tab, kebab};
 
 /// The smallest terminal the TUI draws in; a smaller one gets a sentence saying so.
@@ -30,7 +30,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         return;
     }
     let theme = Theme { color: app.color };
-    if let Some(chat) = &app.chat {
+    if let Some(chat) = &app.session {
         draw_chat(frame, app, chat, &theme, area);
         match &app.mode {
             Mode::Help => draw_help(frame, &theme, area, CHAT_KEYS),
@@ -316,7 +316,7 @@ fn draw_help(frame: &mut Frame, theme: &Theme, area: Rect, keys: &[(&str, &str)]
 /// The chat view: the session's history (newest at the bottom, following it
 /// unless scrolled up), a banner while the agent waits for approval, and the
 /// message being written.
-fn draw_chat(frame: &mut Frame, app: &App, chat: &Chat, theme: &Theme, area: Rect) {
+fn draw_chat(frame: &mut Frame, app: &App, chat: &SessionView, theme: &Theme, area: Rect) {
     let session = app.sessions.get(&chat.id);
     let waiting = session.is_some_and(|s| s.agent_status == AgentStatus::WaitingForApproval);
     let [title, banner, body, status, bottom] = Layout::vertical([
@@ -333,30 +333,47 @@ fn draw_chat(frame: &mut Frame, app: &App, chat: &Chat, theme: &Theme, area: Rec
         None => "deleted".into(),
     };
     let style = session.map(|s| theme.agent(s.agent_status)).unwrap_or_default();
+    let tab = |pane: Pane, label: &'static str| {
+        let style = if chat.pane == pane {
+            theme.paint(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD))
+        } else {
+            theme.fg(Color::DarkGray)
+        };
+        Span::styled(label, style)
+    };
     frame.render_widget(
         Line::from(vec![
             Span::styled(format!(" {} ", one_line(&chat.name)), theme.paint(Style::new().add_modifier(Modifier::BOLD))),
             Span::styled(one_line(&state), style),
+            Span::raw("   "),
+            tab(Pane::Chat, " Chat "),
+            Span::raw(" "),
+            tab(Pane::Audit, " Audit "),
+            Span::styled("  (Tab)", theme.fg(Color::DarkGray)),
         ]),
         title,
     );
     if waiting {
         let text =
-            format!(" {} is waiting for your approval (the last tool call below): y approve · n deny ", chat.name);
+            format!(" {} is waiting for your approval: y approve · n deny (the chat shows what it asks) ", chat.name);
         let style = theme
             .paint(Style::new().fg(Color::Black).bg(Color::Magenta))
             .add_modifier(Modifier::BOLD | Modifier::REVERSED);
         let style = if app.color { style.remove_modifier(Modifier::REVERSED) } else { style };
         frame.render_widget(Line::styled(one_line(&text), style), banner);
     }
-    let lines = chat_lines(chat, theme, body.width);
+    let lines = match chat.pane {
+        Pane::Chat => chat_lines(chat, theme, body.width),
+        Pane::Audit => audit_lines(chat, theme),
+    };
     let text = if lines.is_empty() {
-        let why = match (chat.loaded, chat.transcript) {
-            (false, _) => "Loading the chat…",
-            (true, false) => {
+        let why = match (chat.pane, chat.loaded, chat.transcript) {
+            (Pane::Audit, _, _) => "No requests yet: nothing of this session has gone through the proxy.",
+            (Pane::Chat, false, _) => "Loading the chat…",
+            (Pane::Chat, true, false) => {
                 "No chat yet: the agent has not written a transcript (or it keeps none, like the shell agent)."
             }
-            (true, true) => "The transcript has no messages yet.",
+            (Pane::Chat, true, true) => "The transcript has no messages yet.",
         };
         vec![Line::styled(why, theme.fg(Color::DarkGray))]
     } else {
@@ -376,6 +393,7 @@ fn draw_chat(frame: &mut Frame, app: &App, chat: &Chat, theme: &Theme, area: Rec
         None => {
             let hints = [
                 ("Esc", "back"),
+                ("Tab", "chat/audit"),
                 ("i", "write"),
                 ("y/n", "approve/deny"),
                 ("t", "tools"),
@@ -389,7 +407,7 @@ fn draw_chat(frame: &mut Frame, app: &App, chat: &Chat, theme: &Theme, area: Rec
 
 /// The chat's messages as lines: each under its role; a tool call and its
 /// result on one line each unless unfolded (`t`).
-fn chat_lines(chat: &Chat, theme: &Theme, width: u16) -> Vec<Line<'static>> {
+fn chat_lines(chat: &SessionView, theme: &Theme, width: u16) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     let bold = |color: Color| theme.fg(color).add_modifier(Modifier::BOLD);
     for m in &chat.messages {
@@ -425,6 +443,39 @@ fn chat_lines(chat: &Chat, theme: &Theme, width: u16) -> Vec<Line<'static>> {
     lines
 }
 
+/// The session's audit records, one line each, oldest first: time (UTC),
+/// decision (anything not allowed in red, with its reason), method, host,
+/// status, path and the credential injected (by name, never its value).
+fn audit_lines(view: &SessionView, theme: &Theme) -> Vec<Line<'static>> {
+    view.audit
+        .iter()
+        .map(|r: &AuditRecord| {
+            let secs = r.at_ms / 1000 % 86_400;
+            let time = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+            let (decision, style) = match r.decision {
+                Decision::Allowed => ("allowed", theme.fg(Color::Green)),
+                Decision::Blocked => ("BLOCKED", theme.fg(Color::Red).add_modifier(Modifier::BOLD)),
+                Decision::Denied => ("DENIED", theme.fg(Color::Red).add_modifier(Modifier::BOLD)),
+                Decision::Failed => ("failed", theme.fg(Color::Red)),
+                Decision::Summary => ("summary", theme.fg(Color::Yellow)),
+            };
+            let status = r.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            let mut spans = vec![
+                Span::styled(format!("{time} "), theme.fg(Color::DarkGray)),
+                Span::styled(format!("{decision:<8}"), style),
+                Span::raw(one_line(&format!(" {:<6} {} {status} {}", r.method, r.host, r.path))),
+            ];
+            if let Some(credential) = &r.credential {
+                spans.push(Span::styled(one_line(&format!("  [{credential}]")), theme.fg(Color::Cyan)));
+            }
+            if let Some(reason) = &r.reason {
+                spans.push(Span::styled(one_line(&format!("  — {reason}")), style));
+            }
+            Line::from(spans)
+        })
+        .collect()
+}
+
 fn hint_line(theme: &Theme, hints: &[(&str, &str)]) -> Line<'static> {
     let mut spans = Vec::new();
     for (key, what) in hints {
@@ -448,7 +499,7 @@ fn draw_confirm(frame: &mut Frame, theme: &Theme, area: Rect, question: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::Update;
+    use crate::app::{AuditRecord, Decision, Update};
     use clauderon_sessions::AccessMode;
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use ratatui::Terminal;
@@ -605,7 +656,7 @@ mod tests {
         app.selected = Some("id-payments-api".into());
         assert_eq!(
             app.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE)),
-            Some(crate::app::Action::FollowHistory { id: "id-payments-api".into() })
+            Some(crate::app::Action::Follow { id: "id-payments-api".into() })
         );
         let line = |role: &str, text: &str, tool: Option<&str>| crate::app::ChatLine {
             role: role.into(),
@@ -666,9 +717,45 @@ mod tests {
         );
         // History of another session (a chat closed and reopened) is not mixed in.
         app.update(Update::History { id: "id-fix-login".into(), messages: vec![], cursor: 9999, transcript: true });
-        assert_eq!(app.chat.as_ref().map(|c| c.cursor), Some(420));
-        assert_eq!(app.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)), Some(crate::app::Action::StopHistory));
-        assert!(app.chat.is_none());
+        assert_eq!(app.session.as_ref().map(|c| c.cursor), Some(420));
+        assert_eq!(app.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)), Some(crate::app::Action::Unfollow));
+        assert!(app.session.is_none());
+    }
+
+    #[test]
+    fn the_audit_pane_marks_what_was_refused() {
+        let mut app = chat_app();
+        let record = |seq: u64, host: &str, path: &str, decision: Decision, status: Option<u16>| AuditRecord {
+            seq,
+            at_ms: NOW + seq * 1000,
+            session_id: "id-payments-api".into(),
+            session_name: "payments-api".into(),
+            host: host.into(),
+            method: "GET".into(),
+            path: path.into(),
+            decision,
+            reason: (decision == Decision::Blocked)
+                .then(|| "`evil.example` is not on this session's egress allow-list".to_string()),
+            credential: (host == "api.github.com").then(|| "github".to_string()),
+            status,
+            duration_ms: 12.5,
+            bytes_up: 0,
+            bytes_down: 10,
+        };
+        app.update(Update::Audit {
+            id: "id-payments-api".into(),
+            records: vec![
+                record(1, "api.github.com", "/repos/shop/pulls", Decision::Allowed, Some(200)),
+                record(2, "evil.example", "/upload", Decision::Blocked, None),
+            ],
+        });
+        // A page that repeats a record (a retry) adds nothing twice.
+        app.update(Update::Audit {
+            id: "id-payments-api".into(),
+            records: vec![record(2, "evil.example", "/upload", Decision::Blocked, None)],
+        });
+        press(&mut app, KeyCode::Tab);
+        insta::assert_snapshot!(render(&mut app, 110, 8).backend());
     }
 
     #[test]
