@@ -268,3 +268,64 @@ fn the_audit_view_marks_blocked_requests_and_shows_no_credential() {
     tui.send(&["q"]);
     wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
 }
+
+/// The create dialog (`n`): the doctor's backends and agents, a missing
+/// prompt said, the prompt written in the user's `$VISUAL` (Ctrl-E), the
+/// session created through the API and shown running; a second create with
+/// the same name keeps the form and shows the API's words.
+#[test]
+fn create_through_the_dialog_with_the_prompt_from_the_editor() {
+    let world = World::start();
+    // The "editor": writes the prompt into the file it is given, as a user would in vi.
+    let editor = world.home.path("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nprintf 'echo from-the-editor; sleep 600\\n' > \"$1\"\n").expect("editor");
+    std::process::Command::new("chmod").arg("+x").arg(&editor).status().expect("chmod");
+    let editor = editor.to_str().expect("utf-8").to_string();
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let name = unique("tui-new");
+    let tui = Terminal::run(&world.home, &unique("tui-new"), &["tui"], &[("VISUAL", &editor)]);
+    wait(&tui, "the empty list", |s| s.contains("No sessions yet"));
+    tui.send(&["n"]);
+    wait(&tui, "the dialog with the doctor's choices", |s| s.contains("New session") && s.contains("‹ zellij ›"));
+    tui.send(&["C-s"]);
+    wait(&tui, "the missing prompt said", |s| s.contains("Write a prompt"));
+    tui.send(&["C-e"]);
+    wait(&tui, "the prompt from the editor", |s| s.contains("echo from-the-editor; sleep 600"));
+    tui.send(&["Tab"]);
+    tui.send(&["-l", &repo]);
+    tui.send(&["Tab"]);
+    tui.send(&["-l", &name]);
+    tui.send(&["Tab", "Tab"]);
+    // The agent: → until the shell agent.
+    let found = (0..10).any(|_| {
+        if tui.screen().contains("‹ shell ›") {
+            return true;
+        }
+        tui.send(&["Right"]);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        false
+    });
+    assert!(found, "no shell agent to pick:\n{}", tui.screen());
+    tui.send(&["C-s"]);
+    wait(&tui, "the new session, running", |s| {
+        row(s, &name).contains("running") && s.contains(&format!("Created {name}"))
+    });
+    let created = session(&world, &name).expect("created through the API");
+    assert_eq!((created["agent"].as_str(), created["backend"].as_str()), (Some("shell"), Some("zellij")));
+    assert_eq!(created["prompt"], "echo from-the-editor; sleep 600");
+
+    // The same name again: the API's words, and the form keeps what was typed.
+    tui.send(&["n"]);
+    wait(&tui, "the dialog, the repository filled in", |s| s.contains("New session") && s.contains(&repo));
+    tui.send(&["-l", "again"]);
+    tui.send(&["Tab", "Tab"]);
+    tui.send(&["-l", &name]);
+    tui.send(&["C-s"]);
+    let screen = wait(&tui, "the API's error", |s| s.contains("already exists"));
+    assert!(screen.contains("New session") && screen.contains("again"), "{screen}");
+    tui.send(&["Escape"]);
+    wait(&tui, "the dialog closed", |s| !s.contains("New session"));
+    tui.send(&["q"]);
+    let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
+    assert!(screen.contains("[tty restored]"), "{screen}");
+}

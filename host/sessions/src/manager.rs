@@ -51,7 +51,7 @@ pub struct Defaults {
 }
 
 /// A request to create a session.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     /// A directory inside a git repository (an absolute path).

@@ -9,6 +9,7 @@ use clauderon_sessions::{AccessMode, AgentStatus, Session, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::widgets::TableState;
 
+use crate::create::{CreateForm, FormAction};
 use crate::list::{self, Change, Sort, Tab};
 
 pub use clauderon_proxy::audit::{AuditRecord, Decision};
@@ -61,6 +62,7 @@ pub struct SessionView {
 
 /// Every key of the session list, as the help overlay and `docs/tui.md` show them.
 pub const KEYS: &[(&str, &str)] = &[
+    ("n", "create a session (Tab moves, Ctrl-E edits the prompt in $EDITOR, Ctrl-S creates)"),
     ("c", "chat: the session's history, live; approvals"),
     ("A", "audit: the session's requests through the proxy, live"),
     ("j / k, ↓ / ↑", "move"),
@@ -124,6 +126,12 @@ pub const CHAT_KEYS: &[(&str, &str)] = &[
 /// What a key asks the daemon to do (the caller runs it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// The create dialog opened: it needs the backends and agents (the doctor).
+    OpenCreate,
+    /// Create a session.
+    Create(Box<clauderon_sessions::CreateRequest>),
+    /// Edit the create dialog's prompt in the user's editor.
+    EditPrompt(String),
     /// Follow this session's history (the chat opened).
     Follow {
         id: String,
@@ -189,6 +197,14 @@ pub enum Update {
         id: String,
         records: Vec<AuditRecord>,
     },
+    /// What the create dialog may offer.
+    Doctor(Box<clauderon_api::doctor::Doctor>),
+    /// A progress line from the daemon (an image pull…).
+    Progress(String),
+    /// How a create went: the new session, or the API's words.
+    Created(Result<Box<Session>, String>),
+    /// The prompt as the user's editor left it.
+    Prompt(String),
 }
 
 /// How long a status-bar message stays.
@@ -217,6 +233,8 @@ pub struct App {
     pub loaded: bool,
     /// The chat, when open.
     pub session: Option<SessionView>,
+    /// The create dialog, when open.
+    pub create: Option<CreateForm>,
     pub quit: bool,
 }
 
@@ -236,6 +254,7 @@ impl App {
             table: TableState::default(),
             loaded: false,
             session: None,
+            create: None,
             quit: false,
         }
     }
@@ -333,6 +352,35 @@ impl App {
                     view.audit.drain(..over);
                 }
             }
+            Update::Doctor(doctor) => {
+                if let Some(form) = self.create.as_mut() {
+                    form.choices(&doctor);
+                }
+            }
+            Update::Progress(line) => {
+                if let Some(form) = self.create.as_mut().filter(|f| f.busy) {
+                    form.progress.push(line);
+                }
+            }
+            Update::Created(Ok(s)) => {
+                self.create = None;
+                self.say(format!("Created {} ({} on {}).", s.name, s.agent, s.backend), false);
+                self.selected = Some(s.id.clone());
+                self.tab = Tab::All;
+                self.query.clear();
+                self.sessions.entry(s.id.clone()).or_insert(*s);
+            }
+            Update::Created(Err(why)) => {
+                if let Some(form) = self.create.as_mut() {
+                    form.busy = false;
+                    form.error = Some(why);
+                }
+            }
+            Update::Prompt(text) => {
+                if let Some(form) = self.create.as_mut() {
+                    form.prompt = text;
+                }
+            }
             Update::Done(Ok(text)) => self.say(text, false),
             Update::Done(Err(text)) => self.say(text, true),
         }
@@ -344,6 +392,16 @@ impl App {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             self.quit = true;
             return None;
+        }
+        if let Some(form) = self.create.as_mut() {
+            return match form.key(key)? {
+                FormAction::Cancel => {
+                    self.create = None;
+                    None
+                }
+                FormAction::Submit(request) => Some(Action::Create(request)),
+                FormAction::EditPrompt(text) => Some(Action::EditPrompt(text)),
+            };
         }
         if self.session.is_some() && matches!(self.mode, Mode::List) {
             return self.chat_key(key);
@@ -416,6 +474,20 @@ impl App {
             KeyCode::Char('o') => self.sort = self.sort.next_key(),
             KeyCode::Char('O') => self.sort.descending = !self.sort.descending,
             KeyCode::Char('r') => return Some(Action::Reconcile),
+            KeyCode::Char('n') => {
+                // Earlier sessions' repositories (with the subdirectory they worked in), most recent first.
+                let mut all: Vec<&Session> = self.sessions.values().collect();
+                all.sort_by_key(|s| std::cmp::Reverse(s.updated_at));
+                let mut recent: Vec<String> = Vec::new();
+                for s in all {
+                    let path = s.repo.join(&s.subdir).to_string_lossy().trim_end_matches('/').to_string();
+                    if !recent.contains(&path) {
+                        recent.push(path);
+                    }
+                }
+                self.create = Some(CreateForm::new(recent));
+                return Some(Action::OpenCreate);
+            }
             KeyCode::Char(c @ ('c' | 'A')) => {
                 let s = self.current()?;
                 let (id, name) = (s.id.clone(), s.name.clone());

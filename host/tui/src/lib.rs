@@ -3,11 +3,13 @@
 //! nothing else), live from `/api/events`.
 //!
 //! Where things are: [`list`] is the list's logic (filters, search, sort,
-//! events), [`app`] the state and what each key does, [`view`] the drawing,
+//! events), [`app`] the state and what each key does, [`create`] the create
+//! dialog's form, [`view`] the drawing,
 //! [`live`] the connection to the daemon, [`terminal`] taking and restoring
 //! the user's terminal. This file is the loop that joins them.
 
 pub mod app;
+pub mod create;
 pub mod list;
 pub mod live;
 pub mod terminal;
@@ -19,11 +21,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use clauderon_api::doctor::Doctor;
 use clauderon_api::{Answer, ApprovalBody, Argv, Changes, Deleted, InputBody, ModeBody, Typed};
 use clauderon_client::safe_text::for_terminal;
 use clauderon_client::{Client, seg};
 use clauderon_daemon::Home;
-use clauderon_sessions::Session;
+use clauderon_sessions::{CreateRequest, Session};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use reqwest::Method;
@@ -73,6 +76,21 @@ pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {
                             if let Err(e) = attached {
                                 app.say(format!("{e:#}"), true);
                             }
+                        }
+                        Some(Action::EditPrompt(text)) => {
+                            drop(keys);
+                            let edited = edit_in_editor(&mut screen, &text).await;
+                            keys = EventStream::new();
+                            match edited {
+                                Ok(text) => handle(&client, &tx, &mut app, Update::Prompt(text)),
+                                Err(e) => app.say(format!("{e:#}"), true),
+                            }
+                        }
+                        Some(Action::OpenCreate) => {
+                            tokio::spawn(doctor(client.clone(), tx.clone()));
+                        }
+                        Some(Action::Create(request)) => {
+                            tokio::spawn(create(client.clone(), request, tx.clone()));
                         }
                         Some(Action::Follow { id }) => {
                             history.replace(tokio::spawn(live::follow_session(client.clone(), id, tx.clone())));
@@ -164,7 +182,12 @@ async fn perform(client: Arc<Client>, action: Action, tx: mpsc::Sender<Update>) 
                 let _: Typed = client.call_as(Method::POST, &path, Some(&body)).await?;
                 Ok(format!("Sent to {name}."))
             }
-            Action::Attach { .. } | Action::Follow { .. } | Action::Unfollow => Ok(String::new()),
+            Action::Attach { .. }
+            | Action::Follow { .. }
+            | Action::Unfollow
+            | Action::OpenCreate
+            | Action::Create(_)
+            | Action::EditPrompt(_) => Ok(String::new()),
         }
     };
     let _ = tx.send(Update::Done(done.await.map_err(|e| format!("{e:#}")))).await;
@@ -185,4 +208,50 @@ async fn attach(client: &Client, screen: &mut Screen, id: &str, name: &str) -> a
         bail!("the attach to {name} ended with {status}");
     }
     Ok(())
+}
+
+/// The doctor's answer, for the create dialog's backends and agents.
+async fn doctor(client: Arc<Client>, tx: mpsc::Sender<Update>) {
+    let update = match client.call_as::<Doctor>(Method::GET, "/api/doctor", None::<&()>).await {
+        Ok(doctor) => Update::Doctor(Box::new(doctor)),
+        Err(e) => Update::Done(Err(format!("asking what this machine can run: {e:#}"))),
+    };
+    let _ = tx.send(update).await;
+}
+
+/// Create a session; the new session or the API's words go back to the dialog.
+async fn create(client: Arc<Client>, request: Box<CreateRequest>, tx: mpsc::Sender<Update>) {
+    let created = client.call_as::<Session>(Method::POST, "/api/sessions", Some(&*request)).await;
+    let _ = tx.send(Update::Created(created.map(Box::new).map_err(|e| format!("{e:#}")))).await;
+}
+
+/// Edit `text` in the user's `$VISUAL` or `$EDITOR` (else `vi`), run through
+/// `sh` as git runs it (so `code --wait` works), in the terminal the TUI gives
+/// up meanwhile; the text as the editor left it.
+async fn edit_in_editor(screen: &mut Screen, text: &str) -> anyhow::Result<String> {
+    let editor = ["VISUAL", "EDITOR"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty()))
+        .unwrap_or_else(|| "vi".into());
+    let file = tempfile::Builder::new()
+        .prefix("clauderon-prompt-")
+        .suffix(".md")
+        .tempfile()
+        .context("a file for the prompt")?;
+    tokio::fs::write(file.path(), text).await.context("writing the prompt for the editor")?;
+    screen.suspend().context("giving the terminal to the editor")?;
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(file.path())
+        .status()
+        .await;
+    screen.resume().context("taking the terminal back after the editor")?;
+    let status = status.with_context(|| format!("running the editor `{editor}`"))?;
+    if !status.success() {
+        bail!("the editor `{editor}` ended with {status}; the prompt is as it was");
+    }
+    let edited = tokio::fs::read_to_string(file.path()).await.context("reading the prompt back")?;
+    Ok(edited.trim_end_matches('\n').to_string())
 }

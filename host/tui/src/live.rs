@@ -45,8 +45,16 @@ async fn follow_once(client: &Client, tx: &Sender<Update>, pause: &mut Duration)
     *pause = FIRST_PAUSE;
     while let Some(event) = events.next().await {
         let event = event?;
-        // Session events carry their number; audit records and progress lines are not the list's.
-        if event.get("seq").is_some() && tx.send(Update::Event(event)).await.is_err() {
+        // Session events carry their number; progress lines go to the create
+        // dialog; audit records are read by the audit view itself.
+        let update = if event.get("seq").is_some() {
+            Update::Event(event)
+        } else if event["type"] == "progress" {
+            Update::Progress(event["message"].as_str().unwrap_or_default().to_string())
+        } else {
+            continue;
+        };
+        if tx.send(update).await.is_err() {
             return Ok(());
         }
     }

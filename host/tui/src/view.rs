@@ -9,9 +9,10 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use crate::app::{App, AuditRecord, CHAT_KEYS, Connection, Decision, KEYS, Mode, Pane, SessionView};
+use crate::create::{Choice, CreateForm, Field};
 use crate::list::{SortKey, Tab, kebab};
 
 /// The smallest terminal the TUI draws in; a smaller one gets a sentence saying so.
@@ -57,6 +58,101 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         Mode::Confirm { question, .. } => draw_confirm(frame, &theme, area, question),
         Mode::List | Mode::Search => {}
     }
+    if let Some(form) = &app.create {
+        draw_create(frame, form, &theme, area);
+    }
+}
+
+/// The create dialog, over the list.
+fn draw_create(frame: &mut Frame, form: &CreateForm, theme: &Theme, area: Rect) {
+    let width = area.width.saturating_sub(4).min(96);
+    let shown_progress = form.progress.len().min(4) as u16;
+    let height = (Field::ALL.len() as u16 + 5 + shown_progress).min(area.height);
+    let box_area = centered(area, width, height);
+    let block = Block::bordered().title(" New session ").title_bottom(
+        " Tab next · ←/→ choose · Space toggle · ↑/↓ earlier repos · Ctrl-E editor · Ctrl-S create · Esc ",
+    );
+    let inner = block.inner(box_area);
+    frame.render_widget(Clear, box_area);
+    frame.render_widget(block, box_area);
+    let value_width = usize::from(inner.width.saturating_sub(20));
+    let bold = theme.paint(Style::new().add_modifier(Modifier::BOLD));
+    let mut lines: Vec<Line> = Vec::new();
+    for field in Field::ALL {
+        let focused = form.focus == field;
+        let text_value = |text: &str| {
+            // One line: the first of several, and the end of a long one where it is being typed.
+            let first = text.lines().next().unwrap_or("");
+            let more = text.lines().count().saturating_sub(1);
+            let mut shown = one_line(first);
+            if more > 0 {
+                shown.push_str(&format!("  (+{more} lines)"));
+            }
+            let chars = shown.chars().count();
+            if focused && chars + 1 > value_width {
+                shown = shown.chars().skip(chars + 1 - value_width).collect();
+            }
+            if focused {
+                shown.push('█');
+            }
+            Span::raw(shown)
+        };
+        let choice = |choices: &[Choice], at: usize| match choices.get(at) {
+            None => Span::styled("(asking the daemon…)", theme.fg(Color::DarkGray)),
+            Some(c) => match &c.problem {
+                None => Span::raw(format!("‹ {} ›", one_line(&c.id))),
+                Some(p) => Span::styled(
+                    format!("‹ {} ›  cannot run here: {}", one_line(&c.id), one_line(p)),
+                    theme.fg(Color::Red),
+                ),
+            },
+        };
+        let check = |on: bool| Span::raw(if on { "[x]" } else { "[ ]" });
+        let value = match field {
+            Field::Prompt => text_value(&form.prompt),
+            Field::Repo => text_value(&form.repo),
+            Field::Name => {
+                if form.name.is_empty() && !focused {
+                    Span::styled("(from the prompt)", theme.fg(Color::DarkGray))
+                } else {
+                    text_value(&form.name)
+                }
+            }
+            Field::Model => {
+                if form.model.is_empty() && !focused {
+                    Span::styled("(the agent's default)", theme.fg(Color::DarkGray))
+                } else {
+                    text_value(&form.model)
+                }
+            }
+            Field::Backend => choice(&form.backends, form.backend),
+            Field::Agent => choice(&form.agents, form.agent),
+            Field::Access => Span::raw(format!("‹ {} ›", form.access.as_str())),
+            Field::Plan => check(form.plan),
+            Field::SkipPermissions => check(form.skip_permissions),
+            Field::Create => Span::raw(""),
+        };
+        let label_style = if focused { bold.add_modifier(Modifier::REVERSED) } else { bold };
+        if field == Field::Create {
+            let label = if form.busy { " Creating… " } else { " Create " };
+            lines.push(Line::raw(""));
+            lines.push(Line::from(vec![Span::raw(" ".repeat(18)), Span::styled(label, label_style)]));
+            continue;
+        }
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<17}", field.label()), label_style),
+            Span::raw(" "),
+            value,
+        ]));
+    }
+    let skip = form.progress.len().saturating_sub(4);
+    for line in &form.progress[skip..] {
+        lines.push(Line::styled(one_line(&format!("  {line}")), theme.fg(Color::Cyan)));
+    }
+    if let Some(error) = &form.error {
+        lines.push(Line::styled(one_line(error), theme.fg(Color::Red).add_modifier(Modifier::BOLD)));
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
 /// Styles, with colour or (`NO_COLOR`) without: bold, reverse and underline stay.
@@ -178,33 +274,39 @@ fn cell(app: &App, theme: &Theme, s: &Session, key: SortKey) -> Cell<'static> {
 fn draw_table(frame: &mut Frame, app: &mut App, theme: &Theme, area: Rect) {
     let name_width = app.sessions.values().map(|s| s.name.chars().count()).max().unwrap_or(0) as u16;
     let columns = columns(area.width, name_width);
-    let (rows, select, pinned): (Vec<Row>, Option<usize>, Option<String>) = {
+    // Rows below the header.
+    let height = usize::from(area.height.saturating_sub(1)).max(1);
+    let (rows, select, offset, pinned): (Vec<Row>, usize, usize, String) = {
         let shown = app.visible();
-        let selected = app.selected.as_ref().and_then(|id| shown.iter().position(|s| &s.id == id));
-        let select = if shown.is_empty() { None } else { Some(selected.unwrap_or(0)) };
-        // The selection stays on its session when the list re-sorts or
-        // refilters (the first row's session, if the selected one is not shown).
-        let pinned = select.map(|at| shown[at].id.clone());
         if shown.is_empty() {
             let text = match (app.loaded, app.sessions.is_empty(), app.query.is_empty()) {
                 (false, _, _) => "Loading sessions…".to_string(),
-                (true, true, _) => "No sessions yet. Create one with: clauderon create --repo . --prompt \"…\"".into(),
+                (true, true, _) => "No sessions yet. Create one with n (or clauderon create).".into(),
                 (true, false, false) => format!("No session under “{}” matches “{}”.", app.tab.label(), app.query),
                 (true, false, true) => format!("No session under “{}” (1 shows them all).", app.tab.label()),
             };
             frame.render_widget(Paragraph::new(one_line(&text)).block(Block::new()), area);
             return;
         }
-        let rows = shown
+        let select = app.selected.as_ref().and_then(|id| shown.iter().position(|s| &s.id == id)).unwrap_or(0);
+        // Scroll as little as keeps the selection on screen.
+        let mut offset = app.table.offset().min(shown.len().saturating_sub(height));
+        if select < offset {
+            offset = select;
+        } else if select >= offset + height {
+            offset = select + 1 - height;
+        }
+        // Only the rows on screen are made (a frame of 1,000 sessions costs what one screenful does).
+        let rows = shown[offset..shown.len().min(offset + height)]
             .iter()
             .map(|s| Row::new(columns.iter().map(|(key, _)| cell(app, theme, s, *key)).collect::<Vec<_>>()))
             .collect();
-        (rows, select, pinned)
+        // The selection stays on its session when the list re-sorts or
+        // refilters (the first row's session, if the selected one is not shown).
+        (rows, select, offset, shown[select].id.clone())
     };
-    app.table.select(select);
-    if pinned.is_some() {
-        app.selected = pinned;
-    }
+    app.selected = Some(pinned);
+    app.table = TableState::default().with_offset(offset).with_selected(Some(select));
     let header = Row::new(columns.iter().map(|(key, _)| {
         let mark = match (app.sort.key == *key, app.sort.descending) {
             (true, true) => " ↓",
@@ -219,11 +321,20 @@ fn draw_table(frame: &mut Frame, app: &mut App, theme: &Theme, area: Rect) {
         .column_spacing(1)
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
         .highlight_symbol("▌");
-    frame.render_stateful_widget(table, area, &mut app.table);
+    let mut window = TableState::default().with_selected(Some(select - offset));
+    frame.render_stateful_widget(table, area, &mut window);
 }
 
 fn draw_detail(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
-    let Some(s) = app.current() else { return };
+    // The list drew first and pinned the selection to a shown session.
+    let Some(s) = app
+        .selected
+        .as_ref()
+        .and_then(|id| app.sessions.get(id))
+        .filter(|s| app.tab.keeps(s) && crate::list::matches(s, &app.query))
+    else {
+        return;
+    };
     let line = if let (Status::Failed, Some(error)) = (s.status, &s.error) {
         Line::styled(one_line(&format!("{} failed: {error}", s.name)), theme.fg(Color::Red))
     } else if s.isolation == Some(Isolation::None) {
@@ -280,6 +391,7 @@ fn draw_hints(frame: &mut Frame, app: &App, theme: &Theme, area: Rect) {
             ("?", "help"),
             ("/", "search"),
             ("1-6", "filter"),
+            ("n", "new"),
             ("Enter", "attach"),
             ("c", "chat"),
             ("s/S", "stop/start"),
@@ -756,6 +868,67 @@ mod tests {
         });
         press(&mut app, KeyCode::Tab);
         insta::assert_snapshot!(render(&mut app, 110, 8).backend());
+    }
+
+    #[test]
+    fn a_long_list_scrolls_to_keep_the_selection_on_screen() {
+        let mut app = App::new(NOW, true);
+        let many = (0..300).map(|i| session(&format!("s-{i:03}"), Status::Running, AgentStatus::Idle, i)).collect();
+        app.update(Update::Loaded(many));
+        let screen = render(&mut app, 100, 12).backend().to_string();
+        assert!(screen.contains("s-000") && !screen.contains("s-299"), "{screen}");
+        press(&mut app, KeyCode::End);
+        let screen = render(&mut app, 100, 12).backend().to_string();
+        assert!(screen.contains("▌s-299") && !screen.contains("s-000"), "{screen}");
+        // Up one: the screen does not move; Home: back to the top.
+        press(&mut app, KeyCode::Up);
+        let screen = render(&mut app, 100, 12).backend().to_string();
+        assert!(screen.contains("▌s-298") && screen.contains("s-299"), "{screen}");
+        press(&mut app, KeyCode::Home);
+        let screen = render(&mut app, 100, 12).backend().to_string();
+        assert!(screen.contains("▌s-000"), "{screen}");
+    }
+
+    #[test]
+    fn the_create_dialog() {
+        let mut app = sample();
+        assert_eq!(
+            app.key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE)),
+            Some(crate::app::Action::OpenCreate)
+        );
+        let check = |area: &str, name: &str, ok: bool| clauderon_api::doctor::Check {
+            area: area.into(),
+            name: name.into(),
+            ok,
+            required: false,
+            detail: if ok { "ready".into() } else { "no Docker engine answers".into() },
+            fix: None,
+        };
+        let doctor = clauderon_api::doctor::Doctor {
+            ok: true,
+            default_backend: "zellij".into(),
+            default_agent: "claude-code".into(),
+            checks: vec![
+                check("backend", "zellij", true),
+                check("backend", "docker", false),
+                check("agent", "claude-code", true),
+            ],
+        };
+        app.update(Update::Doctor(Box::new(doctor)));
+        for c in "Fix the flaky payments test".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        press(&mut app, KeyCode::Tab);
+        insta::assert_snapshot!(render(&mut app, 100, 24).backend());
+        // The backend that cannot run here says why; a failed create keeps the form with the API's words.
+        press(&mut app, KeyCode::Tab);
+        press(&mut app, KeyCode::Tab);
+        press(&mut app, KeyCode::Right);
+        app.key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+        app.update(Update::Progress("pulling the session image: 40%".into()));
+        app.update(Update::Created(Err("no Docker engine answers at /var/run/docker.sock".into())));
+        insta::assert_snapshot!("the_create_dialog_failed", render(&mut app, 100, 24).backend());
+        assert!(app.create.as_ref().is_some_and(|f| !f.busy && f.prompt == "Fix the flaky payments test"));
     }
 
     #[test]
