@@ -112,21 +112,58 @@ fn the_list_is_live_and_its_keys_act_through_the_api() {
     assert_eq!(tui.pane("#{alternate_on}"), "0", "still on the alternate screen");
 }
 
+/// `Enter` attaches inside the TUI (the console WebSocket): what is typed
+/// reaches the session's shell, Ctrl-N / Ctrl-P switch sessions, a resize
+/// reaches the session's terminal, Ctrl-L locks (Ctrl-Q then goes to the
+/// session), Ctrl-Q detaches and the session keeps running.
 #[test]
-fn attach_hands_over_the_terminal_and_detach_comes_back() {
+fn the_embedded_terminal_types_switches_resizes_and_detaches() {
     let world = World::start();
-    let name = shell_session(&world, "tui-attach");
+    let repo = world.repo.path().to_str().expect("utf-8");
+    let a = unique("tui-a");
+    let b = unique("tui-b");
+    world.home.run(&["create", "-r", repo, "-a", "shell", "--name", &a, "-p", "echo a-ready; exec sh"]).ok();
+    world.home.run(&["create", "-r", repo, "-a", "shell", "--name", &b, "-p", "echo b-ready; sleep 600"]).ok();
     let tui = Terminal::run(&world.home, &unique("tui-attach"), &["tui"], &[]);
-    wait(&tui, "the session", |s| row(s, &name).contains("running"));
+    wait(&tui, "both sessions", |s| row(s, &a).contains("running") && row(s, &b).contains("running"));
+    // Sorted by name, the first row is `a`.
+    tui.send(&["o", "g"]);
+    wait(&tui, "a selected", |s| row(s, &a).starts_with('▌'));
     tui.send(&["Enter"]);
-    // zellij's own screen: its tab bar names the session; the agent printed `ready`.
-    wait(&tui, "zellij's screen", |s| s.contains(&format!("clauderon-{name}")) && s.contains("ready"));
-    // zellij's detach (Ctrl-o d) ends the attach: the list is drawn whole again.
-    tui.send(&["C-o"]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    tui.send(&["d"]);
-    wait(&tui, "the list again", |s| row(s, &name).contains("running") && s.contains("? help"));
-    assert_eq!(world.home.run(&["list", "--json"]).ok().json()[0]["status"], "running", "detaching kept the session");
+    wait(&tui, "a's terminal inside the TUI", |s| {
+        s.lines().next().is_some_and(|l| l.contains(&a) && l.contains("Ctrl-Q detach")) && s.contains("a-ready")
+    });
+    tui.send(&["-l", "echo typed-$((6*7))"]);
+    tui.send(&["Enter"]);
+    wait(&tui, "the shell's answer", |s| s.contains("typed-42"));
+    // Ctrl-N: the next session of the list, attached; Ctrl-P: back.
+    tui.send(&["C-n"]);
+    wait(&tui, "b attached", |s| s.lines().next().is_some_and(|l| l.contains(&b)) && s.contains("b-ready"));
+    tui.send(&["C-p"]);
+    wait(&tui, "a again", |s| s.lines().next().is_some_and(|l| l.contains(&a)) && s.contains("typed-42"));
+    // A resize reaches the session's terminal: one line less than the window (the title).
+    tui.resize(100, 25);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    tui.send(&["-l", "stty size"]);
+    tui.send(&["Enter"]);
+    wait(&tui, "the new size inside", |s| s.lines().any(|l| l.trim_end().ends_with("100") && l.contains(" 100")));
+    // Locked: Ctrl-N goes to the session (zellij's resize mode, left with
+    // Esc) instead of switching; Ctrl-L unlocks.
+    tui.send(&["C-l"]);
+    wait(&tui, "locked", |s| s.contains("LOCKED"));
+    tui.send(&["C-n"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let screen = tui.screen();
+    assert!(
+        screen.lines().next().is_some_and(|l| l.contains(&a) && l.contains("LOCKED")),
+        "Ctrl-N switched a locked terminal:\n{screen}"
+    );
+    tui.send(&["Escape"]);
+    tui.send(&["C-l"]);
+    wait(&tui, "unlocked", |s| !s.contains("LOCKED") && s.contains("Ctrl-Q detach"));
+    tui.send(&["C-q"]);
+    wait(&tui, "the list again", |s| row(s, &a).contains("running") && s.contains("? help"));
+    assert_eq!(session(&world, &a).expect("a")["status"], "running", "detaching kept the session");
     tui.send(&["q"]);
     let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
     assert!(screen.contains("[tty restored]"), "{screen}");

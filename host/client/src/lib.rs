@@ -29,12 +29,15 @@ pub fn seg(name: &str) -> String {
         .collect()
 }
 
+/// A WebSocket to the daemon.
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 /// The daemon's event stream (`GET /api/events` as a WebSocket): session
 /// events (`{"seq":…,"type":"status-changed",…}`), progress lines
 /// (`"type":"progress"`), audit records (`"type":"audit"`) and notes that
 /// some were missed (`"lagged"`, `"audit-lagged"`).
 pub struct Events {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    socket: Socket,
 }
 
 impl Events {
@@ -110,18 +113,40 @@ impl Client {
     /// Open the event stream; with `after`, the stored session events after
     /// that number come first (the replay a reconnect needs).
     pub async fn events(&self, after: Option<u64>) -> anyhow::Result<Events> {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let query = after.map(|a| format!("?after={a}")).unwrap_or_default();
-        let url = format!("{}/api/events{query}", self.base.replacen("http://", "ws://", 1));
-        let mut request = url.into_client_request().context("the event stream's address")?;
+        let socket = self.websocket(&format!("/api/events{query}")).await.context("opening the event stream")?;
+        Ok(Events { socket })
+    }
+
+    /// A session's terminal (`/api/sessions/{id}/console`) at `cols` × `rows`:
+    /// binary frames carry its bytes both ways, a text frame
+    /// `{"type":"resize","cols":C,"rows":R}` resizes it.
+    pub async fn console(&self, id: &str, cols: u16, rows: u16) -> anyhow::Result<Socket> {
+        self.websocket(&format!("/api/sessions/{}/console?cols={cols}&rows={rows}", seg(id)))
+            .await
+            .context("opening the session's terminal")
+    }
+
+    /// A WebSocket to `path` of the API, with the token.
+    async fn websocket(&self, path: &str) -> anyhow::Result<Socket> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}{path}", self.base.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request().context("the WebSocket's address")?;
         if let Some(token) = &self.token {
             let value = format!("Bearer {token}").parse().context("the API token is not a valid header value")?;
             request.headers_mut().insert("authorization", value);
         }
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .with_context(|| format!("opening the event stream of the daemon at {}", self.base))?;
-        Ok(Events { socket })
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| match e {
+            // The API's own words (a 404 for a gone session, a 502 for a backend that cannot attach).
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                let words =
+                    serde_json::from_str::<Value>(&body).ok().and_then(|v| v["error"].as_str().map(String::from));
+                anyhow::anyhow!("{}", words.unwrap_or_else(|| format!("the daemon answered {}", response.status())))
+            }
+            e => anyhow::Error::new(e).context(format!("the daemon at {} did not answer", self.base)),
+        })?;
+        Ok(socket)
     }
 
     /// Print the daemon's progress lines (image pulls…) on stderr until dropped.

@@ -9,6 +9,7 @@ use clauderon_sessions::{AccessMode, AgentStatus, Session, Status};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::widgets::TableState;
 
+use crate::attach::{Attached, AttachedKey};
 use crate::create::{CreateForm, FormAction};
 use crate::list::{self, Change, Sort, Tab};
 
@@ -72,7 +73,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Tab / Shift-Tab", "next / previous filter"),
     ("/", "search (Enter keeps it, Esc clears it)"),
     ("o / O", "sort by the next column / reverse the order"),
-    ("Enter", "attach (the backend's own attach; detach to come back)"),
+    ("Enter", "attach: the session's terminal inside the TUI (Ctrl-Q detaches)"),
     ("s / S", "stop / start"),
     ("a / u", "archive / unarchive"),
     ("d", "delete (asks first)"),
@@ -166,11 +167,15 @@ pub enum Action {
         mode: AccessMode,
     },
     Reconcile,
-    /// Hand the terminal to the backend's attach command until it ends.
+    /// Attach the session's terminal (replacing one attached already).
     Attach {
         id: String,
         name: String,
     },
+    /// Bytes for the attached terminal.
+    Input(Vec<u8>),
+    /// Close the attached terminal.
+    Detach,
 }
 
 /// What the daemon said (through the caller).
@@ -205,6 +210,16 @@ pub enum Update {
     Created(Result<Box<Session>, String>),
     /// The prompt as the user's editor left it.
     Prompt(String),
+    /// What the attached terminal drew.
+    Output {
+        id: String,
+        bytes: Vec<u8>,
+    },
+    /// The attached terminal ended (the attach command exited, the daemon went away).
+    Ended {
+        id: String,
+        why: String,
+    },
 }
 
 /// How long a status-bar message stays.
@@ -235,6 +250,8 @@ pub struct App {
     pub session: Option<SessionView>,
     /// The create dialog, when open.
     pub create: Option<CreateForm>,
+    /// The attached terminal, when one is.
+    pub attached: Option<Attached>,
     pub quit: bool,
 }
 
@@ -255,6 +272,7 @@ impl App {
             loaded: false,
             session: None,
             create: None,
+            attached: None,
             quit: false,
         }
     }
@@ -376,6 +394,16 @@ impl App {
                     form.error = Some(why);
                 }
             }
+            Update::Output { id, bytes } => {
+                if let Some(t) = self.attached.as_mut().filter(|t| t.id == id) {
+                    t.parser.process(&bytes);
+                }
+            }
+            Update::Ended { id, why } => {
+                if let Some(t) = self.attached.as_mut().filter(|t| t.id == id) {
+                    t.ended = Some(why);
+                }
+            }
             Update::Prompt(text) => {
                 if let Some(form) = self.create.as_mut() {
                     form.prompt = text;
@@ -401,6 +429,25 @@ impl App {
                 }
                 FormAction::Submit(request) => Some(Action::Create(request)),
                 FormAction::EditPrompt(text) => Some(Action::EditPrompt(text)),
+            };
+        }
+        if let Some(t) = self.attached.as_mut() {
+            return match t.key(key) {
+                AttachedKey::Send(bytes) => Some(Action::Input(bytes)),
+                AttachedKey::Done => None,
+                AttachedKey::Detach => {
+                    self.attached = None;
+                    Some(Action::Detach)
+                }
+                AttachedKey::Switch(by) => {
+                    let at = t.id.clone();
+                    let shown = self.visible();
+                    let here = shown.iter().position(|s| s.id == at)? as isize;
+                    let next = shown[(here + by).rem_euclid(shown.len() as isize) as usize];
+                    let (id, name) = (next.id.clone(), next.name.clone());
+                    self.selected = Some(id.clone());
+                    Some(Action::Attach { id, name })
+                }
             };
         }
         if self.session.is_some() && matches!(self.mode, Mode::List) {
@@ -699,8 +746,13 @@ mod tests {
         let docs =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/tui.md")).expect("docs/tui.md");
         let rows: Vec<&str> = docs.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| key ")).collect();
-        let expected: Vec<String> = KEYS.iter().chain(CHAT_KEYS).map(|(k, w)| format!("| {k} | {w} |")).collect();
-        assert_eq!(rows, expected, "docs/tui.md's key tables differ from the help's (app.rs KEYS, then CHAT_KEYS)");
+        let expected: Vec<String> = KEYS
+            .iter()
+            .chain(crate::attach::ATTACHED_KEYS)
+            .chain(CHAT_KEYS)
+            .map(|(k, w)| format!("| {k} | {w} |"))
+            .collect();
+        assert_eq!(rows, expected, "docs/tui.md's key tables differ from the help's (KEYS, ATTACHED_KEYS, CHAT_KEYS)");
     }
 
     #[test]

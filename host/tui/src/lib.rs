@@ -4,11 +4,12 @@
 //!
 //! Where things are: [`list`] is the list's logic (filters, search, sort,
 //! events), [`app`] the state and what each key does, [`create`] the create
-//! dialog's form, [`view`] the drawing,
+//! dialog's form, [`attach`] the embedded terminal, [`view`] the drawing,
 //! [`live`] the connection to the daemon, [`terminal`] taking and restoring
 //! the user's terminal. This file is the loop that joins them.
 
 pub mod app;
+pub mod attach;
 pub mod create;
 pub mod list;
 pub mod live;
@@ -22,8 +23,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clauderon_api::doctor::Doctor;
-use clauderon_api::{Answer, ApprovalBody, Argv, Changes, Deleted, InputBody, ModeBody, Typed};
-use clauderon_client::safe_text::for_terminal;
+use clauderon_api::{Answer, ApprovalBody, Changes, Deleted, InputBody, ModeBody, Typed};
 use clauderon_client::{Client, seg};
 use clauderon_daemon::Home;
 use clauderon_sessions::{CreateRequest, Session};
@@ -32,6 +32,7 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::app::{Action, App, Update};
 use crate::list::kebab;
@@ -60,6 +61,8 @@ pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // The open chat's history follower.
     let mut history: Option<tokio::task::JoinHandle<()>> = None;
+    // The attached terminal's socket.
+    let mut console: Option<Console> = None;
     let result = loop {
         if let Err(e) = screen.terminal.draw(|f| view::draw(f, &mut app)) {
             break Err(anyhow::Error::new(e).context("drawing the screen"));
@@ -70,12 +73,28 @@ pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
                     match app.key(key) {
                         Some(Action::Attach { id, name }) => {
-                            drop(keys);
-                            let attached = attach(&client, &mut screen, &id, &name).await;
-                            keys = EventStream::new();
-                            if let Err(e) = attached {
-                                app.say(format!("{e:#}"), true);
+                            console.take();
+                            let size = screen.terminal.size().unwrap_or_default();
+                            // The terminal fills the screen but its title line.
+                            let (cols, rows) = (size.width.max(1), size.height.saturating_sub(1).max(1));
+                            match Console::open(&client, &id, cols, rows, tx.clone()).await {
+                                Ok(opened) => {
+                                    console = Some(opened);
+                                    app.attached = Some(attach::Attached::new(id, name, rows, cols));
+                                }
+                                Err(e) => {
+                                    app.attached = None;
+                                    app.say(format!("attaching to {name}: {e:#}"), true);
+                                }
                             }
+                        }
+                        Some(Action::Input(bytes)) => {
+                            if let Some(c) = &console {
+                                c.send(Message::Binary(bytes.into()));
+                            }
+                        }
+                        Some(Action::Detach) => {
+                            console.take();
                         }
                         Some(Action::EditPrompt(text)) => {
                             drop(keys);
@@ -106,7 +125,16 @@ pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {
                         None => {}
                     }
                 }
-                Some(Ok(_)) => {} // a resize: the next draw fits the new size
+                Some(Ok(Event::Resize(width, height))) => {
+                    // The next draw fits the new size; an attached terminal follows it.
+                    let (cols, rows) = (width.max(1), height.saturating_sub(1).max(1));
+                    if let (Some(t), Some(c)) = (app.attached.as_mut(), &console) {
+                        t.parser.screen_mut().set_size(rows, cols);
+                        let resize = serde_json::json!({"type": "resize", "cols": cols, "rows": rows});
+                        c.send(Message::Text(resize.to_string().into()));
+                    }
+                }
+                Some(Ok(_)) => {}
                 Some(Err(e)) => break Err(anyhow::Error::new(e).context("reading the keyboard")),
                 None => break Ok(()),
             },
@@ -183,6 +211,8 @@ async fn perform(client: Arc<Client>, action: Action, tx: mpsc::Sender<Update>) 
                 Ok(format!("Sent to {name}."))
             }
             Action::Attach { .. }
+            | Action::Input(_)
+            | Action::Detach
             | Action::Follow { .. }
             | Action::Unfollow
             | Action::OpenCreate
@@ -193,21 +223,63 @@ async fn perform(client: Arc<Client>, action: Action, tx: mpsc::Sender<Update>) 
     let _ = tx.send(Update::Done(done.await.map_err(|e| format!("{e:#}")))).await;
 }
 
-/// Hand the terminal to the backend's attach command until it ends.
-async fn attach(client: &Client, screen: &mut Screen, id: &str, name: &str) -> anyhow::Result<()> {
-    let path = format!("/api/sessions/{}/attach", seg(id));
-    let Argv { argv } = client.call_as(Method::GET, &path, None::<&()>).await?;
-    let Some((program, args)) = argv.split_first() else { bail!("the backend gave no way to attach to {name}") };
-    screen.suspend().context("giving the terminal to the attach")?;
-    // The user sees what runs in their terminal before it runs.
-    println!("clauderon: attaching to {name} with `{}`; detach to come back", for_terminal(&argv.join(" ")));
-    let status = tokio::process::Command::new(program).args(args).status().await;
-    screen.resume().context("taking the terminal back after the attach")?;
-    let status = status.with_context(|| format!("running `{}`", for_terminal(&argv.join(" "))))?;
-    if !status.success() {
-        bail!("the attach to {name} ended with {status}");
+/// An attached terminal's WebSocket: a task passes what it draws on as
+/// [`Update::Output`] (and its end as [`Update::Ended`]), another writes
+/// what the user types. Dropping it closes the socket (the daemon then ends
+/// its attach command; the session keeps running).
+struct Console {
+    to_session: mpsc::UnboundedSender<Message>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Console {
+    async fn open(client: &Client, id: &str, cols: u16, rows: u16, tx: mpsc::Sender<Update>) -> anyhow::Result<Self> {
+        use futures_util::SinkExt;
+        let socket = client.console(id, cols, rows).await?;
+        let (mut write, mut read) = socket.split();
+        let (to_session, mut typed) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            while let Some(message) = typed.recv().await {
+                if write.send(message).await.is_err() {
+                    return;
+                }
+            }
+            let _ = write.close().await;
+        });
+        let id = id.to_string();
+        let reader = tokio::spawn(async move {
+            let why = loop {
+                match read.next().await {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        if tx.send(Update::Output { id: id.clone(), bytes: bytes.to_vec() }).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        break frame
+                            .map(|f| f.reason.to_string())
+                            .filter(|r| !r.is_empty())
+                            .unwrap_or_else(|| "the terminal closed".into());
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break format!("the terminal's connection broke: {e}"),
+                    None => break "the terminal closed".into(),
+                }
+            };
+            let _ = tx.send(Update::Ended { id, why }).await;
+        });
+        Ok(Self { to_session, reader })
     }
-    Ok(())
+
+    fn send(&self, message: Message) {
+        let _ = self.to_session.send(message);
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 /// The doctor's answer, for the create dialog's backends and agents.

@@ -12,6 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use crate::app::{App, AuditRecord, CHAT_KEYS, Connection, Decision, KEYS, Mode, Pane, SessionView};
+use crate::attach::Attached;
 use crate::create::{Choice, CreateForm, Field};
 use crate::list::{SortKey, Tab, kebab};
 
@@ -31,6 +32,10 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         return;
     }
     let theme = Theme { color: app.color };
+    if let Some(attached) = &app.attached {
+        draw_attached(frame, app, attached, &theme, area);
+        return;
+    }
     if let Some(chat) = &app.session {
         draw_chat(frame, app, chat, &theme, area);
         match &app.mode {
@@ -61,6 +66,45 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     if let Some(form) = &app.create {
         draw_create(frame, form, &theme, area);
     }
+}
+
+/// The embedded terminal: a title line (the session, how to leave, the
+/// lock, how far back it is scrolled, why it ended) over the session's screen.
+fn draw_attached(frame: &mut Frame, app: &App, t: &Attached, theme: &Theme, area: Rect) {
+    let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let state = app.sessions.get(&t.id).map(|s| kebab(&s.agent_status)).unwrap_or_else(|| "deleted".into());
+    let mut spans = vec![
+        Span::styled(
+            format!(" {} ", one_line(&t.name)),
+            theme.paint(Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
+        ),
+        Span::styled(
+            format!(" {state} "),
+            app.sessions.get(&t.id).map(|s| theme.agent(s.agent_status)).unwrap_or_default(),
+        ),
+    ];
+    if let Some(why) = &t.ended {
+        spans.push(Span::styled(
+            one_line(&format!(" {why}; any key goes back to the list")),
+            theme.fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
+    } else if t.locked {
+        spans.push(Span::styled(
+            " LOCKED: every key goes to the session; Ctrl-L unlocks",
+            theme.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+        ));
+    } else {
+        spans.push(Span::styled(
+            " Ctrl-Q detach · Ctrl-P/N switch · Shift-PgUp scroll · Ctrl-L lock",
+            theme.fg(Color::DarkGray),
+        ));
+    }
+    let back = t.parser.screen().scrollback();
+    if back > 0 {
+        spans.push(Span::styled(format!("  ↑ {back} lines back (type to return)"), theme.fg(Color::Yellow)));
+    }
+    frame.render_widget(Line::from(spans), title);
+    frame.render_widget(tui_term::widget::PseudoTerminal::new(t.parser.screen()), body);
 }
 
 /// The create dialog, over the list.
