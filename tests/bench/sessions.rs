@@ -9,8 +9,9 @@
 //!   latency of a status change; and the bytes of JS and CSS it ships;
 //! - `clauderon tui` on that daemon: start to its first frame with the list
 //!   (the real binary on a pseudo-terminal, beside `clauderon list` printing
-//!   the same list), and the time to make a frame of 1,000 sessions (draw,
-//!   diff and terminal bytes, in process).
+//!   the same list), the time to make a frame of 1,000 sessions (draw,
+//!   diff and terminal bytes, in process), and keystroke-to-echo through
+//!   its embedded terminal beside a plain `zellij attach` of the same session.
 //!
 //! `-- create`, `-- list` (the list and the dashboard) or `-- tui` runs one part.
 //!
@@ -481,6 +482,9 @@ fn tui() {
     let daemon = home.daemon(port);
     // The most recently active session is the first row; `list` prints it last.
     let runs = 20;
+    // One of each first, untimed: the daemon's first answer reads the store cold.
+    on_a_terminal(&home, "tui", "stored-999");
+    on_a_terminal(&home, "list", "stored-999");
     let tui: Vec<Duration> = (0..runs).map(|_| on_a_terminal(&home, "tui", "stored-999")).collect();
     let list: Vec<Duration> = (0..runs).map(|_| on_a_terminal(&home, "list", "stored-999")).collect();
     let median = |v: &[Duration]| {
@@ -520,4 +524,148 @@ fn tui() {
         samples.push(started.elapsed());
     }
     report_at("tui: a frame of 1,000 sessions (120×40), p99", samples, Duration::from_millis(5), 0.99);
+    drop(daemon);
+    keystroke_echo();
+}
+
+/// A program on its own 120×40 pseudo-terminal (`script`), its output
+/// gathered by a thread: type into it, and wait for what it draws.
+struct Pty {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    output: std::sync::Arc<(std::sync::Mutex<Vec<u8>>, std::sync::Condvar)>,
+}
+
+impl Pty {
+    fn spawn(home: &Home, command: &str) -> Self {
+        let mut child = std::process::Command::new("script")
+            .args(["-qfec", &format!("stty cols 120 rows 40; exec {command}"), "/dev/null"])
+            .env("CLAUDERON_HOME", home.path(""))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("script (util-linux)");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let output = std::sync::Arc::new((std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new()));
+        let gathered = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let (lock, ready) = &*gathered;
+                lock.lock().expect("output").extend_from_slice(&buf[..n]);
+                ready.notify_all();
+            }
+        });
+        Self { child, stdin, output }
+    }
+
+    fn type_bytes(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).expect("type");
+        self.stdin.flush().expect("flush");
+    }
+
+    fn count(&self, needle: &[u8]) -> usize {
+        let out = self.output.0.lock().expect("output");
+        out.windows(needle.len()).filter(|w| *w == needle).count()
+    }
+
+    /// Wait (10 s at most) until `needle` has been drawn more than `seen` times.
+    fn wait_more(&self, needle: &[u8], seen: usize) {
+        let (lock, ready) = &*self.output;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut out = lock.lock().expect("output");
+        while out.windows(needle.len()).filter(|w| *w == needle).count() <= seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "`{}` never drew {:?}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(&out[out.len().saturating_sub(2000)..])
+            );
+            out = ready.wait_timeout(out, left).expect("output").0;
+        }
+    }
+
+    /// Type one character and time until its echo is drawn; `n` times.
+    fn echo_times(&mut self, n: usize) -> Vec<Duration> {
+        // A character no escape sequence contains, so each echo is told apart.
+        let mark = "ж".as_bytes();
+        (0..n)
+            .map(|_| {
+                let seen = self.count(mark);
+                let started = Instant::now();
+                self.type_bytes(mark);
+                self.wait_more(mark, seen);
+                let took = started.elapsed();
+                std::thread::sleep(Duration::from_millis(30));
+                took
+            })
+            .collect()
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Keystroke to echo: a character typed into a session running `cat`,
+/// until the terminal shows it — through the TUI's embedded terminal (the
+/// console WebSocket, the daemon's pseudo-terminal, zellij's client, vt100
+/// and ratatui) beside a plain `zellij attach` of the same session.
+fn keystroke_echo() {
+    let world = clauderon_tests::World::start();
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let created = world
+        .home
+        .run(&[
+            "create",
+            "-r",
+            &repo,
+            "-a",
+            "shell",
+            "--name",
+            "echo-bench",
+            "-p",
+            "echo cat-ready; exec cat",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let zellij_session = created["resource_id"].as_str().expect("the zellij session").to_string();
+    let bin = clauderon_tests::clauderon_bin();
+    let n = 40;
+
+    let mut plain = Pty::spawn(&world.home, &format!("zellij attach {zellij_session}"));
+    plain.wait_more(b"cat-ready", 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let plain_times = plain.echo_times(n);
+    drop(plain);
+
+    let mut tui = Pty::spawn(&world.home, &format!("{} tui", bin.display()));
+    tui.wait_more(b"echo-bench", 0);
+    tui.type_bytes(b"\r");
+    tui.wait_more(b"Ctrl-Q detach", 0);
+    tui.wait_more(b"cat-ready", 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let tui_times = tui.echo_times(n);
+    tui.type_bytes(b"\x11q");
+    drop(tui);
+
+    let median = |v: &[Duration]| {
+        let mut v = v.to_vec();
+        v.sort();
+        percentile(&v, 0.5)
+    };
+    let ratio = median(&tui_times).as_secs_f64() / median(&plain_times).as_secs_f64();
+    report("tui: keystroke to echo, attached in the TUI", tui_times, Duration::from_millis(50));
+    report("  beside: plain `zellij attach`", plain_times, Duration::from_millis(50));
+    println!("  the TUI's echo takes {ratio:.2}× a plain zellij attach's");
 }
