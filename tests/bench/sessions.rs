@@ -621,35 +621,24 @@ impl Drop for Pty {
 /// console WebSocket, the daemon's pseudo-terminal, zellij's client, vt100
 /// and ratatui) beside a plain `zellij attach` of the same session.
 fn keystroke_echo() {
-    let world = clauderon_tests::World::start();
-    let repo = world.repo.path().to_str().expect("utf-8").to_string();
-    let created = world
-        .home
-        .run(&[
-            "create",
-            "-r",
-            &repo,
-            "-a",
-            "shell",
-            "--name",
-            "echo-bench",
-            "-p",
-            "echo cat-ready; exec cat",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let (home, port) = Home::with_free_port();
+    let daemon = home.daemon(port);
+    let repo = git_repo();
+    let repo = repo.path().to_str().expect("utf-8").to_string();
+    let args =
+        ["create", "-r", &repo, "-a", "shell", "--name", "echo-bench", "-p", "echo cat-ready; exec cat", "--json"];
+    let created = home.run(&args).ok().json();
     let zellij_session = created["resource_id"].as_str().expect("the zellij session").to_string();
     let bin = clauderon_tests::clauderon_bin();
     let n = 40;
 
-    let mut plain = Pty::spawn(&world.home, &format!("zellij attach {zellij_session}"));
+    let mut plain = Pty::spawn(&home, &format!("zellij attach {zellij_session}"));
     plain.wait_more(b"cat-ready", 0);
     std::thread::sleep(Duration::from_millis(500));
     let plain_times = plain.echo_times(n);
     drop(plain);
 
-    let mut tui = Pty::spawn(&world.home, &format!("{} tui", bin.display()));
+    let mut tui = Pty::spawn(&home, &format!("{} tui", bin.display()));
     tui.wait_more(b"echo-bench", 0);
     tui.type_bytes(b"\r");
     tui.wait_more(b"Ctrl-Q detach", 0);
@@ -658,6 +647,9 @@ fn keystroke_echo() {
     let tui_times = tui.echo_times(n);
     tui.type_bytes(b"\x11q");
     drop(tui);
+    // zellij sessions outlive the daemon.
+    daemon.http("DELETE", "/api/sessions/echo-bench?force=true", None);
+    drop(daemon);
 
     let median = |v: &[Duration]| {
         let mut v = v.to_vec();

@@ -243,6 +243,38 @@ fn a_missing_image_is_pulled_with_progress_on_the_cli_and_a_clear_error() {
     assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing is left behind: {list}");
 }
 
+/// A create whose container name is taken by the user's own container (one
+/// clauderon did not make) is refused in the engine's terms turned into
+/// clauderon's — the name and what to do — and the user's container is left
+/// as it was; no session is left behind.
+#[test]
+fn a_create_named_like_a_users_container_is_refused_and_leaves_it_alone() {
+    let world = World::start_with(&docker_test_backend());
+    let name = unique("dk-taken");
+    let container = format!("clauderon-{name}");
+    let made = Command::new("docker")
+        .args(["create", "--name", &container, clauderon_tests::DOCKER_SESSION_IMAGE, "true"])
+        .output()
+        .expect("docker create");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let id_before = docker_inspect(&container)["Id"].clone();
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let run = world.home.run(&["create", "-r", &repo, "-b", "docker", "-a", "shell", "--name", &name, "-p", "true"]);
+    println!("create said: {}", run.stderr);
+    let id_after = docker_inspect(&container)["Id"].clone();
+    let _ = Command::new("docker").args(["rm", "-f", &container]).output();
+    assert_eq!(id_after, id_before, "the user's container was removed or replaced");
+    assert_ne!(run.code, 0, "the create succeeded");
+    assert!(
+        run.stderr.contains(&format!("`{container}`"))
+            && (run.stderr.contains("already exists") || run.stderr.contains("already has")),
+        "{}",
+        run.stderr
+    );
+    let (_, list) = world.daemon.http("GET", "/api/sessions", None);
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing is left behind: {list}");
+}
+
 /// A container has no network but its own loopback: no interface but `lo`, no
 /// route, nothing of the host reachable (the daemon's API included); its
 /// proxy URL names its own 127.0.0.1, where `clauderon-relay` (its PID 1)

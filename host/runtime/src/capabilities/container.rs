@@ -298,7 +298,13 @@ impl Host for HostState {
         let body = c.body(spec)?;
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = c.docker().await?.create_container(Some(options), body).await;
-        Ok(created.map(|r| r.id).map_err(|err| failed("creating the container", err))?)
+        Ok(created.map(|r| r.id).map_err(|err| match err {
+            // The name is taken: nothing was created (the backend's `create` says so in turn).
+            bollard::errors::Error::DockerResponseServerError { status_code: 409, .. } => PluginError::InvalidInput(
+                format!("a container named `{name}` already exists; remove it or pick another --name"),
+            ),
+            err => failed("creating the container", err),
+        })?)
     }
 
     async fn start(&mut self, id: String) -> Res<()> {
