@@ -384,34 +384,14 @@ fn main() {
 }
 
 /// Run `args` of the clauderon binary on a new 120×40 pseudo-terminal
-/// (`script`), until its output holds `until`: the time that took.
+/// ([`Pty`]), until its output holds `until`: the time that took.
 fn on_a_terminal(home: &Home, args: &str, until: &str) -> Duration {
-    let bin = clauderon_tests::clauderon_bin();
     let started = Instant::now();
-    let mut child = std::process::Command::new("script")
-        .args(["-qfec", &format!("stty cols 120 rows 40; exec {} {args}", bin.display()), "/dev/null"])
-        .env("CLAUDERON_HOME", home.path(""))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("script (util-linux)");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 65536];
-    let elapsed = loop {
-        let n = out.read(&mut buf).expect("read the terminal");
-        assert!(n > 0, "`clauderon {args}` ended before showing {until}: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-        if seen.windows(until.len()).any(|w| w == until.as_bytes()) {
-            break started.elapsed();
-        }
-    };
-    // `q` quits the TUI; `list` has ended by itself.
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(b"q");
-    }
-    let _ = child.wait();
+    let mut pty = Pty::spawn(home, &format!("{} {args}", clauderon_tests::clauderon_bin().display()));
+    pty.wait_more(until.as_bytes(), 0);
+    let elapsed = started.elapsed();
+    // `q` quits the TUI; `list` has ended by itself (then the write may fail).
+    let _ = pty.stdin.write_all(b"q");
     elapsed
 }
 

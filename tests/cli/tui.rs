@@ -26,6 +26,14 @@ fn wait(terminal: &Terminal, what: &str, done: impl Fn(&str) -> bool) -> String 
     screen
 }
 
+/// `q`: the TUI exits with 0 and gives the terminal back as it found it.
+fn quit(tui: &Terminal) {
+    tui.send(&["q"]);
+    let screen = wait(tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
+    assert!(screen.contains("[tty restored]"), "the terminal's settings changed:\n{screen}");
+    assert_eq!(tui.pane("#{alternate_on}"), "0", "still on the alternate screen");
+}
+
 /// A zellij session running the shell agent; its name.
 fn shell_session(world: &World, label: &str) -> String {
     let name = unique(label);
@@ -106,10 +114,7 @@ fn the_list_is_live_and_its_keys_act_through_the_api() {
     wait(&tui, "the help", |s| s.contains("Keys") && s.contains("reconcile every session"));
     tui.send(&["Escape"]);
     wait(&tui, "the help closed", |s| !s.contains("reconcile every session"));
-    tui.send(&["q"]);
-    let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
-    assert!(screen.contains("[tty restored]"), "the terminal's settings changed:\n{screen}");
-    assert_eq!(tui.pane("#{alternate_on}"), "0", "still on the alternate screen");
+    quit(&tui);
 }
 
 /// `Enter` attaches inside the TUI (the console WebSocket): what is typed
@@ -164,9 +169,7 @@ fn the_embedded_terminal_types_switches_resizes_and_detaches() {
     tui.send(&["C-q"]);
     wait(&tui, "the list again", |s| row(s, &a).contains("running") && s.contains("? help"));
     assert_eq!(session(&world, &a).expect("a")["status"], "running", "detaching kept the session");
-    tui.send(&["q"]);
-    let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
-    assert!(screen.contains("[tty restored]"), "{screen}");
+    quit(&tui);
 }
 
 #[test]
@@ -261,9 +264,7 @@ fn the_chat_follows_the_agent_and_answers_its_approval() {
 
     tui.send(&["Escape"]);
     wait(&tui, "the list again", |s| row(s, name).contains("waiting-for-input") && s.contains("? help"));
-    tui.send(&["q"]);
-    let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
-    assert!(screen.contains("[tty restored]"), "{screen}");
+    quit(&tui);
 }
 
 /// The audit view (`A`): the session's requests through the proxy, live —
@@ -302,8 +303,7 @@ fn the_audit_view_marks_blocked_requests_and_shows_no_credential() {
     wait(&tui, "the chat pane", |s| s.contains("No chat yet"));
     tui.send(&["Escape"]);
     wait(&tui, "the list", |s| s.contains("? help"));
-    tui.send(&["q"]);
-    wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
+    quit(&tui);
 }
 
 /// The create dialog (`n`): the doctor's backends and agents, a missing
@@ -362,7 +362,5 @@ fn create_through_the_dialog_with_the_prompt_from_the_editor() {
     assert!(screen.contains("New session") && screen.contains("again"), "{screen}");
     tui.send(&["Escape"]);
     wait(&tui, "the dialog closed", |s| !s.contains("New session"));
-    tui.send(&["q"]);
-    let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
-    assert!(screen.contains("[tty restored]"), "{screen}");
+    quit(&tui);
 }

@@ -59,7 +59,7 @@ pub fn session_names() -> Vec<CompletionCandidate> {
             let path = "/api/sessions?archived=true";
             let sessions: Vec<Session> = client.call_as(reqwest::Method::GET, path, None::<&()>).await.ok()?;
             let names = sessions.iter().map(|s| {
-                CompletionCandidate::new(s.name.as_str()).help(Some(crate::sessions::kebab(&s.status).into()))
+                CompletionCandidate::new(s.name.as_str()).help(Some(clauderon_client::kebab(&s.status).into()))
             });
             Some(names.collect())
         })

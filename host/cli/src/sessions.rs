@@ -11,7 +11,7 @@ use clauderon_sessions::{AccessMode, CreateRequest, EgressMode, EgressPolicy, Is
 use reqwest::Method;
 use serde_json::Value;
 
-use clauderon_client::{Client, seg};
+use clauderon_client::{Client, kebab, seg};
 use clauderon_daemon::Home;
 
 /// `--access-mode`/`--mode`: `read-only` or `read-write`, parsed as the one [`AccessMode`].
@@ -168,11 +168,6 @@ pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A status as the API spells it (`waiting-for-input`).
-pub(crate) fn kebab(value: &impl serde::Serialize) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 /// Print `answer` as JSON (`--json`), or the sentence `human` makes of it.

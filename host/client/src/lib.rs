@@ -29,6 +29,11 @@ pub fn seg(name: &str) -> String {
         .collect()
 }
 
+/// A value as the API spells it (`waiting-for-input`, `running`): its JSON string.
+pub fn kebab(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
 /// A WebSocket to the daemon.
 pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

@@ -613,7 +613,7 @@ impl App {
                 let (id, name) = (chat.id.clone(), chat.name.clone());
                 let waiting = self.sessions.get(&id).map(|s| s.agent_status);
                 if waiting != Some(AgentStatus::WaitingForApproval) {
-                    let state = waiting.map(|w| list::kebab(&w)).unwrap_or_else(|| "gone".into());
+                    let state = waiting.map(|w| clauderon_client::kebab(&w)).unwrap_or_else(|| "gone".into());
                     self.say(format!("{name} is not waiting for approval (its agent is {state})."), true);
                     return None;
                 }

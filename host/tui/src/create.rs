@@ -272,6 +272,31 @@ fn expand_home(path: &str) -> String {
     }
 }
 
+/// A doctor's answer for tests: docker cannot run, zellij (the default),
+/// claude-code (the default) and shell can.
+#[cfg(test)]
+pub(crate) fn test_doctor() -> Doctor {
+    let check = |area: &str, name: &str, ok: bool| clauderon_api::doctor::Check {
+        area: area.into(),
+        name: name.into(),
+        ok,
+        required: false,
+        detail: if ok { "ready".into() } else { "docker is not running".into() },
+        fix: None,
+    };
+    Doctor {
+        ok: true,
+        default_backend: "zellij".into(),
+        default_agent: "claude-code".into(),
+        checks: vec![
+            check("backend", "docker", false),
+            check("backend", "zellij", true),
+            check("agent", "claude-code", true),
+            check("agent", "shell", true),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,32 +311,10 @@ mod tests {
         }
     }
 
-    fn doctor() -> Doctor {
-        let check = |area: &str, name: &str, ok: bool| clauderon_api::doctor::Check {
-            area: area.into(),
-            name: name.into(),
-            ok,
-            required: false,
-            detail: if ok { "ready".into() } else { "docker is not running".into() },
-            fix: None,
-        };
-        Doctor {
-            ok: true,
-            default_backend: "zellij".into(),
-            default_agent: "claude-code".into(),
-            checks: vec![
-                check("backend", "docker", false),
-                check("backend", "zellij", true),
-                check("agent", "claude-code", true),
-                check("agent", "shell", true),
-            ],
-        }
-    }
-
     #[test]
     fn the_form_makes_the_request_tab_by_tab() {
         let mut form = CreateForm::new(vec!["/src/shop".into(), "/src/blog".into()]);
-        form.choices(&doctor());
+        form.choices(&test_doctor());
         assert_eq!((form.backend, form.agent), (1, 0), "the doctor's defaults are chosen");
         typed(&mut form, "Fix the login bug");
         form.key(key(KeyCode::Tab));

@@ -35,8 +35,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::app::{Action, App, Update};
-use crate::list::kebab;
 use crate::terminal::Screen;
+use clauderon_client::kebab;
 
 /// Run the TUI until the user quits (or a signal ends it).
 pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {

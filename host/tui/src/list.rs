@@ -2,6 +2,7 @@
 //! (the web dashboard's, with the same keys `1`–`6`), search, sort, and how an
 //! event from the daemon changes a session.
 
+use clauderon_client::kebab;
 use clauderon_sessions::{AgentStatus, Session, Status};
 
 /// The filter tabs, in the order of their keys (`1`–`6`).
@@ -162,11 +163,6 @@ impl Sort {
             o.then_with(|| b.updated_at.cmp(&a.updated_at)).then_with(|| a.name.cmp(&b.name))
         });
     }
-}
-
-/// A status as the API spells it (`waiting-for-input`).
-pub fn kebab(value: &impl serde::Serialize) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 /// What an event from the daemon's stream means for the list.

@@ -14,7 +14,8 @@ use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Wr
 use crate::app::{App, AuditRecord, CHAT_KEYS, Connection, Decision, KEYS, Mode, Pane, SessionView};
 use crate::attach::Attached;
 use crate::create::{Choice, CreateForm, Field};
-use crate::list::{SortKey, Tab, kebab};
+use crate::list::{SortKey, Tab};
+use clauderon_client::kebab;
 
 /// The smallest terminal the TUI draws in; a smaller one gets a sentence saying so.
 pub const MIN_WIDTH: u16 = 44;
@@ -940,25 +941,7 @@ mod tests {
             app.key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE)),
             Some(crate::app::Action::OpenCreate)
         );
-        let check = |area: &str, name: &str, ok: bool| clauderon_api::doctor::Check {
-            area: area.into(),
-            name: name.into(),
-            ok,
-            required: false,
-            detail: if ok { "ready".into() } else { "no Docker engine answers".into() },
-            fix: None,
-        };
-        let doctor = clauderon_api::doctor::Doctor {
-            ok: true,
-            default_backend: "zellij".into(),
-            default_agent: "claude-code".into(),
-            checks: vec![
-                check("backend", "zellij", true),
-                check("backend", "docker", false),
-                check("agent", "claude-code", true),
-            ],
-        };
-        app.update(Update::Doctor(Box::new(doctor)));
+        app.update(Update::Doctor(Box::new(crate::create::test_doctor())));
         for c in "Fix the flaky payments test".chars() {
             press(&mut app, KeyCode::Char(c));
         }
