@@ -49,7 +49,8 @@ setup:
 # Install the real tools the tests drive: zellij (compiled from crates.io, ~15 min
 # the first time), the Docker engine and the session image (~1.5 min the first
 # time), the agent CLIs, a GraphQL server and playwright-core from npm,
-# Chromium from apt, and schemathesis from PyPI (~30 s).
+# Chromium from apt, Debian's OpenSSH server unpacked (for the over-SSH test),
+# and schemathesis from PyPI (~30 s).
 tools: zellij
     #!/usr/bin/env bash
     set -euo pipefail
@@ -59,6 +60,24 @@ tools: zellij
       echo "tools: installing tmux"
       SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
       $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q tmux
+    fi
+    if ! command -v ssh >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1; then
+      echo "tools: installing the OpenSSH client"
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+      $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q openssh-client
+    fi
+    # The TUI's over-SSH test starts its own sshd on 127.0.0.1: Debian's
+    # package is unpacked here, never installed (no service, no port 22).
+    if [ ! -x "{{tools_dir}}/openssh/usr/sbin/sshd" ]; then
+      echo "tools: unpacking Debian's OpenSSH server into {{tools_dir}}/openssh (not installed as a service)"
+      debs=$(mktemp -d)
+      if ! (cd "$debs" && apt-get download -q openssh-server libwrap0 >/dev/null 2>&1); then
+        SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+        $SUDO apt-get update -q
+        (cd "$debs" && apt-get download -q openssh-server libwrap0)
+      fi
+      for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "{{tools_dir}}/openssh"; done
+      rm -rf "$debs"
     fi
     if ! docker version >/dev/null 2>&1; then
       if ! command -v dockerd >/dev/null 2>&1; then

@@ -163,10 +163,7 @@ impl Home {
     /// This home, its config naming a free port for the API; returns the port.
     pub fn free_port(self) -> (Self, u16) {
         let home = self;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = free_port();
         std::fs::write(home.path("config.toml"), format!("[daemon]\nhttp_port = {port}\n")).expect("config");
         (home, port)
     }
@@ -763,6 +760,110 @@ pub fn wait_for_agent_status(world: &World, id: &str, status: &str) {
     }
 }
 
+/// A TCP port free on 127.0.0.1 now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// `cmd` as one line of `sh`: each word single-quoted.
+fn shell_words(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|w| format!("'{}'", w.to_string_lossy().replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The tools `just tools` installs (`CLAUDERON_TOOLS_DIR`, else
+/// `~/.cache/clauderon/tools`).
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("CLAUDERON_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/clauderon/tools"))
+}
+
+/// A real OpenSSH server on 127.0.0.1 (Debian's `sshd`, which `just tools`
+/// unpacks into the tools directory) for this test's user, with its own host key and a key only this
+/// test holds; killed on drop. Running as root it needs sshd's privilege
+/// separation directory, `/run/sshd`, which it makes if missing.
+pub struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Sshd {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keygen = |name: &str| {
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.path().join(name))
+                .status()
+                .expect("ssh-keygen (openssh-client)")
+                .success();
+            assert!(ok, "ssh-keygen");
+        };
+        keygen("host");
+        keygen("user");
+        std::fs::copy(dir.path().join("user.pub"), dir.path().join("authorized")).expect("authorized keys");
+        let port = free_port();
+        let d = dir.path().display();
+        let config = format!(
+            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host\nAuthorizedKeysFile {d}/authorized\n\
+             PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+        );
+        std::fs::write(dir.path().join("sshd_config"), config).expect("sshd_config");
+        if !Path::new("/run/sshd").exists() && Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n") {
+            std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        }
+        let unpacked = tools_dir().join("openssh");
+        let sshd = unpacked.join("usr/sbin/sshd");
+        assert!(
+            sshd.exists(),
+            "{} is missing: run `./justw tools` (it unpacks Debian's openssh-server)",
+            sshd.display()
+        );
+        let child = Command::new(sshd)
+            .env("LD_LIBRARY_PATH", unpacked.join("usr/lib/x86_64-linux-gnu"))
+            .args(["-D", "-e", "-f"])
+            .arg(dir.path().join("sshd_config"))
+            .stderr(std::fs::File::create(dir.path().join("sshd.log")).expect("log"))
+            .spawn()
+            .expect("sshd");
+        let server = Self { dir, port, child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = std::fs::read_to_string(server.dir.path().join("sshd.log")).unwrap_or_default();
+            assert!(std::time::Instant::now() < deadline, "sshd did not listen on {port}:\n{log}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// `ssh` to this server as this user, with `options` (no host key prompt, no agent, no config).
+    pub fn command(&self, options: &[&str]) -> Command {
+        let user = String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout).expect("utf-8");
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"])
+            .arg("-i")
+            .arg(self.dir.path().join("user"))
+            .args(["-p", &self.port.to_string()])
+            .args(options)
+            .arg(format!("{}@127.0.0.1", user.trim()));
+        cmd
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A clauderon command (`attach NAME`, `tui`) in a real terminal: a
 /// detached 120×30 tmux session on its own tmux server, killed on drop.
 pub struct Terminal {
@@ -783,19 +884,38 @@ impl Terminal {
     /// command left the terminal's settings as it found them
     /// (`[tty restored]` or `[tty changed]`).
     pub fn run(home: &Home, label: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let tmux = format!("clauderon-test-{label}");
+        Self::start(label, &Self::script(home, args, env))
+    }
+
+    /// The same, on the other side of an SSH connection to `sshd` (`ssh -tt`:
+    /// the command gets the pseudo-terminal sshd makes, and the terminal's
+    /// size and keys go through SSH).
+    pub fn over_ssh(sshd: &Sshd, home: &Home, label: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let remote = Self::script(home, args, env);
+        let mut cmd = sshd.command(&["-tt"]);
+        cmd.arg(remote);
+        Self::start(label, &shell_words(&cmd))
+    }
+
+    /// The shell script [`Terminal::run`] runs.
+    fn script(home: &Home, args: &[&str], env: &[(&str, &str)]) -> String {
         let vars: String = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect();
-        let cmd = format!(
+        format!(
             "S=$(stty -g); {vars}CLAUDERON_HOME={} {} {}; echo \"[clauderon exited: $?]\"; \
              if [ \"$(stty -g)\" = \"$S\" ]; then echo '[tty restored]'; else echo '[tty changed]'; fi; exec sleep 3600",
             home.dir.path().display(),
             clauderon_bin().display(),
             args.join(" ")
-        );
+        )
+    }
+
+    /// `cmd` in a new 120×30 terminal named after `label`.
+    fn start(label: &str, cmd: &str) -> Self {
+        let tmux = format!("clauderon-test-{label}");
         let terminal = Self { socket: tmux.clone(), tmux };
         let ok = terminal
             .command()
-            .args(["new-session", "-d", "-s", &terminal.tmux, "-x", "120", "-y", "30", &cmd])
+            .args(["new-session", "-d", "-s", &terminal.tmux, "-x", "120", "-y", "30", cmd])
             .status()
             .expect("tmux");
         assert!(ok.success(), "tmux new-session");

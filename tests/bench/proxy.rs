@@ -939,14 +939,7 @@ fn mitmdump() -> Result<PathBuf, String> {
     if let Some(bin) = on_path {
         return Ok(bin);
     }
-    let tools = match std::env::var_os("CLAUDERON_TOOLS_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
-            PathBuf::from(home).join(".cache/clauderon/tools")
-        }
-    };
-    let venv = tools.join("mitmproxy-venv");
+    let venv = clauderon_tests::tools_dir().join("mitmproxy-venv");
     let bin = venv.join("bin").join("mitmdump");
     if bin.is_file() {
         return Ok(bin);

@@ -6,14 +6,11 @@
 
 use std::process::Command;
 
-use clauderon_tests::{Home, git_repo};
+use clauderon_tests::{Home, git_repo, tools_dir};
 
 /// schemathesis's `st`, from the tools directory `just tools` fills.
 fn schemathesis() -> std::path::PathBuf {
-    let tools = std::env::var_os("CLAUDERON_TOOLS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/clauderon/tools")
-    });
-    let st = tools.join("py/bin/st");
+    let st = tools_dir().join("py/bin/st");
     assert!(st.exists(), "{} is missing: run `just tools` (it installs schemathesis from PyPI)", st.display());
     st
 }

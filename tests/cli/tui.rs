@@ -4,7 +4,7 @@
 //! do (the CLI) shows up live, and the terminal is given back as it was.
 
 use clauderon_tests::{
-    CANARIES, MOCK_ANSWER, Terminal, World, create_interactive, eventually, unique, wait_for_agent_status,
+    CANARIES, MOCK_ANSWER, Sshd, Terminal, World, create_interactive, eventually, unique, wait_for_agent_status,
 };
 use serde_json::Value;
 
@@ -172,8 +172,38 @@ fn the_embedded_terminal_types_switches_resizes_and_detaches() {
     quit(&tui);
 }
 
+/// Over SSH (a real OpenSSH server on 127.0.0.1, `ssh -tt`, in tmux): the
+/// list, keys, a resize (SSH's window-change) and the embedded terminal
+/// typed into, all through the connection; `q` gives the remote terminal
+/// back as it was.
 #[test]
-fn sigterm_a_tiny_terminal_and_no_color_are_handled() {
+fn over_ssh_keys_resize_and_attach_work() {
+    let world = World::start();
+    let repo = world.repo.path().to_str().expect("utf-8");
+    let name = unique("tui-ssh");
+    world.home.run(&["create", "-r", repo, "-a", "shell", "--name", &name, "-p", "echo ssh-ready; exec sh"]).ok();
+    let sshd = Sshd::start();
+    let tui = Terminal::over_ssh(&sshd, &world.home, &unique("tui-ssh"), &["tui"], &[]);
+    wait(&tui, "the session, over SSH", |s| row(s, &name).contains("running"));
+    tui.send(&["?"]);
+    wait(&tui, "the help", |s| s.contains("Esc, ? or q closes"));
+    tui.send(&["Escape"]);
+    tui.resize(30, 6);
+    wait(&tui, "the size sentence (SSH passed the resize)", |s| s.contains("needs at least"));
+    tui.resize(120, 30);
+    wait(&tui, "the list again", |s| row(s, &name).contains("running") && !s.contains("Esc, ? or q"));
+    tui.send(&["Enter"]);
+    wait(&tui, "the session's terminal", |s| s.contains("Ctrl-Q detach") && s.contains("ssh-ready"));
+    tui.send(&["-l", "echo over-ssh-$((6*7))"]);
+    tui.send(&["Enter"]);
+    wait(&tui, "the shell's answer", |s| s.contains("over-ssh-42"));
+    tui.send(&["C-q"]);
+    wait(&tui, "the list", |s| s.contains("? help"));
+    quit(&tui);
+}
+
+#[test]
+fn sigterm_a_panic_a_tiny_terminal_and_no_color_are_handled() {
     let world = World::start();
     let name = shell_session(&world, "tui-term");
     let tui = Terminal::run(&world.home, &unique("tui-term"), &["tui"], &[("NO_COLOR", "1")]);
@@ -204,6 +234,22 @@ fn sigterm_a_tiny_terminal_and_no_color_are_handled() {
     let screen = wait(&tui, "the TUI to exit", |s| s.contains("[clauderon exited: 0]"));
     assert!(screen.contains("[tty restored]"), "{screen}");
     assert_eq!(tui.pane("#{alternate_on}"), "0");
+    // A panic (a debug build's switch makes one once the list is drawn): the
+    // terminal is given back once, before the panic's message is printed, so
+    // the message stays whole on the screen, above what the shell prints next.
+    let env = [("CLAUDERON_TUI_TEST_PANIC", "1"), ("RUST_BACKTRACE", "0")];
+    let panics = Terminal::run(&world.home, &unique("tui-panic"), &["tui"], &env);
+    let screen = wait(&panics, "the TUI to panic", |s| s.contains("[clauderon exited: 101]"));
+    let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
+    let at = |text: &str| lines.iter().position(|l| l.contains(text));
+    let (panicked, message, exited) =
+        (at("thread 'main'"), at("CLAUDERON_TUI_TEST_PANIC asked for a panic"), at("[clauderon exited: 101]"));
+    assert!(
+        panicked.is_some() && panicked < message && message < exited,
+        "the panic's message is not shown whole:\n{screen}"
+    );
+    assert_eq!(lines.get(exited.unwrap_or(0) + 1), Some(&"[tty restored]"), "{screen}");
+    assert_eq!(panics.pane("#{alternate_on}"), "0");
 }
 
 /// The chat (`c`) of a real Claude Code session against the mock model: the
@@ -308,17 +354,23 @@ fn the_audit_view_marks_blocked_requests_and_shows_no_credential() {
 
 /// The create dialog (`n`): the doctor's backends and agents, a missing
 /// prompt said, the prompt written in the user's `$VISUAL` (Ctrl-E), the
+/// repository picked in the directory browser (Ctrl-O; a path outside the
+/// home typed in is not listed: the browser starts at the home instead), the
 /// session created through the API and shown running; a second create with
 /// the same name keeps the form and shows the API's words.
 #[test]
 fn create_through_the_dialog_with_the_prompt_from_the_editor() {
-    let world = World::start();
+    // The daemon's HOME holds the repository, for the dialog's directory browser.
+    let user_home = tempfile::tempdir().expect("tempdir");
+    let home_dir = user_home.path().canonicalize().expect("home").to_str().expect("utf-8").to_string();
+    let world = World::start_full(Some(user_home.path()), "", "", &[("HOME", &home_dir)]);
     // The "editor": writes the prompt into the file it is given, as a user would in vi.
     let editor = world.home.path("editor.sh");
     std::fs::write(&editor, "#!/bin/sh\nprintf 'echo from-the-editor; sleep 600\\n' > \"$1\"\n").expect("editor");
     std::process::Command::new("chmod").arg("+x").arg(&editor).status().expect("chmod");
     let editor = editor.to_str().expect("utf-8").to_string();
-    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let repo = world.repo.path().canonicalize().expect("repo").to_str().expect("utf-8").to_string();
+    let repo_dir = repo.rsplit('/').next().expect("a name").to_string();
     let name = unique("tui-new");
     let tui = Terminal::run(&world.home, &unique("tui-new"), &["tui"], &[("VISUAL", &editor)]);
     wait(&tui, "the empty list", |s| s.contains("No sessions yet"));
@@ -328,8 +380,26 @@ fn create_through_the_dialog_with_the_prompt_from_the_editor() {
     wait(&tui, "the missing prompt said", |s| s.contains("Write a prompt"));
     tui.send(&["C-e"]);
     wait(&tui, "the prompt from the editor", |s| s.contains("echo from-the-editor; sleep 600"));
+    // The browser: `/etc` typed in is outside the home, so it starts at the home.
     tui.send(&["Tab"]);
-    tui.send(&["-l", &repo]);
+    tui.send(&["-l", "/etc"]);
+    tui.send(&["C-o"]);
+    let screen = wait(&tui, "the home listed", |s| s.contains("Choose the repository") && s.contains(&home_dir));
+    assert!(!screen.contains("passwd") && !screen.contains("apt/"), "/etc listed:\n{screen}");
+    // The repository is a hidden directory (a temp dir's name): `.` shows it, marked git.
+    tui.send(&["."]);
+    wait(&tui, "the repository listed", |s| s.contains(&format!("{repo_dir}/  git")));
+    let picked = (0..10).any(|_| {
+        if tui.screen().contains(&format!("▌ {repo_dir}/")) {
+            return true;
+        }
+        tui.send(&["j"]);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        false
+    });
+    assert!(picked, "the repository never selected:\n{}", tui.screen());
+    tui.send(&["Space"]);
+    wait(&tui, "the repository filled in", |s| s.contains("New session") && s.contains(&repo));
     tui.send(&["Tab"]);
     tui.send(&["-l", &name]);
     tui.send(&["Tab", "Tab"]);

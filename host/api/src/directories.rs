@@ -20,7 +20,7 @@ use crate::ApiError;
 pub const MAX_ENTRIES: usize = 2000;
 
 /// One directory in a listing.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Directory {
     /// Its name.
     pub name: String,
@@ -31,7 +31,7 @@ pub struct Directory {
 }
 
 /// The directories inside one directory under the user's home.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Listing {
     /// The directory listed (absolute, resolved).
     pub path: String,

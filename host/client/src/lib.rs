@@ -19,12 +19,17 @@ use clauderon_sessions::Session;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-/// `name` as one segment of an API path (`/api/sessions/{name}`): letters,
-/// digits, `-` and `_` as they are, anything else percent-encoded.
+/// `name` as one segment of an API path (`/api/sessions/{name}`) or a query
+/// value: ASCII letters, digits, `-` and `_` as they are, every other byte
+/// of its UTF-8 percent-encoded.
 pub fn seg(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_string() } else { format!("%{:02X}", c as u32) }
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
         })
         .collect()
 }
@@ -268,5 +273,19 @@ impl Client {
             bail!("{msg}");
         }
         Ok((value, headers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seg;
+
+    #[test]
+    fn a_segment_encodes_each_byte_of_its_utf8() {
+        assert_eq!(seg("fix-login_2"), "fix-login_2");
+        assert_eq!(seg("/home/ada/my src"), "%2Fhome%2Fada%2Fmy%20src");
+        // Two bytes in UTF-8, not the code point (U+0436 would be `%436`).
+        assert_eq!(seg("ж"), "%D0%B6");
+        assert_eq!(seg("a&hidden=true"), "a%26hidden%3Dtrue");
     }
 }

@@ -63,7 +63,7 @@ pub struct SessionView {
 
 /// Every key of the session list, as the help overlay and `docs/tui.md` show them.
 pub const KEYS: &[(&str, &str)] = &[
-    ("n", "create a session (Tab moves, Ctrl-E edits the prompt in $EDITOR, Ctrl-S creates)"),
+    ("n", "create a session (Tab moves; the dialog's bottom line shows its keys)"),
     ("c", "chat: the session's history, live; approvals"),
     ("A", "audit: the session's requests through the proxy, live"),
     ("j / k, ↓ / ↑", "move"),
@@ -124,21 +124,36 @@ pub const CHAT_KEYS: &[(&str, &str)] = &[
     ("Esc, q", "back to the list"),
 ];
 
-/// What a key asks the daemon to do (the caller runs it).
+/// What a key asks for: the loop runs these itself (they hold a socket, a
+/// task or the terminal), and hands each [`Call`] to the API.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// One request to the API; its answer is reported as [`Update::Done`].
+    Call(Call),
     /// The create dialog opened: it needs the backends and agents (the doctor).
     OpenCreate,
     /// Create a session.
     Create(Box<clauderon_sessions::CreateRequest>),
     /// Edit the create dialog's prompt in the user's editor.
     EditPrompt(String),
+    /// List directories for the create dialog's browser (see [`FormAction::Browse`]).
+    Browse { path: String, hidden: bool, or_home: bool },
     /// Follow this session's history (the chat opened).
-    Follow {
-        id: String,
-    },
+    Follow { id: String },
     /// Stop following it (the chat closed).
     Unfollow,
+    /// Attach the session's terminal (replacing one attached already).
+    Attach { id: String, name: String },
+    /// Bytes for the attached terminal.
+    Input(Vec<u8>),
+    /// Close the attached terminal.
+    Detach,
+}
+
+/// One request to the API about a session (or all of them), answered with a
+/// sentence for the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
     /// Answer the agent's permission prompt.
     Answer {
         id: String,
@@ -167,15 +182,6 @@ pub enum Action {
         mode: AccessMode,
     },
     Reconcile,
-    /// Attach the session's terminal (replacing one attached already).
-    Attach {
-        id: String,
-        name: String,
-    },
-    /// Bytes for the attached terminal.
-    Input(Vec<u8>),
-    /// Close the attached terminal.
-    Detach,
 }
 
 /// What the daemon said (through the caller).
@@ -210,6 +216,11 @@ pub enum Update {
     Created(Result<Box<Session>, String>),
     /// The prompt as the user's editor left it.
     Prompt(String),
+    /// The directories in `asked`, for the create dialog's browser, or the API's words.
+    Directories {
+        asked: String,
+        listing: Result<Box<clauderon_api::directories::Listing>, String>,
+    },
     /// What the attached terminal drew.
     Output {
         id: String,
@@ -409,6 +420,11 @@ impl App {
                     form.prompt = text;
                 }
             }
+            Update::Directories { asked, listing } => {
+                if let Some(form) = self.create.as_mut() {
+                    form.listed(&asked, listing.map(|l| *l));
+                }
+            }
             Update::Done(Ok(text)) => self.say(text, false),
             Update::Done(Err(text)) => self.say(text, true),
         }
@@ -429,6 +445,7 @@ impl App {
                 }
                 FormAction::Submit(request) => Some(Action::Create(request)),
                 FormAction::EditPrompt(text) => Some(Action::EditPrompt(text)),
+                FormAction::Browse { path, hidden, or_home } => Some(Action::Browse { path, hidden, or_home }),
             };
         }
         if let Some(t) = self.attached.as_mut() {
@@ -520,7 +537,7 @@ impl App {
             KeyCode::Esc => self.query.clear(),
             KeyCode::Char('o') => self.sort = self.sort.next_key(),
             KeyCode::Char('O') => self.sort.descending = !self.sort.descending,
-            KeyCode::Char('r') => return Some(Action::Reconcile),
+            KeyCode::Char('r') => return Some(Action::Call(Call::Reconcile)),
             KeyCode::Char('n') => {
                 // Earlier sessions' repositories (with the subdirectory they worked in), most recent first.
                 let mut all: Vec<&Session> = self.sessions.values().collect();
@@ -553,18 +570,20 @@ impl App {
                     "Delete {}? Its backend resource, worktree and branch go too (a branch with commits of its own is kept). y / n",
                     s.name
                 );
-                let action = Action::Delete { id: s.id.clone(), name: s.name.clone() };
+                let action = Action::Call(Call::Delete { id: s.id.clone(), name: s.name.clone() });
                 self.mode = Mode::Confirm { question, action };
             }
             KeyCode::Char('m') => {
                 let s = self.current()?;
                 let (id, name) = (s.id.clone(), s.name.clone());
                 if s.access_mode == AccessMode::ReadWrite {
-                    return Some(Action::SetAccessMode { id, name, mode: AccessMode::ReadOnly });
+                    return Some(Action::Call(Call::SetAccessMode { id, name, mode: AccessMode::ReadOnly }));
                 }
                 let question = format!("Let {name} write through the proxy (read-write)? y / n");
-                self.mode =
-                    Mode::Confirm { question, action: Action::SetAccessMode { id, name, mode: AccessMode::ReadWrite } };
+                self.mode = Mode::Confirm {
+                    question,
+                    action: Action::Call(Call::SetAccessMode { id, name, mode: AccessMode::ReadWrite }),
+                };
             }
             _ => {}
         }
@@ -580,7 +599,7 @@ impl App {
                     let text = std::mem::take(draft);
                     chat.draft = None;
                     chat.scroll = 0;
-                    return Some(Action::Type { id: chat.id.clone(), name: chat.name.clone(), text });
+                    return Some(Action::Call(Call::Type { id: chat.id.clone(), name: chat.name.clone(), text }));
                 }
                 KeyCode::Backspace => {
                     draft.pop();
@@ -618,7 +637,7 @@ impl App {
                     return None;
                 }
                 let answer = if c == 'y' { clauderon_api::Answer::Approve } else { clauderon_api::Answer::Deny };
-                return Some(Action::Answer { id, name, answer });
+                return Some(Action::Call(Call::Answer { id, name, answer }));
             }
             _ => {}
         }
@@ -630,7 +649,7 @@ impl App {
     }
 
     fn transition(&self, verb: &'static str) -> Option<Action> {
-        self.on_current(|s| Action::Transition { id: s.id.clone(), name: s.name.clone(), verb })
+        self.on_current(|s| Action::Call(Call::Transition { id: s.id.clone(), name: s.name.clone(), verb }))
     }
 
     /// Move the selection `by` rows (clamped to the list).
@@ -708,19 +727,27 @@ mod tests {
         app.key(key(KeyCode::Char('d')));
         assert_eq!(
             app.key(key(KeyCode::Char('y'))),
-            Some(Action::Delete { id: "id-alpha".into(), name: "alpha".into() })
+            Some(Action::Call(Call::Delete { id: "id-alpha".into(), name: "alpha".into() }))
         );
         // Read-write → read-only at once; back to read-write only after a yes.
         let to_ro = app.key(key(KeyCode::Char('m')));
         assert_eq!(
             to_ro,
-            Some(Action::SetAccessMode { id: "id-alpha".into(), name: "alpha".into(), mode: AccessMode::ReadOnly })
+            Some(Action::Call(Call::SetAccessMode {
+                id: "id-alpha".into(),
+                name: "alpha".into(),
+                mode: AccessMode::ReadOnly
+            }))
         );
         app.sessions.get_mut("id-alpha").expect("session").access_mode = AccessMode::ReadOnly;
         assert_eq!(app.key(key(KeyCode::Char('m'))), None);
         assert_eq!(
             app.key(key(KeyCode::Enter)),
-            Some(Action::SetAccessMode { id: "id-alpha".into(), name: "alpha".into(), mode: AccessMode::ReadWrite })
+            Some(Action::Call(Call::SetAccessMode {
+                id: "id-alpha".into(),
+                name: "alpha".into(),
+                mode: AccessMode::ReadWrite
+            }))
         );
     }
 
@@ -749,10 +776,14 @@ mod tests {
         let expected: Vec<String> = KEYS
             .iter()
             .chain(crate::attach::ATTACHED_KEYS)
+            .chain(crate::create::BROWSE_KEYS)
             .chain(CHAT_KEYS)
             .map(|(k, w)| format!("| {k} | {w} |"))
             .collect();
-        assert_eq!(rows, expected, "docs/tui.md's key tables differ from the help's (KEYS, ATTACHED_KEYS, CHAT_KEYS)");
+        assert_eq!(
+            rows, expected,
+            "docs/tui.md's key tables differ from the code's (KEYS, ATTACHED_KEYS, BROWSE_KEYS, CHAT_KEYS)"
+        );
     }
 
     #[test]

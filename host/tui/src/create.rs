@@ -4,8 +4,12 @@
 //! backend and agent (the ones this machine can run now, from the doctor),
 //! the model, access mode, plan mode and skip permissions — then progress
 //! while the session starts, and the API's own words when it cannot.
+//! The repository can also be picked in a directory browser (Ctrl-O), which
+//! lists what the daemon's `GET /api/directories` answers: directories under
+//! the user's home, git repositories marked.
 //! This module is the form's state and keys; `view.rs` draws it.
 
+use clauderon_api::directories::Listing;
 use clauderon_api::doctor::Doctor;
 use clauderon_sessions::{AccessMode, CreateRequest};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -71,6 +75,37 @@ pub enum FormAction {
     Submit(Box<CreateRequest>),
     /// Edit the prompt in the user's editor.
     EditPrompt(String),
+    /// List the directories in `path` (`""`: the home), hidden ones with
+    /// `hidden`; if `or_home`, the home instead when `path` cannot be listed.
+    Browse { path: String, hidden: bool, or_home: bool },
+}
+
+/// Keys of the directory browser, as its bottom line and `docs/tui.md` show them.
+pub const BROWSE_KEYS: &[(&str, &str)] = &[
+    ("j / k, ↓ / ↑", "move"),
+    ("Enter, l, →", "open the selected directory"),
+    ("h, ←, Backspace", "up to the parent"),
+    ("Space", "use the selected directory as the repository"),
+    ("u", "use the directory shown"),
+    (".", "show / hide hidden directories"),
+    ("Esc", "back to the form, the repository as it was"),
+];
+
+/// The directory browser (Ctrl-O in Repository).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Picker {
+    /// The directory asked for (what the answer must match; `""`: the home).
+    pub asked: String,
+    /// Hidden directories listed too.
+    pub hidden: bool,
+    /// The daemon's last answer.
+    pub listing: Option<Listing>,
+    /// The selected entry of the listing.
+    pub selected: usize,
+    /// Why the last directory could not be listed (the API's words).
+    pub error: Option<String>,
+    /// The directory left by going up: selected once its parent is listed.
+    pub came_from: Option<String>,
 }
 
 /// The create dialog's state.
@@ -95,6 +130,8 @@ pub struct CreateForm {
     pub progress: Vec<String>,
     /// Why the last try failed (the API's words), or what is missing.
     pub error: Option<String>,
+    /// The directory browser, while it is open.
+    pub picker: Option<Picker>,
 }
 
 impl CreateForm {
@@ -117,6 +154,7 @@ impl CreateForm {
             busy: false,
             progress: Vec::new(),
             error: None,
+            picker: None,
         }
     }
 
@@ -165,6 +203,9 @@ impl CreateForm {
         if self.busy {
             return None;
         }
+        if self.picker.is_some() {
+            return self.browse_key(key);
+        }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
             KeyCode::Esc => return Some(FormAction::Cancel),
@@ -173,6 +214,11 @@ impl CreateForm {
             KeyCode::Char('s') if ctrl => return self.submit(),
             KeyCode::Char('e') if ctrl && self.focus == Field::Prompt => {
                 return Some(FormAction::EditPrompt(self.prompt.clone()));
+            }
+            KeyCode::Char('o') if ctrl && self.focus == Field::Repo => {
+                let start = self.repo.trim().to_string();
+                self.picker = Some(Picker { asked: start.clone(), ..Picker::default() });
+                return Some(FormAction::Browse { or_home: !start.is_empty(), path: start, hidden: false });
             }
             KeyCode::Enter if self.focus == Field::Create => return self.submit(),
             KeyCode::Enter => self.step(1),
@@ -249,6 +295,63 @@ impl CreateForm {
             Field::Plan if key.code == KeyCode::Char(' ') => self.plan = !self.plan,
             Field::SkipPermissions if key.code == KeyCode::Char(' ') => self.skip_permissions = !self.skip_permissions,
             _ => {}
+        }
+    }
+
+    /// A key in the directory browser.
+    fn browse_key(&mut self, key: KeyEvent) -> Option<FormAction> {
+        let picker = self.picker.as_mut()?;
+        let count = picker.listing.as_ref().map_or(0, |l| l.entries.len());
+        let selected = picker.listing.as_ref().and_then(|l| l.entries.get(picker.selected)).map(|d| d.path.clone());
+        let shown = picker.listing.as_ref().map(|l| l.path.clone());
+        let parent = picker.listing.as_ref().and_then(|l| l.parent.clone());
+        let browse = |picker: &mut Picker, path: String| {
+            picker.asked = path.clone();
+            picker.error = None;
+            Some(FormAction::Browse { path, hidden: picker.hidden, or_home: false })
+        };
+        match key.code {
+            KeyCode::Esc => self.picker = None,
+            KeyCode::Down | KeyCode::Char('j') if count > 0 => picker.selected = (picker.selected + 1).min(count - 1),
+            KeyCode::Up | KeyCode::Char('k') => picker.selected = picker.selected.saturating_sub(1),
+            KeyCode::Home | KeyCode::Char('g') => picker.selected = 0,
+            KeyCode::End | KeyCode::Char('G') => picker.selected = count.saturating_sub(1),
+            KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => return browse(picker, selected?),
+            KeyCode::Left | KeyCode::Backspace | KeyCode::Char('h') => {
+                picker.came_from = shown;
+                return browse(picker, parent?);
+            }
+            KeyCode::Char('.') => {
+                picker.hidden = !picker.hidden;
+                picker.came_from = selected;
+                return browse(picker, shown.unwrap_or_else(|| picker.asked.clone()));
+            }
+            KeyCode::Char(' ') => self.choose(selected?),
+            KeyCode::Char('u') => self.choose(shown?),
+            _ => {}
+        }
+        None
+    }
+
+    fn choose(&mut self, path: String) {
+        self.repo = path;
+        self.picker = None;
+        self.error = None;
+    }
+
+    /// The daemon's answer for the directory `asked`; an answer for a
+    /// directory the browser has moved on from is dropped.
+    pub fn listed(&mut self, asked: &str, result: Result<Listing, String>) {
+        let Some(picker) = self.picker.as_mut().filter(|p| p.asked == asked) else { return };
+        match result {
+            Ok(listing) => {
+                let came_from = picker.came_from.take();
+                picker.selected = listing.entries.iter().position(|d| Some(&d.path) == came_from.as_ref()).unwrap_or(0);
+                picker.listing = Some(listing);
+                picker.error = None;
+            }
+            // The listing shown (if any) stays: the user is still where they were.
+            Err(why) => picker.error = Some(why),
         }
     }
 
@@ -344,6 +447,70 @@ mod tests {
         assert!(request.plan_mode && !request.skip_permissions);
         assert!(form.busy, "the form waits for the answer");
         assert!(form.key(key(KeyCode::Char('x'))).is_none());
+    }
+
+    fn listing(path: &str, parent: Option<&str>, names: &[&str]) -> Listing {
+        Listing {
+            path: path.into(),
+            parent: parent.map(String::from),
+            home: "/home/ada".into(),
+            repository: false,
+            entries: names
+                .iter()
+                .map(|n| clauderon_api::directories::Directory {
+                    name: n.to_string(),
+                    path: format!("{path}/{n}"),
+                    repository: n.starts_with("repo"),
+                })
+                .collect(),
+            left_out: 0,
+        }
+    }
+
+    fn browse(path: &str, hidden: bool, or_home: bool) -> Option<FormAction> {
+        Some(FormAction::Browse { path: path.into(), hidden, or_home })
+    }
+
+    #[test]
+    fn the_browser_walks_directories_and_fills_in_the_repository() {
+        let mut form = CreateForm::new(vec!["~/src".into()]);
+        let ctrl_o = KeyEvent::new(KeyCode::Char('o'), KeyModifiers::CONTROL);
+        assert_eq!(form.key(ctrl_o), None, "Ctrl-O browses only from the repository field");
+        form.key(key(KeyCode::Tab));
+        assert_eq!(form.key(ctrl_o), browse("~/src", false, true), "it starts at the repository typed in");
+        // An answer for another directory (one the browser moved on from) is dropped.
+        form.listed("/elsewhere", Ok(listing("/elsewhere", None, &["x"])));
+        assert!(form.picker.as_ref().is_some_and(|p| p.listing.is_none()));
+        form.listed("~/src", Ok(listing("/home/ada/src", Some("/home/ada"), &["blog", "repo-shop", "zeta"])));
+        form.key(key(KeyCode::Char('j')));
+        assert_eq!(form.key(key(KeyCode::Enter)), browse("/home/ada/src/repo-shop", false, false));
+        form.listed("/home/ada/src/repo-shop", Ok(listing("/home/ada/src/repo-shop", Some("/home/ada/src"), &[])));
+        // Up again: the directory just left is the one selected.
+        assert_eq!(form.key(key(KeyCode::Left)), browse("/home/ada/src", false, false));
+        form.listed("/home/ada/src", Ok(listing("/home/ada/src", Some("/home/ada"), &["blog", "repo-shop", "zeta"])));
+        assert_eq!(form.picker.as_ref().map(|p| p.selected), Some(1));
+        // Hidden directories: the same directory asked again.
+        assert_eq!(form.key(key(KeyCode::Char('.'))), browse("/home/ada/src", true, false));
+        // A directory that cannot be listed: the API's words, the listing kept.
+        form.key(key(KeyCode::Enter));
+        form.listed("/home/ada/src/repo-shop", Err("permission denied".into()));
+        let picker = form.picker.as_ref().expect("still browsing");
+        assert_eq!(picker.error.as_deref(), Some("permission denied"));
+        assert!(picker.listing.as_ref().is_some_and(|l| l.path == "/home/ada/src"));
+        // Esc goes back with the repository as it was; Space picks the selection.
+        form.key(key(KeyCode::Esc));
+        assert_eq!((form.picker.is_none(), form.repo.as_str()), (true, "~/src"));
+        form.key(ctrl_o);
+        form.listed("~/src", Ok(listing("/home/ada/src", Some("/home/ada"), &["blog", "repo-shop"])));
+        form.key(key(KeyCode::End));
+        form.key(key(KeyCode::Char(' ')));
+        assert_eq!((form.picker.is_none(), form.repo.as_str()), (true, "/home/ada/src/repo-shop"));
+        // `u` picks the directory shown; at the home there is no parent to go up to.
+        form.key(ctrl_o);
+        form.listed("/home/ada/src/repo-shop", Ok(listing("/home/ada", None, &["src"])));
+        assert_eq!(form.key(key(KeyCode::Backspace)), None);
+        form.key(key(KeyCode::Char('u')));
+        assert_eq!(form.repo, "/home/ada");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use clauderon_api::directories::Listing;
 use clauderon_api::doctor::Doctor;
 use clauderon_api::{Answer, ApprovalBody, Changes, Deleted, InputBody, ModeBody, Typed};
 use clauderon_client::{Client, seg};
@@ -34,7 +35,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::app::{Action, App, Update};
+use crate::app::{Action, App, Call, Update};
 use crate::terminal::Screen;
 use clauderon_client::kebab;
 
@@ -66,6 +67,14 @@ pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {
     let result = loop {
         if let Err(e) = screen.terminal.draw(|f| view::draw(f, &mut app)) {
             break Err(anyhow::Error::new(e).context("drawing the screen"));
+        }
+        // Debug builds only: a panic on purpose once the list is drawn, so the
+        // end-to-end tests can see the terminal given back after a panic (this
+        // binary has no other way to panic on purpose). Release builds have no
+        // such switch.
+        #[cfg(debug_assertions)]
+        if std::env::var_os("CLAUDERON_TUI_TEST_PANIC").is_some() && !app.sessions.is_empty() {
+            panic!("CLAUDERON_TUI_TEST_PANIC asked for a panic");
         }
         let [term, hup, int] = &mut signals;
         tokio::select! {
@@ -119,8 +128,11 @@ pub async fn run(home: &Home) -> anyhow::Result<ExitCode> {
                                 task.abort();
                             }
                         }
-                        Some(action) => {
-                            tokio::spawn(perform(client.clone(), action, tx.clone()));
+                        Some(Action::Browse { path, hidden, or_home }) => {
+                            tokio::spawn(directories(client.clone(), path, hidden, or_home, tx.clone()));
+                        }
+                        Some(Action::Call(call)) => {
+                            tokio::spawn(perform(client.clone(), call, tx.clone()));
                         }
                         None => {}
                     }
@@ -169,26 +181,26 @@ fn handle(client: &Arc<Client>, tx: &mpsc::Sender<Update>, app: &mut App, update
     }
 }
 
-/// Run one action against the API and report how it went.
-async fn perform(client: Arc<Client>, action: Action, tx: mpsc::Sender<Update>) {
+/// Run one call against the API and report how it went.
+async fn perform(client: Arc<Client>, call: Call, tx: mpsc::Sender<Update>) {
     let done = async {
-        match action {
-            Action::Transition { id, name, verb } => {
+        match call {
+            Call::Transition { id, name, verb } => {
                 let path = format!("/api/sessions/{}/{verb}", seg(&id));
                 let s: Session = client.call_as(Method::POST, &path, None::<&()>).await?;
                 anyhow::Ok(format!("{name} is now {}.", kebab(&s.status)))
             }
-            Action::Delete { id, name } => {
+            Call::Delete { id, name } => {
                 let path = format!("/api/sessions/{}", seg(&id));
                 let d: Deleted = client.call_as(Method::DELETE, &path, None::<&()>).await?;
                 Ok(format!("Deleted {name}: {}", d.message))
             }
-            Action::SetAccessMode { id, name, mode } => {
+            Call::SetAccessMode { id, name, mode } => {
                 let path = format!("/api/sessions/{}/access-mode", seg(&id));
                 let s: Session = client.call_as(Method::PUT, &path, Some(&ModeBody { mode })).await?;
                 Ok(format!("{name} is now {}.", s.access_mode.as_str()))
             }
-            Action::Reconcile => {
+            Call::Reconcile => {
                 let r: Changes = client.call_as(Method::POST, "/api/reconcile", None::<&()>).await?;
                 Ok(match r.changes.len() {
                     0 => "Every session matches its backend.".to_string(),
@@ -198,26 +210,18 @@ async fn perform(client: Arc<Client>, action: Action, tx: mpsc::Sender<Update>) 
                     ),
                 })
             }
-            Action::Answer { id, name, answer } => {
+            Call::Answer { id, name, answer } => {
                 let path = format!("/api/sessions/{}/approval", seg(&id));
                 let _: Typed = client.call_as(Method::POST, &path, Some(&ApprovalBody { answer })).await?;
                 let done = if answer == Answer::Approve { "Approved" } else { "Denied" };
                 Ok(format!("{done}: typed the agent's keys into {name}'s terminal."))
             }
-            Action::Type { id, name, text } => {
+            Call::Type { id, name, text } => {
                 let path = format!("/api/sessions/{}/input", seg(&id));
                 let body = InputBody { text, submit: true };
                 let _: Typed = client.call_as(Method::POST, &path, Some(&body)).await?;
                 Ok(format!("Sent to {name}."))
             }
-            Action::Attach { .. }
-            | Action::Input(_)
-            | Action::Detach
-            | Action::Follow { .. }
-            | Action::Unfollow
-            | Action::OpenCreate
-            | Action::Create(_)
-            | Action::EditPrompt(_) => Ok(String::new()),
         }
     };
     let _ = tx.send(Update::Done(done.await.map_err(|e| format!("{e:#}")))).await;
@@ -289,6 +293,22 @@ async fn doctor(client: Arc<Client>, tx: mpsc::Sender<Update>) {
         Err(e) => Update::Done(Err(format!("asking what this machine can run: {e:#}"))),
     };
     let _ = tx.send(update).await;
+}
+
+/// The directories in `path` for the create dialog's browser (the home
+/// instead, with `or_home`, when `path` cannot be listed).
+async fn directories(client: Arc<Client>, path: String, hidden: bool, or_home: bool, tx: mpsc::Sender<Update>) {
+    let list = |path: &str| {
+        let url = format!("/api/directories?path={}&hidden={hidden}", seg(path));
+        let client = client.clone();
+        async move { client.call_as::<Listing>(Method::GET, &url, None::<&()>).await }
+    };
+    let mut listing = list(&path).await;
+    if listing.is_err() && or_home {
+        listing = list("").await;
+    }
+    let listing = listing.map(Box::new).map_err(|e| format!("{e:#}"));
+    let _ = tx.send(Update::Directories { asked: path, listing }).await;
 }
 
 /// Create a session; the new session or the API's words go back to the dialog.

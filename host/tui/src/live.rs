@@ -91,17 +91,40 @@ pub async fn follow_session(client: Arc<Client>, id: String, tx: Sender<Update>)
     }
     let mut cursor = 0;
     let mut audit_after = 0;
-    let mut failing = false;
+    // Each failing read is said once (until it works again), then retried.
+    let (mut chat_failing, mut audit_failing) = (false, false);
+    let say_once = |failing: &mut bool, what: &str, e: anyhow::Error| {
+        let first = !std::mem::replace(failing, true);
+        first.then(|| Update::Done(Err(format!("reading the {what}: {e:#}"))))
+    };
+    // Sent as they come (a backlog's pages one by one).
+    let send = |update: Option<Update>| {
+        let tx = tx.clone();
+        async move {
+            match update {
+                Some(update) => tx.send(update).await.is_ok(),
+                None => true,
+            }
+        }
+    };
     loop {
         // The audit: every page up to now (the first time, the whole backlog; the view keeps the newest).
         loop {
             let path = format!("/api/audit?session={}&after={audit_after}&limit=1000", seg(&id));
-            let Ok(page) = client.call_as::<AuditPage>(reqwest::Method::GET, &path, None::<&()>).await else { break };
+            let page = match client.call_as::<AuditPage>(reqwest::Method::GET, &path, None::<&()>).await {
+                Ok(page) => page,
+                Err(e) => {
+                    if !send(say_once(&mut audit_failing, "audit", e)).await {
+                        return;
+                    }
+                    break;
+                }
+            };
+            audit_failing = false;
             let full = page.records.len() == 1000;
             audit_after = page.last_seq;
-            if !page.records.is_empty()
-                && tx.send(Update::Audit { id: id.clone(), records: page.records }).await.is_err()
-            {
+            let records = (!page.records.is_empty()).then(|| Update::Audit { id: id.clone(), records: page.records });
+            if !send(records).await {
                 return;
             }
             if !full {
@@ -109,9 +132,9 @@ pub async fn follow_session(client: Arc<Client>, id: String, tx: Sender<Update>)
             }
         }
         let path = format!("/api/sessions/{}/history?cursor={cursor}", seg(&id));
-        let update = match client.call_as::<Page>(reqwest::Method::GET, &path, None::<&()>).await {
+        let history = match client.call_as::<Page>(reqwest::Method::GET, &path, None::<&()>).await {
             Ok(page) => {
-                failing = false;
+                chat_failing = false;
                 cursor = page.cursor;
                 Some(Update::History {
                     id: id.clone(),
@@ -120,15 +143,9 @@ pub async fn follow_session(client: Arc<Client>, id: String, tx: Sender<Update>)
                     transcript: page.transcript.is_some(),
                 })
             }
-            Err(e) if !failing => {
-                failing = true;
-                Some(Update::Done(Err(format!("reading the chat: {e:#}"))))
-            }
-            Err(_) => None,
+            Err(e) => say_once(&mut chat_failing, "chat", e),
         };
-        if let Some(update) = update
-            && tx.send(update).await.is_err()
-        {
+        if !send(history).await {
             return;
         }
         tokio::time::sleep(FOLLOW_EVERY).await;

@@ -1,13 +1,23 @@
 //! The user's terminal while the TUI runs: raw mode and the alternate screen
-//! from [`Screen::enter`], given back for an attach ([`Screen::suspend`],
-//! [`Screen::resume`]), and restored on every way out — a return, an error,
-//! a panic (ratatui's panic hook), and SIGTERM, SIGHUP or SIGINT (the main
-//! loop turns them into a return).
+//! from [`Screen::enter`], given back for the user's editor
+//! ([`Screen::suspend`], [`Screen::resume`]), and restored once on every way
+//! out — a return, an error, a panic (a panic hook gives it back before the
+//! message is printed), and SIGTERM, SIGHUP or SIGINT (the main loop turns
+//! them into a return).
 
 use std::io::stdout;
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ratatui::DefaultTerminal;
+use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::{cursor, execute, terminal};
+
+/// Whether the TUI holds the terminal now (raw mode, the alternate screen).
+/// Giving it back twice would do harm: leaving the alternate screen again
+/// moves the cursor back to where the TUI started, so what was printed
+/// after the first time (a panic's message) would be written over.
+static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// The terminal in the TUI's hands; restored when dropped.
 pub struct Screen {
@@ -15,9 +25,18 @@ pub struct Screen {
 }
 
 impl Screen {
-    /// Take the terminal: raw mode, the alternate screen, a panic hook that restores it.
+    /// Take the terminal: raw mode, the alternate screen, a panic hook that
+    /// gives it back before the panic's message is printed.
     pub fn enter() -> std::io::Result<Self> {
-        match ratatui::try_init() {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let printing = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                restore();
+                printing(info);
+            }));
+        });
+        match take().and_then(|()| ratatui::Terminal::new(CrosstermBackend::new(stdout()))) {
             Ok(terminal) => Ok(Self { terminal }),
             Err(e) => {
                 restore();
@@ -26,20 +45,20 @@ impl Screen {
         }
     }
 
-    /// Give the terminal back for a while (an attach runs in it).
+    /// Give the terminal back for a while (an editor runs in it).
     pub fn suspend(&mut self) -> std::io::Result<()> {
-        ratatui::try_restore()?;
-        execute!(stdout(), cursor::Show)
+        restore();
+        Ok(())
     }
 
     /// Take it again after [`Screen::suspend`], and draw everything anew.
     pub fn resume(&mut self) -> std::io::Result<()> {
-        terminal::enable_raw_mode()?;
-        execute!(stdout(), terminal::EnterAlternateScreen, terminal::Clear(terminal::ClearType::All))?;
+        take()?;
+        execute!(stdout(), terminal::Clear(terminal::ClearType::All))?;
         // A new terminal has nothing drawn, so its next frame is drawn whole
         // (`Terminal::clear` would first ask the terminal where its cursor is,
-        // and an attach command may have left that answer unread).
-        self.terminal = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(stdout()))?;
+        // and an editor may have left that answer unread).
+        self.terminal = ratatui::Terminal::new(CrosstermBackend::new(stdout()))?;
         Ok(())
     }
 }
@@ -50,8 +69,18 @@ impl Drop for Screen {
     }
 }
 
-/// Leave raw mode and the alternate screen, and show the cursor.
+/// Raw mode and the alternate screen.
+fn take() -> std::io::Result<()> {
+    TAKEN.store(true, Ordering::SeqCst);
+    terminal::enable_raw_mode()?;
+    execute!(stdout(), terminal::EnterAlternateScreen)
+}
+
+/// Leave raw mode and the alternate screen and show the cursor, once for
+/// each time the terminal was taken.
 fn restore() {
-    ratatui::restore();
-    let _ = execute!(stdout(), cursor::Show);
+    if TAKEN.swap(false, Ordering::SeqCst) {
+        let _ = terminal::disable_raw_mode();
+        let _ = execute!(stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+    }
 }

@@ -13,7 +13,7 @@ use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Wr
 
 use crate::app::{App, AuditRecord, CHAT_KEYS, Connection, Decision, KEYS, Mode, Pane, SessionView};
 use crate::attach::Attached;
-use crate::create::{Choice, CreateForm, Field};
+use crate::create::{Choice, CreateForm, Field, Picker};
 use crate::list::{SortKey, Tab};
 use clauderon_client::kebab;
 
@@ -114,9 +114,20 @@ fn draw_create(frame: &mut Frame, form: &CreateForm, theme: &Theme, area: Rect) 
     let shown_progress = form.progress.len().min(4) as u16;
     let height = (Field::ALL.len() as u16 + 5 + shown_progress).min(area.height);
     let box_area = centered(area, width, height);
-    let block = Block::bordered().title(" New session ").title_bottom(
-        " Tab next · ←/→ choose · Space toggle · ↑/↓ earlier repos · Ctrl-E editor · Ctrl-S create · Esc ",
-    );
+    if let Some(picker) = &form.picker {
+        return draw_picker(frame, picker, theme, box_area);
+    }
+    // The keys of the focused field first: the line is cut at the box's width.
+    let field_keys = match form.focus {
+        Field::Prompt => "Ctrl-E editor · ",
+        Field::Repo => "Ctrl-O browse · ↑/↓ earlier · ",
+        Field::Backend | Field::Agent | Field::Access => "←/→ choose · ",
+        Field::Plan | Field::SkipPermissions => "Space toggle · ",
+        Field::Name | Field::Model | Field::Create => "",
+    };
+    let block = Block::bordered()
+        .title(" New session ")
+        .title_bottom(format!(" {field_keys}Tab next · Ctrl-S create · Esc cancel "));
     let inner = block.inner(box_area);
     frame.render_widget(Clear, box_area);
     frame.render_widget(block, box_area);
@@ -198,6 +209,53 @@ fn draw_create(frame: &mut Frame, form: &CreateForm, theme: &Theme, area: Rect) 
         lines.push(Line::styled(one_line(error), theme.fg(Color::Red).add_modifier(Modifier::BOLD)));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// The create dialog's directory browser, in the dialog's box: the directory
+/// shown, its directories (git repositories marked), the selection kept on
+/// screen.
+fn draw_picker(frame: &mut Frame, picker: &Picker, theme: &Theme, box_area: Rect) {
+    let hints = " Enter open · ← up · Space use selected · u use this · . hidden · Esc back ";
+    let block = Block::bordered().title(" Choose the repository ").title_bottom(hints);
+    let inner = block.inner(box_area);
+    frame.render_widget(Clear, box_area);
+    frame.render_widget(block, box_area);
+    let bold = theme.paint(Style::new().add_modifier(Modifier::BOLD));
+    let git = |yes: bool| if yes { Span::styled("  git", theme.fg(Color::Green)) } else { Span::raw("") };
+    let mut head = vec![Line::from(match &picker.listing {
+        Some(l) => vec![Span::styled(one_line(&l.path), bold), git(l.repository)],
+        None => vec![Span::styled(
+            format!("listing {}…", if picker.asked.is_empty() { "~" } else { &picker.asked }),
+            theme.fg(Color::DarkGray),
+        )],
+    })];
+    if let Some(error) = &picker.error {
+        head.push(Line::styled(one_line(error), theme.fg(Color::Red).add_modifier(Modifier::BOLD)));
+    }
+    let mut rows: Vec<Line> = Vec::new();
+    let mut selected = 0;
+    if let Some(l) = &picker.listing {
+        if l.entries.is_empty() {
+            rows.push(Line::styled("  No directories here.", theme.fg(Color::DarkGray)));
+        }
+        for (i, d) in l.entries.iter().enumerate() {
+            let name = format!("{} {}/", if i == picker.selected { "▌" } else { " " }, one_line(&d.name));
+            let style = if i == picker.selected { bold.add_modifier(Modifier::REVERSED) } else { Style::new() };
+            rows.push(Line::from(vec![Span::styled(name, style), git(d.repository)]));
+        }
+        selected = picker.selected.min(l.entries.len().saturating_sub(1));
+        if l.left_out > 0 {
+            rows.push(Line::styled(format!("  …and {} more not shown", l.left_out), theme.fg(Color::DarkGray)));
+        }
+    }
+    let [head_area, list_area] =
+        Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Fill(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(head), head_area);
+    // Scrolled so the selection is on screen (in the middle once it can be).
+    let height = usize::from(list_area.height);
+    let top = selected.saturating_sub(height / 2).min(rows.len().saturating_sub(height));
+    let shown: Vec<Line> = rows.into_iter().skip(top).take(height).collect();
+    frame.render_widget(Paragraph::new(shown), list_area);
 }
 
 /// Styles, with colour or (`NO_COLOR`) without: bold, reverse and underline stay.
@@ -852,11 +910,11 @@ mod tests {
         let sent = app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
         assert_eq!(
             sent,
-            Some(crate::app::Action::Type {
+            Some(crate::app::Action::Call(crate::app::Call::Type {
                 id: "id-payments-api".into(),
                 name: "payments-api".into(),
                 text: "Now fix the flaky one".into()
-            })
+            }))
         );
     }
 
@@ -864,7 +922,10 @@ mod tests {
     fn chat_keys_approve_only_a_waiting_agent_and_esc_goes_back() {
         let mut app = chat_app();
         let approve = app.key(KeyEvent::new(KeyCode::Char('y'), KeyModifiers::NONE));
-        assert!(matches!(approve, Some(crate::app::Action::Answer { answer: clauderon_api::Answer::Approve, .. })));
+        assert!(matches!(
+            approve,
+            Some(crate::app::Action::Call(crate::app::Call::Answer { answer: clauderon_api::Answer::Approve, .. }))
+        ));
         app.sessions.get_mut("id-payments-api").expect("session").agent_status = AgentStatus::Working;
         assert_eq!(app.key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE)), None);
         assert!(
@@ -956,6 +1017,40 @@ mod tests {
         app.update(Update::Created(Err("no Docker engine answers at /var/run/docker.sock".into())));
         insta::assert_snapshot!("the_create_dialog_failed", render(&mut app, 100, 24).backend());
         assert!(app.create.as_ref().is_some_and(|f| !f.busy && f.prompt == "Fix the flaky payments test"));
+    }
+
+    #[test]
+    fn the_directory_browser() {
+        let mut app = sample();
+        app.key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::NONE));
+        press(&mut app, KeyCode::Tab);
+        let browse = app.key(KeyEvent::new(KeyCode::Char('o'), KeyModifiers::CONTROL));
+        let Some(crate::app::Action::Browse { path, .. }) = browse else { panic!("Ctrl-O browses: {browse:?}") };
+        let dir = |name: &str, repository: bool| clauderon_api::directories::Directory {
+            name: name.into(),
+            path: format!("/home/ada/src/{name}"),
+            repository,
+        };
+        let mut entries = vec![dir("blog", true), dir("notes", false), dir("shop\x1b[2J", true)];
+        entries.extend((0..20).map(|i| dir(&format!("z{i:02}"), false)));
+        let listing = clauderon_api::directories::Listing {
+            path: "/home/ada/src".into(),
+            parent: Some("/home/ada".into()),
+            home: "/home/ada".into(),
+            repository: false,
+            entries,
+            left_out: 7,
+        };
+        app.update(Update::Directories { asked: path, listing: Ok(Box::new(listing)) });
+        press(&mut app, KeyCode::Down);
+        press(&mut app, KeyCode::Down);
+        // A name's control characters are shown; the selection is on screen.
+        insta::assert_snapshot!(render(&mut app, 100, 24).backend());
+        press(&mut app, KeyCode::End);
+        let screen = render(&mut app, 100, 24).backend().to_string();
+        assert!(screen.contains("▌ z19/") && screen.contains("…and 7 more not shown"), "{screen}");
+        press(&mut app, KeyCode::Char(' '));
+        assert_eq!(app.create.as_ref().map(|f| f.repo.as_str()), Some("/home/ada/src/z19"));
     }
 
     #[test]
