@@ -84,6 +84,11 @@ fn draw_attached(frame: &mut Frame, app: &App, t: &Attached, theme: &Theme, area
             app.sessions.get(&t.id).map(|s| theme.agent(s.agent_status)).unwrap_or_default(),
         ),
     ];
+    // Before the hints, which are cut first on a narrow terminal.
+    let back = t.parser.screen().scrollback();
+    if back > 0 && t.ended.is_none() {
+        spans.push(Span::styled(format!(" ↑ {back} lines back (type to return) "), theme.fg(Color::Yellow)));
+    }
     if let Some(why) = &t.ended {
         spans.push(Span::styled(
             one_line(&format!(" {why}; any key goes back to the list")),
@@ -99,10 +104,6 @@ fn draw_attached(frame: &mut Frame, app: &App, t: &Attached, theme: &Theme, area
             " Ctrl-Q detach · Ctrl-P/N switch · Shift-PgUp scroll · Ctrl-L lock",
             theme.fg(Color::DarkGray),
         ));
-    }
-    let back = t.parser.screen().scrollback();
-    if back > 0 {
-        spans.push(Span::styled(format!("  ↑ {back} lines back (type to return)"), theme.fg(Color::Yellow)));
     }
     frame.render_widget(Line::from(spans), title);
     frame.render_widget(tui_term::widget::PseudoTerminal::new(t.parser.screen()), body);
@@ -1017,6 +1018,24 @@ mod tests {
         app.update(Update::Created(Err("no Docker engine answers at /var/run/docker.sock".into())));
         insta::assert_snapshot!("the_create_dialog_failed", render(&mut app, 100, 24).backend());
         assert!(app.create.as_ref().is_some_and(|f| !f.busy && f.prompt == "Fix the flaky payments test"));
+    }
+
+    #[test]
+    fn the_embedded_terminal() {
+        let mut app = sample();
+        app.attached = Some(Attached::new("id-fix-login".into(), "fix-login".into(), 11, 72));
+        let mut out: Vec<u8> = (1..=30).flat_map(|i| format!("line {i}\r\n").into_bytes()).collect();
+        out.extend_from_slice(b"\x1b[1;32mok\x1b[0m $ ");
+        app.update(Update::Output { id: "id-fix-login".into(), bytes: out });
+        // Output of another session (one attached before) is not drawn here.
+        app.update(Update::Output { id: "id-docs-site".into(), bytes: b"not this".to_vec() });
+        insta::assert_snapshot!(render(&mut app, 72, 12).backend());
+        app.key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::SHIFT));
+        app.key(KeyEvent::new(KeyCode::Char('l'), KeyModifiers::CONTROL));
+        insta::assert_snapshot!("the_embedded_terminal_scrolled_and_locked", render(&mut app, 72, 12).backend());
+        app.update(Update::Ended { id: "id-fix-login".into(), why: "the session stopped".into() });
+        let screen = render(&mut app, 72, 12).backend().to_string();
+        assert!(screen.contains("the session stopped; any key goes back"), "{screen}");
     }
 
     #[test]
