@@ -181,6 +181,20 @@ impl Home {
     /// The same, started through `wrapper` (a command line that ends by
     /// running its first argument, the `clauderon` binary, with `daemon`).
     pub fn daemon_via(&self, port: u16, env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
+        let daemon = self.daemon_spawned(port, env, wrapper);
+        daemon.wait_ready(true);
+        daemon
+    }
+
+    /// A daemon whose API answers, its start-up reconcile (in the
+    /// background) perhaps still running.
+    pub fn daemon_answering(&self, port: u16) -> Daemon {
+        let daemon = self.daemon_spawned(port, &[], &[]);
+        daemon.wait_ready(false);
+        daemon
+    }
+
+    fn daemon_spawned(&self, port: u16, env: &[(&str, &str)], wrapper: &[&str]) -> Daemon {
         let log = std::fs::File::create(self.path("daemon-test.log")).expect("log");
         let mut command = match wrapper.split_first() {
             None => self.command(&["daemon"]),
@@ -197,8 +211,9 @@ impl Home {
             .stderr(log)
             .spawn()
             .expect("start daemon");
+        // The token is made before the API's port opens.
         let mut daemon = Daemon { child, port, log: self.path("daemon-test.log"), token: String::new() };
-        daemon.wait_ready();
+        daemon.wait_ready(false);
         daemon.token = self.token();
         daemon
     }
@@ -226,15 +241,22 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    fn wait_ready(&self) {
+    /// Wait until the API answers and (with `reconciled`) its start-up
+    /// reconcile, which runs in the background, has finished, so a test sees
+    /// every session as reconciled.
+    fn wait_ready(&self, reconciled: bool) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::time::Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            let (code, health) = self.curl("GET", "/api/health", None, &[]);
+            if code == 200 && (!reconciled || health["reconciled"] == true) {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("the daemon did not start; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        panic!(
+            "the daemon did not start (or its start-up reconcile did not finish); log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 
     /// `curl` a request with the API token: (HTTP status, body as JSON or string).

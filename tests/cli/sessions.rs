@@ -775,6 +775,60 @@ fn reconcile_marks_a_vanished_session_failed_and_start_brings_it_back() {
     home.run(&["delete", &name]).ok();
 }
 
+/// A backend that loops or panics in `status` holds nothing up: after a
+/// restart the API answers while the start-up reconcile is still running
+/// (in the background), the other sessions are reconciled all the same (a
+/// zellij session whose server was killed meanwhile is marked failed), and
+/// the looping and panicking backend's sessions are left as they were, with
+/// a line each saying why.
+#[test]
+fn a_looping_or_panicking_backend_never_stops_reconcile_nor_holds_up_the_api() {
+    let (home, port) = Home::with_free_port();
+    let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
+    std::fs::write(home.path("config.toml"), format!("{config}[limits.backend]\ndeadline = 5000\n")).expect("config");
+    home.install_component("fixtures", "misbehave", "process = [\"true\", \"echo\", \"sleep\"]\n");
+    let daemon = home.daemon(port);
+    let repo = git_repo();
+    let repo_arg = repo.path().to_str().expect("utf-8");
+    let (looping, panicking, victim) = (unique("as-asked-status-loop"), unique("as-asked-status-panic"), unique("rec"));
+    for name in [&looping, &panicking] {
+        let body = format!(
+            r#"{{"repo": {repo_arg:?}, "prompt": "true", "backend": "misbehave", "agent": "shell", "name": "{name}"}}"#
+        );
+        let (code, s) = daemon.http("POST", "/api/sessions", Some(&body));
+        assert_eq!(code, 201, "{s}");
+    }
+    create_shell(&home, repo.path(), &victim, "exec sleep 600");
+    drop(daemon);
+    // Its zellij session is killed while the daemon is down.
+    let zname = format!("clauderon-{victim}");
+    assert!(Command::new("zellij").args(["kill-session", &zname]).status().expect("zellij").success());
+    let _ = Command::new("zellij").args(["delete-session", "--force", &zname]).status();
+
+    // Started again, without waiting for its reconcile: the API answers
+    // while the looping backend's session is still being asked (5 s).
+    let restarted = home.daemon_answering(port);
+    let (_, health) = restarted.curl("GET", "/api/health", None, &[]);
+    assert_eq!(health["reconciled"], false, "the API waited for the looping backend: {health}");
+    let (code, list) = restarted.http("GET", "/api/sessions", None);
+    assert_eq!(code, 200, "the session list is served during the reconcile: {list}");
+    eventually(60, "the start-up reconcile to finish", || {
+        (restarted.curl("GET", "/api/health", None, &[]).1["reconciled"] == true).then_some(())
+    });
+    assert_eq!(status_of(&home, &victim, false).as_deref(), Some("failed"), "the other backend's session");
+    for name in [&looping, &panicking] {
+        assert_eq!(status_of(&home, name, false).as_deref(), Some("running"), "{name} is left as it was");
+    }
+    // Reconcile asked again through the API says why each was not checked, and goes on.
+    let (code, changes) = restarted.http("POST", "/api/reconcile", None);
+    assert_eq!(code, 200, "{changes}");
+    let lines: Vec<&str> = changes["changes"].as_array().expect("changes").iter().filter_map(|c| c.as_str()).collect();
+    let line = |name: &str| lines.iter().find(|l| l.starts_with(name)).copied().unwrap_or_default();
+    assert!(line(&looping).contains("not checked, left as it was") && line(&looping).contains("deadline"), "{lines:?}");
+    assert!(line(&panicking).contains("not checked, left as it was") && line(&panicking).contains("trap"), "{lines:?}");
+    home.run(&["delete", &victim]);
+}
+
 /// `clauderon attach` in a real terminal (tmux) shows the agent's zellij session.
 #[test]
 fn attach_opens_the_sessions_zellij_in_a_terminal() {

@@ -170,6 +170,10 @@ pub struct Health {
     uptime_s: u64,
     /// The daemon's file descriptors: every session's tunnels and streams are some.
     fds: Fds,
+    /// The start-up reconcile (every session compared with its backend, in
+    /// the background) has finished; until then a session's state may be
+    /// the one stored before the daemon started.
+    reconciled: bool,
 }
 
 /// Open file descriptors and the limit on them.
@@ -389,12 +393,13 @@ static STARTED: std::sync::LazyLock<std::time::Instant> = std::sync::LazyLock::n
 
 /// Whether the daemon is up (no token needed).
 #[utoipa::path(get, path = "/api/health", security(()), responses((status = 200, body = Health), Errors))]
-async fn health() -> Json<Health> {
+async fn health(State(s): State<Shared>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: STARTED.elapsed().as_secs(),
         fds: Fds::now().await,
+        reconciled: s.manager.reconciled(),
     })
 }
 

@@ -61,7 +61,8 @@ pub struct Daemon {
 
 impl Daemon {
     /// Open the store, load the components, start the proxy and the session
-    /// manager, bind the API, and reconcile the stored sessions.
+    /// manager, bind the API, and start reconciling the stored sessions (in
+    /// the background: `GET /api/health` says when it has finished).
     ///
     /// The API is bound (after the token is made) before anything else, so
     /// a second daemon on the same port fails before it touches any session.
@@ -126,10 +127,8 @@ impl Daemon {
         );
         let hooks = clauderon_sessions::hooks::spawn(runtime.clone(), manager.subscribe());
         tracing::info!("{hooks} hook component(s) get session events");
-        match manager.reconcile().await {
-            Ok(changes) => changes.iter().for_each(|c| tracing::info!("reconcile: {c}")),
-            Err(e) => tracing::error!("reconciling sessions at start-up failed: {e}"),
-        }
+        // In the background: a slow or failing backend must not hold up the API.
+        manager.reconcile_in_background();
         let push = clauderon_api::push::Push::new(
             config.push.clone(),
             &home.push_key(),

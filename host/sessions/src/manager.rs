@@ -112,7 +112,12 @@ pub struct Manager {
     locks: Locks,
     egress: Option<Arc<dyn Egress>>,
     sandbox: Option<HostSandbox>,
+    /// The start-up reconcile has finished.
+    reconciled: std::sync::atomic::AtomicBool,
 }
+
+/// How many sessions reconcile checks at once.
+pub const RECONCILE_AT_ONCE: usize = 8;
 
 /// Named async locks, made on first use. A lock nobody holds or awaits
 /// (only the registry has it) is dropped at the next call, so the registry
@@ -170,7 +175,17 @@ impl Manager {
     /// A manager over a store and a runtime; worktrees go under `home/worktrees`.
     pub fn new(store: Arc<Store>, runtime: Arc<Runtime>, home: PathBuf, defaults: Defaults) -> Self {
         let (events, _) = broadcast::channel(1024);
-        Self { store, runtime, events, home, defaults, locks: Default::default(), egress: None, sandbox: None }
+        Self {
+            store,
+            runtime,
+            events,
+            home,
+            defaults,
+            locks: Default::default(),
+            egress: None,
+            sandbox: None,
+            reconciled: Default::default(),
+        }
     }
 
     /// Run host sessions (on backends that are not isolated) in the sandbox.
@@ -905,17 +920,56 @@ impl Manager {
 
     /// Compare every stored session with its backend: finish interrupted
     /// creates, mark vanished resources, restart stopped ones where possible.
-    /// Returns one line per change.
+    /// Returns one line per change, by session name.
+    ///
+    /// Sessions are checked [`RECONCILE_AT_ONCE`] at a time, each on its own:
+    /// a backend that fails, traps or runs out its deadline leaves its
+    /// sessions as they were, with a line saying why, and never stops the
+    /// others being checked (nor makes them wait behind it).
     #[tracing::instrument(skip(self))]
     pub async fn reconcile(&self) -> Result<Vec<String>, SessionError> {
-        let mut notes = Vec::new();
-        for s in self.list(false).await? {
-            let (mut session, _g) = self.locked(&s.id).await?;
-            if let Some(note) = self.reconcile_one(&mut session).await? {
-                notes.push(format!("{}: {note}", session.name));
-            }
-        }
+        use futures_util::StreamExt;
+        let sessions = self.list(false).await?;
+        let mut notes: Vec<String> = futures_util::stream::iter(sessions)
+            .map(|s| async move {
+                let checked = async {
+                    let (mut session, _g) = self.locked(&s.id).await?;
+                    self.reconcile_one(&mut session).await
+                };
+                match checked.await {
+                    Ok(note) => note.map(|note| format!("{}: {note}", s.name)),
+                    // Deleted meanwhile: nothing to reconcile.
+                    Err(SessionError::NotFound(_)) => None,
+                    Err(e) => {
+                        tracing::warn!(session = %s.name, backend = %s.backend, "reconcile: {e}");
+                        Some(format!("{}: not checked, left as it was: {e}", s.name))
+                    }
+                }
+            })
+            .buffer_unordered(RECONCILE_AT_ONCE)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        notes.sort();
         Ok(notes)
+    }
+
+    /// Reconcile in the background, as the daemon does at start-up so its
+    /// API answers at once; [`Manager::reconciled`] says when it has finished.
+    pub fn reconcile_in_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let manager = self.clone();
+        tokio::spawn(async move {
+            match manager.reconcile().await {
+                Ok(changes) => changes.iter().for_each(|c| tracing::info!("reconcile: {c}")),
+                Err(e) => tracing::error!("reconciling the sessions failed: {e}"),
+            }
+            manager.reconciled.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    }
+
+    /// Whether the start-up reconcile ([`Manager::reconcile_in_background`]) has finished.
+    pub fn reconciled(&self) -> bool {
+        self.reconciled.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn reconcile_one(&self, session: &mut Session) -> Result<Option<String>, SessionError> {
