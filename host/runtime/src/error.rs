@@ -83,7 +83,13 @@ pub enum CallErrorKind {
     /// The component returned more data than the cap allows.
     #[error("returned more than the output cap of {0} bytes")]
     OutputTooLarge(usize),
-    /// The component trapped (a panic, an unreachable, a bad memory access…).
+    /// The component panicked: its panic message (`panicked at FILE:LINE:COL:
+    /// MESSAGE`, from the SDK's panic hook) and the component's own functions
+    /// it was in.
+    #[error("{message}{}", within(.frames))]
+    Panic { message: String, frames: Vec<String> },
+    /// The component trapped otherwise (an unreachable, a bad memory
+    /// access…): the trap, and the component's own functions it was in.
     #[error("trapped: {0}")]
     Trap(String),
     /// An earlier call on this instance failed; make a new instance.
@@ -120,6 +126,25 @@ impl CallError {
     pub fn is_plugin_error(&self) -> bool {
         matches!(self.kind, CallErrorKind::Plugin(_))
     }
+}
+
+/// ` (in f ← g ← h)`: the functions a trap happened in, innermost first.
+pub(crate) fn within(frames: &[String]) -> String {
+    if frames.is_empty() { String::new() } else { format!(" (in {})", frames.join(" ← ")) }
+}
+
+/// `text` on one line (line breaks as spaces), cut at `max` bytes.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let mut line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.len() > max {
+        let mut end = max;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push('…');
+    }
+    line
 }
 
 /// A plugin error as a sentence.

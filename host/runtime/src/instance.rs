@@ -175,12 +175,43 @@ impl<W> Instance<W> {
         if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
             return CallErrorKind::Timeout(self.plugin.ctx.limits.deadline);
         }
-        CallErrorKind::Trap(format!("{e:#}"))
+        let frames = own_frames(&e);
+        if let Some(said) = self.store.data().panic.clone() {
+            let message = if said.starts_with("panicked") { said } else { format!("panicked: {said}") };
+            return CallErrorKind::Panic { message, frames };
+        }
+        // The trap itself (its root cause), not the backtrace it carries.
+        let reason = match e.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => crate::error::one_line(&format!("{:#}", e.root_cause()), 1 << 10),
+        };
+        CallErrorKind::Trap(format!("{reason}{}", crate::error::within(&frames)))
     }
 
     fn plugin_error(&self, function: &str, e: PluginError) -> CallError {
         error(&self.plugin, function, CallErrorKind::Plugin(e))
     }
+}
+
+/// The component's own functions a trap happened in, innermost first (at
+/// most 6): the backtrace's named frames (demangled, without their hashes)
+/// without the standard library's panic machinery and the export glue
+/// around them. Empty for a component built without its name section.
+fn own_frames(e: &wasmtime::Error) -> Vec<String> {
+    const GLUE: [&str; 8] = ["std::", "core::", "alloc::", "__rustc::", "__rust", "wit_bindgen", "cabi_", "__wasm"];
+    let Some(trace) = e.downcast_ref::<wasmtime::WasmBacktrace>() else { return Vec::new() };
+    trace
+        .frames()
+        .iter()
+        .filter_map(|f| f.func_name())
+        .map(|name| format!("{:#}", rustc_demangle::demangle(name)))
+        .filter(|name| {
+            let bare = name.trim_start_matches('<');
+            !GLUE.iter().any(|g| bare.starts_with(g)) && !name.contains("::_export_")
+        })
+        .take(6)
+        .map(|name| crate::error::one_line(&name, 200))
+        .collect()
 }
 
 /// Call an exported function under the limits:

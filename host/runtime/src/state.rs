@@ -73,6 +73,9 @@ pub struct HostState {
     pub(crate) log_used: usize,
     /// Log bytes dropped during the current call.
     pub(crate) log_dropped: usize,
+    /// What the component's panic hook said during the current call (the
+    /// SDK's hook logs `panic: MESSAGE` at error level before it traps).
+    pub(crate) panic: Option<String>,
     /// When the current call (or the instantiation) began: its deadline
     /// counts from here.
     pub(crate) call_started: std::time::Instant,
@@ -108,6 +111,7 @@ impl HostState {
             limiter,
             log_used: 0,
             log_dropped: 0,
+            panic: None,
             call_started: std::time::Instant::now(),
             session_paths: Arc::from(Vec::new()),
             session: None,
@@ -125,6 +129,7 @@ impl HostState {
         self.call_started = std::time::Instant::now();
         self.log_used = 0;
         self.log_dropped = 0;
+        self.panic = None;
     }
 
     /// Flush what a WASI component printed to the log, and report dropped log bytes.

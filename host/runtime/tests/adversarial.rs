@@ -54,12 +54,19 @@ async fn unbounded_memory_growth_fails_at_the_cap() {
 }
 
 #[tokio::test]
-async fn a_panic_is_a_trap_naming_component_and_function() {
+async fn a_panic_says_its_message_and_the_components_functions() {
     let rt = loaded().await;
     let mut inst = rt.backend("misbehave").await.expect("instance");
     let err = inst.create(&spec("panic")).await.expect_err("panic must fail the call");
-    assert!(matches!(err.kind, CallErrorKind::Trap(_)), "{err}");
-    assert!(err.to_string().starts_with("component `misbehave` failed in `create`: trapped"), "{err}");
+    let CallErrorKind::Panic { message, frames } = &err.kind else { panic!("not a panic: {err}") };
+    assert!(message.starts_with("panicked at misbehave/src/lib.rs:"), "{err}");
+    assert!(message.ends_with("the fixture panicked on purpose"), "{err}");
+    // Its own functions (inlined into the export by the release profile's LTO here).
+    assert!(frames.iter().any(|f| f.contains("create")), "the component's own frames: {err}");
+    assert!(!frames.iter().any(|f| f.starts_with("core::") || f.starts_with("std::")), "{err}");
+    let said = err.to_string();
+    assert!(said.starts_with("component `misbehave` failed in `create`: panicked at misbehave/src/lib.rs:"), "{said}");
+    assert!(!said.contains('\n'), "one line: {said}");
     assert_healthy(&rt).await;
 }
 

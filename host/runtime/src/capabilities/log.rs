@@ -41,6 +41,13 @@ impl LogService {
 /// Longest message kept; the rest is cut with a note.
 pub const MAX_MESSAGE_BYTES: usize = 8 << 10;
 
+/// How an error line says the component is panicking (the SDK's panic hook
+/// writes it); a trap that follows in the same call is reported with it.
+pub const PANIC_PREFIX: &str = "panic: ";
+
+/// Longest panic message carried into the call's error.
+const MAX_PANIC_BYTES: usize = 1 << 10;
+
 /// Add `log` to a component's linker.
 pub(crate) fn link(linker: &mut super::HostLinker) -> wasmtime::Result<()> {
     crate::bindings::log::add_to_linker::<HostState, super::Data>(linker, super::state)
@@ -48,6 +55,10 @@ pub(crate) fn link(linker: &mut super::HostLinker) -> wasmtime::Result<()> {
 
 impl Host for HostState {
     async fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        // Kept whatever the log budget: if the call traps next, this is why.
+        if let (Level::Error, Some(said)) = (level, message.strip_prefix(PANIC_PREFIX)) {
+            self.panic = Some(crate::error::one_line(said, MAX_PANIC_BYTES));
+        }
         let budget = self.ctx.limits.log_bytes_per_call.saturating_sub(self.log_used);
         let keep = message.len().min(MAX_MESSAGE_BYTES).min(budget);
         let quota = self.ctx.limits.log_bytes_per_minute;
