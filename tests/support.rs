@@ -168,6 +168,12 @@ impl Home {
         (home, port)
     }
 
+    /// Add `text` at the end of this home's `config.toml`.
+    pub fn append_config(&self, text: &str) {
+        let config = std::fs::read_to_string(self.path("config.toml")).expect("config");
+        std::fs::write(self.path("config.toml"), format!("{config}{text}")).expect("config");
+    }
+
     /// Start `clauderon daemon` in the foreground of a child process and wait until it answers.
     pub fn daemon(&self, port: u16) -> Daemon {
         self.daemon_with_env(port, &[])
@@ -557,10 +563,8 @@ impl World {
     pub fn start_full(base: Option<&Path>, proxy_settings: &str, extra_config: &str, env: &[(&str, &str)]) -> Self {
         let (home, port) = base.map(Home::new_in).unwrap_or_default().free_port();
         let mock = Mock::start();
-        let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
         let proxy = mock.proxy_config().replacen("[proxy]\n", &format!("[proxy]\n{proxy_settings}"), 1);
-        let text = format!("{config}{proxy}\n{extra_config}");
-        std::fs::write(home.path("config.toml"), text).expect("config");
+        home.append_config(&format!("{proxy}\n{extra_config}"));
         let all_env: Vec<(&str, &str)> = CANARIES.iter().copied().chain(env.iter().copied()).collect();
         let daemon = home.daemon_with_env(port, &all_env);
         let repo = match base {

@@ -42,7 +42,7 @@ fn another_process_of_the_same_user_cannot_read_the_daemons_memory_or_environmen
     for dir in [home.dir.path(), bin_dir.path()] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let port = clauderon_tests::free_port();
     std::fs::write(home.path("config.toml"), format!("[daemon]\nhttp_port = {port}\n")).expect("config");
     let chown = Command::new("chown").args(["-R", "65534:65534"]).arg(home.dir.path()).status().expect("chown");
     assert!(chown.success());

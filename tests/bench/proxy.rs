@@ -669,7 +669,7 @@ impl InProcessProxy {
     /// Start a sandbox's relay (as `clauderon sandbox exec` runs it) on a free
     /// port, to this proxy's unix socket; the proxy URL through it.
     fn through_sandbox_relay(&self) -> String {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let port = clauderon_tests::free_port();
         let socket = self.socket_dir.join(clauderon_proxy::server::SOCKET_NAME);
         for listener in clauderon_sandbox::relay::listen(port).expect("the relay's listener") {
             clauderon_sandbox::relay::serve(listener, socket.clone());

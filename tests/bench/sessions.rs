@@ -105,8 +105,7 @@ enum Until {
 /// options); 15 creates, each deleted before the next.
 fn create_latency(backend: &str, label: &str, extra_config: &str, until: Until, target: Duration) {
     let (home, port) = Home::with_free_port();
-    let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
-    std::fs::write(home.path("config.toml"), format!("{config}{extra_config}")).expect("config");
+    home.append_config(extra_config);
     let daemon = home.daemon(port);
     let repo = git_repo();
     let mut http = Http::connect(&daemon);
@@ -143,8 +142,7 @@ fn create_latency(backend: &str, label: &str, extra_config: &str, until: Until, 
 fn first_instruction_paired(unsandboxed: &str) {
     let start = |extra: &str| {
         let (home, port) = Home::with_free_port();
-        let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
-        std::fs::write(home.path("config.toml"), format!("{config}{extra}")).expect("config");
+        home.append_config(extra);
         let daemon = home.daemon(port);
         let http = Http::connect(&daemon);
         (home, daemon, http)

@@ -452,8 +452,7 @@ fn an_agent_cannot_point_the_daemon_outside_the_session() {
 #[test]
 fn hooks_get_every_session_event_and_a_stalled_hook_delays_nothing() {
     let (home, port) = Home::with_free_port();
-    let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
-    std::fs::write(home.path("config.toml"), format!("{config}\n[limits.hook]\ndeadline = 60000\n")).expect("config");
+    home.append_config("\n[limits.hook]\ndeadline = 60000\n");
     home.install_component("templates", "example-hook", "");
     home.install_component("fixtures", "stall", "");
     let daemon = home.daemon_with_env(port, &[("TOKIO_WORKER_THREADS", "1")]);
@@ -784,8 +783,7 @@ fn reconcile_marks_a_vanished_session_failed_and_start_brings_it_back() {
 #[test]
 fn a_looping_or_panicking_backend_never_stops_reconcile_nor_holds_up_the_api() {
     let (home, port) = Home::with_free_port();
-    let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
-    std::fs::write(home.path("config.toml"), format!("{config}[limits.backend]\ndeadline = 5000\n")).expect("config");
+    home.append_config("[limits.backend]\ndeadline = 5000\n");
     home.install_component("fixtures", "misbehave", "process = [\"true\", \"echo\", \"sleep\"]\n");
     let daemon = home.daemon(port);
     let repo = git_repo();
@@ -886,8 +884,7 @@ fn without_the_sandbox_host_sessions_are_refused_unless_allowed_and_then_marked(
     assert!(refused.stderr.contains("required = false"), "the error says how to go on: {}", refused.stderr);
     drop(daemon);
 
-    let config = std::fs::read_to_string(home.path("config.toml")).expect("config");
-    std::fs::write(home.path("config.toml"), format!("{config}[sandbox]\nrequired = false\n")).expect("config");
+    home.append_config("[sandbox]\nrequired = false\n");
     let _daemon = home.daemon_via(port, &[], &no_userns);
     home.run(&["create", "-r", repo_arg, "-a", "shell", "--name", &name, "-p", "exec sleep 600"]).ok();
     let list = home.run(&["list"]).ok().stdout;

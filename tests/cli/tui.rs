@@ -34,19 +34,19 @@ fn quit(tui: &Terminal) {
     assert_eq!(tui.pane("#{alternate_on}"), "0", "still on the alternate screen");
 }
 
-/// A zellij session running the shell agent; its name.
-fn shell_session(world: &World, label: &str) -> String {
+/// A zellij session running the shell agent with `prompt`; its name.
+fn shell_session(world: &World, label: &str, prompt: &str) -> String {
     let name = unique(label);
     let repo = world.repo.path().to_str().expect("utf-8");
-    world.home.run(&["create", "-r", repo, "-a", "shell", "--name", &name, "-p", "echo ready; sleep 600"]).ok();
+    world.home.run(&["create", "-r", repo, "-a", "shell", "--name", &name, "-p", prompt]).ok();
     name
 }
 
 #[test]
 fn the_list_is_live_and_its_keys_act_through_the_api() {
     let world = World::start();
-    let name = shell_session(&world, "tui");
-    let other = shell_session(&world, "tui-other");
+    let name = shell_session(&world, "tui", "echo ready; sleep 600");
+    let other = shell_session(&world, "tui-other", "echo ready; sleep 600");
     let tui = Terminal::run(&world.home, &unique("tui"), &["tui"], &[]);
     let screen = wait(&tui, "both sessions, live", |s| {
         row(s, &name).contains("running") && row(s, &other).contains("running") && s.contains("● live")
@@ -124,11 +124,8 @@ fn the_list_is_live_and_its_keys_act_through_the_api() {
 #[test]
 fn the_embedded_terminal_types_switches_resizes_and_detaches() {
     let world = World::start();
-    let repo = world.repo.path().to_str().expect("utf-8");
-    let a = unique("tui-a");
-    let b = unique("tui-b");
-    world.home.run(&["create", "-r", repo, "-a", "shell", "--name", &a, "-p", "echo a-ready; exec sh"]).ok();
-    world.home.run(&["create", "-r", repo, "-a", "shell", "--name", &b, "-p", "echo b-ready; sleep 600"]).ok();
+    let a = shell_session(&world, "tui-a", "echo a-ready; exec sh");
+    let b = shell_session(&world, "tui-b", "echo b-ready; sleep 600");
     let tui = Terminal::run(&world.home, &unique("tui-attach"), &["tui"], &[]);
     wait(&tui, "both sessions", |s| row(s, &a).contains("running") && row(s, &b).contains("running"));
     // Sorted by name, the first row is `a`.
@@ -179,9 +176,7 @@ fn the_embedded_terminal_types_switches_resizes_and_detaches() {
 #[test]
 fn over_ssh_keys_resize_and_attach_work() {
     let world = World::start();
-    let repo = world.repo.path().to_str().expect("utf-8");
-    let name = unique("tui-ssh");
-    world.home.run(&["create", "-r", repo, "-a", "shell", "--name", &name, "-p", "echo ssh-ready; exec sh"]).ok();
+    let name = shell_session(&world, "tui-ssh", "echo ssh-ready; exec sh");
     let sshd = Sshd::start();
     let tui = Terminal::over_ssh(&sshd, &world.home, &unique("tui-ssh"), &["tui"], &[]);
     wait(&tui, "the session, over SSH", |s| row(s, &name).contains("running"));
@@ -205,7 +200,7 @@ fn over_ssh_keys_resize_and_attach_work() {
 #[test]
 fn sigterm_a_panic_a_tiny_terminal_and_no_color_are_handled() {
     let world = World::start();
-    let name = shell_session(&world, "tui-term");
+    let name = shell_session(&world, "tui-term", "echo ready; sleep 600");
     let tui = Terminal::run(&world.home, &unique("tui-term"), &["tui"], &[("NO_COLOR", "1")]);
     wait(&tui, "the session", |s| row(s, &name).contains("running"));
     // A terminal too small gets a sentence, and the list comes back with the size.

@@ -137,11 +137,7 @@ pub(crate) fn within(frames: &[String]) -> String {
 pub(crate) fn one_line(text: &str, max: usize) -> String {
     let mut line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if line.len() > max {
-        let mut end = max;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
+        line.truncate(line.floor_char_boundary(max));
         line.push('…');
     }
     line

@@ -76,10 +76,7 @@ impl Host for HostState {
             return Ok(());
         }
         self.log_used += keep;
-        let mut end = keep;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = message.floor_char_boundary(keep);
         let text = &message[..end];
         let cut = if end < message.len() { " […cut]" } else { "" };
         let id = &self.ctx.id;
