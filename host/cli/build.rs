@@ -55,4 +55,41 @@ fn main() {
         }
     }
     std::fs::write(out_dir.join("bundled.rs"), src).expect("writing bundled.rs");
+    embed_sdk(&out_dir);
+}
+
+/// Embeds the plugin SDK (`sdk/`, its templates, and `wit/`, which the SDK
+/// reads as `../wit`) for `clauderon plugins new`, as `SDK_FILES`:
+/// (path relative to the repository, text).
+fn embed_sdk(out_dir: &std::path::Path) {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    for dir in ["sdk", "wit"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+        collect(&root, &root.join(dir), &mut files);
+    }
+    files.sort();
+    let mut src = String::from(
+        "/// The plugin SDK's files: (path in the repository, text).\npub static SDK_FILES: &[(&str, &str)] = &[\n",
+    );
+    for (rel, abs) in &files {
+        let _ = writeln!(src, "    ({rel:?}, include_str!({:?})),", abs.display().to_string());
+    }
+    src.push_str("];\n");
+    std::fs::write(out_dir.join("sdk_files.rs"), src).expect("writing sdk_files.rs");
+}
+
+/// Every file under `dir` but build output (`target`), as (relative path, absolute path).
+fn collect(root: &std::path::Path, dir: &std::path::Path, files: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if entry.file_name() != "target" {
+                collect(root, &path, files);
+            }
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            files.push((rel.display().to_string(), path.canonicalize().unwrap_or(path.clone())));
+        }
+    }
 }

@@ -6,10 +6,16 @@
 //! refuse to load the component, naming what it asked for.
 
 use crate::bindings::imports::clauderon::plugin as raw;
+// Compiled natively (a unit test), the calls go to the test's mock host.
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::native as via;
+#[cfg(target_arch = "wasm32")]
+use raw as via;
 
 /// Write to clauderon's log, tagged with your component's id.
 pub mod log {
-    use super::raw::log::{Level, write};
+    use super::raw::log::Level;
+    use super::via::log::write;
 
     /// Log at error level.
     pub fn error(msg: &str) {
@@ -39,19 +45,19 @@ pub mod kv {
 
     /// The value under `key`.
     pub fn get(key: &str) -> Result<Option<Vec<u8>>> {
-        super::raw::kv::get(key)
+        super::via::kv::get(key)
     }
     /// Store `value` under `key`.
     pub fn set(key: &str, value: &[u8]) -> Result<()> {
-        super::raw::kv::set(key, value)
+        super::via::kv::set(key, value)
     }
     /// Remove `key`; true if it existed.
     pub fn delete(key: &str) -> Result<bool> {
-        super::raw::kv::delete(key)
+        super::via::kv::delete(key)
     }
     /// Keys starting with `prefix`, sorted.
     pub fn list_keys(prefix: &str) -> Result<Vec<String>> {
-        super::raw::kv::list_keys(prefix)
+        super::via::kv::list_keys(prefix)
     }
 }
 
@@ -122,7 +128,7 @@ pub mod process {
         }
         /// Run to completion, whatever the exit code.
         pub fn output(&self) -> Result<Output> {
-            p::run(&self.0)
+            super::via::process::run(&self.0)
         }
         /// Run to completion and return stdout as text; a non-zero exit or a
         /// timeout is an error carrying stderr.
@@ -145,7 +151,7 @@ pub mod process {
         }
         /// Start detached; returns the process id.
         pub fn spawn(&self) -> Result<u32> {
-            p::spawn(&self.0)
+            super::via::process::spawn(&self.0)
         }
     }
 }
@@ -160,7 +166,7 @@ pub mod http {
 
     /// Send a request.
     pub fn send(req: &Request) -> Result<Response> {
-        super::raw::http::send(req)
+        super::via::http::send(req)
     }
     /// `GET url`.
     pub fn get(url: &str) -> Result<Response> {
@@ -190,10 +196,10 @@ pub mod kube {
 
 /// Granted environment variables of the daemon (credential sources only).
 pub mod environment {
-    pub use super::raw::environment::get;
+    pub use super::via::environment::get;
 }
 
 /// Files in clauderon's secrets directory (credential sources only).
 pub mod secret_files {
-    pub use super::raw::secret_files::{names, read};
+    pub use super::via::secret_files::{names, read};
 }

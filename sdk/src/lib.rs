@@ -6,6 +6,9 @@
 //! functions ([`log`], [`kv`], [`process`], [`http`], [`container`], [`kube`],
 //! [`environment`], [`secret_files`]) and one error type, [`Error`].
 //!
+//! `use clauderon_sdk::prelude::*;` brings in what almost every plugin uses,
+//! and [`testing`] (native builds only) is a mock host for unit tests.
+//!
 //! A panic inside your component is reported to clauderon's log with its
 //! message and location before the call fails, instead of a bare "unreachable".
 //!
@@ -15,6 +18,8 @@ pub mod bindings;
 mod error;
 mod host;
 mod kinds;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use host::{container, environment, http, kube, kv, log, process, secret_files};
@@ -29,6 +34,22 @@ pub mod types {
         AccessMode, AgentStatus, CredentialNeed, EnvVar, EventKind, FileToPlace, LaunchPlan, ResourceState,
         ResourceStatus, SessionEvent, SessionInfo, SessionSpec, SessionStatus,
     };
+}
+
+/// What almost every plugin uses: `use clauderon_sdk::prelude::*;`.
+///
+/// The four traits and their info records, the error type, the shared types
+/// (`SessionSpec`, `ResourceStatus`, …), the capability modules and the
+/// export macros.
+pub mod prelude {
+    pub use crate::process::Command;
+    pub use crate::types::*;
+    pub use crate::{
+        Agent, AgentInfo, Backend, BackendFeatures, BackendInfo, CredentialSource, Error, Hook, HookInfo, Result,
+        SourceInfo,
+    };
+    pub use crate::{export_agent, export_backend, export_credential_source, export_hook};
+    pub use crate::{http, kv, log, process};
 }
 
 /// Called at the start of every exported function: installs the panic hook once.

@@ -170,7 +170,7 @@ fn two_hundred_concurrent_creates_then_deletes_all_succeed_and_leave_nothing() {
     assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing left: {list}");
     let worktrees = std::fs::read_dir(w.home.path("worktrees")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(worktrees, 0, "no worktree left");
-    let tmux = Command::new("tmux").args(["-L", "clauderon", "ls"]).output().expect("tmux");
+    let tmux = Command::new("tmux").args(["-L", "example-backend", "ls"]).output().expect("tmux");
     let left = String::from_utf8_lossy(&tmux.stdout).lines().filter(|l| l.contains(&run)).count();
     assert_eq!(left, 0, "no tmux session left");
     println!(

@@ -1,6 +1,6 @@
 //! `clauderon plugins …` end to end, with the real binary and built components.
 
-use clauderon_tests::{Home, repo_root, test_component};
+use clauderon_tests::{Home, test_component};
 
 fn find<'a>(list: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
     list["plugins"].as_array().expect("a JSON array of plugins").iter().find(|p| p["id"] == id)
@@ -161,45 +161,104 @@ fn install_refuses_ungranted_imports_and_bundled_ids() {
     assert!(!home.path("components/ungranted.wasm").exists());
 }
 
-/// The SDK guide's journey: copy a template out of the tree, give it its own
-/// id, build it with `clauderon plugins build`, inspect, install, list.
-#[test]
-fn an_author_builds_installs_and_loads_a_backend_from_the_template() {
-    let home = Home::new();
-    let work = tempfile::tempdir().expect("workdir");
-    let crate_dir = work.path().join("my-backend");
-    std::fs::create_dir_all(crate_dir.join("src")).expect("mkdir");
-    let template = repo_root().join("sdk/templates/backend");
-    std::fs::copy(template.join("src/lib.rs"), crate_dir.join("src/lib.rs")).expect("copy lib.rs");
-    let manifest = std::fs::read_to_string(template.join("component.toml")).expect("component.toml");
-    std::fs::write(crate_dir.join("component.toml"), manifest.replace("\"example-backend\"", "\"my-backend\""))
-        .expect("write component.toml");
-    let sdk = repo_root().join("sdk");
-    let cargo_toml = format!(
-        "[package]\nname = \"my-backend\"\nedition = \"2024\"\nversion = \"0.1.0\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n\
-         [dependencies]\nclauderon-sdk = {{ path = {:?} }}\n\n[workspace]\n\n[profile.release]\nopt-level = \"s\"\n\
-         lto = true\ncodegen-units = 1\npanic = \"abort\"\nstrip = true\n",
-        sdk.display().to_string()
-    );
-    std::fs::write(crate_dir.join("Cargo.toml"), cargo_toml).expect("write Cargo.toml");
+/// `cargo` for a crate `plugins new` wrote: offline (the crate must build
+/// from the SDK on disk and the registry cache alone), sharing the wasm target
+/// dir so std and the SDK's dependencies are built once.
+fn cargo_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("cargo");
+    cmd.args(args).current_dir(dir).env("CARGO_NET_OFFLINE", "true");
+    if let Some(target) = std::env::var_os("CLAUDERON_WASM_TARGET_DIR") {
+        cmd.env("CARGO_TARGET_DIR", target);
+    }
+    for var in ["RUSTC", "RUSTC_WRAPPER", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+        cmd.env_remove(var);
+    }
+    cmd.output().expect("cargo runs")
+}
 
-    let built = home.run(&["plugins", "build", crate_dir.to_str().expect("path")]).ok();
-    assert!(built.stdout.contains("built my-backend (backend"), "{}", built.stdout);
-    let wasm = crate_dir.join("target/clauderon/my-backend.wasm");
+/// An author's first hour: `plugins new` writes a backend that passes its own
+/// unit tests (against the SDK's mock host) and builds outside this
+/// repository; installed, the daemon runs a session on it, and deletes it.
+#[test]
+fn plugins_new_writes_a_backend_that_tests_builds_and_runs_a_session() {
+    let mut world = clauderon_tests::World::start();
+    let home = &world.home;
+    let work = tempfile::tempdir().expect("workdir");
+    let dir = work.path().join("my-tmux");
+    let dir_arg = dir.to_str().expect("path");
+    let created = home.run(&["plugins", "new", "--kind", "backend", "my-tmux", dir_arg]).ok();
+    assert!(created.stdout.contains("clauderon plugins build"), "it says what to do next: {}", created.stdout);
+    let sdk = std::fs::read_dir(home.path("sdk")).expect("the SDK was written").count();
+    assert_eq!(sdk, 1, "one copy of the SDK");
+
+    let tested = cargo_in(&dir, &["test", "-q"]);
+    let out = String::from_utf8_lossy(&tested.stdout).into_owned() + &String::from_utf8_lossy(&tested.stderr);
+    assert!(tested.status.success() && out.contains("4 passed"), "its own tests pass natively: {out}");
+
+    let built = home.run(&["plugins", "build", dir_arg]).ok();
+    assert!(built.stdout.contains("built my-tmux (backend"), "{}", built.stdout);
+    let wasm = dir.join("target/clauderon/my-tmux.wasm");
     let wasm = wasm.to_str().expect("path");
-    // The guide's step 2 has two places to rename; forgetting info()'s is refused, clearly.
-    let refused = home.run(&["plugins", "install", "--yes", wasm]);
-    assert_ne!(refused.code, 0);
-    assert!(refused.stderr.contains("calls itself `example-backend` in info() but `my-backend`"), "{}", refused.stderr);
-    let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).expect("lib.rs");
-    std::fs::write(crate_dir.join("src/lib.rs"), lib.replace("id: \"example-backend\"", "id: \"my-backend\""))
-        .expect("write lib.rs");
-    home.run(&["plugins", "build", crate_dir.to_str().expect("path")]).ok();
     home.run(&["plugins", "inspect", wasm]).ok();
     home.run(&["plugins", "install", "--yes", wasm]).ok();
-    let list = home.run(&["plugins", "list", "--json"]).ok().json();
-    let mine = find(&list, "my-backend").expect("the author's backend is loaded");
-    assert_eq!((mine["kind"].as_str(), mine["source"].as_str()), (Some("backend"), Some("user")));
+    world.restart_daemon();
+
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let name = clauderon_tests::unique("mine");
+    let session = world
+        .home
+        .run(&["create", "-r", &repo, "-b", "my-tmux", "-a", "shell", "--name", &name, "-p", "sleep 600", "--json"])
+        .ok()
+        .json();
+    assert_eq!(session["status"], "running", "{session}");
+    let tmux = |args: &[&str]| std::process::Command::new("tmux").args(["-L", "my-tmux"]).args(args).output();
+    let listed = tmux(&["ls", "-F", "#{session_name}"]).expect("tmux");
+    let resource = format!("clauderon-{name}");
+    assert!(String::from_utf8_lossy(&listed.stdout).lines().any(|l| l == resource), "on its own tmux server");
+    world.home.run(&["delete", &name]).ok();
+    let listed = tmux(&["ls", "-F", "#{session_name}"]).expect("tmux");
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&resource), "deleted with its session");
+}
+
+/// The other three kinds: written, their own tests pass, and they build into
+/// components clauderon loads as they are.
+#[test]
+fn plugins_new_writes_every_kind_ready_to_build_and_load() {
+    let home = Home::new();
+    let work = tempfile::tempdir().expect("workdir");
+    for (kind, name) in [("agent", "my-agent"), ("credential-source", "my-creds"), ("hook", "my-hook")] {
+        let dir = work.path().join(name);
+        let dir_arg = dir.to_str().expect("path");
+        home.run(&["plugins", "new", "--kind", kind, name, dir_arg, "--display-name", "Mine"]).ok();
+        let tested = cargo_in(&dir, &["test", "-q"]);
+        assert!(tested.status.success(), "{kind}: {}", String::from_utf8_lossy(&tested.stderr));
+        home.run(&["plugins", "build", dir_arg]).ok();
+        let wasm = dir.join(format!("target/clauderon/{name}.wasm"));
+        let found = home.run(&["plugins", "inspect", "--json", wasm.to_str().expect("path")]).ok().json();
+        assert_eq!((found["manifest"]["id"].as_str(), found["manifest"]["kind"].as_str()), (Some(name), Some(kind)));
+    }
+    assert_eq!(std::fs::read_dir(home.path("sdk")).expect("sdk").count(), 1, "the SDK is written once");
+}
+
+/// Bad names and places are refused before anything is written.
+#[test]
+fn plugins_new_refuses_bad_names_taken_ids_and_full_directories() {
+    let home = Home::new();
+    let work = tempfile::tempdir().expect("workdir");
+    let at = |d: &str| work.path().join(d).to_str().expect("path").to_string();
+    for (name, says) in
+        [("My_Plugin", "lowercase letters"), ("9lives", "starting with a letter"), ("zellij", "bundled")]
+    {
+        let out = home.run(&["plugins", "new", "--kind", "backend", name, &at(name)]);
+        assert_ne!(out.code, 0, "{name}");
+        assert!(out.stderr.contains(says), "{name}: {}", out.stderr);
+        assert!(!work.path().join(name).exists());
+    }
+    std::fs::create_dir_all(work.path().join("full")).expect("mkdir");
+    std::fs::write(work.path().join("full/keep.txt"), "mine").expect("write");
+    let out = home.run(&["plugins", "new", "--kind", "hook", "full", &at("full")]);
+    assert!(out.code != 0 && out.stderr.contains("is not empty"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(work.path().join("full/keep.txt")).expect("kept"), "mine");
 }
 
 #[test]

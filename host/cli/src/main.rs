@@ -10,6 +10,7 @@ mod completions;
 mod daemon;
 mod doctor;
 mod plugins;
+mod scaffold;
 mod sessions;
 mod web;
 

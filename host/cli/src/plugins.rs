@@ -1,4 +1,4 @@
-//! `clauderon plugins …`: list, inspect, install, remove and build components.
+//! `clauderon plugins …`: create, list, inspect, install, remove and build components.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -9,11 +9,34 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use clauderon_runtime::{Approval, Manifest, Runtime, RuntimeConfig, Source, manifest};
 
-use crate::bundled;
+use crate::{bundled, scaffold};
 use clauderon_daemon::Home;
 
 #[derive(Subcommand)]
 pub enum PluginsCmd {
+    /// Start a new plugin: write a crate from the SDK's template for KIND that
+    /// builds, passes its own tests and loads as written. NAME is the
+    /// component's id and the crate's name. The SDK is written once to
+    /// CLAUDERON_HOME/sdk and the crate depends on it by path.
+    ///
+    /// Example: `clauderon plugins new --kind backend my-backend`, then in
+    /// ./my-backend `cargo test` and `clauderon plugins build`.
+    New {
+        /// What kind of plugin.
+        #[arg(long, value_enum)]
+        kind: scaffold::Kind,
+        /// Its name: lowercase letters, digits and dashes, starting with a letter.
+        name: String,
+        /// Where to write it (default ./NAME); must be absent or empty.
+        dir: Option<PathBuf>,
+        /// The name clauderon shows for it (default NAME).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Use this SDK crate directory (e.g. a clauderon checkout's sdk/)
+        /// instead of the one built into this binary.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// List the loaded plugins: the bundled ones and those installed in
     /// CLAUDERON_HOME/components, with their kinds and grants. Components that
     /// were refused are reported on stderr with the reason.
@@ -64,6 +87,9 @@ pub enum PluginsCmd {
 pub async fn run(cmd: PluginsCmd) -> anyhow::Result<ExitCode> {
     let home = Home::locate()?;
     match cmd {
+        PluginsCmd::New { kind, name, dir, display_name, sdk } => {
+            scaffold::run(&home, scaffold::NewPlugin { kind, name, dir, display_name, sdk }, &bundled_ids())
+        }
         PluginsCmd::List { json } => list(&home, json).await,
         PluginsCmd::Inspect { file, json } => inspect(&home, &file, json).await,
         PluginsCmd::Install { file, yes } => install(&home, &file, yes).await,

@@ -24,6 +24,12 @@ impl Home {
         Ok(Self { root: PathBuf::from(home).join(".clauderon") })
     }
 
+    /// Copies of the plugin SDK that `clauderon plugins new` wrote, one per
+    /// SDK content: `<home>/sdk`.
+    pub fn sdk(&self) -> PathBuf {
+        self.root.join("sdk")
+    }
+
     /// User components: `<home>/components`.
     pub fn components(&self) -> PathBuf {
         self.root.join("components")

@@ -388,7 +388,9 @@ pub fn not_installed(program: &str, requires: &BTreeMap<String, Requirement>) ->
     }
 }
 
-fn is_id(id: &str) -> bool {
+/// Whether `id` is a valid component id: 1–63 lowercase letters, digits or
+/// dashes, starting with a letter or digit.
+pub fn is_id(id: &str) -> bool {
     let mut chars = id.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
         && id.len() <= 63
