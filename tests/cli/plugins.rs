@@ -240,6 +240,34 @@ fn plugins_new_writes_every_kind_ready_to_build_and_load() {
     assert_eq!(std::fs::read_dir(home.path("sdk")).expect("sdk").count(), 1, "the SDK is written once");
 }
 
+/// A backend that calls `http` without the grant builds with cargo, but
+/// `plugins build` refuses it, naming the one line to write in its own
+/// component.toml; written, the build passes.
+#[test]
+fn plugins_build_refuses_an_ungranted_import_and_names_the_line_to_write() {
+    let home = Home::new();
+    let work = tempfile::tempdir().expect("workdir");
+    let dir = work.path().join("calls-out");
+    let dir_arg = dir.to_str().expect("path");
+    home.run(&["plugins", "new", "--kind", "backend", "calls-out", dir_arg]).ok();
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).expect("lib.rs");
+    let old = "    fn status(resource_id: String) -> Result<ResourceStatus> {\n";
+    assert!(lib.contains(old), "the template's status()");
+    let calls = format!("{old}        http::get(\"https://status.example.com/\")?;\n");
+    std::fs::write(dir.join("src/lib.rs"), lib.replace(old, &calls)).expect("write lib.rs");
+
+    let refused = home.run(&["plugins", "build", dir_arg]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(refused.stderr.contains(r#"write `http = ["HOST"]`"#), "{}", refused.stderr);
+    assert!(!dir.join("target/clauderon/calls-out.wasm").exists(), "no file left to install by mistake");
+
+    let manifest = std::fs::read_to_string(dir.join("component.toml")).expect("component.toml");
+    let fixed = format!("{manifest}{}\n", r#"http = ["status.example.com"]"#);
+    std::fs::write(dir.join("component.toml"), fixed).expect("write component.toml");
+    home.run(&["plugins", "build", dir_arg]).ok();
+    assert!(dir.join("target/clauderon/calls-out.wasm").exists());
+}
+
 /// Bad names and places are refused before anything is written.
 #[test]
 fn plugins_new_refuses_bad_names_taken_ids_and_full_directories() {

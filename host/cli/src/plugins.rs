@@ -74,6 +74,8 @@ pub enum PluginsCmd {
     /// plugin crate with a component.toml) into DIR/target/clauderon/<id>.wasm.
     /// Uses rustup's wasm32-unknown-unknown target if installed, else Debian's
     /// rustc-web with -Zbuild-std. CLAUDERON_WASM_TARGET_DIR sets cargo's target dir.
+    /// A component clauderon would not load (e.g. it imports a capability its
+    /// component.toml does not grant) fails the build, saying what to change.
     Build {
         /// The crate or workspace directory.
         #[arg(default_value = ".")]
@@ -94,7 +96,7 @@ pub async fn run(cmd: PluginsCmd) -> anyhow::Result<ExitCode> {
         PluginsCmd::Inspect { file, json } => inspect(&home, &file, json).await,
         PluginsCmd::Install { file, yes } => install(&home, &file, yes).await,
         PluginsCmd::Remove { id } => remove(&home, &id),
-        PluginsCmd::Build { dir, out } => build(dir, out).await,
+        PluginsCmd::Build { dir, out } => build(&home, dir, out).await,
     }
 }
 
@@ -263,7 +265,7 @@ fn remove(home: &Home, id: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn build(dir: PathBuf, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn build(home: &Home, dir: PathBuf, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let dir = dir.canonicalize().with_context(|| format!("no such directory: {}", dir.display()))?;
     let out = out.unwrap_or_else(|| dir.join("target/clauderon"));
     // A shared target dir (as `just` sets) lets std for wasm32 be built once.
@@ -277,8 +279,22 @@ async fn build(dir: PathBuf, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     if built.is_empty() {
         bail!("no plugin crate found: a plugin crate is a cdylib with a component.toml beside its Cargo.toml");
     }
+    // A component clauderon would refuse to load is not a build: say why and
+    // leave no file behind to install by mistake.
+    let runtime = new_runtime(home)?;
+    let mut refused = false;
     for b in built {
-        println!("built {} ({}, {} bytes): {}", b.manifest.id, b.manifest.kind, b.size, b.path.display());
+        let found = runtime.inspect(read_component(&b.path)?).await;
+        if found.problems.is_empty() {
+            println!("built {} ({}, {} bytes): {}", b.manifest.id, b.manifest.kind, b.size, b.path.display());
+            continue;
+        }
+        refused = true;
+        let _ = std::fs::remove_file(&b.path);
+        eprintln!("{} built, but clauderon would not load it:", b.manifest.id);
+        for p in &found.problems {
+            eprintln!("  - {p}");
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if refused { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

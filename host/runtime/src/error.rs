@@ -40,8 +40,8 @@ pub enum LoadError {
     #[error("{origin}: not a valid WebAssembly component: {reason}")]
     Compile { origin: String, reason: String },
     #[error(
-        "component `{id}` ({origin}) imports `{import}` without the grant: add {grant} to the \
-         [capabilities] of its component.toml, rebuild, and approve it with `clauderon plugins install`"
+        "component `{id}` ({origin}) imports `{import}` without the grant: in the [capabilities] \
+         table of its component.toml, write {grant}, rebuild, and approve it with `clauderon plugins install`"
     )]
     Ungranted { id: String, origin: String, import: String, grant: String },
     #[error("component `{id}` ({origin}) imports `{import}`, which a {kind} component cannot use: {why}")]

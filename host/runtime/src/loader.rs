@@ -246,12 +246,11 @@ pub(crate) fn check_interfaces(
             return Err(foreign(format!("the {} world does not import `{}`", kind.world(), n.interface)));
         }
         if !grants.allows(cap) {
-            let key = cap.manifest_key().unwrap_or(cap.interface());
             return Err(LoadError::Ungranted {
                 id: manifest.id.clone(),
                 origin: origin.into(),
                 import: import.clone(),
-                grant: format!("`{key}`"),
+                grant: format!("`{}`", manifest.capabilities.line_granting(cap, None)),
             });
         }
     }

@@ -154,6 +154,30 @@ fn is_false(b: &bool) -> bool {
 }
 
 impl Capabilities {
+    /// The `[capabilities]` line of a component.toml that grants what `self`
+    /// grants of `cap` plus `item` (a program, host or variable name), e.g.
+    /// `process = ["tmux", "touch"]`: one line the author can put in place of
+    /// theirs, never a second key. With no `item`, a list capability gets a
+    /// placeholder saying what to list.
+    pub fn line_granting(&self, cap: Capability, item: Option<&str>) -> String {
+        let (have, placeholder) = match cap {
+            Capability::Process => (&self.process, "PROGRAM"),
+            Capability::Http => (&self.http, "HOST"),
+            Capability::Environment => (&self.env, "VARIABLE"),
+            Capability::Container | Capability::Kube | Capability::SecretFiles => {
+                return format!("{} = true", cap.manifest_key().unwrap_or(cap.interface()));
+            }
+            Capability::Log | Capability::Kv => return format!("nothing (`{}` is always granted)", cap.interface()),
+        };
+        let mut items: Vec<&str> = have.iter().map(String::as_str).collect();
+        let item = item.unwrap_or(placeholder);
+        if !items.contains(&item) {
+            items.push(item);
+        }
+        let quoted: Vec<String> = items.iter().map(|i| toml::Value::String((*i).to_string()).to_string()).collect();
+        format!("{} = [{}]", cap.manifest_key().unwrap_or(cap.interface()), quoted.join(", "))
+    }
+
     /// Whether this grant set lets a component import `cap` at all.
     pub fn allows(&self, cap: Capability) -> bool {
         match cap {
@@ -451,6 +475,19 @@ pub fn extract(component: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_line_granting_more_keeps_what_is_there_and_parses() {
+        let caps = Capabilities { process: vec!["tmux".into()], ..Capabilities::default() };
+        assert_eq!(caps.line_granting(Capability::Process, Some("touch")), r#"process = ["tmux", "touch"]"#);
+        assert_eq!(caps.line_granting(Capability::Process, Some("tmux")), r#"process = ["tmux"]"#);
+        assert_eq!(caps.line_granting(Capability::Http, None), r#"http = ["HOST"]"#);
+        assert_eq!(caps.line_granting(Capability::Environment, Some("A\"B")), r#"env = ['A"B']"#);
+        assert_eq!(caps.line_granting(Capability::SecretFiles, None), "secret-files = true");
+        let parsed: toml::Table =
+            toml::from_str(&caps.line_granting(Capability::Environment, Some("A\"B"))).expect("toml");
+        assert_eq!(parsed["env"][0].as_str(), Some("A\"B"));
+    }
 
     #[test]
     fn parses_a_backend_manifest() {

@@ -102,7 +102,9 @@ async fn an_ungranted_import_is_refused_at_load() {
     assert!(matches!(err, LoadError::Ungranted { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("`ungranted`") && msg.contains("clauderon:plugin/http@0.1.0") && msg.contains("`http`"),
+        msg.contains("`ungranted`")
+            && msg.contains("clauderon:plugin/http@0.1.0")
+            && msg.contains(r#"write `http = ["HOST"]`"#),
         "{msg}"
     );
     assert!(rt.plugin("ungranted").is_none());
@@ -116,7 +118,17 @@ async fn a_process_outside_the_grant_is_denied() {
     let mut inst = rt.backend("misbehave").await.expect("instance");
     let err = inst.create(&spec("exec-denied")).await.expect_err("sh is not granted");
     let CallErrorKind::Plugin(PluginError::Denied(msg)) = &err.kind else { panic!("expected a denial, got {err}") };
-    assert!(msg.contains("`sh`") && msg.contains("process = [\"sh\"]"), "{msg}");
+    // The fix is one line for the author's own component.toml: their grant
+    // plus `sh`, which replaces theirs and parses into a manifest allowing it.
+    let line = msg.split('`').find(|part| part.starts_with("process = ")).expect("the line to write");
+    assert_eq!(line, r#"process = ["true", "echo", "sleep", "sh"]"#, "{msg}");
+    let manifest_path =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/components/misbehave/component.toml");
+    let theirs = std::fs::read_to_string(manifest_path).expect("the fixture's component.toml");
+    let fixed = theirs.replace(r#"process = ["true", "echo", "sleep"]"#, line);
+    assert_ne!(fixed, theirs, "the line replaces theirs");
+    let manifest = clauderon_runtime::Manifest::parse(&fixed).expect("the fixed file is a valid manifest");
+    assert!(manifest.capabilities.process.contains(&"sh".to_string()));
     // A denial is an answer, not a failure: the same instance keeps working.
     assert!(!inst.is_poisoned());
     let ok = inst.create(&spec("exec-allowed")).await.expect("echo is granted");

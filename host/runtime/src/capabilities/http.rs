@@ -18,7 +18,7 @@ use super::denied;
 use crate::bindings::PluginError;
 use crate::bindings::http::{Header, Host, Request, Response};
 use crate::error::HostError;
-use crate::manifest::host_matches;
+use crate::manifest::{Capability, host_matches};
 use crate::state::HostState;
 
 /// Where components' `http` requests go. The daemon routes them through its
@@ -117,7 +117,7 @@ impl HostState {
             )));
         }
         if !self.ctx.grants.http.iter().any(|p| host_matches(p, &host)) {
-            return Err(denied(self, &format!("send HTTP requests to `{host}`"), &format!("http = [\"{host}\"]")));
+            return Err(denied(self, &format!("send HTTP requests to `{host}`"), Capability::Http, &host));
         }
         Ok(parsed)
     }

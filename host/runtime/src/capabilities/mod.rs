@@ -64,12 +64,15 @@ pub(crate) fn state(s: &mut HostState) -> &mut HostState {
     s
 }
 
-/// A denial naming the component, what it asked for and the grant to add.
-pub(crate) fn denied(state: &HostState, what: &str, grant: &str) -> PluginError {
+/// A denial naming the component, what it asked for and the grant that would
+/// allow it: `cap` with `item` added to what the component has, written as
+/// the one `[capabilities]` line to put in its component.toml.
+pub(crate) fn denied(state: &HostState, what: &str, cap: Capability, item: &str) -> PluginError {
     PluginError::Denied(format!(
-        "component `{}` may not {what}: add {grant} to the [capabilities] of its component.toml \
-         and approve it with `clauderon plugins install`",
-        state.ctx.id
+        "component `{}` may not {what}: in the [capabilities] table of its component.toml, write `{}`, \
+         rebuild, and approve it with `clauderon plugins install`",
+        state.ctx.id,
+        state.ctx.grants.line_granting(cap, Some(item))
     ))
 }
 

@@ -13,7 +13,7 @@ use super::denied;
 use crate::bindings::PluginError;
 use crate::bindings::process::{Command, Host, Output};
 use crate::error::HostError;
-use crate::manifest::not_installed;
+use crate::manifest::{Capability, not_installed};
 use crate::state::HostState;
 
 const DEFAULT_OUTPUT: u32 = 1 << 20;
@@ -114,11 +114,21 @@ impl HostState {
     /// Check `cmd.program` against the grant and resolve it on PATH.
     fn allowed_program(&self, cmd: &Command) -> Result<PathBuf, PluginError> {
         let granted = self.ctx.grants.process.iter().any(|p| p == &cmd.program);
-        if cmd.program.contains('/') || !granted {
+        if cmd.program.contains('/') {
+            return Err(PluginError::Denied(format!(
+                "component `{}` may not run `{}`: name a program by its bare name (as in its `process` grant), \
+                 never a path",
+                self.ctx.id, cmd.program
+            )));
+        }
+        if !granted {
+            let may =
+                if self.ctx.grants.process.is_empty() { "nothing".into() } else { self.ctx.grants.process.join(", ") };
             return Err(denied(
                 self,
-                &format!("run `{}` (it may run: {})", cmd.program, self.ctx.grants.process.join(", ")),
-                &format!("process = [\"{}\"]", cmd.program),
+                &format!("run `{}` (it may run: {may})", cmd.program),
+                Capability::Process,
+                &cmd.program,
             ));
         }
         which(&cmd.program).ok_or_else(|| PluginError::NotFound(not_installed(&cmd.program, &self.ctx.requires)))
