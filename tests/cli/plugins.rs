@@ -268,6 +268,73 @@ fn plugins_build_refuses_an_ungranted_import_and_names_the_line_to_write() {
     assert!(dir.join("target/clauderon/calls-out.wasm").exists());
 }
 
+/// `plugins call` runs one function with the component's real capabilities
+/// (here the template backend's tmux) and limits, and reports a wrong
+/// function, bad arguments, a panic and a denial as clearly as the daemon.
+#[test]
+fn plugins_call_runs_one_function_with_real_capabilities_and_says_what_went_wrong() {
+    let home = Home::new();
+    let backend = test_component("templates", "example-backend");
+    let backend = backend.to_str().expect("path");
+    let call = |file: &str, args: &[&str]| {
+        let mut all = vec!["plugins", "call", "--yes", file];
+        all.extend_from_slice(args);
+        home.run(&all)
+    };
+    assert_eq!(call(backend, &["info"]).ok().json()["id"], "example-backend");
+
+    // A real tmux session on the backend's server, seen and then gone.
+    let name = clauderon_tests::unique("clauderon-call");
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux").args(["-L", "example-backend"]).args(args).status().expect("tmux")
+    };
+    assert!(tmux(&["new-session", "-d", "-s", &name, "sleep", "600"]).success());
+    let quoted = format!("{name:?}");
+    assert_eq!(call(backend, &["status", &quoted]).ok().json()["state"], "Running");
+    call(backend, &["delete", &quoted]).ok();
+    let gone = call(backend, &["status", &quoted]).ok().json();
+    assert_eq!(gone["state"], "Missing", "{gone}");
+
+    let wrong = call(backend, &["stauts"]);
+    assert!(wrong.code != 0 && wrong.stderr.contains("it has: info, create, start"), "{}", wrong.stderr);
+    let bad = call(backend, &["output", r#"["clauderon-x"]"#]);
+    assert!(bad.code != 0 && bad.stderr.contains("`lines: u32` is missing"), "{}", bad.stderr);
+
+    let misbehave = test_component("fixtures", "misbehave");
+    let misbehave = misbehave.to_str().expect("path");
+    let spec = |name: &str| {
+        serde_json::json!({
+            "id": "0b7c", "name": name, "resource_name": "clauderon-x", "worktree": "/nonexistent",
+            "workdir": "/nonexistent", "access_mode": "ReadOnly",
+            "launch": {"argv": ["x"], "env": [], "files": [], "credentials": [], "transcript_path": null},
+            "image": null, "cpu_limit": null, "memory_limit": null, "options": []
+        })
+        .to_string()
+    };
+    let panicked = call(misbehave, &["create", &spec("panic")]);
+    assert!(panicked.code != 0 && panicked.stderr.contains("the fixture panicked on purpose"), "{}", panicked.stderr);
+    let denied = call(misbehave, &["create", &spec("exec-denied")]);
+    let line = r#"write `process = ["true", "echo", "sleep", "sh"]`"#;
+    assert!(denied.code != 0 && denied.stderr.contains(line), "{}", denied.stderr);
+}
+
+/// A credential source's `get` says a value is there, never what it is.
+#[test]
+fn plugins_call_never_prints_a_credential() {
+    let home = Home::new();
+    let source = test_component("templates", "example-credentials");
+    let canary = clauderon_tests::canary("NPM_TOKEN");
+    let out = home
+        .command(&["plugins", "call", "--yes", source.to_str().expect("path"), "get", "\"example\""])
+        .env("EXAMPLE_TOKEN", canary)
+        .output()
+        .expect("run clauderon");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("\"present\": true") && stdout.contains(&format!("\"length\": {}", canary.len())));
+    assert!(!stdout.contains(canary) && !stderr.contains(canary), "the value never shows: {stdout} {stderr}");
+}
+
 /// Bad names and places are refused before anything is written.
 #[test]
 fn plugins_new_refuses_bad_names_taken_ids_and_full_directories() {

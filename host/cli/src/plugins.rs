@@ -70,6 +70,29 @@ pub enum PluginsCmd {
         /// The component's id.
         id: String,
     },
+    /// Run one function of a component file, on a fresh instance with the
+    /// capabilities it asks for and the usual limits, and print its answer as
+    /// JSON: try a function without a session. Its log lines go to stderr.
+    /// Components' HTTP goes out directly here, not through the proxy.
+    ///
+    /// ARGS is the function's parameters as a JSON array, or, for a function
+    /// of one parameter, that parameter; `-` reads it from stdin. Records are
+    /// objects with snake_case fields, enums their CamelCase names.
+    ///
+    /// Examples: `clauderon plugins call my-backend.wasm info`,
+    /// `clauderon plugins call my-backend.wasm status '"clauderon-fix-bug"'`.
+    Call {
+        /// The component file (.wasm).
+        file: PathBuf,
+        /// The function's WIT name (`info`, `create`, `status`, `plan`…);
+        /// a wrong one lists the kind's functions and their parameters.
+        function: String,
+        /// Its arguments as JSON (see above).
+        args: Option<String>,
+        /// Grant the capabilities it asks for without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// Build the plugin crate(s) in DIR (a crate or a cargo workspace, each
     /// plugin crate with a component.toml) into DIR/target/clauderon/<id>.wasm.
     /// Uses rustup's wasm32-unknown-unknown target if installed, else Debian's
@@ -96,6 +119,7 @@ pub async fn run(cmd: PluginsCmd) -> anyhow::Result<ExitCode> {
         PluginsCmd::Inspect { file, json } => inspect(&home, &file, json).await,
         PluginsCmd::Install { file, yes } => install(&home, &file, yes).await,
         PluginsCmd::Remove { id } => remove(&home, &id),
+        PluginsCmd::Call { file, function, args, yes } => call(&home, &file, &function, args, yes).await,
         PluginsCmd::Build { dir, out } => build(&home, dir, out).await,
     }
 }
@@ -219,6 +243,51 @@ async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode
     let grants = approval.to_toml().context("writing the approval")?;
     write_atomically(&target.with_extension("grants.toml"), grants.as_bytes())?;
     println!("Installed {} as {}.", manifest.id, target.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn call(home: &Home, file: &Path, function: &str, args: Option<String>, yes: bool) -> anyhow::Result<ExitCode> {
+    let bytes = read_component(file)?;
+    let mut runtime = new_runtime(home)?;
+    let found = runtime.inspect(bytes.clone()).await;
+    let Some(manifest) = found.manifest.clone().filter(|_| found.problems.is_empty()) else {
+        bail!("{} cannot be loaded:\n  - {}", file.display(), found.problems.join("\n  - "));
+    };
+    let asks = manifest.capabilities.explain();
+    if !asks.is_empty() {
+        eprintln!("{} asks to:", manifest.id);
+        for g in &asks {
+            eprintln!("  - {}", g.can);
+        }
+        if !yes && !confirm("Run it with these grants?")? {
+            eprintln!("Not run.");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let args = match args.as_deref() {
+        None => Vec::new(),
+        Some(text) => {
+            let text = if text == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading the arguments from stdin")?
+            } else {
+                text.to_string()
+            };
+            let value: serde_json::Value =
+                serde_json::from_str(&text).context("the arguments are not JSON (a string is written '\"text\"')")?;
+            let takes_one = clauderon_runtime::call::functions(manifest.kind)
+                .iter()
+                .any(|(name, sig)| *name == function && !sig.is_empty() && !sig.contains(", "));
+            match value {
+                serde_json::Value::Array(all) if !takes_one => all,
+                one => vec![one],
+            }
+        }
+    };
+    let approval = Approval::new(&manifest.id, &bytes, manifest.capabilities.clone());
+    let source = Source::User { path: file.to_path_buf(), bytes, approved: Some(approval) };
+    runtime.load(source).await.with_context(|| format!("{} does not load", file.display()))?;
+    let answer = clauderon_runtime::call::call_by_name(&runtime, &manifest.id, function, args).await?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,6 +11,7 @@
 //! - [`capabilities`]: the host side of each capability interface;
 //! - [`instance`]: calling a component with a deadline, a memory cap and an
 //!   output cap, turning traps into errors that name the component and function;
+//! - [`call`]: calling an export by name with JSON (`clauderon plugins call`);
 //! - [`Runtime`]: every loaded component, bundled and user.
 //!
 //! [`Engine`]: wasmtime::Engine
@@ -18,6 +19,7 @@
 pub mod approval;
 pub mod bindings;
 pub mod cache;
+pub mod call;
 pub mod capabilities;
 pub mod engine;
 pub mod error;
