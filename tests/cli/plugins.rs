@@ -220,6 +220,82 @@ fn plugins_new_writes_a_backend_that_tests_builds_and_runs_a_session() {
     assert!(!String::from_utf8_lossy(&listed.stdout).contains(&resource), "deleted with its session");
 }
 
+/// The author's loop against a running daemon: install loads a new backend,
+/// a rebuild replaces it while its session keeps running (no question asked
+/// when it asks for nothing new), more grants are asked about, a file the
+/// daemon cannot accept leaves the old code running, and remove unloads it
+/// once no session uses it — never a restart.
+#[test]
+fn install_reload_and_remove_act_on_the_running_daemon_while_sessions_keep_running() {
+    let world = clauderon_tests::World::start();
+    let home = &world.home;
+    let work = tempfile::tempdir().expect("workdir");
+    let dir = work.path().join("live-tmux");
+    let dir_arg = dir.to_str().expect("path");
+    home.run(&["plugins", "new", "--kind", "backend", "live-tmux", dir_arg]).ok();
+    let wasm = dir.join("target/clauderon/live-tmux.wasm");
+    let wasm = wasm.to_str().expect("path");
+    let set_description = |text: &str| {
+        let manifest = std::fs::read_to_string(dir.join("component.toml")).expect("component.toml");
+        let line = manifest.lines().find(|l| l.starts_with("description = ")).expect("a description").to_string();
+        std::fs::write(dir.join("component.toml"), manifest.replace(&line, &format!("description = {text:?}")))
+            .expect("write component.toml");
+    };
+    let loaded = |id: &str| {
+        let (_, list) = world.daemon.http("GET", "/api/plugins", None);
+        list["plugins"].as_array().expect("plugins").iter().find(|p| p["id"] == id).cloned()
+    };
+    set_description("first build");
+    home.run(&["plugins", "build", dir_arg]).ok();
+    let installed = home.run(&["plugins", "install", "--yes", wasm]).ok();
+    assert!(installed.stdout.contains("live-tmux: loaded into the running daemon"), "{}", installed.stdout);
+    assert_eq!(loaded("live-tmux").expect("loaded without a restart")["description"], "first build");
+
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let name = clauderon_tests::unique("live");
+    let create = ["create", "-r", &repo, "-b", "live-tmux", "-a", "shell", "--name", &name, "-p", "sleep 600"];
+    home.run(&create).ok();
+
+    set_description("second build");
+    home.run(&["plugins", "build", dir_arg]).ok();
+    // No --yes and no terminal: it must not need to ask.
+    let replaced = home.run(&["plugins", "install", wasm]).ok();
+    assert!(replaced.stdout.contains("nothing beyond the grants you approved before"), "{}", replaced.stdout);
+    assert!(replaced.stdout.contains("live-tmux: replaced in the running daemon"), "{}", replaced.stdout);
+    assert_eq!(loaded("live-tmux").expect("still loaded")["description"], "second build");
+    let (_, session) = world.daemon.http("GET", &format!("/api/sessions/{name}"), None);
+    assert_eq!(session["status"], "running", "the session kept running: {session}");
+    let (code, _) = world.daemon.http("POST", "/api/reconcile", None);
+    assert_eq!(code, 200);
+    let (_, session) = world.daemon.http("GET", &format!("/api/sessions/{name}"), None);
+    assert_eq!(session["status"], "running", "the new code sees the session: {session}");
+
+    // More grants: asked about, so refused without a terminal.
+    let manifest = std::fs::read_to_string(dir.join("component.toml")).expect("component.toml");
+    std::fs::write(dir.join("component.toml"), format!("{manifest}http = [\"status.example.com\"]\n")).expect("write");
+    home.run(&["plugins", "build", dir_arg]).ok();
+    let asked = home.run(&["plugins", "install", wasm]);
+    assert_ne!(asked.code, 0);
+    assert!(asked.stdout.contains("+ ") && asked.stderr.contains("pass --yes"), "{} {}", asked.stdout, asked.stderr);
+
+    // Bytes the approval is not for: the daemon refuses them and keeps the old code.
+    std::fs::copy(test_component("templates", "example-hook"), home.path("components/live-tmux.wasm")).expect("copy");
+    let refused = home.run(&["plugins", "reload", "live-tmux"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("the daemon refused"), "{}", refused.stderr);
+    assert_eq!(loaded("live-tmux").expect("the old code stays")["description"], "second build");
+    home.run(&["plugins", "install", "--yes", wasm]).ok();
+
+    let in_use = home.run(&["plugins", "remove", "live-tmux"]);
+    assert!(in_use.code != 0 && in_use.stderr.contains(&name), "{}", in_use.stderr);
+    home.run(&["delete", &name]).ok();
+    let removed = home.run(&["plugins", "remove", "live-tmux"]).ok();
+    assert!(removed.stdout.contains("live-tmux: unloaded from the running daemon"), "{}", removed.stdout);
+    assert!(loaded("live-tmux").is_none());
+    let listed = home.run(&["plugins", "list", "--json"]).ok();
+    assert!(find(&listed.json(), "live-tmux").is_none() && !listed.stderr.contains("not running"));
+}
+
 /// The other three kinds: written, their own tests pass, and they build into
 /// components clauderon loads as they are.
 #[test]

@@ -71,7 +71,7 @@ pub async fn report(s: &ApiState) -> Doctor {
         Err(_) => true,
     };
     checks.push(sandbox(manager.sandbox(), default_on_host));
-    let plugins: Vec<_> = runtime.plugins().cloned().collect();
+    let plugins = runtime.plugins();
     // The programs the daemon may run to ask their version, all at once:
     // those bundled components name, and those a user approved for a
     // component's `process` grant. A program only a user component's

@@ -281,6 +281,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/openapi.json", get(openapi_json))
         .route("/api/config", get(config))
         .route("/api/plugins", get(plugins))
+        .route("/api/plugins/reload", post(reload_plugins))
         .route("/api/sessions", get(list).post(create))
         .route("/api/sessions/{id}", get(show).delete(delete))
         .route("/api/sessions/{id}/stop", post(stop))
@@ -692,6 +693,25 @@ async fn console_ws(
     let argv = s.manager.attach_argv(&session.id).await?;
     let terminal = console::Terminal::open(&argv, cols, rows)?;
     Ok(ws.on_upgrade(move |socket| terminal.bridge(socket)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ReloadQuery {
+    /// Only the component with this id (`<id>.wasm` in the components directory).
+    id: Option<String>,
+}
+
+/// Bring the loaded user components in line with the components directory
+/// (what `clauderon plugins install`, `remove` and `reload` wrote there):
+/// new files load, changed ones replace the loaded code once they load (a
+/// refused one leaves the old code running), removed ones unload. Sessions
+/// keep running; their next call uses the new code. Credential sources change
+/// only when the daemon starts.
+#[utoipa::path(post, path = "/api/plugins/reload", params(ReloadQuery),
+    responses((status = 200, body = clauderon_runtime::Reload), Errors))]
+async fn reload_plugins(State(s): State<Shared>, Q(q): Q<ReloadQuery>) -> Json<clauderon_runtime::Reload> {
+    Json(s.manager.reload_plugins(q.id.as_deref()).await)
 }
 
 /// Compare every session with its backend and fix what drifted.

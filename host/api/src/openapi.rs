@@ -17,9 +17,9 @@ use crate::{
     __path_access_mode, __path_approval, __path_archive, __path_attach, __path_audit, __path_config, __path_console_ws,
     __path_create, __path_credentials, __path_delete, __path_doctor, __path_egress, __path_events, __path_health,
     __path_history, __path_input, __path_list, __path_list_directories, __path_login_link, __path_openapi_json,
-    __path_output, __path_plugins, __path_reconcile, __path_show, __path_start, __path_status_event, __path_stop,
-    __path_unarchive, Answer, ApprovalBody, Argv, Changes, CredentialsAnswer, Deleted, ErrorBody, Health, InputBody,
-    LoginLink, ModeBody, Output, StatusAnswer, Typed,
+    __path_output, __path_plugins, __path_reconcile, __path_reload_plugins, __path_show, __path_start,
+    __path_status_event, __path_stop, __path_unarchive, Answer, ApprovalBody, Argv, Changes, CredentialsAnswer,
+    Deleted, ErrorBody, Health, InputBody, LoginLink, ModeBody, Output, StatusAnswer, Typed,
 };
 
 #[derive(OpenApi)]
@@ -32,7 +32,7 @@ use crate::{
                        in `Host` (and `Origin`, if sent). Errors are `{\"error\": \"...\"}`."
     ),
     paths(
-        health, openapi_json, config, plugins, list, create, show, delete, stop, start, archive, unarchive,
+        health, openapi_json, config, plugins, reload_plugins, list, create, show, delete, stop, start, archive, unarchive,
         access_mode, egress, attach, output, reconcile, history, status_event, audit, credentials, doctor, events,
         login_link, console_ws, input, approval, list_directories, push_info, subscribe, unsubscribe, test_message
     ),
@@ -90,7 +90,7 @@ mod tests {
     fn every_route_is_documented_with_its_types() {
         let doc = serde_json::to_value(document()).expect("json");
         let paths = doc["paths"].as_object().expect("paths");
-        assert_eq!(paths.len(), 29, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 30, "{:?}", paths.keys().collect::<Vec<_>>());
         let egress = &doc["components"]["schemas"]["EgressPolicy"];
         let host = &egress["properties"]["hosts"]["items"];
         assert_eq!(host["pattern"], clauderon_proxy::hosts::PATTERN_SYNTAX, "{egress}");

@@ -1,4 +1,4 @@
-//! `clauderon plugins …`: create, list, inspect, install, remove and build components.
+//! `clauderon plugins …`: create, list, inspect, install, remove, reload, call and build components.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use clauderon_runtime::{Approval, Manifest, Runtime, RuntimeConfig, Source, manifest};
+use clauderon_client::Client;
+use clauderon_runtime::{Approval, Inventory, Manifest, Reload, Runtime, RuntimeConfig, Source, manifest};
+use reqwest::Method;
 
 use crate::{bundled, scaffold};
 use clauderon_daemon::Home;
@@ -37,9 +39,10 @@ pub enum PluginsCmd {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
-    /// List the loaded plugins: the bundled ones and those installed in
-    /// CLAUDERON_HOME/components, with their kinds and grants. Components that
-    /// were refused are reported on stderr with the reason.
+    /// List the plugins the running daemon has loaded (without a daemon: what
+    /// it would load from the bundled ones and CLAUDERON_HOME/components),
+    /// with their kinds and grants. Refused components are reported on stderr
+    /// with the reason.
     List {
         /// Print a JSON array (id, kind, version, source, capabilities, …).
         #[arg(long)]
@@ -56,8 +59,10 @@ pub enum PluginsCmd {
         json: bool,
     },
     /// Install a component file: show the capabilities it asks for, ask for
-    /// approval, then copy it (and the approved grants) into
-    /// CLAUDERON_HOME/components.
+    /// approval (again only if it asks for more than you approved before),
+    /// copy it and the approved grants into CLAUDERON_HOME/components, and
+    /// load it into the running daemon (a new build replaces the old one;
+    /// sessions keep running).
     Install {
         /// The component file (.wasm), e.g. from `clauderon plugins build`.
         file: PathBuf,
@@ -65,10 +70,22 @@ pub enum PluginsCmd {
         #[arg(long, short = 'y')]
         yes: bool,
     },
-    /// Remove an installed (user) component.
+    /// Remove an installed (user) component; a running daemon unloads it.
+    /// Refused while sessions (archived ones included) use it.
     Remove {
         /// The component's id.
         id: String,
+        /// Remove it even though sessions use it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make the running daemon load the components directory again: new
+    /// components load, changed ones replace the running code (sessions keep
+    /// running), removed ones unload. `install` and `remove` do this
+    /// themselves. Credential sources change only when the daemon starts.
+    Reload {
+        /// Only this component (default: every user component).
+        id: Option<String>,
     },
     /// Run one function of a component file, on a fresh instance with the
     /// capabilities it asks for and the usual limits, and print its answer as
@@ -118,7 +135,8 @@ pub async fn run(cmd: PluginsCmd) -> anyhow::Result<ExitCode> {
         PluginsCmd::List { json } => list(&home, json).await,
         PluginsCmd::Inspect { file, json } => inspect(&home, &file, json).await,
         PluginsCmd::Install { file, yes } => install(&home, &file, yes).await,
-        PluginsCmd::Remove { id } => remove(&home, &id),
+        PluginsCmd::Remove { id, force } => remove(&home, &id, force).await,
+        PluginsCmd::Reload { id } => reload(&home, id.as_deref()).await,
         PluginsCmd::Call { file, function, args, yes } => call(&home, &file, &function, args, yes).await,
         PluginsCmd::Build { dir, out } => build(&home, dir, out).await,
     }
@@ -133,23 +151,60 @@ pub async fn load_everything(home: &Home, config: RuntimeConfig) -> anyhow::Resu
     clauderon_daemon::load_components(home, config, bundled::sources()).await
 }
 
+/// The running daemon, if one answers (never started for a `plugins` command).
+async fn running_daemon(home: &Home) -> Option<Client> {
+    Client::if_running(home, std::time::Duration::from_secs(30)).await.ok()
+}
+
 async fn list(home: &Home, as_json: bool) -> anyhow::Result<ExitCode> {
-    let runtime = load_everything(home, RuntimeConfig::under(&home.root)).await?;
+    let inventory: Inventory = match running_daemon(home).await {
+        Some(client) => client.call_as(Method::GET, "/api/plugins", None::<&()>).await?,
+        None => {
+            eprintln!("(the daemon is not running: this is what it would load when it starts)");
+            load_everything(home, RuntimeConfig::under(&home.root)).await?.inventory()
+        }
+    };
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&runtime.inventory())?);
+        println!("{}", serde_json::to_string_pretty(&inventory)?);
     } else {
         println!("{:<22} {:<18} {:<9} {:<8} CAPABILITIES", "ID", "KIND", "VERSION", "SOURCE");
-        for p in runtime.plugins() {
-            let grants = p.grants.describe();
-            let grants = if grants.is_empty() { "none".to_string() } else { grants.join("; ") };
-            let kind = p.kind().to_string();
-            println!("{:<22} {:<18} {:<9} {:<8} {grants}", p.id(), kind, p.manifest.version, p.source);
+        for p in &inventory.plugins {
+            let grants = if p.grants.is_empty() { "none".to_string() } else { p.grants.join("; ") };
+            println!("{:<22} {:<18} {:<9} {:<8} {grants}", p.id, p.kind.to_string(), p.version, p.source);
         }
     }
-    for f in runtime.failures() {
+    for f in &inventory.refused {
         eprintln!("refused {}: {}", f.origin, f.error);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tell the running daemon to reload `id` (or every user component) and say
+/// what it did; without a daemon, say when it will load.
+async fn reload_in_daemon(home: &Home, id: Option<&str>) -> anyhow::Result<bool> {
+    let Some(client) = running_daemon(home).await else {
+        println!("The daemon is not running; it loads the components directory when it starts.");
+        return Ok(true);
+    };
+    let path = match id {
+        Some(id) => format!("/api/plugins/reload?id={}", clauderon_client::seg(id)),
+        None => "/api/plugins/reload".to_string(),
+    };
+    let report: Reload = client.call_as(Method::POST, &path, None::<&()>).await?;
+    for (ids, what) in [
+        (&report.added, "loaded into the running daemon"),
+        (&report.replaced, "replaced in the running daemon (sessions keep running; their next call runs the new code)"),
+        (&report.removed, "unloaded from the running daemon"),
+        (&report.unchanged, "unchanged in the running daemon"),
+    ] {
+        for id in ids {
+            println!("{id}: {what}.");
+        }
+    }
+    for f in &report.refused {
+        eprintln!("the daemon refused {}: {}", f.origin, f.error);
+    }
+    Ok(report.refused.is_empty())
 }
 
 fn read_component(file: &Path) -> anyhow::Result<Arc<[u8]>> {
@@ -212,7 +267,7 @@ fn bundled_ids() -> Vec<String> {
 
 async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode> {
     let bytes = read_component(file)?;
-    let mut runtime = new_runtime(home)?;
+    let runtime = new_runtime(home)?;
     let found = runtime.inspect(bytes.clone()).await;
     let Some(manifest) = found.manifest.clone().filter(|_| found.problems.is_empty()) else {
         bail!("{} cannot be installed:\n  - {}", file.display(), found.problems.join("\n  - "));
@@ -225,30 +280,48 @@ async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode
     runtime.load(trial).await.with_context(|| format!("{} does not load", file.display()))?;
 
     println!("{} {} ({}) — {}", manifest.id, manifest.version, manifest.kind, manifest.description);
+    let dir = home.components();
+    let target = dir.join(format!("{}.wasm", manifest.id));
+    // A new build asking for nothing beyond what was approved before is not asked about again.
+    let before = Approval::read(&target.with_extension("grants.toml")).ok().flatten().filter(|a| a.id == manifest.id);
+    let new_asks = before.as_ref().map(|b| b.capabilities.missing(&manifest.capabilities));
     let asks = manifest.capabilities.explain();
-    if asks.is_empty() {
-        println!("It asks for no capabilities beyond logging and its own small key-value state.");
-    } else {
-        println!("It asks to:");
-        print_grants(&asks);
+    match &new_asks {
+        Some(new) if new.is_empty() => println!("It asks for nothing beyond the grants you approved before."),
+        Some(new) => {
+            println!("It asks for more than you approved before:");
+            for n in new {
+                println!("  + {n}");
+            }
+            println!("All it asks to do:");
+            print_grants(&asks);
+        }
+        None if asks.is_empty() => {
+            println!("It asks for no capabilities beyond logging and its own small key-value state.")
+        }
+        None => {
+            println!("It asks to:");
+            print_grants(&asks);
+        }
     }
-    if !yes && !confirm("Install it with these grants?")? {
+    let unchanged = new_asks.as_ref().is_some_and(Vec::is_empty);
+    if !yes && !unchanged && !confirm("Install it with these grants?")? {
         println!("Not installed.");
         return Ok(ExitCode::FAILURE);
     }
-    let dir = home.components();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let target = dir.join(format!("{}.wasm", manifest.id));
-    write_atomically(&target, &bytes)?;
+    // The grants first: a daemon reading the directory meanwhile never finds
+    // new bytes beside an approval for the old ones (it would refuse them).
     let grants = approval.to_toml().context("writing the approval")?;
     write_atomically(&target.with_extension("grants.toml"), grants.as_bytes())?;
+    write_atomically(&target, &bytes)?;
     println!("Installed {} as {}.", manifest.id, target.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(if reload_in_daemon(home, Some(&manifest.id)).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn call(home: &Home, file: &Path, function: &str, args: Option<String>, yes: bool) -> anyhow::Result<ExitCode> {
     let bytes = read_component(file)?;
-    let mut runtime = new_runtime(home)?;
+    let runtime = new_runtime(home)?;
     let found = runtime.inspect(bytes.clone()).await;
     let Some(manifest) = found.manifest.clone().filter(|_| found.problems.is_empty()) else {
         bail!("{} cannot be loaded:\n  - {}", file.display(), found.problems.join("\n  - "));
@@ -317,7 +390,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn remove(home: &Home, id: &str) -> anyhow::Result<ExitCode> {
+async fn remove(home: &Home, id: &str, force: bool) -> anyhow::Result<ExitCode> {
     let path = home.components().join(format!("{id}.wasm"));
     if !path.exists() {
         if bundled_ids().iter().any(|b| b == id) {
@@ -325,13 +398,34 @@ fn remove(home: &Home, id: &str) -> anyhow::Result<ExitCode> {
         }
         bail!("no user component `{id}` in {}", home.components().display());
     }
+    if let Some(client) = running_daemon(home).await
+        && !force
+    {
+        let (sessions, _) = client.sessions(true).await?;
+        let users: Vec<&str> =
+            sessions.iter().filter(|s| s.backend == id || s.agent == id).map(|s| s.name.as_str()).collect();
+        if !users.is_empty() {
+            bail!(
+                "sessions use `{id}`: {}; delete them first (the daemon could no longer stop or delete them), \
+                 or pass --force",
+                users.join(", ")
+            );
+        }
+    }
     std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     let grants = path.with_extension("grants.toml");
     if grants.exists() {
         std::fs::remove_file(&grants).with_context(|| format!("removing {}", grants.display()))?;
     }
     println!("Removed {id}.");
-    Ok(ExitCode::SUCCESS)
+    Ok(if reload_in_daemon(home, Some(id)).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn reload(home: &Home, id: Option<&str>) -> anyhow::Result<ExitCode> {
+    if running_daemon(home).await.is_none() {
+        bail!("the daemon is not running; it loads the components directory when it starts (`clauderon daemon`)");
+    }
+    Ok(if reload_in_daemon(home, id).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn build(home: &Home, dir: PathBuf, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -93,6 +93,7 @@ impl Daemon {
         // they may read leave this process's own environment now.
         let credential_vars: Vec<String> = runtime
             .plugins()
+            .iter()
             .filter(|p| p.kind() == Kind::CredentialSource)
             .flat_map(|p| p.grants.env.iter().cloned())
             .collect();
@@ -168,7 +169,7 @@ impl Daemon {
 
 /// A runtime with every bundled and user component loaded (failures recorded).
 pub async fn load_components(home: &Home, config: RuntimeConfig, bundled: Vec<Source>) -> anyhow::Result<Runtime> {
-    let mut runtime = Runtime::new(config).context("starting the component runtime")?;
+    let runtime = Runtime::new(config).context("starting the component runtime")?;
     if bundled.is_empty() {
         tracing::warn!("this clauderon binary was built without bundled components (run `just components`)");
     }

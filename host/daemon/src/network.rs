@@ -137,7 +137,7 @@ fn system_roots_pem() -> String {
 /// Credential-source components, in `order` first, then the rest by id.
 fn sources(runtime: &Arc<Runtime>, order: &[String]) -> Vec<Arc<dyn Source>> {
     let mut ids: Vec<String> =
-        runtime.plugins().filter(|p| p.kind() == Kind::CredentialSource).map(|p| p.id().to_string()).collect();
+        runtime.plugins().iter().filter(|p| p.kind() == Kind::CredentialSource).map(|p| p.id().to_string()).collect();
     ids.sort_by_key(|id| (order.iter().position(|o| o == id).unwrap_or(usize::MAX), id.clone()));
     for missing in order.iter().filter(|o| !ids.contains(o)) {
         tracing::warn!("[credentials] order names `{missing}`, which is not a loaded credential source");

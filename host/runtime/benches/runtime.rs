@@ -265,7 +265,7 @@ fn header(inputs: &Inputs) {
 /// The fresh-instance `shell` median through the runtime (for the goals).
 async fn calls(inputs: &Inputs) -> Duration {
     let home = tempfile::tempdir().expect("temp dir");
-    let mut rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
+    let rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
     rt.load_all(inputs.all()).await;
     report_failures(&rt);
     println!("pooling allocator: {}", if rt.pooling() { "yes" } else { "NO (on-demand fallback)" });
@@ -297,7 +297,7 @@ async fn fresh_calls(rt: &Runtime, base: &Baseline) -> Duration {
     .await;
     row("  instantiate only: baseline", base_inst, Some(base_inst.median));
     row("  instantiate only: runtime.agent(\"shell\")", inst, Some(base_inst.median));
-    for plugin in rt.plugins().filter(|p| p.id() != SHELL) {
+    for plugin in rt.plugins().into_iter().filter(|p| p.id() != SHELL) {
         let (id, kind) = (plugin.id().to_string(), plugin.kind());
         let s = sample(OTHER_FRESH_SAMPLES, async || fresh_info(rt, &id, kind).await).await;
         row(&format!("runtime.{}(\"{id}\") + info()", method(kind)), s, None);
@@ -349,7 +349,7 @@ async fn reused_calls(rt: &Runtime, base: &Baseline) {
     row("baseline: bare wasmtime, shell plan", b_plan, Some(b_plan.median));
     row("shell.plan(&LaunchRequest)", plan, Some(b_plan.median));
     output_check(&mut shell, &request).await;
-    if let Some(backend) = rt.plugins().find(|p| p.kind() == Kind::Backend) {
+    if let Some(backend) = rt.plugins().into_iter().find(|p| p.kind() == Kind::Backend) {
         let mut inst = rt.backend(backend.id()).await.expect("instantiate backend");
         let s = sample(REUSED_SAMPLES, async || drop(black_box(inst.info().await.expect("info")))).await;
         row(&format!("{}.info()", backend.id()), s, None);
@@ -492,12 +492,12 @@ async fn start_series(label: &str, sources: &[Source]) -> (Duration, Duration) {
 /// the `Runtime::new` part, and each plugin's cache outcome.
 async fn start(home: &Path, sources: &[Source]) -> (Duration, Duration, Vec<Outcome>) {
     let t = Instant::now();
-    let mut rt = Runtime::new(RuntimeConfig::under(home)).expect("runtime");
+    let rt = Runtime::new(RuntimeConfig::under(home)).expect("runtime");
     let engine = t.elapsed();
     rt.load_all(sources.to_vec()).await;
     let total = t.elapsed();
     report_failures(&rt);
-    let outcomes = rt.plugins().map(|p| p.cache).collect();
+    let outcomes = rt.plugins().iter().map(|p| p.cache).collect();
     (total, engine, outcomes)
 }
 

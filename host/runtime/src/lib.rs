@@ -38,4 +38,4 @@ pub use instance::{Instance, World};
 pub use limits::Limits;
 pub use loader::{Plugin, PluginSummary, Source};
 pub use manifest::{Capabilities, Kind, Manifest, Requirement, not_installed};
-pub use runtime::{Inspection, Inventory, LoadFailure, Runtime, RuntimeConfig, user_sources};
+pub use runtime::{Inspection, Inventory, LoadFailure, Reload, Runtime, RuntimeConfig, user_sources};

@@ -73,6 +73,8 @@ pub struct Plugin {
     pub source: &'static str,
     /// Its origin (bundled name or file path).
     pub origin: String,
+    /// The SHA-256 of its file, in hex: a reload replaces it only if this changed.
+    pub sha256: String,
     /// What it was granted.
     pub grants: Capabilities,
     /// Whether it was read from the compile cache.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use crate::approval::Approval;
@@ -83,6 +83,21 @@ pub struct Inventory {
     pub refused: Vec<LoadFailure>,
 }
 
+/// What [`Runtime::reload_user`] changed, by component id.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Reload {
+    /// Newly loaded.
+    pub added: Vec<String>,
+    /// Loaded again from a changed file.
+    pub replaced: Vec<String>,
+    /// Unloaded: their file is gone.
+    pub removed: Vec<String>,
+    /// Their file had not changed.
+    pub unchanged: Vec<String>,
+    /// Files that were refused (a replaced component keeps running its old code).
+    pub refused: Vec<LoadFailure>,
+}
+
 /// A component that could not be loaded, and why.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct LoadFailure {
@@ -98,8 +113,10 @@ pub struct Runtime {
     cache: CompileCache,
     services: Arc<HostServices>,
     config: RuntimeConfig,
-    plugins: BTreeMap<String, Arc<Plugin>>,
-    failures: Vec<LoadFailure>,
+    /// Every loaded plugin by id. Calls take an `Arc` out and never hold the
+    /// lock; a reload swaps entries while sessions keep running.
+    plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
+    failures: RwLock<Vec<LoadFailure>>,
 }
 
 impl Runtime {
@@ -114,7 +131,7 @@ impl Runtime {
             config.protected.clone(),
             config.route_http,
         ));
-        Ok(Self { engine, cache, services, config, plugins: BTreeMap::new(), failures: Vec::new() })
+        Ok(Self { engine, cache, services, config, plugins: RwLock::default(), failures: RwLock::default() })
     }
 
     /// Send every component's `http` requests through `route` (the daemon's
@@ -150,19 +167,19 @@ impl Runtime {
     }
 
     /// Load one component and add it. A failure is returned and also recorded.
-    pub async fn load(&mut self, source: Source) -> Result<Arc<Plugin>, LoadError> {
+    pub async fn load(&self, source: Source) -> Result<Arc<Plugin>, LoadError> {
         let origin = source.origin();
         let prepared = self.prepare(source).await;
         let result = self.admit(prepared).await;
         if let Err(e) = &result {
             tracing::error!("{e}");
-            self.failures.push(LoadFailure { origin, error: e.to_string() });
+            self.failures_mut().push(LoadFailure { origin, error: e.to_string() });
         }
         result
     }
 
     /// Load many components, compiling them in parallel. Failures are recorded, not returned.
-    pub async fn load_all(&mut self, sources: Vec<Source>) {
+    pub async fn load_all(&self, sources: Vec<Source>) {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, source) in sources.into_iter().enumerate() {
             let prep = self.preparer();
@@ -179,7 +196,7 @@ impl Runtime {
         for (_, origin, prepared) in done {
             if let Err(error) = self.admit(prepared).await {
                 tracing::error!("{error}");
-                self.failures.push(LoadFailure { origin, error: error.to_string() });
+                self.failures_mut().push(LoadFailure { origin, error: error.to_string() });
             }
         }
     }
@@ -193,7 +210,7 @@ impl Runtime {
     }
 
     /// Add a prepared component once its `info()` id checks out.
-    async fn admit(&mut self, prepared: Result<Plugin, LoadError>) -> Result<Arc<Plugin>, LoadError> {
+    async fn admit(&self, prepared: Result<Plugin, LoadError>) -> Result<Arc<Plugin>, LoadError> {
         let plugin = Arc::new(prepared?);
         self.check_id(&plugin).await?;
         self.add(plugin)
@@ -229,49 +246,64 @@ impl Runtime {
         Ok(())
     }
 
-    fn add(&mut self, plugin: Arc<Plugin>) -> Result<Arc<Plugin>, LoadError> {
-        if let Some(existing) = self.plugins.get(plugin.id()) {
+    fn add(&self, plugin: Arc<Plugin>) -> Result<Arc<Plugin>, LoadError> {
+        let mut plugins = self.plugins_mut();
+        if let Some(existing) = plugins.get(plugin.id()) {
             return Err(LoadError::Duplicate {
                 id: plugin.id().to_string(),
                 first: existing.origin.clone(),
                 second: plugin.origin.clone(),
             });
         }
-        self.plugins.insert(plugin.id().to_string(), plugin.clone());
+        plugins.insert(plugin.id().to_string(), plugin.clone());
         Ok(plugin)
     }
 
-    /// Every loaded plugin, by id.
-    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
-        self.plugins.values()
+    fn plugins_ref(&self) -> RwLockReadGuard<'_, BTreeMap<String, Arc<Plugin>>> {
+        // The map is only ever swapped whole-entry, so a panic elsewhere cannot leave it half-written.
+        self.plugins.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn plugins_mut(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<Plugin>>> {
+        self.plugins.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn failures_mut(&self) -> RwLockWriteGuard<'_, Vec<LoadFailure>> {
+        self.failures.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every loaded plugin, by id, as it is now.
+    pub fn plugins(&self) -> Vec<Arc<Plugin>> {
+        self.plugins_ref().values().cloned().collect()
     }
 
     /// A loaded plugin by id.
-    pub fn plugin(&self, id: &str) -> Option<&Arc<Plugin>> {
-        self.plugins.get(id)
+    pub fn plugin(&self, id: &str) -> Option<Arc<Plugin>> {
+        self.plugins_ref().get(id).cloned()
     }
 
     /// Record failures found before loading (e.g. unreadable files).
-    pub fn record_failures(&mut self, failures: Vec<LoadFailure>) {
-        self.failures.extend(failures);
+    pub fn record_failures(&self, failures: Vec<LoadFailure>) {
+        self.failures_mut().extend(failures);
     }
 
     /// The components that were refused.
-    pub fn failures(&self) -> &[LoadFailure] {
-        &self.failures
+    pub fn failures(&self) -> Vec<LoadFailure> {
+        self.failures.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// What is loaded and what was refused, as `clauderon plugins list
     /// --json` and `GET /api/plugins` both show it.
     pub fn inventory(&self) -> Inventory {
-        Inventory { plugins: self.plugins().map(|p| p.summary()).collect(), refused: self.failures.clone() }
+        Inventory { plugins: self.plugins().iter().map(|p| p.summary()).collect(), refused: self.failures() }
     }
 
-    fn find(&self, id: &str, kind: Kind) -> Result<&Arc<Plugin>, CallError> {
-        if let Some(p) = self.plugins.get(id).filter(|p| p.kind() == kind) {
-            return Ok(p);
+    fn find(&self, id: &str, kind: Kind) -> Result<Arc<Plugin>, CallError> {
+        let plugins = self.plugins_ref();
+        if let Some(p) = plugins.get(id).filter(|p| p.kind() == kind) {
+            return Ok(p.clone());
         }
-        let kinds: Vec<&str> = self.plugins.values().filter(|p| p.kind() == kind).map(|p| p.id()).collect();
+        let kinds: Vec<&str> = plugins.values().filter(|p| p.kind() == kind).map(|p| p.id()).collect();
         Err(CallError {
             component: id.into(),
             function: "instantiate".into(),
@@ -309,6 +341,113 @@ impl Runtime {
     /// A new instance of the hook `id`.
     pub async fn hook(&self, id: &str) -> Result<Instance<bindings::hook::Hook>, CallError> {
         self.instance(id).await
+    }
+
+    /// Bring the user components in line with the files in `dir` (the
+    /// components directory) while everything keeps running: a new file is
+    /// loaded, a changed one replaces the loaded one once it has loaded
+    /// (until then the old one stays), one whose file is gone is unloaded.
+    /// `only` limits this to the component of that id (`<id>.wasm`). Calls
+    /// already running finish on the code they started with; the next call
+    /// gets the new one. Credential sources are never changed live: the
+    /// variables they read are taken from the daemon's environment when it
+    /// starts (a restart loads, replaces or drops them).
+    pub async fn reload_user(&self, dir: &Path, only: Option<&str>) -> Reload {
+        let listing = {
+            let dir = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || user_sources(&dir)).await
+        };
+        let (mut sources, mut unreadable) = listing.unwrap_or_else(|e| {
+            let failure = LoadFailure { origin: dir.display().to_string(), error: format!("listing crashed: {e}") };
+            (Vec::new(), vec![failure])
+        });
+        let stem = |origin: &str| Path::new(origin).file_stem().and_then(|s| s.to_str()).map(String::from);
+        if let Some(id) = only {
+            sources.retain(|s| stem(&s.origin()).as_deref() == Some(id));
+            unreadable.retain(|f| stem(&f.origin).as_deref() == Some(id));
+        }
+        let mut report = Reload::default();
+        let origins: Vec<String> =
+            sources.iter().map(Source::origin).chain(unreadable.iter().map(|f| f.origin.clone())).collect();
+        // Old refusals of these files no longer hold; this pass says anew.
+        self.failures_mut().retain(|f| !origins.contains(&f.origin));
+        for failure in unreadable {
+            report.refused.push(failure.clone());
+            self.failures_mut().push(failure);
+        }
+        for source in sources {
+            let origin = source.origin();
+            let sha256 = crate::approval::digest(source.bytes());
+            let current = self.plugins_ref().values().find(|p| p.origin == origin).cloned();
+            if current.as_ref().is_some_and(|p| p.sha256 == sha256) {
+                report.unchanged.extend(current.map(|p| p.id().to_string()));
+                continue;
+            }
+            let outcome = match self.prepare(source).await {
+                Ok(plugin)
+                    if plugin.kind() == Kind::CredentialSource
+                        || current.as_ref().is_some_and(|c| c.kind() == Kind::CredentialSource) =>
+                {
+                    Err(LoadError::NotLive { id: plugin.id().to_string(), origin: plugin.origin.clone() })
+                }
+                Ok(plugin) => {
+                    let plugin = Arc::new(plugin);
+                    match self.check_id(&plugin).await {
+                        Ok(()) => self.swap(plugin, current.as_ref()),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(plugin) if current.is_some() => report.replaced.push(plugin.id().to_string()),
+                Ok(plugin) => report.added.push(plugin.id().to_string()),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    let failure = LoadFailure { origin, error: e.to_string() };
+                    report.refused.push(failure.clone());
+                    self.failures_mut().push(failure);
+                }
+            }
+        }
+        // User components whose file is gone.
+        let mut plugins = self.plugins_mut();
+        let gone: Vec<Arc<Plugin>> = plugins
+            .values()
+            .filter(|p| p.source == "user" && !origins.contains(&p.origin))
+            .filter(|p| only.is_none_or(|id| p.id() == id))
+            .cloned()
+            .collect();
+        for plugin in gone {
+            if plugin.kind() == Kind::CredentialSource {
+                let e = LoadError::NotLive { id: plugin.id().to_string(), origin: plugin.origin.clone() };
+                report.refused.push(LoadFailure { origin: plugin.origin.clone(), error: e.to_string() });
+                continue;
+            }
+            plugins.remove(plugin.id());
+            report.removed.push(plugin.id().to_string());
+        }
+        report
+    }
+
+    /// Put `plugin` in place of `current` (the one loaded from the same
+    /// file), or add it; refused if its id belongs to another loaded plugin.
+    fn swap(&self, plugin: Arc<Plugin>, current: Option<&Arc<Plugin>>) -> Result<Arc<Plugin>, LoadError> {
+        let mut plugins = self.plugins_mut();
+        if let Some(existing) = plugins.get(plugin.id())
+            && current.is_none_or(|c| !Arc::ptr_eq(c, existing))
+        {
+            return Err(LoadError::Duplicate {
+                id: plugin.id().to_string(),
+                first: existing.origin.clone(),
+                second: plugin.origin.clone(),
+            });
+        }
+        if let Some(c) = current {
+            plugins.remove(c.id());
+        }
+        plugins.insert(plugin.id().to_string(), plugin.clone());
+        Ok(plugin)
     }
 
     /// Read a component file's manifest and interfaces without loading it.
@@ -379,6 +518,7 @@ impl Preparer {
         Ok(Plugin {
             manifest,
             source: source.label(),
+            sha256: crate::approval::digest(source.bytes()),
             origin,
             grants,
             cache: outcome,

@@ -20,7 +20,7 @@ async fn assert_healthy(rt: &Runtime) {
 }
 
 async fn loaded() -> Runtime {
-    let mut rt = runtime();
+    let rt = runtime();
     rt.load(fixture("misbehave")).await.expect("misbehave loads");
     rt.load(bundled("shell")).await.expect("shell loads");
     rt
@@ -97,7 +97,7 @@ async fn a_log_flood_is_cut_at_the_per_call_budget() {
 
 #[tokio::test]
 async fn an_ungranted_import_is_refused_at_load() {
-    let mut rt = loaded().await;
+    let rt = loaded().await;
     let err = rt.load(fixture("ungranted")).await.err().expect("must be refused");
     assert!(matches!(err, LoadError::Ungranted { .. }), "{err}");
     let msg = err.to_string();

@@ -213,7 +213,7 @@ async fn runtime_with(id: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, R
             std::fs::write(path, contents).expect("secret file");
         }
     }
-    let mut rt = Runtime::new(config).expect("runtime");
+    let rt = Runtime::new(config).expect("runtime");
     rt.load(bundled(id)).await.unwrap_or_else(|e| panic!("loading {id}: {e}"));
     (home, rt)
 }

@@ -29,7 +29,7 @@ fn manifest_id(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn an_approval_holds_only_for_the_bytes_it_was_given() {
-    let mut rt = runtime();
+    let rt = runtime();
     let full = Capabilities { process: vec!["true".into(), "echo".into(), "sleep".into()], ..Default::default() };
     // Approved for `misbehave`; then the file is replaced by another component
     // (here the bundled shell agent) under the same name.
@@ -52,7 +52,7 @@ async fn an_approval_holds_only_for_the_bytes_it_was_given() {
 
 #[tokio::test]
 async fn a_user_component_needs_approval_covering_what_it_asks() {
-    let mut rt = runtime();
+    let rt = runtime();
     let err = rt.load(user(fixture("misbehave"), None)).await.err().expect("unapproved");
     assert!(matches!(err, LoadError::NotApproved { .. }), "{err}");
 
@@ -68,7 +68,7 @@ async fn a_user_component_needs_approval_covering_what_it_asks() {
 
 #[tokio::test]
 async fn duplicate_ids_are_refused() {
-    let mut rt = runtime();
+    let rt = runtime();
     rt.load(bundled("shell")).await.expect("first");
     let err = rt.load(bundled("shell")).await.err().expect("second");
     assert!(matches!(err, LoadError::Duplicate { .. }), "{err}");
@@ -79,7 +79,7 @@ async fn duplicate_ids_are_refused() {
 /// granted and chosen under one id while calling itself another: refused.
 #[tokio::test]
 async fn a_component_whose_info_disagrees_with_its_manifest_is_refused() {
-    let mut rt = runtime();
+    let rt = runtime();
     let bytes = bundled("shell").bytes().to_vec();
     let (from, to) = (b"id = \"shell\"", b"id = \"shexl\"");
     let at = bytes.windows(from.len()).position(|w| w == from).expect("the manifest names the component");
@@ -93,7 +93,7 @@ async fn a_component_whose_info_disagrees_with_its_manifest_is_refused() {
 
 #[tokio::test]
 async fn garbage_and_manifest_less_files_are_refused_with_a_reason() {
-    let mut rt = runtime();
+    let rt = runtime();
     let garbage = Source::User { path: "/tmp/junk.wasm".into(), bytes: Arc::from(&b"not wasm"[..]), approved: None };
     let err = rt.load(garbage).await.err().expect("garbage");
     assert!(matches!(err, LoadError::NoManifest { .. }), "{err}");
@@ -111,11 +111,11 @@ async fn garbage_and_manifest_less_files_are_refused_with_a_reason() {
 async fn compiled_components_come_from_the_cache_the_second_time() {
     let home = tempfile::tempdir().expect("tempdir");
     let first = {
-        let mut rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
+        let rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
         rt.load(bundled("shell")).await.expect("load").cache
     };
     let second = {
-        let mut rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
+        let rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
         let p = rt.load(bundled("shell")).await.expect("load");
         let mut agent = rt.agent("shell").await.expect("instance");
         assert_eq!(agent.info().await.expect("info").id, "shell");
@@ -134,13 +134,13 @@ async fn a_corrupt_cache_entry_is_recompiled() {
     let home = tempfile::tempdir().expect("tempdir");
     let source = bundled("shell");
     {
-        let mut rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
+        let rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
         rt.load(source.clone()).await.expect("load");
     }
     for entry in std::fs::read_dir(home.path().join("cache")).expect("cache dir") {
         std::fs::write(entry.expect("entry").path(), b"corrupt").expect("corrupt it");
     }
-    let mut rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
+    let rt = Runtime::new(RuntimeConfig::under(home.path())).expect("runtime");
     let p = rt.load(source).await.expect("recompiled");
     assert_eq!(p.cache, Outcome::Compiled);
 }
@@ -158,7 +158,7 @@ fn only_entry(home: &std::path::Path) -> std::path::PathBuf {
 
 /// Load `source` in a fresh runtime over `home`, as a restarted daemon would.
 async fn load_in(home: &std::path::Path, source: Source) -> Arc<clauderon_runtime::Plugin> {
-    let mut rt = Runtime::new(RuntimeConfig::under(home)).expect("runtime");
+    let rt = Runtime::new(RuntimeConfig::under(home)).expect("runtime");
     rt.load(source).await.expect("load")
 }
 
@@ -230,7 +230,7 @@ async fn a_cache_key_others_can_read_turns_the_cache_off() {
 
 #[tokio::test]
 async fn the_shell_agent_plans_sh_c_prompt() {
-    let mut rt = runtime();
+    let rt = runtime();
     rt.load(bundled("shell")).await.expect("shell");
     let mut agent = rt.agent("shell").await.expect("instance");
     let request = launch_request("echo hi > out.txt");
@@ -244,7 +244,7 @@ async fn the_shell_agent_plans_sh_c_prompt() {
 
 #[tokio::test]
 async fn every_sdk_template_builds_and_loads() {
-    let mut rt = runtime();
+    let rt = runtime();
     let ids = ["example-backend", "example-agent", "example-credentials", "example-hook"];
     for id in ids {
         rt.load(template(id)).await.unwrap_or_else(|e| panic!("template {id}: {e}"));

@@ -40,7 +40,7 @@ async fn a_backend_mounts_only_the_exact_directories_the_host_allowed() {
 
     let mut config = RuntimeConfig::under(&home);
     config.cache_dir = None;
-    let mut rt = Runtime::new(config).expect("runtime");
+    let rt = Runtime::new(config).expect("runtime");
     rt.load(fixture("mount-probe")).await.expect("the probe loads");
 
     let attempts = [

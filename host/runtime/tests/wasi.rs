@@ -14,7 +14,7 @@ const CANARY_VALUE: &str = "canary-value-that-must-stay-in-the-host";
 
 #[tokio::test]
 async fn a_wasi_component_loads_and_is_marked_as_wasi() {
-    let mut rt = runtime();
+    let rt = runtime();
     let plugin = rt.load(fixture("wasi-probe")).await.expect("a component importing WASI loads");
     assert_eq!(plugin.kind(), Kind::Agent);
     assert!(plugin.wasi, "imports: {:?}", plugin.imports);
@@ -36,7 +36,7 @@ async fn a_wasi_component_loads_and_is_marked_as_wasi() {
             Capabilities::default(),
         )),
     };
-    let mut other = runtime();
+    let other = runtime();
     let plugin = other.load(user).await.expect("approved with nothing, it loads");
     assert!(plugin.wasi && plugin.source == "user");
     assert_eq!(plugin.grants, Capabilities::default());
@@ -53,7 +53,7 @@ async fn a_wasi_component_sees_no_environment_arguments_or_directories() {
     unsafe { std::env::set_var(CANARY, CANARY_VALUE) };
     assert_eq!(std::env::var(CANARY).as_deref(), Ok(CANARY_VALUE));
 
-    let mut rt = runtime();
+    let rt = runtime();
     rt.load(fixture("wasi-probe")).await.expect("loads");
     let mut agent = rt.agent("wasi-probe").await.expect("instance");
     assert_eq!(agent.info().await.expect("info").id, "wasi-probe");
@@ -70,7 +70,7 @@ async fn a_wasi_component_sees_no_environment_arguments_or_directories() {
 async fn a_wasi_components_stdout_reaches_the_log_under_its_id() {
     let (capture, _guard) = LogCapture::start();
 
-    let mut rt = runtime();
+    let rt = runtime();
     rt.load(fixture("wasi-probe")).await.expect("loads");
     let mut agent = rt.agent("wasi-probe").await.expect("instance");
     let plan = agent.plan(&launch_request("probe")).await.expect("plan");

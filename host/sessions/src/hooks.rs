@@ -8,6 +8,7 @@
 //! warning), and a failing or trapping hook is logged and called again for
 //! the next event.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clauderon_runtime::bindings::types as wit;
@@ -19,20 +20,17 @@ use crate::model::{AccessMode, AgentStatus, Event, EventKind, Status};
 /// Events a hook may fall behind by before new ones are dropped for it.
 pub const QUEUE: usize = 256;
 
-/// Start dispatching `events` to every hook component `runtime` has loaded;
-/// returns how many hooks get them. The workers end when `events` closes.
+/// Start dispatching `events` to every hook component `runtime` has loaded —
+/// at each event, so a hook a reload adds gets events from then on and one it
+/// removes gets no more; returns how many hooks there are now. The workers
+/// end when `events` closes.
 pub fn spawn(runtime: Arc<Runtime>, mut events: broadcast::Receiver<Event>) -> usize {
-    let ids: Vec<String> = runtime.plugins().filter(|p| p.kind() == Kind::Hook).map(|p| p.id().to_string()).collect();
-    if ids.is_empty() {
-        return 0;
+    fn hook_ids(runtime: &Runtime) -> Vec<String> {
+        runtime.plugins().into_iter().filter(|p| p.kind() == Kind::Hook).map(|p| p.id().to_string()).collect()
     }
-    let mut queues = Vec::new();
-    for id in &ids {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(worker(runtime.clone(), id.clone(), rx));
-        queues.push((id.clone(), tx));
-    }
+    let now = hook_ids(&runtime).len();
     tokio::spawn(async move {
+        let mut queues: BTreeMap<String, mpsc::Sender<wit::SessionEvent>> = BTreeMap::new();
         loop {
             let event = match events.recv().await {
                 Ok(event) => event,
@@ -42,6 +40,15 @@ pub fn spawn(runtime: Arc<Runtime>, mut events: broadcast::Receiver<Event>) -> u
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             };
+            let ids = hook_ids(&runtime);
+            queues.retain(|id, _| ids.contains(id));
+            for id in ids {
+                queues.entry(id.clone()).or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(QUEUE);
+                    tokio::spawn(worker(runtime.clone(), id, rx));
+                    tx
+                });
+            }
             let event = to_wit(&event);
             for (id, queue) in &queues {
                 if queue.try_send(event.clone()).is_err() {
@@ -50,7 +57,7 @@ pub fn spawn(runtime: Arc<Runtime>, mut events: broadcast::Receiver<Event>) -> u
             }
         }
     });
-    ids.len()
+    now
 }
 
 /// Call hook `id` for each event, one at a time.

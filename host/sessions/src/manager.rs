@@ -223,6 +223,17 @@ impl Manager {
     }
 
     /// The runtime (plugins).
+    /// Reload the user components from `home/components` (see
+    /// [`Runtime::reload_user`]), logging what changed.
+    pub async fn reload_plugins(&self, only: Option<&str>) -> clauderon_runtime::Reload {
+        let report = self.runtime.reload_user(&self.home.join("components"), only).await;
+        tracing::info!(
+            added = ?report.added, replaced = ?report.replaced, removed = ?report.removed,
+            refused = report.refused.len(), "reloaded user components"
+        );
+        report
+    }
+
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
     }
@@ -314,7 +325,8 @@ impl Manager {
         if self.runtime.plugin(id).is_some_and(|p| p.kind() == kind) {
             return Ok(());
         }
-        let known: Vec<&str> = self.runtime.plugins().filter(|p| p.kind() == kind).map(|p| p.id()).collect();
+        let plugins = self.runtime.plugins();
+        let known: Vec<&str> = plugins.iter().filter(|p| p.kind() == kind).map(|p| p.id()).collect();
         Err(SessionError::Invalid(format!("unknown {kind} `{id}` (available: {})", known.join(", "))))
     }
 
