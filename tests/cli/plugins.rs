@@ -387,6 +387,8 @@ fn plugins_call_runs_one_function_with_real_capabilities_and_says_what_went_wron
         })
         .to_string()
     };
+    let logged = call(misbehave, &["create", &spec("log-flood")]).ok();
+    assert!(logged.stderr.contains("misbehave") && logged.stderr.contains("yyyy"), "its log on stderr");
     let panicked = call(misbehave, &["create", &spec("panic")]);
     assert!(panicked.code != 0 && panicked.stderr.contains("the fixture panicked on purpose"), "{}", panicked.stderr);
     let denied = call(misbehave, &["create", &spec("exec-denied")]);

@@ -368,7 +368,12 @@ fn main() -> ExitCode {
         }
         clauderon_runtime::capabilities::environment::capture();
     }
-    let default_level = if matches!(cli.command, Command::Daemon(_)) { "info" } else { "warn" };
+    let default_level = match &cli.command {
+        Command::Daemon(_) => "info",
+        // An author trying one function sees everything it logs.
+        Command::Plugins(plugins::PluginsCmd::Call { .. }) => "warn,clauderon_runtime::capabilities::log=trace",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CLAUDERON_LOG")

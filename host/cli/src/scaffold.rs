@@ -113,8 +113,7 @@ pub fn run(home: &Home, req: NewPlugin, bundled_ids: &[String]) -> anyhow::Resul
     println!("  cd {}", dir.display());
     println!("  cargo test                   # its unit tests, run natively against the SDK's mock host");
     println!("  clauderon plugins build      # builds target/clauderon/{name}.wasm");
-    println!("  clauderon plugins install target/clauderon/{name}.wasm");
-    println!("  clauderon daemon             # (re)start the daemon: it loads plugins when it starts");
+    println!("  clauderon plugins install target/clauderon/{name}.wasm   # loads it into the running daemon");
     if req.kind == Kind::Backend {
         println!("  clauderon create --backend {name} --agent shell --repo PATH 'echo hello'");
     }

@@ -117,6 +117,8 @@ pub struct Runtime {
     /// lock; a reload swaps entries while sessions keep running.
     plugins: RwLock<BTreeMap<String, Arc<Plugin>>>,
     failures: RwLock<Vec<LoadFailure>>,
+    /// One reload at a time: two would each swap against what they saw.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Runtime {
@@ -131,7 +133,15 @@ impl Runtime {
             config.protected.clone(),
             config.route_http,
         ));
-        Ok(Self { engine, cache, services, config, plugins: RwLock::default(), failures: RwLock::default() })
+        Ok(Self {
+            engine,
+            cache,
+            services,
+            config,
+            plugins: RwLock::default(),
+            failures: RwLock::default(),
+            reloading: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Send every component's `http` requests through `route` (the daemon's
@@ -353,6 +363,7 @@ impl Runtime {
     /// variables they read are taken from the daemon's environment when it
     /// starts (a restart loads, replaces or drops them).
     pub async fn reload_user(&self, dir: &Path, only: Option<&str>) -> Reload {
+        let _one_at_a_time = self.reloading.lock().await;
         let listing = {
             let dir = dir.to_path_buf();
             tokio::task::spawn_blocking(move || user_sources(&dir)).await
