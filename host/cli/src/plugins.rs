@@ -265,19 +265,38 @@ fn bundled_ids() -> Vec<String> {
         .collect()
 }
 
-async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode> {
+/// A component file read and inspected in a fresh runtime: its bytes and
+/// manifest, or an error listing what would stop it from being `what`.
+async fn inspected(home: &Home, file: &Path, what: &str) -> anyhow::Result<(Runtime, Arc<[u8]>, Manifest)> {
     let bytes = read_component(file)?;
     let runtime = new_runtime(home)?;
     let found = runtime.inspect(bytes.clone()).await;
-    let Some(manifest) = found.manifest.clone().filter(|_| found.problems.is_empty()) else {
-        bail!("{} cannot be installed:\n  - {}", file.display(), found.problems.join("\n  - "));
+    let Some(manifest) = found.manifest.filter(|_| found.problems.is_empty()) else {
+        bail!("{} cannot be {what}:\n  - {}", file.display(), found.problems.join("\n  - "));
     };
+    Ok((runtime, bytes, manifest))
+}
+
+/// Load `file` into `runtime` with everything its manifest asks for
+/// approved; the approval, if it loads.
+async fn load_approved(
+    runtime: &Runtime,
+    file: &Path,
+    bytes: &Arc<[u8]>,
+    manifest: &Manifest,
+) -> anyhow::Result<Approval> {
+    let approval = Approval::new(&manifest.id, bytes, manifest.capabilities.clone());
+    let source = Source::User { path: file.to_path_buf(), bytes: bytes.clone(), approved: Some(approval.clone()) };
+    runtime.load(source).await.with_context(|| format!("{} does not load", file.display()))?;
+    Ok(approval)
+}
+
+async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode> {
+    let (runtime, bytes, manifest) = inspected(home, file, "installed").await?;
     if bundled_ids().contains(&manifest.id) {
         bail!("`{}` is the id of a bundled component; give yours another id in its component.toml", manifest.id);
     }
-    let approval = Approval::new(&manifest.id, &bytes, manifest.capabilities.clone());
-    let trial = Source::User { path: file.to_path_buf(), bytes: bytes.clone(), approved: Some(approval.clone()) };
-    runtime.load(trial).await.with_context(|| format!("{} does not load", file.display()))?;
+    let approval = load_approved(&runtime, file, &bytes, &manifest).await?;
 
     println!("{} {} ({}) — {}", manifest.id, manifest.version, manifest.kind, manifest.description);
     let dir = home.components();
@@ -320,12 +339,7 @@ async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode
 }
 
 async fn call(home: &Home, file: &Path, function: &str, args: Option<String>, yes: bool) -> anyhow::Result<ExitCode> {
-    let bytes = read_component(file)?;
-    let runtime = new_runtime(home)?;
-    let found = runtime.inspect(bytes.clone()).await;
-    let Some(manifest) = found.manifest.clone().filter(|_| found.problems.is_empty()) else {
-        bail!("{} cannot be loaded:\n  - {}", file.display(), found.problems.join("\n  - "));
-    };
+    let (runtime, bytes, manifest) = inspected(home, file, "loaded").await?;
     let asks = manifest.capabilities.explain();
     if !asks.is_empty() {
         eprintln!("{} asks to:", manifest.id);
@@ -356,9 +370,7 @@ async fn call(home: &Home, file: &Path, function: &str, args: Option<String>, ye
             }
         }
     };
-    let approval = Approval::new(&manifest.id, &bytes, manifest.capabilities.clone());
-    let source = Source::User { path: file.to_path_buf(), bytes, approved: Some(approval) };
-    runtime.load(source).await.with_context(|| format!("{} does not load", file.display()))?;
+    load_approved(&runtime, file, &bytes, &manifest).await?;
     let answer = clauderon_runtime::call::call_by_name(&runtime, &manifest.id, function, args).await?;
     println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(ExitCode::SUCCESS)
