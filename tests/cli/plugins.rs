@@ -478,3 +478,78 @@ fn a_user_components_requirement_is_looked_up_but_never_run() {
     let claude = report["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "claude-code").cloned());
     assert!(claude.is_some_and(|c| c["detail"].as_str().is_some_and(|d| !d.contains("(not run)"))), "{report}");
 }
+
+/// `plugins dev`: the first build is installed into the running daemon, each
+/// saved change is rebuilt and replaces it while a session on it keeps
+/// running, and a change that does not compile is shown while the daemon
+/// keeps the last good build — one process, never a restart.
+#[test]
+fn plugins_dev_rebuilds_and_reloads_on_every_change_and_survives_a_broken_one() {
+    let world = clauderon_tests::World::start();
+    let home = &world.home;
+    let work = tempfile::tempdir().expect("workdir");
+    let dir = work.path().join("dev-tmux");
+    let dir_arg = dir.to_str().expect("path");
+    home.run(&["plugins", "new", "--kind", "backend", "dev-tmux", dir_arg]).ok();
+    let set_description = |text: &str| {
+        let manifest = std::fs::read_to_string(dir.join("component.toml")).expect("component.toml");
+        let line = manifest.lines().find(|l| l.starts_with("description = ")).expect("a description").to_string();
+        std::fs::write(dir.join("component.toml"), manifest.replace(&line, &format!("description = {text:?}")))
+            .expect("write component.toml");
+    };
+    let loaded = |id: &str| {
+        let (_, list) = world.daemon.http("GET", "/api/plugins", None);
+        list["plugins"].as_array().expect("plugins").iter().find(|p| p["id"] == id).cloned()
+    };
+    set_description("first build");
+
+    let log_path = work.path().join("dev.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut dev = home
+        .command(&["plugins", "dev", "--yes", dir_arg])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("plugins dev");
+    let said = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let wait_for = |what: &str, times: usize| {
+        clauderon_tests::eventually(300, &format!("plugins dev to say {what:?} {times} time(s)"), || {
+            let text = said();
+            (text.matches(what).count() >= times && text.ends_with("(Ctrl-C to stop).\n")).then_some(text)
+        })
+    };
+    let first = wait_for("Ready in", 1);
+    assert!(first.contains("dev-tmux: loaded into the running daemon"), "{first}");
+    assert_eq!(loaded("dev-tmux").expect("loaded by plugins dev")["description"], "first build");
+
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let name = clauderon_tests::unique("dev");
+    home.run(&["create", "-r", &repo, "-b", "dev-tmux", "-a", "shell", "--name", &name, "-p", "sleep 600"]).ok();
+
+    set_description("second build");
+    let second = wait_for("Ready in", 2);
+    assert!(second.contains("Changed: component.toml"), "{second}");
+    assert!(second.contains("dev-tmux: replaced in the running daemon"), "{second}");
+    assert_eq!(loaded("dev-tmux").expect("still loaded")["description"], "second build");
+
+    // A save that does not compile: the compiler's message, and the last good build keeps running.
+    let lib = dir.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).expect("lib.rs");
+    std::fs::write(&lib, format!("{source}\nfn half_written( {{\n")).expect("write lib.rs");
+    let broken = wait_for("Failed after", 1);
+    assert!(broken.contains("src/lib.rs") && broken.contains("error"), "the compiler's error is shown: {broken}");
+    assert_eq!(loaded("dev-tmux").expect("kept")["description"], "second build");
+
+    set_description("third build");
+    std::fs::write(&lib, &source).expect("write lib.rs");
+    wait_for("Ready in", 3);
+    assert_eq!(loaded("dev-tmux").expect("still loaded")["description"], "third build");
+    let (_, session) = world.daemon.http("GET", &format!("/api/sessions/{name}"), None);
+    assert_eq!(session["status"], "running", "the session kept running through every reload: {session}");
+
+    let _ = std::process::Command::new("kill").args(["-INT", &dev.id().to_string()]).status();
+    let ended = dev.wait().expect("plugins dev ends");
+    assert!(ended.success(), "Ctrl-C ends plugins dev cleanly: {ended:?}\n{}", said());
+    home.run(&["delete", &name]).ok();
+}

@@ -9,6 +9,7 @@ mod bundled;
 mod completions;
 mod daemon;
 mod doctor;
+mod plugin_dev;
 mod plugins;
 mod scaffold;
 mod sessions;

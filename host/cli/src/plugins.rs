@@ -1,4 +1,4 @@
-//! `clauderon plugins …`: create, list, inspect, install, remove, reload, call and build components.
+//! `clauderon plugins …`: create, list, inspect, install, remove, reload, call, build and develop components.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use clauderon_client::Client;
 use clauderon_runtime::{Approval, Inventory, Manifest, Reload, Runtime, RuntimeConfig, Source, manifest};
 use reqwest::Method;
 
-use crate::{bundled, scaffold};
+use crate::{bundled, plugin_dev, scaffold};
 use clauderon_daemon::Home;
 
 #[derive(Subcommand)]
@@ -124,6 +124,23 @@ pub enum PluginsCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The author's loop: build DIR (as `build`), install what built into the
+    /// running daemon (as `install`), then do it again whenever a source file
+    /// in DIR changes, until Ctrl-C. Sessions on the plugin keep running and
+    /// their next call runs the new code. A failed build is shown and the
+    /// daemon keeps the last good one. Grants beyond those approved before
+    /// are asked about at each install (or approved with --yes).
+    ///
+    /// Example: `clauderon plugins dev ./my-backend` in one terminal, your
+    /// editor in another.
+    Dev {
+        /// The crate or workspace directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Approve the capabilities it asks for without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }
 
 pub async fn run(cmd: PluginsCmd) -> anyhow::Result<ExitCode> {
@@ -139,6 +156,7 @@ pub async fn run(cmd: PluginsCmd) -> anyhow::Result<ExitCode> {
         PluginsCmd::Reload { id } => reload(&home, id.as_deref()).await,
         PluginsCmd::Call { file, function, args, yes } => call(&home, &file, &function, args, yes).await,
         PluginsCmd::Build { dir, out } => build(&home, dir, out).await,
+        PluginsCmd::Dev { dir, yes } => plugin_dev::run(&home, dir, yes).await,
     }
 }
 
@@ -291,7 +309,7 @@ async fn load_approved(
     Ok(approval)
 }
 
-async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn install(home: &Home, file: &Path, yes: bool) -> anyhow::Result<ExitCode> {
     let (runtime, bytes, manifest) = inspected(home, file, "installed").await?;
     if bundled_ids().contains(&manifest.id) {
         bail!("`{}` is the id of a bundled component; give yours another id in its component.toml", manifest.id);
@@ -441,6 +459,19 @@ async fn reload(home: &Home, id: Option<&str>) -> anyhow::Result<ExitCode> {
 }
 
 async fn build(home: &Home, dir: PathBuf, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let (_, refused) = build_checked(home, &dir, out).await?;
+    Ok(if refused { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Build the plugin crate(s) in `dir` and inspect each component, saying what
+/// was built: the components clauderon would load, and whether any was
+/// refused (its file removed, with the reasons on stderr, so that it cannot
+/// be installed by mistake).
+pub(crate) async fn build_checked(
+    home: &Home,
+    dir: &Path,
+    out: Option<PathBuf>,
+) -> anyhow::Result<(Vec<PathBuf>, bool)> {
     let dir = dir.canonicalize().with_context(|| format!("no such directory: {}", dir.display()))?;
     let out = out.unwrap_or_else(|| dir.join("target/clauderon"));
     // A shared target dir (as `just` sets) lets std for wasm32 be built once.
@@ -454,14 +485,13 @@ async fn build(home: &Home, dir: PathBuf, out: Option<PathBuf>) -> anyhow::Resul
     if built.is_empty() {
         bail!("no plugin crate found: a plugin crate is a cdylib with a component.toml beside its Cargo.toml");
     }
-    // A component clauderon would refuse to load is not a build: say why and
-    // leave no file behind to install by mistake.
     let runtime = new_runtime(home)?;
-    let mut refused = false;
+    let (mut good, mut refused) = (Vec::new(), false);
     for b in built {
         let found = runtime.inspect(read_component(&b.path)?).await;
         if found.problems.is_empty() {
             println!("built {} ({}, {} bytes): {}", b.manifest.id, b.manifest.kind, b.size, b.path.display());
+            good.push(b.path);
             continue;
         }
         refused = true;
@@ -471,5 +501,5 @@ async fn build(home: &Home, dir: PathBuf, out: Option<PathBuf>) -> anyhow::Resul
             eprintln!("  - {p}");
         }
     }
-    Ok(if refused { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok((good, refused))
 }
