@@ -935,8 +935,8 @@ impl Terminal {
         )
     }
 
-    /// `cmd` in a new 120×30 terminal named after `label`.
-    fn start(label: &str, cmd: &str) -> Self {
+    /// `cmd` (a shell command line) in a new 120×30 terminal named after `label`.
+    pub fn start(label: &str, cmd: &str) -> Self {
         let tmux = format!("clauderon-test-{label}");
         let terminal = Self { socket: tmux.clone(), tmux };
         let ok = terminal
@@ -980,6 +980,14 @@ impl Terminal {
     /// What the terminal shows now.
     pub fn screen(&self) -> String {
         let out = self.command().args(["capture-pane", "-p", "-t", &self.tmux]).output().expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Everything the terminal has shown on its normal screen: its scrollback
+    /// and the screen, wrapped lines joined.
+    pub fn history(&self) -> String {
+        let out =
+            self.command().args(["capture-pane", "-p", "-J", "-S", "-", "-t", &self.tmux]).output().expect("tmux");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

@@ -115,7 +115,7 @@ pub fn run(home: &Home, req: NewPlugin, bundled_ids: &[String]) -> anyhow::Resul
     println!("  clauderon plugins build      # builds target/clauderon/{name}.wasm");
     println!("  clauderon plugins install target/clauderon/{name}.wasm   # loads it into the running daemon");
     if req.kind == Kind::Backend {
-        println!("  clauderon create --backend {name} --agent shell --repo PATH 'echo hello'");
+        println!("  clauderon create --backend {name} --agent shell --repo PATH -p 'echo hello; sleep 600'");
     }
     Ok(ExitCode::SUCCESS)
 }

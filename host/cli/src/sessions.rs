@@ -137,27 +137,38 @@ pub async fn list(home: &Home, archived: bool, as_json: bool) -> anyhow::Result<
         println!("No sessions. Create one with: clauderon create --repo . --prompt \"…\"");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<28} {:<9} {:<20} {:<8} {:<12} {:<10} {:<9}",
-        "NAME", "STATUS", "AGENT STATUS", "BACKEND", "AGENT", "ACCESS", "ISOLATION"
-    );
-    for s in sessions {
-        let isolation = match s.isolation {
-            Some(Isolation::Sandbox) => "sandbox",
-            Some(Isolation::Backend) => "container",
-            Some(Isolation::None) => "NONE",
-            None => "-",
-        };
-        println!(
-            "{:<28} {:<9} {:<20} {:<8} {:<12} {:<10} {:<9}",
-            s.name,
-            kebab(&s.status),
-            kebab(&s.agent_status),
-            s.backend,
-            s.agent,
-            s.access_mode.as_str(),
-            isolation
-        );
+    let isolation = |s: &Session| match s.isolation {
+        Some(Isolation::Sandbox) => "sandbox",
+        Some(Isolation::Backend) => "container",
+        Some(Isolation::None) => "NONE",
+        None => "-",
+    };
+    let rows: Vec<[String; 7]> = sessions
+        .iter()
+        .map(|s| {
+            [
+                s.name.clone(),
+                kebab(&s.status),
+                kebab(&s.agent_status),
+                s.backend.clone(),
+                s.agent.clone(),
+                s.access_mode.as_str().to_string(),
+                isolation(s).to_string(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "STATUS", "AGENT STATUS", "BACKEND", "AGENT", "ACCESS", "ISOLATION"].map(String::from);
+    // Each column as wide as its widest cell, so a long name never shifts the others.
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| std::iter::once(&header).chain(&rows).map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let line = |cells: &[String; 7]| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join(" ").trim_end().to_string()
+    };
+    println!("{}", line(&header));
+    for (s, row) in sessions.iter().zip(&rows) {
+        println!("{}", line(row));
         if let Some(err) = &s.error {
             println!("  ! {err}");
         }
