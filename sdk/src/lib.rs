@@ -18,6 +18,7 @@ pub mod bindings;
 mod error;
 mod host;
 mod kinds;
+mod shorthand;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
@@ -45,8 +46,8 @@ pub mod prelude {
     pub use crate::process::Command;
     pub use crate::types::*;
     pub use crate::{
-        Agent, AgentInfo, Backend, BackendFeatures, BackendInfo, CredentialSource, Error, Hook, HookInfo, Result,
-        SourceInfo,
+        Agent, AgentInfo, ApprovalKeys, Backend, BackendFeatures, BackendInfo, ChatMessage, ChatRole, CredentialSource,
+        Error, Hook, HookInfo, LaunchRequest, Result, SourceInfo,
     };
     pub use crate::{export_agent, export_backend, export_credential_source, export_hook};
     pub use crate::{http, kv, log, process};

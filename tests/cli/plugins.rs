@@ -677,3 +677,38 @@ fn the_plugin_guide_runs_as_written_in_a_terminal() {
     let took = history.split("[guide done in ").nth(1).and_then(|t| t.split(' ').next()).unwrap_or("?");
     println!("FIGURE plugin guide, `plugins new` to the plugin removed, in a terminal: {took} s");
 }
+
+/// Credential sources are the one kind the daemon never swaps live (it reads
+/// their variables from its environment when it starts): installing or
+/// removing one while it runs succeeds, says a restart takes it up, and
+/// changes nothing in the running daemon until then — not reported as a
+/// refusal.
+#[test]
+fn a_credential_source_installed_or_removed_live_waits_for_a_restart() {
+    let mut world = clauderon_tests::World::start();
+    let file = test_component("templates", "example-credentials");
+    let loaded = |world: &clauderon_tests::World| {
+        let (_, list) = world.daemon.http("GET", "/api/plugins", None);
+        list["plugins"].as_array().expect("plugins").iter().any(|p| p["id"] == "example-credentials")
+    };
+    let installed = world.home.run(&["plugins", "install", "--yes", file.to_str().expect("path")]).ok();
+    assert!(
+        installed
+            .stdout
+            .contains("example-credentials: a credential source; the running daemon takes it up when it next starts"),
+        "{}",
+        installed.stdout
+    );
+    assert!(!installed.stderr.contains("refused"), "{}", installed.stderr);
+    assert!(!loaded(&world), "not swapped into the running daemon");
+    let listed = world.home.run(&["plugins", "list"]).ok();
+    assert!(!listed.stderr.contains("example-credentials"), "not listed as refused: {}", listed.stderr);
+
+    world.restart_daemon();
+    assert!(loaded(&world), "taken up at the next start");
+    let removed = world.home.run(&["plugins", "remove", "example-credentials"]).ok();
+    assert!(removed.stdout.contains("takes it up when it next starts"), "{}", removed.stdout);
+    assert!(loaded(&world), "kept until the restart");
+    world.restart_daemon();
+    assert!(!loaded(&world), "gone after it");
+}

@@ -707,7 +707,8 @@ struct ReloadQuery {
 /// new files load, changed ones replace the loaded code once they load (a
 /// refused one leaves the old code running), removed ones unload. Sessions
 /// keep running; their next call uses the new code. Credential sources change
-/// only when the daemon starts.
+/// only when the daemon starts: a new or changed one is listed in
+/// `needs_restart`, and the daemon keeps what it has until then.
 #[utoipa::path(post, path = "/api/plugins/reload", params(ReloadQuery),
     responses((status = 200, body = clauderon_runtime::Reload), Errors))]
 async fn reload_plugins(State(s): State<Shared>, Q(q): Q<ReloadQuery>) -> Json<clauderon_runtime::Reload> {

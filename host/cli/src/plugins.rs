@@ -219,6 +219,12 @@ async fn reload_in_daemon(home: &Home, id: Option<&str>) -> anyhow::Result<bool>
             println!("{id}: {what}.");
         }
     }
+    for id in &report.needs_restart {
+        println!(
+            "{id}: a credential source; the running daemon takes it up when it next starts \
+             (it reads their variables from its environment then): restart the daemon to use it."
+        );
+    }
     for f in &report.refused {
         eprintln!("the daemon refused {}: {}", f.origin, f.error);
     }

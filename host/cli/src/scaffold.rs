@@ -131,11 +131,8 @@ fn render(req: &NewPlugin, sdk: &Path) -> anyhow::Result<Vec<(&'static str, Stri
     let display_literal = format!("{display:?}");
     let lib = replace_all(lib, "src/lib.rs", &[(t.id, name), (t.display_name, &display_literal)])?;
     let manifest = replace_all(from("component.toml")?, "component.toml", &[(t.id, name)])?;
-    let description = toml::from_str::<toml::Table>(from("Cargo.toml")?)
-        .ok()
-        .and_then(|c| c.get("package")?.get("description")?.as_str().map(String::from))
-        .unwrap_or_default();
-    let cargo = cargo_toml(name, &description, sdk)?;
+    let template: toml::Table = toml::from_str(from("Cargo.toml")?).context("the built-in template's Cargo.toml")?;
+    let cargo = cargo_toml(name, &template, sdk)?;
     let lock = replace_all(
         embedded("sdk/templates/Cargo.lock")?,
         "Cargo.lock",
@@ -165,10 +162,11 @@ fn replace_all(text: &str, file: &str, pairs: &[(&str, &str)]) -> anyhow::Result
 
 /// A standalone Cargo.toml: the templates' release profile, the SDK by path,
 /// and an empty `[workspace]` so a parent directory's workspace does not claim it.
-fn cargo_toml(name: &str, description: &str, sdk: &Path) -> anyhow::Result<String> {
+fn cargo_toml(name: &str, template: &toml::Table, sdk: &Path) -> anyhow::Result<String> {
     let workspace: toml::Table =
         toml::from_str(embedded("sdk/templates/Cargo.toml")?).context("the built-in templates' Cargo.toml")?;
     let profile = workspace.get("profile").cloned().context("the templates' Cargo.toml has no [profile]")?;
+    let description = template.get("package").and_then(|p| p.get("description")?.as_str()).unwrap_or_default();
     let mut doc = toml::Table::new();
     let mut package = toml::Table::new();
     package.insert("name".into(), name.into());
@@ -184,6 +182,16 @@ fn cargo_toml(name: &str, description: &str, sdk: &Path) -> anyhow::Result<Strin
     sdk_dep.insert("path".into(), sdk.display().to_string().into());
     let mut deps = toml::Table::new();
     deps.insert("clauderon-sdk".into(), sdk_dep.into());
+    // The template's other dependencies, `workspace = true` resolved from the templates' workspace.
+    let shared = workspace.get("workspace").and_then(|w| w.get("dependencies"));
+    for (dep, spec) in template.get("dependencies").and_then(toml::Value::as_table).into_iter().flatten() {
+        if dep == "clauderon-sdk" {
+            continue;
+        }
+        let inherited = spec.get("workspace").and_then(toml::Value::as_bool) == Some(true);
+        let spec = if inherited { shared.and_then(|d| d.get(dep)).cloned() } else { Some(spec.clone()) };
+        deps.insert(dep.clone(), spec.with_context(|| format!("the templates' workspace does not define {dep}"))?);
+    }
     doc.insert("dependencies".into(), deps.into());
     doc.insert("workspace".into(), toml::Table::new().into());
     doc.insert("profile".into(), profile);

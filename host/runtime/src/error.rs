@@ -56,11 +56,6 @@ pub enum LoadError {
          approve it with `clauderon plugins install {origin}`"
     )]
     NotApproved { id: String, origin: String, missing: String },
-    #[error(
-        "component `{id}` ({origin}) is a credential source, which the daemon loads, replaces or drops only \
-         when it starts (it takes their variables from its environment then); restart the daemon"
-    )]
-    NotLive { id: String, origin: String },
     #[error("component `{id}` from {second} has the same id as the one from {first}; ids must be unique")]
     Duplicate { id: String, first: String, second: String },
     #[error("component `{id}` ({origin}) could not be linked: {reason}")]

@@ -83,6 +83,10 @@ pub struct Inventory {
     pub refused: Vec<LoadFailure>,
 }
 
+/// Why a reload leaves credential sources as they are.
+const NOT_LIVE: &str = "a credential source changes only when the daemon starts (it reads their variables \
+                        from its environment then); restart the daemon to take this one up";
+
 /// What [`Runtime::reload_user`] changed, by component id.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Reload {
@@ -96,6 +100,11 @@ pub struct Reload {
     pub unchanged: Vec<String>,
     /// Files that were refused (a replaced component keeps running its old code).
     pub refused: Vec<LoadFailure>,
+    /// Credential sources added, changed or removed in the directory: the
+    /// daemon takes them up only when it next starts (it reads their
+    /// variables from its environment then), so until a restart it keeps
+    /// what it has.
+    pub needs_restart: Vec<String>,
 }
 
 /// A component that could not be loaded, and why.
@@ -361,7 +370,8 @@ impl Runtime {
     /// already running finish on the code they started with; the next call
     /// gets the new one. Credential sources are never changed live: the
     /// variables they read are taken from the daemon's environment when it
-    /// starts (a restart loads, replaces or drops them).
+    /// starts (a restart loads, replaces or drops them), so a change to one
+    /// is reported in [`Reload::needs_restart`] and not made.
     pub async fn reload_user(&self, dir: &Path, only: Option<&str>) -> Reload {
         let _one_at_a_time = self.reloading.lock().await;
         let listing = {
@@ -399,7 +409,9 @@ impl Runtime {
                     if plugin.kind() == Kind::CredentialSource
                         || current.as_ref().is_some_and(|c| c.kind() == Kind::CredentialSource) =>
                 {
-                    Err(LoadError::NotLive { id: plugin.id().to_string(), origin: plugin.origin.clone() })
+                    tracing::info!(component = plugin.id(), "{NOT_LIVE}");
+                    report.needs_restart.push(plugin.id().to_string());
+                    continue;
                 }
                 Ok(plugin) => {
                     let plugin = Arc::new(plugin);
@@ -431,8 +443,8 @@ impl Runtime {
             .collect();
         for plugin in gone {
             if plugin.kind() == Kind::CredentialSource {
-                let e = LoadError::NotLive { id: plugin.id().to_string(), origin: plugin.origin.clone() };
-                report.refused.push(LoadFailure { origin: plugin.origin.clone(), error: e.to_string() });
+                tracing::info!(component = plugin.id(), "{NOT_LIVE}");
+                report.needs_restart.push(plugin.id().to_string());
                 continue;
             }
             plugins.remove(plugin.id());

@@ -10,8 +10,7 @@
 //! (service `example`, read from `EXAMPLE_API_KEY`), and gets a placeholder in
 //! that variable; clauderon's proxy swaps in the real value on the way out.
 
-use clauderon_sdk::types::{AgentStatus, CredentialNeed, EnvVar, LaunchPlan};
-use clauderon_sdk::{Agent, AgentInfo, ChatMessage, ChatRole, Error, LaunchRequest, Result};
+use clauderon_sdk::prelude::*;
 
 /// The value the agent finds in `EXAMPLE_API_KEY`.
 const PLACEHOLDER: &str = "clauderon-placeholder";
@@ -61,7 +60,7 @@ impl Agent for MyAgent {
     }
 }
 
-clauderon_sdk::export_agent!(MyAgent);
+export_agent!(MyAgent);
 
 /// The one credential `my-agent` uses.
 fn credential() -> CredentialNeed {
@@ -90,144 +89,16 @@ fn argv(request: &LaunchRequest) -> Vec<String> {
 }
 
 /// One transcript line, `{"role":"user"|"assistant","text":"..."}`, as a
-/// chat message; `None` for anything else.
+/// chat message; `None` for anything else (the agent's other records, a
+/// line cut short).
 fn parse_line(line: &str) -> Option<ChatMessage> {
-    let (mut role, mut text) = (None, None);
-    for (key, value) in json::string_fields(line)? {
-        match key.as_str() {
-            "role" => role = Some(value),
-            "text" => text = Some(value),
-            _ => {}
-        }
-    }
-    let role = match role?.as_str() {
+    let record: serde_json::Value = serde_json::from_str(line).ok()?;
+    let role = match record["role"].as_str()? {
         "user" => ChatRole::User,
         "assistant" => ChatRole::Assistant,
         _ => return None,
     };
-    Some(ChatMessage { role, text: text?, tool_name: None, timestamp_ms: None })
-}
-
-/// Just enough JSON for one flat object per line, without pulling a JSON
-/// crate into the component (it would make the `.wasm` several times larger).
-mod json {
-    use std::iter::Peekable;
-    use std::str::Chars;
-
-    /// The string-valued fields of a JSON object; other values are skipped.
-    /// `None` if the text is not one JSON object.
-    pub fn string_fields(text: &str) -> Option<Vec<(String, String)>> {
-        let mut it = text.chars().peekable();
-        let mut fields = Vec::new();
-        skip_ws(&mut it);
-        expect(&mut it, '{')?;
-        skip_ws(&mut it);
-        if it.peek() == Some(&'}') {
-            it.next();
-        } else {
-            loop {
-                skip_ws(&mut it);
-                expect(&mut it, '"')?;
-                let key = string(&mut it)?;
-                skip_ws(&mut it);
-                expect(&mut it, ':')?;
-                skip_ws(&mut it);
-                if it.peek() == Some(&'"') {
-                    it.next();
-                    fields.push((key, string(&mut it)?));
-                } else {
-                    skip_value(&mut it)?;
-                }
-                skip_ws(&mut it);
-                match it.next()? {
-                    ',' => continue,
-                    '}' => break,
-                    _ => return None,
-                }
-            }
-        }
-        skip_ws(&mut it);
-        it.next().is_none().then_some(fields)
-    }
-
-    fn skip_ws(it: &mut Peekable<Chars<'_>>) {
-        while it.next_if(|c| c.is_ascii_whitespace()).is_some() {}
-    }
-
-    fn expect(it: &mut Peekable<Chars<'_>>, want: char) -> Option<()> {
-        (it.next()? == want).then_some(())
-    }
-
-    /// The rest of a string whose opening quote was read.
-    fn string(it: &mut Peekable<Chars<'_>>) -> Option<String> {
-        let mut out = String::new();
-        loop {
-            match it.next()? {
-                '"' => return Some(out),
-                '\\' => match it.next()? {
-                    '"' => out.push('"'),
-                    '\\' => out.push('\\'),
-                    '/' => out.push('/'),
-                    'b' => out.push('\u{8}'),
-                    'f' => out.push('\u{c}'),
-                    'n' => out.push('\n'),
-                    'r' => out.push('\r'),
-                    't' => out.push('\t'),
-                    'u' => {
-                        let high = hex4(it)?;
-                        let code = if (0xD800..0xDC00).contains(&high) {
-                            // A surrogate pair: `\uD83D\uDE00`.
-                            expect(it, '\\')?;
-                            expect(it, 'u')?;
-                            let low = hex4(it)?;
-                            if !(0xDC00..0xE000).contains(&low) {
-                                return None;
-                            }
-                            0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
-                        } else {
-                            high
-                        };
-                        out.push(char::from_u32(code)?);
-                    }
-                    _ => return None,
-                },
-                c => out.push(c),
-            }
-        }
-    }
-
-    fn hex4(it: &mut Peekable<Chars<'_>>) -> Option<u32> {
-        let mut n = 0;
-        for _ in 0..4 {
-            n = n * 16 + it.next()?.to_digit(16)?;
-        }
-        Some(n)
-    }
-
-    /// Skip a number, `true`, `false`, `null`, array or object.
-    fn skip_value(it: &mut Peekable<Chars<'_>>) -> Option<()> {
-        let mut depth = 0usize;
-        loop {
-            match it.peek()? {
-                '"' => {
-                    it.next();
-                    string(it)?;
-                }
-                '{' | '[' => {
-                    it.next();
-                    depth += 1;
-                }
-                '}' | ']' if depth > 0 => {
-                    it.next();
-                    depth -= 1;
-                }
-                ',' | '}' if depth == 0 => return Some(()),
-                _ => {
-                    it.next();
-                }
-            }
-        }
-    }
+    Some(ChatMessage { role, text: record["text"].as_str()?.to_string(), tool_name: None, timestamp_ms: None })
 }
 
 #[cfg(test)]

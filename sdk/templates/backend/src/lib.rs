@@ -23,13 +23,7 @@ struct Tmux;
 
 impl Backend for Tmux {
     fn info() -> BackendInfo {
-        let features = BackendFeatures {
-            attach: true,
-            resource_limits: false,
-            custom_image: false,
-            resume: false,
-            isolated: false,
-        };
+        let features = BackendFeatures { attach: true, ..BackendFeatures::NONE };
         BackendInfo { id: ID.into(), display_name: "tmux (example)".into(), features }
     }
 
@@ -44,34 +38,31 @@ impl Backend for Tmux {
         if spec.launch.argv.is_empty() {
             return Err(Error::invalid_input("the launch plan has no command to run"));
         }
-        let mut args = vec!["new-session".into(), "-d".into(), "-s".into(), name.clone(), "-c".into(), spec.workdir];
+        let mut new_session = tmux().args(["new-session", "-d", "-s", &name, "-c", &spec.workdir]);
         // The agent sees only these variables on top of tmux's own environment.
         for var in spec.launch.env {
-            args.extend(["-e".into(), format!("{}={}", var.name, var.value)]);
+            new_session = new_session.args(["-e", &format!("{}={}", var.name, var.value)]);
         }
         // `--` ends tmux's options; two or more words run without a shell.
-        args.push("--".into());
-        args.extend(spec.launch.argv);
-        tmux().args(args).run()?;
-        Ok(SessionInfo { resource_id: name, status: ResourceStatus { state: ResourceState::Running, detail: None } })
+        new_session.arg("--").args(spec.launch.argv).run()?;
+        Ok(SessionInfo::running(name))
     }
 
     fn delete(resource_id: String) -> Result<()> {
         let out = tmux().args(["kill-session", "-t", &target(&resource_id)?]).output()?;
         // A session that is already gone counts as deleted.
-        if out.exit_code == Some(0) || !exists(&resource_id)? {
+        if out.success() || !exists(&resource_id)? {
             return Ok(());
         }
-        Err(Error::failed(format!("tmux could not kill `{resource_id}`: {}", String::from_utf8_lossy(&out.stderr))))
+        Err(Error::failed(format!("tmux could not kill `{resource_id}`: {}", out.stderr_text())))
     }
 
     fn status(resource_id: String) -> Result<ResourceStatus> {
         // tmux closes a session when its command exits: gone means finished.
-        Ok(if exists(&resource_id)? {
-            ResourceStatus { state: ResourceState::Running, detail: None }
-        } else {
-            ResourceStatus { state: ResourceState::Missing, detail: Some(format!("no tmux session `{resource_id}`")) }
-        })
+        if exists(&resource_id)? {
+            return Ok(ResourceStatus::running());
+        }
+        Ok(ResourceStatus::missing(format!("no tmux session `{resource_id}`")))
     }
 
     fn attach_argv(resource_id: String) -> Result<Vec<String>> {
@@ -79,10 +70,9 @@ impl Backend for Tmux {
     }
 
     fn list_resources() -> Result<Vec<String>> {
-        let out = tmux().args(["list-sessions", "-F", "#{session_name}"]).output()?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
         // No tmux server running means no sessions, not a failure.
-        Ok(stdout.lines().filter(|s| s.starts_with(PREFIX)).map(String::from).collect())
+        let out = tmux().args(["list-sessions", "-F", "#{session_name}"]).output()?.stdout_text();
+        Ok(out.lines().filter(|s| s.starts_with(PREFIX)).map(String::from).collect())
     }
 }
 
@@ -95,7 +85,7 @@ fn tmux() -> Command {
 
 /// Whether this backend's session `name` exists.
 fn exists(name: &str) -> Result<bool> {
-    Ok(tmux().args(["has-session", "-t", &target(name)?]).output()?.exit_code == Some(0))
+    Ok(tmux().args(["has-session", "-t", &target(name)?]).output()?.success())
 }
 
 /// The exact-match tmux target for a resource id, refusing ids this backend
