@@ -29,16 +29,23 @@ pub async fn run(home: &Home, dir: PathBuf, yes: bool) -> anyhow::Result<ExitCod
     }
     let (tx, mut changes) = mpsc::unbounded_channel();
     let _watcher = watch(&dir, tx)?;
+    // Registered once: a Ctrl-C during a build (which also stops cargo) is
+    // kept and ends the loop right after it, not lost.
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).context("listening for Ctrl-C")?;
 
     cycle(home, &dir, yes, None).await;
     let mut pending = changed_meanwhile(&mut changes);
     loop {
-        if pending.is_empty() {
+        let waiting = pending.is_empty();
+        if waiting {
             println!("Watching {} for changes (Ctrl-C to stop).", dir.display());
-            tokio::select! {
-                changed = changes.recv() => pending.push(changed.context("the file watcher stopped")?),
-                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
-            }
+        }
+        tokio::select! {
+            biased;
+            _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
+            changed = changes.recv(), if waiting => pending.push(changed.context("the file watcher stopped")?),
+            () = std::future::ready(()), if !waiting => {}
         }
         // Let a burst of changes settle into one rebuild.
         while let Ok(Some(more)) = tokio::time::timeout(SETTLE, changes.recv()).await {
