@@ -12,7 +12,9 @@
 //! - writes one [`audit`] record per request;
 //! - relays the session's agent status events to the daemon ([`status_relay`]);
 //! - bounds what each session holds: connections, request rate, idle time
-//!   ([`limits`]), and its share of the audit ([`audit`]).
+//!   ([`limits`]), and its share of the audit ([`audit`]);
+//! - serves each connection on one of its worker threads, a single-threaded
+//!   runtime per CPU (`workers`), so a request never wakes a second thread.
 //!
 //! [`server::Proxy`] is the entry point; [`session_env`] is what a backend
 //! puts in a session's environment.
@@ -32,6 +34,7 @@ pub mod upstream;
 
 mod forward;
 mod scrub;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -22,7 +22,7 @@ use base64::Engine;
 use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::audit::{AuditRecord, AuditSink, Decision, now_ms};
@@ -35,6 +35,7 @@ use crate::limits::{Activity, Limits, Rate, Slot};
 use crate::policy::AccessMode;
 use crate::rules::RuleSet;
 use crate::upstream::{Lane, Upstream, drive_while};
+use crate::workers::Workers;
 use crate::{ProxyBody, ProxyError};
 
 /// How long a client may take to send a request head or finish a TLS handshake.
@@ -179,6 +180,8 @@ pub struct Proxy {
     identity: IdentityKey,
     bind: IpAddr,
     listeners: Mutex<HashMap<String, Listener>>,
+    /// The threads connections are served on.
+    workers: Arc<Workers>,
 }
 
 /// What a [`Proxy`] is made of.
@@ -221,7 +224,8 @@ impl Proxy {
             status_target: OnceLock::new(),
             status_client,
         });
-        Self { shared, identity, bind, listeners: Mutex::new(HashMap::new()) }
+        let workers = Arc::new(Workers::start());
+        Self { shared, identity, bind, listeners: Mutex::new(HashMap::new()), workers }
     }
 
     /// Relay status events (`http://clauderon.internal/api/sessions/{id}/status-event`)
@@ -316,11 +320,17 @@ impl Proxy {
             services,
             generation: tokio::sync::watch::channel(0).0,
         });
-        let mut tasks = vec![tokio::spawn(accept_loop(listener, ctx.clone(), self.shared.clone()))];
+        let mut tasks =
+            vec![tokio::spawn(accept_loop(listener, ctx.clone(), self.shared.clone(), self.workers.clone()))];
         let socket = match socket_dir {
             Some(dir) => {
                 let (path, unix) = bind_unix(dir)?;
-                tasks.push(tokio::spawn(unix_accept_loop(unix, ctx.clone(), self.shared.clone())));
+                tasks.push(tokio::spawn(unix_accept_loop(
+                    unix,
+                    ctx.clone(),
+                    self.shared.clone(),
+                    self.workers.clone(),
+                )));
                 Some(path)
             }
             None => None,
@@ -426,12 +436,25 @@ fn bind_unix(dir: &std::path::Path) -> Result<(std::path::PathBuf, tokio::net::U
     Ok((path, unix))
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Arc<SessionCtx>, shared: Arc<Shared>) {
+/// A session's TCP listener: each connection is served on one of the workers.
+async fn accept_loop(listener: TcpListener, ctx: Arc<SessionCtx>, shared: Arc<Shared>, workers: Arc<Workers>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_client(stream, ctx.clone(), shared.clone()));
+                // A tokio stream belongs to the runtime that made it: hand the worker the std one.
+                match stream.into_std() {
+                    Ok(stream) => {
+                        let (ctx, shared) = (ctx.clone(), shared.clone());
+                        workers.spawn(async move {
+                            match TcpStream::from_std(stream) {
+                                Ok(stream) => serve_client(stream, ctx, shared).await,
+                                Err(e) => tracing::warn!(session = %ctx.ident.name, "proxy connection: {e}"),
+                            }
+                        });
+                    }
+                    Err(e) => tracing::warn!(session = %ctx.ident.name, "proxy connection: {e}"),
+                }
             }
             Err(e) => {
                 tracing::warn!(session = %ctx.ident.name, "proxy accept failed: {e}");
@@ -442,12 +465,26 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<SessionCtx>, shared: Arc<Sh
 }
 
 /// The unix socket's accept loop: a sandboxed session's relay connects here.
-async fn unix_accept_loop(listener: tokio::net::UnixListener, ctx: Arc<SessionCtx>, shared: Arc<Shared>) {
+async fn unix_accept_loop(
+    listener: tokio::net::UnixListener,
+    ctx: Arc<SessionCtx>,
+    shared: Arc<Shared>,
+    workers: Arc<Workers>,
+) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(serve_client(stream, ctx.clone(), shared.clone()));
-            }
+            Ok((stream, _)) => match stream.into_std() {
+                Ok(stream) => {
+                    let (ctx, shared) = (ctx.clone(), shared.clone());
+                    workers.spawn(async move {
+                        match tokio::net::UnixStream::from_std(stream) {
+                            Ok(stream) => serve_client(stream, ctx, shared).await,
+                            Err(e) => tracing::warn!(session = %ctx.ident.name, "proxy connection: {e}"),
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(session = %ctx.ident.name, "proxy connection (unix socket): {e}"),
+            },
             Err(e) => {
                 tracing::warn!(session = %ctx.ident.name, "proxy accept (unix socket) failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
