@@ -505,13 +505,21 @@ fn plugins_dev_rebuilds_and_reloads_on_every_change_and_survives_a_broken_one() 
 
     let log_path = work.path().join("dev.log");
     let log = std::fs::File::create(&log_path).expect("log");
-    let mut dev = home
+    /// `plugins dev`, killed if the test fails before it is stopped.
+    struct Dev(std::process::Child);
+    impl Drop for Dev {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut dev = Dev(home
         .command(&["plugins", "dev", "--yes", dir_arg])
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
         .spawn()
-        .expect("plugins dev");
+        .expect("plugins dev"));
     let said = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let wait_for = |what: &str, times: usize| {
         clauderon_tests::eventually(300, &format!("plugins dev to say {what:?} {times} time(s)"), || {
@@ -548,8 +556,8 @@ fn plugins_dev_rebuilds_and_reloads_on_every_change_and_survives_a_broken_one() 
     let (_, session) = world.daemon.http("GET", &format!("/api/sessions/{name}"), None);
     assert_eq!(session["status"], "running", "the session kept running through every reload: {session}");
 
-    let _ = std::process::Command::new("kill").args(["-INT", &dev.id().to_string()]).status();
-    let ended = dev.wait().expect("plugins dev ends");
+    let _ = std::process::Command::new("kill").args(["-INT", &dev.0.id().to_string()]).status();
+    let ended = dev.0.wait().expect("plugins dev ends");
     assert!(ended.success(), "Ctrl-C ends plugins dev cleanly: {ended:?}\n{}", said());
     home.run(&["delete", &name]).ok();
 }
