@@ -6,6 +6,20 @@ fn find<'a>(list: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Val
     list["plugins"].as_array().expect("a JSON array of plugins").iter().find(|p| p["id"] == id)
 }
 
+/// What the running daemon of `world` says about its loaded plugin `id`.
+fn loaded(world: &clauderon_tests::World, id: &str) -> Option<serde_json::Value> {
+    let (_, list) = world.daemon.http("GET", "/api/plugins", None);
+    find(&list, id).cloned()
+}
+
+/// Give the plugin crate in `dir` this description (its component.toml).
+fn set_description(dir: &std::path::Path, text: &str) {
+    let manifest = std::fs::read_to_string(dir.join("component.toml")).expect("component.toml");
+    let line = manifest.lines().find(|l| l.starts_with("description = ")).expect("a description").to_string();
+    std::fs::write(dir.join("component.toml"), manifest.replace(&line, &format!("description = {text:?}")))
+        .expect("write component.toml");
+}
+
 #[test]
 fn list_json_shows_bundled_components_with_kind_and_grants() {
     let home = Home::new();
@@ -235,16 +249,8 @@ fn install_reload_and_remove_act_on_the_running_daemon_while_sessions_keep_runni
     home.run(&["plugins", "new", "--kind", "backend", "live-tmux", dir_arg]).ok();
     let wasm = dir.join("target/clauderon/live-tmux.wasm");
     let wasm = wasm.to_str().expect("path");
-    let set_description = |text: &str| {
-        let manifest = std::fs::read_to_string(dir.join("component.toml")).expect("component.toml");
-        let line = manifest.lines().find(|l| l.starts_with("description = ")).expect("a description").to_string();
-        std::fs::write(dir.join("component.toml"), manifest.replace(&line, &format!("description = {text:?}")))
-            .expect("write component.toml");
-    };
-    let loaded = |id: &str| {
-        let (_, list) = world.daemon.http("GET", "/api/plugins", None);
-        list["plugins"].as_array().expect("plugins").iter().find(|p| p["id"] == id).cloned()
-    };
+    let set_description = |text: &str| set_description(&dir, text);
+    let loaded = |id: &str| loaded(&world, id);
     set_description("first build");
     home.run(&["plugins", "build", dir_arg]).ok();
     let installed = home.run(&["plugins", "install", "--yes", wasm]).ok();
@@ -491,16 +497,8 @@ fn plugins_dev_rebuilds_and_reloads_on_every_change_and_survives_a_broken_one() 
     let dir = work.path().join("dev-tmux");
     let dir_arg = dir.to_str().expect("path");
     home.run(&["plugins", "new", "--kind", "backend", "dev-tmux", dir_arg]).ok();
-    let set_description = |text: &str| {
-        let manifest = std::fs::read_to_string(dir.join("component.toml")).expect("component.toml");
-        let line = manifest.lines().find(|l| l.starts_with("description = ")).expect("a description").to_string();
-        std::fs::write(dir.join("component.toml"), manifest.replace(&line, &format!("description = {text:?}")))
-            .expect("write component.toml");
-    };
-    let loaded = |id: &str| {
-        let (_, list) = world.daemon.http("GET", "/api/plugins", None);
-        list["plugins"].as_array().expect("plugins").iter().find(|p| p["id"] == id).cloned()
-    };
+    let set_description = |text: &str| set_description(&dir, text);
+    let loaded = |id: &str| loaded(&world, id);
     set_description("first build");
 
     let log_path = work.path().join("dev.log");
@@ -695,10 +693,7 @@ fn the_plugin_guide_runs_as_written_in_a_terminal() {
 fn a_credential_source_installed_or_removed_live_waits_for_a_restart() {
     let mut world = clauderon_tests::World::start();
     let file = test_component("templates", "example-credentials");
-    let loaded = |world: &clauderon_tests::World| {
-        let (_, list) = world.daemon.http("GET", "/api/plugins", None);
-        list["plugins"].as_array().expect("plugins").iter().any(|p| p["id"] == "example-credentials")
-    };
+    let loaded = |world: &clauderon_tests::World| loaded(world, "example-credentials").is_some();
     let installed = world.home.run(&["plugins", "install", "--yes", file.to_str().expect("path")]).ok();
     assert!(
         installed

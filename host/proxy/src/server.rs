@@ -442,19 +442,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<SessionCtx>, shared: Arc<Sh
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                // A tokio stream belongs to the runtime that made it: hand the worker the std one.
-                match stream.into_std() {
-                    Ok(stream) => {
-                        let (ctx, shared) = (ctx.clone(), shared.clone());
-                        workers.spawn(async move {
-                            match TcpStream::from_std(stream) {
-                                Ok(stream) => serve_client(stream, ctx, shared).await,
-                                Err(e) => tracing::warn!(session = %ctx.ident.name, "proxy connection: {e}"),
-                            }
-                        });
-                    }
-                    Err(e) => tracing::warn!(session = %ctx.ident.name, "proxy connection: {e}"),
-                }
+                hand_off(&workers, stream.into_std(), TcpStream::from_std, &ctx, &shared);
             }
             Err(e) => {
                 tracing::warn!(session = %ctx.ident.name, "proxy accept failed: {e}");
@@ -473,24 +461,40 @@ async fn unix_accept_loop(
 ) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => match stream.into_std() {
-                Ok(stream) => {
-                    let (ctx, shared) = (ctx.clone(), shared.clone());
-                    workers.spawn(async move {
-                        match tokio::net::UnixStream::from_std(stream) {
-                            Ok(stream) => serve_client(stream, ctx, shared).await,
-                            Err(e) => tracing::warn!(session = %ctx.ident.name, "proxy connection: {e}"),
-                        }
-                    });
-                }
-                Err(e) => tracing::warn!(session = %ctx.ident.name, "proxy connection (unix socket): {e}"),
-            },
+            Ok((stream, _)) => hand_off(&workers, stream.into_std(), tokio::net::UnixStream::from_std, &ctx, &shared),
             Err(e) => {
                 tracing::warn!(session = %ctx.ident.name, "proxy accept (unix socket) failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
+}
+
+/// Serve an accepted connection on one of the workers. A tokio stream
+/// belongs to the runtime that made it, so the worker gets the std stream
+/// (`accepted`, from `into_std`) and registers it with its own (`adopt`,
+/// the stream type's `from_std`).
+fn hand_off<Std, S>(
+    workers: &Workers,
+    accepted: std::io::Result<Std>,
+    adopt: fn(Std) -> std::io::Result<S>,
+    ctx: &Arc<SessionCtx>,
+    shared: &Arc<Shared>,
+) where
+    Std: Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let stream = match accepted {
+        Ok(stream) => stream,
+        Err(e) => return tracing::warn!(session = %ctx.ident.name, "proxy connection: {e}"),
+    };
+    let (ctx, shared) = (ctx.clone(), shared.clone());
+    workers.spawn(async move {
+        match adopt(stream) {
+            Ok(stream) => serve_client(stream, ctx, shared).await,
+            Err(e) => tracing::warn!(session = %ctx.ident.name, "proxy connection: {e}"),
+        }
+    });
 }
 
 /// Serve one client connection (over TCP or the unix socket): one of the
