@@ -830,6 +830,46 @@ fn a_looping_or_panicking_backend_never_stops_reconcile_nor_holds_up_the_api() {
     home.run(&["delete", &victim]);
 }
 
+/// An attach command that fails at once on a running session (zellij's
+/// `attach` can miss a busy session and say it does not exist) is run again,
+/// saying so, three times at most; its exit status is `attach`'s.
+#[test]
+fn attach_tries_again_when_the_attach_command_fails_at_once_on_a_running_session() {
+    let (home, port) = Home::with_free_port();
+    home.install_component("fixtures", "misbehave", "process = [\"true\", \"echo\", \"sleep\"]\n");
+    let daemon = home.daemon(port);
+    let repo = git_repo();
+    let repo_arg = repo.path().to_str().expect("utf-8");
+    let create = |name: &str| {
+        let body = format!(
+            r#"{{"repo": {repo_arg:?}, "prompt": "true", "backend": "misbehave", "agent": "shell", "name": "{name}"}}"#
+        );
+        let (code, s) = daemon.http("POST", "/api/sessions", Some(&body));
+        assert_eq!(code, 201, "{s}");
+    };
+    let once = unique("as-asked-fails-once");
+    create(&once);
+    let out = home.run(&["attach", &once]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "attached", "{}", out.stderr);
+    let failed = "sleep: invalid time interval";
+    assert_eq!(out.stderr.matches(failed).count(), 1, "the first run failed: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("failed at once (exit 1) but {once} is running; trying again (2 of 3)")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("attaching with `echo attached`"), "asked again, and shown: {}", out.stderr);
+
+    let always = unique("as-asked-fails-always");
+    create(&always);
+    let out = home.run(&["attach", &always]);
+    assert_eq!(out.code, 1, "the command's own exit status: {}", out.stderr);
+    assert_eq!(out.stderr.matches(failed).count(), 3, "{}", out.stderr);
+    assert!(out.stderr.contains("trying again (3 of 3)"), "{}", out.stderr);
+    assert!(!out.stdout.contains("attached"), "{}", out.stdout);
+}
+
 /// `clauderon attach` in a real terminal (tmux) shows the agent's zellij session.
 #[test]
 fn attach_opens_the_sessions_zellij_in_a_terminal() {

@@ -59,7 +59,9 @@ enum Command {
     /// mode (`?` lists them). Quits with q; the terminal is restored on any exit.
     #[command(after_help = "Keys, colours (NO_COLOR turns them off) and more: docs/tui.md")]
     Tui,
-    /// Attach your terminal to a session.
+    /// Attach your terminal to a session: runs the backend's attach command
+    /// (shown first) and exits with its status. One that fails at once while
+    /// the session is running is tried again, three times at most.
     Attach {
         #[arg(add = ArgValueCandidates::new(completions::session_names))]
         name: String,

@@ -264,16 +264,65 @@ pub async fn reconcile(home: &Home, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// How many times `attach` runs the backend's command when it fails at once.
+const ATTACH_ATTEMPTS: u32 = 3;
+
+/// An attach command that fails within this long has not reached the session
+/// (e.g. zellij 0.45's `attach` sometimes misses a live session whose server is
+/// busy, and says it does not exist).
+const FAILED_AT_ONCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `attach`: run the backend's attach command in this terminal, and exit with
+/// its status. A command that fails at once while the daemon still reports the
+/// session running is run again (three times at most), saying so.
 pub async fn attach(home: &Home, name: &str) -> anyhow::Result<ExitCode> {
     let client = Client::connect(home).await?;
-    let Argv { argv } =
-        client.call_as(Method::GET, &format!("/api/sessions/{}/attach", seg(name)), None::<&()>).await?;
-    let Some((program, args)) = argv.split_first() else { anyhow::bail!("the backend gave no way to attach") };
-    // The user sees what runs in their terminal before it runs.
-    eprintln!("clauderon: attaching with `{}`", clauderon_client::safe_text::for_terminal(&argv.join(" ")));
-    use std::os::unix::process::CommandExt;
-    let err = std::process::Command::new(program).args(args).exec();
-    Err(err).with_context(|| format!("running {}", argv.join(" ")))
+    let path = format!("/api/sessions/{}", seg(name));
+    // The command owns the terminal: keys that signal the foreground group
+    // are its to handle, and must not end this process under it. (Handled,
+    // not ignored: an ignored signal would stay ignored in the command.)
+    use tokio::signal::unix::{SignalKind, signal};
+    let _keep = (signal(SignalKind::interrupt())?, signal(SignalKind::quit())?);
+    let mut attempt = 1;
+    loop {
+        // Asked each time: the daemon checks it against the backend's grant.
+        let Argv { argv } = client.call_as(Method::GET, &format!("{path}/attach"), None::<&()>).await?;
+        let Some((program, args)) = argv.split_first() else { anyhow::bail!("the backend gave no way to attach") };
+        let shown = clauderon_client::safe_text::for_terminal(&argv.join(" "));
+        // The user sees what runs in their terminal before it runs.
+        eprintln!("clauderon: attaching with `{shown}`");
+        let started = std::time::Instant::now();
+        let status = tokio::process::Command::new(program)
+            .args(args)
+            .status()
+            .await
+            .with_context(|| format!("running {shown}"))?;
+        if status.success() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let code = exit_code(status);
+        if attempt == ATTACH_ATTEMPTS || started.elapsed() > FAILED_AT_ONCE {
+            return Ok(ExitCode::from(code));
+        }
+        let session: Session = client.call_as(Method::GET, &path, None::<&()>).await?;
+        if session.status != clauderon_sessions::Status::Running {
+            return Ok(ExitCode::from(code));
+        }
+        attempt += 1;
+        eprintln!(
+            "clauderon: `{shown}` failed at once (exit {code}) but {} is running; trying again ({attempt} of {ATTACH_ATTEMPTS})",
+            session.name
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+/// A finished command's status as a shell reports it: its code, or 128 + the
+/// signal that ended it.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1);
+    u8::try_from(code).unwrap_or(1)
 }
 
 /// `history`: the session's chat, from the agent's own transcript.
