@@ -832,7 +832,8 @@ fn a_looping_or_panicking_backend_never_stops_reconcile_nor_holds_up_the_api() {
 
 /// An attach command that fails at once on a running session (zellij's
 /// `attach` can miss a busy session and say it does not exist) is run again,
-/// saying so, three times at most; its exit status is `attach`'s.
+/// saying so, three times at most; its exit status is `attach`'s. The same
+/// for the daemon's attach that types input.
 #[test]
 fn attach_tries_again_when_the_attach_command_fails_at_once_on_a_running_session() {
     let (home, port) = Home::with_free_port();
@@ -867,6 +868,20 @@ fn attach_tries_again_when_the_attach_command_fails_at_once_on_a_running_session
     assert_eq!(out.code, 1, "the command's own exit status: {}", out.stderr);
     assert_eq!(out.stderr.matches(failed).count(), 3, "{}", out.stderr);
     assert!(out.stderr.contains("trying again (3 of 3)"), "{}", out.stderr);
+
+    // Typed input (and an approval's keys) go through a fresh attach in the
+    // daemon: one that ends before the text could be typed is run again,
+    // and the error says what it printed.
+    let (code, body) =
+        daemon.http("POST", &format!("/api/sessions/{always}/input"), Some(r#"{"text": "x", "submit": true}"#));
+    assert_eq!(code, 502, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("closed before the text was typed (its attach command said: sleep: invalid time interval"),
+        "{body}"
+    );
+    let log = std::fs::read_to_string(&daemon.log).expect("daemon log");
+    assert_eq!(log.matches("ended before the text was typed").count(), 2, "run three times:\n{log}");
     assert!(!out.stdout.contains("attached"), "{}", out.stdout);
 }
 

@@ -96,55 +96,107 @@ impl Terminal {
     }
 
     /// Type `text` into the terminal once the attach command has drawn and
-    /// settled, then end it once it has drawn what the keys did.
+    /// settled, and return once it has drawn what the keys did (the caller
+    /// then ends it).
     ///
     /// An attach client ended right after the keys were written can die
     /// before it passes them on (zellij's does): a fixed pause there lost a
     /// line on a loaded machine, so this waits for the echo instead.
-    pub async fn type_text(self, text: &str) -> Result<(), ApiError> {
-        let Self { mut pty, mut child } = self;
-        let typed = Self::type_when_ready(&mut pty, text).await;
-        let _ = child.kill().await;
-        typed
-    }
-
-    async fn type_when_ready(pty: &mut pty_process::Pty, text: &str) -> Result<(), ApiError> {
-        let failed = |why: String| ApiError(StatusCode::BAD_GATEWAY, why);
+    async fn type_when_ready(
+        pty: &mut pty_process::Pty,
+        child: &mut tokio::process::Child,
+        text: &str,
+    ) -> Result<(), TypeError> {
         let (mut from_pty, mut to_pty) = pty.split();
         let mut buf = vec![0u8; 16 * 1024];
-        match tokio::time::timeout(READY_TIMEOUT, from_pty.read(&mut buf)).await {
+        let mut drawn = match tokio::time::timeout(READY_TIMEOUT, from_pty.read(&mut buf)).await {
             // EIO is how Linux reports that the attach command exited.
-            Ok(Ok(0) | Err(_)) => return Err(failed("the session's terminal closed before the text was typed".into())),
-            Ok(Ok(_)) => {}
-            Err(_) => {
-                return Err(failed(
-                    "the session's terminal did not open (its attach command drew nothing in 15 s)".into(),
-                ));
-            }
+            Ok(Ok(0) | Err(_)) => return Err(TypeError::Ended(String::new())),
+            Ok(Ok(n)) => buf[..n].to_vec(),
+            Err(_) => return Err(TypeError::NeverDrew),
+        };
+        let ended = Self::until_quiet(&mut from_pty, &mut buf, &mut drawn).await;
+        // A command that has already ended did not reach the session (zellij's
+        // attach says a busy session does not exist): the keys would be lost.
+        if ended || child.try_wait().ok().flatten().is_some() {
+            return Err(TypeError::Ended(String::from_utf8_lossy(&drawn).into_owned()));
         }
-        Self::until_quiet(&mut from_pty, &mut buf).await;
-        to_pty
-            .write_all(text.as_bytes())
-            .await
-            .map_err(|e| failed(format!("typing into the session's terminal failed: {e}")))?;
+        to_pty.write_all(text.as_bytes()).await.map_err(TypeError::Write)?;
         // Keep reading until it has drawn what the keys did and gone quiet,
         // so it is not ended before it has passed them on.
-        Self::until_quiet(&mut from_pty, &mut buf).await;
+        Self::until_quiet(&mut from_pty, &mut buf, &mut Vec::new()).await;
         Ok(())
     }
 
     /// Read what the terminal draws until it has drawn nothing for [`QUIET`]
-    /// (or kept drawing for [`SETTLE_CAP`], or ended).
-    async fn until_quiet(from_pty: &mut pty_process::ReadPty<'_>, buf: &mut [u8]) {
+    /// (or kept drawing for [`SETTLE_CAP`], or ended), keeping its first
+    /// [`KEPT`] bytes in `drawn`. Whether the terminal ended (its command
+    /// exited).
+    async fn until_quiet(from_pty: &mut pty_process::ReadPty<'_>, buf: &mut [u8], drawn: &mut Vec<u8>) -> bool {
         let start = Instant::now();
         let mut quiet_from = start + QUIET;
-        while let Ok(Ok(n)) =
-            tokio::time::timeout_at(quiet_from.min(start + SETTLE_CAP).into(), from_pty.read(buf)).await
-        {
-            if n == 0 {
-                break;
+        loop {
+            match tokio::time::timeout_at(quiet_from.min(start + SETTLE_CAP).into(), from_pty.read(buf)).await {
+                Err(_) => return false,
+                // EIO is how Linux reports that the attach command exited.
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(n)) => {
+                    drawn.extend_from_slice(&buf[..n.min(KEPT.saturating_sub(drawn.len()))]);
+                    quiet_from = Instant::now() + QUIET;
+                }
             }
-            quiet_from = Instant::now() + QUIET;
+        }
+    }
+}
+
+/// How much of what an attach command drew before typing is kept (for the
+/// error when it ended).
+const KEPT: usize = 1024;
+
+/// How many times [`type_into`] runs an attach command that ends before
+/// the text could be typed.
+const TYPE_ATTEMPTS: u32 = 3;
+
+/// Why typed input did not reach the terminal.
+#[derive(Debug, thiserror::Error)]
+enum TypeError {
+    #[error("the session's terminal closed before the text was typed{}", said(.0))]
+    Ended(String),
+    #[error("the session's terminal did not open (its attach command drew nothing in 15 s)")]
+    NeverDrew,
+    #[error("typing into the session's terminal failed: {0}")]
+    Write(std::io::Error),
+}
+
+/// What an ended attach command printed, as a suffix for its error.
+fn said(output: &str) -> String {
+    let text: String = output.chars().filter(|c| !c.is_control() || *c == ' ').collect();
+    let text = text.trim();
+    if text.is_empty() { String::new() } else { format!(" (its attach command said: {text})") }
+}
+
+/// Type `text` into a new attach of the command `argv` gives (asked again
+/// for each attempt), as [`Terminal::type_when_ready`] does. An attach
+/// command that ends before the text could be typed is run again,
+/// [`TYPE_ATTEMPTS`] times at most.
+pub async fn type_into<F, Fut>(mut argv: F, text: &str) -> Result<(), ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, ApiError>>,
+{
+    let mut attempt = 1;
+    loop {
+        let argv = argv().await?;
+        let Terminal { mut pty, mut child } = Terminal::open(&argv, 120, 40)?;
+        let typed = Terminal::type_when_ready(&mut pty, &mut child, text).await;
+        let _ = child.kill().await;
+        match typed {
+            Err(TypeError::Ended(said)) if attempt < TYPE_ATTEMPTS => {
+                tracing::info!("`{}` ended before the text was typed ({said:?}); trying again", argv.join(" "));
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            other => return other.map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e.to_string())),
         }
     }
 }

@@ -602,12 +602,11 @@ async fn input(
             format!("session `{}` is {:?}, not running: start it first", session.name, session.status).to_lowercase(),
         ));
     }
-    let argv = s.manager.attach_argv(&session.id).await?;
     let mut text = body.text;
     if body.submit {
         text.push('\r');
     }
-    console::Terminal::open(&argv, 120, 40)?.type_text(&text).await?;
+    console::type_into(|| async { Ok(s.manager.attach_argv(&session.id).await?) }, &text).await?;
     Ok(Json(Typed { bytes: text.len() as u64 }))
 }
 
@@ -643,8 +642,8 @@ async fn approval(
 ) -> ApiResult<Typed> {
     let Json(body) = body?;
     let approve = body.answer == Answer::Approve;
-    let (argv, keys) = s.manager.approval_keys(&id, approve).await?;
-    console::Terminal::open(&argv, 120, 40)?.type_text(&keys).await?;
+    let keys = s.manager.approval_keys(&id, approve).await?;
+    console::type_into(|| async { Ok(s.manager.attach_argv(&id).await?) }, &keys).await?;
     s.manager.approval_answered(&id, approve).await?;
     Ok(Json(Typed { bytes: keys.len() as u64 }))
 }

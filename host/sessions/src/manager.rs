@@ -1088,9 +1088,9 @@ impl Manager {
     }
 
     /// What answers the permission prompt session `id_or_name`'s agent is
-    /// waiting on: the checked attach argv, and the keys the agent component
-    /// names for allowing (`approve`) or refusing it.
-    pub async fn approval_keys(&self, id_or_name: &str, approve: bool) -> Result<(Vec<String>, String), SessionError> {
+    /// waiting on: the keys the agent component names for allowing
+    /// (`approve`) or refusing it, typed through [`Self::attach_argv`].
+    pub async fn approval_keys(&self, id_or_name: &str, approve: bool) -> Result<String, SessionError> {
         let session = self.get(id_or_name).await?;
         if session.status != Status::Running || session.agent_status != AgentStatus::WaitingForApproval {
             let agent_status = serde_json::to_value(session.agent_status).unwrap_or_default();
@@ -1115,7 +1115,7 @@ impl Manager {
                 if approve { "approve" } else { "deny" }
             )));
         }
-        Ok((self.attach_argv(&session.id).await?, keys))
+        Ok(keys)
     }
 
     /// The keys of an approval were typed: until the agent's next status
