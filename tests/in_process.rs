@@ -41,6 +41,7 @@ struct Served {
     port: u16,
     token: String,
     egress: Arc<dyn Egress>,
+    audit: Arc<clauderon_proxy::audit::AuditLog>,
     stop: tokio::sync::oneshot::Sender<()>,
     _task: tokio::task::JoinHandle<()>,
 }
@@ -95,6 +96,7 @@ impl InProcess {
         let parts = Parts { bundled: bundled_components(), relay: &[], exe: clauderon_bin() };
         let daemon = self.rt.block_on(Daemon::assemble(&home, config, parts)).expect("assembling the daemon");
         let (port, token, egress) = (daemon.addr.port(), daemon.token.clone(), daemon.egress.clone());
+        let audit = daemon.audit.clone();
         // The CLI and a restart find the daemon on the port it got.
         std::fs::write(self.home.path("config.toml"), config_text(port, &self.config)).expect("config");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -108,7 +110,7 @@ impl InProcess {
                 eprintln!("the in-process daemon stopped: {e:#}");
             }
         });
-        self.served = Some(Served { port, token, egress, stop, _task: task });
+        self.served = Some(Served { port, token, egress, audit, stop, _task: task });
     }
 
     fn served(&self) -> &Served {
@@ -176,6 +178,14 @@ impl InProcess {
     pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
         let served = self.served();
         api_call(served.port, &served.token, method, path, body)
+    }
+
+    /// Whether every audit record made so far is stored (read in this
+    /// process, not through the API: the bench asks it often, and counts
+    /// the daemon's CPU meanwhile).
+    pub fn audit_stored(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let audit = self.served().audit.clone();
+        move || audit.pending() == 0
     }
 
     /// Audit records (of one session by name), through the API.

@@ -92,7 +92,8 @@ fn main() {
         Target::new("tcp relay", client(&mock_pem, None, relay.addr), relay.addr, false)
             .with_cpu(|| threads_cpu("tcp-relay")),
         Target::new("clauderon", client(&proxy.ca_pem, Some(&proxy.url), mock.addr), mock.addr, true)
-            .with_cpu(|| threads_cpu("clauderond")),
+            .with_cpu(|| threads_cpu("clauderond"))
+            .with_settled(proxy.daemon.audit_stored()),
     ];
     let nginx_note = match &nginx {
         Ok(n) => {
@@ -114,12 +115,15 @@ fn main() {
     };
     // What a sandboxed session's agent goes through: the relay on its own
     // loopback, the proxy's unix socket, the same proxy.
-    targets.push(Target::new(
-        "clauderon via sandbox relay",
-        client(&proxy.ca_pem, Some(&sandboxed_url), mock.addr),
-        mock.addr,
-        true,
-    ));
+    targets.push(
+        Target::new(
+            "clauderon via sandbox relay",
+            client(&proxy.ca_pem, Some(&sandboxed_url), mock.addr),
+            mock.addr,
+            true,
+        )
+        .with_settled(proxy.daemon.audit_stored()),
+    );
     targets.retain(|t| t.name == "direct" || !skipped(&column(t.name)));
 
     // The load generator's runtime; the proxy has its own (its own threads).
@@ -158,13 +162,22 @@ struct Target {
     proxied: bool,
     done: Arc<AtomicU64>,
     cpu: Option<CpuClock>,
+    /// Whether the proxy has finished the work it defers (clauderon's
+    /// audit commits), which its CPU figure must include.
+    settled: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl Target {
     fn new(name: &'static str, client: reqwest::Client, port_of: SocketAddr, proxied: bool) -> Self {
         let origin = format!("https://localhost:{}", port_of.port());
         let echo_url = format!("{origin}/x");
-        Self { name, client, origin, echo_url, proxied, done: Arc::new(AtomicU64::new(0)), cpu: None }
+        let done = Arc::new(AtomicU64::new(0));
+        Self { name, client, origin, echo_url, proxied, done, cpu: None, settled: None }
+    }
+
+    fn with_settled(mut self, settled: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.settled = Some(Arc::new(settled));
+        self
     }
 
     fn with_cpu(mut self, cpu: impl Fn() -> Option<Duration> + Send + Sync + 'static) -> Self {
@@ -172,10 +185,18 @@ impl Target {
         self
     }
 
-    /// Run `phase`; the proxy's CPU time meanwhile, and the requests completed.
+    /// Run `phase`; the proxy's CPU time meanwhile (and until it has
+    /// settled: deferred work is neither left out of its figure nor left
+    /// to run during the next target's), and the requests completed.
     async fn cpu_during<T>(&self, phase: impl Future<Output = T>) -> (T, Option<(Duration, u64)>) {
         let before = (self.cpu.as_ref().and_then(|c| c()), self.done.load(Ordering::Relaxed));
         let out = phase.await;
+        if let Some(settled) = &self.settled {
+            let until = Instant::now() + Duration::from_secs(5);
+            while !settled() && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         let after = (self.cpu.as_ref().and_then(|c| c()), self.done.load(Ordering::Relaxed));
         let used = match (before, after) {
             ((Some(c0), n0), (Some(c1), n1)) => Some((c1.saturating_sub(c0), n1 - n0)),
