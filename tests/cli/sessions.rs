@@ -833,7 +833,7 @@ fn a_looping_or_panicking_backend_never_stops_reconcile_nor_holds_up_the_api() {
 /// An attach command that fails at once on a running session (zellij's
 /// `attach` can miss a busy session and say it does not exist) is run again,
 /// saying so, three times at most; its exit status is `attach`'s. The same
-/// for the daemon's attach that types input.
+/// for the daemon's attach that types input and for the console WebSocket.
 #[test]
 fn attach_tries_again_when_the_attach_command_fails_at_once_on_a_running_session() {
     let (home, port) = Home::with_free_port();
@@ -882,6 +882,16 @@ fn attach_tries_again_when_the_attach_command_fails_at_once_on_a_running_session
     );
     let log = std::fs::read_to_string(&daemon.log).expect("daemon log");
     assert_eq!(log.matches("ended before the text was typed").count(), 2, "run three times:\n{log}");
+
+    // The dashboard's and the TUI's terminal (the console WebSocket) too,
+    // telling the viewer.
+    let viewed = unique("as-asked-fails-once-viewed");
+    create(&viewed);
+    let console = console_transcript(&daemon, &viewed);
+    let data = console["data"].as_str().unwrap_or_default();
+    assert!(data.contains("invalid time interval"), "the first run failed: {console}");
+    assert!(data.contains("failed at once; trying again (2 of 3)") && data.contains("attached"), "{console}");
+    assert_eq!(console["reason"], "the attach command ended", "{console}");
     assert!(!out.stdout.contains("attached"), "{}", out.stdout);
 }
 

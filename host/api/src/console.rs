@@ -10,7 +10,9 @@
 //! multi-client attach (zellij's, Docker's), and a viewer that goes away ends
 //! only its process. On the WebSocket, binary frames carry the terminal's
 //! bytes both ways and a text frame `{"type":"resize","cols":C,"rows":R}`
-//! resizes it; the socket closes when the attach command ends.
+//! resizes it; the socket closes when the attach command ends. An attach
+//! command that fails at once (zellij's can miss a busy session) is run
+//! again, three times at most, for a viewer and for typed input alike.
 
 use std::time::{Duration, Instant};
 
@@ -59,40 +61,47 @@ impl Terminal {
         Ok(Self { pty, child })
     }
 
-    /// Bridge the terminal and a viewer's WebSocket until either ends.
-    pub async fn bridge(self, socket: WebSocket) {
-        let Self { pty, mut child } = self;
-        let (mut from_pty, mut to_pty) = pty.into_split();
+    /// Bridge the terminal (opened at `cols` × `rows`) and a viewer's
+    /// WebSocket until either ends. An attach command that fails at once is
+    /// replaced by the terminal `again` opens at the viewer's size (none: the
+    /// session is no longer running), [`ATTACH_ATTEMPTS`] times at most,
+    /// telling the viewer so.
+    pub async fn bridge<F, Fut>(self, socket: WebSocket, (cols, rows): (u16, u16), mut again: F)
+    where
+        F: FnMut(u16, u16) -> Fut,
+        Fut: std::future::Future<Output = Option<Terminal>>,
+    {
         let (mut to_viewer, mut from_viewer) = socket.split();
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut size = (cols, rows);
+        let (mut terminal, mut attempt) = (self, 1);
         let reason = loop {
-            tokio::select! {
-                read = from_pty.read(&mut buf) => match read {
-                    // EIO is how Linux reports that the attach command exited.
-                    Ok(0) | Err(_) => break "the attach command ended",
-                    Ok(n) => if to_viewer.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
-                        break "";
-                    },
-                },
-                message = from_viewer.next() => match message {
-                    Some(Ok(Message::Binary(bytes))) => if to_pty.write_all(&bytes).await.is_err() {
-                        break "the terminal stopped taking input";
-                    },
-                    Some(Ok(Message::Text(text))) => {
-                        if let Ok(Control::Resize { cols, rows }) = serde_json::from_str::<Control>(&text) {
-                            let _ = to_pty.resize(pty_process::Size::new(rows.clamp(1, MAX_ROWS), cols.clamp(1, MAX_COLS)));
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break "",
-                    Some(Ok(_)) => {}
-                },
+            let started = Instant::now();
+            let Self { pty, mut child } = terminal;
+            let reason = relay(pty, &mut to_viewer, &mut from_viewer, &mut size).await;
+            if reason != COMMAND_ENDED {
+                let _ = child.kill().await;
+                break reason;
             }
+            let status = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+            let failed_at_once = matches!(status, Ok(Ok(s)) if !s.success()) && started.elapsed() < FAILED_AT_ONCE;
+            let _ = child.kill().await;
+            if !failed_at_once || attempt == ATTACH_ATTEMPTS {
+                break reason;
+            }
+            let Some(next) = again(size.0, size.1).await else { break reason };
+            attempt += 1;
+            let note = format!(
+                "\r\n[clauderon: the attach command failed at once; trying again ({attempt} of {ATTACH_ATTEMPTS})]\r\n"
+            );
+            if to_viewer.send(Message::Binary(note.into_bytes().into())).await.is_err() {
+                break "";
+            }
+            terminal = next;
         };
         if !reason.is_empty() {
             let close = CloseFrame { code: axum::extract::ws::close_code::NORMAL, reason: reason.into() };
             let _ = to_viewer.send(Message::Close(Some(close))).await;
         }
-        let _ = child.kill().await;
     }
 
     /// Type `text` into the terminal once the attach command has drawn and
@@ -145,6 +154,59 @@ impl Terminal {
                     quiet_from = Instant::now() + QUIET;
                 }
             }
+        }
+    }
+}
+
+/// Why a terminal's bridging ended when its attach command ended (the close
+/// reason the viewer gets). The other reasons: "" (the viewer went away) and
+/// "the terminal stopped taking input".
+const COMMAND_ENDED: &str = "the attach command ended";
+
+/// How many times a viewer's attach command runs when it fails at once.
+const ATTACH_ATTEMPTS: u32 = 3;
+
+/// An attach command that fails within this long has not reached the
+/// session (zellij 0.45's `attach` can miss a live session whose server is
+/// busy, and say it does not exist).
+const FAILED_AT_ONCE: Duration = Duration::from_secs(5);
+
+type ToViewer = futures_util::stream::SplitSink<WebSocket, Message>;
+type FromViewer = futures_util::stream::SplitStream<WebSocket>;
+
+/// Carry bytes between one attach command's terminal and the viewer until
+/// either ends; why (see [`COMMAND_ENDED`]). Resizes are applied and kept in
+/// `size` (columns, rows) for a terminal that replaces this one.
+async fn relay(
+    pty: pty_process::Pty,
+    to_viewer: &mut ToViewer,
+    from_viewer: &mut FromViewer,
+    size: &mut (u16, u16),
+) -> &'static str {
+    let (mut from_pty, mut to_pty) = pty.into_split();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            read = from_pty.read(&mut buf) => match read {
+                // EIO is how Linux reports that the attach command exited.
+                Ok(0) | Err(_) => return COMMAND_ENDED,
+                Ok(n) => if to_viewer.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
+                    return "";
+                },
+            },
+            message = from_viewer.next() => match message {
+                Some(Ok(Message::Binary(bytes))) => if to_pty.write_all(&bytes).await.is_err() {
+                    return "the terminal stopped taking input";
+                },
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(Control::Resize { cols, rows }) = serde_json::from_str::<Control>(&text) {
+                        *size = (cols.clamp(1, MAX_COLS), rows.clamp(1, MAX_ROWS));
+                        let _ = to_pty.resize(pty_process::Size::new(size.1, size.0));
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return "",
+                Some(Ok(_)) => {}
+            },
         }
     }
 }

@@ -691,7 +691,16 @@ async fn console_ws(
     };
     let argv = s.manager.attach_argv(&session.id).await?;
     let terminal = console::Terminal::open(&argv, cols, rows)?;
-    Ok(ws.on_upgrade(move |socket| terminal.bridge(socket)))
+    // An attach command that failed at once runs again while the session runs.
+    let again = move |cols, rows| {
+        let (s, id) = (s.clone(), session.id.clone());
+        async move {
+            let running = s.manager.get(&id).await.ok()?.status == clauderon_sessions::Status::Running;
+            let argv = s.manager.attach_argv(&id).await.ok().filter(|_| running)?;
+            console::Terminal::open(&argv, cols, rows).ok()
+        }
+    };
+    Ok(ws.on_upgrade(move |socket| terminal.bridge(socket, (cols, rows), again)))
 }
 
 #[derive(Deserialize, IntoParams)]
