@@ -297,6 +297,22 @@ fn what_a_backend_cannot_do_is_refused_up_front() {
     home.run(&["delete", &name]).ok();
 }
 
+/// The `misbehave` fixture installed in `home` as a user backend granted
+/// `true`, `echo` and `sleep`.
+fn install_misbehave(home: &Home) {
+    home.install_component("fixtures", "misbehave", "process = [\"true\", \"echo\", \"sleep\"]\n");
+}
+
+/// A `shell` session named `name` on the `misbehave` backend, created
+/// through the daemon's API (the fixture does what the name says).
+fn create_on_misbehave(daemon: &clauderon_tests::Daemon, repo: &str, name: &str) {
+    let body = format!(
+        r#"{{"repo": {repo:?}, "prompt": "true", "backend": "misbehave", "agent": "shell", "name": "{name}"}}"#
+    );
+    let (code, s) = daemon.http("POST", "/api/sessions", Some(&body));
+    assert_eq!(code, 201, "{s}");
+}
+
 /// A backend's attach argv runs in the user's own terminal (and, for the
 /// dashboard's terminal and typed input, in the daemon): the `misbehave`
 /// fixture, installed as a user backend granted only `true`, `echo` and `sleep`, asks
@@ -305,17 +321,11 @@ fn what_a_backend_cannot_do_is_refused_up_front() {
 #[test]
 fn attach_runs_only_an_executable_the_backend_was_granted_and_shows_it_first() {
     let (home, port) = Home::with_free_port();
-    home.install_component("fixtures", "misbehave", "process = [\"true\", \"echo\", \"sleep\"]\n");
+    install_misbehave(&home);
     let daemon = home.daemon(port);
     let repo = git_repo();
     let repo_arg = repo.path().to_str().expect("utf-8");
-    let create = |name: &str| {
-        let body = format!(
-            r#"{{"repo": {repo_arg:?}, "prompt": "true", "backend": "misbehave", "agent": "shell", "name": "{name}"}}"#
-        );
-        let (code, s) = daemon.http("POST", "/api/sessions", Some(&body));
-        assert_eq!(code, 201, "{s}");
-    };
+    let create = |name: &str| create_on_misbehave(&daemon, repo_arg, name);
     let hostile = unique("as-asked");
     create(&hostile);
     let marker = std::path::PathBuf::from(format!("/tmp/clauderon-attach-pwned-clauderon-{hostile}"));
@@ -784,17 +794,13 @@ fn reconcile_marks_a_vanished_session_failed_and_start_brings_it_back() {
 fn a_looping_or_panicking_backend_never_stops_reconcile_nor_holds_up_the_api() {
     let (home, port) = Home::with_free_port();
     home.append_config("[limits.backend]\ndeadline = 5000\n");
-    home.install_component("fixtures", "misbehave", "process = [\"true\", \"echo\", \"sleep\"]\n");
+    install_misbehave(&home);
     let daemon = home.daemon(port);
     let repo = git_repo();
     let repo_arg = repo.path().to_str().expect("utf-8");
     let (looping, panicking, victim) = (unique("as-asked-status-loop"), unique("as-asked-status-panic"), unique("rec"));
     for name in [&looping, &panicking] {
-        let body = format!(
-            r#"{{"repo": {repo_arg:?}, "prompt": "true", "backend": "misbehave", "agent": "shell", "name": "{name}"}}"#
-        );
-        let (code, s) = daemon.http("POST", "/api/sessions", Some(&body));
-        assert_eq!(code, 201, "{s}");
+        create_on_misbehave(&daemon, repo_arg, name);
     }
     create_shell(&home, repo.path(), &victim, "exec sleep 600");
     drop(daemon);
@@ -837,17 +843,11 @@ fn a_looping_or_panicking_backend_never_stops_reconcile_nor_holds_up_the_api() {
 #[test]
 fn attach_tries_again_when_the_attach_command_fails_at_once_on_a_running_session() {
     let (home, port) = Home::with_free_port();
-    home.install_component("fixtures", "misbehave", "process = [\"true\", \"echo\", \"sleep\"]\n");
+    install_misbehave(&home);
     let daemon = home.daemon(port);
     let repo = git_repo();
     let repo_arg = repo.path().to_str().expect("utf-8");
-    let create = |name: &str| {
-        let body = format!(
-            r#"{{"repo": {repo_arg:?}, "prompt": "true", "backend": "misbehave", "agent": "shell", "name": "{name}"}}"#
-        );
-        let (code, s) = daemon.http("POST", "/api/sessions", Some(&body));
-        assert_eq!(code, 201, "{s}");
-    };
+    let create = |name: &str| create_on_misbehave(&daemon, repo_arg, name);
     let once = unique("as-asked-fails-once");
     create(&once);
     let out = home.run(&["attach", &once]);

@@ -163,13 +163,17 @@ impl Terminal {
 /// "the terminal stopped taking input".
 const COMMAND_ENDED: &str = "the attach command ended";
 
-/// How many times a viewer's attach command runs when it fails at once.
-const ATTACH_ATTEMPTS: u32 = 3;
+/// How many times an attach command that fails at once runs: for a viewer,
+/// for typed input, and for `clauderon attach` in the user's terminal.
+pub const ATTACH_ATTEMPTS: u32 = 3;
 
 /// An attach command that fails within this long has not reached the
 /// session (zellij 0.45's `attach` can miss a live session whose server is
 /// busy, and say it does not exist).
-const FAILED_AT_ONCE: Duration = Duration::from_secs(5);
+pub const FAILED_AT_ONCE: Duration = Duration::from_secs(5);
+
+/// The pause before an attach command that failed at once runs again.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(300);
 
 type ToViewer = futures_util::stream::SplitSink<WebSocket, Message>;
 type FromViewer = futures_util::stream::SplitStream<WebSocket>;
@@ -215,10 +219,6 @@ async fn relay(
 /// error when it ended).
 const KEPT: usize = 1024;
 
-/// How many times [`type_into`] runs an attach command that ends before
-/// the text could be typed.
-const TYPE_ATTEMPTS: u32 = 3;
-
 /// Why typed input did not reach the terminal.
 #[derive(Debug, thiserror::Error)]
 enum TypeError {
@@ -240,7 +240,7 @@ fn said(output: &str) -> String {
 /// Type `text` into a new attach of the command `argv` gives (asked again
 /// for each attempt), as [`Terminal::type_when_ready`] does. An attach
 /// command that ends before the text could be typed is run again,
-/// [`TYPE_ATTEMPTS`] times at most.
+/// [`ATTACH_ATTEMPTS`] times at most.
 pub async fn type_into<F, Fut>(mut argv: F, text: &str) -> Result<(), ApiError>
 where
     F: FnMut() -> Fut,
@@ -253,10 +253,10 @@ where
         let typed = Terminal::type_when_ready(&mut pty, &mut child, text).await;
         let _ = child.kill().await;
         match typed {
-            Err(TypeError::Ended(said)) if attempt < TYPE_ATTEMPTS => {
+            Err(TypeError::Ended(said)) if attempt < ATTACH_ATTEMPTS => {
                 tracing::info!("`{}` ended before the text was typed ({said:?}); trying again", argv.join(" "));
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(RETRY_PAUSE).await;
             }
             other => return other.map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e.to_string())),
         }

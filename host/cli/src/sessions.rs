@@ -264,14 +264,6 @@ pub async fn reconcile(home: &Home, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// How many times `attach` runs the backend's command when it fails at once.
-const ATTACH_ATTEMPTS: u32 = 3;
-
-/// An attach command that fails within this long has not reached the session
-/// (e.g. zellij 0.45's `attach` sometimes misses a live session whose server is
-/// busy, and says it does not exist).
-const FAILED_AT_ONCE: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// `attach`: run the backend's attach command in this terminal, and exit with
 /// its status. A command that fails at once while the daemon still reports the
 /// session running is run again (three times at most), saying so.
@@ -281,6 +273,7 @@ pub async fn attach(home: &Home, name: &str) -> anyhow::Result<ExitCode> {
     // The command owns the terminal: keys that signal the foreground group
     // are its to handle, and must not end this process under it. (Handled,
     // not ignored: an ignored signal would stay ignored in the command.)
+    use clauderon_api::console::{ATTACH_ATTEMPTS, FAILED_AT_ONCE, RETRY_PAUSE};
     use tokio::signal::unix::{SignalKind, signal};
     let _keep = (signal(SignalKind::interrupt())?, signal(SignalKind::quit())?);
     let mut attempt = 1;
@@ -313,7 +306,7 @@ pub async fn attach(home: &Home, name: &str) -> anyhow::Result<ExitCode> {
             "clauderon: `{shown}` failed at once (exit {code}) but {} is running; trying again ({attempt} of {ATTACH_ATTEMPTS})",
             session.name
         );
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tokio::time::sleep(RETRY_PAUSE).await;
     }
 }
 
