@@ -79,6 +79,12 @@ tools: zellij
       for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "{{tools_dir}}/openssh"; done
       rm -rf "$debs"
     fi
+    # Started as root, that sshd drops privileges to the `sshd` user, which
+    # the package's install script would have made: make it the same way.
+    if [ "$(id -u)" = 0 ] && ! getent passwd sshd >/dev/null; then
+      echo "tools: adding the system user sshd (sshd's privilege separation user)"
+      useradd --system --no-create-home --home-dir /run/sshd --shell /usr/sbin/nologin sshd
+    fi
     if ! docker version >/dev/null 2>&1; then
       if ! command -v dockerd >/dev/null 2>&1; then
         echo "tools: installing the Docker engine (docker.io)"
