@@ -56,9 +56,10 @@ const ROUNDS: usize = 10;
 const TASKS: usize = 16;
 const CONCURRENT_FOR: Duration = Duration::from_secs(3);
 const CONCURRENT_WARMUP: Duration = Duration::from_millis(500);
-/// The streamed body, and how many times it is fetched (the median is shown).
+/// The streamed body, and how many times it is fetched per target, in
+/// alternating rounds (the median is shown).
 const STREAM_BYTES: usize = 64 << 20;
-const STREAM_RUNS: usize = 3;
+const STREAM_ROUNDS: usize = 7;
 /// Targets.
 const TARGET_ADDED_P50: Duration = Duration::from_micros(50);
 const TARGET_RATIO: f64 = 20.0;
@@ -269,12 +270,14 @@ struct Figures {
     /// The proxy's CPU time per request, sequential and concurrent.
     cpu_sequential: Option<Duration>,
     cpu_concurrent: Option<Duration>,
+    /// The proxy's CPU time per MiB streamed.
+    cpu_stream: Option<Duration>,
     errors: Vec<String>,
 }
 
 /// Every figure for every target: sequential latency sampled in alternating
 /// rounds (so machine drift hits every target alike), then per target the
-/// concurrent and streaming workloads.
+/// concurrent workload, then streaming in alternating rounds.
 async fn measure(targets: &[Target], mock_log: &Path) -> Vec<Figures> {
     let mut figures: Vec<Figures> = targets.iter().map(|t| Figures { name: t.name, ..Figures::default() }).collect();
     let mut samples = vec![Vec::new(); targets.len()];
@@ -323,10 +326,28 @@ async fn measure(targets: &[Target], mock_log: &Path) -> Vec<Figures> {
             Ok(rps) => f.concurrent_rps = Some(rps),
             Err(e) => f.errors.push(format!("concurrent: {e}")),
         }
-        match streaming(t, &format!("{}/bytes?n={STREAM_BYTES}", t.origin)).await {
-            Ok(mbs) => f.stream_mbs = Some(mbs),
-            Err(e) => f.errors.push(format!("streaming: {e}")),
+    }
+    eprintln!("bench: streaming {} MiB, {STREAM_ROUNDS} alternating rounds …", STREAM_BYTES >> 20);
+    let mut rates = vec![Vec::with_capacity(STREAM_ROUNDS); targets.len()];
+    let mut cpu = vec![Some((Duration::ZERO, 0)); targets.len()];
+    for _ in 0..STREAM_ROUNDS {
+        for (i, t) in targets.iter().enumerate() {
+            if !figures[i].errors.is_empty() {
+                continue;
+            }
+            let (fetched, used) = t.cpu_during(streaming(t, &format!("{}/bytes?n={STREAM_BYTES}", t.origin))).await;
+            match fetched {
+                Ok(mbs) => rates[i].push(mbs),
+                Err(e) => figures[i].errors.push(format!("streaming: {e}")),
+            }
+            cpu[i] = cpu[i].zip(used).map(|((c, n), (dc, dn))| (c + dc, n + dn));
         }
+    }
+    for ((f, mut rates), cpu) in figures.iter_mut().zip(rates).zip(cpu) {
+        rates.sort_by(f64::total_cmp);
+        f.stream_mbs = (f.errors.is_empty() && !rates.is_empty()).then(|| rates[rates.len() / 2]);
+        // Per request (one fetch), then per MiB of it.
+        f.cpu_stream = per_request(cpu).map(|per_fetch| per_fetch / (STREAM_BYTES >> 20) as u32);
     }
     figures
 }
@@ -403,28 +424,23 @@ async fn concurrent_for(target: &Target, length: Duration) -> Result<f64, String
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
-/// MB/s (10⁶ bytes) reading the body chunk by chunk as it arrives; the median of [`STREAM_RUNS`].
+/// MB/s (10⁶ bytes) of one fetch, reading the body chunk by chunk as it arrives.
 async fn streaming(target: &Target, url: &str) -> Result<f64, String> {
-    let mut rates = Vec::with_capacity(STREAM_RUNS);
-    for _ in 0..STREAM_RUNS {
-        let started = Instant::now();
-        let mut resp = target.client.get(url).send().await.map_err(|e| error_chain(&e))?;
-        if !resp.status().is_success() {
-            return Err(format!("GET {url}: {}", resp.status()));
-        }
-        let mut read = 0usize;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
-            read += chunk.len();
-        }
-        let took = started.elapsed();
-        if read != STREAM_BYTES {
-            return Err(format!("read {read} bytes, expected {STREAM_BYTES}"));
-        }
-        target.done.fetch_add(1, Ordering::Relaxed);
-        rates.push(read as f64 / took.as_secs_f64() / 1e6);
+    let started = Instant::now();
+    let mut resp = target.client.get(url).send().await.map_err(|e| error_chain(&e))?;
+    if !resp.status().is_success() {
+        return Err(format!("GET {url}: {}", resp.status()));
     }
-    rates.sort_by(f64::total_cmp);
-    Ok(rates[rates.len() / 2])
+    let mut read = 0usize;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        read += chunk.len();
+    }
+    let took = started.elapsed();
+    if read != STREAM_BYTES {
+        return Err(format!("read {read} bytes, expected {STREAM_BYTES}"));
+    }
+    target.done.fetch_add(1, Ordering::Relaxed);
+    Ok(read as f64 / took.as_secs_f64() / 1e6)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -472,6 +488,7 @@ fn report(results: &[Figures], baselines: &str, through_clauderon: u64, stored: 
     row(&format!("streaming {} MiB GET /bytes: MB/s", STREAM_BYTES >> 20), all(&|f| rate(f.stream_mbs)));
     row("proxy CPU per request, sequential", all(&|f| dur(f.cpu_sequential)));
     row("proxy CPU per request, concurrent", all(&|f| dur(f.cpu_concurrent)));
+    row("proxy CPU per MiB streamed", all(&|f| dur(f.cpu_stream)));
     println!();
 
     let get = |name: &str| results.iter().find(|f| f.name == name);

@@ -33,6 +33,7 @@ pub mod status_relay;
 pub mod upstream;
 
 mod forward;
+mod read_ahead;
 mod scrub;
 mod workers;
 

@@ -650,7 +650,7 @@ fn connect(req: Request<Incoming>, ctx: Arc<SessionCtx>, shared: Arc<Shared>) ->
         let started = Instant::now();
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let activity = Activity::new();
-        let io = activity.watch(TokioIo::new(upgraded));
+        let io = crate::read_ahead::ReadAhead::new(activity.watch(TokioIo::new(upgraded)));
         let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return tracing::debug!(session = %ctx.ident.name, "TLS from the client to {host}: {e}"),

@@ -37,6 +37,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::destination::Destinations;
+use crate::read_ahead::ReadAhead;
 use crate::{ProxyBody, ProxyError};
 
 /// Opens TCP connections, honouring overrides.
@@ -88,10 +89,13 @@ impl Dialer {
 /// The override key that catches every host without one of its own.
 const WILDCARD: &str = "*";
 
-type DialFuture = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TokioIo<TcpStream>>> + Send>>;
+/// A dialled upstream connection, under its TLS: read ahead while a body streams.
+pub type UpstreamIo = ReadAhead<TcpStream>;
+
+type DialFuture = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TokioIo<UpstreamIo>>> + Send>>;
 
 impl tower_service::Service<http::Uri> for Dialer {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<UpstreamIo>;
     type Error = std::io::Error;
     type Future = DialFuture;
 
@@ -104,7 +108,7 @@ impl tower_service::Service<http::Uri> for Dialer {
         Box::pin(async move {
             let host = uri.host().ok_or_else(|| std::io::Error::other("the URI has no host"))?.to_string();
             let default = if uri.scheme_str() == Some("http") { 80 } else { 443 };
-            Ok(TokioIo::new(dialer.dial(&host, uri.port_u16().unwrap_or(default)).await?))
+            Ok(TokioIo::new(ReadAhead::new(dialer.dial(&host, uri.port_u16().unwrap_or(default)).await?)))
         })
     }
 }
@@ -177,14 +181,14 @@ impl Upstream {
         &self,
         host: &str,
         port: u16,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ProxyError> {
+    ) -> Result<tokio_rustls::client::TlsStream<UpstreamIo>, ProxyError> {
         let tcp = self.dialer.dial(host, port).await.map_err(|e| match e.kind() {
             std::io::ErrorKind::PermissionDenied => ProxyError::Refused(e.to_string()),
             _ => ProxyError::Upstream(format!("connecting: {e}")),
         })?;
         let name = ServerName::try_from(host.to_string()).map_err(|e| ProxyError::Upstream(e.to_string()))?;
         tokio_rustls::TlsConnector::from(self.h1_tls.clone())
-            .connect(name, tcp)
+            .connect(name, ReadAhead::new(tcp))
             .await
             .map_err(|e| ProxyError::Upstream(format!("TLS: {e}")))
     }
