@@ -433,6 +433,10 @@ pub fn is_websocket(headers: &HeaderMap) -> bool {
     headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// Hop-by-hop headers the `http` crate has no constant for.
+const PROXY_CONNECTION: header::HeaderName = header::HeaderName::from_static("proxy-connection");
+const KEEP_ALIVE: header::HeaderName = header::HeaderName::from_static("keep-alive");
+
 /// Remove hop-by-hop headers (keeping `Connection: upgrade` + `Upgrade` for a WebSocket).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
     let listed: Vec<String> = headers
@@ -447,7 +451,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, websocket: bool) {
     }
     // Not `Trailer`: it is end-to-end (RFC 9110 §6.6.2), naming the trailer
     // fields to come, and hyper sends a response's trailers only when named.
-    for name in ["proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization"] {
+    for name in [&PROXY_CONNECTION, &KEEP_ALIVE, &header::PROXY_AUTHENTICATE, &header::PROXY_AUTHORIZATION] {
         headers.remove(name);
     }
     headers.remove(header::TRANSFER_ENCODING);

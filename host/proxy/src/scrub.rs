@@ -39,6 +39,8 @@ pub(crate) struct Needles {
     matcher: AhoCorasick,
     /// The forms, for what may begin one at a chunk's end.
     forms: Vec<Vec<u8>>,
+    /// The shortest form's length: nothing shorter can hold one.
+    shortest: usize,
 }
 
 impl Needles {
@@ -48,7 +50,8 @@ impl Needles {
         forms.sort();
         forms.dedup();
         let matcher = AhoCorasick::new(&forms).map_err(|e| format!("building the response scrubber: {e}"))?;
-        Ok(Self { matcher, forms })
+        let shortest = forms.iter().map(Vec::len).min().unwrap_or(0);
+        Ok(Self { matcher, forms, shortest })
     }
 
     /// The needles for a credential `value` sent in a header as `sent`: every
@@ -74,7 +77,7 @@ impl Needles {
 
     /// Whether any form occurs in `buf`.
     fn occurs_in(&self, buf: &[u8]) -> bool {
-        self.matcher.is_match(buf)
+        buf.len() >= self.shortest && self.matcher.is_match(buf)
     }
 
     /// Overwrite every occurrence in `buf` with `*`.
