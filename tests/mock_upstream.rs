@@ -26,6 +26,9 @@
 //! - `/echo-forms` — a hostile echo: the `authorization` header's credential
 //!   (after its scheme) as it is, URL-encoded, JSON-escaped and, for Basic,
 //!   decoded, one per line;
+//! - `/echo-big` — a hostile echo in a large streamed body: 2 MiB of `.`
+//!   with the `authorization` header, in brackets, straddling every 4 KiB
+//!   boundary (so every 64 KiB one too), sent in frames of 10,007 bytes;
 //! - `/close` — the request echoed, then `Connection: close` ends the connection;
 //! - `POST /push/…` — a Web Push service (RFC 8030): the message (its
 //!   headers and its encrypted body, base64) is appended to `DIR/push.jsonl`
@@ -188,6 +191,17 @@ async fn answer(mut req: Request<Incoming>, mock: Arc<Mock>, peer: u16) -> Respo
             decoded,
         ];
         return full(StatusCode::OK, "text/plain", forms.join("\n"));
+    }
+    if path == "/echo-big" {
+        let echo = format!("[{}]", headers.get("authorization").cloned().unwrap_or_default());
+        let mut body = Vec::with_capacity(2 << 20);
+        for k in 1..=512usize {
+            body.resize((k * 4096).saturating_sub(echo.len() / 2).max(body.len()), b'.');
+            body.extend_from_slice(echo.as_bytes());
+        }
+        let frames: Vec<Result<Frame<Bytes>, Infallible>> =
+            body.chunks(10_007).map(|c| Ok(Frame::data(Bytes::copy_from_slice(c)))).collect();
+        return Response::new(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames))));
     }
     if path == "/close" {
         // An upstream that ends its keep-alive connection after this answer.

@@ -447,6 +447,24 @@ fn no_credential_comes_back_through_websockets_upgrades_trailers_or_encodings() 
     }
 }
 
+/// A large streamed answer echoing the credential across every read and
+/// record boundary the proxy has (TLS records, its 4 KiB and 64 KiB reads,
+/// the upstream's frames) comes back whole, with every echo masked.
+#[test]
+fn a_credential_echoed_across_every_boundary_of_a_large_stream_is_masked() {
+    let (mut w, _mock) = InProcess::with_mock();
+    let env = w.session("big-echo", AccessMode::ReadWrite);
+    let (code, body) = curl_in(&env, &["-H", "authorization: Bearer placeholder", "https://api.github.com/echo-big"]);
+    assert_eq!(code, 200, "{}", &body[..body.len().min(300)]);
+    assert!(body.len() > 2 << 20, "the whole body: {} bytes", body.len());
+    let echoes: Vec<&str> = body.split('[').skip(1).map(|rest| rest.split(']').next().unwrap_or_default()).collect();
+    assert_eq!(echoes.len(), 512, "every echo arrived");
+    for (i, echo) in echoes.iter().enumerate() {
+        assert!(echo.len() > 10 && echo.bytes().all(|b| b == b'*'), "echo {i} came back unmasked: {echo}");
+    }
+    assert!(CANARIES.iter().all(|(_, c)| !body.contains(c)), "a canary came back");
+}
+
 /// A session's open connections end with it: a stream it opened (here SSE,
 /// 20 events 250 ms apart, through its CONNECT tunnel) stops when the session
 /// is closed (deleted, archived) or made read-only, instead of carrying on.
