@@ -305,7 +305,7 @@ async fn measure(targets: &[Target], mock_log: &Path) -> Vec<Figures> {
                 Ok(round) => samples[i].extend(round),
                 Err(e) => figures[i].errors.push(format!("sequential: {e}")),
             }
-            cpu[i] = cpu[i].zip(used).map(|((c, n), (dc, dn))| (c + dc, n + dn));
+            cpu[i] = add_cpu(cpu[i], used);
         }
     }
     for (i, (t, f)) in targets.iter().zip(&mut figures).enumerate() {
@@ -319,7 +319,7 @@ async fn measure(targets: &[Target], mock_log: &Path) -> Vec<Figures> {
         f.p99 = Some(percentile(samples, 0.99));
         f.sequential_rps = Some(samples.len() as f64 / total.as_secs_f64());
         f.cpu_sequential = per_request(cpu[i]);
-        eprintln!("bench: {} concurrent and streaming …", t.name);
+        eprintln!("bench: {} concurrent …", t.name);
         let (conc, used) = t.cpu_during(concurrent(t)).await;
         f.cpu_concurrent = per_request(used);
         match conc {
@@ -340,7 +340,7 @@ async fn measure(targets: &[Target], mock_log: &Path) -> Vec<Figures> {
                 Ok(mbs) => rates[i].push(mbs),
                 Err(e) => figures[i].errors.push(format!("streaming: {e}")),
             }
-            cpu[i] = cpu[i].zip(used).map(|((c, n), (dc, dn))| (c + dc, n + dn));
+            cpu[i] = add_cpu(cpu[i], used);
         }
     }
     for ((f, mut rates), cpu) in figures.iter_mut().zip(rates).zip(cpu) {
@@ -350,6 +350,11 @@ async fn measure(targets: &[Target], mock_log: &Path) -> Vec<Figures> {
         f.cpu_stream = per_request(cpu).map(|per_fetch| per_fetch / (STREAM_BYTES >> 20) as u32);
     }
     figures
+}
+
+/// CPU time and requests summed over phases (none if a phase could not be measured).
+fn add_cpu(total: Option<(Duration, u64)>, phase: Option<(Duration, u64)>) -> Option<(Duration, u64)> {
+    total.zip(phase).map(|((c, n), (dc, dn))| (c + dc, n + dn))
 }
 
 fn per_request(used: Option<(Duration, u64)>) -> Option<Duration> {

@@ -58,10 +58,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
             }
             return Poll::Ready(Ok(()));
         };
-        if this.start == this.end && out.remaining() >= AHEAD {
-            return Pin::new(&mut this.io).poll_read(cx, out);
-        }
         if this.start == this.end {
+            if out.remaining() >= AHEAD {
+                return Pin::new(&mut this.io).poll_read(cx, out);
+            }
             let mut fill = ReadBuf::new(ahead);
             match Pin::new(&mut this.io).poll_read(cx, &mut fill) {
                 Poll::Pending => {

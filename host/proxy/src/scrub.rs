@@ -39,8 +39,10 @@ pub(crate) struct Needles {
     matcher: AhoCorasick,
     /// The forms, for what may begin one at a chunk's end.
     forms: Vec<Vec<u8>>,
-    /// The shortest form's length: nothing shorter can hold one.
+    /// The shortest and longest forms' lengths: nothing shorter can hold
+    /// one, and no more than the longest less one can begin one at the end.
     shortest: usize,
+    longest: usize,
 }
 
 impl Needles {
@@ -51,7 +53,8 @@ impl Needles {
         forms.dedup();
         let matcher = AhoCorasick::new(&forms).map_err(|e| format!("building the response scrubber: {e}"))?;
         let shortest = forms.iter().map(Vec::len).min().unwrap_or(0);
-        Ok(Self { matcher, forms, shortest })
+        let longest = forms.iter().map(Vec::len).max().unwrap_or(0);
+        Ok(Self { matcher, forms, shortest, longest })
     }
 
     /// The needles for a credential `value` sent in a header as `sent`: every
@@ -90,8 +93,7 @@ impl Needles {
 
     /// How many bytes at the end of `buf` could be the start of an occurrence.
     fn partial_tail(&self, buf: &[u8]) -> usize {
-        let longest = self.forms.iter().map(Vec::len).max().unwrap_or(0);
-        (1..longest.min(buf.len() + 1))
+        (1..self.longest.min(buf.len() + 1))
             .rev()
             .find(|&k| self.forms.iter().any(|n| n.len() > k && n.starts_with(&buf[buf.len() - k..])))
             .unwrap_or(0)
