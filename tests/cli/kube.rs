@@ -1,7 +1,8 @@
 //! The local Kubernetes API server the Kubernetes backend's tests run
 //! against (`clauderon-mock-kube`), checked with the real `kubectl`: if
-//! kubectl can apply, get, describe and delete through it and reads its
-//! errors as a cluster's, it speaks the API's wire format.
+//! kubectl can apply, get, describe, wait for, read the logs of and delete
+//! through it, and reads its errors as a cluster's, it speaks the API's wire
+//! format. Its pods really run, in the local Docker engine.
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -16,16 +17,55 @@ struct MockKube {
 
 impl MockKube {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let child = Command::new(env!("CARGO_BIN_EXE_clauderon-mock-kube"))
             .arg("--dir")
             .arg(dir.path())
+            .args(args)
             .stdin(Stdio::null())
             .spawn()
             .expect("start clauderon-mock-kube");
         let addr = dir.path().join("addr");
         clauderon_tests::eventually(10, "the mock API server", || std::fs::read_to_string(&addr).ok());
         Self { dir, child }
+    }
+
+    fn addr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("addr")).expect("addr")
+    }
+
+    /// `curl` a path of the API (at most `secs` seconds): the body.
+    fn curl(&self, path: &str, secs: u32) -> String {
+        let out = Command::new("curl")
+            .args(["-sN", "--max-time", &secs.to_string(), &format!("http://{}{path}", self.addr())])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl get ... -o json` of one object.
+    fn object(&self, args: &[&str]) -> Value {
+        let mut all = vec!["get"];
+        all.extend(args);
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("an object as JSON")
+    }
+
+    /// Stop it as a test run does (SIGTERM), and wait until it has.
+    fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..300 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Run `kubectl ARGS` against the server (with a discovery cache of its
@@ -72,8 +112,8 @@ impl MockKube {
 
 impl Drop for MockKube {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SIGTERM, so it removes the containers and volumes it made.
+        self.stop();
     }
 }
 
@@ -119,7 +159,7 @@ fn kubectl_applies_gets_describes_and_deletes_through_the_mock_and_reads_its_err
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": "p1.pulling", "namespace": "default"},
         "involvedObject": {"kind": "Pod", "name": "p1", "namespace": "default", "uid": uid, "apiVersion": "v1"},
-        "reason": "Pulling", "message": "Pulling image \"clauderon-session:latest\"", "type": "Normal",
+        "reason": "Noted", "message": "an event the test applied", "type": "Normal",
         "source": {"component": "kubelet"}, "count": 1
     });
     kube.apply("event.json", &event);
@@ -132,7 +172,7 @@ fn kubectl_applies_gets_describes_and_deletes_through_the_mock_and_reads_its_err
     kube.apply("other-event.json", &other);
     let described = kube.ok(&["describe", "pod", "p1"]);
     assert!(described.contains("p1") && described.contains("clauderon.dev/session=s1"), "{described}");
-    assert!(described.contains("Pulling image \"clauderon-session:latest\""), "its event: {described}");
+    assert!(described.contains("an event the test applied"), "its event: {described}");
     assert!(!described.contains("another pod"), "only its own events: {described}");
 
     // The API's errors, as kubectl reads them.
@@ -176,4 +216,282 @@ fn kubectl_applies_gets_describes_and_deletes_through_the_mock_and_reads_its_err
         kube.fails(&["get", "pod", "p2", "-n", "elsewhere"]).contains("NotFound"),
         "a namespace's objects go with it"
     );
+}
+
+/// The image the pods run: the Docker backend's session image, built by `./justw test`.
+const IMAGE: &str = "clauderon/agent:latest";
+
+/// A pod of `script` run by `sh`, hardened as the backend's will be.
+fn script_pod(name: &str, script: &str, policy: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "runner"}},
+        "spec": {
+            "restartPolicy": policy,
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": true},
+            "containers": [{
+                "name": "main", "image": IMAGE, "command": ["sh", "-c", script],
+                "env": [{"name": "GREETING", "value": "hello from the pod"}],
+                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    })
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    assert!(out.status.success(), "docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The first container status of a pod, once `ready` says so.
+fn container_once(kube: &MockKube, pod: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    clauderon_tests::eventually(60, what, || {
+        let status = kube.object(&["pod", pod])["status"]["containerStatuses"][0].clone();
+        ready(&status).then_some(status)
+    })
+}
+
+#[test]
+fn pods_run_in_docker_and_kubectl_waits_for_them_reads_their_logs_and_deletes_them() {
+    let mut kube = MockKube::start();
+
+    // A pod mounting a claim that does not exist yet waits, unschedulable.
+    let mut runner = script_pod(
+        "runner",
+        "echo \"$GREETING\"; echo \"uid=$(id -u)\"; touch /work/made && echo wrote /work/made; exec sleep infinity",
+        "Always",
+    );
+    runner["spec"]["securityContext"]["fsGroup"] = json!(1000);
+    runner["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "work", "mountPath": "/work"}]);
+    runner["spec"]["volumes"] = json!([{"name": "work", "persistentVolumeClaim": {"claimName": "work"}}]);
+    kube.apply("runner.json", &runner);
+    let waiting = clauderon_tests::eventually(10, "the pod unschedulable", || {
+        let pod = kube.object(&["pod", "runner"]);
+        (pod["status"]["conditions"][0]["reason"] == "Unschedulable").then_some(pod)
+    });
+    assert_eq!(waiting["status"]["phase"], "Pending");
+    assert!(kube.ok(&["describe", "pod", "runner"]).contains("persistentvolumeclaim \"work\" not found"));
+
+    // The claim arrives, is bound, and the pod runs: kubectl waits for it (a watch).
+    let claim = json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "work"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    });
+    kube.apply("claim.json", &claim);
+    kube.ok(&["wait", "--for=condition=Ready", "pod/runner", "--timeout=60s"]);
+    assert_eq!(kube.object(&["pvc", "work"])["status"]["phase"], "Bound");
+    let pod = kube.object(&["pod", "runner"]);
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert_eq!(pod["status"]["podIP"], "127.0.0.1");
+    assert_eq!(pod["spec"]["nodeName"], "mock-node");
+    let logs = clauderon_tests::eventually(20, "the pod's output", || {
+        let logs = kube.ok(&["logs", "runner"]);
+        logs.contains("wrote /work/made").then_some(logs)
+    });
+    assert!(logs.contains("hello from the pod") && logs.contains("uid=1000"), "{logs}");
+    assert_eq!(kube.ok(&["logs", "runner", "--tail=1"]).trim(), "wrote /work/made");
+
+    // It is a Docker container, run as the spec says.
+    let uid = pod["metadata"]["uid"].as_str().expect("uid").to_string();
+    let id = docker(&["ps", "-q", "--filter", &format!("label=dev.clauderon.mock-kube.pod={uid}")]);
+    assert_eq!(id.lines().count(), 1, "one running container: {id}");
+    let inspected: Value = serde_json::from_str(&docker(&["inspect", &id])).expect("inspect");
+    let container = &inspected[0];
+    assert_eq!(container["HostConfig"]["NetworkMode"], "host");
+    assert_eq!(container["Config"]["User"], "1000:1000");
+    assert_eq!(container["HostConfig"]["CapDrop"], json!(["ALL"]));
+    assert!(container["HostConfig"]["SecurityOpt"].to_string().contains("no-new-privileges"));
+    let instance = container["Config"]["Labels"]["dev.clauderon.mock-kube"].as_str().expect("instance").to_string();
+    let described = kube.ok(&["describe", "pod", "runner"]);
+    for line in [
+        "Successfully assigned default/runner to mock-node",
+        "already present on machine",
+        "Created container: main",
+        "Started container main",
+    ] {
+        assert!(described.contains(line), "{line:?} in {described}");
+    }
+
+    // A container that exits is restarted after a back-off, as a cluster does.
+    kube.apply("crasher.json", &script_pod("crasher", "echo dying; exit 3", "Always"));
+    let crashed =
+        container_once(&kube, "crasher", "CrashLoopBackOff", |s| s["state"]["waiting"]["reason"] == "CrashLoopBackOff");
+    assert_eq!(crashed["lastState"]["terminated"]["exitCode"], 3);
+    assert_eq!(crashed["restartCount"], 1);
+    assert!(kube.ok(&["logs", "crasher"]).contains("dying"));
+    assert_eq!(kube.object(&["pod", "crasher"])["status"]["phase"], "Running");
+    // The kubelet's status is written through the status subresource; so can a test, e.g. an eviction.
+    kube.ok(&[
+        "patch",
+        "pod",
+        "crasher",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Failed","reason":"Evicted","message":"The node was low on resource: memory."}}"#,
+    ]);
+    let evicted = kube.object(&["pod", "crasher"]);
+    assert_eq!(
+        (evicted["status"]["phase"].as_str(), evicted["status"]["reason"].as_str()),
+        (Some("Failed"), Some("Evicted"))
+    );
+
+    // One that finishes under restartPolicy Never: Succeeded.
+    kube.apply("once.json", &script_pod("once", "echo done", "Never"));
+    let done = container_once(&kube, "once", "the container terminated", |s| s["state"].get("terminated").is_some());
+    assert_eq!(
+        (done["state"]["terminated"]["exitCode"].as_i64(), done["state"]["terminated"]["reason"].as_str()),
+        (Some(0), Some("Completed"))
+    );
+    assert_eq!(kube.object(&["pod", "once"])["status"]["phase"], "Succeeded");
+
+    // One over its memory limit: OOMKilled.
+    let mut hungry = script_pod("hungry", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived", "Never");
+    hungry["spec"]["containers"][0]["resources"] = json!({"limits": {"memory": "16Mi"}});
+    kube.apply("hungry.json", &hungry);
+    let killed = container_once(&kube, "hungry", "the container killed", |s| s["state"].get("terminated").is_some());
+    assert_eq!(killed["state"]["terminated"]["reason"], "OOMKilled", "{killed}");
+    assert_eq!(kube.object(&["pod", "hungry"])["status"]["phase"], "Failed");
+
+    // An image not on the machine is never pulled.
+    let mut missing = script_pod("missing", "true", "Always");
+    missing["spec"]["containers"][0]["image"] = json!("clauderon/no-such-image:1");
+    kube.apply("missing.json", &missing);
+    let pulling =
+        container_once(&kube, "missing", "ImagePullBackOff", |s| s["state"]["waiting"]["reason"] == "ImagePullBackOff");
+    assert_eq!(pulling["state"]["waiting"]["message"], "Back-off pulling image \"clauderon/no-such-image:1\"");
+    assert!(kube.ok(&["describe", "pod", "missing"]).contains("does not pull images"));
+    let no_logs = kube.fails(&["logs", "missing"]);
+    assert!(no_logs.contains("is waiting to start"), "{no_logs}");
+
+    // runAsNonRoot is checked against the image's user (root here) as the kubelet does.
+    let mut rooted = script_pod("rooted", "true", "Always");
+    rooted["spec"]["securityContext"] = json!({"runAsNonRoot": true});
+    kube.apply("rooted.json", &rooted);
+    let refused = container_once(&kube, "rooted", "CreateContainerConfigError", |s| {
+        s["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    });
+    assert!(
+        refused["state"]["waiting"]["message"].as_str().is_some_and(|m| m.contains("image will run as root")),
+        "{refused}"
+    );
+
+    // A pod's spec cannot change.
+    let mut respec = script_pod("once", "echo changed", "Never");
+    respec["metadata"]["labels"]["x"] = json!("y");
+    let file = kube.dir.path().join("respec.json");
+    write_json(&file, &respec);
+    assert!(kube.fails(&["replace", "-f", &file.to_string_lossy()]).contains("pod updates may not change fields"));
+
+    // Deleting a pod removes its container.
+    kube.ok(&["delete", "pod", "runner"]);
+    clauderon_tests::eventually(30, "the container removed", || {
+        docker(&["ps", "-aq", "--filter", &format!("label=dev.clauderon.mock-kube.pod={uid}")]).is_empty().then_some(())
+    });
+
+    // Stopping the server removes everything it made.
+    let label = format!("label=dev.clauderon.mock-kube={instance}");
+    assert!(!docker(&["ps", "-aq", "--filter", &label]).is_empty(), "the other pods' containers exist");
+    assert!(!docker(&["volume", "ls", "-q", "--filter", &label]).is_empty(), "the claim's volume exists");
+    kube.stop();
+    assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "", "no container left");
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "", "no volume left");
+}
+
+/// The watch events in a body: (type, name, resourceVersion).
+fn events(body: &str) -> Vec<(String, String, u64)> {
+    body.lines()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let object = &event["object"];
+            let rv = object["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
+            (
+                event["type"].as_str().unwrap_or("").to_string(),
+                object["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                rv,
+            )
+        })
+        .collect()
+}
+
+fn policy(name: &str, tier: &str) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": name, "labels": {"tier": tier}},
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"]}
+    })
+}
+
+#[test]
+fn watches_stream_changes_resume_from_a_version_follow_selectors_and_expire() {
+    let kube = MockKube::start_with(&["--history", "6"]);
+    let path = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies";
+    let version = |name: &str| -> u64 {
+        kube.object(&["networkpolicy", name])["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .expect("rv")
+    };
+    kube.apply("a.json", &policy("a", "front"));
+    let after_a = version("a");
+    kube.apply("b.json", &policy("b", "back"));
+
+    // From a version: what came after it; from nothing: everything, as ADDED.
+    let resumed = events(&kube.curl(&format!("{path}?watch=1&resourceVersion={after_a}&timeoutSeconds=1"), 10));
+    assert_eq!(resumed.iter().map(|(t, n, _)| (t.as_str(), n.as_str())).collect::<Vec<_>>(), [("ADDED", "b")]);
+    let fresh = events(&kube.curl(&format!("{path}?watch=1&timeoutSeconds=1"), 10));
+    assert_eq!(
+        fresh.iter().map(|(t, n, _)| (t.as_str(), n.as_str())).collect::<Vec<_>>(),
+        [("ADDED", "a"), ("ADDED", "b")]
+    );
+
+    // Live, with a selector: an object that starts matching is ADDED, one that stops is DELETED;
+    // bookmarks carry the version caught up to. kubectl get -w sees the same changes.
+    let url = format!(
+        "http://{}{path}?watch=1&labelSelector=tier%3Dmiddle&allowWatchBookmarks=true&timeoutSeconds=7",
+        kube.addr()
+    );
+    let live =
+        Command::new("curl").args(["-sN", "--max-time", "15", &url]).stdout(Stdio::piped()).spawn().expect("curl");
+    let kubectl_watch = Command::new("timeout")
+        .args(["6", "kubectl", "--kubeconfig"])
+        .arg(kube.dir.path().join("kubeconfig"))
+        .args(["get", "networkpolicies", "-w", "--output-watch-events"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kubectl get -w");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    kube.apply("a.json", &policy("a", "middle"));
+    kube.apply("a.json", &policy("a", "top"));
+    kube.ok(&["delete", "networkpolicy", "b"]);
+    let last = version("a");
+    let live = String::from_utf8_lossy(&live.wait_with_output().expect("curl").stdout).into_owned();
+    let live = events(&live);
+    let changes: Vec<(&str, &str)> =
+        live.iter().filter(|(t, ..)| t != "BOOKMARK").map(|(t, n, _)| (t.as_str(), n.as_str())).collect();
+    assert_eq!(changes, [("ADDED", "a"), ("DELETED", "a")], "b never matched: {live:?}");
+    let bookmark = live.iter().find(|(t, ..)| t == "BOOKMARK").expect("a bookmark within 7 s");
+    assert!(bookmark.2 >= last, "the bookmark is at the newest version ({last}): {bookmark:?}");
+    // Its table: EVENT NAME AGE.
+    let seen = String::from_utf8_lossy(&kubectl_watch.wait_with_output().expect("kubectl").stdout).into_owned();
+    let rows: Vec<Vec<&str>> = seen.lines().map(|l| l.split_whitespace().take(2).collect()).collect();
+    for row in [["ADDED", "a"], ["ADDED", "b"], ["MODIFIED", "a"], ["DELETED", "b"]] {
+        assert!(rows.iter().any(|r| r == &row), "{row:?} in kubectl get -w's output: {seen}");
+    }
+
+    // sendInitialEvents: everything, then a bookmark marking the end of it.
+    let initial = kube.curl(&format!("{path}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"), 10);
+    let end: Value = serde_json::from_str(initial.lines().last().expect("lines")).expect("json");
+    assert_eq!(end["type"], "BOOKMARK");
+    assert_eq!(end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+
+    // A version the history no longer holds: 410 Expired, in the stream as the API sends it.
+    for i in 0..6 {
+        kube.apply("c.json", &policy("c", &format!("t{i}")));
+    }
+    let expired = kube.curl(&format!("{path}?watch=1&resourceVersion={after_a}&timeoutSeconds=1"), 10);
+    let event: Value = serde_json::from_str(expired.trim()).unwrap_or_else(|e| panic!("{e}: {expired}"));
+    assert_eq!(event["type"], "ERROR");
+    assert_eq!((event["object"]["code"].as_u64(), event["object"]["reason"].as_str()), (Some(410), Some("Expired")));
 }
