@@ -495,3 +495,129 @@ fn watches_stream_changes_resume_from_a_version_follow_selectors_and_expire() {
     assert_eq!(event["type"], "ERROR");
     assert_eq!((event["object"]["code"].as_u64(), event["object"]["reason"].as_str()), (Some(410), Some("Expired")));
 }
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Open a port-forward WebSocket to `pod`'s `port`, as kube-rs does.
+fn port_forward(kube: &MockKube, pod: &str, port: u16) -> tungstenite::WebSocket<std::net::TcpStream> {
+    let addr = kube.addr();
+    let stream = std::net::TcpStream::connect(&addr).expect("connect");
+    let request = tungstenite::http::Request::builder()
+        .uri(format!("ws://{addr}/api/v1/namespaces/default/pods/{pod}/portforward?ports={port}"))
+        .header("Host", &addr)
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", tungstenite::handshake::client::generate_key())
+        .header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
+        .body(())
+        .expect("request");
+    let (ws, response) = tungstenite::client::client(request, stream).expect("the WebSocket handshake");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "v4.channel.k8s.io");
+    ws
+}
+
+/// The next binary message: (channel, data).
+fn next_frame(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> Option<(u8, Vec<u8>)> {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(data)) if !data.is_empty() => return Some((data[0], data[1..].to_vec())),
+            Ok(tungstenite::Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[test]
+fn kubectl_execs_into_and_attaches_to_a_running_pod_and_a_websocket_client_port_forwards_to_it() {
+    let kube = MockKube::start();
+    let port = free_port();
+    let mut pod = script_pod(
+        "box",
+        &format!(
+            "exec node -e \"require('http').createServer((q, s) => s.end('hello through port-forward ' + q.url)).listen({port}, '127.0.0.1'); process.stdin.on('data', d => process.stdout.write('got ' + d))\""
+        ),
+        "Always",
+    );
+    pod["spec"]["containers"][0]["stdin"] = json!(true);
+    kube.apply("box.json", &pod);
+    kube.ok(&["wait", "--for=condition=Ready", "pod/box", "--timeout=60s"]);
+
+    // exec: output, errors, exit codes and input, over WebSocket v5.
+    let out = kube.kubectl(&["exec", "box", "--", "sh", "-c", "echo out; echo err >&2; id -u"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n1000\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    let failed = kube.kubectl(&["exec", "box", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(failed.status.code(), Some(7), "kubectl exits with the command's code");
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("command terminated with exit code 7"));
+    let mut piped = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kube.dir.path().join("kubeconfig"))
+        .args(["exec", "-i", "box", "--", "sh", "-c", "cat; echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kubectl exec -i");
+    std::io::Write::write_all(&mut piped.stdin.take().expect("stdin"), b"piped in\n").expect("write");
+    let piped = piped.wait_with_output().expect("kubectl");
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "piped in\ndone\n");
+
+    // With a terminal (script gives kubectl one): its size reaches the command (kubectl sends
+    // it once connected, while the command already runs, as with a cluster: hence the sleep).
+    let tty = Command::new("script")
+        .args([
+            "-qc",
+            &format!(
+                "stty cols 91 rows 27; kubectl --kubeconfig {} exec -it box -- sh -c 'sleep 1; tty; stty size'",
+                kube.dir.path().join("kubeconfig").display()
+            ),
+            "/dev/null",
+        ])
+        .output()
+        .expect("script");
+    let tty = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.contains("/dev/pts/") && tty.contains("27 91"), "{tty}");
+
+    // attach: input to the container's own process, its output back (kubectl stays attached
+    // after its input ends, as with a cluster, while the process runs: hence the timeout).
+    let attach = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(echo hi; sleep 2) | timeout 5 kubectl --kubeconfig {} attach -i box",
+            kube.dir.path().join("kubeconfig").display()
+        ))
+        .output()
+        .expect("kubectl attach");
+    assert!(String::from_utf8_lossy(&attach.stdout).contains("got hi"), "{attach:?}");
+
+    // A container that does not run cannot be streamed into.
+    let missing = kube.fails(&["exec", "box", "-c", "nope", "--", "true"]);
+    assert!(missing.contains("nope"), "{missing}");
+
+    // port-forward (kube-rs's protocol): the port on each channel first, then the connection's bytes.
+    let mut ws = port_forward(&kube, "box", port);
+    let le = port.to_le_bytes().to_vec();
+    assert_eq!(next_frame(&mut ws), Some((0, le.clone())), "the data channel opens with the port");
+    assert_eq!(next_frame(&mut ws), Some((1, le)), "the error channel opens with the port");
+    ws.send(tungstenite::Message::binary([&[0u8][..], b"GET /through HTTP/1.0\r\n\r\n"].concat())).expect("send");
+    let mut response = Vec::new();
+    while let Some((channel, data)) = next_frame(&mut ws) {
+        assert_eq!(channel, 0, "{}", String::from_utf8_lossy(&data));
+        response.extend(data);
+    }
+    let response = String::from_utf8_lossy(&response);
+    assert!(
+        response.starts_with("HTTP/1.1 200") && response.ends_with("hello through port-forward /through"),
+        "{response}"
+    );
+    // To a port nothing listens on: said on the error channel.
+    let closed = free_port();
+    let mut ws = port_forward(&kube, "box", closed);
+    let frames: Vec<(u8, Vec<u8>)> = std::iter::from_fn(|| next_frame(&mut ws)).collect();
+    let error = frames.iter().find(|(channel, data)| *channel == 1 && data.len() > 2).expect("an error message");
+    assert!(String::from_utf8_lossy(&error.1).contains(&format!("error forwarding port {closed}")), "{frames:?}");
+}

@@ -41,7 +41,13 @@ pub const KINDS: &[Kind] = &[
         kind: "Pod",
         namespaced: true,
         short: &["po"],
-        subresources: &[STATUS, ("log", &["get"])],
+        subresources: &[
+            STATUS,
+            ("log", &["get"]),
+            ("exec", &["create", "get"]),
+            ("attach", &["create", "get"]),
+            ("portforward", &["create", "get"]),
+        ],
     },
     Kind {
         group: "",

@@ -25,6 +25,8 @@
 //! - [`watch`]: `?watch=1`, resumable, with bookmarks and 410 Expired;
 //! - [`kubelet`]: pods run by Docker, their status and events, claims bound
 //!   to Docker volumes, `pods/NAME/log`;
+//! - [`streams`]: `exec`, `attach` (WebSocket `v5`/`v4.channel.k8s.io`) and
+//!   `portforward` (WebSocket `v4.channel.k8s.io`, kube-rs's protocol) into pods;
 //! - [`errors`]: `Status` objects (404 NotFound, 409 AlreadyExists and
 //!   Conflict, 422 Invalid, 405 MethodNotAllowed, 415 UnsupportedMediaType
 //!   — bodies are JSON only: kubectl's generators such as `kubectl create
@@ -35,6 +37,7 @@ mod kinds;
 mod kubelet;
 mod selector;
 mod store;
+mod streams;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -126,7 +129,10 @@ fn fail(msg: &str) -> ! {
 }
 
 impl Server {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
+        if let Some(answer) = self.stream(&mut req) {
+            return answer.unwrap_or_else(error);
+        }
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().trim_end_matches('/').to_string();
         let query: BTreeMap<String, String> =
@@ -152,6 +158,20 @@ impl Server {
                 None,
             )),
         }
+    }
+
+    /// An exec, attach or port-forward, if `req` asks for one.
+    fn stream(&self, req: &mut Request<Incoming>) -> Option<Result<Response<Body>, Failure>> {
+        let segments: Vec<&str> = req.uri().path().split('/').filter(|s| !s.is_empty()).collect();
+        let target = Target::parse(&segments)?;
+        let (Some(name), Some(sub)) = (&target.name, &target.sub) else { return None };
+        if target.kind != PODS || !matches!(sub.as_str(), "exec" | "attach" | "portforward") {
+            return None;
+        }
+        // `command` and `ports` repeat: the query as pairs.
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
+        Some(self.store.get(PODS, &target.namespace, name).and_then(|pod| streams::upgrade(req, sub, &query, &pod)))
     }
 
     /// The discovery and OpenAPI documents, if `segments` names one.
