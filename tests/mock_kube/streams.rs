@@ -297,7 +297,6 @@ where
 {
     use bollard::container::LogOutput;
     let (mut tx, mut rx) = ws.split();
-    let mut client_open = true;
     loop {
         tokio::select! {
             chunk = output.next() => match chunk {
@@ -311,7 +310,7 @@ where
                 Some(Err(e)) => return Err(e.to_string()),
                 None => break,
             },
-            message = rx.next(), if client_open => match message {
+            message = rx.next() => match message {
                 Some(Ok(Message::Binary(data))) if !data.is_empty() => match data[0] {
                     STDIN => { let _ = input.write_all(&data[1..]).await; }
                     RESIZE => {
@@ -322,9 +321,10 @@ where
                     CLOSE if v5 && data.get(1) == Some(&STDIN) => { let _ = input.shutdown().await; }
                     _ => {}
                 },
+                // The client has gone: so has the process's input, and nobody reads its output.
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                    client_open = false;
                     let _ = input.shutdown().await;
+                    return Err("the client closed the stream".into());
                 }
                 Some(Ok(_)) => {}
             },

@@ -46,6 +46,12 @@
 //! mounts = "/usr:/usr:ro"         # extra bind mounts, comma-separated src:dst[:ro]
 //! path = "/usr/local/bin:/usr/bin:/bin"  # PATH inside the container
 //!
+//! [backends.kubernetes]           # the cluster components with `kube` use (kube-rs)
+//! namespace = "clauderon"         # the one namespace they work in (default "default")
+//! kubeconfig = "/home/me/.kube/config"  # default: KUBECONFIG, ~/.kube/config, then in-cluster
+//! context = "prod"                # default: the kubeconfig's current context
+//! service_account_token = "false" # "true": their pods may mount a service-account token
+//!
 //! [push]                         # Web Push: the dashboard's notifications with no tab open
 //! subject = "mailto:you@example.com"  # the contact push services see (Apple's wants a real one)
 //! services = ["fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com", "notify.windows.com"]
@@ -69,11 +75,11 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clauderon_proxy::{EgressConfig, ProxyConfig};
-use clauderon_runtime::{Kind, Limits};
+use clauderon_runtime::{Kind, KubeSettings, Limits};
 use serde::{Deserialize, Serialize};
 
 /// The whole file.
@@ -212,6 +218,30 @@ impl Config {
         Ok(config)
     }
 
+    /// The cluster the `kube` capability uses, from `[backends.kubernetes]`;
+    /// none without that table.
+    pub fn kube_settings(&self) -> anyhow::Result<Option<KubeSettings>> {
+        let Some(options) = self.backends.get("kubernetes") else { return Ok(None) };
+        let get = |key: &str| options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let service_account_token = match get("service_account_token") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => anyhow::bail!(
+                "[backends.kubernetes] service_account_token must be \"true\" or \"false\", not {other:?}"
+            ),
+        };
+        let namespace = get("namespace").unwrap_or("default").to_string();
+        if namespace.is_empty() {
+            anyhow::bail!("[backends.kubernetes] namespace must not be empty");
+        }
+        Ok(Some(KubeSettings {
+            kubeconfig: get("kubeconfig").map(PathBuf::from),
+            context: get("context").map(str::to_string),
+            namespace,
+            service_account_token,
+        }))
+    }
+
     /// Where the daemon listens.
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.daemon.bind_addr, self.daemon.http_port)
@@ -226,5 +256,27 @@ impl Config {
     pub fn local_api_addr(&self) -> SocketAddr {
         let host = if self.daemon.bind_addr.is_unspecified() { default_bind() } else { self.daemon.bind_addr };
         SocketAddr::new(host, self.daemon.http_port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kubernetes_table_names_the_cluster_and_its_namespace() {
+        assert!(Config::default().kube_settings().expect("none").is_none(), "no table, no cluster");
+        let config: Config = toml::from_str(
+            "[backends.kubernetes]\nnamespace = \"agents\"\nkubeconfig = \"/k/config\"\ncontext = \"prod\"\n",
+        )
+        .expect("config");
+        let settings = config.kube_settings().expect("valid").expect("a cluster");
+        assert_eq!(settings.namespace, "agents");
+        assert_eq!(settings.kubeconfig.as_deref(), Some(Path::new("/k/config")));
+        assert_eq!(settings.context.as_deref(), Some("prod"));
+        assert!(!settings.service_account_token);
+        let bad: Config = toml::from_str("[backends.kubernetes]\nservice_account_token = \"yes\"\n").expect("config");
+        let err = bad.kube_settings().expect_err("refused").to_string();
+        assert!(err.contains("service_account_token"), "{err}");
     }
 }

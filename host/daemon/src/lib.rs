@@ -85,6 +85,7 @@ impl Daemon {
         runtime_config.kv = Arc::new(kv::StoreKv(store.clone()));
         runtime_config.limits = config.limits.clone();
         runtime_config.route_http = true;
+        runtime_config.kube = config.kube_settings()?;
         let runtime = load_components(home, runtime_config, parts.bundled).await?;
         for f in runtime.failures() {
             tracing::warn!("refused component {}: {}", f.origin, f.error);

@@ -76,3 +76,31 @@ pub use backend::clauderon::plugin::types;
 pub use backend::clauderon::plugin::types::PluginError;
 pub use backend::clauderon::plugin::{container, http, kube, kv, log, process};
 pub use credential_source::clauderon::plugin::{environment, secret_files};
+
+impl types::SessionSpec {
+    /// A session spec with nothing in it but `name` (read-write, `true` as
+    /// its command, `/tmp` as its worktree): for tests of components and
+    /// capabilities, which set the options they need.
+    #[doc(hidden)]
+    pub fn named(name: &str) -> Self {
+        Self {
+            id: "00000000-0000-0000-0000-000000000000".into(),
+            name: name.into(),
+            resource_name: format!("clauderon-{name}"),
+            worktree: "/tmp".into(),
+            workdir: "/tmp".into(),
+            access_mode: types::AccessMode::ReadWrite,
+            launch: types::LaunchPlan {
+                argv: vec!["true".into()],
+                env: Vec::new(),
+                files: Vec::new(),
+                credentials: Vec::new(),
+                transcript_path: None,
+            },
+            image: None,
+            cpu_limit: None,
+            memory_limit: None,
+            options: Vec::new(),
+        }
+    }
+}

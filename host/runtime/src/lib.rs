@@ -31,6 +31,7 @@ mod runtime;
 pub mod state;
 pub use capabilities::container::Progress;
 pub use capabilities::http::HttpRoute;
+pub use capabilities::kube::KubeSettings;
 
 pub use approval::Approval;
 pub use error::{CallError, HostError, LoadError};

@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::approval::Approval;
 use crate::bindings;
 use crate::cache::CompileCache;
+use crate::capabilities::kube::KubeSettings;
 use crate::capabilities::kv::{KvStore, MemoryKv};
 use crate::engine::EngineHandle;
 use crate::error::{CallError, LoadError};
@@ -38,6 +39,9 @@ pub struct RuntimeConfig {
     /// ([`Runtime::set_http_route`]); until then it fails. Off: it goes out
     /// directly (the CLI's `plugins` commands, tests of the runtime alone).
     pub route_http: bool,
+    /// The Kubernetes cluster the `kube` capability uses (`[backends.kubernetes]`);
+    /// `None`: none is configured and `kube` says so.
+    pub kube: Option<KubeSettings>,
 }
 
 impl RuntimeConfig {
@@ -64,6 +68,7 @@ impl RuntimeConfig {
             .map(|p| home.join(p))
             .collect(),
             route_http: false,
+            kube: None,
         }
     }
 
@@ -141,6 +146,7 @@ impl Runtime {
             config.secrets_dir.clone(),
             config.protected.clone(),
             config.route_http,
+            config.kube.clone(),
         ));
         Ok(Self {
             engine,

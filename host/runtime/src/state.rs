@@ -10,6 +10,7 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::container::ContainerService;
 use crate::capabilities::http::HttpService;
+use crate::capabilities::kube::{KubeService, KubeSettings};
 use crate::capabilities::kv::KvStore;
 use crate::capabilities::log::LogService;
 use crate::capabilities::process::ProcessService;
@@ -46,13 +47,21 @@ pub struct HostServices {
     pub log: LogService,
     /// Where components' requests go (`http`).
     pub http: HttpService,
+    /// The configured Kubernetes cluster (`kube`).
+    pub kube: KubeService,
 }
 
 impl HostServices {
     /// Services over this kv store and secrets directory; `protected` paths
     /// are never mounted into a container; `routed`: component HTTP must go
-    /// through the route the daemon sets.
-    pub fn new(kv: Arc<dyn KvStore>, secrets_dir: PathBuf, protected: Vec<PathBuf>, routed: bool) -> Self {
+    /// through the route the daemon sets; `kube`: the cluster, if one is configured.
+    pub fn new(
+        kv: Arc<dyn KvStore>,
+        secrets_dir: PathBuf,
+        protected: Vec<PathBuf>,
+        routed: bool,
+        kube: Option<KubeSettings>,
+    ) -> Self {
         Self {
             kv,
             secrets_dir,
@@ -60,6 +69,7 @@ impl HostServices {
             process: ProcessService::default(),
             log: LogService::default(),
             http: HttpService::new(routed),
+            kube: KubeService::new(kube),
         }
     }
 }

@@ -1,7 +1,21 @@
-//! `kube`: the configured Kubernetes namespace. The interface is part of the
-//! contract now; the operations (over kube-rs) arrive with the Kubernetes
-//! backend. Until then every call answers `unsupported`.
+//! `kube`: the configured Kubernetes cluster, over kube-rs. The host holds
+//! the cluster's credentials (kubeconfig, `KUBECONFIG` or the in-cluster
+//! service account) and the component never sees them: it sends and reads
+//! objects as JSON, in the one configured namespace, and every object it
+//! sends passes [`super::kube_policy`] first. It sees and changes only
+//! objects labelled as its own.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch, PatchParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::Value;
+
+use super::kube_policy::{self, KindRef, Scope};
 use crate::bindings::PluginError;
 use crate::bindings::kube::Host;
 use crate::error::HostError;
@@ -9,12 +23,108 @@ use crate::state::HostState;
 
 type Res<T> = Result<T, HostError>;
 
-fn unsupported<T>() -> Res<T> {
-    Err(PluginError::Unsupported(
-        "this clauderon build has no Kubernetes support yet (the kube capability arrives with the Kubernetes backend)"
-            .into(),
-    )
-    .into())
+/// The most log text `logs` returns.
+const MAX_LOG: usize = 1 << 20;
+
+/// Where the cluster is and what components may do there: `[backends.kubernetes]`.
+#[derive(Debug, Clone, Default)]
+pub struct KubeSettings {
+    /// A kubeconfig file; without one, `KUBECONFIG`, then `~/.kube/config`,
+    /// then the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context; without one, its current context.
+    pub context: Option<String>,
+    /// The one namespace every operation uses.
+    pub namespace: String,
+    /// Whether pods may mount a service-account token.
+    pub service_account_token: bool,
+}
+
+/// The host service behind `kube`: the settings and, once connected, the client.
+pub struct KubeService {
+    settings: Option<KubeSettings>,
+    client: tokio::sync::OnceCell<kube::Client>,
+}
+
+impl KubeService {
+    /// A service for the cluster `settings` names; `None`: no cluster is
+    /// configured and every call says how to configure one.
+    pub fn new(settings: Option<KubeSettings>) -> Self {
+        Self { settings, client: tokio::sync::OnceCell::new() }
+    }
+
+    fn settings(&self) -> Result<&KubeSettings, PluginError> {
+        self.settings.as_ref().ok_or_else(|| {
+            PluginError::Unsupported(
+                "no Kubernetes cluster is configured: set [backends.kubernetes] (namespace, and kubeconfig or context) in config.toml".into(),
+            )
+        })
+    }
+
+    /// The client (connected on first success; a cluster that was unreachable
+    /// is tried again on the next call).
+    async fn client(&self) -> Result<&kube::Client, PluginError> {
+        let settings = self.settings()?;
+        self.client
+            .get_or_try_init(|| async {
+                let options = KubeConfigOptions { context: settings.context.clone(), ..Default::default() };
+                let mut config = match &settings.kubeconfig {
+                    Some(path) => {
+                        let file = Kubeconfig::read_from(path)
+                            .map_err(|e| format!("reading the kubeconfig {}: {e}", path.display()))?;
+                        kube::Config::from_custom_kubeconfig(file, &options)
+                            .await
+                            .map_err(|e| format!("the kubeconfig {}: {e}", path.display()))?
+                    }
+                    None if settings.context.is_some() => kube::Config::from_kubeconfig(&options)
+                        .await
+                        .map_err(|e| format!("the kubeconfig (KUBECONFIG or ~/.kube/config): {e}"))?,
+                    None => kube::Config::infer().await.map_err(|e| format!("finding a cluster: {e}"))?,
+                };
+                config.connect_timeout = Some(Duration::from_secs(10));
+                config.read_timeout = Some(Duration::from_secs(60));
+                kube::Client::try_from(config).map_err(|e| format!("connecting to the cluster: {e}"))
+            })
+            .await
+            .map_err(PluginError::Failed)
+    }
+
+    fn api(client: &kube::Client, k: KindRef, namespace: &str) -> Api<DynamicObject> {
+        let (group, version) = k.api_version.split_once('/').unwrap_or(("", k.api_version));
+        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, k.kind), k.plural);
+        Api::namespaced_with(client.clone(), namespace, &resource)
+    }
+
+    /// The object `name` of kind `k` if it is the component's.
+    async fn own(&self, scope: &Scope, k: KindRef, name: &str) -> Result<Option<Value>, PluginError> {
+        let api = Self::api(self.client().await?, k, &scope.namespace);
+        let found = api.get_opt(name).await.map_err(|e| cluster_error(&format!("reading {} {name}", k.kind), e))?;
+        let found = found.map(|o| serde_json::to_value(o).unwrap_or_default());
+        Ok(found.filter(|o| kube_policy::owned(o, scope)))
+    }
+}
+
+/// A cluster's error as a plugin error: its own message and reason.
+fn cluster_error(doing: &str, err: kube::Error) -> PluginError {
+    match err {
+        kube::Error::Api(status) if status.code == 404 => PluginError::NotFound(format!("{doing}: {}", status.message)),
+        kube::Error::Api(status) => PluginError::Failed(format!(
+            "{doing}: the cluster said {} ({}, {})",
+            status.message, status.reason, status.code
+        )),
+        other => PluginError::Failed(format!("{doing}: {other}")),
+    }
+}
+
+impl HostState {
+    fn kube_scope(&self) -> Result<Scope, PluginError> {
+        let settings = self.services.kube.settings()?;
+        Ok(Scope {
+            component: self.ctx.id.clone(),
+            namespace: settings.namespace.clone(),
+            service_account_token: settings.service_account_token,
+        })
+    }
 }
 
 /// Add `kube` to a component's linker.
@@ -24,25 +134,111 @@ pub(crate) fn link(linker: &mut super::HostLinker) -> wasmtime::Result<()> {
 
 impl Host for HostState {
     async fn namespace(&mut self) -> wasmtime::Result<String> {
-        Ok(String::new())
+        Ok(self.services.kube.settings.as_ref().map(|s| s.namespace.clone()).unwrap_or_default())
     }
-    async fn apply(&mut self, _manifest: String) -> Res<String> {
-        unsupported()
+
+    async fn apply(&mut self, manifest: String) -> Res<String> {
+        let scope = self.kube_scope()?;
+        let (k, object, claims) = kube_policy::admit(&manifest, &scope).map_err(PluginError::Denied)?;
+        let service = &self.services.kube;
+        for claim in &claims {
+            if service
+                .own(&scope, kube_policy::kind("PersistentVolumeClaim").map_err(PluginError::Failed)?, claim)
+                .await?
+                .is_none()
+            {
+                return Err(PluginError::Denied(format!(
+                    "the pod mounts the claim {claim:?}, which is not this component's (or does not exist yet: apply it first)"
+                ))
+                .into());
+            }
+        }
+        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let api = KubeService::api(service.client().await?, k, &scope.namespace);
+        // An object of the same name that is not the component's stays untouched.
+        if let Some(existing) =
+            api.get_opt(&name).await.map_err(|e| cluster_error(&format!("reading {} {name}", k.kind), e))?
+            && !kube_policy::owned(&serde_json::to_value(&existing).unwrap_or_default(), &scope)
+        {
+            return Err(PluginError::Denied(format!("{} {name} exists and is not this component's", k.kind)).into());
+        }
+        let params = PatchParams::apply("clauderon").force();
+        let stored = api
+            .patch(&name, &params, &Patch::Apply(&object))
+            .await
+            .map_err(|e| cluster_error(&format!("applying {} {name}", k.kind), e))?;
+        Ok(serde_json::to_string(&stored).map_err(|e| PluginError::Failed(e.to_string()))?)
     }
-    async fn get(&mut self, _kind: String, _name: String) -> Res<Option<String>> {
-        unsupported()
+
+    async fn get(&mut self, kind: String, name: String) -> Res<Option<String>> {
+        let scope = self.kube_scope()?;
+        let k = kube_policy::kind(&kind).map_err(PluginError::InvalidInput)?;
+        let found = self.services.kube.own(&scope, k, &name).await?;
+        Ok(found.map(|o| o.to_string()))
     }
-    async fn list_objects(&mut self, _kind: String, _sel: String) -> Res<Vec<String>> {
-        unsupported()
+
+    async fn list_objects(&mut self, kind: String, label_selector: String) -> Res<Vec<String>> {
+        let scope = self.kube_scope()?;
+        let k = kube_policy::kind(&kind).map_err(PluginError::InvalidInput)?;
+        let api = KubeService::api(self.services.kube.client().await?, k, &scope.namespace);
+        let params = ListParams::default().labels(&kube_policy::selector(&label_selector, &scope));
+        let list = api.list(&params).await.map_err(|e| cluster_error(&format!("listing {}", k.plural), e))?;
+        Ok(list
+            .items
+            .iter()
+            .map(|o| serde_json::to_value(o).unwrap_or_default())
+            .filter(|o| kube_policy::owned(o, &scope))
+            .map(|o| o.to_string())
+            .collect())
     }
-    async fn delete(&mut self, _kind: String, _name: String) -> Res<bool> {
-        unsupported()
+
+    async fn delete(&mut self, kind: String, name: String) -> Res<bool> {
+        let scope = self.kube_scope()?;
+        let k = kube_policy::kind(&kind).map_err(PluginError::InvalidInput)?;
+        let service = &self.services.kube;
+        if service.own(&scope, k, &name).await?.is_none() {
+            // Absent, or another's: to this component it does not exist.
+            return Ok(false);
+        }
+        let api = KubeService::api(service.client().await?, k, &scope.namespace);
+        match api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(e) => Err(cluster_error(&format!("deleting {} {name}", k.kind), e).into()),
+        }
     }
-    async fn logs(&mut self, _pod: String, _container: Option<String>, _tail: u32) -> Res<String> {
-        unsupported()
+
+    async fn logs(&mut self, pod: String, container: Option<String>, tail: u32) -> Res<String> {
+        let scope = self.kube_scope()?;
+        let service = &self.services.kube;
+        let k = kube_policy::kind("Pod").map_err(PluginError::Failed)?;
+        if service.own(&scope, k, &pod).await?.is_none() {
+            return Err(PluginError::NotFound(format!("pod {pod} (of this component) does not exist")).into());
+        }
+        let api: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);
+        let params = LogParams { container, tail_lines: Some(i64::from(tail)), ..Default::default() };
+        let mut text =
+            api.logs(&pod, &params).await.map_err(|e| cluster_error(&format!("reading pod {pod}'s log"), e))?;
+        if text.len() > MAX_LOG {
+            let cut = text.len() - MAX_LOG;
+            let cut = (cut..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+            text.drain(..cut);
+        }
+        Ok(text)
     }
+
     async fn attach_argv(&mut self, pod: String, container: Option<String>) -> wasmtime::Result<Vec<String>> {
-        let mut argv = vec!["kubectl".into(), "attach".into(), "-it".into(), pod];
+        let mut argv = vec!["kubectl".to_string()];
+        if let Some(settings) = &self.services.kube.settings {
+            if let Some(path) = &settings.kubeconfig {
+                argv.extend(["--kubeconfig".into(), path.display().to_string()]);
+            }
+            if let Some(context) = &settings.context {
+                argv.extend(["--context".into(), context.clone()]);
+            }
+            argv.extend(["--namespace".into(), settings.namespace.clone()]);
+        }
+        argv.extend(["attach".into(), "-it".into(), pod]);
         if let Some(c) = container {
             argv.extend(["-c".into(), c]);
         }

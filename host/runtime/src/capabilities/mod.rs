@@ -15,6 +15,7 @@ pub mod container;
 pub mod environment;
 pub mod http;
 pub mod kube;
+pub mod kube_policy;
 pub mod kv;
 pub mod log;
 pub mod process;
@@ -93,7 +94,7 @@ mod tests {
             limits: crate::Limits::default(),
         };
         let kv = Arc::new(kv::MemoryKv::default());
-        HostState::new(Arc::new(ctx), Arc::new(HostServices::new(kv, "/nonexistent".into(), vec![], false)))
+        HostState::new(Arc::new(ctx), Arc::new(HostServices::new(kv, "/nonexistent".into(), vec![], false, None)))
     }
 
     #[test]

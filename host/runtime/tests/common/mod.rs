@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clauderon_runtime::bindings::agent::exports::clauderon::plugin::agent_api::LaunchRequest;
-use clauderon_runtime::bindings::types::{AccessMode, LaunchPlan, SessionSpec};
+use clauderon_runtime::bindings::types::SessionSpec;
 use clauderon_runtime::{Kind, Limits, Runtime, RuntimeConfig, Source};
 
 /// A directory of built components, from an environment variable `just` sets.
@@ -65,25 +65,7 @@ pub fn runtime() -> Runtime {
 
 /// A session spec whose name tells the misbehaving fixture what to do.
 pub fn spec(name: &str) -> SessionSpec {
-    SessionSpec {
-        id: "00000000-0000-0000-0000-000000000000".into(),
-        name: name.into(),
-        resource_name: format!("clauderon-{name}"),
-        worktree: "/tmp".into(),
-        workdir: "/tmp".into(),
-        access_mode: AccessMode::ReadWrite,
-        launch: LaunchPlan {
-            argv: vec!["true".into()],
-            env: Vec::new(),
-            files: Vec::new(),
-            credentials: Vec::new(),
-            transcript_path: None,
-        },
-        image: None,
-        cpu_limit: None,
-        memory_limit: None,
-        options: Vec::new(),
-    }
+    SessionSpec::named(name)
 }
 
 /// A print-mode launch request with this prompt.

@@ -1,0 +1,392 @@
+//! What a component may ask of the cluster through `kube`: the kinds it may
+//! touch, and the checks every object it sends passes before the cluster
+//! sees it. Pure functions over the object's JSON, so each rule is tested on
+//! its own; [`super::kube`] applies them.
+//!
+//! Every object is put in the configured namespace and labelled as the
+//! component's ([`OWNER_LABEL`]); the component sees and changes only
+//! objects carrying its label. A pod (or a Sandbox's pod template) may not
+//! reach the node: no `hostPath` or other volume but its own claims and
+//! `emptyDir`, no host network, PID or IPC namespace, no host ports, no
+//! privileged container, no added capability, no privilege escalation, no
+//! root user, no unconfined seccomp or AppArmor, no unmasked `/proc`; and it
+//! reads no cluster secret: no `secretKeyRef`/`configMapKeyRef`, no
+//! `envFrom`, no service-account token unless the user allowed it (the host
+//! sets `automountServiceAccountToken: false`). A claim may not bind an
+//! existing volume or clone another claim's data; a network policy selects
+//! only the component's own pods.
+
+use serde_json::{Value, json};
+
+/// The label naming the component an object belongs to (the same key the
+/// `container` capability puts on its containers).
+pub const OWNER_LABEL: &str = super::container::OWNER_LABEL;
+
+/// A kind a component may use: its API group-version, kind and plural.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindRef {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+}
+
+/// Every kind `kube` serves.
+pub const KINDS: &[KindRef] = &[
+    KindRef { api_version: "v1", kind: "Pod", plural: "pods" },
+    KindRef { api_version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims" },
+    KindRef { api_version: "networking.k8s.io/v1", kind: "NetworkPolicy", plural: "networkpolicies" },
+];
+
+/// The kind named `kind` (as in a manifest: `Pod`, `PersistentVolumeClaim`, …).
+pub fn kind(kind: &str) -> Result<KindRef, String> {
+    KINDS.iter().copied().find(|k| k.kind == kind).ok_or_else(|| {
+        let known: Vec<&str> = KINDS.iter().map(|k| k.kind).collect();
+        format!("kind {kind:?} is not one a component may use (only {})", known.join(", "))
+    })
+}
+
+/// Whose objects, where.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The component's id: the value of its objects' [`OWNER_LABEL`].
+    pub component: String,
+    /// The one namespace.
+    pub namespace: String,
+    /// Whether pods may mount a service-account token (`[backends.kubernetes]
+    /// service_account_token = true`).
+    pub service_account_token: bool,
+}
+
+/// Whether `object` is the component's.
+pub fn owned(object: &Value, scope: &Scope) -> bool {
+    object["metadata"]["labels"][OWNER_LABEL].as_str() == Some(scope.component.as_str())
+}
+
+/// The label selector a list uses: the component's label and what it asked for.
+pub fn selector(asked: &str, scope: &Scope) -> String {
+    let own = format!("{OWNER_LABEL}={}", scope.component);
+    if asked.trim().is_empty() { own } else { format!("{own},{}", asked.trim()) }
+}
+
+/// Check a manifest and make it the component's: its kind, namespace, owner
+/// label and what it asks of the node. Returns the kind and the object to
+/// send, and the claims its pods mount (each must be the component's, which
+/// only the cluster can tell).
+pub fn admit(manifest: &str, scope: &Scope) -> Result<(KindRef, Value, Vec<String>), String> {
+    let mut object: Value = serde_json::from_str(manifest).map_err(|e| format!("the manifest is not JSON: {e}"))?;
+    if !object.is_object() {
+        return Err("the manifest is not a JSON object".into());
+    }
+    let k = kind(object["kind"].as_str().unwrap_or_default())?;
+    if object["apiVersion"].as_str() != Some(k.api_version) {
+        return Err(format!("a {} has apiVersion {:?}, not {}", k.kind, k.api_version, object["apiVersion"]));
+    }
+    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    if name.is_empty()
+        || name.len() > 253
+        || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+    {
+        return Err(format!("metadata.name {name:?} is not a valid object name (lowercase letters, digits, '-', '.')"));
+    }
+    let meta = &mut object["metadata"];
+    match meta["namespace"].as_str() {
+        None => meta["namespace"] = json!(scope.namespace),
+        Some(ns) if ns == scope.namespace => {}
+        Some(ns) => return Err(format!("namespace {ns:?} is not the configured namespace {:?}", scope.namespace)),
+    }
+    for field in ["ownerReferences", "finalizers"] {
+        if meta[field].as_array().is_some_and(|a| !a.is_empty()) {
+            return Err(format!("metadata.{field} is not allowed (an object of a component stands alone)"));
+        }
+    }
+    match meta["labels"][OWNER_LABEL].as_str() {
+        Some(owner) if owner != scope.component => {
+            return Err(format!("the object is labelled {OWNER_LABEL}={owner}, another component's"));
+        }
+        _ => {}
+    }
+    if !meta["labels"].is_object() {
+        meta["labels"] = json!({});
+    }
+    meta["labels"][OWNER_LABEL] = json!(scope.component);
+    let mut claims = Vec::new();
+    match k.kind {
+        "Pod" => check_pod(&mut object["spec"], "spec", scope, &mut claims)?,
+        "PersistentVolumeClaim" => check_claim(&object["spec"])?,
+        "NetworkPolicy" => {
+            let spec = &mut object["spec"];
+            if !spec["podSelector"]["matchLabels"].is_object() {
+                spec["podSelector"]["matchLabels"] = json!({});
+            }
+            // It may select only the component's own pods.
+            spec["podSelector"]["matchLabels"][OWNER_LABEL] = json!(scope.component);
+        }
+        _ => {}
+    }
+    Ok((k, object, claims))
+}
+
+fn check_claim(spec: &Value) -> Result<(), String> {
+    for field in ["volumeName", "dataSource", "dataSourceRef", "selector"] {
+        if !spec[field].is_null() {
+            return Err(format!(
+                "spec.{field} is not allowed in a claim (it would bind or copy a volume that is not the component's)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The pod checks, on a pod spec at `at` (`spec`, or a template's).
+pub fn check_pod(spec: &mut Value, at: &str, scope: &Scope, claims: &mut Vec<String>) -> Result<(), String> {
+    if !spec.is_object() {
+        return Err(format!("{at} is missing"));
+    }
+    for field in ["hostNetwork", "hostPID", "hostIPC"] {
+        if spec[field] == true {
+            return Err(format!("{at}.{field} is not allowed: a session's pod does not share the node's namespaces"));
+        }
+    }
+    if spec["automountServiceAccountToken"] == true && !scope.service_account_token {
+        return Err(format!(
+            "{at}.automountServiceAccountToken is not allowed: set [backends.kubernetes] service_account_token = true to give pods a token"
+        ));
+    }
+    if !scope.service_account_token {
+        if spec["serviceAccountName"].as_str().is_some_and(|s| s != "default") {
+            return Err(format!("{at}.serviceAccountName is not allowed without service_account_token = true"));
+        }
+        spec["automountServiceAccountToken"] = json!(false);
+    }
+    check_security_context(&spec["securityContext"], &format!("{at}.securityContext"))?;
+    if spec["securityContext"]["sysctls"].as_array().is_some_and(|a| !a.is_empty()) {
+        return Err(format!("{at}.securityContext.sysctls is not allowed"));
+    }
+    let volumes: Vec<String> = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .collect();
+    for (i, volume) in spec["volumes"].as_array().into_iter().flatten().enumerate() {
+        let sources: Vec<&String> =
+            volume.as_object().into_iter().flatten().map(|(k, _)| k).filter(|k| *k != "name").collect();
+        match sources.as_slice() {
+            [source] if *source == "emptyDir" => {}
+            [source] if *source == "persistentVolumeClaim" => {
+                let claim = volume["persistentVolumeClaim"]["claimName"].as_str().unwrap_or_default();
+                claims.push(claim.to_string());
+            }
+            [source] => {
+                return Err(format!(
+                    "{at}.volumes[{i}] is a {source} volume: only the component's own persistentVolumeClaims and emptyDir are allowed"
+                ));
+            }
+            _ => return Err(format!("{at}.volumes[{i}] must have exactly one source")),
+        }
+    }
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for (i, c) in spec[list].as_array().into_iter().flatten().enumerate() {
+            let at = format!("{at}.{list}[{i}]");
+            check_security_context(&c["securityContext"], &format!("{at}.securityContext"))?;
+            if c["ports"].as_array().into_iter().flatten().any(|p| !p["hostPort"].is_null()) {
+                return Err(format!("{at}.ports[].hostPort is not allowed"));
+            }
+            if !c["envFrom"].is_null() {
+                return Err(format!("{at}.envFrom is not allowed (it reads the cluster's config maps and secrets)"));
+            }
+            for (j, env) in c["env"].as_array().into_iter().flatten().enumerate() {
+                for source in ["secretKeyRef", "configMapKeyRef"] {
+                    if !env["valueFrom"][source].is_null() {
+                        return Err(format!(
+                            "{at}.env[{j}].valueFrom.{source} is not allowed (the cluster's secrets are not a component's)"
+                        ));
+                    }
+                }
+            }
+            if c["volumeDevices"].as_array().is_some_and(|a| !a.is_empty()) {
+                return Err(format!("{at}.volumeDevices is not allowed"));
+            }
+            for (j, mount) in c["volumeMounts"].as_array().into_iter().flatten().enumerate() {
+                let name = mount["name"].as_str().unwrap_or_default();
+                if !volumes.iter().any(|v| v == name) {
+                    return Err(format!("{at}.volumeMounts[{j}] names no volume of the pod ({name:?})"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_security_context(sc: &Value, at: &str) -> Result<(), String> {
+    let refuse = |what: &str| Err(format!("{at}.{what} is not allowed: a session's pod gets no power over the node"));
+    if sc["privileged"] == true {
+        return refuse("privileged");
+    }
+    if sc["allowPrivilegeEscalation"] == true {
+        return refuse("allowPrivilegeEscalation");
+    }
+    if sc["capabilities"]["add"].as_array().is_some_and(|a| !a.is_empty()) {
+        return refuse("capabilities.add");
+    }
+    if sc["runAsUser"] == 0 {
+        return Err(format!("{at}.runAsUser 0 is not allowed: a session's pod never runs as root"));
+    }
+    if sc["runAsNonRoot"] == false {
+        return refuse("runAsNonRoot: false");
+    }
+    if sc["procMount"] == "Unmasked" {
+        return refuse("procMount: Unmasked");
+    }
+    for profile in ["seccompProfile", "appArmorProfile"] {
+        if sc[profile]["type"] == "Unconfined" {
+            return refuse(&format!("{profile}: Unconfined"));
+        }
+    }
+    if sc["windowsOptions"]["hostProcess"] == true {
+        return refuse("windowsOptions.hostProcess");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope { component: "kubernetes".into(), namespace: "sessions".into(), service_account_token: false }
+    }
+
+    fn pod(spec: Value) -> String {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}).to_string()
+    }
+
+    fn base() -> Value {
+        json!({"containers": [{"name": "agent", "image": "clauderon/agent:latest"}]})
+    }
+
+    fn refused(spec: Value) -> String {
+        admit(&pod(spec), &scope()).expect_err("refused")
+    }
+
+    #[test]
+    fn an_admitted_object_is_in_the_namespace_labelled_and_without_a_token() {
+        let (k, object, claims) = admit(&pod(base()), &scope()).expect("admitted");
+        assert_eq!(k.plural, "pods");
+        assert_eq!(object["metadata"]["namespace"], "sessions");
+        assert_eq!(object["metadata"]["labels"][OWNER_LABEL], "kubernetes");
+        assert_eq!(object["spec"]["automountServiceAccountToken"], false);
+        assert!(claims.is_empty());
+    }
+
+    #[test]
+    fn another_namespace_kind_or_owner_is_refused() {
+        let mut other = serde_json::from_str::<Value>(&pod(base())).expect("json");
+        other["metadata"]["namespace"] = json!("kube-system");
+        assert!(admit(&other.to_string(), &scope()).expect_err("namespace").contains("not the configured namespace"));
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}).to_string();
+        assert!(admit(&secret, &scope()).expect_err("kind").contains("not one a component may use"));
+        let mut theirs = serde_json::from_str::<Value>(&pod(base())).expect("json");
+        theirs["metadata"]["labels"] = json!({OWNER_LABEL: "docker"});
+        assert!(admit(&theirs.to_string(), &scope()).expect_err("owner").contains("another component's"));
+        assert!(admit("not json", &scope()).is_err());
+    }
+
+    #[test]
+    fn a_pod_cannot_reach_the_node_or_the_clusters_secrets() {
+        let with = |patch: Value| {
+            let mut spec = base();
+            crate::capabilities::kube_policy::tests::merge(&mut spec, &patch);
+            spec
+        };
+        for (patch, says) in [
+            (json!({"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}), "hostPath volume"),
+            (json!({"volumes": [{"name": "s", "secret": {"secretName": "x"}}]}), "secret volume"),
+            (json!({"volumes": [{"name": "t", "projected": {"sources": []}}]}), "projected volume"),
+            (json!({"hostNetwork": true}), "hostNetwork"),
+            (json!({"hostPID": true}), "hostPID"),
+            (json!({"hostIPC": true}), "hostIPC"),
+            (json!({"automountServiceAccountToken": true}), "automountServiceAccountToken"),
+            (json!({"serviceAccountName": "admin"}), "serviceAccountName"),
+            (json!({"securityContext": {"runAsUser": 0}}), "runAsUser 0"),
+            (json!({"securityContext": {"sysctls": [{"name": "kernel.x", "value": "1"}]}}), "sysctls"),
+            (
+                json!({"containers": [{"name": "a", "image": "i", "securityContext": {"privileged": true}}]}),
+                "privileged",
+            ),
+            (
+                json!({"containers": [{"name": "a", "image": "i", "securityContext": {"allowPrivilegeEscalation": true}}]}),
+                "allowPrivilegeEscalation",
+            ),
+            (
+                json!({"containers": [{"name": "a", "image": "i", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}]}),
+                "capabilities.add",
+            ),
+            (
+                json!({"containers": [{"name": "a", "image": "i", "securityContext": {"seccompProfile": {"type": "Unconfined"}}}]}),
+                "seccompProfile",
+            ),
+            (
+                json!({"containers": [{"name": "a", "image": "i", "ports": [{"containerPort": 80, "hostPort": 80}]}]}),
+                "hostPort",
+            ),
+            (
+                json!({"containers": [{"name": "a", "image": "i", "envFrom": [{"secretRef": {"name": "x"}}]}]}),
+                "envFrom",
+            ),
+            (
+                json!({"containers": [{"name": "a", "image": "i", "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "x", "key": "k"}}}]}]}),
+                "secretKeyRef",
+            ),
+            (
+                json!({"initContainers": [{"name": "a", "image": "i", "securityContext": {"privileged": true}}]}),
+                "initContainers[0]",
+            ),
+            (
+                json!({"ephemeralContainers": [{"name": "a", "image": "i", "securityContext": {"procMount": "Unmasked"}}]}),
+                "procMount",
+            ),
+        ] {
+            let why = refused(with(patch.clone()));
+            assert!(why.contains(says), "{patch} refused saying {says:?}: {why}");
+        }
+        let mut allowed = Scope { service_account_token: true, ..scope() };
+        allowed.component = "kubernetes".into();
+        assert!(admit(&pod(with(json!({"automountServiceAccountToken": true}))), &allowed).is_ok());
+    }
+
+    #[test]
+    fn claims_are_collected_and_may_not_bind_or_clone_other_volumes() {
+        let spec = json!({"volumes": [{"name": "w", "persistentVolumeClaim": {"claimName": "work"}}, {"name": "t", "emptyDir": {}}],
+                          "containers": [{"name": "a", "image": "i", "volumeMounts": [{"name": "w", "mountPath": "/w"}]}]});
+        let (_, _, claims) = admit(&pod(spec), &scope()).expect("admitted");
+        assert_eq!(claims, ["work"]);
+        for field in ["volumeName", "dataSource", "dataSourceRef", "selector"] {
+            let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
+                               "spec": {field: {"name": "theirs"}}});
+            assert!(admit(&claim.to_string(), &scope()).expect_err(field).contains(field));
+        }
+    }
+
+    #[test]
+    fn a_network_policy_selects_only_the_components_pods() {
+        let policy = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "n"},
+                            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]}});
+        let (_, object, _) = admit(&policy.to_string(), &scope()).expect("admitted");
+        assert_eq!(object["spec"]["podSelector"]["matchLabels"][OWNER_LABEL], "kubernetes");
+        assert_eq!(selector("", &scope()), format!("{OWNER_LABEL}=kubernetes"));
+        assert_eq!(selector("a=b", &scope()), format!("{OWNER_LABEL}=kubernetes,a=b"));
+    }
+
+    /// A JSON merge (objects merged, everything else replaced), for building specs.
+    pub(super) fn merge(target: &mut Value, patch: &Value) {
+        match (target.as_object_mut(), patch.as_object()) {
+            (Some(t), Some(p)) => {
+                for (k, v) in p {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+            _ => *target = patch.clone(),
+        }
+    }
+}
