@@ -19,10 +19,7 @@ impl MockKube {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
-        let exe = std::env::current_exe().expect("current exe");
-        // target/<profile>/deps/<test> → target/<profile>/clauderon-mock-kube
-        let bin = exe.parent().and_then(Path::parent).map(|d| d.join("clauderon-mock-kube")).expect("target dir");
-        assert!(bin.exists(), "{} not found: run the tests with `just test` (it builds the binary)", bin.display());
+        let bin = crate::clauderon_bin().with_file_name("clauderon-mock-kube");
         let dir = tempfile::tempdir().expect("tempdir");
         let child = Command::new(bin)
             .arg("--dir")

@@ -440,6 +440,12 @@ impl Pod {
         })
     }
 
+    /// A container that cannot start: waiting for `reason`, and a `Failed` event saying why.
+    fn cannot_start(&self, name: &str, reason: &str, why: &str) {
+        self.waiting(name, reason, why);
+        self.event("Failed", &format!("Error: {why}"), true, "kubelet", Some(name));
+    }
+
     fn waiting(&self, name: &str, reason: &str, message: &str) -> bool {
         self.set_container(name, |s| {
             s["state"] = json!({"waiting": {"reason": reason, "message": message}});
@@ -489,20 +495,12 @@ impl Pod {
         );
         let args = match self.create_args(&spec, &config, mounts) {
             Ok(args) => args,
-            Err(why) => {
-                self.waiting(&name, "CreateContainerConfigError", &why);
-                self.event("Failed", &format!("Error: {why}"), true, "kubelet", here);
-                return;
-            }
+            Err(why) => return self.cannot_start(&name, "CreateContainerConfigError", &why),
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let id = match docker(&args).await {
             Ok(id) => id,
-            Err(why) => {
-                self.waiting(&name, "CreateContainerError", &why);
-                self.event("Failed", &format!("Error: {why}"), true, "kubelet", here);
-                return;
-            }
+            Err(why) => return self.cannot_start(&name, "CreateContainerError", &why),
         };
         self.set_container(&name, |s| s["containerID"] = json!(format!("docker://{id}")));
         self.event("Created", &format!("Created container: {name}"), false, "kubelet", here);
@@ -510,9 +508,7 @@ impl Pod {
         let mut backoff = FIRST_BACKOFF;
         loop {
             if let Err(why) = docker(&["start", &id]).await {
-                self.waiting(&name, "RunContainerError", &why);
-                self.event("Failed", &format!("Error: {why}"), true, "kubelet", here);
-                return;
+                return self.cannot_start(&name, "RunContainerError", &why);
             }
             let started = now_rfc3339();
             self.event("Started", &format!("Started container {name}"), false, "kubelet", here);
@@ -550,7 +546,7 @@ impl Pod {
                 });
                 return;
             }
-            let pod = format!("{}_{}({})", self.key.2, self.key.1, self.uid);
+            let pod = pod_ref(&self.key, &self.uid);
             let message = format!("back-off {}s restarting failed container={name} pod={pod}", backoff.as_secs());
             if !self.set_container(&name, |s| {
                 s["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": message}});
@@ -727,7 +723,7 @@ fn derive_phase(pod: &mut Value) {
 /// The kubelet's `runAsNonRoot` check: a user of 0 (from the spec or the
 /// image) or one it cannot verify is refused.
 fn check_non_root(user: Option<u64>, image_user: &str, container: &str, key: &Key, uid: &str) -> Result<(), String> {
-    let pod = format!("pod: \"{}_{}({uid})\", container: {container}", key.2, key.1);
+    let pod = format!("pod: \"{}\", container: {container}", pod_ref(key, uid));
     let image_user = image_user.split(':').next().unwrap_or_default();
     match user {
         Some(0) => Err(format!("container's runAsUser breaks non-root policy ({pod})")),
@@ -740,6 +736,11 @@ fn check_non_root(user: Option<u64>, image_user: &str, container: &str, key: &Ke
         )),
         None => Ok(()),
     }
+}
+
+/// A pod as the kubelet names it in messages: `NAME_NAMESPACE(UID)`.
+fn pod_ref(key: &Key, uid: &str) -> String {
+    format!("{}_{}({uid})", key.2, key.1)
 }
 
 /// A quantity such as `512Mi`, `1G` or `1000000`, in bytes.

@@ -257,11 +257,7 @@ impl Store {
     /// PATCH with a merge patch (a strategic merge patch is taken as one).
     pub fn patch(&self, key: Key, part: Part, patch: &Value) -> Result<Value, Failure> {
         let mut state = self.lock()?;
-        self.write_locked(&mut state, key, part, |existing| {
-            let mut merged = existing.clone();
-            merge_patch(&mut merged, patch);
-            Ok(merged)
-        })
+        self.write_locked(&mut state, key, part, |existing| Ok(merged(existing, patch)))
     }
 
     /// Server-side apply, simplified: create the object, or merge it into the
@@ -273,11 +269,7 @@ impl Store {
         }
         let mut state = self.lock()?;
         if state.objects.contains_key(&key) {
-            let stored = self.write_locked(&mut state, key, Part::Object, |existing| {
-                let mut merged = existing.clone();
-                merge_patch(&mut merged, &obj);
-                Ok(merged)
-            })?;
+            let stored = self.write_locked(&mut state, key, Part::Object, |existing| Ok(merged(existing, &obj)))?;
             Ok((stored, false))
         } else {
             obj["metadata"]["name"] = json!(key.2);
@@ -369,19 +361,13 @@ fn settle(kind: usize, existing: &Value, proposed: Value, part: Part) -> Result<
                 return Err(Failure::bad_request("the body is not an object"));
             }
             if k.has_status() {
-                match existing.get("status") {
-                    Some(status) => out["status"] = status.clone(),
-                    None => _ = out.as_object_mut().map(|o| o.remove("status")),
-                }
+                set_or_remove(&mut out, "status", existing.get("status"));
             }
             out
         }
         Part::Status => {
             let mut out = existing.clone();
-            match proposed.get("status") {
-                Some(status) => out["status"] = status.clone(),
-                None => _ = out.as_object_mut().map(|o| o.remove("status")),
-            }
+            set_or_remove(&mut out, "status", proposed.get("status"));
             out
         }
     };
@@ -389,10 +375,7 @@ fn settle(kind: usize, existing: &Value, proposed: Value, part: Part) -> Result<
         out["metadata"] = json!({});
     }
     for owned in ["uid", "creationTimestamp", "name", "namespace"] {
-        match existing["metadata"].get(owned) {
-            Some(v) => out["metadata"][owned] = v.clone(),
-            None => _ = out["metadata"].as_object_mut().map(|m| m.remove(owned)),
-        }
+        set_or_remove(&mut out["metadata"], owned, existing["metadata"].get(owned));
     }
     out["apiVersion"] = json!(k.api_version());
     out["kind"] = json!(k.kind);
@@ -407,6 +390,21 @@ fn settle(kind: usize, existing: &Value, proposed: Value, part: Part) -> Result<
         ));
     }
     Ok(out)
+}
+
+/// `object[field]` becomes `value`, or goes when there is none.
+fn set_or_remove(object: &mut Value, field: &str, value: Option<&Value>) {
+    match value {
+        Some(value) => object[field] = value.clone(),
+        None => _ = object.as_object_mut().map(|o| o.remove(field)),
+    }
+}
+
+/// `existing` with a merge patch applied.
+fn merged(existing: &Value, patch: &Value) -> Value {
+    let mut out = existing.clone();
+    merge_patch(&mut out, patch);
+    out
 }
 
 /// A pod needs containers, each with a name and an image.

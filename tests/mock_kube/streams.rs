@@ -19,7 +19,9 @@
 //! to the pod's port — 127.0.0.1, as the pods share the machine's network.
 
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::query_parameters::{AttachContainerOptionsBuilder, ResizeExecOptionsBuilder};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder, ResizeExecOptionsBuilder,
+};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
@@ -47,8 +49,8 @@ const CLOSE: u8 = 255;
 pub enum Ask {
     /// Run `command` in a container.
     Exec { container: String, command: Vec<String>, stdin: bool, tty: bool },
-    /// Join a container's process.
-    Attach { container: String, stdin: bool, tty: bool },
+    /// Join a container's process (its terminal, if it has one, is its spec's).
+    Attach { container: String, stdin: bool },
     /// Connect to these ports of the pod.
     PortForward { ports: Vec<u16> },
 }
@@ -90,7 +92,7 @@ impl Ask {
             }
             Ok(Self::Exec { container, command, stdin: flag("stdin"), tty: flag("tty") })
         } else {
-            Ok(Self::Attach { container, stdin: flag("stdin"), tty: flag("tty") })
+            Ok(Self::Attach { container, stdin: flag("stdin") })
         }
     }
 }
@@ -162,7 +164,7 @@ pub fn upgrade(
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         let result = match (ask, target) {
             (Ask::Exec { command, stdin, tty, .. }, Some(id)) => exec(ws, &id, command, stdin, tty, v5).await,
-            (Ask::Attach { stdin, tty, .. }, Some(id)) => attach(ws, &id, stdin, tty, v5).await,
+            (Ask::Attach { stdin, .. }, Some(id)) => attach(ws, &id, stdin, v5).await,
             (Ask::PortForward { ports }, _) => port_forward(ws, ports).await,
             _ => Ok(()),
         };
@@ -218,6 +220,26 @@ fn exit_status(code: Option<i64>, command: &[String]) -> Value {
     }
 }
 
+/// What a terminal resize applies to.
+enum Terminal {
+    /// An exec's, by exec id.
+    Exec(String),
+    /// A container's own, by container id.
+    Container(String),
+}
+
+impl Terminal {
+    async fn resize(&self, docker: &bollard::Docker, width: u16, height: u16) {
+        let (w, h) = (i32::from(width), i32::from(height));
+        let _ = match self {
+            Self::Exec(id) => docker.resize_exec(id, ResizeExecOptionsBuilder::default().w(w).h(h).build()).await,
+            Self::Container(id) => {
+                docker.resize_container_tty(id, ResizeContainerTTYOptionsBuilder::default().w(w).h(h).build()).await
+            }
+        };
+    }
+}
+
 async fn exec(ws: Ws, id: &str, command: Vec<String>, stdin: bool, tty: bool, v5: bool) -> Result<(), String> {
     let docker = docker()?;
     let options = CreateExecOptions::<String> {
@@ -234,67 +256,38 @@ async fn exec(ws: Ws, id: &str, command: Vec<String>, stdin: bool, tty: bool, v5
         .await
         .map_err(|e| e.to_string())?;
     let StartExecResults::Attached { output, input } = started else { return Err("the exec detached".into()) };
-    let exec_id = created.id.clone();
-    let resize = {
-        let docker = docker.clone();
-        move |width: u16, height: u16| {
-            let docker = docker.clone();
-            let exec_id = exec_id.clone();
-            async move {
-                let options = ResizeExecOptionsBuilder::default().w(i32::from(width)).h(i32::from(height)).build();
-                let _ = docker.resize_exec(&exec_id, options).await;
-            }
-        }
-    };
-    let mut ws = relay(ws, output, input, v5, resize).await?;
+    let ws = relay(ws, output, input, v5, &docker, &Terminal::Exec(created.id.clone())).await?;
     let code = docker.inspect_exec(&created.id).await.ok().and_then(|i| i.exit_code);
-    ws.send(framed(ERROR, exit_status(code, &command).to_string().as_bytes())).await.map_err(|e| e.to_string())?;
-    let _ = ws.close(Some(normal_closure())).await;
-    Ok(())
+    finish(ws, exit_status(code, &command)).await
 }
 
-async fn attach(ws: Ws, id: &str, _stdin: bool, _tty: bool, v5: bool) -> Result<(), String> {
+async fn attach(ws: Ws, id: &str, stdin: bool, v5: bool) -> Result<(), String> {
     let docker = docker()?;
-    let options = AttachContainerOptionsBuilder::default().stdin(true).stdout(true).stderr(true).stream(true).build();
+    let options = AttachContainerOptionsBuilder::default().stdin(stdin).stdout(true).stderr(true).stream(true).build();
     let attached = docker.attach_container(id, Some(options)).await.map_err(|e| e.to_string())?;
-    let container = id.to_string();
-    let resize = {
-        let docker = docker.clone();
-        move |width: u16, height: u16| {
-            let docker = docker.clone();
-            let container = container.clone();
-            async move {
-                let options = bollard::query_parameters::ResizeContainerTTYOptionsBuilder::default()
-                    .w(i32::from(width))
-                    .h(i32::from(height))
-                    .build();
-                let _ = docker.resize_container_tty(&container, options).await;
-            }
-        }
-    };
-    let mut ws = relay(ws, attached.output, attached.input, v5, resize).await?;
-    ws.send(framed(ERROR, json!({"metadata": {}, "status": "Success"}).to_string().as_bytes()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let ws = relay(ws, attached.output, attached.input, v5, &docker, &Terminal::Container(id.to_string())).await?;
+    finish(ws, json!({"metadata": {}, "status": "Success"})).await
+}
+
+/// Say how the stream ended (channel 3), then close it normally.
+async fn finish(mut ws: Ws, status: Value) -> Result<(), String> {
+    ws.send(framed(ERROR, status.to_string().as_bytes())).await.map_err(|e| e.to_string())?;
     let _ = ws.close(Some(normal_closure())).await;
     Ok(())
 }
 
 /// Carry a process's output to the client and the client's input (and
 /// terminal size) to the process, until the output ends.
-async fn relay<F, Fut>(
+async fn relay(
     ws: Ws,
     mut output: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>,
     >,
     mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
     v5: bool,
-    resize: F,
-) -> Result<Ws, String>
-where
-    F: Fn(u16, u16) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
+    docker: &bollard::Docker,
+    terminal: &Terminal,
+) -> Result<Ws, String> {
     use bollard::container::LogOutput;
     let (mut tx, mut rx) = ws.split();
     loop {
@@ -316,7 +309,8 @@ where
                     RESIZE => {
                         let size: Value = serde_json::from_slice(&data[1..]).unwrap_or_default();
                         let (w, h) = (size["Width"].as_u64().unwrap_or(0), size["Height"].as_u64().unwrap_or(0));
-                        resize(u16::try_from(w).unwrap_or(u16::MAX), u16::try_from(h).unwrap_or(u16::MAX)).await;
+                        let (w, h) = (u16::try_from(w).unwrap_or(u16::MAX), u16::try_from(h).unwrap_or(u16::MAX));
+                        terminal.resize(docker, w, h).await;
                     }
                     CLOSE if v5 && data.get(1) == Some(&STDIN) => { let _ = input.shutdown().await; }
                     _ => {}

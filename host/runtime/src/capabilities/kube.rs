@@ -95,12 +95,16 @@ impl KubeService {
         Api::namespaced_with(client.clone(), namespace, &resource)
     }
 
-    /// The object `name` of kind `k` if it is the component's.
-    async fn own(&self, scope: &Scope, k: KindRef, name: &str) -> Result<Option<Value>, PluginError> {
+    /// The object `name` of kind `k`, whoever's it is.
+    async fn lookup(&self, scope: &Scope, k: KindRef, name: &str) -> Result<Option<Value>, PluginError> {
         let api = Self::api(self.client().await?, k, &scope.namespace);
         let found = api.get_opt(name).await.map_err(|e| cluster_error(&format!("reading {} {name}", k.kind), e))?;
-        let found = found.map(|o| serde_json::to_value(o).unwrap_or_default());
-        Ok(found.filter(|o| kube_policy::owned(o, scope)))
+        Ok(found.map(|o| serde_json::to_value(o).unwrap_or_default()))
+    }
+
+    /// The object `name` of kind `k` if it is the component's.
+    async fn own(&self, scope: &Scope, k: KindRef, name: &str) -> Result<Option<Value>, PluginError> {
+        Ok(self.lookup(scope, k, name).await?.filter(|o| kube_policy::owned(o, scope)))
     }
 }
 
@@ -142,11 +146,7 @@ impl Host for HostState {
         let (k, object, claims) = kube_policy::admit(&manifest, &scope).map_err(PluginError::Denied)?;
         let service = &self.services.kube;
         for claim in &claims {
-            if service
-                .own(&scope, kube_policy::kind("PersistentVolumeClaim").map_err(PluginError::Failed)?, claim)
-                .await?
-                .is_none()
-            {
+            if service.own(&scope, kube_policy::CLAIM, claim).await?.is_none() {
                 return Err(PluginError::Denied(format!(
                     "the pod mounts the claim {claim:?}, which is not this component's (or does not exist yet: apply it first)"
                 ))
@@ -154,14 +154,11 @@ impl Host for HostState {
             }
         }
         let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let api = KubeService::api(service.client().await?, k, &scope.namespace);
         // An object of the same name that is not the component's stays untouched.
-        if let Some(existing) =
-            api.get_opt(&name).await.map_err(|e| cluster_error(&format!("reading {} {name}", k.kind), e))?
-            && !kube_policy::owned(&serde_json::to_value(&existing).unwrap_or_default(), &scope)
-        {
+        if service.lookup(&scope, k, &name).await?.is_some_and(|existing| !kube_policy::owned(&existing, &scope)) {
             return Err(PluginError::Denied(format!("{} {name} exists and is not this component's", k.kind)).into());
         }
+        let api = KubeService::api(service.client().await?, k, &scope.namespace);
         let params = PatchParams::apply("clauderon").force();
         let stored = api
             .patch(&name, &params, &Patch::Apply(&object))
@@ -211,8 +208,7 @@ impl Host for HostState {
     async fn logs(&mut self, pod: String, container: Option<String>, tail: u32) -> Res<String> {
         let scope = self.kube_scope()?;
         let service = &self.services.kube;
-        let k = kube_policy::kind("Pod").map_err(PluginError::Failed)?;
-        if service.own(&scope, k, &pod).await?.is_none() {
+        if service.own(&scope, kube_policy::POD, &pod).await?.is_none() {
             return Err(PluginError::NotFound(format!("pod {pod} (of this component) does not exist")).into());
         }
         let api: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);

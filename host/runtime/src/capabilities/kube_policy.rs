@@ -30,12 +30,13 @@ pub struct KindRef {
     pub plural: &'static str,
 }
 
+pub const POD: KindRef = KindRef { api_version: "v1", kind: "Pod", plural: "pods" };
+pub const CLAIM: KindRef =
+    KindRef { api_version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims" };
+
 /// Every kind `kube` serves.
-pub const KINDS: &[KindRef] = &[
-    KindRef { api_version: "v1", kind: "Pod", plural: "pods" },
-    KindRef { api_version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims" },
-    KindRef { api_version: "networking.k8s.io/v1", kind: "NetworkPolicy", plural: "networkpolicies" },
-];
+pub const KINDS: &[KindRef] =
+    &[POD, CLAIM, KindRef { api_version: "networking.k8s.io/v1", kind: "NetworkPolicy", plural: "networkpolicies" }];
 
 /// The kind named `kind` (as in a manifest: `Pod`, `PersistentVolumeClaim`, …).
 pub fn kind(kind: &str) -> Result<KindRef, String> {
@@ -296,7 +297,7 @@ mod tests {
     fn a_pod_cannot_reach_the_node_or_the_clusters_secrets() {
         let with = |patch: Value| {
             let mut spec = base();
-            crate::capabilities::kube_policy::tests::merge(&mut spec, &patch);
+            merge(&mut spec, &patch);
             spec
         };
         for (patch, says) in [
@@ -350,8 +351,7 @@ mod tests {
             let why = refused(with(patch.clone()));
             assert!(why.contains(says), "{patch} refused saying {says:?}: {why}");
         }
-        let mut allowed = Scope { service_account_token: true, ..scope() };
-        allowed.component = "kubernetes".into();
+        let allowed = Scope { service_account_token: true, ..scope() };
         assert!(admit(&pod(with(json!({"automountServiceAccountToken": true}))), &allowed).is_ok());
     }
 
