@@ -7,7 +7,9 @@
 //! another's claim, an object over another's of the same name, kinds it may
 //! not use; and it reads, lists and deletes objects that are not its own.
 //! The host refuses every one before the cluster sees it, and lets through
-//! only the component's own, contained objects, labelled as its own.
+//! only the component's own, contained objects, labelled as its own. And
+//! when the cluster's login fails, the component learns why in words but
+//! never the credential (nor does the log).
 
 use std::collections::BTreeMap;
 
@@ -54,6 +56,22 @@ fn mount(claim: &'static str) -> impl FnOnce(&mut Value) {
     }
 }
 
+/// A runtime with the `kube-probe` fixture loaded, for the cluster of `kubeconfig`.
+async fn probe_runtime(kubeconfig: std::path::PathBuf) -> (tempfile::TempDir, Runtime) {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut config = RuntimeConfig::under(home.path());
+    config.cache_dir = None;
+    config.kube = Some(KubeSettings {
+        kubeconfig: Some(kubeconfig),
+        context: None,
+        namespace: "default".into(),
+        service_account_token: false,
+    });
+    let rt = Runtime::new(config).expect("runtime");
+    rt.load(fixture("kube-probe")).await.expect("the probe loads");
+    (home, rt)
+}
+
 /// What the host said to each line of the probe's report.
 fn outcomes(report: &str) -> BTreeMap<String, String> {
     let (_, report) = report.split_once("`create`: failed: ").expect("the probe's report");
@@ -71,21 +89,13 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
     kube.apply("theirs.json", &pod("theirs", |p| p["spec"]["containers"][0]["image"] = json!("clauderon/absent:1")));
     kube.apply("their-work.json", &claim("their-work", |_| {}));
 
-    let home = tempfile::tempdir().expect("tempdir");
-    let mut config = RuntimeConfig::under(home.path());
-    config.cache_dir = None;
-    config.kube = Some(KubeSettings {
-        kubeconfig: Some(kube.kubeconfig()),
-        context: None,
-        namespace: "default".into(),
-        service_account_token: false,
-    });
-    let rt = Runtime::new(config).expect("runtime");
-    rt.load(fixture("kube-probe")).await.expect("the probe loads");
+    let (_home, rt) = probe_runtime(kube.kubeconfig()).await;
 
     let attempts: Vec<(Value, &str)> = vec![
         (claim("work", |_| {}), "passed"),
         (pod("agent", mount("work")), "passed"),
+        // Its own again: applied over at the version found to be its own.
+        (claim("work", |c| c["metadata"]["labels"] = json!({"tier": "fast"})), "passed"),
         (pod("elsewhere", |p| p["metadata"]["namespace"] = json!("kube-system")), "denied: namespace"),
         (
             pod("hosty", |p| {
@@ -200,4 +210,76 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
         policy["spec"]["podSelector"]["matchLabels"]["dev.clauderon.component"], "kube-probe",
         "a policy selects only the component's pods"
     );
+}
+
+/// Everything the host logs, kept for the test to read.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A cluster whose credentials fail: the kubeconfig's exec plugin prints a
+/// token (as an `ExecCredential`, and on stderr) and fails; another
+/// kubeconfig carries a token but is broken YAML; a third points at a port
+/// nobody listens on. The component learns what went wrong, in words, and
+/// neither it nor the daemon's log ever holds the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_cluster_login_tells_the_component_why_but_never_the_credential() {
+    const CANARY: &str = "canary-kube-token-5f2b9e";
+    let log = Log::default();
+    let writer = log.clone();
+    tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).init();
+    let kube = MockKube::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = |server: &str| {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
+         contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n"
+        )
+    };
+    let credential = format!(
+        r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{CANARY}"}}}}"#
+    );
+    let plugin = dir.path().join("credential-plugin");
+    std::fs::write(&plugin, format!("#!/bin/sh\necho '{credential}'\necho {CANARY} >&2\nexit 1\n")).expect("plugin");
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let exec = format!(
+        "{}users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      \
+         interactiveMode: Never\n      command: {}\n",
+        cluster(&format!("http://{}", kube.addr())),
+        plugin.display()
+    );
+    let broken =
+        format!("{}users:\n- name: u\n  user:\n    token: {CANARY}\n  : [: {CANARY}\n", cluster("http://127.0.0.1:9"));
+    let closed = format!("{}users:\n- name: u\n  user:\n    token: {CANARY}\n", cluster("http://127.0.0.1:9"));
+    let cases = [
+        ("exec", exec, "the kubeconfig's exec credential plugin failed (exit status: 1)"),
+        ("broken", broken, "not a valid kubeconfig"),
+        ("closed", closed, "cannot reach the cluster's API server"),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("kubeconfig");
+        let (_home, rt) = probe_runtime(path).await;
+        let mut spec = SessionSpec::named("probe");
+        spec.options = vec![("try-objects".into(), claim("work", |_| {}).to_string())];
+        let mut backend = rt.backend("kube-probe").await.expect("instance");
+        let report = backend.create(&spec).await.expect_err("the probe fails with its report").to_string();
+        let said = outcomes(&report);
+        let got = said.get("apply 0").map(String::as_str).unwrap_or("(no line)");
+        assert!(got.starts_with("failed: ") && got.contains(expected), "{name}: expected {expected:?}, got {got:?}");
+        assert!(!report.contains(CANARY), "{name}: the component was told the token: {report}");
+    }
+    let log = String::from_utf8_lossy(&log.0.lock().expect("log")).to_string();
+    assert!(log.contains("exec credential plugin"), "the daemon's log says what failed: {log}");
+    assert!(!log.contains(CANARY), "the daemon's log holds the token: {log}");
+    assert_eq!(kube.ok(&["get", "pvc", "-o", "name"]).trim(), "", "nothing reached the cluster");
 }

@@ -251,7 +251,11 @@ impl Server {
                     None,
                 )),
             },
-            (&Method::DELETE, Some(name), None) => Ok(ok(self.store.delete(key(name))?)),
+            (&Method::DELETE, Some(name), None) => {
+                // kubectl sends no body; kube-rs sends DeleteOptions, maybe with preconditions.
+                let options = if body.is_empty() { Value::Null } else { parsed()? };
+                Ok(ok(self.store.delete(key(name), &options["preconditions"])?))
+            }
             (&Method::GET, Some(name), Some("log")) if kind == PODS => {
                 let pod = self.store.get(kind, &namespace, name)?;
                 let (tx, body) = streaming();

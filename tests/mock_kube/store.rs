@@ -239,18 +239,9 @@ impl Store {
         let mut state = self.lock()?;
         let (kind, name) = (key.0, key.2.clone());
         self.write_locked(&mut state, key, part, |existing| {
-            match obj["metadata"].get("resourceVersion").and_then(Value::as_str) {
-                Some(rv) if Some(rv) != existing["metadata"]["resourceVersion"].as_str() => Err(Failure::conflict(
-                    kind,
-                    &name,
-                    "Conflict",
-                    format!(
-                        "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                        KINDS[kind].plural
-                    ),
-                )),
-                _ => Ok(obj),
-            }
+            let rv = obj["metadata"].get("resourceVersion").and_then(Value::as_str);
+            preconditions(kind, &name, existing, None, rv)?;
+            Ok(obj)
         })
     }
 
@@ -269,7 +260,12 @@ impl Store {
         }
         let mut state = self.lock()?;
         if state.objects.contains_key(&key) {
-            let stored = self.write_locked(&mut state, key, Part::Object, |existing| Ok(merged(existing, &obj)))?;
+            let (kind, name) = (key.0, key.2.clone());
+            let stored = self.write_locked(&mut state, key, Part::Object, |existing| {
+                let rv = obj["metadata"].get("resourceVersion").and_then(Value::as_str);
+                preconditions(kind, &name, existing, None, rv)?;
+                Ok(merged(existing, &obj))
+            })?;
             Ok((stored, false))
         } else {
             obj["metadata"]["name"] = json!(key.2);
@@ -277,10 +273,14 @@ impl Store {
         }
     }
 
-    /// Delete an object; a namespace takes its objects with it.
-    pub fn delete(&self, key: Key) -> Result<Value, Failure> {
+    /// Delete an object, if it has the `uid` and `resourceVersion` of the
+    /// `preconditions` given (a `DeleteOptions` field); a namespace takes its
+    /// objects with it.
+    pub fn delete(&self, key: Key, given: &Value) -> Result<Value, Failure> {
         let mut state = self.lock()?;
         let existing = state.objects.get(&key).cloned().ok_or_else(|| Failure::not_found(key.0, &key.2))?;
+        let (uid, rv) = (given["uid"].as_str(), given["resourceVersion"].as_str());
+        preconditions(key.0, &key.2, &existing, uid, rv)?;
         if key.0 == NAMESPACES {
             let inside: Vec<(Key, Value)> = state
                 .objects
@@ -347,6 +347,39 @@ impl Store {
         };
         Ok(WatchStart { initial, from_rv: state.last_rv, live })
     }
+}
+
+/// 409 unless `existing` has `uid` and is at `rv` (each when given), in the
+/// API server's words: the preconditions of a write or a delete.
+fn preconditions(
+    kind: usize,
+    name: &str,
+    existing: &Value,
+    uid: Option<&str>,
+    rv: Option<&str>,
+) -> Result<(), Failure> {
+    let plural = KINDS[kind].plural;
+    let meta = &existing["metadata"];
+    let failed = |why: String| {
+        Err(Failure::conflict(
+            kind,
+            name,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {plural} \"{name}\": {why}"),
+        ))
+    };
+    if let Some(uid) = uid.filter(|u| Some(*u) != meta["uid"].as_str()) {
+        return failed(format!(
+            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+            meta["uid"].as_str().unwrap_or_default()
+        ));
+    }
+    if rv.is_some_and(|rv| Some(rv) != meta["resourceVersion"].as_str()) {
+        return failed(
+            "the object has been modified; please apply your changes to the latest version and try again".into(),
+        );
+    }
+    Ok(())
 }
 
 /// What the server stores when a client writes `proposed` over `existing`:
@@ -487,6 +520,25 @@ mod tests {
     }
 
     #[test]
+    fn writes_and_deletes_honour_their_uid_and_version_preconditions() {
+        let store = store_with_default_namespace(10);
+        let created = store.create(PODS, "default", pod("p")).expect("create");
+        let key: Key = (PODS, "default".into(), "p".into());
+        let (uid, rv) = (created["metadata"]["uid"].as_str().unwrap(), created["metadata"]["resourceVersion"].clone());
+        let mut stale = pod("p");
+        stale["metadata"]["resourceVersion"] = json!("1");
+        let refused = store.apply(key.clone(), stale).expect_err("an apply at an old version");
+        assert!(refused.1["message"].as_str().unwrap().contains("the object has been modified"), "{refused:?}");
+        let mut current = pod("p");
+        current["metadata"]["resourceVersion"] = rv;
+        store.apply(key.clone(), current).expect("an apply at the current version");
+        let refused = store.delete(key.clone(), &json!({"uid": "another"})).expect_err("a delete of another uid");
+        assert_eq!(refused.0, hyper::StatusCode::CONFLICT);
+        assert!(refused.1["message"].as_str().unwrap().contains("UID in precondition: another"), "{refused:?}");
+        store.delete(key, &json!({"uid": uid})).expect("a delete of this uid");
+    }
+
+    #[test]
     fn timestamps_are_rfc3339_utc() {
         let now = now_rfc3339();
         assert_eq!(now.len(), 20, "{now}");
@@ -542,7 +594,7 @@ mod tests {
         let store = store_with_default_namespace(100);
         store.create(PODS, "default", pod("a")).expect("create");
         let mut live = store.subscribe();
-        store.delete((NAMESPACES, String::new(), "default".into())).expect("delete");
+        store.delete((NAMESPACES, String::new(), "default".into()), &Value::Null).expect("delete");
         let first = live.try_recv().expect("a change");
         assert_eq!((first.key.2.as_str(), first.change), ("a", ChangeType::Deleted));
         let second = live.try_recv().expect("a change");

@@ -11,6 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch, PatchParams,
+    PostParams, Preconditions,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
@@ -25,6 +26,9 @@ type Res<T> = Result<T, HostError>;
 
 /// The most log text `logs` returns.
 const MAX_LOG: usize = 1 << 20;
+
+/// The field manager of everything clauderon writes.
+const FIELD_MANAGER: &str = "clauderon";
 
 /// Where the cluster is and what components may do there: `[backends.kubernetes]`.
 #[derive(Debug, Clone, Default)]
@@ -70,23 +74,35 @@ impl KubeService {
                 let options = KubeConfigOptions { context: settings.context.clone(), ..Default::default() };
                 let mut config = match &settings.kubeconfig {
                     Some(path) => {
-                        let file = Kubeconfig::read_from(path)
-                            .map_err(|e| format!("reading the kubeconfig {}: {e}", path.display()))?;
+                        let file = {
+                            let path = path.clone();
+                            tokio::task::spawn_blocking(move || Kubeconfig::read_from(&path))
+                                .await
+                                .map_err(|e| format!("reading the kubeconfig: {e}"))?
+                        }
+                        .map_err(|e| format!("the kubeconfig {}: {}", path.display(), config_error(&e)))?;
                         kube::Config::from_custom_kubeconfig(file, &options)
                             .await
-                            .map_err(|e| format!("the kubeconfig {}: {e}", path.display()))?
+                            .map_err(|e| format!("the kubeconfig {}: {}", path.display(), config_error(&e)))?
                     }
                     None if settings.context.is_some() => kube::Config::from_kubeconfig(&options)
                         .await
-                        .map_err(|e| format!("the kubeconfig (KUBECONFIG or ~/.kube/config): {e}"))?,
-                    None => kube::Config::infer().await.map_err(|e| format!("finding a cluster: {e}"))?,
+                        .map_err(|e| format!("the kubeconfig (KUBECONFIG or ~/.kube/config): {}", config_error(&e)))?,
+                    None => kube::Config::infer().await.map_err(|_| {
+                        "no cluster found: no kubeconfig (KUBECONFIG, ~/.kube/config) and not inside a cluster; \
+                         set [backends.kubernetes] kubeconfig"
+                            .to_string()
+                    })?,
                 };
                 config.connect_timeout = Some(Duration::from_secs(10));
                 config.read_timeout = Some(Duration::from_secs(60));
-                kube::Client::try_from(config).map_err(|e| format!("connecting to the cluster: {e}"))
+                kube::Client::try_from(config).map_err(|e| format!("connecting to the cluster: {}", describe(&e)))
             })
             .await
-            .map_err(PluginError::Failed)
+            .map_err(|message| {
+                tracing::warn!("kube: {message}");
+                PluginError::Failed(message)
+            })
     }
 
     fn api(client: &kube::Client, k: KindRef, namespace: &str) -> Api<DynamicObject> {
@@ -108,7 +124,9 @@ impl KubeService {
     }
 }
 
-/// A cluster's error as a plugin error: its own message and reason.
+/// A cluster's error as a plugin error: the API server's own message and
+/// reason, or what went wrong on the way there (see [`describe`]). Said in
+/// the daemon's log too, where the component's text may not reach the user.
 fn cluster_error(doing: &str, err: kube::Error) -> PluginError {
     match err {
         kube::Error::Api(status) if status.code == 404 => PluginError::NotFound(format!("{doing}: {}", status.message)),
@@ -116,7 +134,62 @@ fn cluster_error(doing: &str, err: kube::Error) -> PluginError {
             "{doing}: the cluster said {} ({}, {})",
             status.message, status.reason, status.code
         )),
-        other => PluginError::Failed(format!("{doing}: {other}")),
+        other => {
+            let message = format!("{doing}: {}", describe(&other));
+            tracing::warn!("kube: {message}");
+            PluginError::Failed(message)
+        }
+    }
+}
+
+/// What went wrong on the way to the cluster, in words that cannot carry a
+/// credential: kube-rs's own text of an authentication failure includes
+/// what the kubeconfig's exec plugin printed (a token, on success) and a
+/// token file's value may appear in a parse error, so those are never
+/// passed on, to the component or to the log; a transport error's causes
+/// (refused, timed out, a certificate the cluster's CA did not sign) are.
+fn describe(err: &kube::Error) -> String {
+    use std::error::Error as _;
+    let auth = |e: &kube::client::AuthError| {
+        match e {
+        kube::client::AuthError::AuthExecStart(io) => format!("the kubeconfig's exec credential plugin did not start ({io})"),
+        kube::client::AuthError::AuthExecRun { out, .. } => {
+            format!("the kubeconfig's exec credential plugin failed ({}); run it yourself to see why", out.status)
+        }
+        _ => "the kubeconfig's credentials could not be used (its user entry: token, token file, exec plugin or client certificate)".into(),
+    }
+    };
+    match err {
+        kube::Error::Auth(e) => auth(e),
+        kube::Error::Api(status) => format!("the cluster said {} ({}, {})", status.message, status.reason, status.code),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            let mut causes = Vec::new();
+            let mut source = err.source();
+            while let Some(cause) = source {
+                if let Some(e) = cause.downcast_ref::<kube::client::AuthError>() {
+                    return auth(e);
+                }
+                causes.push(cause.to_string());
+                source = cause.source();
+            }
+            causes.dedup();
+            format!("cannot reach the cluster's API server ({})", causes.join(": "))
+        }
+        kube::Error::SerdeError(_) | kube::Error::FromUtf8(_) | kube::Error::LinesCodecMaxLineLengthExceeded => {
+            "the cluster's answer could not be read".into()
+        }
+        kube::Error::UpgradeConnection(e) => format!("the cluster refused the stream ({e})"),
+        _ => "the request to the cluster could not be made".into(),
+    }
+}
+
+/// A kubeconfig's error without anything read from the file (a YAML error
+/// can quote it).
+fn config_error(err: &kube::config::KubeconfigError) -> String {
+    use kube::config::KubeconfigError as E;
+    match err {
+        E::Parse(_) => "not a valid kubeconfig (YAML)".into(),
+        other => other.to_string(),
     }
 }
 
@@ -154,16 +227,35 @@ impl Host for HostState {
             }
         }
         let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        // An object of the same name that is not the component's stays untouched.
-        if service.lookup(&scope, k, &name).await?.is_some_and(|existing| !kube_policy::owned(&existing, &scope)) {
-            return Err(PluginError::Denied(format!("{} {name} exists and is not this component's", k.kind)).into());
-        }
+        let doing = format!("applying {} {name}", k.kind);
         let api = KubeService::api(service.client().await?, k, &scope.namespace);
-        let params = PatchParams::apply("clauderon").force();
-        let stored = api
-            .patch(&name, &params, &Patch::Apply(&object))
-            .await
-            .map_err(|e| cluster_error(&format!("applying {} {name}", k.kind), e))?;
+        // What was checked is what is written: a new object is created (if one
+        // of that name appeared meanwhile, the cluster refuses), and one of the
+        // component's own is applied over at the version found to be its own
+        // (if it changed meanwhile, the cluster refuses).
+        let stored = match service.lookup(&scope, k, &name).await? {
+            Some(existing) if !kube_policy::owned(&existing, &scope) => {
+                return Err(PluginError::Denied(format!("{} {name} exists and is not this component's", k.kind)).into());
+            }
+            Some(existing) => {
+                let mut object = object;
+                object["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"].clone();
+                api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await
+            }
+            None => {
+                let object: DynamicObject =
+                    serde_json::from_value(object).map_err(|e| PluginError::InvalidInput(format!("{doing}: {e}")))?;
+                let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                api.create(&params, &object).await
+            }
+        };
+        let stored = stored.map_err(|e| match e {
+            kube::Error::Api(status) if status.code == 409 => PluginError::Failed(format!(
+                "{doing}: it was created or changed by someone else meanwhile; nothing was written (the cluster said {})",
+                status.message
+            )),
+            e => cluster_error(&doing, e),
+        })?;
         Ok(serde_json::to_string(&stored).map_err(|e| PluginError::Failed(e.to_string()))?)
     }
 
@@ -193,14 +285,19 @@ impl Host for HostState {
         let scope = self.kube_scope()?;
         let k = kube_policy::kind(&kind).map_err(PluginError::InvalidInput)?;
         let service = &self.services.kube;
-        if service.own(&scope, k, &name).await?.is_none() {
+        let Some(existing) = service.own(&scope, k, &name).await? else {
             // Absent, or another's: to this component it does not exist.
             return Ok(false);
-        }
+        };
+        // Only the object found to be the component's: if it was replaced
+        // meanwhile (another uid), the cluster refuses and the new one stays.
+        let uid = existing["metadata"]["uid"].as_str().map(String::from);
+        let params =
+            DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..Default::default() };
         let api = KubeService::api(service.client().await?, k, &scope.namespace);
-        match api.delete(&name, &DeleteParams::default()).await {
+        match api.delete(&name, &params).await {
             Ok(_) => Ok(true),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(false),
             Err(e) => Err(cluster_error(&format!("deleting {} {name}", k.kind), e).into()),
         }
     }
