@@ -28,6 +28,7 @@ pub use kinds::agent::{Agent, AgentInfo, ApprovalKeys, ChatMessage, ChatRole, La
 pub use kinds::backend::{Backend, BackendFeatures, BackendInfo};
 pub use kinds::credential_source::{CredentialSource, SourceInfo};
 pub use kinds::hook::{Hook, HookInfo};
+pub use shorthand::PathMap;
 
 /// The types shared by every plugin kind (session spec, launch plan, events…).
 pub mod types {

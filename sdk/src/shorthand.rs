@@ -1,10 +1,12 @@
 //! Short constructors and checks on the generated records, so plugin code
 //! says what it means: `ResourceStatus::running()`, `SessionInfo::running(name)`,
-//! `BackendFeatures { attach: true, ..BackendFeatures::NONE }`, `out.success()`.
+//! `BackendFeatures { attach: true, ..BackendFeatures::NONE }`, `out.success()`,
+//! `spec.option("image")`, and a backend's [`PathMap`] of where the
+//! session's host paths are seen inside its container or pod.
 
 use crate::BackendFeatures;
 use crate::process::Output;
-use crate::types::{ResourceState, ResourceStatus, SessionInfo};
+use crate::types::{EnvVar, ResourceState, ResourceStatus, SessionInfo, SessionSpec};
 
 impl ResourceStatus {
     /// Running, nothing more to say.
@@ -41,6 +43,11 @@ impl BackendFeatures {
     /// `BackendFeatures { attach: true, ..BackendFeatures::NONE }`.
     pub const NONE: Self =
         Self { attach: false, resource_limits: false, custom_image: false, resume: false, isolated: false };
+
+    /// Every feature: an isolated backend (a container, a pod) that can be
+    /// attached to, limited, given an image and resumed.
+    pub const ALL: Self =
+        Self { attach: true, resource_limits: true, custom_image: true, resume: true, isolated: true };
 }
 
 impl Output {
@@ -84,5 +91,51 @@ mod tests {
         };
         assert!(out.success() && out.stdout_text() == "hi\n" && out.stderr_text() == "\u{fffd}");
         assert!(!Output { exit_code: None, ..out }.success());
+    }
+}
+
+impl SessionSpec {
+    /// The value of option `key` (the config's `[backends.<id>]`, or one the
+    /// host adds; the last one given wins).
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The launch plan's value of the environment variable `name`.
+    pub fn env_value(&self, name: &str) -> Option<&str> {
+        self.launch.env.iter().rev().find(|e| e.name == name).map(|e| e.value.as_str())
+    }
+}
+
+/// Where an isolated backend shows the session's host paths inside its
+/// container or pod: the worktree, the config home (the plan's `HOME`) and
+/// clauderon's CA bundle (its `SSL_CERT_FILE`), each at a path of the
+/// backend's choosing; the launch plan's environment and working directory
+/// are rewritten to match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathMap(pub Vec<(String, String)>);
+
+impl PathMap {
+    /// The map for `spec`, with the worktree at `worktree`, the config home
+    /// at `home` and the CA bundle at `ca_bundle` inside.
+    pub fn new(spec: &SessionSpec, worktree: &str, home: &str, ca_bundle: &str) -> Self {
+        let mut map = vec![(spec.worktree.clone(), worktree.to_string())];
+        if let Some(host) = spec.env_value("HOME") {
+            map.push((host.to_string(), home.to_string()));
+        }
+        if let Some(host) = spec.env_value("SSL_CERT_FILE") {
+            map.push((host.to_string(), ca_bundle.to_string()));
+        }
+        Self(map)
+    }
+
+    /// `value` with each host path replaced by where it is seen inside.
+    pub fn rewrite(&self, value: &str) -> String {
+        self.0.iter().fold(value.to_string(), |v, (host, inside)| v.replace(host.as_str(), inside))
+    }
+
+    /// The launch plan's environment, as seen inside.
+    pub fn env(&self, spec: &SessionSpec) -> Vec<EnvVar> {
+        spec.launch.env.iter().map(|e| EnvVar { name: e.name.clone(), value: self.rewrite(&e.value) }).collect()
     }
 }

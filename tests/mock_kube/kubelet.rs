@@ -356,7 +356,6 @@ impl Pod {
     /// volume that cannot be is a `FailedMount` event and the pod waits.
     async fn volumes(&self) -> Option<HashMap<String, String>> {
         let mut out = HashMap::new();
-        let fs_group = self.pod["spec"]["securityContext"]["fsGroup"].as_u64();
         for v in self.pod["spec"]["volumes"].as_array().into_iter().flatten() {
             let name = v["name"].as_str().unwrap_or_default();
             let source = if let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() {
@@ -390,39 +389,6 @@ impl Pod {
                 );
                 return None;
             };
-            if let Some(group) = fs_group {
-                // As the kubelet does for fsGroup: the volume's files belong to the group, group-writable.
-                let image = self.pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default();
-                let mount = format!("type=volume,src={source},dst=/volume");
-                let script = format!(
-                    "chgrp -R {group} /volume && chmod -R g+rwX /volume && find /volume -type d -exec chmod g+s {{}} +"
-                );
-                let args = [
-                    "run",
-                    "--rm",
-                    "--network",
-                    "none",
-                    "--user",
-                    "0",
-                    "--entrypoint",
-                    "sh",
-                    "--mount",
-                    &mount,
-                    image,
-                    "-c",
-                    &script,
-                ];
-                if let Err(e) = docker(&args).await {
-                    self.event(
-                        "FailedMount",
-                        &format!("MountVolume.SetUp failed for volume \"{name}\" : setting fsGroup {group}: {e}"),
-                        true,
-                        "kubelet",
-                        None,
-                    );
-                    return None;
-                }
-            }
             out.insert(name.to_string(), source);
         }
         Some(out)
@@ -441,6 +407,40 @@ impl Pod {
     }
 
     /// A container that cannot start: waiting for `reason`, and a `Failed` event saying why.
+    /// As the kubelet does for `fsGroup`: the volumes' files belong to the
+    /// group, group-writable. Done with the container's image once it is
+    /// on the machine (never pulled), as root, with no network.
+    async fn set_fs_group(&self, image: &str, mounts: &HashMap<String, String>) -> Result<(), String> {
+        let Some(group) = self.pod["spec"]["securityContext"]["fsGroup"].as_u64() else { return Ok(()) };
+        let script = format!(
+            "chgrp -R {group} /volume && chmod -R g+rwX /volume && find /volume -type d -exec chmod g+s {{}} +"
+        );
+        for (name, source) in mounts {
+            let mount = format!("type=volume,src={source},dst=/volume");
+            let args = [
+                "run",
+                "--rm",
+                "--pull",
+                "never",
+                "--network",
+                "none",
+                "--user",
+                "0",
+                "--entrypoint",
+                "sh",
+                "--mount",
+                &mount,
+                image,
+                "-c",
+                &script,
+            ];
+            docker(&args).await.map_err(|e| {
+                format!("MountVolume.SetUp failed for volume \"{name}\" : setting fsGroup {group}: {e}")
+            })?;
+        }
+        Ok(())
+    }
+
     fn cannot_start(&self, name: &str, reason: &str, why: &str) {
         self.waiting(name, reason, why);
         self.event("Failed", &format!("Error: {why}"), true, "kubelet", Some(name));
@@ -493,6 +493,10 @@ impl Pod {
             "kubelet",
             here,
         );
+        if let Err(why) = self.set_fs_group(&image, mounts).await {
+            self.event("FailedMount", &why, true, "kubelet", None);
+            return;
+        }
         let args = match self.create_args(&spec, &config, mounts) {
             Ok(args) => args,
             Err(why) => return self.cannot_start(&name, "CreateContainerConfigError", &why),

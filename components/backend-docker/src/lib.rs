@@ -22,7 +22,7 @@
 
 use clauderon_sdk::container::{self, ContainerSpec, Mount};
 use clauderon_sdk::types::{EnvVar, ResourceState, ResourceStatus, SessionInfo, SessionSpec};
-use clauderon_sdk::{Backend, BackendFeatures, BackendInfo, Error, Result};
+use clauderon_sdk::{Backend, BackendFeatures, BackendInfo, Error, PathMap, Result};
 
 const PREFIX: &str = "clauderon-";
 const DEFAULT_IMAGE: &str = "clauderon/agent:latest";
@@ -35,46 +35,28 @@ const SOCKET_DIR: &str = "/run/clauderon";
 
 struct Docker;
 
-fn option<'a>(spec: &'a SessionSpec, key: &str) -> Option<&'a str> {
-    spec.options.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
-fn env_value<'a>(spec: &'a SessionSpec, name: &str) -> Option<&'a str> {
-    spec.launch.env.iter().rev().find(|e| e.name == name).map(|e| e.value.as_str())
-}
-
-/// Host paths the session sees elsewhere in the container: (host, container).
-fn path_map(spec: &SessionSpec) -> Vec<(String, String)> {
-    let mut map = vec![(spec.worktree.clone(), WORKSPACE.to_string())];
-    if let Some(home) = env_value(spec, "HOME") {
-        map.push((home.to_string(), HOME.to_string()));
-    }
-    if let Some(bundle) = env_value(spec, "SSL_CERT_FILE") {
-        map.push((bundle.to_string(), CA_BUNDLE.to_string()));
-    }
-    map
-}
-
-fn rewrite(value: &str, map: &[(String, String)]) -> String {
-    map.iter().fold(value.to_string(), |v, (host, inside)| v.replace(host.as_str(), inside))
+/// Where the session's host paths are inside the container.
+fn path_map(spec: &SessionSpec) -> PathMap {
+    PathMap::new(spec, WORKSPACE, HOME, CA_BUNDLE)
 }
 
 fn mounts(spec: &SessionSpec) -> Result<Vec<Mount>> {
     let mut out: Vec<Mount> = path_map(spec)
+        .0
         .into_iter()
         .map(|(source, target)| Mount { read_only: target == CA_BUNDLE, source, target })
         .collect();
-    if let Some(objects) = option(spec, "git-objects") {
+    if let Some(objects) = spec.option("git-objects") {
         // The worktree is the session's own clone; it reads the user's objects
         // through alternates, at their own path, read-only. Nothing else of the
         // user's repository is mounted.
         out.push(Mount { source: objects.into(), target: objects.into(), read_only: true });
     }
-    if let (Some(relay), Some(socket_dir)) = (option(spec, "relay"), option(spec, "proxy-socket-dir")) {
+    if let (Some(relay), Some(socket_dir)) = (spec.option("relay"), spec.option("proxy-socket-dir")) {
         out.push(Mount { source: relay.into(), target: RELAY.into(), read_only: true });
         out.push(Mount { source: socket_dir.into(), target: SOCKET_DIR.into(), read_only: true });
     }
-    for extra in option(spec, "mounts").unwrap_or_default().split(',').map(str::trim).filter(|m| !m.is_empty()) {
+    for extra in spec.option("mounts").unwrap_or_default().split(',').map(str::trim).filter(|m| !m.is_empty()) {
         let parts: Vec<&str> = extra.split(':').collect();
         match parts.as_slice() {
             [src, dst] => out.push(Mount { source: (*src).into(), target: (*dst).into(), read_only: false }),
@@ -115,23 +97,22 @@ fn container_spec(spec: &SessionSpec) -> Result<ContainerSpec> {
     if !spec.resource_name.starts_with(PREFIX) {
         return Err(Error::invalid_input(format!("`{}` is not a container name of clauderon", spec.resource_name)));
     }
-    let image = spec.image.clone().or_else(|| option(spec, "image").map(String::from)).unwrap_or(DEFAULT_IMAGE.into());
-    ensure_image(&image, option(spec, "pull").unwrap_or("missing"))?;
-    if let Some(network) = option(spec, "network") {
+    let image = spec.image.clone().or_else(|| spec.option("image").map(String::from)).unwrap_or(DEFAULT_IMAGE.into());
+    ensure_image(&image, spec.option("pull").unwrap_or("missing"))?;
+    if let Some(network) = spec.option("network") {
         return Err(Error::invalid_input(format!(
             "[backends.docker] network = \"{network}\" is no longer supported: a session's container has no network \
              but its own loopback, and reaches the world only through its proxy; remove the setting"
         )));
     }
     let map = path_map(spec);
-    let mut env: Vec<EnvVar> =
-        spec.launch.env.iter().map(|e| EnvVar { name: e.name.clone(), value: rewrite(&e.value, &map) }).collect();
-    if let Some(path) = option(spec, "path") {
+    let mut env = map.env(spec);
+    if let Some(path) = spec.option("path") {
         env.push(EnvVar { name: "PATH".into(), value: path.into() });
     }
     // The relay joins the container's loopback to the proxy, then runs the agent.
     let socket = format!("{SOCKET_DIR}/proxy.sock");
-    let mut cmd: Vec<String> = match option(spec, "proxy-port") {
+    let mut cmd: Vec<String> = match spec.option("proxy-port") {
         Some(port) => [RELAY, "--port", port, "--socket", &socket, "--"].iter().map(|s| s.to_string()).collect(),
         None => Vec::new(),
     };
@@ -141,13 +122,13 @@ fn container_spec(spec: &SessionSpec) -> Result<ContainerSpec> {
         image,
         cmd,
         env,
-        working_dir: Some(rewrite(&spec.workdir, &map)),
+        working_dir: Some(map.rewrite(&spec.workdir)),
         mounts: mounts(spec)?,
         labels: vec![
             ("dev.clauderon.session-id".into(), spec.id.clone()),
             ("dev.clauderon.session-name".into(), spec.name.clone()),
         ],
-        user: option(spec, "host-user").map(String::from),
+        user: spec.option("host-user").map(String::from),
         network: None,
         extra_hosts: Vec::new(),
         cpu_limit: spec.cpu_limit,
@@ -180,17 +161,7 @@ fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
 
 impl Backend for Docker {
     fn info() -> BackendInfo {
-        BackendInfo {
-            id: "docker".into(),
-            display_name: "Docker".into(),
-            features: BackendFeatures {
-                attach: true,
-                resource_limits: true,
-                custom_image: true,
-                resume: true,
-                isolated: true,
-            },
-        }
+        BackendInfo { id: "docker".into(), display_name: "Docker".into(), features: BackendFeatures::ALL }
     }
 
     fn create(spec: SessionSpec) -> Result<SessionInfo> {

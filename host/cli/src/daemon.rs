@@ -18,7 +18,10 @@ pub struct DaemonArgs {
     /// Address to bind (default 127.0.0.1; callers always need the API token).
     #[arg(long)]
     pub bind_addr: Option<IpAddr>,
-    /// Allow the Kubernetes backend (it is not part of this build yet).
+    /// Turn on the experimental Kubernetes backend (`create --backend
+    /// kubernetes`): sessions run as pods in the cluster [backends.kubernetes]
+    /// names (namespace, kubeconfig or context; default: KUBECONFIG,
+    /// ~/.kube/config). Same as `enabled = "true"` in that table.
     #[arg(long)]
     pub enable_kubernetes_backend: bool,
 }
@@ -32,7 +35,7 @@ pub async fn run(home: &Home, args: DaemonArgs) -> anyhow::Result<ExitCode> {
         config.daemon.bind_addr = addr;
     }
     if args.enable_kubernetes_backend {
-        tracing::warn!("--enable-kubernetes-backend: this build has no Kubernetes backend yet");
+        config.enable_kubernetes();
     }
     let exe = std::env::current_exe().context("finding the clauderon binary (it runs the sandbox)")?;
     let parts = Parts { bundled: bundled::sources(), relay: bundled::RELAY, exe };

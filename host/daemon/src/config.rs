@@ -47,10 +47,18 @@
 //! path = "/usr/local/bin:/usr/bin:/bin"  # PATH inside the container
 //!
 //! [backends.kubernetes]           # the cluster components with `kube` use (kube-rs)
+//! enabled = "true"                # the experimental Kubernetes backend is off unless
+//!                                 # "true" (or `clauderon daemon --enable-kubernetes-backend`)
 //! namespace = "clauderon"         # the one namespace they work in (default "default")
 //! kubeconfig = "/home/me/.kube/config"  # default: KUBECONFIG, ~/.kube/config, then in-cluster
 //! context = "prod"                # default: the kubeconfig's current context
 //! service_account_token = "false" # "true": their pods may mount a service-account token
+//! image = "clauderon/agent:latest" # the Kubernetes backend's pods: default image,
+//! storage = "10Gi"                # the size of each session's claim,
+//! storage_class = "fast"          # its storage class (default: the cluster's),
+//! cpu = "2"                       # CPU and memory when create sets none,
+//! memory = "4Gi"
+//! start_timeout_ms = "60000"      # how long create waits for the pod to run
 //!
 //! [push]                         # Web Push: the dashboard's notifications with no tab open
 //! subject = "mailto:you@example.com"  # the contact push services see (Apple's wants a real one)
@@ -81,6 +89,14 @@ use anyhow::Context;
 use clauderon_proxy::{EgressConfig, ProxyConfig};
 use clauderon_runtime::{Kind, KubeSettings, Limits};
 use serde::{Deserialize, Serialize};
+
+/// The id of the (experimental, off unless enabled) Kubernetes backend.
+pub const KUBERNETES: &str = "kubernetes";
+
+/// How to turn the Kubernetes backend on, for a create that names it.
+pub const ENABLE_KUBERNETES: &str = "it is experimental and off unless enabled: start the daemon with \
+     `clauderon daemon --enable-kubernetes-backend`, or set `enabled = \"true\"` under [backends.kubernetes] in \
+     config.toml (with namespace, and kubeconfig or context; see the README's Kubernetes section)";
 
 /// The whole file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -218,10 +234,29 @@ impl Config {
         Ok(config)
     }
 
+    /// Whether the (experimental) Kubernetes backend is on: `[backends.kubernetes]
+    /// enabled = "true"`, or `clauderon daemon --enable-kubernetes-backend`.
+    pub fn kubernetes_enabled(&self) -> anyhow::Result<bool> {
+        let options = self.backends.get(KUBERNETES).map(Vec::as_slice).unwrap_or_default();
+        match options.iter().rev().find(|(k, _)| k == "enabled").map(|(_, v)| v.as_str()) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => anyhow::bail!("[backends.kubernetes] enabled must be \"true\" or \"false\", not {other:?}"),
+        }
+    }
+
+    /// Turn the Kubernetes backend on (`--enable-kubernetes-backend`).
+    pub fn enable_kubernetes(&mut self) {
+        self.backends.entry(KUBERNETES.into()).or_default().push(("enabled".into(), "true".into()));
+    }
+
     /// The cluster the `kube` capability uses, from `[backends.kubernetes]`;
     /// none without that table.
     pub fn kube_settings(&self) -> anyhow::Result<Option<KubeSettings>> {
-        let Some(options) = self.backends.get("kubernetes") else { return Ok(None) };
+        if !self.kubernetes_enabled()? {
+            return Ok(None);
+        }
+        let options = self.backends.get(KUBERNETES).map(Vec::as_slice).unwrap_or_default();
         let get = |key: &str| options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
         let service_account_token = match get("service_account_token") {
             None | Some("false") => false,
@@ -266,16 +301,24 @@ mod tests {
     #[test]
     fn the_kubernetes_table_names_the_cluster_and_its_namespace() {
         assert!(Config::default().kube_settings().expect("none").is_none(), "no table, no cluster");
-        let config: Config = toml::from_str(
-            "[backends.kubernetes]\nnamespace = \"agents\"\nkubeconfig = \"/k/config\"\ncontext = \"prod\"\n",
-        )
-        .expect("config");
+        let table = "[backends.kubernetes]\nnamespace = \"agents\"\nkubeconfig = \"/k/config\"\ncontext = \"prod\"\n";
+        let off: Config = toml::from_str(table).expect("config");
+        assert!(off.kube_settings().expect("valid").is_none(), "not enabled, no cluster");
+        let mut config = off.clone();
+        config.enable_kubernetes();
+        assert!(config.kubernetes_enabled().expect("valid"));
         let settings = config.kube_settings().expect("valid").expect("a cluster");
         assert_eq!(settings.namespace, "agents");
         assert_eq!(settings.kubeconfig.as_deref(), Some(Path::new("/k/config")));
         assert_eq!(settings.context.as_deref(), Some("prod"));
         assert!(!settings.service_account_token);
-        let bad: Config = toml::from_str("[backends.kubernetes]\nservice_account_token = \"yes\"\n").expect("config");
+        let on: Config = toml::from_str(&format!("{table}enabled = \"true\"\n")).expect("config");
+        assert_eq!(on.kube_settings().expect("valid").expect("a cluster").namespace, "agents");
+        let bad: Config = toml::from_str("[backends.kubernetes]\nenabled = \"yes\"\n").expect("config");
+        assert!(bad.kube_settings().expect_err("refused").to_string().contains("enabled"));
+        let bad: Config =
+            toml::from_str("[backends.kubernetes]\nenabled = \"true\"\nservice_account_token = \"yes\"\n")
+                .expect("config");
         let err = bad.kube_settings().expect_err("refused").to_string();
         assert!(err.contains("service_account_token"), "{err}");
     }

@@ -86,7 +86,14 @@ impl Daemon {
         runtime_config.limits = config.limits.clone();
         runtime_config.route_http = true;
         runtime_config.kube = config.kube_settings()?;
-        let runtime = load_components(home, runtime_config, parts.bundled).await?;
+        let kubernetes = config.kubernetes_enabled()?;
+        let mut bundled = parts.bundled;
+        let mut disabled_backends = Vec::new();
+        if !kubernetes {
+            bundled.retain(|s| !matches!(s, Source::Bundled { name, .. } if name == config::KUBERNETES));
+            disabled_backends.push((config::KUBERNETES.to_string(), config::ENABLE_KUBERNETES.to_string()));
+        }
+        let runtime = load_components(home, runtime_config, bundled).await?;
         for f in runtime.failures() {
             tracing::warn!("refused component {}: {}", f.origin, f.error);
         }
@@ -120,6 +127,7 @@ impl Daemon {
             backend_options: config.backends.clone(),
             relay,
             egress: config.egress.default,
+            disabled_backends,
         };
         let sandbox = host_sandbox(home, &config, parts.exe).await;
         let manager = Arc::new(

@@ -29,9 +29,9 @@ pub mod loader;
 pub mod manifest;
 mod runtime;
 pub mod state;
-pub use capabilities::container::Progress;
 pub use capabilities::http::HttpRoute;
 pub use capabilities::kube::KubeSettings;
+pub use state::Progress;
 
 pub use approval::Approval;
 pub use error::{CallError, HostError, LoadError};

@@ -176,9 +176,10 @@ impl Runtime {
         self.services.container.engine_version().await
     }
 
-    /// Follow the progress of long host operations components start (image pulls).
+    /// Follow the progress of long host operations components start (image
+    /// pulls, pods starting).
     pub fn progress(&self) -> tokio::sync::broadcast::Receiver<crate::Progress> {
-        self.services.container.progress.subscribe()
+        self.services.progress.subscribe()
     }
 
     /// The wasmtime engine.

@@ -49,6 +49,18 @@ pub struct HostServices {
     pub http: HttpService,
     /// The configured Kubernetes cluster (`kube`).
     pub kube: KubeService,
+    /// Progress of long operations (image pulls, pods starting), broadcast to watchers.
+    pub progress: tokio::sync::broadcast::Sender<Progress>,
+}
+
+/// A progress line from a long host operation a component started (an image
+/// pull, a pod being scheduled), for people watching the CLI or the WebSocket.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Progress {
+    /// The component that started it.
+    pub component: String,
+    /// What is happening, as a line for a person.
+    pub message: String,
 }
 
 impl HostServices {
@@ -70,7 +82,15 @@ impl HostServices {
             log: LogService::default(),
             http: HttpService::new(routed),
             kube: KubeService::new(kube),
+            progress: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// Tell the log and the progress watchers (CLI, WebSocket) what a long
+    /// operation `component` started is doing.
+    pub fn say(&self, component: &str, message: String) {
+        tracing::info!(component = %component, "{message}");
+        let _ = self.progress.send(Progress { component: component.to_string(), message });
     }
 }
 

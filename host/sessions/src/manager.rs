@@ -48,6 +48,9 @@ pub struct Defaults {
     /// The egress mode a session gets when its create does not choose one
     /// (`[egress] default`).
     pub egress: EgressMode,
+    /// Backends this build has but the user has not turned on, each with
+    /// how to turn it on (a create naming one says so).
+    pub disabled_backends: Vec<(String, String)>,
 }
 
 /// A request to create a session.
@@ -324,6 +327,11 @@ impl Manager {
     fn check_plugin(&self, id: &str, kind: clauderon_runtime::Kind) -> Result<(), SessionError> {
         if self.runtime.plugin(id).is_some_and(|p| p.kind() == kind) {
             return Ok(());
+        }
+        if kind == clauderon_runtime::Kind::Backend
+            && let Some((_, how)) = self.defaults.disabled_backends.iter().find(|(b, _)| b == id)
+        {
+            return Err(SessionError::Invalid(format!("the {id} backend is off: {how}")));
         }
         let plugins = self.runtime.plugins();
         let known: Vec<&str> = plugins.iter().filter(|p| p.kind() == kind).map(|p| p.id()).collect();

@@ -31,31 +31,19 @@ const MAX_OUTPUT: usize = 1 << 20;
 
 type Res<T> = Result<T, HostError>;
 
-/// A progress line from a long host operation a component started (an image
-/// pull), for people watching the CLI or the WebSocket.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Progress {
-    /// The component that started it.
-    pub component: String,
-    /// What is happening, as a line for a person.
-    pub message: String,
-}
-
-/// The host service behind `container`: the Docker client, the paths no
-/// mount may expose, and where pull progress goes.
+/// The host service behind `container`: the Docker client and the paths no
+/// mount may expose.
 pub struct ContainerService {
     docker: tokio::sync::OnceCell<bollard::Docker>,
     /// Paths no component may mount into a container (the CA key, the
     /// identity key, the secrets directory, the store, the config).
     protected: Vec<std::path::PathBuf>,
-    /// Progress of long operations (image pulls), broadcast to watchers.
-    pub progress: tokio::sync::broadcast::Sender<Progress>,
 }
 
 impl ContainerService {
     /// A service that refuses mounts of `protected`.
     pub fn new(protected: Vec<std::path::PathBuf>) -> Self {
-        Self { docker: tokio::sync::OnceCell::new(), protected, progress: tokio::sync::broadcast::channel(256).0 }
+        Self { docker: tokio::sync::OnceCell::new(), protected }
     }
 
     /// The Docker engine client (connected and version-negotiated on first
@@ -234,9 +222,7 @@ impl Containers {
 
     /// Tell the log and the progress watchers (CLI, WebSocket).
     fn say(&self, message: String) {
-        tracing::info!(component = %self.owner(), "{message}");
-        let progress = Progress { component: self.owner().to_string(), message };
-        let _ = self.services.container.progress.send(progress);
+        self.services.say(self.owner(), message);
     }
 
     async fn require_owned(&self, id: &str) -> Result<ContainerState, PluginError> {

@@ -27,6 +27,12 @@ type Res<T> = Result<T, HostError>;
 /// The most log text `logs` returns.
 const MAX_LOG: usize = 1 << 20;
 
+/// How often `wait-for-pod` looks at the pod and its events.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Events, which components read (about their own pods) but never write.
+const EVENT: KindRef = KindRef { api_version: "v1", kind: "Event", plural: "events" };
+
 /// The field manager of everything clauderon writes.
 const FIELD_MANAGER: &str = "clauderon";
 
@@ -318,6 +324,36 @@ impl Host for HostState {
             text.drain(..cut);
         }
         Ok(text)
+    }
+
+    async fn wait_for_pod(&mut self, pod: String, timeout_ms: u32) -> Res<String> {
+        let scope = self.kube_scope()?;
+        let left = self.ctx.limits.deadline.mul_f64(0.9).saturating_sub(self.call_started.elapsed());
+        let until = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.into()).min(left);
+        let service = &self.services.kube;
+        let gone = || PluginError::NotFound(format!("pod {pod} (of this component) does not exist"));
+        let client = service.client().await?;
+        let events: Api<DynamicObject> = KubeService::api(client, EVENT, &scope.namespace);
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let found = service.own(&scope, kube_policy::POD, &pod).await?.ok_or_else(gone)?;
+            let uid = found["metadata"]["uid"].as_str().unwrap_or_default();
+            let selector = format!("involvedObject.name={pod},involvedObject.uid={uid}");
+            let listed = events.list(&ListParams::default().fields(&selector)).await;
+            // Events are a courtesy: a cluster that will not list them still runs the pod.
+            for event in listed.map(|l| l.items).unwrap_or_default() {
+                let event = serde_json::to_value(event).unwrap_or_default();
+                if seen.insert(event["metadata"]["uid"].as_str().unwrap_or_default().to_string()) {
+                    let (reason, message) =
+                        (event["reason"].as_str().unwrap_or(""), event["message"].as_str().unwrap_or(""));
+                    self.services.say(&self.ctx.id, format!("pod {pod}: {reason}: {message}"));
+                }
+            }
+            if kube_policy::pod_settled(&found) || tokio::time::Instant::now() >= until {
+                return Ok(found.to_string());
+            }
+            tokio::time::sleep_until(until.min(tokio::time::Instant::now() + POLL)).await;
+        }
     }
 
     async fn attach_argv(&mut self, pod: String, container: Option<String>) -> wasmtime::Result<Vec<String>> {

@@ -63,6 +63,30 @@ pub fn owned(object: &Value, scope: &Scope) -> bool {
     object["metadata"]["labels"][OWNER_LABEL].as_str() == Some(scope.component.as_str())
 }
 
+/// Why a container that cannot run is waiting (a cluster's own reasons).
+const STUCK: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+];
+
+/// Whether waiting for `pod` is over: it runs, or it cannot (a container
+/// stuck as one of [`STUCK`] or terminated, or the pod finished).
+pub fn pod_settled(pod: &Value) -> bool {
+    let status = &pod["status"];
+    if matches!(status["phase"].as_str(), Some("Running" | "Failed" | "Succeeded")) {
+        return true;
+    }
+    let containers = status["containerStatuses"].as_array().into_iter().flatten();
+    containers.into_iter().any(|c| {
+        c["state"]["terminated"].is_object()
+            || c["state"]["waiting"]["reason"].as_str().is_some_and(|r| STUCK.contains(&r))
+    })
+}
+
 /// The label selector a list uses: the component's label and what it asked for.
 pub fn selector(asked: &str, scope: &Scope) -> String {
     let own = format!("{OWNER_LABEL}={}", scope.component);
@@ -388,5 +412,21 @@ mod tests {
             }
             _ => *target = patch.clone(),
         }
+    }
+
+    #[test]
+    fn a_pod_is_settled_when_it_runs_or_cannot() {
+        let pod = |status: Value| json!({"status": status});
+        assert!(!pod_settled(&pod(json!({"phase": "Pending"}))), "still scheduling");
+        let waiting = |reason: &str| {
+            pod(json!({"phase": "Pending", "containerStatuses": [{"state": {"waiting": {"reason": reason}}}]}))
+        };
+        assert!(!pod_settled(&waiting("ContainerCreating")), "still starting");
+        assert!(pod_settled(&waiting("ImagePullBackOff")));
+        assert!(pod_settled(&waiting("CrashLoopBackOff")));
+        assert!(pod_settled(&pod(json!({"phase": "Running"}))));
+        assert!(pod_settled(&pod(json!({"phase": "Failed"}))));
+        let ended = json!({"phase": "Pending", "containerStatuses": [{"state": {"terminated": {"exitCode": 1}}}]});
+        assert!(pod_settled(&pod(ended)), "a container that ended");
     }
 }

@@ -1,0 +1,307 @@
+//! The Kubernetes backend (experimental: the daemon loads it only with
+//! `--enable-kubernetes-backend` or `[backends.kubernetes] enabled = "true"`).
+//!
+//! Per session, in the namespace the user configured (the host's `kube`
+//! capability holds the cluster's credentials and checks every object):
+//! - a claim `<resource>-data` (`storage`, default `10Gi`; `storage_class`)
+//!   holding the session's data at `/session`: the workspace at
+//!   `/session/workspace`, the config home (`HOME`) at `/session/home`;
+//! - a pod `<resource>` running the agent: image `--image`, else
+//!   `[backends.kubernetes] image`, else `clauderon/agent:latest`; requests
+//!   and limits from `--cpu-limit`/`--memory-limit` (else `cpu`, `memory`);
+//!   uid and gid 1000, `runAsNonRoot`, seccomp `RuntimeDefault`, every
+//!   capability dropped, no privilege escalation, no service-account token;
+//!   `restartPolicy: OnFailure`; stdin and a terminal for `kubectl attach -it`.
+//!
+//! Both are labelled with the session's id and the resource's name.
+//! `create` waits for the pod to run (`start_timeout_ms`, default 60000,
+//! within the call's deadline), while the host shows the cluster's events
+//! as progress; a pod that cannot run (an image that cannot be pulled, a
+//! crash loop) fails the create with the cluster's reason. `stop` deletes the
+//! pod and keeps the claim; `start` makes the pod again on the same claim;
+//! `delete` removes everything labelled with the resource. `status` maps the
+//! pod's state: Pending → starting, `ImagePullBackOff`/`CrashLoopBackOff`/
+//! `OOMKilled`/`Evicted` → failed with the cluster's message, no pod but
+//! the claim → stopped.
+//!
+//! Not yet: copying the worktree and the config home into the claim, and the
+//! proxy's reach from the pod (a reverse tunnel); until then the workspace
+//! starts empty and the agent has no way out.
+
+use clauderon_sdk::kube;
+use clauderon_sdk::types::{ResourceState, ResourceStatus, SessionInfo, SessionSpec};
+use clauderon_sdk::{Backend, BackendFeatures, BackendInfo, Error, PathMap, Result};
+use serde_json::{Value, json};
+
+const PREFIX: &str = "clauderon-";
+const DEFAULT_IMAGE: &str = "clauderon/agent:latest";
+/// Where the claim is mounted, and the session's paths on it.
+const DATA: &str = "/session";
+const WORKSPACE: &str = "/session/workspace";
+const HOME: &str = "/session/home";
+const CA_BUNDLE: &str = "/session/ca-bundle.pem";
+/// The user and group the agent runs as.
+const USER: i64 = 1000;
+/// Labels on every object of a session.
+const SESSION_LABEL: &str = "dev.clauderon.session-id";
+const RESOURCE_LABEL: &str = "dev.clauderon.resource";
+/// The kinds a session has.
+const POD: &str = "Pod";
+const CLAIM: &str = "PersistentVolumeClaim";
+
+struct Kubernetes;
+
+fn claim_name(resource: &str) -> String {
+    format!("{resource}-data")
+}
+
+fn labels(spec: &SessionSpec) -> Value {
+    json!({SESSION_LABEL: spec.id, RESOURCE_LABEL: spec.resource_name})
+}
+
+fn claim(spec: &SessionSpec) -> Value {
+    let mut claim = json!({
+        "apiVersion": "v1", "kind": CLAIM,
+        "metadata": {"name": claim_name(&spec.resource_name), "labels": labels(spec)},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": spec.option("storage").unwrap_or("10Gi")}}
+        }
+    });
+    if let Some(class) = spec.option("storage_class") {
+        claim["spec"]["storageClassName"] = json!(class);
+    }
+    claim
+}
+
+/// CPU and memory, as requests and limits both (the pod is then `Guaranteed`).
+fn resources(spec: &SessionSpec) -> Value {
+    let mut amounts = serde_json::Map::new();
+    if let Some(cpu) = spec.cpu_limit.map(|c| format!("{}m", (c * 1000.0).round() as u64)) {
+        amounts.insert("cpu".into(), json!(cpu));
+    } else if let Some(cpu) = spec.option("cpu") {
+        amounts.insert("cpu".into(), json!(cpu));
+    }
+    if let Some(memory) = spec.memory_limit.map(|m| m.to_string()) {
+        amounts.insert("memory".into(), json!(memory));
+    } else if let Some(memory) = spec.option("memory") {
+        amounts.insert("memory".into(), json!(memory));
+    }
+    if amounts.is_empty() { json!({}) } else { json!({"requests": amounts, "limits": amounts}) }
+}
+
+fn pod(spec: &SessionSpec) -> Result<Value> {
+    if spec.launch.argv.is_empty() {
+        return Err(Error::invalid_input("the agent's launch plan has no command"));
+    }
+    let map = PathMap::new(spec, WORKSPACE, HOME, CA_BUNDLE);
+    let image = spec.image.clone().or_else(|| spec.option("image").map(String::from)).unwrap_or(DEFAULT_IMAGE.into());
+    let env: Vec<Value> = map.env(spec).into_iter().map(|e| json!({"name": e.name, "value": e.value})).collect();
+    // The session's directories exist on the claim before the agent starts in its own.
+    let mut command: Vec<String> = ["sh", "-c", r#"mkdir -p "$1" "$2" && cd "$1" && shift 2 && exec "$@""#, "sh"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    command.extend([map.rewrite(&spec.workdir), HOME.to_string()]);
+    command.extend(spec.launch.argv.iter().map(|a| map.rewrite(a)));
+    Ok(json!({
+        "apiVersion": "v1", "kind": POD,
+        "metadata": {"name": spec.resource_name, "labels": labels(spec)},
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "automountServiceAccountToken": false,
+            "securityContext": {
+                "runAsUser": USER, "runAsGroup": USER, "fsGroup": USER, "runAsNonRoot": true,
+                "seccompProfile": {"type": "RuntimeDefault"}
+            },
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name(&spec.resource_name)}}],
+            "containers": [{
+                "name": "agent",
+                "image": image,
+                "command": command,
+                "env": env,
+                "stdin": true,
+                "tty": true,
+                "resources": resources(spec),
+                "volumeMounts": [{"name": "data", "mountPath": DATA}],
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "capabilities": {"drop": ["ALL"]},
+                    "runAsNonRoot": true
+                }
+            }]
+        }
+    }))
+}
+
+/// The first container's status, if the pod has one yet.
+fn container(pod: &Value) -> &Value {
+    &pod["status"]["containerStatuses"][0]
+}
+
+/// A pod's state as a session's, with the cluster's own words.
+fn state_of(pod: &Value) -> ResourceStatus {
+    let status = &pod["status"];
+    let said = |reason: &str, message: &Value| match message.as_str().filter(|m| !m.is_empty()) {
+        Some(message) => format!("{reason}: {message}"),
+        None => reason.to_string(),
+    };
+    let c = container(pod);
+    if status["reason"] == "Evicted" {
+        return ResourceStatus::failed(said("Evicted", &status["message"]));
+    }
+    if let Some(reason) = c["state"]["waiting"]["reason"].as_str() {
+        if c["lastState"]["terminated"]["reason"] == "OOMKilled" {
+            return ResourceStatus::failed(format!(
+                "OOMKilled: the agent ran out of memory (its limit: {}); {}",
+                pod["spec"]["containers"][0]["resources"]["limits"]["memory"].as_str().unwrap_or("none"),
+                said(reason, &c["state"]["waiting"]["message"])
+            ));
+        }
+        if !matches!(reason, "ContainerCreating" | "PodInitializing") {
+            return ResourceStatus::failed(said(reason, &c["state"]["waiting"]["message"]));
+        }
+    }
+    if let Some(ended) = c["state"]["terminated"].as_object() {
+        let reason = ended.get("reason").and_then(Value::as_str).unwrap_or("Terminated");
+        let code = ended.get("exitCode").and_then(Value::as_i64).unwrap_or(-1);
+        return match reason {
+            "OOMKilled" => ResourceStatus::failed(format!("OOMKilled: the agent ran out of memory (exit {code})")),
+            _ => ResourceStatus { state: ResourceState::Stopped, detail: Some(format!("{reason} (exit {code})")) },
+        };
+    }
+    match status["phase"].as_str() {
+        Some("Running") => ResourceStatus::running(),
+        Some("Succeeded") => ResourceStatus::stopped(),
+        Some("Failed") => ResourceStatus::failed(said("Failed", &status["message"])),
+        _ => {
+            let unscheduled = status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "PodScheduled" && c["status"] == "False");
+            let detail = match unscheduled {
+                Some(c) => said(c["reason"].as_str().unwrap_or("Unschedulable"), &c["message"]),
+                None => said("Pending", &c["state"]["waiting"]["reason"]),
+            };
+            ResourceStatus { state: ResourceState::Starting, detail: Some(detail) }
+        }
+    }
+}
+
+fn parse(json: &str) -> Result<Value> {
+    serde_json::from_str(json).map_err(|e| Error::failed(format!("the cluster's answer is not JSON: {e}")))
+}
+
+/// Make the pod (the claim exists) and wait for it to run.
+fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
+    kube::apply(&pod(spec)?.to_string())?;
+    let timeout = spec.option("start_timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(60_000);
+    let seen = parse(&kube::wait_for_pod(&spec.resource_name, timeout)?)?;
+    let status = state_of(&seen);
+    if matches!(status.state, ResourceState::Failed) {
+        return Err(Error::failed(format!(
+            "pod {} cannot run: {}",
+            spec.resource_name,
+            status.detail.unwrap_or_default()
+        )));
+    }
+    Ok(SessionInfo { resource_id: spec.resource_name.clone(), status })
+}
+
+fn exists(kind: &str, name: &str) -> Result<bool> {
+    Ok(kube::get(kind, name)?.is_some())
+}
+
+impl Backend for Kubernetes {
+    fn info() -> BackendInfo {
+        BackendInfo {
+            id: "kubernetes".into(),
+            display_name: "Kubernetes (experimental)".into(),
+            features: BackendFeatures::ALL,
+        }
+    }
+
+    fn create(spec: SessionSpec) -> Result<SessionInfo> {
+        let name = &spec.resource_name;
+        if !name.starts_with(PREFIX) {
+            return Err(Error::invalid_input(format!("`{name}` is not a pod name of clauderon")));
+        }
+        if exists(POD, name)? || exists(CLAIM, &claim_name(name))? {
+            return Err(Error::invalid_input(format!(
+                "pod {name} or its claim exists already and is not this session's"
+            )));
+        }
+        kube::apply(&claim(&spec).to_string())?;
+        launch(&spec)
+    }
+
+    fn start(resource_id: String, spec: SessionSpec) -> Result<SessionInfo> {
+        if let Some(found) = kube::get(POD, &resource_id)? {
+            let status = state_of(&parse(&found)?);
+            if matches!(status.state, ResourceState::Running | ResourceState::Starting) {
+                return Ok(SessionInfo { resource_id, status });
+            }
+            // A pod that ended or cannot run is made again (its spec cannot change in place).
+            kube::delete(POD, &resource_id)?;
+        }
+        if !exists(CLAIM, &claim_name(&resource_id))? {
+            kube::apply(&claim(&spec).to_string())?;
+        }
+        launch(&spec)
+    }
+
+    fn stop(resource_id: String) -> Result<()> {
+        kube::delete(POD, &resource_id)?;
+        Ok(())
+    }
+
+    fn delete(resource_id: String) -> Result<()> {
+        let selector = format!("{RESOURCE_LABEL}={resource_id}");
+        for kind in [POD, CLAIM] {
+            for object in kube::list_objects(kind, &selector)? {
+                let object = parse(&object)?;
+                kube::delete(kind, object["metadata"]["name"].as_str().unwrap_or_default())?;
+            }
+        }
+        // Objects that lost their labels still go by name.
+        kube::delete(POD, &resource_id)?;
+        kube::delete(CLAIM, &claim_name(&resource_id))?;
+        Ok(())
+    }
+
+    fn status(resource_id: String) -> Result<ResourceStatus> {
+        match kube::get(POD, &resource_id)? {
+            Some(pod) => Ok(state_of(&parse(&pod)?)),
+            None if exists(CLAIM, &claim_name(&resource_id))? => Ok(ResourceStatus::stopped()),
+            None => Ok(ResourceStatus::missing(format!("neither pod {resource_id} nor its claim exists"))),
+        }
+    }
+
+    fn output(resource_id: String, lines: u32) -> Result<String> {
+        kube::logs(&resource_id, None, lines)
+    }
+
+    fn attach_argv(resource_id: String) -> Result<Vec<String>> {
+        if !exists(POD, &resource_id)? {
+            return Err(Error::not_found(format!("pod {resource_id} is not running: start the session first")));
+        }
+        Ok(kube::attach_argv(&resource_id, None))
+    }
+
+    fn list_resources() -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for kind in [POD, CLAIM] {
+            for object in kube::list_objects(kind, RESOURCE_LABEL)? {
+                if let Some(resource) = parse(&object)?["metadata"]["labels"][RESOURCE_LABEL].as_str() {
+                    names.push(resource.to_string());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+clauderon_sdk::export_backend!(Kubernetes);

@@ -1,0 +1,118 @@
+//! The Kubernetes backend (`kubernetes`, experimental) through the real
+//! daemon and CLI, against the local API server (`clauderon-mock-kube`),
+//! whose pods run in the local Docker engine. A session is a claim and a
+//! hardened pod labelled as the session's; stop deletes the pod and keeps
+//! the claim, start makes the pod again on it, delete leaves nothing; a pod
+//! that cannot run fails the create with the cluster's reason and leaves
+//! nothing behind. Off unless enabled, and a create says how to enable it.
+
+use clauderon_tests::{CANARIES, MockKube, World, eventually, unique};
+use serde_json::Value;
+
+fn config(kube: &MockKube, enabled: bool) -> String {
+    format!(
+        "[backends.kubernetes]\nenabled = \"{enabled}\"\nkubeconfig = \"{}\"\nnamespace = \"default\"\nstorage = \"1Gi\"\n\
+         start_timeout_ms = \"8000\"\n",
+        kube.kubeconfig().display()
+    )
+}
+
+fn create(world: &World, name: &str, prompt: &str, extra: &[&str]) -> clauderon_tests::Run {
+    let repo = world.repo.path().to_str().expect("utf-8").to_string();
+    let mut args =
+        vec!["create", "-r", &repo, "-b", "kubernetes", "-a", "shell", "--name", name, "-p", prompt, "--json"];
+    args.extend_from_slice(extra);
+    world.home.run(&args)
+}
+
+/// The session's objects in the cluster, as `kind/name` (sorted).
+fn objects(kube: &MockKube, resource: &str) -> Vec<String> {
+    let selector = format!("dev.clauderon.resource={resource}");
+    let out = kube.ok(&["get", "pods,pvc", "-l", &selector, "-o", "name"]);
+    let mut names: Vec<String> = out.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+fn session_status(world: &World, name: &str) -> String {
+    let list = world.home.run(&["list", "--json"]).ok().json();
+    let found = list.as_array().into_iter().flatten().find(|s| s["name"] == name).cloned().unwrap_or(Value::Null);
+    found["status"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and_goes() {
+    let kube = MockKube::start();
+    let world = World::start_with(&config(&kube, true));
+    let name = unique("kb");
+    let made =
+        create(&world, &name, "echo hello from the pod; sleep 600", &["--memory-limit", "256m", "--cpu-limit", "0.5"])
+            .ok()
+            .json();
+    let pod_name = made["resource_id"].as_str().expect("a resource").to_string();
+    assert_eq!(made["status"], "running", "{made}");
+    let claim = format!("{pod_name}-data");
+    assert_eq!(objects(&kube, &pod_name), [format!("persistentvolumeclaim/{claim}"), format!("pod/{pod_name}")]);
+
+    // The pod as the cluster has it: the session's, contained, limited.
+    let pod = kube.object(&["pod", &pod_name]);
+    assert_eq!(pod["status"]["phase"], "Running", "create waited for it to run");
+    let labels = &pod["metadata"]["labels"];
+    assert_eq!(labels["dev.clauderon.session-id"], made["id"]);
+    assert_eq!(labels["dev.clauderon.component"], "kubernetes", "the host's owner label");
+    let spec = &pod["spec"];
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(spec["securityContext"]["runAsUser"], 1000);
+    assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let agent = &spec["containers"][0];
+    assert_eq!(agent["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(agent["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(agent["resources"]["limits"]["memory"], (256u64 << 20).to_string());
+    assert_eq!(agent["resources"]["limits"]["cpu"], "500m");
+    assert_eq!(spec["volumes"][0]["persistentVolumeClaim"]["claimName"], claim.as_str());
+    let env = agent["env"].to_string();
+    assert!(env.contains("\"HOME\",\"value\":\"/session/home\""), "HOME on the claim: {env}");
+    let all = pod.to_string();
+    for (var, value) in CANARIES {
+        assert!(!all.contains(value), "{var}'s real value is in the pod: {all}");
+    }
+    eventually(20, "the agent's output in the pod's log", || {
+        kube.ok(&["logs", &pod_name]).contains("hello from the pod").then_some(())
+    });
+    assert!(kube.ok(&["logs", &pod_name]).lines().all(|l| !CANARIES.iter().any(|(_, v)| l.contains(v))));
+
+    // Stop: the pod goes, the claim stays; start: a new pod on the same claim.
+    world.home.run(&["stop", &name]).ok();
+    assert_eq!(objects(&kube, &pod_name), [format!("persistentvolumeclaim/{claim}")], "the claim stays");
+    assert_eq!(session_status(&world, &name), "stopped");
+    world.home.run(&["start", &name]).ok();
+    let again = kube.object(&["pod", &pod_name]);
+    assert_eq!(again["status"]["phase"], "Running");
+    assert_ne!(again["metadata"]["uid"], pod["metadata"]["uid"], "a new pod");
+    assert_eq!(again["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], claim.as_str());
+
+    // Delete: nothing of the session is left.
+    world.home.run(&["delete", &name]).ok();
+    assert!(objects(&kube, &pod_name).is_empty(), "{:?}", objects(&kube, &pod_name));
+}
+
+#[test]
+fn kubernetes_is_off_until_enabled_and_a_pod_that_cannot_run_fails_the_create_with_the_clusters_reason() {
+    let kube = MockKube::start();
+    let off = World::start_with(&config(&kube, false));
+    let refused = create(&off, &unique("kb-off"), "true", &[]);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert_ne!(refused.code, 0, "{said}");
+    assert!(said.contains("the kubernetes backend is off") && said.contains("--enable-kubernetes-backend"), "{said}");
+    drop(off);
+
+    let world = World::start_with(&config(&kube, true));
+    let name = unique("kb-pull");
+    let failed = create(&world, &name, "true", &["--image", "clauderon/absent:1"]);
+    let said = format!("{}{}", failed.stdout, failed.stderr);
+    assert_ne!(failed.code, 0, "{said}");
+    assert!(said.contains("cannot run") && said.contains("ImagePull"), "the cluster's reason: {said}");
+    let left = kube.ok(&["get", "pods,pvc", "-l", "dev.clauderon.component=kubernetes", "-o", "name"]);
+    assert_eq!(left.trim(), "", "a failed create leaves nothing in the cluster");
+}
