@@ -167,6 +167,8 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
         ("get Pod agent", "passed: found"),
         ("logs theirs", "failed: pod theirs (of this component) does not exist"),
         ("get Secret loot", "denied: kind \"Secret\""),
+        ("exec theirs true", "failed: pod theirs (of this component) does not exist"),
+        ("copy agent /etc /tmp/etc", "denied: copy-in works only during a session's create or start"),
         ("namespace", "default"),
     ];
     let mut spec = SessionSpec::named("probe");
@@ -282,4 +284,42 @@ async fn a_failing_cluster_login_tells_the_component_why_but_never_the_credentia
     assert!(log.contains("exec credential plugin"), "the daemon's log says what failed: {log}");
     assert!(!log.contains(CANARY), "the daemon's log holds the token: {log}");
     assert_eq!(kube.ok(&["get", "pvc", "-o", "name"]).trim(), "", "nothing reached the cluster");
+}
+
+/// `copy-in` sends only the session's own files, during its create: a path
+/// outside them, or a link inside them to one outside, is refused; the
+/// session's own directory arrives, and `exec` reads it back in the pod.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
+    let kube = MockKube::start();
+    let (_home, rt) = probe_runtime(kube.kubeconfig()).await;
+    let session = tempfile::tempdir().expect("session dir");
+    std::fs::write(session.path().join("hello.txt"), "hello from the session\n").expect("file");
+    std::os::unix::fs::symlink("/etc/shadow", session.path().join("leak")).expect("symlink");
+    let dir = session.path().display().to_string();
+    let reads = [
+        ("wait agent", "passed: seen".to_string()),
+        ("copy agent /etc/passwd /tmp/passwd", "denied: /etc/passwd is not one of the session's own paths".into()),
+        (&*format!("copy agent {dir}/leak /tmp/leak"), "denied: ".to_string() + &dir + "/leak is not one of"),
+        (&*format!("copy agent {dir} /tmp/in"), "passed: copied".into()),
+        ("exec agent cat /tmp/in/hello.txt", "passed: exit Some(0): hello from the session".into()),
+        ("exec agent readlink /tmp/in/leak", "passed: exit Some(0): /etc/shadow".into()),
+        ("exec agent false", "passed: exit Some(1)".into()),
+        ("copy agent branch /tmp/w", "failed: this host cannot send sessions' branches".into()),
+        ("copy agent /tmp /../x", "denied: the target".into()),
+    ];
+    let mut spec = SessionSpec::named("probe");
+    let objects = [claim("work", |_| {}).to_string(), pod("agent", mount("work")).to_string()];
+    spec.options = vec![
+        ("try-objects".into(), objects.join("\n")),
+        ("try-reads".into(), reads.iter().map(|(r, _)| *r).collect::<Vec<_>>().join("\n")),
+    ];
+    let mut backend = rt.backend("kube-probe").await.expect("instance");
+    backend.serve_session("probe", &[session.path().to_path_buf()]);
+    let report = backend.create(&spec).await.expect_err("the probe fails with its report").to_string();
+    let said = outcomes(&report);
+    for (read, expected) in &reads {
+        let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
+        assert!(got.starts_with(expected.as_str()), "{read}: expected {expected:?}, got {got:?}\n{report}");
+    }
 }

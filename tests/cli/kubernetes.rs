@@ -1,7 +1,8 @@
 //! The Kubernetes backend (`kubernetes`, experimental) through the real
 //! daemon and CLI, against the local API server (`clauderon-mock-kube`),
 //! whose pods run in the local Docker engine. A session is a claim and a
-//! hardened pod labelled as the session's; stop deletes the pod and keeps
+//! hardened pod labelled as the session's, the session's branch cloned into
+//! the claim without being pushed anywhere; stop deletes the pod and keeps
 //! the claim, start makes the pod again on it, delete leaves nothing; a pod
 //! that cannot run fails the create with the cluster's reason and leaves
 //! nothing behind. Off unless enabled, and a create says how to enable it.
@@ -45,10 +46,14 @@ fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and
     let kube = MockKube::start();
     let world = World::start_with(&config(&kube, true));
     let name = unique("kb");
-    let made =
-        create(&world, &name, "echo hello from the pod; sleep 600", &["--memory-limit", "256m", "--cpu-limit", "0.5"])
-            .ok()
-            .json();
+    let made = create(
+        &world,
+        &name,
+        "echo hello from the pod; echo started in $(pwd); sleep 600",
+        &["--memory-limit", "256m", "--cpu-limit", "0.5"],
+    )
+    .ok()
+    .json();
     let pod_name = made["resource_id"].as_str().expect("a resource").to_string();
     assert_eq!(made["status"], "running", "{made}");
     let claim = format!("{pod_name}-data");
@@ -80,6 +85,19 @@ fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and
     eventually(20, "the agent's output in the pod's log", || {
         kube.ok(&["logs", &pod_name]).contains("hello from the pod").then_some(())
     });
+    // The session's files in the claim: its branch cloned at the workspace
+    // (where the agent started), owned by the agent's user; the CA bundle.
+    let in_pod = |script: &str| kube.ok(&["exec", &pod_name, "--", "sh", "-c", script]).trim().to_string();
+    assert!(kube.ok(&["logs", &pod_name]).contains("started in /session/workspace"), "the agent's directory");
+    assert_eq!(in_pod("git -C /session/workspace rev-parse HEAD"), made["base_commit"].as_str().expect("base"));
+    assert_eq!(
+        in_pod("git -C /session/workspace rev-parse --abbrev-ref HEAD"),
+        made["branch"].as_str().expect("branch")
+    );
+    assert_eq!(in_pod("git -C /session/workspace ls-files"), "sub/README", "the repository's files");
+    assert_eq!(in_pod("stat -c %u /session/workspace/sub/README"), "1000");
+    assert!(in_pod("cat \"$SSL_CERT_FILE\"").contains("BEGIN CERTIFICATE"), "clauderon's CA in the pod");
+    in_pod("echo the agent work > /session/workspace/work.txt");
     assert!(kube.ok(&["logs", &pod_name]).lines().all(|l| !CANARIES.iter().any(|(_, v)| l.contains(v))));
 
     // Stop: the pod goes, the claim stays; start: a new pod on the same claim.
@@ -91,6 +109,7 @@ fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and
     assert_eq!(again["status"]["phase"], "Running");
     assert_ne!(again["metadata"]["uid"], pod["metadata"]["uid"], "a new pod");
     assert_eq!(again["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], claim.as_str());
+    assert_eq!(in_pod("cat /session/workspace/work.txt"), "the agent work", "the claim kept it");
 
     // Delete: nothing of the session is left.
     world.home.run(&["delete", &name]).ok();

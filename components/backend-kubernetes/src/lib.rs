@@ -5,7 +5,8 @@
 //! capability holds the cluster's credentials and checks every object):
 //! - a claim `<resource>-data` (`storage`, default `10Gi`; `storage_class`)
 //!   holding the session's data at `/session`: the workspace at
-//!   `/session/workspace`, the config home (`HOME`) at `/session/home`;
+//!   `/session/workspace`, the config home (`HOME`) at `/session/home`,
+//!   clauderon's CA bundle in `/session/ca`;
 //! - a pod `<resource>` running the agent: image `--image`, else
 //!   `[backends.kubernetes] image`, else `clauderon/agent:latest`; requests
 //!   and limits from `--cpu-limit`/`--memory-limit` (else `cpu`, `memory`);
@@ -17,16 +18,23 @@
 //! `create` waits for the pod to run (`start_timeout_ms`, default 60000,
 //! within the call's deadline), while the host shows the cluster's events
 //! as progress; a pod that cannot run (an image that cannot be pulled, a
-//! crash loop) fails the create with the cluster's reason. `stop` deletes the
+//! crash loop) or does not run in time fails the create with the cluster's
+//! reason. `stop` deletes the
 //! pod and keeps the claim; `start` makes the pod again on the same claim;
 //! `delete` removes everything labelled with the resource. `status` maps the
 //! pod's state: Pending → starting, `ImagePullBackOff`/`CrashLoopBackOff`/
 //! `OOMKilled`/`Evicted` → failed with the cluster's message, no pod but
 //! the claim → stopped.
 //!
-//! Not yet: copying the worktree and the config home into the claim, and the
-//! proxy's reach from the pod (a reverse tunnel); until then the workspace
-//! starts empty and the agent has no way out.
+//! Once the pod runs, the session's files go into the claim, once (they and
+//! the agent's work stay across stop and start): the session's branch,
+//! cloned at the workspace from a bundle the host makes of it in the user's
+//! repository (nothing of the repository needs pushing anywhere), the config
+//! home and clauderon's CA bundle (`kube::copy-in`); then the agent starts
+//! (the pod waits for `/session/.ready`).
+//!
+//! Not yet: bringing the agent's commits back, and the proxy's reach from the
+//! pod (a reverse tunnel); until then the agent has no way out.
 
 use clauderon_sdk::kube;
 use clauderon_sdk::types::{ResourceState, ResourceStatus, SessionInfo, SessionSpec};
@@ -39,7 +47,10 @@ const DEFAULT_IMAGE: &str = "clauderon/agent:latest";
 const DATA: &str = "/session";
 const WORKSPACE: &str = "/session/workspace";
 const HOME: &str = "/session/home";
-const CA_BUNDLE: &str = "/session/ca-bundle.pem";
+/// Where clauderon's CA bundle is copied (under its own file name).
+const CA_DIR: &str = "/session/ca";
+/// Made once the session's files are in the claim: the agent starts then.
+const READY: &str = "/session/.ready";
 /// The user and group the agent runs as.
 const USER: i64 = 1000;
 /// Labels on every object of a session.
@@ -90,19 +101,23 @@ fn resources(spec: &SessionSpec) -> Value {
     if amounts.is_empty() { json!({}) } else { json!({"requests": amounts, "limits": amounts}) }
 }
 
+/// Where the session's host paths are in the pod.
+fn path_map(spec: &SessionSpec) -> PathMap {
+    let bundle = spec.env_value("SSL_CERT_FILE").and_then(|p| p.rsplit('/').next()).unwrap_or("ca-bundle.pem");
+    PathMap::new(spec, WORKSPACE, HOME, &format!("{CA_DIR}/{bundle}"))
+}
+
 fn pod(spec: &SessionSpec) -> Result<Value> {
     if spec.launch.argv.is_empty() {
         return Err(Error::invalid_input("the agent's launch plan has no command"));
     }
-    let map = PathMap::new(spec, WORKSPACE, HOME, CA_BUNDLE);
+    let map = path_map(spec);
     let image = spec.image.clone().or_else(|| spec.option("image").map(String::from)).unwrap_or(DEFAULT_IMAGE.into());
     let env: Vec<Value> = map.env(spec).into_iter().map(|e| json!({"name": e.name, "value": e.value})).collect();
-    // The session's directories exist on the claim before the agent starts in its own.
-    let mut command: Vec<String> = ["sh", "-c", r#"mkdir -p "$1" "$2" && cd "$1" && shift 2 && exec "$@""#, "sh"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    command.extend([map.rewrite(&spec.workdir), HOME.to_string()]);
+    // The agent starts once the session's files are in the claim (`READY`).
+    let wait = r#"until [ -e "$1" ]; do sleep 0.2; done; cd "$2" && shift 2 && exec "$@""#;
+    let mut command: Vec<String> = ["sh", "-c", wait, "sh", READY].iter().map(|s| s.to_string()).collect();
+    command.push(map.rewrite(&spec.workdir));
     command.extend(spec.launch.argv.iter().map(|a| map.rewrite(a)));
     Ok(json!({
         "apiVersion": "v1", "kind": POD,
@@ -196,7 +211,7 @@ fn parse(json: &str) -> Result<Value> {
 /// Make the pod (the claim exists) and wait for it to run.
 fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
     kube::apply(&pod(spec)?.to_string())?;
-    let timeout = spec.option("start_timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(60_000);
+    let timeout: u32 = spec.option("start_timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(60_000);
     let seen = parse(&kube::wait_for_pod(&spec.resource_name, timeout)?)?;
     let status = state_of(&seen);
     if matches!(status.state, ResourceState::Failed) {
@@ -206,7 +221,43 @@ fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
             status.detail.unwrap_or_default()
         )));
     }
+    if !matches!(status.state, ResourceState::Running) {
+        return Err(Error::failed(format!(
+            "pod {} did not run in the time create may wait (start_timeout_ms = {timeout}, within the call's \
+             deadline): {}; a cluster that pulls images or provisions volumes may need longer: raise \
+             start_timeout_ms under [backends.kubernetes] and [limits.backend] deadline",
+            spec.resource_name,
+            status.detail.unwrap_or_default()
+        )));
+    }
+    fill_claim(spec)?;
     Ok(SessionInfo { resource_id: spec.resource_name.clone(), status })
+}
+
+/// Copy the session's files into its claim, once (a claim that has them
+/// keeps them, and the agent's work, across stop and start): the branch at
+/// the workspace, the config home, clauderon's CA bundle. Then the agent starts.
+fn fill_claim(spec: &SessionSpec) -> Result<()> {
+    let pod = &spec.resource_name;
+    let ready = kube::exec(pod, None, &["test".into(), "-e".into(), READY.into()], None)?;
+    if ready.exit_code == Some(0) {
+        return Ok(());
+    }
+    kube::copy_in(pod, None, &kube::CopySource::Branch, WORKSPACE)?;
+    if let Some(home) = spec.env_value("HOME") {
+        kube::copy_in(pod, None, &kube::CopySource::Path(home.to_string()), HOME)?;
+    }
+    if let Some(bundle) = spec.env_value("SSL_CERT_FILE") {
+        kube::copy_in(pod, None, &kube::CopySource::Path(bundle.to_string()), CA_DIR)?;
+    }
+    let done = kube::exec(pod, None, &["touch".into(), READY.into()], None)?;
+    if done.exit_code != Some(0) {
+        return Err(Error::failed(format!(
+            "marking the session's files ready in pod {pod} failed: {}",
+            String::from_utf8_lossy(&done.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 fn exists(kind: &str, name: &str) -> Result<bool> {

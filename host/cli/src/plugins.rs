@@ -164,9 +164,12 @@ fn new_runtime(home: &Home) -> anyhow::Result<Runtime> {
     Runtime::new(RuntimeConfig::under(&home.root)).context("starting the component runtime")
 }
 
-/// A runtime with every bundled and user component loaded (failures recorded).
+/// A runtime with every bundled component the config turns on and every
+/// user component loaded (failures recorded): what the daemon loads.
 pub async fn load_everything(home: &Home, config: RuntimeConfig) -> anyhow::Result<Runtime> {
-    clauderon_daemon::load_components(home, config, bundled::sources()).await
+    let settings = clauderon_daemon::Config::load(&home.config())?;
+    let bundled = clauderon_daemon::enabled_bundled(&settings, bundled::sources())?;
+    clauderon_daemon::load_components(home, config, bundled.sources).await
 }
 
 /// The running daemon, if one answers (never started for a `plugins` command).

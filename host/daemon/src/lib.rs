@@ -86,14 +86,9 @@ impl Daemon {
         runtime_config.limits = config.limits.clone();
         runtime_config.route_http = true;
         runtime_config.kube = config.kube_settings()?;
-        let kubernetes = config.kubernetes_enabled()?;
-        let mut bundled = parts.bundled;
-        let mut disabled_backends = Vec::new();
-        if !kubernetes {
-            bundled.retain(|s| !matches!(s, Source::Bundled { name, .. } if name == config::KUBERNETES));
-            disabled_backends.push((config::KUBERNETES.to_string(), config::ENABLE_KUBERNETES.to_string()));
-        }
-        let runtime = load_components(home, runtime_config, bundled).await?;
+        let bundled = enabled_bundled(&config, parts.bundled)?;
+        let disabled_backends = bundled.disabled;
+        let runtime = load_components(home, runtime_config, bundled.sources).await?;
         for f in runtime.failures() {
             tracing::warn!("refused component {}: {}", f.origin, f.error);
         }
@@ -135,6 +130,7 @@ impl Daemon {
                 .with_egress(network.egress.clone())
                 .with_sandbox(sandbox),
         );
+        runtime.set_session_branches(Arc::new(clauderon_sessions::Branches(Arc::downgrade(&manager))));
         let hooks = clauderon_sessions::hooks::spawn(runtime.clone(), manager.subscribe());
         tracing::info!("{hooks} hook component(s) get session events");
         // In the background: a slow or failing backend must not hold up the API.
@@ -174,6 +170,25 @@ impl Daemon {
         axum::serve(self.listener, clauderon_api::router(self.state)).with_graceful_shutdown(shutdown).await?;
         Ok(())
     }
+}
+
+/// The bundled components the config turns on, and the backends it leaves off.
+pub struct Enabled {
+    /// The components to load.
+    pub sources: Vec<Source>,
+    /// The backends left off, each with how to turn it on.
+    pub disabled: Vec<(String, String)>,
+}
+
+/// What of `bundled` `config` turns on (the experimental Kubernetes backend
+/// is off unless enabled). The daemon and `clauderon plugins` load the same set.
+pub fn enabled_bundled(config: &Config, mut bundled: Vec<Source>) -> anyhow::Result<Enabled> {
+    let mut disabled = Vec::new();
+    if !config.kubernetes_enabled()? {
+        bundled.retain(|s| !matches!(s, Source::Bundled { name, .. } if name == config::KUBERNETES));
+        disabled.push((config::KUBERNETES.to_string(), config::ENABLE_KUBERNETES.to_string()));
+    }
+    Ok(Enabled { sources: bundled, disabled })
 }
 
 /// A runtime with every bundled and user component loaded (failures recorded).

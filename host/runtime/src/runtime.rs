@@ -159,6 +159,11 @@ impl Runtime {
         })
     }
 
+    /// Where `kube`'s `copy-in` gets sessions' branches (the session manager).
+    pub fn set_session_branches(&self, branches: Arc<dyn crate::SessionBranches>) {
+        self.services.kube.set_branches(branches);
+    }
+
     /// Send every component's `http` requests through `route` (the daemon's
     /// proxy) from now on.
     pub fn set_http_route(&self, route: Arc<dyn crate::HttpRoute>) {

@@ -539,7 +539,20 @@ impl Manager {
         }
     }
 
-    /// What a backend says it can do.
+    /// A git bundle of session `id`'s branch, made from the user's
+    /// repository into the session's directory, for a backend that copies
+    /// the branch to where the session runs (`kube`'s `copy-in`).
+    pub async fn branch_bundle(&self, id: &str) -> Result<clauderon_runtime::BranchBundle, SessionError> {
+        let session = self.get(id).await?;
+        let file = self.session_dir(&session).join("branch.bundle");
+        let origin = {
+            let lock = self.lock_for(&repo_key(&session.repo));
+            let _one_at_a_time = lock.lock().await;
+            worktree::bundle(&session.repo, &session.branch, &file).await?
+        };
+        Ok(clauderon_runtime::BranchBundle { file, branch: session.branch.clone(), origin })
+    }
+
     /// What `backend` says it can do (isolation, images, limits).
     pub async fn features(&self, backend: &str) -> Result<BackendFeatures, SessionError> {
         Ok(self.runtime.backend(backend).await?.info().await?.features)
@@ -1215,6 +1228,22 @@ fn check_attach_argv(
         )));
     }
     Ok(())
+}
+
+/// Sessions' branches for the runtime's `kube` `copy-in`, from a manager that
+/// may be gone (the runtime outlives nothing it is given: no cycle).
+pub struct Branches(pub std::sync::Weak<Manager>);
+
+impl clauderon_runtime::SessionBranches for Branches {
+    fn bundle<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<clauderon_runtime::BranchBundle, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let manager = self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())?;
+            manager.branch_bundle(session_id).await.map_err(|e| e.to_string())
+        })
+    }
 }
 
 #[cfg(test)]

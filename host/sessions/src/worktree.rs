@@ -140,6 +140,17 @@ async fn clone(root: &Path, worktree: &Path, branch: &str) -> Result<(), Session
     Ok(())
 }
 
+/// Write a git bundle of `branch` (its history up to its head, nothing else
+/// of the repository) to `file`, made in the user's repository `root`, and
+/// say the repository's `origin` URL, if it has one.
+pub async fn bundle(root: &Path, branch: &str, file: &Path) -> Result<Option<String>, SessionError> {
+    let out = file.to_string_lossy();
+    git(root, &["bundle", "create", "--quiet", &out, &format!("refs/heads/{branch}")])
+        .await
+        .map_err(|e| SessionError::Failed(format!("bundling {branch} of {}: {e}", root.display())))?;
+    Ok(git(root, &["remote", "get-url", "origin"]).await.ok().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()))
+}
+
 /// Bring the session's `branch` from its clone into the user's repository.
 /// Refused if the clone no longer reads objects only from the user's store.
 /// Nothing to bring back when the clone is gone, or for a session made

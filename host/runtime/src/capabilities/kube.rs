@@ -5,20 +5,23 @@
 //! sends passes [`super::kube_policy`] first. It sees and changes only
 //! objects labelled as its own.
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch, PatchParams,
-    PostParams, Preconditions,
+    Api, ApiResource, AttachParams, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch,
+    PatchParams, PostParams, Preconditions,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
 use super::kube_policy::{self, KindRef, Scope};
 use crate::bindings::PluginError;
-use crate::bindings::kube::Host;
+use crate::bindings::kube::{CopySource, ExecOutput, Host};
 use crate::error::HostError;
 use crate::state::HostState;
 
@@ -26,6 +29,9 @@ type Res<T> = Result<T, HostError>;
 
 /// The most log text `logs` returns.
 const MAX_LOG: usize = 1 << 20;
+
+/// The most of stdout, and of stderr, `exec` keeps.
+const MAX_EXEC_OUTPUT: usize = 1 << 20;
 
 /// How often `wait-for-pod` looks at the pod and its events.
 const POLL: Duration = Duration::from_millis(250);
@@ -50,17 +56,46 @@ pub struct KubeSettings {
     pub service_account_token: bool,
 }
 
-/// The host service behind `kube`: the settings and, once connected, the client.
+/// A session's branch as `copy-in` sends it: a git bundle the daemon made
+/// from the user's repository.
+#[derive(Debug, Clone)]
+pub struct BranchBundle {
+    /// The bundle file, made for one copy and removed once opened (the
+    /// component never sees the path).
+    pub file: PathBuf,
+    /// The branch it holds, checked out in the pod.
+    pub branch: String,
+    /// The repository's `origin`, given to the pod's clone.
+    pub origin: Option<String>,
+}
+
+/// What the daemon knows of sessions that `copy-in` needs: their branches.
+pub trait SessionBranches: Send + Sync {
+    /// A bundle of session `session_id`'s branch.
+    fn bundle<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<BranchBundle, String>> + Send + 'a>>;
+}
+
+/// The host service behind `kube`: the settings and, once connected, the
+/// client; and where sessions' branches come from (set by the daemon).
 pub struct KubeService {
     settings: Option<KubeSettings>,
     client: tokio::sync::OnceCell<kube::Client>,
+    branches: OnceLock<Arc<dyn SessionBranches>>,
 }
 
 impl KubeService {
     /// A service for the cluster `settings` names; `None`: no cluster is
     /// configured and every call says how to configure one.
     pub fn new(settings: Option<KubeSettings>) -> Self {
-        Self { settings, client: tokio::sync::OnceCell::new() }
+        Self { settings, client: tokio::sync::OnceCell::new(), branches: OnceLock::new() }
+    }
+
+    /// Where `copy-in` gets sessions' branches (once; later calls are ignored).
+    pub fn set_branches(&self, branches: Arc<dyn SessionBranches>) {
+        let _ = self.branches.set(branches);
     }
 
     fn settings(&self) -> Result<&KubeSettings, PluginError> {
@@ -128,6 +163,82 @@ impl KubeService {
     async fn own(&self, scope: &Scope, k: KindRef, name: &str) -> Result<Option<Value>, PluginError> {
         Ok(self.lookup(scope, k, name).await?.filter(|o| kube_policy::owned(o, scope)))
     }
+}
+
+/// Run `argv` in `pod` (the component's: checked) feeding it `input`, until
+/// it ends or `budget` passes; stdout and stderr are kept up to
+/// [`MAX_EXEC_OUTPUT`] each.
+async fn run_in_pod(
+    service: &KubeService,
+    scope: &Scope,
+    pod: &str,
+    container: Option<String>,
+    argv: Vec<String>,
+    input: Option<Pin<Box<dyn tokio::io::AsyncRead + Send>>>,
+    budget: Duration,
+) -> Result<ExecOutput, PluginError> {
+    use tokio::io::AsyncWriteExt;
+    if service.own(scope, kube_policy::POD, pod).await?.is_none() {
+        return Err(PluginError::NotFound(format!("pod {pod} (of this component) does not exist")));
+    }
+    let api: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);
+    let params = AttachParams { container, stdin: input.is_some(), stdout: true, stderr: true, ..Default::default() };
+    let doing = format!("running {:?} in pod {pod}", argv.first().map(String::as_str).unwrap_or_default());
+    let work = async {
+        let mut process = api.exec(pod, argv, &params).await.map_err(|e| cluster_error(&doing, e))?;
+        let stdin = process.stdin();
+        let feed = async move {
+            if let (Some(mut input), Some(mut writer)) = (input, stdin) {
+                tokio::io::copy(&mut input, &mut writer).await?;
+                // Dropping the writer closes the pod's stdin (v5.channel.k8s.io).
+                writer.shutdown().await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        let status = process.take_status();
+        let (fed, (stdout, cut_out), (stderr, cut_err)) =
+            tokio::join!(feed, read_capped(process.stdout()), read_capped(process.stderr()));
+        let status = match status {
+            Some(status) => status.await,
+            None => None,
+        };
+        let _ = process.join().await;
+        if let Err(e) = fed {
+            tracing::debug!("{doing}: its stdin closed early: {e}");
+        }
+        Ok(ExecOutput { exit_code: exit_code(status.as_ref()), stdout, stderr, truncated: cut_out || cut_err })
+    };
+    tokio::time::timeout(budget, work)
+        .await
+        .map_err(|_| PluginError::Failed(format!("{doing}: it did not end within {} ms", budget.as_millis())))?
+}
+
+/// Everything `reader` gives, up to [`MAX_EXEC_OUTPUT`] (the rest is read and
+/// dropped); whether it was cut.
+async fn read_capped(reader: Option<impl tokio::io::AsyncRead + Unpin>) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let Some(mut reader) = reader else { return (Vec::new(), false) };
+    let (mut kept, mut buf, mut cut) = (Vec::new(), vec![0u8; 16 << 10], false);
+    while let Ok(n) = reader.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let room = MAX_EXEC_OUTPUT.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+        cut |= n > room;
+    }
+    (kept, cut)
+}
+
+/// The exit code a remote command's final `Status` gives: 0 on success, the
+/// `ExitCode` cause of a `NonZeroExitCode` failure.
+fn exit_code(status: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>) -> Option<i32> {
+    let status = status?;
+    if status.status.as_deref() == Some("Success") {
+        return Some(0);
+    }
+    let causes = status.details.as_ref()?.causes.as_ref()?;
+    causes.iter().find(|c| c.reason.as_deref() == Some("ExitCode"))?.message.as_deref()?.parse().ok()
 }
 
 /// A cluster's error as a plugin error: the API server's own message and
@@ -199,7 +310,28 @@ fn config_error(err: &kube::config::KubeconfigError) -> String {
     }
 }
 
+/// `path`, if it is inside one of the session's own paths (`own`),
+/// wherever its links lead.
+async fn session_path(own: &[PathBuf], path: &str) -> Result<PathBuf, PluginError> {
+    let canonical = tokio::fs::canonicalize(path).await.map_err(|e| PluginError::NotFound(format!("{path}: {e}")))?;
+    if !own.iter().any(|p| canonical.starts_with(p)) {
+        return Err(PluginError::Denied(format!("{path} is not one of the session's own paths")));
+    }
+    Ok(canonical)
+}
+
+/// What `copy-in` streams into the pod.
+enum Input {
+    File(tokio::fs::File),
+    Tar(tokio::process::Child),
+}
+
 impl HostState {
+    /// 90% of what is left of the call's deadline (the call can still answer).
+    fn time_left(&self) -> Duration {
+        self.ctx.limits.deadline.mul_f64(0.9).saturating_sub(self.call_started.elapsed())
+    }
+
     fn kube_scope(&self) -> Result<Scope, PluginError> {
         let settings = self.services.kube.settings()?;
         Ok(Scope {
@@ -328,8 +460,7 @@ impl Host for HostState {
 
     async fn wait_for_pod(&mut self, pod: String, timeout_ms: u32) -> Res<String> {
         let scope = self.kube_scope()?;
-        let left = self.ctx.limits.deadline.mul_f64(0.9).saturating_sub(self.call_started.elapsed());
-        let until = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.into()).min(left);
+        let until = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.into()).min(self.time_left());
         let service = &self.services.kube;
         let gone = || PluginError::NotFound(format!("pod {pod} (of this component) does not exist"));
         let client = service.client().await?;
@@ -353,6 +484,104 @@ impl Host for HostState {
                 return Ok(found.to_string());
             }
             tokio::time::sleep_until(until.min(tokio::time::Instant::now() + POLL)).await;
+        }
+    }
+
+    async fn exec(
+        &mut self,
+        pod: String,
+        container: Option<String>,
+        argv: Vec<String>,
+        stdin: Option<Vec<u8>>,
+    ) -> Res<ExecOutput> {
+        let scope = self.kube_scope()?;
+        if argv.is_empty() {
+            return Err(PluginError::InvalidInput("exec needs a command".into()).into());
+        }
+        let input =
+            stdin.map(|bytes| Box::pin(std::io::Cursor::new(bytes)) as Pin<Box<dyn tokio::io::AsyncRead + Send>>);
+        Ok(run_in_pod(&self.services.kube, &scope, &pod, container, argv, input, self.time_left()).await?)
+    }
+
+    async fn copy_in(
+        &mut self,
+        pod: String,
+        container: Option<String>,
+        source: CopySource,
+        target: String,
+    ) -> Res<String> {
+        let scope = self.kube_scope()?;
+        let Some(session) = self.session.clone() else {
+            return Err(PluginError::Denied("copy-in works only during a session's create or start".into()).into());
+        };
+        if !target.starts_with('/') || target.split('/').any(|part| part == "..") {
+            return Err(PluginError::InvalidInput(format!(
+                "the target {target:?} must be an absolute path without `..`"
+            ))
+            .into());
+        }
+        let (argv, child) = match source {
+            CopySource::Branch => {
+                let branches = self.services.kube.branches.get().ok_or_else(|| {
+                    PluginError::Unsupported("this host cannot send sessions' branches (no daemon)".into())
+                })?;
+                let bundle = branches.bundle(&session).await.map_err(PluginError::Failed)?;
+                // The bundle to a file in the pod, cloned at the target, then gone.
+                let script = r#"set -e; f=$(mktemp); trap 'rm -f "$f"' EXIT; cat > "$f"; git clone -q -b "$2" "$f" "$1"; if [ -n "$3" ]; then git -C "$1" remote set-url origin "$3"; else git -C "$1" remote remove origin; fi"#;
+                let argv = ["sh", "-c", script, "sh", &target, &bundle.branch, bundle.origin.as_deref().unwrap_or("")];
+                let file = tokio::fs::File::open(&bundle.file)
+                    .await
+                    .map_err(|e| PluginError::Failed(format!("reading the session's branch bundle: {e}")))?;
+                // Made for this copy: the open file is all it is needed as.
+                let _ = tokio::fs::remove_file(&bundle.file).await;
+                (argv.map(String::from).to_vec(), Input::File(file))
+            }
+            CopySource::Path(path) => {
+                let own = self.session_paths.clone();
+                let path = session_path(&own, &path).await?;
+                let (dir, name) = match tokio::fs::metadata(&path).await {
+                    Ok(m) if m.is_dir() => (path.clone(), ".".to_string()),
+                    Ok(_) => (
+                        path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    ),
+                    Err(e) => return Err(PluginError::NotFound(format!("{}: {e}", path.display())).into()),
+                };
+                let tar = tokio::process::Command::new("tar")
+                    .env_clear()
+                    .env("PATH", "/usr/bin:/bin")
+                    .args(["-c", "-C"])
+                    .arg(&dir)
+                    .arg(&name)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|e| PluginError::Failed(format!("could not start tar: {e}")))?;
+                let argv = ["sh", "-c", r#"set -e; mkdir -p "$1"; tar -x -o -C "$1""#, "sh", &target];
+                (argv.map(String::from).to_vec(), Input::Tar(tar))
+            }
+        };
+        let (input, mut tar) = match child {
+            Input::File(file) => (Box::pin(file) as Pin<Box<dyn tokio::io::AsyncRead + Send>>, None),
+            Input::Tar(mut tar) => match tar.stdout.take() {
+                Some(out) => (Box::pin(out) as Pin<Box<dyn tokio::io::AsyncRead + Send>>, Some(tar)),
+                None => return Err(PluginError::Failed("tar gave no output".into()).into()),
+            },
+        };
+        let out = run_in_pod(&self.services.kube, &scope, &pod, container, argv, Some(input), self.time_left()).await?;
+        if let Some(tar) = tar.as_mut() {
+            let _ = tar.wait().await;
+        }
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        match out.exit_code {
+            Some(0) => Ok(said),
+            code => Err(PluginError::Failed(format!(
+                "copying into pod {pod} failed ({}): {said}",
+                code.map_or("no exit code".to_string(), |c| format!("exit {c}"))
+            ))
+            .into()),
         }
     }
 
