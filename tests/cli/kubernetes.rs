@@ -7,7 +7,7 @@
 //! that cannot run fails the create with the cluster's reason and leaves
 //! nothing behind. Off unless enabled, and a create says how to enable it.
 
-use clauderon_tests::{CANARIES, MockKube, World, eventually, unique};
+use clauderon_tests::{CANARIES, MockKube, World, canary, eventually, unique};
 use serde_json::Value;
 
 fn config(kube: &MockKube, enabled: bool) -> String {
@@ -45,6 +45,14 @@ fn session_status(world: &World, name: &str) -> String {
 fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and_goes() {
     let kube = MockKube::start();
     let world = World::start_with(&config(&kube, true));
+    // The user's origin carries a token: no session sees it (the proxy adds credentials).
+    let token = canary("GITHUB_TOKEN");
+    let origin = format!("https://x-access-token:{token}@github.com/o/r.git");
+    let added = std::process::Command::new("git")
+        .args(["-C", world.repo.path().to_str().expect("utf-8"), "remote", "add", "origin", &origin])
+        .status()
+        .expect("git");
+    assert!(added.success());
     let name = unique("kb");
     let made = create(
         &world,
@@ -97,6 +105,11 @@ fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and
     assert_eq!(in_pod("git -C /session/workspace ls-files"), "sub/README", "the repository's files");
     assert_eq!(in_pod("stat -c %u /session/workspace/sub/README"), "1000");
     assert!(in_pod("cat \"$SSL_CERT_FILE\"").contains("BEGIN CERTIFICATE"), "clauderon's CA in the pod");
+    assert_eq!(in_pod("git -C /session/workspace remote get-url origin"), "https://github.com/o/r.git");
+    assert_eq!(in_pod(&format!("grep -rl {token} /session || true")), "", "the token is nowhere in the claim");
+    let clone = std::path::Path::new(made["worktree"].as_str().expect("worktree")).join(".git/config");
+    let config = std::fs::read_to_string(&clone).expect("the session's clone");
+    assert!(!config.contains(token) && config.contains("url = https://github.com/o/r.git"), "{config}");
     in_pod("echo the agent work > /session/workspace/work.txt");
     assert!(kube.ok(&["logs", &pod_name]).lines().all(|l| !CANARIES.iter().any(|(_, v)| l.contains(v))));
 

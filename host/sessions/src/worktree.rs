@@ -134,21 +134,44 @@ async fn clone(root: &Path, worktree: &Path, branch: &str) -> Result<(), Session
         .map_err(|e| fail("cloning the repository", e))?;
     // The clone's `origin` is the user's own remote, as a worktree's was, so
     // the agent pushes and fetches where the user does (through its proxy).
-    if let Ok(url) = git(root, &["remote", "get-url", "origin"]).await {
+    if let Some(url) = origin(root).await {
         git(worktree, &["remote", "set-url", "origin", &url]).await.map_err(|e| fail("setting its origin", e))?;
     }
     Ok(())
 }
 
+/// The user's `origin`, as a session may see it (see [`public_url`]).
+async fn origin(root: &Path) -> Option<String> {
+    let url = git(root, &["remote", "get-url", "origin"]).await.ok()?;
+    Some(public_url(url.trim())).filter(|u| !u.is_empty())
+}
+
+/// A remote's URL without a password or token in it: the proxy adds the
+/// credential, so `https://x-access-token:TOKEN@github.com/o/r.git` becomes
+/// `https://github.com/o/r.git` (an http(s) user name can be a token too, so
+/// it goes as well); another scheme keeps its user name (`ssh://git@host/…`)
+/// but not a password; an scp-like `git@host:o/r` has none.
+pub fn public_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Some((userinfo, host)) = authority.rsplit_once('@') else { return url.to_string() };
+    let user = userinfo.split(':').next().unwrap_or_default();
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" | "https" => format!("{scheme}://{host}{path}"),
+        _ if user.is_empty() => format!("{scheme}://{host}{path}"),
+        _ => format!("{scheme}://{user}@{host}{path}"),
+    }
+}
+
 /// Write a git bundle of `branch` (its history up to its head, nothing else
 /// of the repository) to `file`, made in the user's repository `root`, and
-/// say the repository's `origin` URL, if it has one.
+/// say the repository's `origin` URL (without a credential), if it has one.
 pub async fn bundle(root: &Path, branch: &str, file: &Path) -> Result<Option<String>, SessionError> {
     let out = file.to_string_lossy();
     git(root, &["bundle", "create", "--quiet", &out, &format!("refs/heads/{branch}")])
         .await
         .map_err(|e| SessionError::Failed(format!("bundling {branch} of {}: {e}", root.display())))?;
-    Ok(git(root, &["remote", "get-url", "origin"]).await.ok().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()))
+    Ok(origin(root).await)
 }
 
 /// Bring the session's `branch` from its clone into the user's repository.
@@ -274,6 +297,19 @@ mod tests {
         run(dir.path(), &["init", "-q", "-b", "main"]);
         run(dir.path(), &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "i"]);
         dir
+    }
+
+    #[test]
+    fn a_remote_url_loses_its_credentials_but_not_its_place() {
+        assert_eq!(public_url("https://x-access-token:ghp_secret@github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(public_url("https://ghp_secret@github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(public_url("HTTPS://u:p@git.example:8443/a/b"), "HTTPS://git.example:8443/a/b");
+        assert_eq!(public_url("ssh://git:pw@github.com/o/r.git"), "ssh://git@github.com/o/r.git");
+        assert_eq!(public_url("ssh://git@github.com/o/r.git"), "ssh://git@github.com/o/r.git");
+        assert_eq!(public_url("git@github.com:o/r.git"), "git@github.com:o/r.git");
+        assert_eq!(public_url("https://github.com/o/r.git"), "https://github.com/o/r.git");
+        assert_eq!(public_url("/srv/git/r.git"), "/srv/git/r.git");
+        assert_eq!(public_url("https://u:p@host"), "https://host");
     }
 
     #[tokio::test]
