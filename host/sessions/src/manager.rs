@@ -544,7 +544,8 @@ impl Manager {
     /// the branch to where the session runs (`kube`'s `copy-in`).
     pub async fn branch_bundle(&self, id: &str) -> Result<clauderon_runtime::BranchBundle, SessionError> {
         let session = self.get(id).await?;
-        let file = self.session_dir(&session).join("branch.bundle");
+        // One file per call: two copies at once never share one.
+        let file = self.session_dir(&session).join(format!("branch-{}.bundle", uuid::Uuid::new_v4().simple()));
         let origin = {
             let lock = self.lock_for(&repo_key(&session.repo));
             let _one_at_a_time = lock.lock().await;

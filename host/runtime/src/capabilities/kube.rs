@@ -163,6 +163,14 @@ impl KubeService {
     async fn own(&self, scope: &Scope, k: KindRef, name: &str) -> Result<Option<Value>, PluginError> {
         Ok(self.lookup(scope, k, name).await?.filter(|o| kube_policy::owned(o, scope)))
     }
+
+    /// Pod `pod`, which must be the component's: to a component, another's
+    /// pod does not exist.
+    async fn own_pod(&self, scope: &Scope, pod: &str) -> Result<Value, PluginError> {
+        self.own(scope, kube_policy::POD, pod)
+            .await?
+            .ok_or_else(|| PluginError::NotFound(format!("pod {pod} (of this component) does not exist")))
+    }
 }
 
 /// Run `argv` in `pod` (the component's: checked) feeding it `input`, until
@@ -178,9 +186,7 @@ async fn run_in_pod(
     budget: Duration,
 ) -> Result<ExecOutput, PluginError> {
     use tokio::io::AsyncWriteExt;
-    if service.own(scope, kube_policy::POD, pod).await?.is_none() {
-        return Err(PluginError::NotFound(format!("pod {pod} (of this component) does not exist")));
-    }
+    service.own_pod(scope, pod).await?;
     let api: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);
     let params = AttachParams { container, stdin: input.is_some(), stdout: true, stderr: true, ..Default::default() };
     let doing = format!("running {:?} in pod {pod}", argv.first().map(String::as_str).unwrap_or_default());
@@ -323,7 +329,80 @@ async fn session_path(own: &[PathBuf], path: &str) -> Result<PathBuf, PluginErro
 /// What `copy-in` streams into the pod.
 enum Input {
     File(tokio::fs::File),
-    Tar(tokio::process::Child),
+    Tar(Tar),
+}
+
+/// The host's `tar -c` of one of the session's paths, and what it says on
+/// stderr (an unreadable file makes a short archive: the copy fails).
+struct Tar {
+    child: tokio::process::Child,
+    said: tokio::task::JoinHandle<String>,
+    path: PathBuf,
+}
+
+impl Tar {
+    /// Archive `path` (checked to be the session's, without links: see
+    /// [`session_path`]). Its directory is opened once, refusing any link on
+    /// the way, and tar archives from that open directory (its stdin), so a
+    /// component of the path swapped for a link meanwhile cannot redirect it.
+    async fn start(path: &Path) -> Result<Self, PluginError> {
+        let is_dir = tokio::fs::symlink_metadata(path)
+            .await
+            .map_err(|e| PluginError::NotFound(format!("{}: {e}", path.display())))?
+            .is_dir();
+        let (dir, name) = match (is_dir, path.parent(), path.file_name()) {
+            (true, _, _) => (path.to_path_buf(), ".".into()),
+            (false, Some(parent), Some(name)) => (parent.to_path_buf(), name.to_os_string()),
+            _ => return Err(PluginError::InvalidInput(format!("{} cannot be copied", path.display()))),
+        };
+        let opened = tokio::task::spawn_blocking(move || {
+            use rustix::fs::{Mode, OFlags, ResolveFlags};
+            rustix::fs::openat2(
+                rustix::fs::CWD,
+                &dir,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            )
+            .map_err(|e| format!("opening {}: {e} (a link on the way is refused)", dir.display()))
+        })
+        .await
+        .map_err(|e| PluginError::Failed(e.to_string()))?
+        .map_err(PluginError::Denied)?;
+        let mut child = tokio::process::Command::new("tar")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            // fd 0 is the opened directory; tar -c writes to stdout and never reads stdin.
+            .args(["-c", "-C", "/proc/self/fd/0", "--"])
+            .arg(&name)
+            .stdin(std::process::Stdio::from(opened))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| PluginError::Failed(format!("could not start tar: {e}")))?;
+        let stderr = child.stderr.take();
+        let said = tokio::spawn(async move {
+            let (text, _) = read_capped(stderr).await;
+            String::from_utf8_lossy(&text).trim().to_string()
+        });
+        Ok(Self { child, said, path: path.to_path_buf() })
+    }
+
+    fn output(&mut self) -> Result<Pin<Box<dyn tokio::io::AsyncRead + Send>>, PluginError> {
+        let out = self.child.stdout.take().ok_or_else(|| PluginError::Failed("tar gave no output".into()))?;
+        Ok(Box::pin(out))
+    }
+
+    /// Wait for tar; an error if it did not archive everything.
+    async fn finish(&mut self) -> Result<(), PluginError> {
+        let status = self.child.wait().await.map_err(|e| PluginError::Failed(format!("waiting for tar: {e}")))?;
+        let said = (&mut self.said).await.unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        Err(PluginError::Failed(format!("reading {} for the copy failed ({status}): {said}", self.path.display())))
+    }
 }
 
 impl HostState {
@@ -443,9 +522,7 @@ impl Host for HostState {
     async fn logs(&mut self, pod: String, container: Option<String>, tail: u32) -> Res<String> {
         let scope = self.kube_scope()?;
         let service = &self.services.kube;
-        if service.own(&scope, kube_policy::POD, &pod).await?.is_none() {
-            return Err(PluginError::NotFound(format!("pod {pod} (of this component) does not exist")).into());
-        }
+        service.own_pod(&scope, &pod).await?;
         let api: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);
         let params = LogParams { container, tail_lines: Some(i64::from(tail)), ..Default::default() };
         let mut text =
@@ -462,12 +539,11 @@ impl Host for HostState {
         let scope = self.kube_scope()?;
         let until = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.into()).min(self.time_left());
         let service = &self.services.kube;
-        let gone = || PluginError::NotFound(format!("pod {pod} (of this component) does not exist"));
         let client = service.client().await?;
         let events: Api<DynamicObject> = KubeService::api(client, EVENT, &scope.namespace);
         let mut seen = std::collections::HashSet::new();
         loop {
-            let found = service.own(&scope, kube_policy::POD, &pod).await?.ok_or_else(gone)?;
+            let found = service.own_pod(&scope, &pod).await?;
             let uid = found["metadata"]["uid"].as_str().unwrap_or_default();
             let selector = format!("involvedObject.name={pod},involvedObject.uid={uid}");
             let listed = events.list(&ListParams::default().fields(&selector)).await;
@@ -520,7 +596,9 @@ impl Host for HostState {
             ))
             .into());
         }
-        let (argv, child) = match source {
+        // Only into the component's own pod, checked before anything is made.
+        self.services.kube.own_pod(&scope, &pod).await?;
+        let (argv, input) = match source {
             CopySource::Branch => {
                 let branches = self.services.kube.branches.get().ok_or_else(|| {
                     PluginError::Unsupported("this host cannot send sessions' branches (no daemon)".into())
@@ -531,48 +609,25 @@ impl Host for HostState {
                 let argv = ["sh", "-c", script, "sh", &target, &bundle.branch, bundle.origin.as_deref().unwrap_or("")];
                 let file = tokio::fs::File::open(&bundle.file)
                     .await
-                    .map_err(|e| PluginError::Failed(format!("reading the session's branch bundle: {e}")))?;
+                    .map_err(|e| PluginError::Failed(format!("reading the session's branch bundle: {e}")));
                 // Made for this copy: the open file is all it is needed as.
                 let _ = tokio::fs::remove_file(&bundle.file).await;
-                (argv.map(String::from).to_vec(), Input::File(file))
+                (argv.map(String::from).to_vec(), Input::File(file?))
             }
             CopySource::Path(path) => {
-                let own = self.session_paths.clone();
-                let path = session_path(&own, &path).await?;
-                let (dir, name) = match tokio::fs::metadata(&path).await {
-                    Ok(m) if m.is_dir() => (path.clone(), ".".to_string()),
-                    Ok(_) => (
-                        path.parent().map(Path::to_path_buf).unwrap_or_default(),
-                        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                    ),
-                    Err(e) => return Err(PluginError::NotFound(format!("{}: {e}", path.display())).into()),
-                };
-                let tar = tokio::process::Command::new("tar")
-                    .env_clear()
-                    .env("PATH", "/usr/bin:/bin")
-                    .args(["-c", "-C"])
-                    .arg(&dir)
-                    .arg(&name)
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .map_err(|e| PluginError::Failed(format!("could not start tar: {e}")))?;
+                let path = session_path(&self.session_paths, &path).await?;
                 let argv = ["sh", "-c", r#"set -e; mkdir -p "$1"; tar -x -o -C "$1""#, "sh", &target];
-                (argv.map(String::from).to_vec(), Input::Tar(tar))
+                (argv.map(String::from).to_vec(), Input::Tar(Tar::start(&path).await?))
             }
         };
-        let (input, mut tar) = match child {
+        let (reader, mut tar) = match input {
             Input::File(file) => (Box::pin(file) as Pin<Box<dyn tokio::io::AsyncRead + Send>>, None),
-            Input::Tar(mut tar) => match tar.stdout.take() {
-                Some(out) => (Box::pin(out) as Pin<Box<dyn tokio::io::AsyncRead + Send>>, Some(tar)),
-                None => return Err(PluginError::Failed("tar gave no output".into()).into()),
-            },
+            Input::Tar(mut tar) => (tar.output()?, Some(tar)),
         };
-        let out = run_in_pod(&self.services.kube, &scope, &pod, container, argv, Some(input), self.time_left()).await?;
+        let out =
+            run_in_pod(&self.services.kube, &scope, &pod, container, argv, Some(reader), self.time_left()).await?;
         if let Some(tar) = tar.as_mut() {
-            let _ = tar.wait().await;
+            tar.finish().await?;
         }
         let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
         match out.exit_code {
@@ -601,5 +656,57 @@ impl Host for HostState {
             argv.extend(["-c".into(), c]);
         }
         Ok(argv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names in the archive `tar` makes of `path`, or its error.
+    async fn archived(path: &Path) -> Result<String, PluginError> {
+        let mut tar = Tar::start(path).await?;
+        let (listing, _) = read_capped(Some(tar.output()?)).await;
+        tar.finish().await?;
+        let mut list = tokio::process::Command::new("tar")
+            .arg("-t")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("tar -t");
+        let mut stdin = list.stdin.take().expect("stdin");
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, &listing).await.expect("write");
+        drop(stdin);
+        let out = list.wait_with_output().await.expect("tar -t");
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A path that passed the session check is read through the directory
+    /// opened without links: a directory swapped for a link to elsewhere
+    /// afterwards is refused, not followed; links inside stay links.
+    #[tokio::test]
+    async fn the_host_tar_reads_only_what_it_opened_without_links() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (own, elsewhere) = (dir.path().join("own"), dir.path().join("elsewhere"));
+        std::fs::create_dir_all(&own).expect("own");
+        std::fs::create_dir_all(&elsewhere).expect("elsewhere");
+        std::fs::write(own.join("hello.txt"), "hi").expect("write");
+        std::fs::write(elsewhere.join("secret.txt"), "no").expect("write");
+        std::os::unix::fs::symlink(elsewhere.join("secret.txt"), own.join("link")).expect("link");
+
+        let listing = archived(&own).await.expect("own directory");
+        assert!(listing.contains("./hello.txt") && listing.contains("./link"), "{listing}");
+        assert!(!listing.contains("secret"), "a link inside was followed: {listing}");
+        assert_eq!(archived(&own.join("hello.txt")).await.expect("one file").trim(), "hello.txt");
+
+        // As if `own` had been swapped for a link after the check: the link
+        // itself is archived as a link, and nothing is read through it.
+        let swapped = dir.path().join("swapped");
+        std::os::unix::fs::symlink(&elsewhere, &swapped).expect("swap");
+        assert_eq!(archived(&swapped).await.expect("the link").trim(), "swapped");
+        match archived(&swapped.join("secret.txt")).await {
+            Err(PluginError::Denied(why)) => assert!(why.contains("link"), "{why}"),
+            other => panic!("a file was read through a link: {other:?}"),
+        }
     }
 }
