@@ -41,13 +41,26 @@ impl SessionInfo {
 impl BackendFeatures {
     /// No optional features: start from this and set the ones you have,
     /// `BackendFeatures { attach: true, ..BackendFeatures::NONE }`.
-    pub const NONE: Self =
-        Self { attach: false, resource_limits: false, custom_image: false, resume: false, isolated: false };
+    pub const NONE: Self = Self {
+        attach: false,
+        resource_limits: false,
+        custom_image: false,
+        resume: false,
+        isolated: false,
+        remote_workspace: false,
+    };
 
-    /// Every feature: an isolated backend (a container, a pod) that can be
-    /// attached to, limited, given an image and resumed.
-    pub const ALL: Self =
-        Self { attach: true, resource_limits: true, custom_image: true, resume: true, isolated: true };
+    /// A container's: an isolated backend that can be attached to, limited,
+    /// given an image and resumed, whose agent works in the session's clone
+    /// (mounted from the host).
+    pub const CONTAINER: Self = Self {
+        attach: true,
+        resource_limits: true,
+        custom_image: true,
+        resume: true,
+        isolated: true,
+        remote_workspace: false,
+    };
 }
 
 impl Output {

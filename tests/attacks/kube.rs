@@ -168,7 +168,8 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
         ("logs theirs", "failed: pod theirs (of this component) does not exist"),
         ("get Secret loot", "denied: kind \"Secret\""),
         ("exec theirs true", "failed: pod theirs (of this component) does not exist"),
-        ("copy agent /etc /tmp/etc", "denied: copy-in works only during a session's create or start"),
+        ("copy agent /etc /tmp/etc", "denied: copy-in works only while the host serves a session"),
+        ("out agent /session/workspace", "denied: copy-out works only during a session's export-branch"),
         ("namespace", "default"),
     ];
     let mut spec = SessionSpec::named("probe");
@@ -307,6 +308,9 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         ("exec agent false", "passed: exit Some(1)".into()),
         ("copy agent branch /tmp/w", "failed: this host cannot send sessions' branches".into()),
         ("copy agent /tmp /../x", "denied: the target".into()),
+        ("out agent session/workspace", "denied: the repository".into()),
+        ("out theirs /tmp/w", "failed: pod theirs (of this component) does not exist".into()),
+        ("out agent /tmp/w", "failed: this host cannot take sessions' branches".into()),
     ];
     let mut spec = SessionSpec::named("probe");
     let objects = [claim("work", |_| {}).to_string(), pod("agent", mount("work")).to_string()];

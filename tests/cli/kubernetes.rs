@@ -148,3 +148,88 @@ fn kubernetes_is_off_until_enabled_and_a_pod_that_cannot_run_fails_the_create_wi
     let left = kube.ok(&["get", "pods,pvc", "-l", "dev.clauderon.component=kubernetes", "-o", "name"]);
     assert_eq!(left.trim(), "", "a failed create leaves nothing in the cluster");
 }
+
+/// `git` in the user's repository.
+fn user_git(world: &World, args: &[&str]) -> String {
+    let out = std::process::Command::new("git").arg("-C").arg(world.repo.path()).args(args).output().expect("git");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The agent's commits in the pod come back to the user's branch without
+/// anything being pushed: on `clauderon sync` and on stop. The pod is not
+/// trusted with the user's repository (attacked from inside the pod, as
+/// the agent's user): a branch it makes stays in the pod, a rewritten
+/// history is refused, a malformed object is refused; the user's branch
+/// stays where it was each time.
+#[test]
+fn a_kubernetes_sessions_commits_come_back_only_its_branch_and_only_forward() {
+    let kube = MockKube::start();
+    let world = World::start_with(&config(&kube, true));
+    let name = unique("kb-sync");
+    let made = create(&world, &name, "sleep 600", &[]).ok().json();
+    let pod = made["resource_id"].as_str().expect("a resource").to_string();
+    let branch = made["branch"].as_str().expect("branch").to_string();
+    let base = made["base_commit"].as_str().expect("base").to_string();
+    let in_pod = |script: &str| {
+        let script = format!("set -e; cd /session/workspace; {script}");
+        kube.ok(&["exec", &pod, "--", "sh", "-c", &script]).trim().to_string()
+    };
+    let commit = |what: &str| {
+        in_pod(&format!(
+            "echo {what} > {what}.txt; git add {what}.txt; git -c user.name=a -c user.email=a@e commit -qm {what}; \
+             git rev-parse HEAD"
+        ))
+    };
+    let at = |branch: &str| user_git(&world, &["rev-parse", &format!("refs/heads/{branch}")]);
+
+    // `clauderon sync`: the pod's commit is the user's branch now.
+    let first = commit("first");
+    let synced = world.home.run(&["sync", &name, "--json"]).ok().json();
+    assert_eq!(synced["commit"], first.as_str(), "{synced}");
+    assert_eq!(synced["commits"], 1);
+    assert_eq!(at(&branch), first);
+    assert_eq!(user_git(&world, &["show", &format!("{branch}:first.txt")]), "first");
+    let said = world.home.run(&["sync", &name]).ok().stdout;
+    assert!(said.contains(&branch) && said.contains("1 commit beyond its base"), "{said}");
+
+    // The pod makes a branch of its own: it stays there.
+    let main = at("main");
+    in_pod("git checkout -q -b main; git -c user.name=a -c user.email=a@e commit -q --allow-empty -m evil");
+    in_pod(&format!("git checkout -q {branch}"));
+    world.home.run(&["sync", &name]).ok();
+    assert_eq!(at("main"), main, "the user's main did not move");
+    assert_eq!(at(&branch), first);
+
+    // A malformed commit (no author email) on the branch: refused.
+    in_pod(&format!(
+        "bad=$(printf 'tree %s\\nparent %s\\nauthor x\\ncommitter x\\n\\nevil\\n' $(git rev-parse HEAD^{{tree}}) \
+         $(git rev-parse HEAD) | git hash-object -w -t commit --literally --stdin); git update-ref refs/heads/{branch} $bad"
+    ));
+    let refused = world.home.run(&["sync", &name]);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert_ne!(refused.code, 0, "{said}");
+    assert!(said.contains("fsck") || said.contains("missingEmail"), "{said}");
+    assert_eq!(at(&branch), first, "nothing moved");
+
+    // History rewritten: refused.
+    in_pod(&format!("git update-ref refs/heads/{branch} {first}; git reset -q --hard; git reset -q --hard HEAD~1"));
+    let rewritten = commit("rewritten");
+    let refused = world.home.run(&["sync", &name]);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert_ne!(refused.code, 0, "{said}");
+    assert!(said.contains("history was rewritten"), "{said}");
+    assert_eq!(at(&branch), first, "the user's branch stayed");
+    assert_ne!(at(&branch), rewritten);
+
+    // Back on track, one more commit, then stop: it comes back before the pod goes.
+    in_pod(&format!("git reset -q --hard {first}"));
+    let second = commit("second");
+    world.home.run(&["stop", &name]).ok();
+    assert_eq!(at(&branch), second, "stop brought it back");
+    assert_eq!(
+        user_git(&world, &["rev-list", "--count", &format!("{base}..{branch}")]),
+        "2",
+        "first and second, nothing else"
+    );
+    world.home.run(&["delete", &name]).ok();
+}

@@ -161,7 +161,7 @@ fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
 
 impl Backend for Docker {
     fn info() -> BackendInfo {
-        BackendInfo { id: "docker".into(), display_name: "Docker".into(), features: BackendFeatures::ALL }
+        BackendInfo { id: "docker".into(), display_name: "Docker".into(), features: BackendFeatures::CONTAINER }
     }
 
     fn create(spec: SessionSpec) -> Result<SessionInfo> {

@@ -269,7 +269,7 @@ impl Backend for Kubernetes {
         BackendInfo {
             id: "kubernetes".into(),
             display_name: "Kubernetes (experimental)".into(),
-            features: BackendFeatures::ALL,
+            features: BackendFeatures { remote_workspace: true, ..BackendFeatures::CONTAINER },
         }
     }
 
@@ -338,6 +338,18 @@ impl Backend for Kubernetes {
             return Err(Error::not_found(format!("pod {resource_id} is not running: start the session first")));
         }
         Ok(kube::attach_argv(&resource_id, None))
+    }
+
+    /// The agent's commits in the claim's workspace, brought to the
+    /// session's clone on the host. A pod that is not running has nothing
+    /// new: it was exported when it stopped.
+    fn export_branch(resource_id: String) -> Result<()> {
+        let Some(pod) = kube::get(POD, &resource_id)? else { return Ok(()) };
+        if !matches!(state_of(&parse(&pod)?).state, ResourceState::Running) {
+            return Ok(());
+        }
+        kube::copy_out(&resource_id, None, WORKSPACE)?;
+        Ok(())
     }
 
     fn list_resources() -> Result<Vec<String>> {

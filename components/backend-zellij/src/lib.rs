@@ -167,13 +167,7 @@ impl Backend for Zellij {
         BackendInfo {
             id: "zellij".into(),
             display_name: "Zellij".into(),
-            features: BackendFeatures {
-                attach: true,
-                resource_limits: false,
-                custom_image: false,
-                resume: true,
-                isolated: false,
-            },
+            features: BackendFeatures { attach: true, resume: true, ..BackendFeatures::NONE },
         }
     }
 

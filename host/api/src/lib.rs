@@ -28,7 +28,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use clauderon_proxy::{AuditLog, AuditRecord, CredentialStatus, Proxy};
-use clauderon_sessions::{AccessMode, AgentStatus, CreateRequest, EgressPolicy, Manager, Session, SessionError};
+use clauderon_sessions::{
+    AccessMode, AgentStatus, CreateRequest, EgressPolicy, Manager, Session, SessionError, Synced,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
@@ -285,6 +287,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/sessions", get(list).post(create))
         .route("/api/sessions/{id}", get(show).delete(delete))
         .route("/api/sessions/{id}/stop", post(stop))
+        .route("/api/sessions/{id}/sync", post(sync))
         .route("/api/sessions/{id}/start", post(start))
         .route("/api/sessions/{id}/archive", post(archive))
         .route("/api/sessions/{id}/unarchive", post(unarchive))
@@ -477,6 +480,13 @@ async fn delete(State(s): State<Shared>, SessionId(id): SessionId, Q(q): Q<Delet
 #[utoipa::path(post, path = "/api/sessions/{id}/stop", params(SessionId), responses((status = 200, body = Session), Errors))]
 async fn stop(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Session> {
     Ok(Json(s.manager.stop(&id).await?))
+}
+
+/// Bring the session's commits into your repository now: from where it
+/// runs (a Kubernetes pod's volume) to its clone, then into your branch.
+#[utoipa::path(post, path = "/api/sessions/{id}/sync", params(SessionId), responses((status = 200, body = Synced), Errors))]
+async fn sync(State(s): State<Shared>, SessionId(id): SessionId) -> ApiResult<Synced> {
+    Ok(Json(s.manager.sync_now(&id).await?))
 }
 
 /// Start a stopped or failed session again.

@@ -18,8 +18,8 @@ use crate::{
     __path_create, __path_credentials, __path_delete, __path_doctor, __path_egress, __path_events, __path_health,
     __path_history, __path_input, __path_list, __path_list_directories, __path_login_link, __path_openapi_json,
     __path_output, __path_plugins, __path_reconcile, __path_reload_plugins, __path_show, __path_start,
-    __path_status_event, __path_stop, __path_unarchive, Answer, ApprovalBody, Argv, Changes, CredentialsAnswer,
-    Deleted, ErrorBody, Health, InputBody, LoginLink, ModeBody, Output, StatusAnswer, Typed,
+    __path_status_event, __path_stop, __path_sync, __path_unarchive, Answer, ApprovalBody, Argv, Changes,
+    CredentialsAnswer, Deleted, ErrorBody, Health, InputBody, LoginLink, ModeBody, Output, StatusAnswer, Typed,
 };
 
 #[derive(OpenApi)]
@@ -32,14 +32,14 @@ use crate::{
                        in `Host` (and `Origin`, if sent). Errors are `{\"error\": \"...\"}`."
     ),
     paths(
-        health, openapi_json, config, plugins, reload_plugins, list, create, show, delete, stop, start, archive, unarchive,
+        health, openapi_json, config, plugins, reload_plugins, list, create, show, delete, stop, sync, start, archive, unarchive,
         access_mode, egress, attach, output, reconcile, history, status_event, audit, credentials, doctor, events,
         login_link, console_ws, input, approval, list_directories, push_info, subscribe, unsubscribe, test_message
     ),
     components(schemas(
         ErrorBody, Health, Deleted, Argv, Output, Changes, StatusAnswer, CredentialsAnswer, ModeBody, LoginLink,
         InputBody, Typed, Answer, ApprovalBody, PushInfo, Subscribed, Subscription, SubscriptionKeys, Deliveries, Delivery,
-        crate::AuditPage, clauderon_runtime::Inventory, clauderon_runtime::PluginSummary, clauderon_runtime::LoadFailure, clauderon_runtime::Kind, crate::directories::Listing, crate::directories::Directory, crate::doctor::Doctor, crate::doctor::Check, clauderon_sessions::EgressPolicy, clauderon_sessions::Session, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
+        crate::AuditPage, clauderon_runtime::Inventory, clauderon_runtime::PluginSummary, clauderon_runtime::LoadFailure, clauderon_runtime::Kind, crate::directories::Listing, crate::directories::Directory, crate::doctor::Doctor, crate::doctor::Check, clauderon_sessions::EgressPolicy, clauderon_sessions::Session, clauderon_sessions::Synced, clauderon_sessions::CreateRequest, clauderon_sessions::Event,
     )),
     modifiers(&BearerToken),
     security(("token" = []))

@@ -95,6 +95,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bring a session's commits into your repository now. They also come
+    /// back by themselves when a turn ends, and on stop, archive and
+    /// delete; for a Kubernetes session they are copied out of its pod
+    /// (only its branch, only forward).
+    #[command(after_help = "Example:\n  clauderon sync fix-login   # then: git log clauderon/fix-login")]
+    Sync {
+        #[arg(add = ArgValueCandidates::new(completions::session_names))]
+        name: String,
+        /// Print what the API answered as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a stopped session again.
     Start {
         #[arg(add = ArgValueCandidates::new(completions::session_names))]
@@ -307,6 +319,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Deny { name, json } => sessions::answer(&home, &name, Answer::Deny, json).await,
         Command::Stop { name, json } => sessions::transition(&home, &name, "stop", json).await,
         Command::Start { name, json } => sessions::transition(&home, &name, "start", json).await,
+        Command::Sync { name, json } => sessions::sync(&home, &name, json).await,
         Command::Archive { name, json } => sessions::transition(&home, &name, "archive", json).await,
         Command::Unarchive { name, json } => sessions::transition(&home, &name, "unarchive", json).await,
         Command::Delete { name, force, json } => sessions::delete(&home, &name, force, json).await,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use clauderon_api::{Answer, ApprovalBody, Argv, Changes, Deleted, ModeBody, Typed};
-use clauderon_sessions::{AccessMode, CreateRequest, EgressMode, EgressPolicy, Isolation, Session};
+use clauderon_sessions::{AccessMode, CreateRequest, EgressMode, EgressPolicy, Isolation, Session, Synced};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -201,6 +201,14 @@ pub async fn transition(home: &Home, name: &str, action: &str, json: bool) -> an
     let s: Session =
         client.call_as(Method::POST, &format!("/api/sessions/{}/{action}", seg(name)), None::<&()>).await?;
     print_answer(&s, json, |s| format!("{} is now {}.", s.name, kebab(&s.status)))
+}
+
+/// `sync`: the session's commits brought into the user's repository.
+pub async fn sync(home: &Home, name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::connect(home).await?;
+    let synced: Synced =
+        client.call_as(Method::POST, &format!("/api/sessions/{}/sync", seg(name)), None::<&()>).await?;
+    print_answer(&synced, json, |s| s.message.clone())
 }
 
 /// `approve` / `deny`: answer the permission prompt the session's agent is waiting on.

@@ -41,6 +41,7 @@ pub fn functions(kind: Kind) -> &'static [(&'static str, &'static str)] {
             ("status", "resource-id: string"),
             ("output", "resource-id: string, lines: u32"),
             ("attach-argv", "resource-id: string"),
+            ("export-branch", "resource-id: string"),
             ("list-resources", ""),
         ],
         Kind::Agent => &[
@@ -129,6 +130,7 @@ pub async fn call_by_name(
                 "status" => answer(i.status(&a.get::<String>(0)?).await?),
                 "output" => answer(i.output(&a.get::<String>(0)?, a.get(1)?).await?),
                 "attach-argv" => answer(i.attach_argv(&a.get::<String>(0)?).await?),
+                "export-branch" => answer(i.export_branch(&a.get::<String>(0)?).await?),
                 _ => answer(i.list_resources().await?),
             }
         }

@@ -240,7 +240,7 @@ impl Instance<bindings::backend::Backend> {
     ) -> Result<bindings::backend::exports::clauderon::plugin::backend_api::BackendInfo, CallError> {
         guarded!(self, "info", w, s => Self::api(w).call_info(s))
     }
-    /// Say which session this instance serves (for its `create` or `start`)
+    /// Say which session this instance serves (for its `create`, `start` or `export-branch`)
     /// and that session's own paths (its directories and the user's declared
     /// mounts; those that do not exist are left out). Then, and only then,
     /// `container` may mount exactly these paths and `process` may run in a
@@ -280,6 +280,10 @@ impl Instance<bindings::backend::Backend> {
     /// `attach-argv`.
     pub async fn attach_argv(&mut self, id: &str) -> Result<Vec<String>, CallError> {
         guarded!(result self, "attach-argv", w, s => Self::api(w).call_attach_argv(s, id))
+    }
+    /// `export-branch` (serve the session first: `copy-out` needs to know it).
+    pub async fn export_branch(&mut self, id: &str) -> Result<(), CallError> {
+        guarded!(result self, "export-branch", w, s => Self::api(w).call_export_branch(s, id))
     }
     /// `list-resources`.
     pub async fn list_resources(&mut self) -> Result<Vec<String>, CallError> {

@@ -22,5 +22,5 @@ pub mod worktree;
 pub use egress::{Egress, EgressEnv};
 pub use error::SessionError;
 pub use manager::{Branches, CreateRequest, Defaults, Manager};
-pub use model::{AccessMode, AgentStatus, EgressMode, EgressPolicy, Event, EventKind, Session, Status};
+pub use model::{AccessMode, AgentStatus, EgressMode, EgressPolicy, Event, EventKind, Session, Status, Synced};
 pub use sandbox::{HostSandbox, Isolation, SandboxConfig};

@@ -22,14 +22,17 @@ use crate::confined::Confined;
 use crate::egress::{Egress, EgressEnv};
 use crate::error::SessionError;
 use crate::model::{
-    AccessMode, AgentStatus, EgressMode, EgressPolicy, Event, EventKind, Session, Status, name_from_prompt, now_ms,
-    valid_name,
+    AccessMode, AgentStatus, EgressMode, EgressPolicy, Event, EventKind, Session, Status, Synced, name_from_prompt,
+    now_ms, valid_name,
 };
 use crate::sandbox::{HostSandbox, Isolation};
 use crate::worktree;
 
 /// The most bytes an agent component's approve or deny keys may be.
 pub const MAX_APPROVAL_KEYS: usize = 16;
+
+/// The most a session may send for its branch from where it runs (1 GiB).
+pub const MAX_INCOMING: u64 = 1 << 30;
 
 /// Defaults from the config file.
 #[derive(Debug, Clone)]
@@ -525,18 +528,131 @@ impl Manager {
         worktree::remove(&session.repo, &session.worktree, &session.branch, &session.base_commit).await
     }
 
-    /// Bring the session's branch back into the user's repository; a failure
-    /// is logged and returned as a note (the work stays in the session's clone).
+    /// Bring the session's branch back into the user's repository (from
+    /// where it runs, or from its clone); a failure is logged and returned
+    /// as a note (the work stays where it is).
     async fn sync(&self, session: &Session) -> Option<String> {
+        let brought = match self.remote(session).await {
+            Ok(true) => self.export_branch(session).await,
+            Ok(false) => self.sync_clone(session).await,
+            Err(e) => Err(e),
+        };
+        Self::note(session, brought.err())
+    }
+
+    /// A failure to bring a session's work back, logged, as a note.
+    fn note(session: &Session, failed: Option<SessionError>) -> Option<String> {
+        let note = failed?.to_string();
+        tracing::warn!(session = %session.name, "{note}");
+        Some(note)
+    }
+
+    /// Whether the session's agent works away from the host (its backend's
+    /// `remote-workspace`): its commits come from there, not from its clone.
+    async fn remote(&self, session: &Session) -> Result<bool, SessionError> {
+        Ok(self.features(&session.backend).await?.remote_workspace)
+    }
+
+    /// Bring the session's branch from its clone into the user's repository.
+    async fn sync_clone(&self, session: &Session) -> Result<(), SessionError> {
         let lock = self.lock_for(&repo_key(&session.repo));
         let _one_at_a_time = lock.lock().await;
-        match worktree::sync(&session.repo, &session.worktree, &session.branch).await {
-            Ok(()) => None,
-            Err(e) => {
-                tracing::warn!(session = %session.name, "{e}");
-                Some(e.to_string())
-            }
+        worktree::sync(&session.repo, &session.worktree, &session.branch).await
+    }
+
+    /// Have a backend whose agent works away from the host bring the
+    /// session's commits into the user's repository (`export-branch`, whose
+    /// `kube.copy-out` ends in [`Manager::receive_branch`]).
+    async fn export_branch(&self, session: &Session) -> Result<(), SessionError> {
+        let Some(resource) = &session.resource_id else { return Ok(()) };
+        let mut backend = self.runtime.backend(&session.backend).await?;
+        backend.serve_session(&session.id, &[]);
+        backend
+            .export_branch(resource)
+            .await
+            .map_err(|e| SessionError::Failed(format!("bringing the session's commits back from where it runs: {e}")))
+    }
+
+    /// Before a session's resource stops or goes: a remote session's commits
+    /// come back while it is still there. After: the others' from their clone.
+    async fn sync_around<F: Future<Output = Result<(), SessionError>>>(
+        &self,
+        session: &Session,
+        stopping: F,
+    ) -> Result<Option<String>, SessionError> {
+        let remote = self.remote(session).await;
+        let before = match remote {
+            Ok(true) => self.export_branch(session).await.err(),
+            Ok(false) => None,
+            Err(ref e) => Some(SessionError::Failed(e.to_string())),
+        };
+        stopping.await?;
+        let after = match remote {
+            Ok(false) => self.sync_clone(session).await.err(),
+            _ => None,
+        };
+        Ok(Self::note(session, before.or(after)))
+    }
+
+    /// Take a bundle of session `id`'s branch sent from where it runs (at
+    /// most [`MAX_INCOMING`] bytes) into the user's repository, only
+    /// forward; nothing sent means nothing new. The branch's commit now.
+    pub async fn receive_branch(
+        &self,
+        id: &str,
+        mut bundle: clauderon_runtime::Incoming,
+    ) -> Result<String, SessionError> {
+        use tokio::io::AsyncReadExt;
+        let session = self.get(id).await?;
+        let file = self.session_dir(&session).join(format!("incoming-{}.bundle", uuid::Uuid::new_v4().simple()));
+        let written = async {
+            let mut out = tokio::fs::File::create(&file).await?;
+            let n = tokio::io::copy(&mut (&mut bundle).take(MAX_INCOMING + 1), &mut out).await?;
+            out.sync_all().await?;
+            Ok::<u64, std::io::Error>(n)
         }
+        .await;
+        let received = match written {
+            Err(e) => Err(SessionError::Failed(format!("receiving the session's branch: {e}"))),
+            Ok(n) if n > MAX_INCOMING => Err(SessionError::Failed(format!(
+                "the session sent more than {} MiB for its branch; nothing was brought back",
+                MAX_INCOMING >> 20
+            ))),
+            Ok(0) => worktree::head(&session.repo, &session.branch, &session.base_commit).await.map(|(c, _)| c),
+            Ok(_) => {
+                let lock = self.lock_for(&repo_key(&session.repo));
+                let _one_at_a_time = lock.lock().await;
+                worktree::receive(&session.repo, &file, &session.branch).await
+            }
+        };
+        let _ = tokio::fs::remove_file(&file).await;
+        received
+    }
+
+    /// Bring a session's commits into the user's repository now (`clauderon
+    /// sync`): from where it runs (while it runs), or from its clone.
+    #[tracing::instrument(skip(self))]
+    pub async fn sync_now(&self, id_or_name: &str) -> Result<Synced, SessionError> {
+        let (session, _g) = self.locked(id_or_name).await?;
+        Self::require(&session, &[Status::Running, Status::Stopped, Status::Failed, Status::Archived], "sync")?;
+        if self.remote(&session).await? {
+            self.export_branch(&session).await?;
+        } else {
+            self.sync_clone(&session).await?;
+        }
+        let (commit, ahead) = worktree::head(&session.repo, &session.branch, &session.base_commit).await?;
+        let short = &commit[..commit.len().min(12)];
+        Ok(Synced {
+            message: format!(
+                "{}: your branch {} is at {short}, {ahead} commit{} beyond its base.",
+                session.name,
+                session.branch,
+                if ahead == 1 { "" } else { "s" }
+            ),
+            branch: session.branch.clone(),
+            commit,
+            commits: ahead,
+        })
     }
 
     /// A git bundle of session `id`'s branch, made from the user's
@@ -810,10 +926,14 @@ impl Manager {
     pub async fn stop(&self, id_or_name: &str) -> Result<Session, SessionError> {
         let (mut session, _g) = self.locked(id_or_name).await?;
         Self::require(&session, &[Status::Running], "stop")?;
-        if let Some(r) = &session.resource_id {
-            self.runtime.backend(&session.backend).await?.stop(r).await?;
-        }
-        let note = self.sync(&session).await;
+        let note = self
+            .sync_around(&session, async {
+                if let Some(r) = &session.resource_id {
+                    self.runtime.backend(&session.backend).await?.stop(r).await?;
+                }
+                Ok(())
+            })
+            .await?;
         session.agent_status = AgentStatus::Idle;
         self.set_status(&mut session, Status::Stopped, note).await?;
         Ok(session)
@@ -857,10 +977,14 @@ impl Manager {
     pub async fn archive(&self, id_or_name: &str) -> Result<Session, SessionError> {
         let (mut session, _g) = self.locked(id_or_name).await?;
         Self::require(&session, &[Status::Running, Status::Stopped, Status::Failed], "archive")?;
-        if let (Status::Running, Some(r)) = (session.status, &session.resource_id) {
-            self.runtime.backend(&session.backend).await?.stop(r).await?;
-        }
-        let note = self.sync(&session).await;
+        let note = self
+            .sync_around(&session, async {
+                if let (Status::Running, Some(r)) = (session.status, &session.resource_id) {
+                    self.runtime.backend(&session.backend).await?.stop(r).await?;
+                }
+                Ok(())
+            })
+            .await?;
         session.agent_status = AgentStatus::Idle;
         self.close_egress(&session);
         self.set_status(&mut session, Status::Archived, note).await?;
@@ -908,6 +1032,17 @@ impl Manager {
     #[tracing::instrument(skip(self))]
     pub async fn delete(&self, id_or_name: &str, force: bool) -> Result<String, SessionError> {
         let (session, _g) = self.locked(id_or_name).await?;
+        // A remote session's commits come back before its resource goes;
+        // if they cannot, the resource (and the work in it) stays.
+        let remote = matches!(self.remote(&session).await, Ok(true));
+        if remote
+            && let Some(why) = Self::note(&session, self.export_branch(&session).await.err())
+            && !force
+        {
+            return Err(SessionError::Failed(format!(
+                "{why}; the session's work is still where it runs (use --force to delete it anyway)"
+            )));
+        }
         if let Some(r) = &session.resource_id {
             // Serialised per backend like creates: zellij 0.45 has left a session
             // running when several were killed and deleted at the same instant.
@@ -930,7 +1065,8 @@ impl Manager {
         if killed > 0 {
             tracing::info!(session = %session.name, "killed {killed} detached processes its backend had started");
         }
-        if let Some(why) = self.sync(&session).await
+        if !remote
+            && let Some(why) = Self::note(&session, self.sync_clone(&session).await.err())
             && !force
         {
             return Err(SessionError::Failed(format!(
@@ -1243,6 +1379,28 @@ impl clauderon_runtime::SessionBranches for Branches {
         Box::pin(async move {
             let manager = self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())?;
             manager.branch_bundle(session_id).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn branch<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<clauderon_runtime::SessionBranch, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let manager = self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())?;
+            let session = manager.get(session_id).await.map_err(|e| e.to_string())?;
+            Ok(clauderon_runtime::SessionBranch { branch: session.branch, base: session.base_commit })
+        })
+    }
+
+    fn receive<'a>(
+        &'a self,
+        session_id: &'a str,
+        bundle: clauderon_runtime::Incoming,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let manager = self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())?;
+            manager.receive_branch(session_id, bundle).await.map_err(|e| e.to_string())
         })
     }
 }

@@ -34,6 +34,19 @@ pub enum AgentStatus {
     Unknown,
 }
 
+/// What `clauderon sync` brought into the user's repository.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Synced {
+    /// A sentence for people: the branch, its commit, how far beyond its base.
+    pub message: String,
+    /// The session's branch in the user's repository.
+    pub branch: String,
+    /// The commit it is at now.
+    pub commit: String,
+    /// How many commits it has that its base commit does not.
+    pub commits: u64,
+}
+
 /// One session (its `Default` is an empty record in `creating`, read-only).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Session {

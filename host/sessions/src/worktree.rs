@@ -232,6 +232,61 @@ pub async fn sync(root: &Path, worktree: &Path, branch: &str) -> Result<(), Sess
     .map_err(|e| SessionError::Failed(format!("bringing back the session's branch {branch}: {e}")))
 }
 
+/// Move the session's `branch` in the user's repository `root` forward to
+/// what `bundle` (sent from where the session runs, not trusted) holds for
+/// it: every object is checked, only that branch is read from the bundle,
+/// and only a fast-forward is taken (never a branch checked out in `root`).
+/// No git runs anywhere but in `root`, and nothing is checked out. Returns
+/// the branch's commit.
+pub async fn receive(root: &Path, bundle: &Path, branch: &str) -> Result<String, SessionError> {
+    let fail = |what: &str, e: String| SessionError::Failed(format!("{what}: {e}"));
+    let incoming = format!("refs/clauderon/incoming/{branch}");
+    let current = format!("refs/heads/{branch}");
+    let source = bundle.to_string_lossy();
+    git(
+        root,
+        &[
+            "-c",
+            "transfer.fsckObjects=true",
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+            &source,
+            &format!("+{current}:{incoming}"),
+        ],
+    )
+    .await
+    .map_err(|e| fail(&format!("reading the session's branch {branch} from where it runs"), e))?;
+    let taken = async {
+        if git(root, &["merge-base", "--is-ancestor", &current, &incoming]).await.is_err() {
+            return Err(SessionError::Failed(format!(
+                "the session's branch {branch} where it runs does not continue yours (its history was rewritten, \
+                 or yours moved); nothing was brought back"
+            )));
+        }
+        // Not forced: git moves the branch only forward, and never one checked out.
+        git(root, &["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", ".", &format!("{incoming}:{current}")])
+            .await
+            .map_err(|e| fail(&format!("moving your branch {branch}"), e))?;
+        git(root, &["rev-parse", &current]).await.map_err(|e| fail("reading the session's branch", e))
+    }
+    .await;
+    let _ = git(root, &["update-ref", "-d", &incoming]).await;
+    taken
+}
+
+/// The commit `branch` is at in `root`, and how many commits it has that
+/// `base` does not.
+pub async fn head(root: &Path, branch: &str, base: &str) -> Result<(String, u64), SessionError> {
+    let commit = git(root, &["rev-parse", "--verify", &format!("refs/heads/{branch}")])
+        .await
+        .map_err(|e| SessionError::Failed(format!("reading the branch {branch}: {e}")))?;
+    let ahead = git(root, &["rev-list", "--count", &format!("{base}..{commit}")]).await.unwrap_or_default();
+    Ok((commit, ahead.parse().unwrap_or(0)))
+}
+
 /// `text` as one shell word.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))

@@ -39,6 +39,12 @@ pub trait Backend {
         let _ = resource_id;
         Err(Error::unsupported("this backend cannot attach"))
     }
+    /// Bring the session's commits from where it runs into the user's
+    /// repository (`kube::copy_out`); called only if `remote_workspace` is set.
+    fn export_branch(resource_id: String) -> Result<()> {
+        let _ = resource_id;
+        Err(Error::unsupported("this backend works in the session's clone: there is nothing to export"))
+    }
     /// Every resource this backend manages.
     fn list_resources() -> Result<Vec<String>> {
         Ok(Vec::new())
@@ -81,6 +87,10 @@ impl<T: Backend> api::Guest for Export<T> {
     fn attach_argv(resource_id: String) -> Result<Vec<String>> {
         crate::__init();
         T::attach_argv(resource_id)
+    }
+    fn export_branch(resource_id: String) -> Result<()> {
+        crate::__init();
+        T::export_branch(resource_id)
     }
     fn list_resources() -> Result<Vec<String>> {
         crate::__init();

@@ -69,13 +69,41 @@ pub struct BranchBundle {
     pub origin: Option<String>,
 }
 
-/// What the daemon knows of sessions that `copy-in` needs: their branches.
+/// A session's branch as `copy-out` asks a pod for it.
+#[derive(Debug, Clone)]
+pub struct SessionBranch {
+    /// The branch's name.
+    pub branch: String,
+    /// The commit the session started from (the pod's bundle leaves out
+    /// what it has: the user's repository has it).
+    pub base: String,
+}
+
+/// A reader of what a pod sends.
+pub type Incoming = Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
+/// What the daemon does with sessions' branches for `copy-in` and `copy-out`.
 pub trait SessionBranches: Send + Sync {
     /// A bundle of session `session_id`'s branch.
     fn bundle<'a>(
         &'a self,
         session_id: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<BranchBundle, String>> + Send + 'a>>;
+
+    /// Session `session_id`'s branch and base commit.
+    fn branch<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<SessionBranch, String>> + Send + 'a>>;
+
+    /// Take a bundle of the session's branch from where it runs (`bundle`,
+    /// read to its end or to a limit) into the session's clone; the
+    /// branch's commit there now.
+    fn receive<'a>(
+        &'a self,
+        session_id: &'a str,
+        bundle: Incoming,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
 }
 
 /// The host service behind `kube`: the settings and, once connected, the
@@ -174,15 +202,18 @@ impl KubeService {
 }
 
 /// Run `argv` in `pod` (the component's: checked) feeding it `input`, until
-/// it ends or `budget` passes; stdout and stderr are kept up to
+/// it ends or `budget` passes; stdout goes to `sink` if given (a sink that
+/// stops taking it ends the command), else it is kept as stderr is, up to
 /// [`MAX_EXEC_OUTPUT`] each.
+#[allow(clippy::too_many_arguments)]
 async fn run_in_pod(
     service: &KubeService,
     scope: &Scope,
     pod: &str,
     container: Option<String>,
     argv: Vec<String>,
-    input: Option<Pin<Box<dyn tokio::io::AsyncRead + Send>>>,
+    input: Option<Incoming>,
+    sink: Option<Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
     budget: Duration,
 ) -> Result<ExecOutput, PluginError> {
     use tokio::io::AsyncWriteExt;
@@ -201,9 +232,19 @@ async fn run_in_pod(
             }
             Ok::<(), std::io::Error>(())
         };
+        let stdout = process.stdout();
+        let drain = async move {
+            let Some(mut sink) = sink else { return Ok(read_capped(stdout).await) };
+            if let Some(mut stdout) = stdout {
+                tokio::io::copy(&mut stdout, &mut sink).await?;
+            }
+            sink.shutdown().await?;
+            Ok::<_, std::io::Error>((Vec::new(), false))
+        };
         let status = process.take_status();
-        let (fed, (stdout, cut_out), (stderr, cut_err)) =
-            tokio::join!(feed, read_capped(process.stdout()), read_capped(process.stderr()));
+        let (fed, drained, (stderr, cut_err)) = tokio::join!(feed, drain, read_capped(process.stderr()));
+        let (stdout, cut_out) =
+            drained.map_err(|e| PluginError::Failed(format!("{doing}: its output could not be taken: {e}")))?;
         let status = match status {
             Some(status) => status.await,
             None => None,
@@ -389,7 +430,7 @@ impl Tar {
         Ok(Self { child, said, path: path.to_path_buf() })
     }
 
-    fn output(&mut self) -> Result<Pin<Box<dyn tokio::io::AsyncRead + Send>>, PluginError> {
+    fn output(&mut self) -> Result<Incoming, PluginError> {
         let out = self.child.stdout.take().ok_or_else(|| PluginError::Failed("tar gave no output".into()))?;
         Ok(Box::pin(out))
     }
@@ -574,9 +615,8 @@ impl Host for HostState {
         if argv.is_empty() {
             return Err(PluginError::InvalidInput("exec needs a command".into()).into());
         }
-        let input =
-            stdin.map(|bytes| Box::pin(std::io::Cursor::new(bytes)) as Pin<Box<dyn tokio::io::AsyncRead + Send>>);
-        Ok(run_in_pod(&self.services.kube, &scope, &pod, container, argv, input, self.time_left()).await?)
+        let input = stdin.map(|bytes| Box::pin(std::io::Cursor::new(bytes)) as Incoming);
+        Ok(run_in_pod(&self.services.kube, &scope, &pod, container, argv, input, None, self.time_left()).await?)
     }
 
     async fn copy_in(
@@ -588,7 +628,10 @@ impl Host for HostState {
     ) -> Res<String> {
         let scope = self.kube_scope()?;
         let Some(session) = self.session.clone() else {
-            return Err(PluginError::Denied("copy-in works only during a session's create or start".into()).into());
+            return Err(PluginError::Denied(
+                "copy-in works only while the host serves a session (its create, start or export-branch)".into(),
+            )
+            .into());
         };
         if !target.starts_with('/') || target.split('/').any(|part| part == "..") {
             return Err(PluginError::InvalidInput(format!(
@@ -621,11 +664,11 @@ impl Host for HostState {
             }
         };
         let (reader, mut tar) = match input {
-            Input::File(file) => (Box::pin(file) as Pin<Box<dyn tokio::io::AsyncRead + Send>>, None),
+            Input::File(file) => (Box::pin(file) as Incoming, None),
             Input::Tar(mut tar) => (tar.output()?, Some(tar)),
         };
-        let out =
-            run_in_pod(&self.services.kube, &scope, &pod, container, argv, Some(reader), self.time_left()).await?;
+        let out = run_in_pod(&self.services.kube, &scope, &pod, container, argv, Some(reader), None, self.time_left())
+            .await?;
         if let Some(tar) = tar.as_mut() {
             tar.finish().await?;
         }
@@ -638,6 +681,48 @@ impl Host for HostState {
             ))
             .into()),
         }
+    }
+
+    async fn copy_out(&mut self, pod: String, container: Option<String>, repository: String) -> Res<String> {
+        let scope = self.kube_scope()?;
+        let Some(session) = self.session.clone() else {
+            return Err(PluginError::Denied("copy-out works only during a session's export-branch".into()).into());
+        };
+        if !repository.starts_with('/') || repository.split('/').any(|part| part == "..") {
+            return Err(PluginError::InvalidInput(format!(
+                "the repository {repository:?} must be an absolute path without `..`"
+            ))
+            .into());
+        }
+        let service = &self.services.kube;
+        service.own_pod(&scope, &pod).await?;
+        let branches = service
+            .branches
+            .get()
+            .ok_or_else(|| PluginError::Unsupported("this host cannot take sessions' branches (no daemon)".into()))?;
+        let wanted = branches.branch(&session).await.map_err(PluginError::Failed)?;
+        // Only the session's branch, without what its base has. What the pod
+        // sends is checked by the host as it takes it: whatever the pod's
+        // repository holds, only this branch can move, and only forward.
+        // (Nothing, when the branch is still at its base.)
+        let script = r#"set -e; cd "$1"; [ "$(git rev-parse --verify -q "refs/heads/$2")" = "$3" ] && exit 0; git bundle create -q - "refs/heads/$2" "^$3""#;
+        let argv = ["sh", "-c", script, "sh", &repository, &wanted.branch, &wanted.base].map(String::from).to_vec();
+        let (writer, reader) = tokio::io::duplex(1 << 16);
+        let (ran, received) = tokio::join!(
+            run_in_pod(service, &scope, &pod, container, argv, None, Some(Box::pin(writer)), self.time_left()),
+            branches.receive(&session, Box::pin(reader)),
+        );
+        let out = ran?;
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if out.exit_code != Some(0) {
+            return Err(PluginError::Failed(format!(
+                "bundling the branch {} in pod {pod} failed ({}): {said}",
+                wanted.branch,
+                out.exit_code.map_or("no exit code".to_string(), |c| format!("exit {c}"))
+            ))
+            .into());
+        }
+        Ok(received.map_err(PluginError::Failed)?)
     }
 
     async fn attach_argv(&mut self, pod: String, container: Option<String>) -> wasmtime::Result<Vec<String>> {
