@@ -90,7 +90,7 @@ mod tests {
     fn every_route_is_documented_with_its_types() {
         let doc = serde_json::to_value(document()).expect("json");
         let paths = doc["paths"].as_object().expect("paths");
-        assert_eq!(paths.len(), 30, "{:?}", paths.keys().collect::<Vec<_>>());
+        assert_eq!(paths.len(), 31, "{:?}", paths.keys().collect::<Vec<_>>());
         let egress = &doc["components"]["schemas"]["EgressPolicy"];
         let host = &egress["properties"]["hosts"]["items"];
         assert_eq!(host["pattern"], clauderon_proxy::hosts::PATTERN_SYNTAX, "{egress}");
