@@ -9,13 +9,16 @@
 //! The host refuses every one before the cluster sees it, and lets through
 //! only the component's own, contained objects, labelled as its own. And
 //! when the cluster's login fails, the component learns why in words but
-//! never the credential (nor does the log).
+//! never the credential (nor does the log). A session's tunnel leads only
+//! to its own proxy and only from the pod it was opened to: a pod made
+//! later under the same name, even labelled as the component's, gets
+//! nothing.
 
 use std::collections::BTreeMap;
 
 use clauderon_runtime::bindings::types::SessionSpec;
 use clauderon_runtime::{KubeSettings, Runtime, RuntimeConfig, Source};
-use clauderon_tests::MockKube;
+use clauderon_tests::{MockKube, eventually};
 use serde_json::{Value, json};
 
 fn fixture(id: &str) -> Source {
@@ -170,6 +173,7 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
         ("exec theirs true", "failed: pod theirs (of this component) does not exist"),
         ("copy agent /etc /tmp/etc", "denied: copy-in works only while the host serves a session"),
         ("out agent /session/workspace", "denied: copy-out works only during a session's export-branch"),
+        ("tunnel agent 7070", "denied: open-tunnel works only while the host serves a session"),
         ("namespace", "default"),
     ];
     let mut spec = SessionSpec::named("probe");
@@ -311,6 +315,8 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         ("out agent session/workspace", "denied: the repository".into()),
         ("out theirs /tmp/w", "failed: pod theirs (of this component) does not exist".into()),
         ("out agent /tmp/w", "failed: this host cannot take sessions' branches".into()),
+        ("tunnel theirs 7070", "failed: pod theirs (of this component) does not exist".into()),
+        ("tunnel agent 7070", "failed: this host has no sessions' proxies".into()),
     ];
     let mut spec = SessionSpec::named("probe");
     let objects = [claim("work", |_| {}).to_string(), pod("agent", mount("work")).to_string()];
@@ -326,4 +332,122 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
         assert!(got.starts_with(expected.as_str()), "{read}: expected {expected:?}, got {got:?}\n{report}");
     }
+}
+
+/// The session's proxy as a test sees it: a unix socket whose connections
+/// are read line by line.
+struct Proxy {
+    socket: std::path::PathBuf,
+}
+
+impl clauderon_runtime::SessionSupport for Proxy {
+    fn bundle<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<clauderon_runtime::BranchBundle, String>> + Send + 'a>> {
+        Box::pin(async { Err("no branches here".to_string()) })
+    }
+    fn branch<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<clauderon_runtime::SessionBranch, String>> + Send + 'a>> {
+        Box::pin(async { Err("no branches here".to_string()) })
+    }
+    fn receive<'a>(
+        &'a self,
+        _: &'a str,
+        _: clauderon_runtime::Incoming,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async { Err("no branches here".to_string()) })
+    }
+    fn proxy_socket<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<std::path::PathBuf, String>> + Send + 'a>> {
+        Box::pin(async move {
+            assert_eq!(session_id, "probe", "the tunnel is for the session being served");
+            Ok(self.socket.clone())
+        })
+    }
+}
+
+/// A pod named `agent` whose port 7070 says `word` on the first connection
+/// (`every`: on each) and then holds it open, as the relay would once the
+/// agent speaks.
+fn speaking_pod(word: &str, every: bool) -> Value {
+    let server = "import socket, sys\n\
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+        s.bind(('127.0.0.1', 7070)); s.listen(64); said = False; held = []\n\
+        while True:\n    c, _ = s.accept(); held.append(c)\n    \
+        if sys.argv[2] == 'every' or not said:\n        c.sendall(sys.argv[1].encode() + b'\\n'); said = True\n";
+    pod("agent", |p| {
+        p["spec"]["containers"][0]["command"] =
+            json!(["python3", "-c", server, word, if every { "every" } else { "once" }]);
+    })
+}
+
+/// The tunnel carries what the pod says to the session's proxy socket and
+/// nowhere else; when the pod is replaced by another of the same name (one
+/// labelled as the component's, as a component or anyone with access to the
+/// namespace could make), the new pod gets nothing through it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
+    use tokio::io::AsyncBufReadExt;
+    let kube = MockKube::start();
+    let (home, rt) = probe_runtime(kube.kubeconfig()).await;
+    let socket = home.path().join("proxy.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).expect("the session's proxy socket");
+    rt.set_session_support(std::sync::Arc::new(Proxy { socket }));
+    let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(conn).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    let _ = lines.send(line);
+                }
+            });
+        }
+    });
+
+    let reads = [
+        ("wait agent", "passed: seen"),
+        ("tunnel agent 7070", "passed: open"),
+        ("tunnel theirs 7070", "failed: pod theirs (of this component) does not exist"),
+    ];
+    let mut spec = SessionSpec::named("probe");
+    spec.options = vec![
+        ("try-objects".into(), speaking_pod("from-the-sessions-pod", false).to_string()),
+        ("try-reads".into(), reads.iter().map(|(r, _)| *r).collect::<Vec<_>>().join("\n")),
+    ];
+    let mut backend = rt.backend("kube-probe").await.expect("instance");
+    backend.serve_session("probe", &[]);
+    let report = backend.create(&spec).await.expect_err("the probe fails with its report").to_string();
+    let said = outcomes(&report);
+    for (read, expected) in &reads {
+        let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
+        assert!(got.starts_with(expected), "{read}: expected {expected:?}, got {got:?}\n{report}");
+    }
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), heard.recv()).await;
+    assert_eq!(first.expect("the pod's words reach the proxy").as_deref(), Some("from-the-sessions-pod"));
+
+    // Another pod under the same name, labelled as the component's: it
+    // speaks on every connection, and would be heard if the tunnel followed
+    // the name.
+    let old_uid = kube.object(&["pod", "agent"])["metadata"]["uid"].clone();
+    kube.ok(&["delete", "pod", "agent"]);
+    let mut impostor = speaking_pod("from-a-pod-of-the-same-name", true);
+    impostor["metadata"]["labels"] = json!({"dev.clauderon.component": "kube-probe"});
+    kube.apply("impostor.json", &impostor);
+    kube.ok(&["wait", "--for=condition=Ready", "pod/agent", "--timeout=60s"]);
+    assert_ne!(kube.object(&["pod", "agent"])["metadata"]["uid"], old_uid, "a new pod");
+    let check = "import socket; c = socket.create_connection(('127.0.0.1', 7070)); print(c.recv(100).decode().strip())";
+    eventually(20, "the new pod listening", || {
+        let out = kube.kubectl(&["exec", "agent", "--", "python3", "-c", check]);
+        String::from_utf8_lossy(&out.stdout).contains("from-a-pod-of-the-same-name").then_some(())
+    });
+    // The tunnel's retries (at most 5 s apart) would have reached it by now.
+    let later = tokio::time::timeout(std::time::Duration::from_secs(8), heard.recv()).await;
+    assert!(later.is_err(), "the tunnel carried another pod's connection: {later:?}");
 }

@@ -187,7 +187,7 @@ fn pods_run_in_docker_and_kubectl_waits_for_them_reads_their_logs_and_deletes_th
     assert_eq!(id.lines().count(), 1, "one running container: {id}");
     let inspected: Value = serde_json::from_str(&docker(&["inspect", &id])).expect("inspect");
     let container = &inspected[0];
-    assert_eq!(container["HostConfig"]["NetworkMode"], "host");
+    assert_eq!(container["HostConfig"]["NetworkMode"], "none", "a network of its own, only a loopback");
     assert_eq!(container["Config"]["User"], "1000:1000");
     assert_eq!(container["HostConfig"]["CapDrop"], json!(["ALL"]));
     assert!(container["HostConfig"]["SecurityOpt"].to_string().contains("no-new-privileges"));

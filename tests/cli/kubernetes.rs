@@ -6,6 +6,7 @@
 //! the claim, start makes the pod again on it, delete leaves nothing; a pod
 //! that cannot run fails the create with the cluster's reason and leaves
 //! nothing behind. Off unless enabled, and a create says how to enable it.
+//! The pod reaches only the session's proxy, through the tunnel.
 
 use clauderon_tests::{CANARIES, MockKube, World, canary, eventually, unique};
 use serde_json::Value;
@@ -232,4 +233,98 @@ fn a_kubernetes_sessions_commits_come_back_only_its_branch_and_only_forward() {
         "first and second, nothing else"
     );
     world.home.run(&["delete", &name]).ok();
+}
+
+/// The pod's only way out is the session's own proxy, through the tunnel
+/// the host keeps into it: a real client in the pod (curl, trusting
+/// clauderon's CA) gets its placeholder replaced by the real token on the
+/// way, sees it masked, and is held to the session's access mode; nothing
+/// else is reachable from the pod, and a network policy denies the pod
+/// every other connection. A restarted daemon opens the tunnel again; after
+/// stop and start, the new pod's tunnel works.
+#[test]
+fn a_kubernetes_sessions_only_way_out_is_its_own_proxy_through_the_tunnel() {
+    let kube = MockKube::start();
+    let mut world = World::start_with(&config(&kube, true));
+    let name = unique("kt");
+    let made = create(&world, &name, "sleep 600", &["--access-mode", "read-only"]).ok().json();
+    let pod_name = made["resource_id"].as_str().expect("a resource").to_string();
+    let pod_uid = kube.object(&["pod", &pod_name])["metadata"]["uid"].clone();
+    let policy = kube.object(&["networkpolicy", &format!("{pod_name}-isolated")]);
+    assert_eq!(policy["spec"]["podSelector"]["matchLabels"]["dev.clauderon.resource"], pod_name.as_str());
+    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+    assert!(
+        policy["spec"]["ingress"].is_null() && policy["spec"]["egress"].is_null(),
+        "no rule lets anything in or out"
+    );
+    let in_pod = |script: &str| kube.ok(&["exec", &pod_name, "--", "sh", "-c", script]).trim().to_string();
+    let proxy = in_pod("echo $HTTPS_PROXY");
+    let (_, address) = proxy.rsplit_once('@').unwrap_or(("", &proxy));
+    assert!(address.starts_with("127.0.0.1:"), "the agent's proxy is on the pod's own loopback: {proxy}");
+
+    let request = |world: &World| {
+        let body = in_pod("curl -sS -H 'authorization: Bearer placeholder' https://api.github.com/user");
+        let seen = world.mock.last_request_to("api.github.com", "/user");
+        let expected = format!("Bearer {}", canary("GITHUB_TOKEN"));
+        assert_eq!(seen["headers"]["authorization"].as_str(), Some(expected.as_str()), "the token added: {seen}");
+        let echoed: Value = serde_json::from_str(&body).expect("the mock's echo");
+        let masked = echoed["headers"]["authorization"].as_str().unwrap_or_default().to_string();
+        assert!(masked.len() == expected.len() && masked.bytes().all(|b| b == b'*'), "{masked}");
+        assert!(CANARIES.iter().all(|(_, c)| !body.contains(c)), "a credential came back into the pod: {body}");
+    };
+    request(&world);
+    // The session's own listener: its read-only mode holds.
+    let post = |proxy: &str| {
+        in_pod(&format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' -x {proxy} -X POST -d '{{}}' https://api.github.com/repos/o/r/issues"
+        ))
+    };
+    assert_eq!(post(&proxy), "403", "a write in a read-only session");
+    // Straight to the tunnel port, bypassing the relay: that is where the
+    // host's connections arrive, not a way out; it answers nothing, and the
+    // proxy port works on.
+    let proxy_port: u16 = address.trim_end_matches('/').trim_start_matches("127.0.0.1:").parse().expect("port");
+    let tunnel_port = if proxy_port == 7070 { 7071 } else { 7070 };
+    let tunnel = proxy.replace(&format!(":{proxy_port}"), &format!(":{tunnel_port}"));
+    let bypass = kube.kubectl(&[
+        "exec",
+        &pod_name,
+        "--",
+        "sh",
+        "-c",
+        &format!("curl -sS -m 3 -x {tunnel} https://api.github.com/user"),
+    ]);
+    assert!(!bypass.status.success(), "the tunnel port answered: {}", String::from_utf8_lossy(&bypass.stdout));
+    request(&world);
+    // Nothing but the proxy: not this machine's daemon, not the world directly.
+    let port = world.daemon.port;
+    let direct = kube.kubectl(&[
+        "exec",
+        &pod_name,
+        "--",
+        "sh",
+        "-c",
+        &format!("curl -sS -m 5 --noproxy '*' http://127.0.0.1:{port}/api/sessions || curl -sS -m 5 --noproxy '*' https://api.github.com/user"),
+    ]);
+    assert!(!direct.status.success(), "the pod reached something without the proxy");
+    let env = in_pod("env");
+    let log = kube.ok(&["logs", &pod_name]);
+    for (var, value) in CANARIES {
+        assert!(!env.contains(value) && !log.contains(value), "{var}'s real value is in the pod");
+    }
+    assert_eq!(in_pod(&format!("grep -rl {} /session || true", canary("GITHUB_TOKEN"))), "", "nor in the claim");
+
+    // A restarted daemon opens the tunnel again; the pod ran on.
+    world.restart_daemon();
+    request(&world);
+    assert_eq!(kube.object(&["pod", &pod_name])["metadata"]["uid"], pod_uid, "the same pod");
+
+    // A new pod after stop and start: its own tunnel.
+    world.home.run(&["stop", &name]).ok();
+    world.home.run(&["start", &name]).ok();
+    request(&world);
+
+    world.home.run(&["delete", &name]).ok();
+    let left = kube.ok(&["get", "networkpolicies", "-o", "name"]);
+    assert!(!left.contains(&pod_name), "the policy goes with the session: {left}");
 }

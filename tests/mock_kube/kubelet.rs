@@ -1,7 +1,8 @@
 //! The mock's scheduler and kubelet, in one: it runs the pods the API
-//! server stores — each container with the local Docker engine, on the
-//! machine's network (as `hostNetwork` pods on a one-node cluster whose pod
-//! IP is 127.0.0.1) — and writes back what happens the way a cluster does:
+//! server stores — each container with the local Docker engine, in a
+//! network namespace of its own that has only a loopback (as a pod of a
+//! remote cluster that cannot open connections to this machine; only
+//! port-forward reaches in) — and writes back what happens the way a cluster does:
 //! the pod's status (phase, conditions, container states with the
 //! engine's own messages), events from `default-scheduler` and `kubelet`,
 //! bound claims. It serves container logs.
@@ -605,8 +606,12 @@ impl Pod {
             format!("{INSTANCE_LABEL}={}", self.kubelet.instance),
             "--label".into(),
             format!("{POD_LABEL}={}", self.uid),
+            // Its own network namespace with only a loopback: like a pod
+            // in a cluster that cannot reach this machine (port-forward
+            // reaches into it). A real pod's containers share one; here
+            // each has its own (tests run one container per pod).
             "--network".into(),
-            "host".into(),
+            "none".into(),
         ];
         match (user, group) {
             (Some(u), Some(g)) => args.extend(["--user".into(), format!("{u}:{g}")]),

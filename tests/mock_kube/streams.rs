@@ -16,7 +16,8 @@
 //! Port-forward: each port asked for (`ports=P`) gets a data channel (2i)
 //! and an error channel (2i+1), each opened by a message holding the port
 //! (two bytes, little-endian); the data channel carries one TCP connection
-//! to the pod's port — 127.0.0.1, as the pods share the machine's network.
+//! to the pod's port on its own loopback, made from inside the pod's network
+//! namespace (its first container's), as the kubelet does.
 
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::query_parameters::{
@@ -149,7 +150,10 @@ pub fn upgrade(
     let ask = Ask::parse(sub, query, pod)?;
     let target = match &ask {
         Ask::Exec { container, .. } | Ask::Attach { container, .. } => Some(running_container(pod, container)?),
-        Ask::PortForward { .. } => None,
+        Ask::PortForward { .. } => {
+            let first = pod["spec"]["containers"][0]["name"].as_str().unwrap_or_default();
+            Some(running_container(pod, first)?)
+        }
     };
     let protocol = protocol.ok_or_else(not_served)?;
     let key = req
@@ -165,7 +169,7 @@ pub fn upgrade(
         let result = match (ask, target) {
             (Ask::Exec { command, stdin, tty, .. }, Some(id)) => exec(ws, &id, command, stdin, tty, v5).await,
             (Ask::Attach { stdin, .. }, Some(id)) => attach(ws, &id, stdin, v5).await,
-            (Ask::PortForward { ports }, _) => port_forward(ws, ports).await,
+            (Ask::PortForward { ports }, Some(id)) => port_forward(ws, &id, ports).await,
             _ => Ok(()),
         };
         if let Err(e) = result {
@@ -327,7 +331,38 @@ async fn relay(
     tx.reunite(rx).map_err(|e| e.to_string())
 }
 
-async fn port_forward(ws: Ws, ports: Vec<u16>) -> Result<(), String> {
+/// A TCP connection to `port` on the loopback of container `id`'s network
+/// namespace: a thread enters it (as root, as the kubelet runs) and
+/// connects; the socket stays in that namespace.
+async fn connect_inside(id: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    let pid = docker()
+        .map_err(std::io::Error::other)?
+        .inspect_container(id, None)
+        .await
+        .map_err(std::io::Error::other)?
+        .state
+        .and_then(|s| s.pid)
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| std::io::Error::other("the container is not running"))?;
+    // A thread of its own, which ends here: a pooled one would stay in the namespace.
+    let (done, stream) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = done.send((|| {
+            use std::os::fd::AsRawFd;
+            let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+            // SAFETY: setns on this thread only, with a descriptor we hold open.
+            if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            stream.set_nonblocking(true)?;
+            Ok::<_, std::io::Error>(stream)
+        })());
+    });
+    tokio::net::TcpStream::from_std(stream.await.map_err(std::io::Error::other)??)
+}
+
+async fn port_forward(ws: Ws, container: &str, ports: Vec<u16>) -> Result<(), String> {
     // One port per connection is what kube-rs opens; more are served one after another's channel pair.
     let (mut tx, mut rx) = ws.split();
     let mut conns = Vec::new();
@@ -336,7 +371,7 @@ async fn port_forward(ws: Ws, ports: Vec<u16>) -> Result<(), String> {
         let port_bytes = port.to_le_bytes();
         tx.send(framed(data, &port_bytes)).await.map_err(|e| e.to_string())?;
         tx.send(framed(error, &port_bytes)).await.map_err(|e| e.to_string())?;
-        match tokio::net::TcpStream::connect(("127.0.0.1", *port)).await {
+        match connect_inside(container, *port).await {
             Ok(stream) => conns.push(Some(stream.into_split())),
             Err(e) => {
                 let message = format!("error forwarding port {port} to pod: dial tcp 127.0.0.1:{port}: {e}");

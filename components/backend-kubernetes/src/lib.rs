@@ -33,8 +33,18 @@
 //! home and clauderon's CA bundle (`kube::copy-in`); then the agent starts
 //! (the pod waits for `/session/.ready`).
 //!
-//! Not yet: bringing the agent's commits back, and the proxy's reach from the
-//! pod (a reverse tunnel); until then the agent has no way out.
+//! The pod's only way out is the session's proxy, through a reverse tunnel
+//! (the cluster need not reach this machine, nor the pod anything): the
+//! static `clauderon-relay` (copied into the claim at `/session/bin`) runs
+//! the agent and listens on the proxy's port on the pod's loopback, where
+//! the agent's `HTTPS_PROXY` points, and pairs each connection with one of
+//! the port-forwards the host keeps open into the pod on the tunnel port
+//! (`kube::open-tunnel`), which lead to the session's proxy alone. A
+//! network policy `<resource>-isolated` denies the pod every other
+//! connection, in and out (port-forwards do not pass through the pod
+//! network, so the tunnel still works).
+//!
+//! The agent's commits come back on `export-branch` (`kube::copy-out`).
 
 use clauderon_sdk::kube;
 use clauderon_sdk::types::{ResourceState, ResourceStatus, SessionInfo, SessionSpec};
@@ -51,6 +61,11 @@ const HOME: &str = "/session/home";
 const CA_DIR: &str = "/session/ca";
 /// Made once the session's files are in the claim: the agent starts then.
 const READY: &str = "/session/.ready";
+/// Where the relay is copied (under its own file name).
+const BIN_DIR: &str = "/session/bin";
+/// The port in the pod the host's tunnel connections arrive on (the other
+/// one if the proxy's port is this one).
+const TUNNEL_PORTS: [u16; 2] = [7070, 7071];
 /// The user and group the agent runs as.
 const USER: i64 = 1000;
 /// Labels on every object of a session.
@@ -59,6 +74,9 @@ const RESOURCE_LABEL: &str = "dev.clauderon.resource";
 /// The kinds a session has.
 const POD: &str = "Pod";
 const CLAIM: &str = "PersistentVolumeClaim";
+const POLICY: &str = "NetworkPolicy";
+/// Every kind a session has, in the order they are deleted.
+const KINDS: [&str; 3] = [POD, CLAIM, POLICY];
 
 struct Kubernetes;
 
@@ -83,6 +101,45 @@ fn claim(spec: &SessionSpec) -> Value {
         claim["spec"]["storageClassName"] = json!(class);
     }
     claim
+}
+
+fn policy_name(resource: &str) -> String {
+    format!("{resource}-isolated")
+}
+
+/// No connection into or out of the session's pod through the pod network;
+/// the host's port-forwards (the tunnel) do not pass through it.
+fn policy(spec: &SessionSpec) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": POLICY,
+        "metadata": {"name": policy_name(&spec.resource_name), "labels": labels(spec)},
+        "spec": {
+            "podSelector": {"matchLabels": {RESOURCE_LABEL: spec.resource_name}},
+            "policyTypes": ["Ingress", "Egress"]
+        }
+    })
+}
+
+/// The session's way out: the proxy's port in the pod, the tunnel port and
+/// the relay (on the host); none without a proxy.
+struct WayOut {
+    proxy_port: u16,
+    tunnel_port: u16,
+    relay: String,
+}
+
+impl WayOut {
+    fn of(spec: &SessionSpec) -> Option<Self> {
+        let proxy_port: u16 = spec.option("proxy-port")?.parse().ok()?;
+        let relay = spec.option("relay")?.to_string();
+        let tunnel_port = TUNNEL_PORTS.into_iter().find(|p| *p != proxy_port)?;
+        Some(Self { proxy_port, tunnel_port, relay })
+    }
+
+    /// The relay in the pod.
+    fn relay_in_pod(&self) -> String {
+        format!("{BIN_DIR}/{}", self.relay.rsplit('/').next().unwrap_or("clauderon-relay"))
+    }
 }
 
 /// CPU and memory, as requests and limits both (the pod is then `Guaranteed`).
@@ -118,6 +175,14 @@ fn pod(spec: &SessionSpec) -> Result<Value> {
     let wait = r#"until [ -e "$1" ]; do sleep 0.2; done; cd "$2" && shift 2 && exec "$@""#;
     let mut command: Vec<String> = ["sh", "-c", wait, "sh", READY].iter().map(|s| s.to_string()).collect();
     command.push(map.rewrite(&spec.workdir));
+    // The relay runs the agent and is its way to the proxy.
+    if let Some(way) = WayOut::of(spec) {
+        command.push(way.relay_in_pod());
+        for arg in ["--port".into(), way.proxy_port.to_string(), "--tunnel".into(), way.tunnel_port.to_string()] {
+            command.push(arg);
+        }
+        command.push("--".into());
+    }
     command.extend(spec.launch.argv.iter().map(|a| map.rewrite(a)));
     Ok(json!({
         "apiVersion": "v1", "kind": POD,
@@ -231,7 +296,16 @@ fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
         )));
     }
     fill_claim(spec)?;
+    open_tunnel(spec)?;
     Ok(SessionInfo { resource_id: spec.resource_name.clone(), status })
+}
+
+/// The session's way out from its pod (see the module's doc).
+fn open_tunnel(spec: &SessionSpec) -> Result<()> {
+    match WayOut::of(spec) {
+        Some(way) => Ok(kube::open_tunnel(&spec.resource_name, way.tunnel_port)?),
+        None => Ok(()),
+    }
 }
 
 /// Copy the session's files into its claim, once (a claim that has them
@@ -249,6 +323,9 @@ fn fill_claim(spec: &SessionSpec) -> Result<()> {
     }
     if let Some(bundle) = spec.env_value("SSL_CERT_FILE") {
         kube::copy_in(pod, None, &kube::CopySource::Path(bundle.to_string()), CA_DIR)?;
+    }
+    if let Some(way) = WayOut::of(spec) {
+        kube::copy_in(pod, None, &kube::CopySource::Path(way.relay), BIN_DIR)?;
     }
     let done = kube::exec(pod, None, &["touch".into(), READY.into()], None)?;
     if done.exit_code != Some(0) {
@@ -278,11 +355,12 @@ impl Backend for Kubernetes {
         if !name.starts_with(PREFIX) {
             return Err(Error::invalid_input(format!("`{name}` is not a pod name of clauderon")));
         }
-        if exists(POD, name)? || exists(CLAIM, &claim_name(name))? {
+        if exists(POD, name)? || exists(CLAIM, &claim_name(name))? || exists(POLICY, &policy_name(name))? {
             return Err(Error::invalid_input(format!(
-                "pod {name} or its claim exists already and is not this session's"
+                "pod {name}, its claim or its network policy exists already and is not this session's"
             )));
         }
+        kube::apply(&policy(&spec).to_string())?;
         kube::apply(&claim(&spec).to_string())?;
         launch(&spec)
     }
@@ -290,11 +368,19 @@ impl Backend for Kubernetes {
     fn start(resource_id: String, spec: SessionSpec) -> Result<SessionInfo> {
         if let Some(found) = kube::get(POD, &resource_id)? {
             let status = state_of(&parse(&found)?);
-            if matches!(status.state, ResourceState::Running | ResourceState::Starting) {
+            if matches!(status.state, ResourceState::Running) {
+                // Running on (the daemon restarted): its tunnel again.
+                open_tunnel(&spec)?;
+                return Ok(SessionInfo { resource_id, status });
+            }
+            if matches!(status.state, ResourceState::Starting) {
                 return Ok(SessionInfo { resource_id, status });
             }
             // A pod that ended or cannot run is made again (its spec cannot change in place).
             kube::delete(POD, &resource_id)?;
+        }
+        if !exists(POLICY, &policy_name(&resource_id))? {
+            kube::apply(&policy(&spec).to_string())?;
         }
         if !exists(CLAIM, &claim_name(&resource_id))? {
             kube::apply(&claim(&spec).to_string())?;
@@ -309,7 +395,7 @@ impl Backend for Kubernetes {
 
     fn delete(resource_id: String) -> Result<()> {
         let selector = format!("{RESOURCE_LABEL}={resource_id}");
-        for kind in [POD, CLAIM] {
+        for kind in KINDS {
             for object in kube::list_objects(kind, &selector)? {
                 let object = parse(&object)?;
                 kube::delete(kind, object["metadata"]["name"].as_str().unwrap_or_default())?;
@@ -318,6 +404,7 @@ impl Backend for Kubernetes {
         // Objects that lost their labels still go by name.
         kube::delete(POD, &resource_id)?;
         kube::delete(CLAIM, &claim_name(&resource_id))?;
+        kube::delete(POLICY, &policy_name(&resource_id))?;
         Ok(())
     }
 

@@ -130,7 +130,7 @@ impl Daemon {
                 .with_egress(network.egress.clone())
                 .with_sandbox(sandbox),
         );
-        runtime.set_session_branches(Arc::new(clauderon_sessions::Branches(Arc::downgrade(&manager))));
+        runtime.set_session_support(Arc::new(clauderon_sessions::ManagerSupport(Arc::downgrade(&manager))));
         let hooks = clauderon_sessions::hooks::spawn(runtime.clone(), manager.subscribe());
         tracing::info!("{hooks} hook component(s) get session events");
         // In the background: a slow or failing backend must not hold up the API.

@@ -159,9 +159,9 @@ impl Runtime {
         })
     }
 
-    /// Where `kube`'s `copy-in` gets sessions' branches (the session manager).
-    pub fn set_session_branches(&self, branches: Arc<dyn crate::SessionBranches>) {
-        self.services.kube.set_branches(branches);
+    /// What `kube` asks the session manager: sessions' branches (copy-in, copy-out) and proxies (open-tunnel).
+    pub fn set_session_support(&self, support: Arc<dyn crate::SessionSupport>) {
+        self.services.kube.set_support(support);
     }
 
     /// Send every component's `http` requests through `route` (the daemon's

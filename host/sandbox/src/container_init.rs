@@ -1,7 +1,9 @@
 //! PID 1 of a session's container (`clauderon-relay`, a static binary the
-//! host mounts into every container): the container has no network but its
-//! own loopback, so this listens on the proxy's port there and relays each
-//! connection to the proxy's unix socket (mounted in), runs the agent as its
+//! host mounts into every container, or copies into a pod): the container
+//! has no network but its own loopback, so this listens on the proxy's port
+//! there and relays each connection to the proxy — through its unix socket
+//! (mounted in), or, in a pod of a remote cluster, through the reverse
+//! tunnel the host keeps into the pod (see [`crate::relay`]) — runs the agent as its
 //! child, passes it the signals `docker stop` and the terminal send, reaps
 //! orphans, and exits with the agent's status once what the agent left
 //! running has finished (for up to [`crate::LINGER`]).
@@ -12,32 +14,53 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use std::sync::Arc;
+
 use crate::{SandboxError, reap, relay};
+
+/// Where the relay passes the agent's connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WayOut {
+    /// The proxy's unix socket inside the container (`--socket PATH`).
+    Socket(PathBuf),
+    /// Connections the host opens into the pod on this port (`--tunnel PORT`).
+    Tunnel(u16),
+}
 
 /// What `clauderon-relay` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     /// The proxy's port (the agent's proxy URL names 127.0.0.1:PORT).
     pub port: u16,
-    /// The proxy's unix socket inside the container.
-    pub socket: PathBuf,
+    /// Where its connections go.
+    pub way_out: WayOut,
     /// The agent's command.
     pub command: Vec<String>,
 }
 
 impl Args {
-    /// `--port PORT --socket PATH -- COMMAND…`
+    /// `--port PORT (--socket PATH | --tunnel PORT) -- COMMAND…`
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let usage = "usage: clauderon-relay --port PORT --socket PATH -- COMMAND [ARGS…]";
+        let usage = "usage: clauderon-relay --port PORT (--socket PATH | --tunnel PORT) -- COMMAND [ARGS…]";
         let split = args.iter().position(|a| a == "--").ok_or(usage)?;
         let (opts, command) = (&args[..split], &args[split + 1..]);
-        let value = |name: &str| opts.iter().position(|a| a == name).and_then(|i| opts.get(i + 1)).ok_or(usage);
-        let port = value("--port")?.parse().map_err(|_| format!("--port must be a port number; {usage}"))?;
-        let socket = PathBuf::from(value("--socket")?);
+        let value = |name: &str| opts.iter().position(|a| a == name).and_then(|i| opts.get(i + 1));
+        let number = |name: &str| -> Result<u16, String> {
+            value(name).ok_or(usage)?.parse().map_err(|_| format!("{name} must be a port number; {usage}"))
+        };
+        let port = number("--port")?;
+        let way_out = match (value("--socket"), value("--tunnel")) {
+            (Some(socket), None) => WayOut::Socket(PathBuf::from(socket)),
+            (None, Some(_)) => match number("--tunnel")? {
+                tunnel if tunnel == port => return Err(format!("--tunnel must differ from --port; {usage}")),
+                tunnel => WayOut::Tunnel(tunnel),
+            },
+            _ => return Err(format!("one of --socket and --tunnel; {usage}")),
+        };
         if command.is_empty() {
             return Err(usage.into());
         }
-        Ok(Self { port, socket, command: command.to_vec() })
+        Ok(Self { port, way_out, command: command.to_vec() })
     }
 }
 
@@ -50,8 +73,21 @@ pub fn run(args: &Args) -> Result<i32, SandboxError> {
         signals.add(s);
     }
     signals.thread_block().map_err(|e| SandboxError::step("blocking signals", e))?;
-    for listener in relay::listen(args.port)? {
-        relay::serve(listener, args.socket.clone());
+    match &args.way_out {
+        WayOut::Socket(socket) => {
+            for listener in relay::listen(args.port)? {
+                relay::serve(listener, socket.clone());
+            }
+        }
+        WayOut::Tunnel(tunnel) => {
+            let tunnels = Arc::new(relay::Tunnels::default());
+            for listener in relay::listen(*tunnel)? {
+                relay::serve_tunnels(listener, tunnels.clone());
+            }
+            for listener in relay::listen(args.port)? {
+                relay::serve_through(listener, tunnels.clone());
+            }
+        }
     }
     let child = std::process::Command::new(&args.command[0])
         .args(&args.command[1..])
@@ -88,17 +124,22 @@ mod tests {
     }
 
     #[test]
-    fn arguments_name_the_port_the_socket_and_the_command() {
+    fn arguments_name_the_port_the_way_out_and_the_command() {
         let args =
             Args::parse(&strings(&["--port", "4100", "--socket", "/run/clauderon/proxy.sock", "--", "claude", "-p"]))
                 .expect("parsed");
         assert_eq!(args.port, 4100);
-        assert_eq!(args.socket, PathBuf::from("/run/clauderon/proxy.sock"));
+        assert_eq!(args.way_out, WayOut::Socket(PathBuf::from("/run/clauderon/proxy.sock")));
         assert_eq!(args.command, strings(&["claude", "-p"]));
+        let tunnel = Args::parse(&strings(&["--port", "4100", "--tunnel", "4101", "--", "claude"])).expect("parsed");
+        assert_eq!(tunnel.way_out, WayOut::Tunnel(4101));
         for bad in [
             &["--port", "x", "--socket", "/s", "--", "a"][..],
             &["--port", "1", "--", "a"],
             &["--port", "1", "--socket", "/s", "--"],
+            &["--port", "1", "--socket", "/s", "--tunnel", "2", "--", "a"],
+            &["--port", "1", "--tunnel", "1", "--", "a"],
+            &["--port", "1", "--tunnel", "x", "--", "a"],
             &["a"],
         ] {
             let err = Args::parse(&strings(bad)).expect_err("refused");

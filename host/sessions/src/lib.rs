@@ -21,6 +21,6 @@ pub mod worktree;
 
 pub use egress::{Egress, EgressEnv};
 pub use error::SessionError;
-pub use manager::{Branches, CreateRequest, Defaults, Manager};
+pub use manager::{CreateRequest, Defaults, Manager, ManagerSupport};
 pub use model::{AccessMode, AgentStatus, EgressMode, EgressPolicy, Event, EventKind, Session, Status, Synced};
 pub use sandbox::{HostSandbox, Isolation, SandboxConfig};

@@ -217,6 +217,22 @@ impl Manager {
         Ok(opened)
     }
 
+    /// The unix socket of session `id`'s proxy, opened if it was not (a
+    /// remote pod's tunnel leads there).
+    pub async fn proxy_socket(&self, id: &str) -> Result<PathBuf, SessionError> {
+        let session = self.get(id).await?;
+        let Some(egress) = &self.egress else {
+            return Err(SessionError::Failed("this daemon gives sessions no proxy".into()));
+        };
+        let opened = egress
+            .open(&session)
+            .await
+            .map_err(|e| SessionError::Failed(format!("opening the session's proxy failed: {e}")))?;
+        let dir =
+            opened.socket_dir.ok_or_else(|| SessionError::Failed("the session's proxy has no unix socket".into()))?;
+        Ok(dir.join(clauderon_proxy::server::SOCKET_NAME))
+    }
+
     fn close_egress(&self, session: &Session) {
         if let Some(egress) = &self.egress {
             egress.close(&session.id);
@@ -956,8 +972,17 @@ impl Manager {
                 session.backend, session.name
             )));
         }
+        self.start_resource(session, &features).await?;
+        session.error = None;
+        session.agent_status = AgentStatus::Working;
+        self.set_status(session, Status::Running, None).await
+    }
+
+    /// Ask the backend to start the session's resource (one that runs stays
+    /// as it is; a remote backend opens its way to the proxy again).
+    async fn start_resource(&self, session: &mut Session, features: &BackendFeatures) -> Result<(), SessionError> {
         let egress = self.open_egress(session).await?;
-        let (spec, paths) = self.spec(session, &features, true, egress).await?;
+        let (spec, paths) = self.spec(session, features, true, egress).await?;
         let resource = session.resource_id.clone().unwrap_or_default();
         let info = {
             let lock = self.lock_for(&backend_key(&session.backend));
@@ -967,9 +992,7 @@ impl Manager {
             backend.start(&resource, &spec).await?
         };
         session.resource_id = Some(info.resource_id);
-        session.error = None;
-        session.agent_status = AgentStatus::Working;
-        self.set_status(session, Status::Running, None).await
+        Ok(())
     }
 
     /// Archive a session: stop it and hide it from `list`.
@@ -1167,7 +1190,17 @@ impl Manager {
         let Some(resource) = session.resource_id.clone() else { return Ok(None) };
         let state = self.runtime.backend(&session.backend).await?.status(&resource).await?;
         match state.state {
-            ResourceState::Running | ResourceState::Starting => Ok(None),
+            ResourceState::Running => {
+                // A remote session's way out (its pod's tunnel) lives in the
+                // daemon: a restarted one opens it again.
+                let features = self.features(&session.backend).await?;
+                if !features.remote_workspace {
+                    return Ok(None);
+                }
+                self.start_resource(session, &features).await?;
+                Ok(Some("runs on; its way to the proxy was opened again".into()))
+            }
+            ResourceState::Starting => Ok(None),
             ResourceState::Missing | ResourceState::Failed => {
                 let note = format!(
                     "its {} resource {resource} is {}; start it again or delete it",
@@ -1367,11 +1400,11 @@ fn check_attach_argv(
     Ok(())
 }
 
-/// Sessions' branches for the runtime's `kube` `copy-in`, from a manager that
-/// may be gone (the runtime outlives nothing it is given: no cycle).
-pub struct Branches(pub std::sync::Weak<Manager>);
+/// What the runtime's `kube` asks of sessions (branches, proxies), from a
+/// manager that may be gone (the runtime outlives nothing it is given: no cycle).
+pub struct ManagerSupport(pub std::sync::Weak<Manager>);
 
-impl clauderon_runtime::SessionBranches for Branches {
+impl clauderon_runtime::SessionSupport for ManagerSupport {
     fn bundle<'a>(
         &'a self,
         session_id: &'a str,
@@ -1401,6 +1434,16 @@ impl clauderon_runtime::SessionBranches for Branches {
         Box::pin(async move {
             let manager = self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())?;
             manager.receive_branch(session_id, bundle).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn proxy_socket<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let manager = self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())?;
+            manager.proxy_socket(session_id).await.map_err(|e| e.to_string())
         })
     }
 }

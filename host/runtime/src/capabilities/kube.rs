@@ -20,6 +20,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
 use super::kube_policy::{self, KindRef, Scope};
+use super::kube_tunnel as tunnel;
 use crate::bindings::PluginError;
 use crate::bindings::kube::{CopySource, ExecOutput, Host};
 use crate::error::HostError;
@@ -82,8 +83,9 @@ pub struct SessionBranch {
 /// A reader of what a pod sends.
 pub type Incoming = Pin<Box<dyn tokio::io::AsyncRead + Send>>;
 
-/// What the daemon does with sessions' branches for `copy-in` and `copy-out`.
-pub trait SessionBranches: Send + Sync {
+/// What the daemon does with sessions for `kube`: their branches (`copy-in`,
+/// `copy-out`) and their proxy (`open-tunnel`).
+pub trait SessionSupport: Send + Sync {
     /// A bundle of session `session_id`'s branch.
     fn bundle<'a>(
         &'a self,
@@ -104,25 +106,33 @@ pub trait SessionBranches: Send + Sync {
         session_id: &'a str,
         bundle: Incoming,
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+
+    /// The unix socket of session `session_id`'s proxy, opened if it was not.
+    fn proxy_socket<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>>;
 }
 
 /// The host service behind `kube`: the settings and, once connected, the
-/// client; and where sessions' branches come from (set by the daemon).
+/// client; what the daemon does with sessions (set by it); and the
+/// sessions' tunnels.
 pub struct KubeService {
     settings: Option<KubeSettings>,
     client: tokio::sync::OnceCell<kube::Client>,
-    branches: OnceLock<Arc<dyn SessionBranches>>,
+    branches: OnceLock<Arc<dyn SessionSupport>>,
+    tunnels: tunnel::Tunnels,
 }
 
 impl KubeService {
     /// A service for the cluster `settings` names; `None`: no cluster is
     /// configured and every call says how to configure one.
     pub fn new(settings: Option<KubeSettings>) -> Self {
-        Self { settings, client: tokio::sync::OnceCell::new(), branches: OnceLock::new() }
+        Self { settings, client: tokio::sync::OnceCell::new(), branches: OnceLock::new(), tunnels: Default::default() }
     }
 
-    /// Where `copy-in` gets sessions' branches (once; later calls are ignored).
-    pub fn set_branches(&self, branches: Arc<dyn SessionBranches>) {
+    /// What the daemon does with sessions (once; later calls are ignored).
+    pub fn set_support(&self, branches: Arc<dyn SessionSupport>) {
         let _ = self.branches.set(branches);
     }
 
@@ -723,6 +733,27 @@ impl Host for HostState {
             .into());
         }
         Ok(received.map_err(PluginError::Failed)?)
+    }
+
+    async fn open_tunnel(&mut self, pod: String, port: u16) -> Res<()> {
+        let scope = self.kube_scope()?;
+        let Some(session) = self.session.clone() else {
+            return Err(PluginError::Denied(
+                "open-tunnel works only while the host serves a session (its create, start or export-branch)".into(),
+            )
+            .into());
+        };
+        let service = &self.services.kube;
+        let found = service.own_pod(&scope, &pod).await?;
+        let uid = found["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let support = service
+            .branches
+            .get()
+            .ok_or_else(|| PluginError::Unsupported("this host has no sessions' proxies (no daemon)".into()))?;
+        let socket = support.proxy_socket(&session).await.map_err(PluginError::Failed)?;
+        let pods: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);
+        service.tunnels.open(&session, tunnel::Target { pods, pod, uid, port, socket });
+        Ok(())
     }
 
     async fn attach_argv(&mut self, pod: String, container: Option<String>) -> wasmtime::Result<Vec<String>> {

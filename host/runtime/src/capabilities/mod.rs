@@ -16,6 +16,7 @@ pub mod environment;
 pub mod http;
 pub mod kube;
 pub mod kube_policy;
+mod kube_tunnel;
 pub mod kv;
 pub mod log;
 pub mod process;
