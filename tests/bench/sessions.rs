@@ -13,7 +13,14 @@
 //!   diff and terminal bytes, in process), and keystroke-to-echo through
 //!   its embedded terminal beside a plain `zellij attach` of the same session.
 //!
-//! `-- create`, `-- list` (the list and the dashboard) or `-- tui` runs one part.
+//! - the Kubernetes backend against the local API server (`clauderon-mock-kube`,
+//!   pods in Docker): create → running via the API beside the cluster's own
+//!   time for a bare pod of the same image (so clauderon's share shows), and
+//!   a proxied HTTPS request's round trip from the pod through the tunnel
+//!   beside the same request sent straight to the session's proxy from this
+//!   machine.
+//!
+//! `-- create`, `-- list` (the list and the dashboard), `-- tui` or `-- kube` runs one part.
 //!
 //! Prints figures; never fails on a missed target.
 
@@ -379,6 +386,124 @@ fn main() {
     if wanted("tui") {
         tui();
     }
+    if wanted("kube") {
+        kube();
+    }
+}
+
+/// Seconds from lines of `curl -w '%{time_total}'`, as durations.
+fn curl_times(text: &str) -> Vec<Duration> {
+    text.lines().filter_map(|l| l.trim().parse::<f64>().ok()).map(Duration::from_secs_f64).collect()
+}
+
+/// The Kubernetes figures (see the module's doc).
+fn kube() {
+    let kube = clauderon_tests::MockKube::start();
+    let config = format!(
+        "[backends.kubernetes]\nenabled = \"true\"\nkubeconfig = \"{}\"\nnamespace = \"default\"\nstorage = \"1Gi\"\n\
+         start_timeout_ms = \"8000\"\n",
+        kube.kubeconfig().display()
+    );
+    let world = clauderon_tests::World::start_with(&config);
+    let mut http = Http::connect(&world.daemon);
+
+    // The cluster's own time: a bare pod of the same image, created and
+    // watched (polled every 5 ms) through the API server until it runs.
+    let api = |method: &str, path: &str, body: &str| {
+        let s = TcpStream::connect(kube.addr().trim_start_matches("http://")).expect("the API server");
+        let mut c =
+            Http { reader: BufReader::new(s.try_clone().expect("clone")), writer: s, port: 0, token: String::new() };
+        c.call(method, path, body)
+    };
+    let mut cluster = Vec::new();
+    for i in 0..10 {
+        let name = format!("bare-{i}");
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"securityContext": {"runAsUser": 1000, "runAsNonRoot": true},
+                     "containers": [{"name": "agent", "image": clauderon_tests::DOCKER_SESSION_IMAGE, "command": ["sleep", "600"]}]}});
+        let started = Instant::now();
+        let (code, text) = api("POST", "/api/v1/namespaces/default/pods", &pod.to_string());
+        assert_eq!(code, 201, "{text}");
+        loop {
+            let (_, text) = api("GET", &format!("/api/v1/namespaces/default/pods/{name}"), "");
+            if text.contains("\"phase\":\"Running\"") {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the bare pod never ran: {text}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cluster.push(started.elapsed());
+        api("DELETE", &format!("/api/v1/namespaces/default/pods/{name}"), "");
+    }
+    cluster.sort();
+    let cluster_p50 = percentile(&cluster, 0.5);
+    report("kube: bare pod → Running (the cluster's own time)", cluster.clone(), Duration::from_secs(5));
+
+    let repo = world.repo.path().display().to_string();
+    let mut created = Vec::new();
+    let mut last = None;
+    for i in 0..10 {
+        let name = format!("bench-kube-{}-{i}", std::process::id());
+        let body = format!(
+            r#"{{"repo": {repo:?}, "prompt": "exec sleep 600", "backend": "kubernetes", "agent": "shell", "name": "{name}"}}"#
+        );
+        let started = Instant::now();
+        let (code, text) = http.call("POST", "/api/sessions", &body);
+        assert_eq!(code, 201, "{text}");
+        created.push(started.elapsed());
+        if i == 9 {
+            last = Some((name, serde_json::from_str::<serde_json::Value>(&text).expect("session")));
+        } else {
+            let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
+            assert_eq!(code, 200, "{text}");
+        }
+    }
+    created.sort();
+    let own = percentile(&created, 0.5).saturating_sub(cluster_p50);
+    report("kube: create → running (claim, pod, files, tunnel; via API)", created.clone(), Duration::from_secs(5));
+    println!(
+        "  clauderon's own share at p50: {own:.2?} of {:.2?} (the cluster's bare pod: {cluster_p50:.2?}; \
+         clauderon's share also waits on the cluster for the claim, exec and copies)",
+        percentile(&created, 0.5)
+    );
+
+    // A proxied HTTPS request's round trip (a new connection each: CONNECT,
+    // TLS with clauderon's CA, the mock upstream), from the pod through the
+    // tunnel, and from here straight to the session's proxy port.
+    let (name, session) = last.expect("a session");
+    let pod = session["resource_id"].as_str().expect("pod").to_string();
+    let loop_of = |n: u32| {
+        format!(
+            "for i in $(seq {n}); do curl -s -o /dev/null -w '%{{time_total}}\\n' -H 'authorization: Bearer placeholder' https://api.github.com/user; done"
+        )
+    };
+    // The relay starts a moment after create returns (the pod's command
+    // polls for the session's files every 200 ms); warm up once it has.
+    clauderon_tests::eventually(20, "the relay in the pod", || {
+        kube.kubectl(&["exec", &pod, "--", "sh", "-c", &loop_of(3)]).status.success().then_some(())
+    });
+    let through = curl_times(&kube.ok(&["exec", &pod, "--", "sh", "-c", &loop_of(50)]));
+    let env = kube.ok(&["exec", &pod, "--", "sh", "-c", "echo $HTTPS_PROXY"]);
+    let proxy = env.trim().to_string();
+    let ca = world.home.path(clauderon_proxy::ca::CA_BUNDLE_FILE);
+    let direct_out = std::process::Command::new("sh")
+        .args(["-c", &loop_of(50)])
+        .env("HTTPS_PROXY", &proxy)
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("NO_PROXY")
+        .output()
+        .expect("curl");
+    let direct = curl_times(&String::from_utf8_lossy(&direct_out.stdout));
+    assert_eq!(direct.len(), 50, "direct curl: {}", String::from_utf8_lossy(&direct_out.stderr));
+    let (mut t, mut d) = (through.clone(), direct.clone());
+    t.sort();
+    d.sort();
+    let ratio = percentile(&t, 0.5).as_secs_f64() / percentile(&d, 0.5).as_secs_f64();
+    report("kube: proxied HTTPS request through the tunnel", through, Duration::from_millis(100));
+    report("kube: the same request straight to the proxy", direct, Duration::from_millis(100));
+    println!("  the tunnel's cost: {ratio:.2}× the direct round trip at p50");
+    let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
+    assert_eq!(code, 200, "{text}");
 }
 
 /// Run `args` of the clauderon binary on a new 120×40 pseudo-terminal

@@ -100,6 +100,8 @@ async fn main() {
     let serve = async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
+            // As Go's net package does for the API server's connections.
+            let _ = stream.set_nodelay(true);
             let server = server.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {

@@ -355,6 +355,8 @@ async fn connect_inside(id: &str, port: u16) -> std::io::Result<tokio::net::TcpS
                 return Err(std::io::Error::last_os_error());
             }
             let stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            // As Go's net package does for the kubelet's.
+            stream.set_nodelay(true)?;
             stream.set_nonblocking(true)?;
             Ok::<_, std::io::Error>(stream)
         })());
