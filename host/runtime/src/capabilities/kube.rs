@@ -120,7 +120,7 @@ pub trait SessionSupport: Send + Sync {
 pub struct KubeService {
     settings: Option<KubeSettings>,
     client: tokio::sync::OnceCell<kube::Client>,
-    branches: OnceLock<Arc<dyn SessionSupport>>,
+    support: OnceLock<Arc<dyn SessionSupport>>,
     tunnels: tunnel::Tunnels,
 }
 
@@ -128,12 +128,12 @@ impl KubeService {
     /// A service for the cluster `settings` names; `None`: no cluster is
     /// configured and every call says how to configure one.
     pub fn new(settings: Option<KubeSettings>) -> Self {
-        Self { settings, client: tokio::sync::OnceCell::new(), branches: OnceLock::new(), tunnels: Default::default() }
+        Self { settings, client: tokio::sync::OnceCell::new(), support: OnceLock::new(), tunnels: Default::default() }
     }
 
     /// What the daemon does with sessions (once; later calls are ignored).
-    pub fn set_support(&self, branches: Arc<dyn SessionSupport>) {
-        let _ = self.branches.set(branches);
+    pub fn set_support(&self, support: Arc<dyn SessionSupport>) {
+        let _ = self.support.set(support);
     }
 
     fn settings(&self) -> Result<&KubeSettings, PluginError> {
@@ -653,7 +653,7 @@ impl Host for HostState {
         self.services.kube.own_pod(&scope, &pod).await?;
         let (argv, input) = match source {
             CopySource::Branch => {
-                let branches = self.services.kube.branches.get().ok_or_else(|| {
+                let branches = self.services.kube.support.get().ok_or_else(|| {
                     PluginError::Unsupported("this host cannot send sessions' branches (no daemon)".into())
                 })?;
                 let bundle = branches.bundle(&session).await.map_err(PluginError::Failed)?;
@@ -707,7 +707,7 @@ impl Host for HostState {
         let service = &self.services.kube;
         service.own_pod(&scope, &pod).await?;
         let branches = service
-            .branches
+            .support
             .get()
             .ok_or_else(|| PluginError::Unsupported("this host cannot take sessions' branches (no daemon)".into()))?;
         let wanted = branches.branch(&session).await.map_err(PluginError::Failed)?;
@@ -747,7 +747,7 @@ impl Host for HostState {
         let found = service.own_pod(&scope, &pod).await?;
         let uid = found["metadata"]["uid"].as_str().unwrap_or_default().to_string();
         let support = service
-            .branches
+            .support
             .get()
             .ok_or_else(|| PluginError::Unsupported("this host has no sessions' proxies (no daemon)".into()))?;
         let socket = support.proxy_socket(&session).await.map_err(PluginError::Failed)?;
