@@ -273,9 +273,15 @@ fn parse(json: &str) -> Result<Value> {
     serde_json::from_str(json).map_err(|e| Error::failed(format!("the cluster's answer is not JSON: {e}")))
 }
 
-/// Make the pod (the claim exists) and wait for it to run.
+/// Make the pod (the claim exists), then [`settle`] it.
 fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
     kube::apply(&pod(spec)?.to_string())?;
+    settle(spec)
+}
+
+/// Wait for the session's pod to run, fill its claim (once) and open its
+/// tunnel.
+fn settle(spec: &SessionSpec) -> Result<SessionInfo> {
     let timeout: u32 = spec.option("start_timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(60_000);
     let seen = parse(&kube::wait_for_pod(&spec.resource_name, timeout)?)?;
     let status = state_of(&seen);
@@ -367,14 +373,10 @@ impl Backend for Kubernetes {
 
     fn start(resource_id: String, spec: SessionSpec) -> Result<SessionInfo> {
         if let Some(found) = kube::get(POD, &resource_id)? {
-            let status = state_of(&parse(&found)?);
-            if matches!(status.state, ResourceState::Running) {
-                // Running on (the daemon restarted): its tunnel again.
-                open_tunnel(&spec)?;
-                return Ok(SessionInfo { resource_id, status });
-            }
-            if matches!(status.state, ResourceState::Starting) {
-                return Ok(SessionInfo { resource_id, status });
+            if matches!(state_of(&parse(&found)?).state, ResourceState::Running | ResourceState::Starting) {
+                // It runs on, or is about to (the daemon restarted): wait
+                // for it as create does, and open its tunnel again.
+                return settle(&spec);
             }
             // A pod that ended or cannot run is made again (its spec cannot change in place).
             kube::delete(POD, &resource_id)?;

@@ -1190,7 +1190,7 @@ impl Manager {
         let Some(resource) = session.resource_id.clone() else { return Ok(None) };
         let state = self.runtime.backend(&session.backend).await?.status(&resource).await?;
         match state.state {
-            ResourceState::Running => {
+            ResourceState::Running | ResourceState::Starting => {
                 // A remote session's way out (its pod's tunnel) lives in the
                 // daemon: a restarted one opens it again.
                 let features = self.features(&session.backend).await?;
@@ -1200,7 +1200,6 @@ impl Manager {
                 self.start_resource(session, &features).await?;
                 Ok(Some("runs on; its way to the proxy was opened again".into()))
             }
-            ResourceState::Starting => Ok(None),
             ResourceState::Missing | ResourceState::Failed => {
                 let note = format!(
                     "its {} resource {resource} is {}; start it again or delete it",
