@@ -548,12 +548,13 @@ impl Manager {
     /// where it runs, or from its clone); a failure is logged and returned
     /// as a note (the work stays where it is).
     async fn sync(&self, session: &Session) -> Option<String> {
-        let brought = match self.remote(session).await {
-            Ok(true) => self.export_branch(session).await,
-            Ok(false) => self.sync_clone(session).await,
-            Err(e) => Err(e),
-        };
-        Self::note(session, brought.err())
+        Self::note(session, self.bring_back(session).await.err())
+    }
+
+    /// Bring the session's branch into the user's repository: from where it
+    /// runs for a remote session, else from its clone.
+    async fn bring_back(&self, session: &Session) -> Result<(), SessionError> {
+        if self.remote(session).await? { self.export_branch(session).await } else { self.sync_clone(session).await }
     }
 
     /// A failure to bring a session's work back, logged, as a note.
@@ -651,11 +652,7 @@ impl Manager {
     pub async fn sync_now(&self, id_or_name: &str) -> Result<Synced, SessionError> {
         let (session, _g) = self.locked(id_or_name).await?;
         Self::require(&session, &[Status::Running, Status::Stopped, Status::Failed, Status::Archived], "sync")?;
-        if self.remote(&session).await? {
-            self.export_branch(&session).await?;
-        } else {
-            self.sync_clone(&session).await?;
-        }
+        self.bring_back(&session).await?;
         let (commit, ahead) = worktree::head(&session.repo, &session.branch, &session.base_commit).await?;
         let short = &commit[..commit.len().min(12)];
         Ok(Synced {
@@ -1403,13 +1400,19 @@ fn check_attach_argv(
 /// manager that may be gone (the runtime outlives nothing it is given: no cycle).
 pub struct ManagerSupport(pub std::sync::Weak<Manager>);
 
+impl ManagerSupport {
+    fn manager(&self) -> Result<Arc<Manager>, String> {
+        self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())
+    }
+}
+
 impl clauderon_runtime::SessionSupport for ManagerSupport {
     fn bundle<'a>(
         &'a self,
         session_id: &'a str,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<clauderon_runtime::BranchBundle, String>> + Send + 'a>> {
         Box::pin(async move {
-            let manager = self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())?;
+            let manager = self.manager()?;
             manager.branch_bundle(session_id).await.map_err(|e| e.to_string())
         })
     }
@@ -1419,7 +1422,7 @@ impl clauderon_runtime::SessionSupport for ManagerSupport {
         session_id: &'a str,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<clauderon_runtime::SessionBranch, String>> + Send + 'a>> {
         Box::pin(async move {
-            let manager = self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())?;
+            let manager = self.manager()?;
             let session = manager.get(session_id).await.map_err(|e| e.to_string())?;
             Ok(clauderon_runtime::SessionBranch { branch: session.branch, base: session.base_commit })
         })
@@ -1431,7 +1434,7 @@ impl clauderon_runtime::SessionSupport for ManagerSupport {
         bundle: clauderon_runtime::Incoming,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
         Box::pin(async move {
-            let manager = self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())?;
+            let manager = self.manager()?;
             manager.receive_branch(session_id, bundle).await.map_err(|e| e.to_string())
         })
     }
@@ -1441,7 +1444,7 @@ impl clauderon_runtime::SessionSupport for ManagerSupport {
         session_id: &'a str,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>> {
         Box::pin(async move {
-            let manager = self.0.upgrade().ok_or_else(|| "the daemon is stopping".to_string())?;
+            let manager = self.manager()?;
             manager.proxy_socket(session_id).await.map_err(|e| e.to_string())
         })
     }

@@ -202,6 +202,12 @@ impl KubeService {
         Ok(self.lookup(scope, k, name).await?.filter(|o| kube_policy::owned(o, scope)))
     }
 
+    /// What the daemon does with sessions; without a daemon, `unsupported`
+    /// saying what this host `cannot` do.
+    fn support(&self, cannot: &str) -> Result<&Arc<dyn SessionSupport>, PluginError> {
+        self.support.get().ok_or_else(|| PluginError::Unsupported(format!("this host {cannot} (no daemon)")))
+    }
+
     /// Pod `pod`, which must be the component's: to a component, another's
     /// pod does not exist.
     async fn own_pod(&self, scope: &Scope, pod: &str) -> Result<Value, PluginError> {
@@ -365,6 +371,20 @@ fn config_error(err: &kube::config::KubeconfigError) -> String {
         E::Parse(_) => "not a valid kubeconfig (YAML)".into(),
         other => other.to_string(),
     }
+}
+
+/// `path` if it is absolute without `..` (`what` names it in the error).
+fn absolute(what: &str, path: &str) -> Result<(), PluginError> {
+    if !path.starts_with('/') || path.split('/').any(|part| part == "..") {
+        return Err(PluginError::InvalidInput(format!("the {what} {path:?} must be an absolute path without `..`")));
+    }
+    Ok(())
+}
+
+/// How a command in a pod ended, for an error: `exit N`, or that the
+/// cluster did not say.
+fn ended(code: Option<i32>) -> String {
+    code.map_or("no exit code".to_string(), |c| format!("exit {c}"))
 }
 
 /// `path`, if it is inside one of the session's own paths (`own`),
@@ -643,19 +663,12 @@ impl Host for HostState {
             )
             .into());
         };
-        if !target.starts_with('/') || target.split('/').any(|part| part == "..") {
-            return Err(PluginError::InvalidInput(format!(
-                "the target {target:?} must be an absolute path without `..`"
-            ))
-            .into());
-        }
+        absolute("target", &target)?;
         // Only into the component's own pod, checked before anything is made.
         self.services.kube.own_pod(&scope, &pod).await?;
         let (argv, input) = match source {
             CopySource::Branch => {
-                let branches = self.services.kube.support.get().ok_or_else(|| {
-                    PluginError::Unsupported("this host cannot send sessions' branches (no daemon)".into())
-                })?;
+                let branches = self.services.kube.support("cannot send sessions' branches")?;
                 let bundle = branches.bundle(&session).await.map_err(PluginError::Failed)?;
                 // The bundle to a file in the pod, cloned at the target, then gone.
                 let script = r#"set -e; f=$(mktemp); trap 'rm -f "$f"' EXIT; cat > "$f"; git clone -q -b "$2" "$f" "$1"; if [ -n "$3" ]; then git -C "$1" remote set-url origin "$3"; else git -C "$1" remote remove origin; fi"#;
@@ -685,11 +698,7 @@ impl Host for HostState {
         let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
         match out.exit_code {
             Some(0) => Ok(said),
-            code => Err(PluginError::Failed(format!(
-                "copying into pod {pod} failed ({}): {said}",
-                code.map_or("no exit code".to_string(), |c| format!("exit {c}"))
-            ))
-            .into()),
+            code => Err(PluginError::Failed(format!("copying into pod {pod} failed ({}): {said}", ended(code))).into()),
         }
     }
 
@@ -698,18 +707,10 @@ impl Host for HostState {
         let Some(session) = self.session.clone() else {
             return Err(PluginError::Denied("copy-out works only during a session's export-branch".into()).into());
         };
-        if !repository.starts_with('/') || repository.split('/').any(|part| part == "..") {
-            return Err(PluginError::InvalidInput(format!(
-                "the repository {repository:?} must be an absolute path without `..`"
-            ))
-            .into());
-        }
+        absolute("repository", &repository)?;
         let service = &self.services.kube;
         service.own_pod(&scope, &pod).await?;
-        let branches = service
-            .support
-            .get()
-            .ok_or_else(|| PluginError::Unsupported("this host cannot take sessions' branches (no daemon)".into()))?;
+        let branches = service.support("cannot take sessions' branches")?;
         let wanted = branches.branch(&session).await.map_err(PluginError::Failed)?;
         // Only the session's branch, without what its base has. What the pod
         // sends is checked by the host as it takes it: whatever the pod's
@@ -728,7 +729,7 @@ impl Host for HostState {
             return Err(PluginError::Failed(format!(
                 "bundling the branch {} in pod {pod} failed ({}): {said}",
                 wanted.branch,
-                out.exit_code.map_or("no exit code".to_string(), |c| format!("exit {c}"))
+                ended(out.exit_code)
             ))
             .into());
         }
@@ -746,10 +747,7 @@ impl Host for HostState {
         let service = &self.services.kube;
         let found = service.own_pod(&scope, &pod).await?;
         let uid = found["metadata"]["uid"].as_str().unwrap_or_default().to_string();
-        let support = service
-            .support
-            .get()
-            .ok_or_else(|| PluginError::Unsupported("this host has no sessions' proxies (no daemon)".into()))?;
+        let support = service.support("has no sessions' proxies")?;
         let socket = support.proxy_socket(&session).await.map_err(PluginError::Failed)?;
         let pods: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);
         service.tunnels.open(&session, tunnel::Target { pods, pod, uid, port, socket });
