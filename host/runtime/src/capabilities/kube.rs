@@ -328,7 +328,7 @@ fn cluster_error(doing: &str, err: kube::Error) -> PluginError {
 /// token file's value may appear in a parse error, so those are never
 /// passed on, to the component or to the log; a transport error's causes
 /// (refused, timed out, a certificate the cluster's CA did not sign) are.
-fn describe(err: &kube::Error) -> String {
+pub(super) fn describe(err: &kube::Error) -> String {
     use std::error::Error as _;
     let auth = |e: &kube::client::AuthError| {
         match e {

@@ -78,7 +78,8 @@ async fn same_pod(target: &Target) -> Option<bool> {
     match target.pods.get_opt(&target.pod).await {
         Ok(found) => Some(found.and_then(|p| p.metadata.uid).is_some_and(|uid| uid == target.uid)),
         Err(e) => {
-            tracing::debug!("kube: tunnel into pod {}: reading it: {e}", target.pod);
+            // In words that cannot carry the cluster's credentials (see `describe`).
+            tracing::debug!("kube: tunnel into pod {}: reading it: {}", target.pod, super::kube::describe(&e));
             None
         }
     }
@@ -133,7 +134,7 @@ async fn carry_one(target: &Target, connections: &Arc<tokio::sync::Semaphore>) -
             .pods
             .portforward(&target.pod, &[target.port])
             .await
-            .map_err(|e| format!("port-forward to port {}: {e}", target.port))?,
+            .map_err(|e| format!("port-forward to port {}: {}", target.port, super::kube::describe(&e)))?,
     );
     let mut stream = forward.0.take_stream(target.port).ok_or("the port-forward has no stream")?;
     let failed = forward.0.take_error(target.port).ok_or("the port-forward has no error channel")?;
