@@ -233,6 +233,48 @@ impl std::io::Write for Log {
     }
 }
 
+/// A kubeconfig's cluster and context parts for the API server at `server`
+/// (its user `u` follows).
+fn cluster(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
+         contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n"
+    )
+}
+
+/// The kubeconfig user `u` whose token comes from the exec plugin at `plugin`.
+fn exec_user(plugin: &std::path::Path) -> String {
+    format!(
+        "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      \
+         interactiveMode: Never\n      command: {}\n",
+        plugin.display()
+    )
+}
+
+/// Make `script` an executable shell script at `path`.
+fn script(path: &std::path::Path, script: &str) {
+    std::fs::write(path, script).expect("script");
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+}
+
+/// Capture everything the host logs, down to debug, from here on.
+fn capture_log() -> Log {
+    let log = Log::default();
+    let writer = log.clone();
+    tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+        .with_ansi(false)
+        .init();
+    log
+}
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log")).to_string()
+    }
+}
+
 /// A cluster whose credentials fail: the kubeconfig's exec plugin prints a
 /// token (as an `ExecCredential`, and on stderr) and fails; another
 /// kubeconfig carries a token but is broken YAML; a third points at a port
@@ -241,29 +283,15 @@ impl std::io::Write for Log {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_cluster_login_tells_the_component_why_but_never_the_credential() {
     const CANARY: &str = "canary-kube-token-5f2b9e";
-    let log = Log::default();
-    let writer = log.clone();
-    tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).init();
+    let log = capture_log();
     let kube = MockKube::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let cluster = |server: &str| {
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster:\n    server: {server}\n\
-         contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n"
-        )
-    };
     let credential = format!(
         r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{CANARY}"}}}}"#
     );
     let plugin = dir.path().join("credential-plugin");
-    std::fs::write(&plugin, format!("#!/bin/sh\necho '{credential}'\necho {CANARY} >&2\nexit 1\n")).expect("plugin");
-    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let exec = format!(
-        "{}users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      \
-         interactiveMode: Never\n      command: {}\n",
-        cluster(&format!("http://{}", kube.addr())),
-        plugin.display()
-    );
+    script(&plugin, &format!("#!/bin/sh\necho '{credential}'\necho {CANARY} >&2\nexit 1\n"));
+    let exec = format!("{}{}", cluster(&format!("http://{}", kube.addr())), exec_user(&plugin));
     let broken =
         format!("{}users:\n- name: u\n  user:\n    token: {CANARY}\n  : [: {CANARY}\n", cluster("http://127.0.0.1:9"));
     let closed = format!("{}users:\n- name: u\n  user:\n    token: {CANARY}\n", cluster("http://127.0.0.1:9"));
@@ -285,7 +313,7 @@ async fn a_failing_cluster_login_tells_the_component_why_but_never_the_credentia
         assert!(got.starts_with("failed: ") && got.contains(expected), "{name}: expected {expected:?}, got {got:?}");
         assert!(!report.contains(CANARY), "{name}: the component was told the token: {report}");
     }
-    let log = String::from_utf8_lossy(&log.0.lock().expect("log")).to_string();
+    let log = log.text();
     assert!(log.contains("exec credential plugin"), "the daemon's log says what failed: {log}");
     assert!(!log.contains(CANARY), "the daemon's log holds the token: {log}");
     assert_eq!(kube.ok(&["get", "pvc", "-o", "name"]).trim(), "", "nothing reached the cluster");
@@ -450,4 +478,70 @@ async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
     // The tunnel's retries (at most 5 s apart) would have reached it by now.
     let later = tokio::time::timeout(std::time::Duration::from_secs(8), heard.recv()).await;
     assert!(later.is_err(), "the tunnel carried another pod's connection: {later:?}");
+}
+
+/// A session's tunnel keeps asking the cluster (is the pod still the one,
+/// a new port-forward) long after `open-tunnel` returned, where nobody sees
+/// the error but the daemon's log. Here the cluster's login starts failing
+/// while the tunnel retries: the exec plugin handed out short-lived tokens
+/// (kube-rs runs it again for every request when one expires within a
+/// minute), and now prints the credential and fails. The log says what
+/// failed, down to debug, and never holds the credential.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tunnels_retries_never_log_the_clusters_credential() {
+    const CANARY: &str = "canary-kube-token-tunnel-8c41d7";
+    let log = capture_log();
+    let kube = MockKube::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let failing = dir.path().join("failing");
+    let plugin = dir.path().join("credential-plugin");
+    let credential = |token: &str, expires: &str| {
+        format!(
+            r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{token}"{expires}}}}}"#
+        )
+    };
+    script(
+        &plugin,
+        &format!(
+            "#!/bin/sh\nif [ -e {failing} ]; then\n  echo '{}'\n  echo {CANARY} >&2\n  exit 1\nfi\n\
+             echo '{}'\n",
+            credential(CANARY, ""),
+            credential("short-lived", r#","expirationTimestamp":"'$(date -u -d '+20 sec' +%Y-%m-%dT%H:%M:%SZ)'""#),
+            failing = failing.display(),
+        ),
+    );
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, format!("{}{}", cluster(&format!("http://{}", kube.addr())), exec_user(&plugin)))
+        .expect("kubeconfig");
+    let (home, rt) = probe_runtime(kubeconfig).await;
+    let socket = home.path().join("proxy.sock");
+    let _listener = tokio::net::UnixListener::bind(&socket).expect("the session's proxy socket");
+    rt.set_session_support(std::sync::Arc::new(Proxy { socket }));
+
+    // Nothing listens on the tunnel port in this pod: every port-forward
+    // fails, and the tunnel keeps trying.
+    let reads = [("wait agent", "passed: seen"), ("tunnel agent 7070", "passed: open")];
+    let mut spec = SessionSpec::named("probe");
+    spec.options = vec![
+        ("try-objects".into(), pod("agent", |_| {}).to_string()),
+        ("try-reads".into(), reads.iter().map(|(r, _)| *r).collect::<Vec<_>>().join("\n")),
+    ];
+    let mut backend = rt.backend("kube-probe").await.expect("instance");
+    backend.serve_session("probe", &[]);
+    let report = backend.create(&spec).await.expect_err("the probe fails with its report").to_string();
+    let said = outcomes(&report);
+    for (read, expected) in &reads {
+        let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
+        assert!(got.starts_with(expected), "{read}: expected {expected:?}, got {got:?}\n{report}");
+    }
+
+    std::fs::write(&failing, "").expect("the login fails from now on");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !log.text().contains("tunnel into pod agent: reading it") {
+        assert!(tokio::time::Instant::now() < deadline, "the tunnel never retried: {}", log.text());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let log = log.text();
+    assert!(log.contains("exec credential plugin"), "the daemon's log says what failed: {log}");
+    assert!(!log.contains(CANARY), "the daemon's log holds the cluster's credential: {log}");
 }
