@@ -75,9 +75,10 @@ async fn probe_runtime(kubeconfig: std::path::PathBuf) -> (tempfile::TempDir, Ru
     (home, rt)
 }
 
-/// What the host said to each line of the probe's report.
+/// What the host said to each line of the probe's report (of its `create`
+/// or `export-branch`).
 fn outcomes(report: &str) -> BTreeMap<String, String> {
-    let (_, report) = report.split_once("`create`: failed: ").expect("the probe's report");
+    let (_, report) = report.split_once("`: failed: ").expect("the probe's report");
     report
         .lines()
         .filter_map(|l| l.split_once(" => "))
@@ -322,6 +323,8 @@ async fn a_failing_cluster_login_tells_the_component_why_but_never_the_credentia
 /// `copy-in` sends only the session's own files, during its create: a path
 /// outside them, or a link inside them to one outside, is refused; the
 /// session's own directory arrives, and `exec` reads it back in the pod.
+/// `copy-out` is refused in that create, served session or not: it works
+/// only in the session's export-branch.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
     let kube = MockKube::start();
@@ -340,9 +343,7 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         ("exec agent false", "passed: exit Some(1)".into()),
         ("copy agent branch /tmp/w", "failed: this host cannot send sessions' branches".into()),
         ("copy agent /tmp /../x", "denied: the target".into()),
-        ("out agent session/workspace", "denied: the repository".into()),
-        ("out theirs /tmp/w", "failed: pod theirs (of this component) does not exist".into()),
-        ("out agent /tmp/w", "failed: this host cannot take sessions' branches".into()),
+        ("out agent /tmp/w", "denied: copy-out works only during a session's export-branch".into()),
         ("tunnel theirs 7070", "failed: pod theirs (of this component) does not exist".into()),
         ("tunnel agent 7070", "failed: this host has no sessions' proxies".into()),
     ];
@@ -359,6 +360,21 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
     for (read, expected) in &reads {
         let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
         assert!(got.starts_with(expected.as_str()), "{read}: expected {expected:?}, got {got:?}\n{report}");
+    }
+
+    // copy-out, during the session's export-branch: still only from a pod of
+    // its own, and only into the session's branch.
+    let reads = [
+        ("out agent session/workspace", "denied: the repository"),
+        ("out theirs /tmp/w", "failed: pod theirs (of this component) does not exist"),
+        ("out agent /tmp/w", "failed: this host cannot take sessions' branches"),
+    ];
+    let lines = reads.iter().map(|(r, _)| *r).collect::<Vec<_>>().join("\n");
+    let report = backend.export_branch(&lines).await.expect_err("the probe fails with its report").to_string();
+    let said = outcomes(&report);
+    for (read, expected) in &reads {
+        let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
+        assert!(got.starts_with(expected), "{read}: expected {expected:?}, got {got:?}\n{report}");
     }
 }
 

@@ -525,12 +525,22 @@ impl Pod {
                 return;
             }
             let code: i64 = docker(&["wait", &id]).await.ok().and_then(|c| c.parse().ok()).unwrap_or(-1);
-            let state: Value = docker(&["inspect", "--format", "{{json .State}}", &id])
-                .await
-                .ok()
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or_default();
-            let reason = if state["OOMKilled"] == true {
+            // The engine records an OOM kill from its own event, which can
+            // come a little after the exit (a SIGKILL's 137): ask again.
+            let mut oom_killed = false;
+            for _ in 0..if code == 137 { 20 } else { 1 } {
+                let state: Value = docker(&["inspect", "--format", "{{json .State}}", &id])
+                    .await
+                    .ok()
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default();
+                oom_killed = state["OOMKilled"] == true;
+                if oom_killed {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let reason = if oom_killed {
                 "OOMKilled"
             } else if code == 0 {
                 "Completed"

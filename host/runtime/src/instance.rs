@@ -139,13 +139,13 @@ impl<W> Instance<W> {
     }
 
     /// Prepare a call: refuse if poisoned, arm the deadline, reset per-call state.
-    fn begin(&mut self, function: &str) -> Result<Duration, CallError> {
+    fn begin(&mut self, function: &'static str) -> Result<Duration, CallError> {
         if self.poisoned {
             return Err(error(&self.plugin, function, CallErrorKind::Poisoned));
         }
         let deadline = self.plugin.ctx.limits.deadline;
         self.store.set_epoch_deadline(1);
-        self.store.data_mut().begin_call();
+        self.store.data_mut().begin_call(function);
         Ok(deadline + HOST_GRACE)
     }
 

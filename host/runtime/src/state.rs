@@ -117,6 +117,10 @@ pub struct HostState {
     /// The session this instance serves, if the host said (its detached
     /// children are killed with it).
     pub(crate) session: Option<String>,
+    /// The export the host is calling now (`create`, `export-branch`, …;
+    /// empty during instantiation): capabilities allowed during one call
+    /// only check it.
+    pub(crate) call: &'static str,
     wasi: Option<Box<WasiState>>,
 }
 
@@ -145,6 +149,7 @@ impl HostState {
             call_started: std::time::Instant::now(),
             session_paths: Arc::from(Vec::new()),
             session: None,
+            call: "",
             wasi: None,
         }
     }
@@ -155,7 +160,8 @@ impl HostState {
     }
 
     /// Reset per-call bookkeeping at the start of a call.
-    pub(crate) fn begin_call(&mut self) {
+    pub(crate) fn begin_call(&mut self, function: &'static str) {
+        self.call = function;
         self.call_started = std::time::Instant::now();
         self.log_used = 0;
         self.log_dropped = 0;

@@ -704,7 +704,8 @@ impl Host for HostState {
 
     async fn copy_out(&mut self, pod: String, container: Option<String>, repository: String) -> Res<String> {
         let scope = self.kube_scope()?;
-        let Some(session) = self.session.clone() else {
+        // Only in the export-branch of the session served (not its create or start).
+        let (Some(session), "export-branch") = (self.session.clone(), self.call) else {
             return Err(PluginError::Denied("copy-out works only during a session's export-branch".into()).into());
         };
         absolute("repository", &repository)?;
