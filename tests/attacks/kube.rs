@@ -175,6 +175,7 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
         ("copy agent /etc /tmp/etc", "denied: copy-in works only while the host serves a session"),
         ("out agent /session/workspace", "denied: copy-out works only during a session's export-branch"),
         ("tunnel agent 7070", "denied: open-tunnel works only while the host serves a session"),
+        ("watch agent", "denied: watch-pod works only while the host serves a session"),
         ("namespace", "default"),
     ];
     let mut spec = SessionSpec::named("probe");
@@ -346,6 +347,8 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         ("out agent /tmp/w", "denied: copy-out works only during a session's export-branch".into()),
         ("tunnel theirs 7070", "failed: pod theirs (of this component) does not exist".into()),
         ("tunnel agent 7070", "failed: this host has no sessions' proxies".into()),
+        ("watch theirs", "failed: pod theirs (of this component) does not exist".into()),
+        ("watch agent", "failed: this host cannot follow sessions' health".into()),
     ];
     let mut spec = SessionSpec::named("probe");
     let objects = [claim("work", |_| {}).to_string(), pod("agent", mount("work")).to_string()];
@@ -382,6 +385,18 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
 /// are read line by line.
 struct Proxy {
     socket: std::path::PathBuf,
+    /// How often the host said the session's resource changed.
+    told: std::sync::atomic::AtomicUsize,
+}
+
+impl Proxy {
+    fn at(socket: std::path::PathBuf) -> std::sync::Arc<Proxy> {
+        std::sync::Arc::new(Proxy { socket, told: Default::default() })
+    }
+
+    fn told(&self) -> usize {
+        self.told.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl clauderon_runtime::SessionSupport for Proxy {
@@ -413,6 +428,11 @@ impl clauderon_runtime::SessionSupport for Proxy {
             Ok(self.socket.clone())
         })
     }
+    fn resource_changed<'a>(&'a self, session_id: &'a str) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        assert_eq!(session_id, "probe", "the watch is for the session being served");
+        self.told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async {})
+    }
 }
 
 /// A pod named `agent` whose port 7070 says `word` on the first connection
@@ -433,7 +453,8 @@ fn speaking_pod(word: &str, every: bool) -> Value {
 /// The tunnel carries what the pod says to the session's proxy socket and
 /// nowhere else; when the pod is replaced by another of the same name (one
 /// labelled as the component's, as a component or anyone with access to the
-/// namespace could make), the new pod gets nothing through it.
+/// namespace could make), the new pod gets nothing through it, and the
+/// session's health watch, which told of the deletion, says nothing of it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
     use tokio::io::AsyncBufReadExt;
@@ -441,7 +462,8 @@ async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
     let (home, rt) = probe_runtime(kube.kubeconfig()).await;
     let socket = home.path().join("proxy.sock");
     let listener = tokio::net::UnixListener::bind(&socket).expect("the session's proxy socket");
-    rt.set_session_support(std::sync::Arc::new(Proxy { socket }));
+    let proxy = Proxy::at(socket);
+    rt.set_session_support(proxy.clone());
     let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
@@ -459,6 +481,7 @@ async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
         ("wait agent", "passed: seen"),
         ("tunnel agent 7070", "passed: open"),
         ("tunnel theirs 7070", "failed: pod theirs (of this component) does not exist"),
+        ("watch agent", "passed: watching"),
     ];
     let mut spec = SessionSpec::named("probe");
     spec.options = vec![
@@ -480,6 +503,8 @@ async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
     // speaks on every connection, and would be heard if the tunnel followed
     // the name.
     let old_uid = kube.object(&["pod", "agent"])["metadata"]["uid"].clone();
+    eventually(10, "the watch telling the pod's state", || (proxy.told() > 0).then_some(()));
+    let before = proxy.told();
     kube.ok(&["delete", "pod", "agent"]);
     let mut impostor = speaking_pod("from-a-pod-of-the-same-name", true);
     impostor["metadata"]["labels"] = json!({"dev.clauderon.component": "kube-probe"});
@@ -491,9 +516,12 @@ async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
         let out = kube.kubectl(&["exec", "agent", "--", "python3", "-c", check]);
         String::from_utf8_lossy(&out.stdout).contains("from-a-pod-of-the-same-name").then_some(())
     });
+    let gone = proxy.told();
+    assert!(gone > before, "the watch told of the pod's deletion");
     // The tunnel's retries (at most 5 s apart) would have reached it by now.
     let later = tokio::time::timeout(std::time::Duration::from_secs(8), heard.recv()).await;
     assert!(later.is_err(), "the tunnel carried another pod's connection: {later:?}");
+    assert_eq!(proxy.told(), gone, "the watch followed another pod of the same name");
 }
 
 /// A session's tunnel keeps asking the cluster (is the pod still the one,
@@ -532,7 +560,7 @@ async fn a_tunnels_retries_never_log_the_clusters_credential() {
     let (home, rt) = probe_runtime(kubeconfig).await;
     let socket = home.path().join("proxy.sock");
     let _listener = tokio::net::UnixListener::bind(&socket).expect("the session's proxy socket");
-    rt.set_session_support(std::sync::Arc::new(Proxy { socket }));
+    rt.set_session_support(Proxy::at(socket));
 
     // Nothing listens on the tunnel port in this pod: every port-forward
     // fails, and the tunnel keeps trying.

@@ -6,7 +6,8 @@
 //! the claim, start makes the pod again on it, delete leaves nothing; a pod
 //! that cannot run fails the create with the cluster's reason and leaves
 //! nothing behind. Off unless enabled, and a create says how to enable it.
-//! The pod reaches only the session's proxy, through the tunnel.
+//! The pod reaches only the session's proxy, through the tunnel. A session's
+//! health follows its pod from a watch.
 
 use clauderon_tests::{CANARIES, MockKube, World, canary, eventually, unique};
 use serde_json::Value;
@@ -36,10 +37,14 @@ fn objects(kube: &MockKube, resource: &str) -> Vec<String> {
     names
 }
 
-fn session_status(world: &World, name: &str) -> String {
+/// The session as `clauderon list` shows it.
+fn listed(world: &World, name: &str) -> Value {
     let list = world.home.run(&["list", "--json"]).ok().json();
-    let found = list.as_array().into_iter().flatten().find(|s| s["name"] == name).cloned().unwrap_or(Value::Null);
-    found["status"].as_str().unwrap_or_default().to_string()
+    list.as_array().into_iter().flatten().find(|s| s["name"] == name).cloned().unwrap_or(Value::Null)
+}
+
+fn session_status(world: &World, name: &str) -> String {
+    listed(world, name)["status"].as_str().unwrap_or_default().to_string()
 }
 
 #[test]
@@ -148,6 +153,45 @@ fn kubernetes_is_off_until_enabled_and_a_pod_that_cannot_run_fails_the_create_wi
     assert!(said.contains("cannot run") && said.contains("ImagePull"), "the cluster's reason: {said}");
     let left = kube.ok(&["get", "pods,pvc", "-l", "dev.clauderon.component=kubernetes", "-o", "name"]);
     assert_eq!(left.trim(), "", "a failed create leaves nothing in the cluster");
+}
+
+/// The daemon follows a session's pod with a watch: when the cluster says
+/// the agent's container crashed (the engine kills it, as the node's OOM
+/// killer would; the pod backs off before restarting it), the session is
+/// failed with the cluster's words without anyone asking; when the pod runs
+/// again, so does the session. Nothing here asks the backend for a status.
+#[test]
+fn a_kubernetes_sessions_health_follows_its_pod_from_a_watch() {
+    let kube = MockKube::start();
+    let world = World::start_with(&config(&kube, true));
+    let name = unique("kb-health");
+    let made = create(&world, &name, "echo up; sleep 600", &[]).ok().json();
+    let pod_name = made["resource_id"].as_str().expect("a resource").to_string();
+    assert_eq!(made["status"], "running", "{made}");
+    let pod = kube.object(&["pod", &pod_name]);
+    let container = pod["status"]["containerStatuses"][0]["containerID"].as_str().expect("a container").to_string();
+    let killed = std::process::Command::new("docker")
+        .args(["kill", container.trim_start_matches("docker://")])
+        .output()
+        .expect("docker");
+    assert!(killed.status.success(), "{}", String::from_utf8_lossy(&killed.stderr));
+
+    let failed =
+        eventually(30, "the session failed", || Some(listed(&world, &name)).filter(|s| s["status"] == "failed"));
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains("CrashLoopBackOff") && error.contains("back-off"), "the cluster's words: {failed}");
+    // The pod restarts the agent after its back-off (10 s): the session runs again.
+    let again = eventually(40, "the session running again", || {
+        Some(listed(&world, &name)).filter(|s| s["status"] == "running")
+    });
+    assert!(again["error"].is_null(), "{again}");
+    assert_eq!(kube.object(&["pod", &pod_name])["status"]["containerStatuses"][0]["restartCount"], 1);
+
+    // Stopping deletes the pod, which the watch sees: the session stays stopped.
+    world.home.run(&["stop", &name]).ok();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(session_status(&world, &name), "stopped");
+    world.home.run(&["delete", &name]).ok();
 }
 
 /// `git` in the user's repository.

@@ -24,7 +24,10 @@
 //! `delete` removes everything labelled with the resource. `status` maps the
 //! pod's state: Pending → starting, `ImagePullBackOff`/`CrashLoopBackOff`/
 //! `OOMKilled`/`Evicted` → failed with the cluster's message, no pod but
-//! the claim → stopped.
+//! the claim → stopped. The host watches the pod (`kube::watch-pod`) and
+//! asks `status` whenever its state changes, so a session whose pod fails
+//! (a crash loop, an eviction, the agent out of memory) is marked failed
+//! with the cluster's message, and running again when the pod recovers.
 //!
 //! Once the pod runs, the session's files go into the claim, once (they and
 //! the agent's work stay across stop and start): the session's branch,
@@ -279,8 +282,8 @@ fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
     settle(spec)
 }
 
-/// Wait for the session's pod to run, fill its claim (once) and open its
-/// tunnel.
+/// Wait for the session's pod to run, fill its claim (once), open its
+/// tunnel and have the host follow its health.
 fn settle(spec: &SessionSpec) -> Result<SessionInfo> {
     let timeout: u32 = spec.option("start_timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(60_000);
     let seen = parse(&kube::wait_for_pod(&spec.resource_name, timeout)?)?;
@@ -303,6 +306,7 @@ fn settle(spec: &SessionSpec) -> Result<SessionInfo> {
     }
     fill_claim(spec)?;
     open_tunnel(spec)?;
+    kube::watch_pod(&spec.resource_name)?;
     Ok(SessionInfo { resource_id: spec.resource_name.clone(), status })
 }
 

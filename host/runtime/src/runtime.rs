@@ -159,7 +159,7 @@ impl Runtime {
         })
     }
 
-    /// What `kube` asks the session manager: sessions' branches (copy-in, copy-out) and proxies (open-tunnel).
+    /// What `kube` asks the session manager: sessions' branches (copy-in, copy-out), proxies (open-tunnel) and health (watch-pod).
     pub fn set_session_support(&self, support: Arc<dyn crate::SessionSupport>) {
         self.services.kube.set_support(support);
     }

@@ -1197,17 +1197,7 @@ impl Manager {
                 self.start_resource(session, &features).await?;
                 Ok(Some("runs on; its way to the proxy was opened again".into()))
             }
-            ResourceState::Missing | ResourceState::Failed => {
-                let note = format!(
-                    "its {} resource {resource} is {}; start it again or delete it",
-                    session.backend,
-                    if state.state == ResourceState::Missing { "gone" } else { "broken" }
-                );
-                session.error = Some(note.clone());
-                session.agent_status = AgentStatus::Unknown;
-                self.set_status(session, Status::Failed, Some(note.clone())).await?;
-                Ok(Some(note))
-            }
+            ResourceState::Missing | ResourceState::Failed => Ok(Some(self.fail(session, &resource, &state).await?)),
             ResourceState::Stopped => match self.restart(session).await {
                 Ok(()) => Ok(Some("was stopped; restarted".into())),
                 Err(e) => {
@@ -1216,6 +1206,50 @@ impl Manager {
                 }
             },
         }
+    }
+
+    /// Mark a running session whose resource is gone or broken (`state`, as
+    /// its backend said) failed; what its error says.
+    async fn fail(
+        &self,
+        session: &mut Session,
+        resource: &str,
+        state: &wit::ResourceStatus,
+    ) -> Result<String, SessionError> {
+        let what = if state.state == ResourceState::Missing { "gone" } else { "broken" };
+        let detail = state.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+        let note =
+            format!("its {} resource {resource} is {what}{detail}; start it again or delete it", session.backend);
+        session.error = Some(note.clone());
+        session.agent_status = AgentStatus::Unknown;
+        self.set_status(session, Status::Failed, Some(note.clone())).await?;
+        Ok(note)
+    }
+
+    /// What session `id` runs on changed where it runs (a backend's watch
+    /// saw it): ask the backend, and mark a running session whose resource
+    /// failed or went failed, a failed one whose resource runs again running.
+    pub async fn resource_changed(&self, id: &str) -> Result<(), SessionError> {
+        // A session deleted since has no health to follow.
+        let Ok((mut session, _g)) = self.locked(id).await else { return Ok(()) };
+        let Some(resource) = session.resource_id.clone() else { return Ok(()) };
+        if !matches!(session.status, Status::Running | Status::Failed) {
+            return Ok(());
+        }
+        let state = self.runtime.backend(&session.backend).await?.status(&resource).await?;
+        match (session.status, state.state) {
+            (Status::Running, ResourceState::Missing | ResourceState::Failed) => {
+                let note = self.fail(&mut session, &resource, &state).await?;
+                tracing::warn!(session = %session.name, "{note}");
+            }
+            (Status::Failed, ResourceState::Running) => {
+                session.error = None;
+                let note = format!("its {} resource runs again", session.backend);
+                self.set_status(&mut session, Status::Running, Some(note)).await?;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// After undoing a create the daemon was killed in, make sure its resource
@@ -1446,6 +1480,14 @@ impl clauderon_runtime::SessionSupport for ManagerSupport {
         Box::pin(async move {
             let manager = self.manager()?;
             manager.proxy_socket(session_id).await.map_err(|e| e.to_string())
+        })
+    }
+    fn resource_changed<'a>(&'a self, session_id: &'a str) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let Ok(manager) = self.manager() else { return };
+            if let Err(e) = manager.resource_changed(session_id).await {
+                tracing::warn!(session = %session_id, "following its resource's health: {e}");
+            }
         })
     }
 }

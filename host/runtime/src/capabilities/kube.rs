@@ -19,6 +19,7 @@ use kube::api::{
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
+use super::kube_health as health;
 use super::kube_policy::{self, KindRef, Scope};
 use super::kube_tunnel as tunnel;
 use crate::bindings::PluginError;
@@ -112,23 +113,34 @@ pub trait SessionSupport: Send + Sync {
         &'a self,
         session_id: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<PathBuf, String>> + Send + 'a>>;
+
+    /// What session `session_id` runs on changed where it runs (its pod, as
+    /// a watch saw it): ask its backend's `status` and record the answer.
+    fn resource_changed<'a>(&'a self, session_id: &'a str) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }
 
 /// The host service behind `kube`: the settings and, once connected, the
 /// client; what the daemon does with sessions (set by it); and the
-/// sessions' tunnels.
+/// sessions' tunnels and watches.
 pub struct KubeService {
     settings: Option<KubeSettings>,
     client: tokio::sync::OnceCell<kube::Client>,
     support: OnceLock<Arc<dyn SessionSupport>>,
     tunnels: tunnel::Tunnels,
+    watches: health::Watches,
 }
 
 impl KubeService {
     /// A service for the cluster `settings` names; `None`: no cluster is
     /// configured and every call says how to configure one.
     pub fn new(settings: Option<KubeSettings>) -> Self {
-        Self { settings, client: tokio::sync::OnceCell::new(), support: OnceLock::new(), tunnels: Default::default() }
+        Self {
+            settings,
+            client: tokio::sync::OnceCell::new(),
+            support: OnceLock::new(),
+            tunnels: Default::default(),
+            watches: Default::default(),
+        }
     }
 
     /// What the daemon does with sessions (once; later calls are ignored).
@@ -752,6 +764,23 @@ impl Host for HostState {
         let socket = support.proxy_socket(&session).await.map_err(PluginError::Failed)?;
         let pods: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);
         service.tunnels.open(&session, tunnel::Target { pods, pod, uid, port, socket });
+        Ok(())
+    }
+
+    async fn watch_pod(&mut self, pod: String) -> Res<()> {
+        let scope = self.kube_scope()?;
+        let Some(session) = self.session.clone() else {
+            return Err(PluginError::Denied(
+                "watch-pod works only while the host serves a session (its create, start or export-branch)".into(),
+            )
+            .into());
+        };
+        let service = &self.services.kube;
+        let found = service.own_pod(&scope, &pod).await?;
+        let uid = found["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let support = service.support("cannot follow sessions' health")?.clone();
+        let pods: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);
+        service.watches.follow(health::Target { pods, pod, uid, session, support });
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub mod container;
 pub mod environment;
 pub mod http;
 pub mod kube;
+mod kube_health;
 pub mod kube_policy;
 mod kube_tunnel;
 pub mod kv;
