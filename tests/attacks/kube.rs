@@ -51,6 +51,23 @@ fn claim(name: &str, change: impl FnOnce(&mut Value)) -> Value {
     claim
 }
 
+/// A contained agent-sandbox `Sandbox` (its pod template as [`pod`]'s, a
+/// claim template mounted at /workspace); `change` (on its spec) makes it hostile.
+fn sandbox(name: &str, change: impl FnOnce(&mut Value)) -> Value {
+    let mut template = pod(name, |_| {});
+    template["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "work", "mountPath": "/workspace"}]);
+    let mut sandbox = json!({
+        "apiVersion": "agents.x-k8s.io/v1alpha1", "kind": "Sandbox", "metadata": {"name": name},
+        "spec": {
+            "podTemplate": {"metadata": {"labels": {"app": "agent"}}, "spec": template["spec"]},
+            "volumeClaimTemplates": [{"metadata": {"name": "work"}, "spec": claim("work", |_| {})["spec"]}],
+            "replicas": 1
+        }
+    });
+    change(&mut sandbox["spec"]);
+    sandbox
+}
+
 /// A change making a pod mount `claim` at /workspace.
 fn mount(claim: &'static str) -> impl FnOnce(&mut Value) {
     move |p: &mut Value| {
@@ -160,6 +177,47 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
                    "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]}}),
             "passed",
         ),
+        // agent-sandbox: the pod its controller would make is checked as a
+        // pod, its claim templates as claims, and both labelled as the
+        // component's.
+        (
+            sandbox("escaping", |s| s["podTemplate"]["spec"]["hostNetwork"] = json!(true)),
+            "denied: spec.podTemplate.spec.hostNetwork",
+        ),
+        (
+            sandbox("mounting", |s| {
+                s["podTemplate"]["spec"]["volumes"] = json!([{"name": "root", "hostPath": {"path": "/"}}])
+            }),
+            "denied: spec.podTemplate.spec.volumes[0] is a hostPath volume",
+        ),
+        (
+            sandbox("privy", |s| {
+                s["podTemplate"]["spec"]["containers"][0]["securityContext"]["privileged"] = json!(true)
+            }),
+            "denied: spec.podTemplate.spec.containers[0].securityContext.privileged",
+        ),
+        (
+            sandbox("cloning", |s| {
+                s["volumeClaimTemplates"][0]["spec"]["dataSource"] =
+                    json!({"kind": "PersistentVolumeClaim", "name": "their-work"})
+            }),
+            "denied: spec.volumeClaimTemplates[0].spec.dataSource",
+        ),
+        (
+            sandbox("stealing", |s| {
+                s["podTemplate"]["spec"]["volumes"] =
+                    json!([{"name": "w", "persistentVolumeClaim": {"claimName": "their-work"}}])
+            }),
+            "denied: the pod mounts the claim \"their-work\"",
+        ),
+        (
+            sandbox("disguised", |s| {
+                s["podTemplate"]["metadata"]["labels"] = json!({"dev.clauderon.component": "docker"})
+            }),
+            "denied: spec.podTemplate.metadata is labelled dev.clauderon.component=docker",
+        ),
+        (sandbox("crowd", |s| s["replicas"] = json!(3)), "denied: spec.replicas 3"),
+        (sandbox("boxed", |_| {}), "passed"),
     ];
     let manifests: Vec<String> = attempts.iter().map(|(m, _)| m.to_string()).collect();
     let reads = [
@@ -219,6 +277,17 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
         policy["spec"]["podSelector"]["matchLabels"]["dev.clauderon.component"], "kube-probe",
         "a policy selects only the component's pods"
     );
+    let sandboxes = kube.ok(&["get", "sandboxes", "-o", "jsonpath={.items[*].metadata.name}"]);
+    assert_eq!(sandboxes.trim(), "boxed", "no refused sandbox reached the cluster");
+    let boxed = kube.object(&["sandbox", "boxed"]);
+    for labels in [
+        &boxed["metadata"]["labels"],
+        &boxed["spec"]["podTemplate"]["metadata"]["labels"],
+        &boxed["spec"]["volumeClaimTemplates"][0]["metadata"]["labels"],
+    ] {
+        assert_eq!(labels["dev.clauderon.component"], "kube-probe", "labelled as the component's: {boxed}");
+    }
+    assert_eq!(boxed["spec"]["podTemplate"]["spec"]["automountServiceAccountToken"], false, "{boxed}");
 }
 
 /// Everything the host logs, kept for the test to read.

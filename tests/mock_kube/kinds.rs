@@ -89,6 +89,18 @@ pub const KINDS: &[Kind] = &[
         short: &["netpol"],
         subresources: &[],
     },
+    // agent-sandbox's CRD, stored and served as a cluster with it installed
+    // does (no controller here yet: its Sandboxes make no pods).
+    Kind {
+        group: "agents.x-k8s.io",
+        version: "v1alpha1",
+        plural: "sandboxes",
+        singular: "sandbox",
+        kind: "Sandbox",
+        namespaced: true,
+        short: &[],
+        subresources: &[STATUS],
+    },
 ];
 
 /// `KINDS`' index of each kind the server itself acts on.
@@ -225,5 +237,6 @@ mod tests {
         let log = list["resources"].as_array().expect("resources").iter().find(|r| r["name"] == "pods/log");
         assert_eq!(log.expect("pods/log")["verbs"], json!(["get"]));
         assert_eq!(api_group_list()["groups"][0]["name"], "networking.k8s.io");
+        assert_eq!(api_group_list()["groups"][1]["name"], "agents.x-k8s.io");
     }
 }

@@ -34,9 +34,18 @@ pub const POD: KindRef = KindRef { api_version: "v1", kind: "Pod", plural: "pods
 pub const CLAIM: KindRef =
     KindRef { api_version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims" };
 
+/// An agent-sandbox `Sandbox` (kubernetes-sigs/agent-sandbox): a pod made
+/// by the cluster's controller from its `podTemplate`, with claims from its
+/// `volumeClaimTemplates`, paused and resumed through `replicas`.
+pub const SANDBOX: KindRef = KindRef { api_version: "agents.x-k8s.io/v1alpha1", kind: "Sandbox", plural: "sandboxes" };
+
 /// Every kind `kube` serves.
-pub const KINDS: &[KindRef] =
-    &[POD, CLAIM, KindRef { api_version: "networking.k8s.io/v1", kind: "NetworkPolicy", plural: "networkpolicies" }];
+pub const KINDS: &[KindRef] = &[
+    POD,
+    CLAIM,
+    KindRef { api_version: "networking.k8s.io/v1", kind: "NetworkPolicy", plural: "networkpolicies" },
+    SANDBOX,
+];
 
 /// The kind named `kind` (as in a manifest: `Pod`, `PersistentVolumeClaim`, …).
 pub fn kind(kind: &str) -> Result<KindRef, String> {
@@ -124,20 +133,12 @@ pub fn admit(manifest: &str, scope: &Scope) -> Result<(KindRef, Value, Vec<Strin
             return Err(format!("metadata.{field} is not allowed (an object of a component stands alone)"));
         }
     }
-    match meta["labels"][OWNER_LABEL].as_str() {
-        Some(owner) if owner != scope.component => {
-            return Err(format!("the object is labelled {OWNER_LABEL}={owner}, another component's"));
-        }
-        _ => {}
-    }
-    if !meta["labels"].is_object() {
-        meta["labels"] = json!({});
-    }
-    meta["labels"][OWNER_LABEL] = json!(scope.component);
+    own(meta, "metadata", scope)?;
     let mut claims = Vec::new();
     match k.kind {
-        "Pod" => check_pod(&mut object["spec"], "spec", scope, &mut claims)?,
-        "PersistentVolumeClaim" => check_claim(&object["spec"])?,
+        "Pod" => check_pod(&mut object["spec"], "spec", &[], scope, &mut claims)?,
+        "PersistentVolumeClaim" => check_claim(&object["spec"], "spec")?,
+        "Sandbox" => check_sandbox(&mut object["spec"], scope, &mut claims)?,
         "NetworkPolicy" => {
             let spec = &mut object["spec"];
             if !spec["podSelector"]["matchLabels"].is_object() {
@@ -151,19 +152,65 @@ pub fn admit(manifest: &str, scope: &Scope) -> Result<(KindRef, Value, Vec<Strin
     Ok((k, object, claims))
 }
 
-fn check_claim(spec: &Value) -> Result<(), String> {
+/// Label the object whose metadata is `meta` (at `at`) as the component's,
+/// unless it is labelled as another's.
+fn own(meta: &mut Value, at: &str, scope: &Scope) -> Result<(), String> {
+    if let Some(owner) = meta["labels"][OWNER_LABEL].as_str().filter(|o| *o != scope.component) {
+        let whose = if at == "metadata" { "the object".to_string() } else { at.to_string() };
+        return Err(format!("{whose} is labelled {OWNER_LABEL}={owner}, another component's"));
+    }
+    if !meta["labels"].is_object() {
+        meta["labels"] = json!({});
+    }
+    meta["labels"][OWNER_LABEL] = json!(scope.component);
+    Ok(())
+}
+
+/// The claim checks, on a claim spec at `at` (`spec`, or a template's).
+fn check_claim(spec: &Value, at: &str) -> Result<(), String> {
     for field in ["volumeName", "dataSource", "dataSourceRef", "selector"] {
         if !spec[field].is_null() {
             return Err(format!(
-                "spec.{field} is not allowed in a claim (it would bind or copy a volume that is not the component's)"
+                "{at}.{field} is not allowed in a claim (it would bind or copy a volume that is not the component's)"
             ));
         }
     }
     Ok(())
 }
 
-/// The pod checks, on a pod spec at `at` (`spec`, or a template's).
-pub fn check_pod(spec: &mut Value, at: &str, scope: &Scope, claims: &mut Vec<String>) -> Result<(), String> {
+/// A `Sandbox`'s checks: the pod the controller makes from its template is
+/// checked as a pod, and labelled as the component's (so it is its own to
+/// exec into and tunnel to); each claim template as a claim, labelled too.
+fn check_sandbox(spec: &mut Value, scope: &Scope, claims: &mut Vec<String>) -> Result<(), String> {
+    if !spec.is_object() {
+        return Err("spec is missing".into());
+    }
+    if !spec["replicas"].is_null() && spec["replicas"] != 0 && spec["replicas"] != 1 {
+        return Err(format!("spec.replicas {} is not allowed: a sandbox is paused (0) or runs (1)", spec["replicas"]));
+    }
+    // The controller mounts each claim template as a volume of its name.
+    let mut templated = Vec::new();
+    for (i, t) in spec["volumeClaimTemplates"].as_array_mut().into_iter().flatten().enumerate() {
+        let at = format!("spec.volumeClaimTemplates[{i}]");
+        own(&mut t["metadata"], &format!("{at}.metadata"), scope)?;
+        check_claim(&t["spec"], &format!("{at}.spec"))?;
+        templated.extend(t["metadata"]["name"].as_str().map(str::to_string));
+    }
+    let template = &mut spec["podTemplate"];
+    own(&mut template["metadata"], "spec.podTemplate.metadata", scope)?;
+    check_pod(&mut template["spec"], "spec.podTemplate.spec", &templated, scope, claims)
+}
+
+/// The pod checks, on a pod spec at `at` (`spec`, or a template's) whose
+/// containers may also mount the volumes named `templated` (a controller's,
+/// from claim templates checked apart).
+pub fn check_pod(
+    spec: &mut Value,
+    at: &str,
+    templated: &[String],
+    scope: &Scope,
+    claims: &mut Vec<String>,
+) -> Result<(), String> {
     if !spec.is_object() {
         return Err(format!("{at} is missing"));
     }
@@ -192,6 +239,7 @@ pub fn check_pod(spec: &mut Value, at: &str, scope: &Scope, claims: &mut Vec<Str
         .into_iter()
         .flatten()
         .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .chain(templated.iter().cloned())
         .collect();
     for (i, volume) in spec["volumes"].as_array().into_iter().flatten().enumerate() {
         let sources: Vec<&String> =
