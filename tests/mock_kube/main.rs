@@ -14,7 +14,9 @@
 //!
 //! Where things are:
 //! - [`kinds`]: the kinds served (pods, persistentvolumeclaims, events,
-//!   namespaces, networkpolicies), discovery and OpenAPI documents;
+//!   namespaces, networkpolicies, and agent-sandbox's sandboxes — stored
+//!   only: no controller makes their pods yet), discovery and OpenAPI
+//!   documents;
 //! - [`store`]: the objects, their versions and history — create (with
 //!   `generateName`), get, list, replace (with `resourceVersion`
 //!   preconditions), patch (merge, strategic taken as merge, server-side
