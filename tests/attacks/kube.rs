@@ -155,6 +155,19 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
             pod("tokeny", |p| p["spec"]["automountServiceAccountToken"] = json!(true)),
             "denied: spec.automountServiceAccountToken",
         ),
+        (
+            pod("unarmored", |p| {
+                p["metadata"]["annotations"] =
+                    json!({"container.apparmor.security.beta.kubernetes.io/agent": "unconfined"})
+            }),
+            "denied: metadata.annotations[\"container.apparmor.security.beta.kubernetes.io/agent\"] = unconfined",
+        ),
+        (
+            pod("unfiltered", |p| {
+                p["metadata"]["annotations"] = json!({"seccomp.security.alpha.kubernetes.io/pod": "Unconfined"})
+            }),
+            "denied: metadata.annotations[\"seccomp.security.alpha.kubernetes.io/pod\"]",
+        ),
         (pod("thieving", mount("their-work")), "denied: the pod mounts the claim \"their-work\""),
         (
             claim("cloned", |c| {
@@ -217,6 +230,13 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
             "denied: spec.podTemplate.metadata is labelled dev.clauderon.component=docker",
         ),
         (sandbox("crowd", |s| s["replicas"] = json!(3)), "denied: spec.replicas 3"),
+        (
+            sandbox("unarmored", |s| {
+                s["podTemplate"]["metadata"]["annotations"] =
+                    json!({"container.apparmor.security.beta.kubernetes.io/agent": "unconfined"})
+            }),
+            "denied: spec.podTemplate.metadata.annotations[\"container.apparmor.security.beta.kubernetes.io/agent\"]",
+        ),
         (sandbox("boxed", |_| {}), "passed"),
     ];
     let manifests: Vec<String> = attempts.iter().map(|(m, _)| m.to_string()).collect();

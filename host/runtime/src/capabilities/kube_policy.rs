@@ -136,7 +136,10 @@ pub fn admit(manifest: &str, scope: &Scope) -> Result<(KindRef, Value, Vec<Strin
     own(meta, "metadata", scope)?;
     let mut claims = Vec::new();
     match k.kind {
-        "Pod" => check_pod(&mut object["spec"], "spec", &[], scope, &mut claims)?,
+        "Pod" => {
+            check_pod_annotations(&object["metadata"], "metadata")?;
+            check_pod(&mut object["spec"], "spec", &[], scope, &mut claims)?
+        }
         "PersistentVolumeClaim" => check_claim(&object["spec"], "spec")?,
         "Sandbox" => check_sandbox(&mut object["spec"], scope, &mut claims)?,
         "NetworkPolicy" => {
@@ -197,6 +200,7 @@ fn check_sandbox(spec: &mut Value, scope: &Scope, claims: &mut Vec<String>) -> R
         templated.extend(t["metadata"]["name"].as_str().map(str::to_string));
     }
     let template = &mut spec["podTemplate"];
+    check_pod_annotations(&template["metadata"], "spec.podTemplate.metadata")?;
     own(&mut template["metadata"], "spec.podTemplate.metadata", scope)?;
     check_pod(&mut template["spec"], "spec.podTemplate.spec", &templated, scope, claims)
 }
@@ -286,6 +290,27 @@ pub fn check_pod(
                     return Err(format!("{at}.volumeMounts[{j}] names no volume of the pod ({name:?})"));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// The annotations through which a pod's metadata (at `at`) still sets its
+/// containers' AppArmor and seccomp profiles on clusters that honour them
+/// (the fields' older form): none may be `unconfined`.
+fn check_pod_annotations(meta: &Value, at: &str) -> Result<(), String> {
+    const PROFILES: &[&str] = &[
+        "container.apparmor.security.beta.kubernetes.io/",
+        "seccomp.security.alpha.kubernetes.io/pod",
+        "container.seccomp.security.alpha.kubernetes.io/",
+    ];
+    for (key, value) in meta["annotations"].as_object().into_iter().flatten() {
+        if PROFILES.iter().any(|p| key.starts_with(p))
+            && value.as_str().is_some_and(|v| v.trim().eq_ignore_ascii_case("unconfined"))
+        {
+            return Err(format!(
+                "{at}.annotations[{key:?}] = unconfined is not allowed: a session's pod gets no power over the node"
+            ));
         }
     }
     Ok(())
