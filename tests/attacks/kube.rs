@@ -103,6 +103,27 @@ fn outcomes(report: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The probe's reads, one per line.
+fn read_lines<E>(reads: &[(&str, E)]) -> String {
+    reads.iter().map(|(r, _)| *r).collect::<Vec<_>>().join("\n")
+}
+
+/// A spec asking the probe to apply `objects` (a manifest each) and then make `reads`.
+fn probe_spec<E>(objects: &[String], reads: &[(&str, E)]) -> SessionSpec {
+    let mut spec = SessionSpec::named("probe");
+    spec.options = vec![("try-objects".into(), objects.join("\n")), ("try-reads".into(), read_lines(reads))];
+    spec
+}
+
+/// Each read's outcome in the probe's `report` begins as expected.
+fn expect_reads<E: AsRef<str> + std::fmt::Debug>(report: &str, reads: &[(&str, E)]) {
+    let said = outcomes(report);
+    for (read, expected) in reads {
+        let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
+        assert!(got.starts_with(expected.as_ref()), "{read}: expected {expected:?}, got {got:?}\n{report}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_only_its_own() {
     let kube = MockKube::start();
@@ -275,10 +296,7 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
             manifest["metadata"]["name"]
         );
     }
-    for (read, expected) in reads {
-        let got = said.get(read).map(String::as_str).unwrap_or("(no line)");
-        assert!(got.starts_with(expected), "{read}: expected {expected:?}, got {got:?}\n{report}");
-    }
+    expect_reads(&report, &reads);
 
     // In the cluster: the component's objects, labelled and contained; nothing refused; theirs untouched.
     let agent = kube.object(&["pod", "agent"]);
@@ -439,20 +457,11 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         ("watch theirs", "failed: pod theirs (of this component) does not exist".into()),
         ("watch agent", "failed: this host cannot follow sessions' health".into()),
     ];
-    let mut spec = SessionSpec::named("probe");
-    let objects = [claim("work", |_| {}).to_string(), pod("agent", mount("work")).to_string()];
-    spec.options = vec![
-        ("try-objects".into(), objects.join("\n")),
-        ("try-reads".into(), reads.iter().map(|(r, _)| *r).collect::<Vec<_>>().join("\n")),
-    ];
+    let spec = probe_spec(&[claim("work", |_| {}).to_string(), pod("agent", mount("work")).to_string()], &reads);
     let mut backend = rt.backend("kube-probe").await.expect("instance");
     backend.serve_session("probe", &[session.path().to_path_buf()]);
     let report = backend.create(&spec).await.expect_err("the probe fails with its report").to_string();
-    let said = outcomes(&report);
-    for (read, expected) in &reads {
-        let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
-        assert!(got.starts_with(expected.as_str()), "{read}: expected {expected:?}, got {got:?}\n{report}");
-    }
+    expect_reads(&report, &reads);
 
     // copy-out, during the session's export-branch: still only from a pod of
     // its own, and only into the session's branch.
@@ -461,13 +470,9 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         ("out theirs /tmp/w", "failed: pod theirs (of this component) does not exist"),
         ("out agent /tmp/w", "failed: this host cannot take sessions' branches"),
     ];
-    let lines = reads.iter().map(|(r, _)| *r).collect::<Vec<_>>().join("\n");
-    let report = backend.export_branch(&lines).await.expect_err("the probe fails with its report").to_string();
-    let said = outcomes(&report);
-    for (read, expected) in &reads {
-        let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
-        assert!(got.starts_with(expected), "{read}: expected {expected:?}, got {got:?}\n{report}");
-    }
+    let report =
+        backend.export_branch(&read_lines(&reads)).await.expect_err("the probe fails with its report").to_string();
+    expect_reads(&report, &reads);
 }
 
 /// The session's proxy as a test sees it: a unix socket whose connections
@@ -572,19 +577,11 @@ async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
         ("tunnel theirs 7070", "failed: pod theirs (of this component) does not exist"),
         ("watch agent", "passed: watching"),
     ];
-    let mut spec = SessionSpec::named("probe");
-    spec.options = vec![
-        ("try-objects".into(), speaking_pod("from-the-sessions-pod", false).to_string()),
-        ("try-reads".into(), reads.iter().map(|(r, _)| *r).collect::<Vec<_>>().join("\n")),
-    ];
+    let spec = probe_spec(&[speaking_pod("from-the-sessions-pod", false).to_string()], &reads);
     let mut backend = rt.backend("kube-probe").await.expect("instance");
     backend.serve_session("probe", &[]);
     let report = backend.create(&spec).await.expect_err("the probe fails with its report").to_string();
-    let said = outcomes(&report);
-    for (read, expected) in &reads {
-        let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
-        assert!(got.starts_with(expected), "{read}: expected {expected:?}, got {got:?}\n{report}");
-    }
+    expect_reads(&report, &reads);
     let first = tokio::time::timeout(std::time::Duration::from_secs(30), heard.recv()).await;
     assert_eq!(first.expect("the pod's words reach the proxy").as_deref(), Some("from-the-sessions-pod"));
 
@@ -654,19 +651,11 @@ async fn a_tunnels_retries_never_log_the_clusters_credential() {
     // Nothing listens on the tunnel port in this pod: every port-forward
     // fails, and the tunnel keeps trying.
     let reads = [("wait agent", "passed: seen"), ("tunnel agent 7070", "passed: open")];
-    let mut spec = SessionSpec::named("probe");
-    spec.options = vec![
-        ("try-objects".into(), pod("agent", |_| {}).to_string()),
-        ("try-reads".into(), reads.iter().map(|(r, _)| *r).collect::<Vec<_>>().join("\n")),
-    ];
+    let spec = probe_spec(&[pod("agent", |_| {}).to_string()], &reads);
     let mut backend = rt.backend("kube-probe").await.expect("instance");
     backend.serve_session("probe", &[]);
     let report = backend.create(&spec).await.expect_err("the probe fails with its report").to_string();
-    let said = outcomes(&report);
-    for (read, expected) in &reads {
-        let got = said.get(*read).map(String::as_str).unwrap_or("(no line)");
-        assert!(got.starts_with(expected), "{read}: expected {expected:?}, got {got:?}\n{report}");
-    }
+    expect_reads(&report, &reads);
 
     std::fs::write(&failing, "").expect("the login fails from now on");
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -227,6 +227,15 @@ impl KubeService {
             .await?
             .ok_or_else(|| PluginError::NotFound(format!("pod {pod} (of this component) does not exist")))
     }
+
+    /// What a tunnel or a watch follows of pod `pod` (the component's:
+    /// checked): the pods of its namespace and the pod's uid, the only pod
+    /// it will ever follow.
+    async fn followed_pod(&self, scope: &Scope, pod: &str) -> Result<(Api<Pod>, String), PluginError> {
+        let found = self.own_pod(scope, pod).await?;
+        let uid = found["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        Ok((Api::namespaced(self.client().await?.clone(), &scope.namespace), uid))
+    }
 }
 
 /// Run `argv` in `pod` (the component's: checked) feeding it `input`, until
@@ -502,6 +511,16 @@ impl HostState {
             service_account_token: settings.service_account_token,
         })
     }
+
+    /// The session the host serves now, for `what` (a call allowed only
+    /// then: its create, start or export-branch).
+    fn served(&self, what: &str) -> Result<String, PluginError> {
+        self.session.clone().ok_or_else(|| {
+            PluginError::Denied(format!(
+                "{what} works only while the host serves a session (its create, start or export-branch)"
+            ))
+        })
+    }
 }
 
 /// Add `kube` to a component's linker.
@@ -669,12 +688,7 @@ impl Host for HostState {
         target: String,
     ) -> Res<String> {
         let scope = self.kube_scope()?;
-        let Some(session) = self.session.clone() else {
-            return Err(PluginError::Denied(
-                "copy-in works only while the host serves a session (its create, start or export-branch)".into(),
-            )
-            .into());
-        };
+        let session = self.served("copy-in")?;
         absolute("target", &target)?;
         // Only into the component's own pod, checked before anything is made.
         self.services.kube.own_pod(&scope, &pod).await?;
@@ -751,35 +765,21 @@ impl Host for HostState {
 
     async fn open_tunnel(&mut self, pod: String, port: u16) -> Res<()> {
         let scope = self.kube_scope()?;
-        let Some(session) = self.session.clone() else {
-            return Err(PluginError::Denied(
-                "open-tunnel works only while the host serves a session (its create, start or export-branch)".into(),
-            )
-            .into());
-        };
+        let session = self.served("open-tunnel")?;
         let service = &self.services.kube;
-        let found = service.own_pod(&scope, &pod).await?;
-        let uid = found["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let (pods, uid) = service.followed_pod(&scope, &pod).await?;
         let support = service.support("has no sessions' proxies")?;
         let socket = support.proxy_socket(&session).await.map_err(PluginError::Failed)?;
-        let pods: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);
         service.tunnels.open(&session, tunnel::Target { pods, pod, uid, port, socket });
         Ok(())
     }
 
     async fn watch_pod(&mut self, pod: String) -> Res<()> {
         let scope = self.kube_scope()?;
-        let Some(session) = self.session.clone() else {
-            return Err(PluginError::Denied(
-                "watch-pod works only while the host serves a session (its create, start or export-branch)".into(),
-            )
-            .into());
-        };
+        let session = self.served("watch-pod")?;
         let service = &self.services.kube;
-        let found = service.own_pod(&scope, &pod).await?;
-        let uid = found["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let (pods, uid) = service.followed_pod(&scope, &pod).await?;
         let support = service.support("cannot follow sessions' health")?.clone();
-        let pods: Api<Pod> = Api::namespaced(service.client().await?.clone(), &scope.namespace);
         service.watches.follow(health::Target { pods, pod, uid, session, support });
         Ok(())
     }
