@@ -126,7 +126,7 @@ fn expect_reads<E: AsRef<str> + std::fmt::Debug>(report: &str, reads: &[(&str, E
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_only_its_own() {
-    let kube = MockKube::start();
+    let kube = MockKube::start_with(&["--agent-sandbox"]);
     // Someone else's pod and claim in the same namespace, not labelled as the component's.
     kube.apply("theirs.json", &pod("theirs", |p| p["spec"]["containers"][0]["image"] = json!("clauderon/absent:1")));
     kube.apply("their-work.json", &claim("their-work", |_| {}));
@@ -258,6 +258,12 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
             }),
             "denied: spec.podTemplate.metadata.annotations[\"container.apparmor.security.beta.kubernetes.io/agent\"]",
         ),
+        (
+            sandbox("pointing", |s| {
+                s["podTemplate"]["metadata"]["annotations"] = json!({"agents.x-k8s.io/pod-name": "theirs"})
+            }),
+            "denied: spec.podTemplate.metadata.annotations[\"agents.x-k8s.io/pod-name\"] is not allowed",
+        ),
         (sandbox("boxed", |_| {}), "passed"),
     ];
     let manifests: Vec<String> = attempts.iter().map(|(m, _)| m.to_string()).collect();
@@ -275,6 +281,9 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
         ("out agent /session/workspace", "denied: copy-out works only during a session's export-branch"),
         ("tunnel agent 7070", "denied: open-tunnel works only while the host serves a session"),
         ("watch agent", "denied: watch-pod works only while the host serves a session"),
+        ("serves Sandbox", "passed: true"),
+        ("serves Secret", "denied: kind \"Secret\""),
+        ("wait theirs 300", "failed: pod theirs (of this component) does not exist (waited 300 ms"),
         ("namespace", "default"),
     ];
     let mut spec = SessionSpec::named("probe");
@@ -305,11 +314,12 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
     let names = kube.ok(&["get", "pods", "--all-namespaces", "-o", "jsonpath={.items[*].metadata.name}"]);
     let mut names: Vec<&str> = names.split_whitespace().collect();
     names.sort();
-    assert_eq!(names, ["agent", "theirs"], "no refused pod reached the cluster");
+    // (`boxed` is the pod agent-sandbox's controller made for the Sandbox.)
+    assert_eq!(names, ["agent", "boxed", "theirs"], "no refused pod reached the cluster");
     let theirs = kube.object(&["pod", "theirs"]);
     assert!(theirs["metadata"]["labels"].get("dev.clauderon.component").is_none(), "theirs is as it was");
     let claims = kube.ok(&["get", "pvc", "-o", "jsonpath={.items[*].metadata.name}"]);
-    assert_eq!(claims.split_whitespace().collect::<Vec<_>>(), ["their-work", "work"]);
+    assert_eq!(claims.split_whitespace().collect::<Vec<_>>(), ["their-work", "work", "work-boxed"]);
     let policy = kube.object(&["networkpolicy", "open"]);
     assert_eq!(
         policy["spec"]["podSelector"]["matchLabels"]["dev.clauderon.component"], "kube-probe",
@@ -326,6 +336,79 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
         assert_eq!(labels["dev.clauderon.component"], "kube-probe", "labelled as the component's: {boxed}");
     }
     assert_eq!(boxed["spec"]["podTemplate"]["spec"]["automountServiceAccountToken"], false, "{boxed}");
+    // What the controller made of it is the component's, from its checked templates.
+    let made = kube.object(&["pod", "boxed"]);
+    assert_eq!(made["metadata"]["labels"]["dev.clauderon.component"], "kube-probe", "{made}");
+    assert_eq!(made["metadata"]["ownerReferences"][0]["uid"], boxed["metadata"]["uid"], "{made}");
+    assert_eq!(made["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "work-boxed", "{made}");
+    assert_eq!(kube.object(&["pvc", "work-boxed"])["metadata"]["labels"]["dev.clauderon.component"], "kube-probe");
+}
+
+/// agent-sandbox's controller tracks a Sandbox's pod and claims by a label
+/// (`agents.x-k8s.io/sandbox-name-hash`, the name's FNV-1a) and adopts an
+/// unowned pod or claim of the right name that carries it (or
+/// `agents.x-k8s.io/adoptable: "true"`). A component that could label its
+/// own objects so would have another component's Sandbox run its pod — into
+/// which the other's backend copies its session's branch and which it
+/// tunnels to that session's proxy — or mount its claim, which it could
+/// then mount and read. The host refuses those labels (and the pod-name
+/// annotation pointing a Sandbox at another's pod): the other's Sandbox
+/// gets a pod and a claim of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_cannot_plant_a_pod_or_claim_for_anothers_sandbox_to_adopt() {
+    let kube = MockKube::start_with(&["--agent-sandbox"]);
+    let (_home, rt) = probe_runtime(kube.kubeconfig()).await;
+    let victim = "clauderon-victim";
+    let hash = {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in victim.bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        format!("{h:08x}")
+    };
+    let planted = [
+        (
+            pod(victim, |p| p["metadata"]["labels"] = json!({"agents.x-k8s.io/adoptable": "true"})),
+            "denied: metadata.labels[\"agents.x-k8s.io/adoptable\"] is not allowed",
+        ),
+        (
+            claim(&format!("work-{victim}"), |c| {
+                c["metadata"]["labels"] = json!({"agents.x-k8s.io/sandbox-name-hash": hash})
+            }),
+            "denied: metadata.labels[\"agents.x-k8s.io/sandbox-name-hash\"] is not allowed",
+        ),
+    ];
+    let objects: Vec<String> = planted.iter().map(|(o, _)| o.to_string()).collect();
+    let reads: [(&str, &str); 0] = [];
+    let mut backend = rt.backend("kube-probe").await.expect("instance");
+    let report = backend.create(&probe_spec(&objects, &reads)).await.expect_err("the report").to_string();
+    let said = outcomes(&report);
+    for (i, (_, expected)) in planted.iter().enumerate() {
+        let got = said.get(&format!("apply {i}")).map(String::as_str).unwrap_or("(no line)");
+        assert!(got.starts_with(expected), "apply {i}: expected {expected:?}, got {got:?}\n{report}");
+    }
+
+    // The other component's Sandbox, as its backend makes it.
+    let theirs = json!({"dev.clauderon.component": "kubernetes"});
+    let mut victims = sandbox(victim, |s| {
+        s["podTemplate"]["metadata"]["labels"] = theirs.clone();
+        s["volumeClaimTemplates"][0]["metadata"]["labels"] = theirs.clone();
+    });
+    victims["metadata"]["labels"] = theirs.clone();
+    kube.apply("victim.json", &victims);
+    let uid = kube.object(&["sandbox", victim])["metadata"]["uid"].clone();
+    let pod = eventually(20, "the victim's pod", || {
+        let out = kube.kubectl(&["get", "pod", victim, "-o", "json"]);
+        out.status.success().then(|| serde_json::from_slice::<Value>(&out.stdout).expect("json"))
+    });
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["uid"], uid, "{pod}");
+    assert_eq!(
+        pod["metadata"]["labels"]["dev.clauderon.component"], "kubernetes",
+        "its own pod, not a planted one: {pod}"
+    );
+    let work = kube.object(&["pvc", &format!("work-{victim}")]);
+    assert_eq!(work["metadata"]["labels"]["dev.clauderon.component"], "kubernetes", "its own claim: {work}");
+    assert_eq!(work["metadata"]["ownerReferences"][0]["uid"], uid, "{work}");
 }
 
 /// Everything the host logs, kept for the test to read.
@@ -456,6 +539,9 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         ("tunnel agent 7070", "failed: this host has no sessions' proxies".into()),
         ("watch theirs", "failed: pod theirs (of this component) does not exist".into()),
         ("watch agent", "failed: this host cannot follow sessions' health".into()),
+        // This cluster has no agent-sandbox.
+        ("serves Sandbox", "passed: false".into()),
+        ("serves Pod", "passed: true".into()),
     ];
     let spec = probe_spec(&[claim("work", |_| {}).to_string(), pod("agent", mount("work")).to_string()], &reads);
     let mut backend = rt.backend("kube-probe").await.expect("instance");

@@ -372,3 +372,156 @@ fn a_kubernetes_sessions_only_way_out_is_its_own_proxy_through_the_tunnel() {
     let left = kube.ok(&["get", "networkpolicies", "-o", "name"]);
     assert!(!left.contains(&pod_name), "the policy goes with the session: {left}");
 }
+
+/// The session's objects of `kinds` (e.g. `sandboxes,pods,pvc`), as `kind/name` (sorted).
+fn labelled(kube: &MockKube, kinds: &str, resource: &str) -> Vec<String> {
+    let out = kube.ok(&["get", kinds, "-l", &format!("dev.clauderon.resource={resource}"), "-o", "name"]);
+    let mut names: Vec<String> = out.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// A condition of a Sandbox (`Ready`, `Suspended`) as `STATUS REASON`.
+fn condition(kube: &MockKube, sandbox: &str, kind: &str) -> String {
+    let object = kube.object(&["sandbox", sandbox]);
+    let found = object["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == kind).cloned();
+    found
+        .map(|c| format!("{} {}", c["status"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or("")))
+        .unwrap_or_default()
+}
+
+/// Where the cluster has agent-sandbox, a session is a `Sandbox`: its pod
+/// and claim are made by agent-sandbox's controller from the Sandbox's
+/// templates (the same hardened pod, the runtime class from config); stop
+/// pauses it through `replicas` (the pod goes, the claim stays), start
+/// resumes it on the same claim, delete leaves nothing.
+#[test]
+fn where_the_cluster_has_agent_sandbox_a_session_is_a_sandbox_paused_and_resumed_through_replicas() {
+    let kube = MockKube::start_with(&["--agent-sandbox"]);
+    let world = World::start_with(&format!("{}runtime_class = \"gvisor\"\n", config(&kube, true)));
+    let name = unique("kb-box");
+    let made = create(&world, &name, "echo boxed in $(pwd); sleep 600", &[]).ok().json();
+    assert_eq!(made["status"], "running", "{made}");
+    let resource = made["resource_id"].as_str().expect("a resource").to_string();
+    let claim = format!("data-{resource}");
+    assert_eq!(
+        labelled(&kube, "sandboxes,pods,pvc", &resource),
+        [
+            format!("persistentvolumeclaim/{claim}"),
+            format!("pod/{resource}"),
+            format!("sandbox.agents.x-k8s.io/{resource}")
+        ]
+    );
+    let sandbox = kube.object(&["sandbox", &resource]);
+    assert_eq!(sandbox["metadata"]["labels"]["dev.clauderon.session-id"], made["id"]);
+    assert_eq!(sandbox["metadata"]["labels"]["dev.clauderon.component"], "kubernetes");
+    assert_eq!(sandbox["spec"]["replicas"], 1);
+    assert!(sandbox["spec"]["shutdownTime"].is_null(), "no shutdown_after, no shutdownTime");
+    assert_eq!(sandbox["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "data");
+    // The pod is the controller's, made from the template: hardened as a bare pod is.
+    let pod = kube.object(&["pod", &resource]);
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "Sandbox");
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["uid"], sandbox["metadata"]["uid"]);
+    assert_eq!(pod["metadata"]["labels"]["dev.clauderon.component"], "kubernetes", "the component's pod");
+    assert_eq!(pod["status"]["phase"], "Running");
+    let spec = &pod["spec"];
+    assert_eq!(spec["runtimeClassName"], "gvisor");
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(spec["containers"][0]["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(spec["volumes"][0]["name"], "data");
+    assert_eq!(spec["volumes"][0]["persistentVolumeClaim"]["claimName"], claim.as_str());
+    let all = format!("{sandbox}{pod}");
+    for (var, value) in CANARIES {
+        assert!(!all.contains(value), "{var}'s real value is in the Sandbox or its pod: {all}");
+    }
+    eventually(20, "the Sandbox ready", || {
+        (condition(&kube, &resource, "Ready") == "True DependenciesReady").then_some(())
+    });
+    eventually(20, "the agent's output", || {
+        kube.ok(&["logs", &resource]).contains("boxed in /session/workspace").then_some(())
+    });
+    let in_pod = |script: &str| kube.ok(&["exec", &resource, "--", "sh", "-c", script]).trim().to_string();
+    assert_eq!(in_pod("git -C /session/workspace rev-parse HEAD"), made["base_commit"].as_str().expect("base"));
+    in_pod("echo the agent work > /session/workspace/work.txt");
+
+    // Stop pauses it: replicas 0, the pod goes, the claim stays.
+    world.home.run(&["stop", &name]).ok();
+    assert_eq!(kube.object(&["sandbox", &resource])["spec"]["replicas"], 0);
+    eventually(20, "the Sandbox suspended", || {
+        (condition(&kube, &resource, "Suspended") == "True PodTerminated").then_some(())
+    });
+    assert_eq!(
+        labelled(&kube, "sandboxes,pods,pvc", &resource),
+        [format!("persistentvolumeclaim/{claim}"), format!("sandbox.agents.x-k8s.io/{resource}")]
+    );
+    assert_eq!(session_status(&world, &name), "stopped");
+
+    // Start resumes it: a new pod, on the same claim.
+    world.home.run(&["start", &name]).ok();
+    assert_eq!(kube.object(&["sandbox", &resource])["spec"]["replicas"], 1);
+    let again = kube.object(&["pod", &resource]);
+    assert_eq!(again["status"]["phase"], "Running");
+    assert_ne!(again["metadata"]["uid"], pod["metadata"]["uid"], "a new pod");
+    assert_eq!(in_pod("cat /session/workspace/work.txt"), "the agent work", "the claim kept it");
+    assert_eq!(session_status(&world, &name), "running");
+
+    world.home.run(&["delete", &name]).ok();
+    assert!(labelled(&kube, "sandboxes,pods,pvc", &resource).is_empty(), "nothing of the session is left");
+}
+
+/// `shutdown_after` gives a Sandbox a `shutdownTime`: the cluster shuts it
+/// down then, with nothing on this machine asking, and the session shows
+/// stopped (its claim kept); start gives it a new one. `sandbox_crd = "true"`
+/// on a cluster without agent-sandbox says how to get it; `"false"` makes
+/// bare pods where it is installed.
+#[test]
+fn a_sandbox_is_shut_down_by_the_cluster_at_its_shutdown_time_and_sandbox_crd_chooses_the_shape() {
+    let kube = MockKube::start_with(&["--agent-sandbox"]);
+    let world = World::start_with(&format!("{}shutdown_after = \"12s\"\n", config(&kube, true)));
+    let name = unique("kb-expire");
+    let made = create(&world, &name, "sleep 600", &[]).ok().json();
+    assert_eq!(made["status"], "running", "{made}");
+    let resource = made["resource_id"].as_str().expect("a resource").to_string();
+    let at = kube.object(&["sandbox", &resource])["spec"]["shutdownTime"].as_str().expect("a shutdownTime").to_string();
+    let stopped = eventually(30, "the session stopped by the cluster", || {
+        Some(listed(&world, &name)).filter(|s| s["status"] == "stopped")
+    });
+    assert_eq!(condition(&kube, &resource, "Ready"), "False SandboxExpired", "the cluster shut it down");
+    assert_eq!(labelled(&kube, "pods,pvc", &resource), [format!("persistentvolumeclaim/data-{resource}")]);
+    assert!(stopped["error"].is_null(), "stopped, not failed: {stopped}");
+    let log = std::fs::read_to_string(&world.daemon.log).expect("the daemon's log");
+    let why = log.lines().find(|l| l.contains(&name) && l.contains("stopped")).unwrap_or_default();
+    assert!(why.contains("shut its Sandbox down") && why.contains(&at), "the daemon says why: {why}");
+    world.home.run(&["start", &name]).ok();
+    let later = kube.object(&["sandbox", &resource])["spec"]["shutdownTime"].as_str().expect("again").to_string();
+    assert!(later > at, "a new shutdownTime ({later}) after {at}");
+    assert_eq!(session_status(&world, &name), "running");
+    world.home.run(&["delete", &name]).ok();
+    drop(world);
+
+    // `false`: a bare pod, even where agent-sandbox is installed.
+    let bare = World::start_with(&format!("{}sandbox_crd = \"false\"\n", config(&kube, true)));
+    let name = unique("kb-bare");
+    let made = create(&bare, &name, "sleep 600", &[]).ok().json();
+    let resource = made["resource_id"].as_str().expect("a resource").to_string();
+    assert_eq!(
+        labelled(&kube, "sandboxes,pods,pvc", &resource),
+        [format!("persistentvolumeclaim/{resource}-data"), format!("pod/{resource}")]
+    );
+    bare.home.run(&["delete", &name]).ok();
+    drop(bare);
+
+    // `true` where the cluster has no agent-sandbox: the create says how to get it.
+    let plain = MockKube::start();
+    let world = World::start_with(&format!("{}sandbox_crd = \"true\"\n", config(&plain, true)));
+    let refused = create(&world, &unique("kb-nobox"), "true", &[]);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert_ne!(refused.code, 0, "{said}");
+    assert!(
+        said.contains("does not serve agent-sandbox's Sandbox") && said.contains("install agent-sandbox"),
+        "{said}"
+    );
+    let left = plain.ok(&["get", "pods,pvc,networkpolicies", "-l", "dev.clauderon.component=kubernetes", "-o", "name"]);
+    assert_eq!(left.trim(), "", "a refused create leaves nothing");
+}

@@ -1,7 +1,9 @@
 //! The kinds the mock API server serves, and the discovery and OpenAPI
-//! documents that say so (nothing more than it serves).
+//! documents that say so (nothing more than it serves). A CRD's kinds are
+//! served only once it is installed ([`install_agent_sandbox`]).
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 
@@ -16,6 +18,16 @@ pub struct Kind {
     pub short: &'static [&'static str],
     /// Subresources served under `NAME/` and their verbs (`status`, `log`, …).
     pub subresources: &'static [(&'static str, &'static [&'static str])],
+    /// A CRD's kind: served only once the CRD is installed.
+    pub crd: bool,
+}
+
+/// Whether agent-sandbox's CRD is installed (`--agent-sandbox`).
+static AGENT_SANDBOX: AtomicBool = AtomicBool::new(false);
+
+/// Install agent-sandbox's CRD: serve its kinds (before anything is served).
+pub fn install_agent_sandbox() {
+    AGENT_SANDBOX.store(true, Ordering::SeqCst);
 }
 
 impl Kind {
@@ -27,6 +39,11 @@ impl Kind {
     /// clients write (a write to the object leaves it; `NAME/status` writes it).
     pub fn has_status(&self) -> bool {
         self.subresources.iter().any(|(name, _)| *name == "status")
+    }
+
+    /// Whether the server serves this kind now (a CRD's, once installed).
+    pub fn served(&self) -> bool {
+        !self.crd || AGENT_SANDBOX.load(Ordering::SeqCst)
     }
 }
 
@@ -48,6 +65,7 @@ pub const KINDS: &[Kind] = &[
             ("attach", &["create", "get"]),
             ("portforward", &["create", "get"]),
         ],
+        crd: false,
     },
     Kind {
         group: "",
@@ -58,6 +76,7 @@ pub const KINDS: &[Kind] = &[
         namespaced: true,
         short: &["pvc"],
         subresources: &[STATUS],
+        crd: false,
     },
     Kind {
         group: "",
@@ -68,6 +87,7 @@ pub const KINDS: &[Kind] = &[
         namespaced: true,
         short: &["ev"],
         subresources: &[],
+        crd: false,
     },
     Kind {
         group: "",
@@ -78,6 +98,7 @@ pub const KINDS: &[Kind] = &[
         namespaced: false,
         short: &["ns"],
         subresources: &[STATUS],
+        crd: false,
     },
     Kind {
         group: "networking.k8s.io",
@@ -88,9 +109,10 @@ pub const KINDS: &[Kind] = &[
         namespaced: true,
         short: &["netpol"],
         subresources: &[],
+        crd: false,
     },
-    // agent-sandbox's CRD, stored and served as a cluster with it installed
-    // does (no controller here yet: its Sandboxes make no pods).
+    // agent-sandbox's CRD, served as a cluster with it installed serves it
+    // (with `--agent-sandbox`; its controller is [`crate::sandboxes`]).
     Kind {
         group: "agents.x-k8s.io",
         version: "v1alpha1",
@@ -100,6 +122,7 @@ pub const KINDS: &[Kind] = &[
         namespaced: true,
         short: &[],
         subresources: &[STATUS],
+        crd: true,
     },
 ];
 
@@ -108,6 +131,7 @@ pub const PODS: usize = 0;
 pub const PVCS: usize = 1;
 pub const EVENTS: usize = 2;
 pub const NAMESPACES: usize = 3;
+pub const SANDBOXES: usize = 5;
 
 /// The verbs every kind supports.
 const VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
@@ -115,7 +139,7 @@ const VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "
 /// The group-versions served, in discovery order (`""` is the core group).
 pub static GROUP_VERSIONS: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| {
     let mut out: Vec<(&str, &str)> = Vec::new();
-    for k in KINDS {
+    for k in KINDS.iter().filter(|k| k.served()) {
         if !out.contains(&(k.group, k.version)) {
             out.push((k.group, k.version));
         }
@@ -157,7 +181,7 @@ pub fn api_group(group: &str) -> Value {
 /// `/api/v1` or `/apis/GROUP/VERSION`: the kinds and subresources served.
 pub fn resource_list(group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
-    for k in KINDS.iter().filter(|k| k.group == group && k.version == version) {
+    for k in KINDS.iter().filter(|k| k.group == group && k.version == version && k.served()) {
         resources.push(json!({
             "name": k.plural, "singularName": k.singular, "namespaced": k.namespaced,
             "kind": k.kind, "verbs": VERBS, "shortNames": k.short
@@ -194,7 +218,7 @@ pub fn openapi_for(path: &str) -> Option<Value> {
 /// each kind's PATCH operation, which takes `fieldValidation`.
 fn openapi_v3(group: &str, version: &str) -> Value {
     let mut paths = serde_json::Map::new();
-    for k in KINDS.iter().filter(|k| k.group == group && k.version == version) {
+    for k in KINDS.iter().filter(|k| k.group == group && k.version == version && k.served()) {
         let item = if k.namespaced {
             format!("/{}/namespaces/{{namespace}}/{}/{{name}}", gv_path(group, version), k.plural)
         } else {
@@ -229,6 +253,7 @@ mod tests {
         assert_eq!(KINDS[PVCS].kind, "PersistentVolumeClaim");
         assert_eq!(KINDS[EVENTS].kind, "Event");
         assert_eq!(KINDS[NAMESPACES].kind, "Namespace");
+        assert_eq!(KINDS[SANDBOXES].kind, "Sandbox");
     }
 
     #[test]
@@ -237,6 +262,5 @@ mod tests {
         let log = list["resources"].as_array().expect("resources").iter().find(|r| r["name"] == "pods/log");
         assert_eq!(log.expect("pods/log")["verbs"], json!(["get"]));
         assert_eq!(api_group_list()["groups"][0]["name"], "networking.k8s.io");
-        assert_eq!(api_group_list()["groups"][1]["name"], "agents.x-k8s.io");
     }
 }

@@ -5,18 +5,19 @@
 //! local Docker engine.
 //!
 //! ```text
-//! clauderon-mock-kube --dir DIR [--history N]
+//! clauderon-mock-kube --dir DIR [--history N] [--agent-sandbox]
 //! ```
 //! writes `DIR/kubeconfig` (context `mock`, namespace `default`), then
 //! `DIR/addr` (`127.0.0.1:PORT`) once listening. `--history` is how many
-//! changes a watch can resume from (default 1000). On SIGTERM or SIGINT it
+//! changes a watch can resume from (default 1000). `--agent-sandbox`
+//! installs agent-sandbox: its `Sandbox` kind is served and its controller
+//! runs (without it, the cluster has no such kind, as most do not). On SIGTERM or SIGINT it
 //! removes every container and volume it made, then exits.
 //!
 //! Where things are:
 //! - [`kinds`]: the kinds served (pods, persistentvolumeclaims, events,
-//!   namespaces, networkpolicies, and agent-sandbox's sandboxes — stored
-//!   only: no controller makes their pods yet), discovery and OpenAPI
-//!   documents;
+//!   namespaces, networkpolicies, and with `--agent-sandbox` agent-sandbox's
+//!   sandboxes), discovery and OpenAPI documents;
 //! - [`store`]: the objects, their versions and history — create (with
 //!   `generateName`), get, list, replace (with `resourceVersion`
 //!   preconditions), patch (merge, strategic taken as merge, server-side
@@ -27,6 +28,8 @@
 //! - [`watch`]: `?watch=1`, resumable, with bookmarks and 410 Expired;
 //! - [`kubelet`]: pods run by Docker, their status and events, claims bound
 //!   to Docker volumes, `pods/NAME/log`;
+//! - [`sandboxes`]: agent-sandbox's controller (a Sandbox's pod and claims,
+//!   pause through `replicas`, `shutdownTime`, status conditions);
 //! - [`streams`]: `exec`, `attach` (WebSocket `v5`/`v4.channel.k8s.io`) and
 //!   `portforward` (WebSocket `v4.channel.k8s.io`, kube-rs's protocol) into pods;
 //! - [`errors`]: `Status` objects (404 NotFound, 409 AlreadyExists and
@@ -37,6 +40,7 @@
 mod errors;
 mod kinds;
 mod kubelet;
+mod sandboxes;
 mod selector;
 mod store;
 mod streams;
@@ -74,12 +78,13 @@ struct Server {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut dir, mut history) = (None, 1000);
-    let usage = "usage: clauderon-mock-kube --dir DIR [--history N]";
+    let (mut dir, mut history, mut agent_sandbox) = (None, 1000, false);
+    let usage = "usage: clauderon-mock-kube --dir DIR [--history N] [--agent-sandbox]";
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dir" => dir = args.next().map(PathBuf::from),
             "--history" => history = args.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| fail(usage)),
+            "--agent-sandbox" => agent_sandbox = true,
             other => fail(&format!("unknown argument {other}; {usage}")),
         }
     }
@@ -93,6 +98,10 @@ async fn main() {
     let store = Arc::new(Store::new(history));
     let instance = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let kubelet = Kubelet::start(store.clone(), instance);
+    if agent_sandbox {
+        kinds::install_agent_sandbox();
+        sandboxes::Controller::start(store.clone());
+    }
     // The namespace every context starts in exists, as in a new cluster.
     store
         .create(NAMESPACES, "", json!({"metadata": {"name": "default"}}))
@@ -323,7 +332,8 @@ impl Target {
             [plural, name, sub] => (*plural, Some(name.to_string()), Some(sub.to_string())),
             _ => return None,
         };
-        let kind = KINDS.iter().position(|k| k.group == group && k.version == version && k.plural == plural)?;
+        let kind =
+            KINDS.iter().position(|k| k.group == group && k.version == version && k.plural == plural && k.served())?;
         let k = &KINDS[kind];
         if (!k.namespaced && !namespace.is_empty()) || (k.namespaced && namespace.is_empty() && name.is_some()) {
             return None;

@@ -48,6 +48,21 @@
 //! network, so the tunnel still works).
 //!
 //! The agent's commits come back on `export-branch` (`kube::copy-out`).
+//!
+//! Where the cluster has agent-sandbox (kubernetes-sigs/agent-sandbox: the
+//! `Sandbox` kind, `agents.x-k8s.io/v1alpha1`, found by `kube::serves`) and
+//! `sandbox_crd` is `auto` (the default) or `true`, a session is a
+//! `Sandbox` instead of a bare pod and claim: the same pod as its
+//! `podTemplate`, the claim as its `volumeClaimTemplates` entry `data` (the
+//! controller names it `data-<resource>`), both made by agent-sandbox's
+//! controller. `stop` pauses it (`replicas: 0`: the controller deletes the
+//! pod and keeps the claim), `start` resumes it (`replicas: 1`), `delete`
+//! deletes it (the cluster deletes what it owns; this backend deletes
+//! everything labelled for the session too). `shutdown_after` (e.g. `8h`)
+//! sets its `shutdownTime` that long after each start: the cluster then
+//! deletes the pod even if nothing on this machine is left to stop it, and
+//! the session shows stopped. `runtime_class` (e.g. `gvisor`, `kata`) is the
+//! pod's `runtimeClassName`, for Sandboxes and bare pods alike.
 
 use clauderon_sdk::kube;
 use clauderon_sdk::types::{ResourceState, ResourceStatus, SessionInfo, SessionSpec};
@@ -57,7 +72,7 @@ use serde_json::{Value, json};
 const PREFIX: &str = "clauderon-";
 const DEFAULT_IMAGE: &str = "clauderon/agent:latest";
 /// Where the claim is mounted, and the session's paths on it.
-const DATA: &str = "/session";
+const MOUNT: &str = "/session";
 const WORKSPACE: &str = "/session/workspace";
 const HOME: &str = "/session/home";
 /// Where clauderon's CA bundle is copied (under its own file name).
@@ -78,32 +93,107 @@ const RESOURCE_LABEL: &str = "dev.clauderon.resource";
 const POD: &str = "Pod";
 const CLAIM: &str = "PersistentVolumeClaim";
 const POLICY: &str = "NetworkPolicy";
+const SANDBOX: &str = "Sandbox";
+const SANDBOX_API: &str = "agents.x-k8s.io/v1alpha1";
+/// The Sandbox's claim template: its controller names the claim
+/// `data-<sandbox>` and gives the pod a volume of the template's name.
+const DATA: &str = "data";
 /// Every kind a session has, in the order they are deleted.
-const KINDS: [&str; 3] = [POD, CLAIM, POLICY];
+const KINDS: [&str; 4] = [SANDBOX, POD, CLAIM, POLICY];
 
 struct Kubernetes;
 
-fn claim_name(resource: &str) -> String {
-    format!("{resource}-data")
+/// What makes a session's pod: this backend (a bare pod), or agent-sandbox's
+/// controller (a `Sandbox`, where the cluster has the CRD).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Shape {
+    Pod,
+    Sandbox,
+}
+
+impl Shape {
+    /// The shape a new session takes: `sandbox_crd` `auto` (the default: a
+    /// Sandbox where the cluster serves the kind), `true` (a Sandbox, or an
+    /// error) or `false` (a bare pod).
+    fn chosen(spec: &SessionSpec) -> Result<Self> {
+        match spec.option("sandbox_crd").unwrap_or("auto") {
+            "false" => Ok(Self::Pod),
+            "auto" => Ok(if kube::serves(SANDBOX)? { Self::Sandbox } else { Self::Pod }),
+            "true" if kube::serves(SANDBOX)? => Ok(Self::Sandbox),
+            "true" => Err(Error::failed(format!(
+                "sandbox_crd = \"true\" but the cluster does not serve agent-sandbox's Sandbox ({SANDBOX_API}): \
+                 install agent-sandbox (github.com/kubernetes-sigs/agent-sandbox), or set sandbox_crd = \"auto\" \
+                 under [backends.kubernetes] to use bare pods where it is missing"
+            ))),
+            other => Err(Error::invalid_input(format!(
+                "[backends.kubernetes] sandbox_crd = {other:?} is not one of \"auto\", \"true\", \"false\""
+            ))),
+        }
+    }
+
+    /// The shape an existing session has: a Sandbox if it has one.
+    fn of(resource: &str) -> Result<Self> {
+        Ok(if exists(SANDBOX, resource)? { Self::Sandbox } else { Self::Pod })
+    }
+
+    /// The session's claim.
+    fn claim_name(self, resource: &str) -> String {
+        match self {
+            Self::Pod => format!("{resource}-data"),
+            Self::Sandbox => format!("{DATA}-{resource}"),
+        }
+    }
 }
 
 fn labels(spec: &SessionSpec) -> Value {
     json!({SESSION_LABEL: spec.id, RESOURCE_LABEL: spec.resource_name})
 }
 
-fn claim(spec: &SessionSpec) -> Value {
+fn claim_spec(spec: &SessionSpec) -> Value {
     let mut claim = json!({
-        "apiVersion": "v1", "kind": CLAIM,
-        "metadata": {"name": claim_name(&spec.resource_name), "labels": labels(spec)},
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": spec.option("storage").unwrap_or("10Gi")}}
-        }
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": spec.option("storage").unwrap_or("10Gi")}}
     });
     if let Some(class) = spec.option("storage_class") {
-        claim["spec"]["storageClassName"] = json!(class);
+        claim["storageClassName"] = json!(class);
     }
     claim
+}
+
+fn claim(spec: &SessionSpec) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": CLAIM,
+        "metadata": {"name": Shape::Pod.claim_name(&spec.resource_name), "labels": labels(spec)},
+        "spec": claim_spec(spec)
+    })
+}
+
+/// The session's Sandbox: its pod template, its claim template, and whether
+/// it runs (`replicas` 1) or is paused (0). Running, it expires
+/// `shutdown_after` from now (the cluster deletes its pod then, even if
+/// nothing on this machine is left to stop it).
+fn sandbox(spec: &SessionSpec, running: bool) -> Result<Value> {
+    let mut sandbox = json!({
+        "apiVersion": SANDBOX_API, "kind": SANDBOX,
+        "metadata": {"name": spec.resource_name, "labels": labels(spec)},
+        "spec": {
+            "podTemplate": {"metadata": {"labels": labels(spec)}, "spec": pod_spec(spec, None)?},
+            "volumeClaimTemplates": [{"metadata": {"name": DATA, "labels": labels(spec)}, "spec": claim_spec(spec)}],
+            "replicas": i32::from(running)
+        }
+    });
+    if let (true, Some(after)) = (running, spec.option("shutdown_after")) {
+        let after = humantime::parse_duration(after).map_err(|e| {
+            Error::invalid_input(format!(
+                "[backends.kubernetes] shutdown_after = {after:?}: {e} (e.g. \"8h\", \"30m\")"
+            ))
+        })?;
+        // The cluster's clock: its controller is what acts on the time.
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(kube::cluster_time()?);
+        let at = now + after;
+        sandbox["spec"]["shutdownTime"] = json!(humantime::format_rfc3339_seconds(at).to_string());
+    }
+    Ok(sandbox)
 }
 
 fn policy_name(resource: &str) -> String {
@@ -167,7 +257,9 @@ fn path_map(spec: &SessionSpec) -> PathMap {
     PathMap::new(spec, WORKSPACE, HOME, &format!("{CA_DIR}/{bundle}"))
 }
 
-fn pod(spec: &SessionSpec) -> Result<Value> {
+/// The session's pod's spec; `claim`: the claim it mounts as its `data`
+/// volume (none: the Sandbox's controller adds it from the claim template).
+fn pod_spec(spec: &SessionSpec, claim: Option<&str>) -> Result<Value> {
     if spec.launch.argv.is_empty() {
         return Err(Error::invalid_input("the agent's launch plan has no command"));
     }
@@ -187,33 +279,44 @@ fn pod(spec: &SessionSpec) -> Result<Value> {
         command.push("--".into());
     }
     command.extend(spec.launch.argv.iter().map(|a| map.rewrite(a)));
+    let mut pod = json!({
+        "restartPolicy": "OnFailure",
+        "automountServiceAccountToken": false,
+        "securityContext": {
+            "runAsUser": USER, "runAsGroup": USER, "fsGroup": USER, "runAsNonRoot": true,
+            "seccompProfile": {"type": "RuntimeDefault"}
+        },
+        "containers": [{
+            "name": "agent",
+            "image": image,
+            "command": command,
+            "env": env,
+            "stdin": true,
+            "tty": true,
+            "resources": resources(spec),
+            "volumeMounts": [{"name": DATA, "mountPath": MOUNT}],
+            "securityContext": {
+                "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["ALL"]},
+                "runAsNonRoot": true
+            }
+        }]
+    });
+    if let Some(claim) = claim {
+        pod["volumes"] = json!([{"name": DATA, "persistentVolumeClaim": {"claimName": claim}}]);
+    }
+    if let Some(class) = spec.option("runtime_class") {
+        pod["runtimeClassName"] = json!(class);
+    }
+    Ok(pod)
+}
+
+fn pod(spec: &SessionSpec) -> Result<Value> {
+    let claim = Shape::Pod.claim_name(&spec.resource_name);
     Ok(json!({
         "apiVersion": "v1", "kind": POD,
         "metadata": {"name": spec.resource_name, "labels": labels(spec)},
-        "spec": {
-            "restartPolicy": "OnFailure",
-            "automountServiceAccountToken": false,
-            "securityContext": {
-                "runAsUser": USER, "runAsGroup": USER, "fsGroup": USER, "runAsNonRoot": true,
-                "seccompProfile": {"type": "RuntimeDefault"}
-            },
-            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name(&spec.resource_name)}}],
-            "containers": [{
-                "name": "agent",
-                "image": image,
-                "command": command,
-                "env": env,
-                "stdin": true,
-                "tty": true,
-                "resources": resources(spec),
-                "volumeMounts": [{"name": "data", "mountPath": DATA}],
-                "securityContext": {
-                    "allowPrivilegeEscalation": false,
-                    "capabilities": {"drop": ["ALL"]},
-                    "runAsNonRoot": true
-                }
-            }]
-        }
+        "spec": pod_spec(spec, Some(&claim))?
     }))
 }
 
@@ -276,17 +379,28 @@ fn parse(json: &str) -> Result<Value> {
     serde_json::from_str(json).map_err(|e| Error::failed(format!("the cluster's answer is not JSON: {e}")))
 }
 
-/// Make the pod (the claim exists), then [`settle`] it.
-fn launch(spec: &SessionSpec) -> Result<SessionInfo> {
-    kube::apply(&pod(spec)?.to_string())?;
+/// Make the pod (the claim exists) or have the Sandbox run, then [`settle`] it.
+fn launch(spec: &SessionSpec, shape: Shape) -> Result<SessionInfo> {
+    match shape {
+        Shape::Pod => kube::apply(&pod(spec)?.to_string())?,
+        Shape::Sandbox => kube::apply(&sandbox(spec, true)?.to_string())?,
+    };
     settle(spec)
 }
 
-/// Wait for the session's pod to run, fill its claim (once), open its
-/// tunnel and have the host follow its health.
+/// Wait for the session's pod to run (a Sandbox's is made by its
+/// controller meanwhile), fill its claim (once), open its tunnel and have
+/// the host follow its health.
 fn settle(spec: &SessionSpec) -> Result<SessionInfo> {
     let timeout: u32 = spec.option("start_timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(60_000);
-    let seen = parse(&kube::wait_for_pod(&spec.resource_name, timeout)?)?;
+    let seen = match kube::wait_for_pod(&spec.resource_name, timeout) {
+        // The Sandbox's controller says why it made no pod.
+        Err(Error::NotFound(why)) => match sandbox_condition(&spec.resource_name)? {
+            Some(said) => return Err(Error::failed(format!("{why}; its Sandbox says {said}"))),
+            None => return Err(Error::NotFound(why)),
+        },
+        seen => parse(&seen?)?,
+    };
     let status = state_of(&seen);
     if matches!(status.state, ResourceState::Failed) {
         return Err(Error::failed(format!(
@@ -351,6 +465,73 @@ fn exists(kind: &str, name: &str) -> Result<bool> {
     Ok(kube::get(kind, name)?.is_some())
 }
 
+/// The component's objects of `kind` labelled with a resource; none when
+/// the cluster does not serve the kind (a Sandbox without agent-sandbox).
+fn listed(kind: &str, selector: &str) -> Result<Vec<Value>> {
+    match kube::list_objects(kind, selector) {
+        Err(Error::NotFound(_)) if kind == SANDBOX => Ok(Vec::new()),
+        listed => listed?.iter().map(|o| parse(o)).collect(),
+    }
+}
+
+/// Sandbox `name`'s `Ready` condition when it is not ready, as
+/// `REASON: message`; none without a Sandbox.
+fn sandbox_condition(name: &str) -> Result<Option<String>> {
+    let Some(found) = kube::get(SANDBOX, name)? else { return Ok(None) };
+    let found = parse(&found)?;
+    let ready = found["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready");
+    Ok(Some(match ready {
+        Some(c) => format!("{}: {}", c["reason"].as_str().unwrap_or("?"), c["message"].as_str().unwrap_or_default()),
+        None => "nothing yet (is agent-sandbox's controller running?)".into(),
+    }))
+}
+
+/// A Sandbox's state (its pod's when it has one): paused or shut down at
+/// its `shutdownTime` → stopped; a controller's error → failed.
+fn sandbox_state(sandbox: &Value, pod: Option<&Value>) -> ResourceStatus {
+    let ready = sandbox["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready");
+    let reason = ready.and_then(|c| c["reason"].as_str()).unwrap_or_default();
+    let message = ready.and_then(|c| c["message"].as_str()).unwrap_or_default();
+    if reason == "SandboxExpired" {
+        let at = sandbox["spec"]["shutdownTime"].as_str().unwrap_or("its shutdownTime");
+        return ResourceStatus {
+            state: ResourceState::Stopped,
+            detail: Some(format!("the cluster shut its Sandbox down at {at} (shutdown_after)")),
+        };
+    }
+    if sandbox["spec"]["replicas"] == 0 {
+        return ResourceStatus { state: ResourceState::Stopped, detail: Some("its Sandbox is paused".into()) };
+    }
+    match pod {
+        Some(pod) => state_of(pod),
+        None if reason == "ReconcilerError" => ResourceStatus::failed(format!("{reason}: {message}")),
+        None => ResourceStatus {
+            state: ResourceState::Starting,
+            detail: Some(format!("its Sandbox's controller has not made its pod yet ({reason}: {message})")),
+        },
+    }
+}
+
+/// Set the session's Sandbox running or paused (the rest as it is).
+fn set_running(resource: &str, spec: Option<&SessionSpec>, running: bool) -> Result<()> {
+    let object = match spec {
+        Some(spec) => sandbox(spec, running)?,
+        None => {
+            let Some(found) = kube::get(SANDBOX, resource)? else { return Ok(()) };
+            let found = parse(&found)?;
+            let mut spec = found["spec"].clone();
+            spec["replicas"] = json!(i32::from(running));
+            json!({
+                "apiVersion": SANDBOX_API, "kind": SANDBOX,
+                "metadata": {"name": resource, "labels": found["metadata"]["labels"]},
+                "spec": spec
+            })
+        }
+    };
+    kube::apply(&object.to_string())?;
+    Ok(())
+}
+
 impl Backend for Kubernetes {
     fn info() -> BackendInfo {
         BackendInfo {
@@ -365,36 +546,49 @@ impl Backend for Kubernetes {
         if !name.starts_with(PREFIX) {
             return Err(Error::invalid_input(format!("`{name}` is not a pod name of clauderon")));
         }
-        if exists(POD, name)? || exists(CLAIM, &claim_name(name))? || exists(POLICY, &policy_name(name))? {
+        let shape = Shape::chosen(&spec)?;
+        if exists(POD, name)?
+            || exists(SANDBOX, name)?
+            || exists(CLAIM, &shape.claim_name(name))?
+            || exists(POLICY, &policy_name(name))?
+        {
             return Err(Error::invalid_input(format!(
-                "pod {name}, its claim or its network policy exists already and is not this session's"
+                "pod {name}, its Sandbox, its claim or its network policy exists already and is not this session's"
             )));
         }
         kube::apply(&policy(&spec).to_string())?;
-        kube::apply(&claim(&spec).to_string())?;
-        launch(&spec)
+        if shape == Shape::Pod {
+            kube::apply(&claim(&spec).to_string())?;
+        }
+        launch(&spec, shape)
     }
 
     fn start(resource_id: String, spec: SessionSpec) -> Result<SessionInfo> {
+        let shape = Shape::of(&resource_id)?;
         if let Some(found) = kube::get(POD, &resource_id)? {
             if matches!(state_of(&parse(&found)?).state, ResourceState::Running | ResourceState::Starting) {
                 // It runs on, or is about to (the daemon restarted): wait
                 // for it as create does, and open its tunnel again.
                 return settle(&spec);
             }
-            // A pod that ended or cannot run is made again (its spec cannot change in place).
+            // A pod that ended or cannot run is made again (its spec cannot
+            // change in place; a Sandbox's controller makes it again).
             kube::delete(POD, &resource_id)?;
         }
         if !exists(POLICY, &policy_name(&resource_id))? {
             kube::apply(&policy(&spec).to_string())?;
         }
-        if !exists(CLAIM, &claim_name(&resource_id))? {
+        if shape == Shape::Pod && !exists(CLAIM, &shape.claim_name(&resource_id))? {
             kube::apply(&claim(&spec).to_string())?;
         }
-        launch(&spec)
+        launch(&spec, shape)
     }
 
     fn stop(resource_id: String) -> Result<()> {
+        // A Sandbox is paused (its controller deletes the pod and keeps the claim).
+        if Shape::of(&resource_id)? == Shape::Sandbox {
+            set_running(&resource_id, None, false)?;
+        }
         kube::delete(POD, &resource_id)?;
         Ok(())
     }
@@ -402,22 +596,28 @@ impl Backend for Kubernetes {
     fn delete(resource_id: String) -> Result<()> {
         let selector = format!("{RESOURCE_LABEL}={resource_id}");
         for kind in KINDS {
-            for object in kube::list_objects(kind, &selector)? {
-                let object = parse(&object)?;
+            for object in listed(kind, &selector)? {
                 kube::delete(kind, object["metadata"]["name"].as_str().unwrap_or_default())?;
             }
         }
         // Objects that lost their labels still go by name.
+        kube::delete(SANDBOX, &resource_id)?;
         kube::delete(POD, &resource_id)?;
-        kube::delete(CLAIM, &claim_name(&resource_id))?;
+        for shape in [Shape::Pod, Shape::Sandbox] {
+            kube::delete(CLAIM, &shape.claim_name(&resource_id))?;
+        }
         kube::delete(POLICY, &policy_name(&resource_id))?;
         Ok(())
     }
 
     fn status(resource_id: String) -> Result<ResourceStatus> {
-        match kube::get(POD, &resource_id)? {
-            Some(pod) => Ok(state_of(&parse(&pod)?)),
-            None if exists(CLAIM, &claim_name(&resource_id))? => Ok(ResourceStatus::stopped()),
+        let pod = kube::get(POD, &resource_id)?.map(|p| parse(&p)).transpose()?;
+        if let Some(sandbox) = kube::get(SANDBOX, &resource_id)? {
+            return Ok(sandbox_state(&parse(&sandbox)?, pod.as_ref()));
+        }
+        match pod {
+            Some(pod) => Ok(state_of(&pod)),
+            None if exists(CLAIM, &Shape::Pod.claim_name(&resource_id))? => Ok(ResourceStatus::stopped()),
             None => Ok(ResourceStatus::missing(format!("neither pod {resource_id} nor its claim exists"))),
         }
     }
@@ -447,9 +647,9 @@ impl Backend for Kubernetes {
 
     fn list_resources() -> Result<Vec<String>> {
         let mut names = Vec::new();
-        for kind in [POD, CLAIM] {
-            for object in kube::list_objects(kind, RESOURCE_LABEL)? {
-                if let Some(resource) = parse(&object)?["metadata"]["labels"][RESOURCE_LABEL].as_str() {
+        for kind in [SANDBOX, POD, CLAIM] {
+            for object in listed(kind, RESOURCE_LABEL)? {
+                if let Some(resource) = object["metadata"]["labels"][RESOURCE_LABEL].as_str() {
                     names.push(resource.to_string());
                 }
             }

@@ -59,6 +59,10 @@
 //! cpu = "2"                       # CPU and memory when create sets none,
 //! memory = "4Gi"
 //! start_timeout_ms = "60000"      # how long create waits for the pod to run
+//! runtime_class = "gvisor"        # the pods' runtimeClassName (gVisor, Kata; default: none)
+//! sandbox_crd = "auto"            # sessions as agent-sandbox Sandboxes: "auto" where the
+//!                                 # cluster has the CRD, "true" (required), "false" (bare pods)
+//! shutdown_after = "8h"           # a Sandbox's shutdownTime, this long after each start
 //!
 //! [push]                         # Web Push: the dashboard's notifications with no tab open
 //! subject = "mailto:you@example.com"  # the contact push services see (Apple's wants a real one)

@@ -1228,7 +1228,8 @@ impl Manager {
 
     /// What session `id` runs on changed where it runs (a backend's watch
     /// saw it): ask the backend, and mark a running session whose resource
-    /// failed or went failed, a failed one whose resource runs again running.
+    /// failed or went failed, one whose resource stopped stopped, a failed
+    /// one whose resource runs again running.
     pub async fn resource_changed(&self, id: &str) -> Result<(), SessionError> {
         // A session deleted since has no health to follow.
         let Ok((mut session, _g)) = self.locked(id).await else { return Ok(()) };
@@ -1246,6 +1247,16 @@ impl Manager {
                 session.error = None;
                 let note = format!("its {} resource runs again", session.backend);
                 self.set_status(&mut session, Status::Running, Some(note)).await?;
+            }
+            // Ended where it runs (the agent exited; a Sandbox reached its
+            // shutdownTime): stopped, as a stop leaves it.
+            (Status::Running, ResourceState::Stopped) => {
+                let detail = state.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+                let note =
+                    format!("its {} resource {resource} stopped{detail}; start it again to go on", session.backend);
+                session.agent_status = AgentStatus::Unknown;
+                tracing::info!(session = %session.name, "{note}");
+                self.set_status(&mut session, Status::Stopped, Some(note)).await?;
             }
             _ => {}
         }

@@ -533,6 +533,39 @@ impl Host for HostState {
         Ok(self.services.kube.settings.as_ref().map(|s| s.namespace.clone()).unwrap_or_default())
     }
 
+    async fn serves(&mut self, kind: String) -> Res<bool> {
+        self.kube_scope()?;
+        let k = kube_policy::kind(&kind).map_err(PluginError::InvalidInput)?;
+        let client = self.services.kube.client().await?;
+        let listed = match k.api_version.contains('/') {
+            true => client.list_api_group_resources(k.api_version).await,
+            false => client.list_core_api_resources(k.api_version).await,
+        };
+        match listed {
+            Ok(list) => Ok(list.resources.iter().any(|r| r.name == k.plural)),
+            // The group-version is not served at all (a CRD not installed).
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(e) => Err(cluster_error(&format!("asking the cluster whether it serves {}", k.kind), e).into()),
+        }
+    }
+
+    async fn cluster_time(&mut self) -> Res<u64> {
+        self.kube_scope()?;
+        let client = self.services.kube.client().await?;
+        let request = http::Request::get("/version")
+            .body(kube::client::Body::from(Vec::new()))
+            .map_err(|e| PluginError::Failed(format!("asking the cluster's time: {e}")))?;
+        let answer = client.send(request).await.map_err(|e| cluster_error("asking the cluster's time", e))?;
+        let date = answer
+            .headers()
+            .get(http::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .ok_or_else(|| PluginError::Failed("the cluster's API server gave no Date with its answer".into()))?;
+        let at = httpdate::parse_http_date(date)
+            .map_err(|_| PluginError::Failed(format!("the cluster's Date {date:?} is not an HTTP date")))?;
+        Ok(at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+    }
+
     async fn apply(&mut self, manifest: String) -> Res<String> {
         let scope = self.kube_scope()?;
         let (k, object, claims) = kube_policy::admit(&manifest, &scope).map_err(PluginError::Denied)?;
@@ -644,8 +677,24 @@ impl Host for HostState {
         let client = service.client().await?;
         let events: Api<DynamicObject> = KubeService::api(client, EVENT, &scope.namespace);
         let mut seen = std::collections::HashSet::new();
+        let mut appeared = false;
         loop {
-            let found = service.own_pod(&scope, &pod).await?;
+            // A pod a controller makes (a Sandbox's) may not be there yet.
+            let found = match service.own(&scope, kube_policy::POD, &pod).await? {
+                Some(found) => found,
+                None if !appeared && tokio::time::Instant::now() < until => {
+                    tokio::time::sleep_until(until.min(tokio::time::Instant::now() + POLL)).await;
+                    continue;
+                }
+                None if appeared => return Err(PluginError::NotFound(format!("pod {pod} went away")).into()),
+                None => {
+                    return Err(PluginError::NotFound(format!(
+                        "pod {pod} (of this component) does not exist (waited {timeout_ms} ms for it to be made)"
+                    ))
+                    .into());
+                }
+            };
+            appeared = true;
             let uid = found["metadata"]["uid"].as_str().unwrap_or_default();
             let selector = format!("involvedObject.name={pod},involvedObject.uid={uid}");
             let listed = events.list(&ListParams::default().fields(&selector)).await;

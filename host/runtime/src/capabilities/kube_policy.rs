@@ -14,7 +14,9 @@
 //! `envFrom`, no service-account token unless the user allowed it (the host
 //! sets `automountServiceAccountToken: false`). A claim may not bind an
 //! existing volume or clone another claim's data; a network policy selects
-//! only the component's own pods.
+//! only the component's own pods. No object carries a label or annotation
+//! agent-sandbox's controller acts on (`agents.x-k8s.io/…`): with them a
+//! component could have another's Sandbox adopt its claim or pod.
 
 use serde_json::{Value, json};
 
@@ -134,6 +136,7 @@ pub fn admit(manifest: &str, scope: &Scope) -> Result<(KindRef, Value, Vec<Strin
         }
     }
     own(meta, "metadata", scope)?;
+    check_reserved(&object["metadata"], "metadata")?;
     let mut claims = Vec::new();
     match k.kind {
         "Pod" => {
@@ -196,11 +199,13 @@ fn check_sandbox(spec: &mut Value, scope: &Scope, claims: &mut Vec<String>) -> R
     for (i, t) in spec["volumeClaimTemplates"].as_array_mut().into_iter().flatten().enumerate() {
         let at = format!("spec.volumeClaimTemplates[{i}]");
         own(&mut t["metadata"], &format!("{at}.metadata"), scope)?;
+        check_reserved(&t["metadata"], &format!("{at}.metadata"))?;
         check_claim(&t["spec"], &format!("{at}.spec"))?;
         templated.extend(t["metadata"]["name"].as_str().map(str::to_string));
     }
     let template = &mut spec["podTemplate"];
     check_pod_annotations(&template["metadata"], "spec.podTemplate.metadata")?;
+    check_reserved(&template["metadata"], "spec.podTemplate.metadata")?;
     own(&mut template["metadata"], "spec.podTemplate.metadata", scope)?;
     check_pod(&mut template["spec"], "spec.podTemplate.spec", &templated, scope, claims)
 }
@@ -289,6 +294,24 @@ pub fn check_pod(
                 if !volumes.iter().any(|v| v == name) {
                     return Err(format!("{at}.volumeMounts[{j}] names no volume of the pod ({name:?})"));
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The label and annotation prefixes agent-sandbox's controller acts on: its
+/// tracking label and `adoptable` make it adopt an unowned claim or pod into
+/// a Sandbox (another component's, named to match), `pod-name` points a
+/// Sandbox at another pod. No component object may carry them (at `at`).
+fn check_reserved(meta: &Value, at: &str) -> Result<(), String> {
+    const RESERVED: &[&str] = &["agents.x-k8s.io/", "extensions.agents.x-k8s.io/"];
+    for map in ["labels", "annotations"] {
+        for key in meta[map].as_object().into_iter().flatten().map(|(k, _)| k) {
+            if RESERVED.iter().any(|p| key.starts_with(p)) {
+                return Err(format!(
+                    "{at}.{map}[{key:?}] is not allowed: agent-sandbox's controller acts on it (it could hand one component's claim or pod to another's Sandbox)"
+                ));
             }
         }
     }
@@ -473,6 +496,39 @@ mod tests {
         assert_eq!(object["spec"]["podSelector"]["matchLabels"][OWNER_LABEL], "kubernetes");
         assert_eq!(selector("", &scope()), format!("{OWNER_LABEL}=kubernetes"));
         assert_eq!(selector("a=b", &scope()), format!("{OWNER_LABEL}=kubernetes,a=b"));
+    }
+
+    #[test]
+    fn no_object_carries_what_agent_sandboxs_controller_acts_on() {
+        let claim = |meta: Value| {
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": {}}).to_string()
+        };
+        for (meta, says) in [
+            (
+                json!({"name": "data-x", "labels": {"agents.x-k8s.io/sandbox-name-hash": "0a1b2c3d"}}),
+                "sandbox-name-hash",
+            ),
+            (json!({"name": "data-x", "labels": {"agents.x-k8s.io/adoptable": "true"}}), "adoptable"),
+            (json!({"name": "data-x", "annotations": {"extensions.agents.x-k8s.io/x": "y"}}), "extensions"),
+        ] {
+            let why = admit(&claim(meta), &scope()).expect_err(says);
+            assert!(why.contains(says) && why.contains("agent-sandbox"), "{why}");
+        }
+        let sandbox = |patch: Value| {
+            let mut spec = json!({"podTemplate": {"spec": base()}, "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]});
+            merge(&mut spec, &patch);
+            json!({"apiVersion": SANDBOX.api_version, "kind": "Sandbox", "metadata": {"name": "s"}, "spec": spec})
+                .to_string()
+        };
+        assert!(admit(&sandbox(json!({})), &scope()).is_ok());
+        let named = admit(
+            &sandbox(json!({"podTemplate": {"metadata": {"annotations": {"agents.x-k8s.io/pod-name": "theirs"}}}})),
+            &scope(),
+        );
+        assert!(named.expect_err("pod-name").contains("spec.podTemplate.metadata.annotations"));
+        let mut tracked = serde_json::from_str::<Value>(&sandbox(json!({}))).expect("json");
+        tracked["spec"]["volumeClaimTemplates"][0]["metadata"]["labels"] = json!({"agents.x-k8s.io/adoptable": "true"});
+        assert!(admit(&tracked.to_string(), &scope()).expect_err("template").contains("volumeClaimTemplates[0]"));
     }
 
     /// A JSON merge (objects merged, everything else replaced), for building specs.
