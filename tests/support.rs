@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod in_process;
-mod mock_kube_client;
+mod test_cluster;
 pub use in_process::InProcess;
-pub use mock_kube_client::{MockKube, write_json};
+pub use test_cluster::{TestCluster, write_json};
 
 /// The `clauderon` binary: `CLAUDERON_BIN`, or the one cargo built next to this test.
 pub fn clauderon_bin() -> PathBuf {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use clauderon_runtime::bindings::types::SessionSpec;
 use clauderon_runtime::{KubeSettings, Runtime, RuntimeConfig, Source};
-use clauderon_tests::{MockKube, eventually};
+use clauderon_tests::{TestCluster, eventually};
 use serde_json::{Value, json};
 
 fn fixture(id: &str) -> Source {
@@ -33,7 +33,7 @@ fn pod(name: &str, change: impl FnOnce(&mut Value)) -> Value {
         "spec": {
             "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": true},
             "containers": [{
-                "name": "agent", "image": "clauderon/agent:latest", "command": ["sleep", "infinity"],
+                "name": "agent", "image": TestCluster::agent_image(), "command": ["sleep", "infinity"],
                 "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}
             }]
         }
@@ -76,15 +76,25 @@ fn mount(claim: &'static str) -> impl FnOnce(&mut Value) {
     }
 }
 
-/// A runtime with the `kube-probe` fixture loaded, for the cluster of `kubeconfig`.
+/// A runtime with the `kube-probe` fixture loaded, for the cluster of
+/// `kubeconfig` (in the mock's namespace, `default`).
 async fn probe_runtime(kubeconfig: std::path::PathBuf) -> (tempfile::TempDir, Runtime) {
+    probe_runtime_in(kubeconfig, "default").await
+}
+
+/// A runtime with the `kube-probe` fixture loaded, for `cluster`.
+async fn probe_runtime_for(cluster: &TestCluster) -> (tempfile::TempDir, Runtime) {
+    probe_runtime_in(cluster.kubeconfig(), cluster.namespace()).await
+}
+
+async fn probe_runtime_in(kubeconfig: std::path::PathBuf, namespace: &str) -> (tempfile::TempDir, Runtime) {
     let home = tempfile::tempdir().expect("tempdir");
     let mut config = RuntimeConfig::under(home.path());
     config.cache_dir = None;
     config.kube = Some(KubeSettings {
         kubeconfig: Some(kubeconfig),
         context: None,
-        namespace: "default".into(),
+        namespace: namespace.into(),
         service_account_token: false,
     });
     let rt = Runtime::new(config).expect("runtime");
@@ -126,12 +136,13 @@ fn expect_reads<E: AsRef<str> + std::fmt::Debug>(report: &str, reads: &[(&str, E
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_only_its_own() {
-    let kube = MockKube::start_with(&["--agent-sandbox"]);
+    let kube = TestCluster::start(&["--agent-sandbox"]);
+    let namespace = kube.namespace().to_string();
     // Someone else's pod and claim in the same namespace, not labelled as the component's.
     kube.apply("theirs.json", &pod("theirs", |p| p["spec"]["containers"][0]["image"] = json!("clauderon/absent:1")));
     kube.apply("their-work.json", &claim("their-work", |_| {}));
 
-    let (_home, rt) = probe_runtime(kube.kubeconfig()).await;
+    let (_home, rt) = probe_runtime_for(&kube).await;
 
     let attempts: Vec<(Value, &str)> = vec![
         (claim("work", |_| {}), "passed"),
@@ -284,7 +295,7 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
         ("serves Sandbox", "passed: true"),
         ("serves Secret", "denied: kind \"Secret\""),
         ("wait theirs 300", "failed: pod theirs (of this component) does not exist (waited 300 ms"),
-        ("namespace", "default"),
+        ("namespace", namespace.as_str()),
     ];
     let mut spec = SessionSpec::named("probe");
     spec.options = vec![
@@ -311,7 +322,7 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
     let agent = kube.object(&["pod", "agent"]);
     assert_eq!(agent["metadata"]["labels"]["dev.clauderon.component"], "kube-probe");
     assert_eq!(agent["spec"]["automountServiceAccountToken"], false, "no token unless configured");
-    let names = kube.ok(&["get", "pods", "--all-namespaces", "-o", "jsonpath={.items[*].metadata.name}"]);
+    let names = kube.ok(&["get", "pods", "-o", "jsonpath={.items[*].metadata.name}"]);
     let mut names: Vec<&str> = names.split_whitespace().collect();
     names.sort();
     // (`boxed` is the pod agent-sandbox's controller made for the Sandbox.)
@@ -356,8 +367,8 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
 /// gets a pod and a claim of its own.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_cannot_plant_a_pod_or_claim_for_anothers_sandbox_to_adopt() {
-    let kube = MockKube::start_with(&["--agent-sandbox"]);
-    let (_home, rt) = probe_runtime(kube.kubeconfig()).await;
+    let kube = TestCluster::start(&["--agent-sandbox"]);
+    let (_home, rt) = probe_runtime_for(&kube).await;
     let victim = "clauderon-victim";
     let hash = {
         let mut h: u32 = 0x811c_9dc5;
@@ -476,7 +487,7 @@ impl Log {
 async fn a_failing_cluster_login_tells_the_component_why_but_never_the_credential() {
     const CANARY: &str = "canary-kube-token-5f2b9e";
     let log = capture_log();
-    let kube = MockKube::start();
+    let kube = TestCluster::mock(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let credential = format!(
         r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{CANARY}"}}}}"#
@@ -518,8 +529,8 @@ async fn a_failing_cluster_login_tells_the_component_why_but_never_the_credentia
 /// only in the session's export-branch.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
-    let kube = MockKube::start();
-    let (_home, rt) = probe_runtime(kube.kubeconfig()).await;
+    let kube = TestCluster::start(&[]);
+    let (_home, rt) = probe_runtime_for(&kube).await;
     let session = tempfile::tempdir().expect("session dir");
     std::fs::write(session.path().join("hello.txt"), "hello from the session\n").expect("file");
     std::os::unix::fs::symlink("/etc/shadow", session.path().join("leak")).expect("symlink");
@@ -539,8 +550,8 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         ("tunnel agent 7070", "failed: this host has no sessions' proxies".into()),
         ("watch theirs", "failed: pod theirs (of this component) does not exist".into()),
         ("watch agent", "failed: this host cannot follow sessions' health".into()),
-        // This cluster has no agent-sandbox.
-        ("serves Sandbox", "passed: false".into()),
+        // As kubectl's discovery sees it (the mock: no agent-sandbox).
+        ("serves Sandbox", format!("passed: {}", kube.has_agent_sandbox())),
         ("serves Pod", "passed: true".into()),
     ];
     let spec = probe_spec(&[claim("work", |_| {}).to_string(), pod("agent", mount("work")).to_string()], &reads);
@@ -638,8 +649,8 @@ fn speaking_pod(word: &str, every: bool) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
     use tokio::io::AsyncBufReadExt;
-    let kube = MockKube::start();
-    let (home, rt) = probe_runtime(kube.kubeconfig()).await;
+    let kube = TestCluster::start(&[]);
+    let (home, rt) = probe_runtime_for(&kube).await;
     let socket = home.path().join("proxy.sock");
     let listener = tokio::net::UnixListener::bind(&socket).expect("the session's proxy socket");
     let proxy = Proxy::at(socket);
@@ -707,7 +718,7 @@ async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
 async fn a_tunnels_retries_never_log_the_clusters_credential() {
     const CANARY: &str = "canary-kube-token-tunnel-8c41d7";
     let log = capture_log();
-    let kube = MockKube::start();
+    let kube = TestCluster::mock(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let failing = dir.path().join("failing");
     let plugin = dir.path().join("credential-plugin");

@@ -398,7 +398,7 @@ fn curl_times(text: &str) -> Vec<Duration> {
 
 /// The Kubernetes figures (see the module's doc).
 fn kube() {
-    let kube = clauderon_tests::MockKube::start();
+    let kube = clauderon_tests::TestCluster::mock(&[]);
     let config = format!(
         "[backends.kubernetes]\nenabled = \"true\"\nkubeconfig = \"{}\"\nnamespace = \"default\"\nstorage = \"1Gi\"\n\
          start_timeout_ms = \"8000\"\n",

@@ -6,7 +6,7 @@
 
 use std::process::{Command, Stdio};
 
-use clauderon_tests::{MockKube, write_json};
+use clauderon_tests::{TestCluster, write_json};
 
 use serde_json::{Value, json};
 
@@ -20,7 +20,7 @@ fn pod(name: &str, namespace: &str, session: &str) -> Value {
 
 #[test]
 fn kubectl_applies_gets_describes_and_deletes_through_the_mock_and_reads_its_errors() {
-    let kube = MockKube::start();
+    let kube = TestCluster::mock(&[]);
 
     // Create, then find by label.
     assert_eq!(kube.apply("p1.json", &pod("p1", "default", "s1")).trim(), "pod/p1 created");
@@ -134,7 +134,7 @@ fn docker(args: &[&str]) -> String {
 }
 
 /// The first container status of a pod, once `ready` says so.
-fn container_once(kube: &MockKube, pod: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+fn container_once(kube: &TestCluster, pod: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
     clauderon_tests::eventually(60, what, || {
         let status = kube.object(&["pod", pod])["status"]["containerStatuses"][0].clone();
         ready(&status).then_some(status)
@@ -143,7 +143,7 @@ fn container_once(kube: &MockKube, pod: &str, what: &str, ready: impl Fn(&Value)
 
 #[test]
 fn pods_run_in_docker_and_kubectl_waits_for_them_reads_their_logs_and_deletes_them() {
-    let mut kube = MockKube::start();
+    let mut kube = TestCluster::mock(&[]);
 
     // A pod mounting a claim that does not exist yet waits, unschedulable.
     let mut runner = script_pod(
@@ -314,7 +314,7 @@ fn policy(name: &str, tier: &str) -> Value {
 
 #[test]
 fn watches_stream_changes_resume_from_a_version_follow_selectors_and_expire() {
-    let kube = MockKube::start_with(&["--history", "6"]);
+    let kube = TestCluster::mock(&["--history", "6"]);
     let path = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies";
     let version = |name: &str| -> u64 {
         kube.object(&["networkpolicy", name])["metadata"]["resourceVersion"]
@@ -391,7 +391,7 @@ fn free_port() -> u16 {
 }
 
 /// Open a port-forward WebSocket to `pod`'s `port`, as kube-rs does.
-fn port_forward(kube: &MockKube, pod: &str, port: u16) -> tungstenite::WebSocket<std::net::TcpStream> {
+fn port_forward(kube: &TestCluster, pod: &str, port: u16) -> tungstenite::WebSocket<std::net::TcpStream> {
     let addr = kube.addr();
     let stream = std::net::TcpStream::connect(&addr).expect("connect");
     let request = tungstenite::http::Request::builder()
@@ -422,7 +422,7 @@ fn next_frame(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> Option<(u
 
 #[test]
 fn kubectl_execs_into_and_attaches_to_a_running_pod_and_a_websocket_client_port_forwards_to_it() {
-    let kube = MockKube::start();
+    let kube = TestCluster::mock(&[]);
     let port = free_port();
     let mut pod = script_pod(
         "box",

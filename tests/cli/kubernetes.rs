@@ -9,14 +9,20 @@
 //! The pod reaches only the session's proxy, through the tunnel. A session's
 //! health follows its pod from a watch.
 
-use clauderon_tests::{CANARIES, MockKube, World, canary, eventually, unique};
+use clauderon_tests::{CANARIES, TestCluster, World, canary, eventually, unique};
 use serde_json::Value;
 
-fn config(kube: &MockKube, enabled: bool) -> String {
+/// `[backends.kubernetes]` for `kube`, sessions as bare pods.
+fn config(kube: &TestCluster, enabled: bool) -> String {
+    config_with(kube, enabled, "false")
+}
+
+/// `[backends.kubernetes]` for `kube` with `sandbox_crd`.
+fn config_with(kube: &TestCluster, enabled: bool, sandbox_crd: &str) -> String {
     format!(
-        "[backends.kubernetes]\nenabled = \"{enabled}\"\nkubeconfig = \"{}\"\nnamespace = \"default\"\nstorage = \"1Gi\"\n\
-         start_timeout_ms = \"8000\"\n",
-        kube.kubeconfig().display()
+        "[backends.kubernetes]\nenabled = \"{enabled}\"\n{}storage = \"1Gi\"\nstart_timeout_ms = \"8000\"\n\
+         sandbox_crd = \"{sandbox_crd}\"\n",
+        kube.backend_config()
     )
 }
 
@@ -29,7 +35,7 @@ fn create(world: &World, name: &str, prompt: &str, extra: &[&str]) -> clauderon_
 }
 
 /// The session's objects in the cluster, as `kind/name` (sorted).
-fn objects(kube: &MockKube, resource: &str) -> Vec<String> {
+fn objects(kube: &TestCluster, resource: &str) -> Vec<String> {
     let selector = format!("dev.clauderon.resource={resource}");
     let out = kube.ok(&["get", "pods,pvc", "-l", &selector, "-o", "name"]);
     let mut names: Vec<String> = out.lines().map(str::to_string).collect();
@@ -49,7 +55,7 @@ fn session_status(world: &World, name: &str) -> String {
 
 #[test]
 fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and_goes() {
-    let kube = MockKube::start();
+    let kube = TestCluster::start(&[]);
     let world = World::start_with(&config(&kube, true));
     // The user's origin carries a token: no session sees it (the proxy adds credentials).
     let token = canary("GITHUB_TOKEN");
@@ -137,7 +143,7 @@ fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and
 
 #[test]
 fn kubernetes_is_off_until_enabled_and_a_pod_that_cannot_run_fails_the_create_with_the_clusters_reason() {
-    let kube = MockKube::start();
+    let kube = TestCluster::start(&[]);
     let off = World::start_with(&config(&kube, false));
     let refused = create(&off, &unique("kb-off"), "true", &[]);
     let said = format!("{}{}", refused.stdout, refused.stderr);
@@ -145,7 +151,8 @@ fn kubernetes_is_off_until_enabled_and_a_pod_that_cannot_run_fails_the_create_wi
     assert!(said.contains("the kubernetes backend is off") && said.contains("--enable-kubernetes-backend"), "{said}");
     drop(off);
 
-    let world = World::start_with(&config(&kube, true));
+    // (`auto`: a bare pod here, a Sandbox where the cluster has agent-sandbox; both fail so.)
+    let world = World::start_with(&config_with(&kube, true, "auto"));
     let name = unique("kb-pull");
     let failed = create(&world, &name, "true", &["--image", "clauderon/absent:1"]);
     let said = format!("{}{}", failed.stdout, failed.stderr);
@@ -156,25 +163,20 @@ fn kubernetes_is_off_until_enabled_and_a_pod_that_cannot_run_fails_the_create_wi
 }
 
 /// The daemon follows a session's pod with a watch: when the cluster says
-/// the agent's container crashed (the engine kills it, as the node's OOM
-/// killer would; the pod backs off before restarting it), the session is
+/// the agent's container crashed (its agent exits 3 a few seconds in, the
+/// first time; the pod backs off before restarting it), the session is
 /// failed with the cluster's words without anyone asking; when the pod runs
 /// again, so does the session. Nothing here asks the backend for a status.
 #[test]
 fn a_kubernetes_sessions_health_follows_its_pod_from_a_watch() {
-    let kube = MockKube::start();
+    let kube = TestCluster::start(&[]);
     let world = World::start_with(&config(&kube, true));
     let name = unique("kb-health");
-    let made = create(&world, &name, "echo up; sleep 600", &[]).ok().json();
+    let crash_once =
+        "echo up; if [ -e /session/crashed ]; then exec sleep 600; fi; touch /session/crashed; sleep 3; exit 3";
+    let made = create(&world, &name, crash_once, &[]).ok().json();
     let pod_name = made["resource_id"].as_str().expect("a resource").to_string();
     assert_eq!(made["status"], "running", "{made}");
-    let pod = kube.object(&["pod", &pod_name]);
-    let container = pod["status"]["containerStatuses"][0]["containerID"].as_str().expect("a container").to_string();
-    let killed = std::process::Command::new("docker")
-        .args(["kill", container.trim_start_matches("docker://")])
-        .output()
-        .expect("docker");
-    assert!(killed.status.success(), "{}", String::from_utf8_lossy(&killed.stderr));
 
     let failed =
         eventually(30, "the session failed", || Some(listed(&world, &name)).filter(|s| s["status"] == "failed"));
@@ -208,7 +210,7 @@ fn user_git(world: &World, args: &[&str]) -> String {
 /// stays where it was each time.
 #[test]
 fn a_kubernetes_sessions_commits_come_back_only_its_branch_and_only_forward() {
-    let kube = MockKube::start();
+    let kube = TestCluster::start(&[]);
     let world = World::start_with(&config(&kube, true));
     let name = unique("kb-sync");
     let made = create(&world, &name, "sleep 600", &[]).ok().json();
@@ -288,7 +290,7 @@ fn a_kubernetes_sessions_commits_come_back_only_its_branch_and_only_forward() {
 /// stop and start, the new pod's tunnel works.
 #[test]
 fn a_kubernetes_sessions_only_way_out_is_its_own_proxy_through_the_tunnel() {
-    let kube = MockKube::start();
+    let kube = TestCluster::start(&[]);
     let mut world = World::start_with(&config(&kube, true));
     let name = unique("kt");
     let made = create(&world, &name, "sleep 600", &["--access-mode", "read-only"]).ok().json();
@@ -374,7 +376,7 @@ fn a_kubernetes_sessions_only_way_out_is_its_own_proxy_through_the_tunnel() {
 }
 
 /// The session's objects of `kinds` (e.g. `sandboxes,pods,pvc`), as `kind/name` (sorted).
-fn labelled(kube: &MockKube, kinds: &str, resource: &str) -> Vec<String> {
+fn labelled(kube: &TestCluster, kinds: &str, resource: &str) -> Vec<String> {
     let out = kube.ok(&["get", kinds, "-l", &format!("dev.clauderon.resource={resource}"), "-o", "name"]);
     let mut names: Vec<String> = out.lines().map(str::to_string).collect();
     names.sort();
@@ -382,7 +384,7 @@ fn labelled(kube: &MockKube, kinds: &str, resource: &str) -> Vec<String> {
 }
 
 /// A condition of a Sandbox (`Ready`, `Suspended`) as `STATUS REASON`.
-fn condition(kube: &MockKube, sandbox: &str, kind: &str) -> String {
+fn condition(kube: &TestCluster, sandbox: &str, kind: &str) -> String {
     let object = kube.object(&["sandbox", sandbox]);
     let found = object["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == kind).cloned();
     found
@@ -397,8 +399,10 @@ fn condition(kube: &MockKube, sandbox: &str, kind: &str) -> String {
 /// resumes it on the same claim, delete leaves nothing.
 #[test]
 fn where_the_cluster_has_agent_sandbox_a_session_is_a_sandbox_paused_and_resumed_through_replicas() {
-    let kube = MockKube::start_with(&["--agent-sandbox"]);
-    let world = World::start_with(&format!("{}runtime_class = \"gvisor\"\n", config(&kube, true)));
+    let kube = TestCluster::start(&["--agent-sandbox"]);
+    // (A real cluster may have no RuntimeClass `gvisor`: the mock's runs as the default.)
+    let runtime = if kube.is_real() { "" } else { "runtime_class = \"gvisor\"\n" };
+    let world = World::start_with(&format!("{}{runtime}", config_with(&kube, true, "true")));
     let name = unique("kb-box");
     let made = create(&world, &name, "echo boxed in $(pwd); sleep 600", &[]).ok().json();
     assert_eq!(made["status"], "running", "{made}");
@@ -425,7 +429,9 @@ fn where_the_cluster_has_agent_sandbox_a_session_is_a_sandbox_paused_and_resumed
     assert_eq!(pod["metadata"]["labels"]["dev.clauderon.component"], "kubernetes", "the component's pod");
     assert_eq!(pod["status"]["phase"], "Running");
     let spec = &pod["spec"];
-    assert_eq!(spec["runtimeClassName"], "gvisor");
+    if !kube.is_real() {
+        assert_eq!(spec["runtimeClassName"], "gvisor", "{pod}");
+    }
     assert_eq!(spec["automountServiceAccountToken"], false);
     assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!(spec["containers"][0]["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
@@ -477,8 +483,8 @@ fn where_the_cluster_has_agent_sandbox_a_session_is_a_sandbox_paused_and_resumed
 /// bare pods where it is installed.
 #[test]
 fn a_sandbox_is_shut_down_by_the_cluster_at_its_shutdown_time_and_sandbox_crd_chooses_the_shape() {
-    let kube = MockKube::start_with(&["--agent-sandbox"]);
-    let world = World::start_with(&format!("{}shutdown_after = \"12s\"\n", config(&kube, true)));
+    let kube = TestCluster::start(&["--agent-sandbox"]);
+    let world = World::start_with(&format!("{}shutdown_after = \"12s\"\n", config_with(&kube, true, "true")));
     let name = unique("kb-expire");
     let made = create(&world, &name, "sleep 600", &[]).ok().json();
     assert_eq!(made["status"], "running", "{made}");
@@ -501,7 +507,7 @@ fn a_sandbox_is_shut_down_by_the_cluster_at_its_shutdown_time_and_sandbox_crd_ch
     drop(world);
 
     // `false`: a bare pod, even where agent-sandbox is installed.
-    let bare = World::start_with(&format!("{}sandbox_crd = \"false\"\n", config(&kube, true)));
+    let bare = World::start_with(&config(&kube, true));
     let name = unique("kb-bare");
     let made = create(&bare, &name, "sleep 600", &[]).ok().json();
     let resource = made["resource_id"].as_str().expect("a resource").to_string();
@@ -513,8 +519,8 @@ fn a_sandbox_is_shut_down_by_the_cluster_at_its_shutdown_time_and_sandbox_crd_ch
     drop(bare);
 
     // `true` where the cluster has no agent-sandbox: the create says how to get it.
-    let plain = MockKube::start();
-    let world = World::start_with(&format!("{}sandbox_crd = \"true\"\n", config(&plain, true)));
+    let plain = TestCluster::mock(&[]);
+    let world = World::start_with(&config_with(&plain, true, "true"));
     let refused = create(&world, &unique("kb-nobox"), "true", &[]);
     let said = format!("{}{}", refused.stdout, refused.stderr);
     assert_ne!(refused.code, 0, "{said}");

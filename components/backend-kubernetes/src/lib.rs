@@ -95,8 +95,9 @@ const CLAIM: &str = "PersistentVolumeClaim";
 const POLICY: &str = "NetworkPolicy";
 const SANDBOX: &str = "Sandbox";
 const SANDBOX_API: &str = "agents.x-k8s.io/v1alpha1";
-/// The Sandbox's claim template: its controller names the claim
-/// `data-<sandbox>` and gives the pod a volume of the template's name.
+/// The session's data volume in its pod: a bare pod's volume, or a
+/// Sandbox's claim template (its controller names the claim
+/// `data-<sandbox>` and gives the pod a volume of the template's name).
 const DATA: &str = "data";
 /// Every kind a session has, in the order they are deleted.
 const KINDS: [&str; 4] = [SANDBOX, POD, CLAIM, POLICY];
@@ -168,21 +169,21 @@ fn claim(spec: &SessionSpec) -> Value {
     })
 }
 
-/// The session's Sandbox: its pod template, its claim template, and whether
-/// it runs (`replicas` 1) or is paused (0). Running, it expires
-/// `shutdown_after` from now (the cluster deletes its pod then, even if
-/// nothing on this machine is left to stop it).
-fn sandbox(spec: &SessionSpec, running: bool) -> Result<Value> {
+/// The session's Sandbox, running (`replicas: 1`): its pod template and its
+/// claim template. With `shutdown_after` it expires that long from now (the
+/// cluster deletes its pod then, even if nothing on this machine is left to
+/// stop it).
+fn sandbox(spec: &SessionSpec) -> Result<Value> {
     let mut sandbox = json!({
         "apiVersion": SANDBOX_API, "kind": SANDBOX,
         "metadata": {"name": spec.resource_name, "labels": labels(spec)},
         "spec": {
             "podTemplate": {"metadata": {"labels": labels(spec)}, "spec": pod_spec(spec, None)?},
             "volumeClaimTemplates": [{"metadata": {"name": DATA, "labels": labels(spec)}, "spec": claim_spec(spec)}],
-            "replicas": i32::from(running)
+            "replicas": 1
         }
     });
-    if let (true, Some(after)) = (running, spec.option("shutdown_after")) {
+    if let Some(after) = spec.option("shutdown_after") {
         let after = humantime::parse_duration(after).map_err(|e| {
             Error::invalid_input(format!(
                 "[backends.kubernetes] shutdown_after = {after:?}: {e} (e.g. \"8h\", \"30m\")"
@@ -383,7 +384,7 @@ fn parse(json: &str) -> Result<Value> {
 fn launch(spec: &SessionSpec, shape: Shape) -> Result<SessionInfo> {
     match shape {
         Shape::Pod => kube::apply(&pod(spec)?.to_string())?,
-        Shape::Sandbox => kube::apply(&sandbox(spec, true)?.to_string())?,
+        Shape::Sandbox => kube::apply(&sandbox(spec)?.to_string())?,
     };
     settle(spec)
 }
@@ -512,23 +513,18 @@ fn sandbox_state(sandbox: &Value, pod: Option<&Value>) -> ResourceStatus {
     }
 }
 
-/// Set the session's Sandbox running or paused (the rest as it is).
-fn set_running(resource: &str, spec: Option<&SessionSpec>, running: bool) -> Result<()> {
-    let object = match spec {
-        Some(spec) => sandbox(spec, running)?,
-        None => {
-            let Some(found) = kube::get(SANDBOX, resource)? else { return Ok(()) };
-            let found = parse(&found)?;
-            let mut spec = found["spec"].clone();
-            spec["replicas"] = json!(i32::from(running));
-            json!({
-                "apiVersion": SANDBOX_API, "kind": SANDBOX,
-                "metadata": {"name": resource, "labels": found["metadata"]["labels"]},
-                "spec": spec
-            })
-        }
-    };
-    kube::apply(&object.to_string())?;
+/// Pause the session's Sandbox (`replicas: 0`; the rest as it is).
+fn pause(resource: &str) -> Result<()> {
+    let Some(found) = kube::get(SANDBOX, resource)? else { return Ok(()) };
+    let found = parse(&found)?;
+    let mut spec = found["spec"].clone();
+    spec["replicas"] = json!(0);
+    let paused = json!({
+        "apiVersion": SANDBOX_API, "kind": SANDBOX,
+        "metadata": {"name": resource, "labels": found["metadata"]["labels"]},
+        "spec": spec
+    });
+    kube::apply(&paused.to_string())?;
     Ok(())
 }
 
@@ -587,7 +583,7 @@ impl Backend for Kubernetes {
     fn stop(resource_id: String) -> Result<()> {
         // A Sandbox is paused (its controller deletes the pod and keeps the claim).
         if Shape::of(&resource_id)? == Shape::Sandbox {
-            set_running(&resource_id, None, false)?;
+            pause(&resource_id)?;
         }
         kube::delete(POD, &resource_id)?;
         Ok(())
