@@ -18,7 +18,8 @@
 //!   time for a bare pod of the same image (so clauderon's share shows), and
 //!   a proxied HTTPS request's round trip from the pod through the tunnel
 //!   beside the same request sent straight to the session's proxy from this
-//!   machine.
+//!   machine; and create → running as an agent-sandbox Sandbox (the mock
+//!   with `--agent-sandbox`) beside the bare pod's.
 //!
 //! `-- create`, `-- list` (the list and the dashboard), `-- tui` or `-- kube` runs one part.
 //!
@@ -399,12 +400,7 @@ fn curl_times(text: &str) -> Vec<Duration> {
 /// The Kubernetes figures (see the module's doc).
 fn kube() {
     let kube = clauderon_tests::TestCluster::mock(&[]);
-    let config = format!(
-        "[backends.kubernetes]\nenabled = \"true\"\nkubeconfig = \"{}\"\nnamespace = \"default\"\nstorage = \"1Gi\"\n\
-         start_timeout_ms = \"8000\"\n",
-        kube.kubeconfig().display()
-    );
-    let world = clauderon_tests::World::start_with(&config);
+    let world = clauderon_tests::World::start_with(&kube_config(&kube));
     let mut http = Http::connect(&world.daemon);
 
     // The cluster's own time: a bare pod of the same image, created and
@@ -439,25 +435,7 @@ fn kube() {
     let cluster_p50 = percentile(&cluster, 0.5);
     report("kube: bare pod → Running (the cluster's own time)", cluster.clone(), Duration::from_secs(5));
 
-    let repo = world.repo.path().display().to_string();
-    let mut created = Vec::new();
-    let mut last = None;
-    for i in 0..10 {
-        let name = format!("bench-kube-{}-{i}", std::process::id());
-        let body = format!(
-            r#"{{"repo": {repo:?}, "prompt": "exec sleep 600", "backend": "kubernetes", "agent": "shell", "name": "{name}"}}"#
-        );
-        let started = Instant::now();
-        let (code, text) = http.call("POST", "/api/sessions", &body);
-        assert_eq!(code, 201, "{text}");
-        created.push(started.elapsed());
-        if i == 9 {
-            last = Some((name, serde_json::from_str::<serde_json::Value>(&text).expect("session")));
-        } else {
-            let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
-            assert_eq!(code, 200, "{text}");
-        }
-    }
+    let (mut created, last) = kube_creates(&world, &mut http, "pod");
     created.sort();
     let own = percentile(&created, 0.5).saturating_sub(cluster_p50);
     report("kube: create → running (claim, pod, files, tunnel; via API)", created.clone(), Duration::from_secs(5));
@@ -470,7 +448,7 @@ fn kube() {
     // A proxied HTTPS request's round trip (a new connection each: CONNECT,
     // TLS with clauderon's CA, the mock upstream), from the pod through the
     // tunnel, and from here straight to the session's proxy port.
-    let (name, session) = last.expect("a session");
+    let (name, session) = last;
     let pod = session["resource_id"].as_str().expect("pod").to_string();
     let loop_of = |n: u32| {
         format!(
@@ -504,6 +482,58 @@ fn kube() {
     println!("  the tunnel's cost: {ratio:.2}× the direct round trip at p50");
     let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
     assert_eq!(code, 200, "{text}");
+    drop(world);
+
+    // The same sessions as agent-sandbox Sandboxes: the controller makes the
+    // claim and the pod (its extra step over a bare pod).
+    let boxes = clauderon_tests::TestCluster::mock(&["--agent-sandbox"]);
+    let world = clauderon_tests::World::start_with(&kube_config(&boxes).replace("\"false\"", "\"true\""));
+    let mut http = Http::connect(&world.daemon);
+    let (mut boxed, (name, _)) = kube_creates(&world, &mut http, "box");
+    boxed.sort();
+    let ratio = percentile(&boxed, 0.5).as_secs_f64() / percentile(&created, 0.5).as_secs_f64();
+    report("kube: create → running as a Sandbox (via API)", boxed, Duration::from_secs(5));
+    println!("  a Sandbox's create: {ratio:.2}× a bare pod's at p50");
+    let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
+    assert_eq!(code, 200, "{text}");
+}
+
+/// `[backends.kubernetes]` for the bench's cluster (bare pods).
+fn kube_config(kube: &clauderon_tests::TestCluster) -> String {
+    format!(
+        "[backends.kubernetes]\nenabled = \"true\"\n{}storage = \"1Gi\"\nstart_timeout_ms = \"8000\"\nsandbox_crd = \"false\"\n",
+        kube.backend_config()
+    )
+}
+
+/// Create 10 Kubernetes sessions through the API, one after another (each
+/// deleted but the last): how long each create took, and the last one.
+fn kube_creates(
+    world: &clauderon_tests::World,
+    http: &mut Http,
+    tag: &str,
+) -> (Vec<Duration>, (String, serde_json::Value)) {
+    let repo = world.repo.path().display().to_string();
+    let create = |http: &mut Http, i: u32| {
+        let name = format!("bench-kube-{tag}-{}-{i}", std::process::id());
+        let body = format!(
+            r#"{{"repo": {repo:?}, "prompt": "exec sleep 600", "backend": "kubernetes", "agent": "shell", "name": "{name}"}}"#
+        );
+        let started = Instant::now();
+        let (code, text) = http.call("POST", "/api/sessions", &body);
+        assert_eq!(code, 201, "{text}");
+        (started.elapsed(), name, text)
+    };
+    let mut created = Vec::new();
+    for i in 0..9 {
+        let (took, name, _) = create(http, i);
+        created.push(took);
+        let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
+        assert_eq!(code, 200, "{text}");
+    }
+    let (took, name, text) = create(http, 9);
+    created.push(took);
+    (created, (name, serde_json::from_str(&text).expect("session")))
 }
 
 /// Run `args` of the clauderon binary on a new 120×40 pseudo-terminal

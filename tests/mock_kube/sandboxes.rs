@@ -121,8 +121,7 @@ impl Controller {
         let key = (SANDBOXES, namespace.to_string(), name.to_string());
         let expires = sandbox["spec"]["shutdownTime"].as_str().and_then(parse_time);
         let now = time::OffsetDateTime::now_utc();
-        if let Some(at) = expires.filter(|at| *at <= now) {
-            let _ = at;
+        if expires.is_some_and(|at| at <= now) {
             if let Ok(pod) = self.store.get(PODS, namespace, name)
                 && owned_by(&pod, &uid)
             {

@@ -7,8 +7,7 @@
 //! a session's. Only the pod the watch began for (its uid) counts: its
 //! deletion, or another pod under its name, is told once and ends the watch.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -18,6 +17,7 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::json;
 
 use super::kube::SessionSupport;
+use super::session_tasks::SessionTasks;
 
 /// What a watch follows.
 pub struct Target {
@@ -33,21 +33,17 @@ pub struct Target {
     pub support: Arc<dyn SessionSupport>,
 }
 
-/// Every session's watch, by session id; a watch stops when its entry goes.
+/// Every session's watch (a new one ends the earlier).
 #[derive(Default)]
-pub struct Watches(Mutex<HashMap<String, tokio::task::AbortHandle>>);
+pub struct Watches(SessionTasks);
 
 impl Watches {
     /// Follow `target` for its session, ending the session's earlier watch.
     pub fn follow(&self, target: Target) {
         let session = target.session.clone();
-        let handle = tokio::spawn(follow(target)).abort_handle();
-        if let Ok(mut watches) = self.0.lock() {
-            watches.retain(|_, h| !h.is_finished());
-            if let Some(old) = watches.insert(session, handle) {
-                old.abort();
-            }
-        }
+        let mut watch = tokio::task::JoinSet::new();
+        watch.spawn(follow(target));
+        self.0.replace(&session, watch);
     }
 }
 

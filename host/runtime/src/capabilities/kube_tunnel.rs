@@ -8,15 +8,16 @@
 //! place. Nothing but the session's proxy is ever at the host's end, and
 //! only the pod the tunnel was opened to (its uid) is ever forwarded to.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
+
+use super::session_tasks::SessionTasks;
 
 /// How many idle port-forwards each tunnel keeps open.
 pub const IDLE: usize = 4;
@@ -47,9 +48,9 @@ pub struct Target {
     pub socket: PathBuf,
 }
 
-/// Every session's tunnel, by session id.
+/// Every session's tunnel (its slots).
 #[derive(Default)]
-pub struct Tunnels(Mutex<HashMap<String, JoinSet<()>>>);
+pub struct Tunnels(SessionTasks);
 
 impl Tunnels {
     /// Open session `session`'s tunnel to `target`, closing its earlier one.
@@ -61,14 +62,7 @@ impl Tunnels {
             slots.spawn(slot(target.clone(), connections.clone()));
         }
         tracing::debug!("kube: tunnel into pod {} port {} for session {session}", target.pod, target.port);
-        // The earlier tunnel's slots end as their JoinSet is dropped.
-        if let Ok(mut tunnels) = self.0.lock() {
-            tunnels.retain(|_, slots| {
-                while slots.try_join_next().is_some() {}
-                !slots.is_empty()
-            });
-            tunnels.insert(session.to_string(), slots);
-        }
+        self.0.replace(session, slots);
     }
 }
 

@@ -22,6 +22,7 @@ pub mod kv;
 pub mod log;
 pub mod process;
 pub mod secret_files;
+mod session_tasks;
 
 use wasmtime::component::{HasSelf, Linker};
 
