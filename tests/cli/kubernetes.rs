@@ -34,10 +34,11 @@ fn create(world: &World, name: &str, prompt: &str, extra: &[&str]) -> clauderon_
     world.home.run(&args)
 }
 
-/// The session's objects in the cluster, as `kind/name` (sorted).
-fn objects(kube: &TestCluster, resource: &str) -> Vec<String> {
+/// The session's objects of `kinds` (e.g. `pods,pvc`) in the cluster, as
+/// `kind/name` (sorted).
+fn objects(kube: &TestCluster, kinds: &str, resource: &str) -> Vec<String> {
     let selector = format!("dev.clauderon.resource={resource}");
-    let out = kube.ok(&["get", "pods,pvc", "-l", &selector, "-o", "name"]);
+    let out = kube.ok(&["get", kinds, "-l", &selector, "-o", "name"]);
     let mut names: Vec<String> = out.lines().map(str::to_string).collect();
     names.sort();
     names
@@ -77,7 +78,10 @@ fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and
     let pod_name = made["resource_id"].as_str().expect("a resource").to_string();
     assert_eq!(made["status"], "running", "{made}");
     let claim = format!("{pod_name}-data");
-    assert_eq!(objects(&kube, &pod_name), [format!("persistentvolumeclaim/{claim}"), format!("pod/{pod_name}")]);
+    assert_eq!(
+        objects(&kube, "pods,pvc", &pod_name),
+        [format!("persistentvolumeclaim/{claim}"), format!("pod/{pod_name}")]
+    );
 
     // The pod as the cluster has it: the session's, contained, limited.
     let pod = kube.object(&["pod", &pod_name]);
@@ -127,7 +131,7 @@ fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and
 
     // Stop: the pod goes, the claim stays; start: a new pod on the same claim.
     world.home.run(&["stop", &name]).ok();
-    assert_eq!(objects(&kube, &pod_name), [format!("persistentvolumeclaim/{claim}")], "the claim stays");
+    assert_eq!(objects(&kube, "pods,pvc", &pod_name), [format!("persistentvolumeclaim/{claim}")], "the claim stays");
     assert_eq!(session_status(&world, &name), "stopped");
     world.home.run(&["start", &name]).ok();
     let again = kube.object(&["pod", &pod_name]);
@@ -138,7 +142,7 @@ fn a_kubernetes_session_is_a_hardened_pod_on_its_own_claim_that_stops_starts_and
 
     // Delete: nothing of the session is left.
     world.home.run(&["delete", &name]).ok();
-    assert!(objects(&kube, &pod_name).is_empty(), "{:?}", objects(&kube, &pod_name));
+    assert!(objects(&kube, "pods,pvc", &pod_name).is_empty(), "{:?}", objects(&kube, "pods,pvc", &pod_name));
 }
 
 #[test]
@@ -375,14 +379,6 @@ fn a_kubernetes_sessions_only_way_out_is_its_own_proxy_through_the_tunnel() {
     assert!(!left.contains(&pod_name), "the policy goes with the session: {left}");
 }
 
-/// The session's objects of `kinds` (e.g. `sandboxes,pods,pvc`), as `kind/name` (sorted).
-fn labelled(kube: &TestCluster, kinds: &str, resource: &str) -> Vec<String> {
-    let out = kube.ok(&["get", kinds, "-l", &format!("dev.clauderon.resource={resource}"), "-o", "name"]);
-    let mut names: Vec<String> = out.lines().map(str::to_string).collect();
-    names.sort();
-    names
-}
-
 /// A condition of a Sandbox (`Ready`, `Suspended`) as `STATUS REASON`.
 fn condition(kube: &TestCluster, sandbox: &str, kind: &str) -> String {
     let object = kube.object(&["sandbox", sandbox]);
@@ -409,7 +405,7 @@ fn where_the_cluster_has_agent_sandbox_a_session_is_a_sandbox_paused_and_resumed
     let resource = made["resource_id"].as_str().expect("a resource").to_string();
     let claim = format!("data-{resource}");
     assert_eq!(
-        labelled(&kube, "sandboxes,pods,pvc", &resource),
+        objects(&kube, "sandboxes,pods,pvc", &resource),
         [
             format!("persistentvolumeclaim/{claim}"),
             format!("pod/{resource}"),
@@ -458,7 +454,7 @@ fn where_the_cluster_has_agent_sandbox_a_session_is_a_sandbox_paused_and_resumed
         (condition(&kube, &resource, "Suspended") == "True PodTerminated").then_some(())
     });
     assert_eq!(
-        labelled(&kube, "sandboxes,pods,pvc", &resource),
+        objects(&kube, "sandboxes,pods,pvc", &resource),
         [format!("persistentvolumeclaim/{claim}"), format!("sandbox.agents.x-k8s.io/{resource}")]
     );
     assert_eq!(session_status(&world, &name), "stopped");
@@ -473,7 +469,7 @@ fn where_the_cluster_has_agent_sandbox_a_session_is_a_sandbox_paused_and_resumed
     assert_eq!(session_status(&world, &name), "running");
 
     world.home.run(&["delete", &name]).ok();
-    assert!(labelled(&kube, "sandboxes,pods,pvc", &resource).is_empty(), "nothing of the session is left");
+    assert!(objects(&kube, "sandboxes,pods,pvc", &resource).is_empty(), "nothing of the session is left");
 }
 
 /// `shutdown_after` gives a Sandbox a `shutdownTime`: the cluster shuts it
@@ -494,7 +490,7 @@ fn a_sandbox_is_shut_down_by_the_cluster_at_its_shutdown_time_and_sandbox_crd_ch
         Some(listed(&world, &name)).filter(|s| s["status"] == "stopped")
     });
     assert_eq!(condition(&kube, &resource, "Ready"), "False SandboxExpired", "the cluster shut it down");
-    assert_eq!(labelled(&kube, "pods,pvc", &resource), [format!("persistentvolumeclaim/data-{resource}")]);
+    assert_eq!(objects(&kube, "pods,pvc", &resource), [format!("persistentvolumeclaim/data-{resource}")]);
     assert!(stopped["error"].is_null(), "stopped, not failed: {stopped}");
     let log = std::fs::read_to_string(&world.daemon.log).expect("the daemon's log");
     let why = log.lines().find(|l| l.contains(&name) && l.contains("stopped")).unwrap_or_default();
@@ -512,7 +508,7 @@ fn a_sandbox_is_shut_down_by_the_cluster_at_its_shutdown_time_and_sandbox_crd_ch
     let made = create(&bare, &name, "sleep 600", &[]).ok().json();
     let resource = made["resource_id"].as_str().expect("a resource").to_string();
     assert_eq!(
-        labelled(&kube, "sandboxes,pods,pvc", &resource),
+        objects(&kube, "sandboxes,pods,pvc", &resource),
         [format!("persistentvolumeclaim/{resource}-data"), format!("pod/{resource}")]
     );
     bare.home.run(&["delete", &name]).ok();

@@ -475,13 +475,16 @@ fn listed(kind: &str, selector: &str) -> Result<Vec<Value>> {
     }
 }
 
+/// A Sandbox's `Ready` condition, if its controller has written one.
+fn ready_condition(sandbox: &Value) -> Option<&Value> {
+    sandbox["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")
+}
+
 /// Sandbox `name`'s `Ready` condition when it is not ready, as
 /// `REASON: message`; none without a Sandbox.
 fn sandbox_condition(name: &str) -> Result<Option<String>> {
     let Some(found) = kube::get(SANDBOX, name)? else { return Ok(None) };
-    let found = parse(&found)?;
-    let ready = found["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready");
-    Ok(Some(match ready {
+    Ok(Some(match ready_condition(&parse(&found)?) {
         Some(c) => format!("{}: {}", c["reason"].as_str().unwrap_or("?"), c["message"].as_str().unwrap_or_default()),
         None => "nothing yet (is agent-sandbox's controller running?)".into(),
     }))
@@ -490,7 +493,7 @@ fn sandbox_condition(name: &str) -> Result<Option<String>> {
 /// A Sandbox's state (its pod's when it has one): paused or shut down at
 /// its `shutdownTime` → stopped; a controller's error → failed.
 fn sandbox_state(sandbox: &Value, pod: Option<&Value>) -> ResourceStatus {
-    let ready = sandbox["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready");
+    let ready = ready_condition(sandbox);
     let reason = ready.and_then(|c| c["reason"].as_str()).unwrap_or_default();
     let message = ready.and_then(|c| c["message"].as_str()).unwrap_or_default();
     if reason == "SandboxExpired" {
@@ -513,10 +516,8 @@ fn sandbox_state(sandbox: &Value, pod: Option<&Value>) -> ResourceStatus {
     }
 }
 
-/// Pause the session's Sandbox (`replicas: 0`; the rest as it is).
-fn pause(resource: &str) -> Result<()> {
-    let Some(found) = kube::get(SANDBOX, resource)? else { return Ok(()) };
-    let found = parse(&found)?;
+/// Pause the session's Sandbox `found` (`replicas: 0`; the rest as it is).
+fn pause(resource: &str, found: &Value) -> Result<()> {
     let mut spec = found["spec"].clone();
     spec["replicas"] = json!(0);
     let paused = json!({
@@ -582,8 +583,8 @@ impl Backend for Kubernetes {
 
     fn stop(resource_id: String) -> Result<()> {
         // A Sandbox is paused (its controller deletes the pod and keeps the claim).
-        if Shape::of(&resource_id)? == Shape::Sandbox {
-            pause(&resource_id)?;
+        if let Some(found) = kube::get(SANDBOX, &resource_id)? {
+            pause(&resource_id, &parse(&found)?)?;
         }
         kube::delete(POD, &resource_id)?;
         Ok(())

@@ -672,7 +672,8 @@ impl Host for HostState {
 
     async fn wait_for_pod(&mut self, pod: String, timeout_ms: u32) -> Res<String> {
         let scope = self.kube_scope()?;
-        let until = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.into()).min(self.time_left());
+        let budget = Duration::from_millis(timeout_ms.into()).min(self.time_left());
+        let until = tokio::time::Instant::now() + budget;
         let service = &self.services.kube;
         let client = service.client().await?;
         let events: Api<DynamicObject> = KubeService::api(client, EVENT, &scope.namespace);
@@ -689,7 +690,8 @@ impl Host for HostState {
                 None if appeared => return Err(PluginError::NotFound(format!("pod {pod} went away")).into()),
                 None => {
                     return Err(PluginError::NotFound(format!(
-                        "pod {pod} (of this component) does not exist (waited {timeout_ms} ms for it to be made)"
+                        "pod {pod} (of this component) does not exist (waited {} ms for it to be made)",
+                        budget.as_millis()
                     ))
                     .into());
                 }
