@@ -7,7 +7,10 @@
 //! cluster can pull, with `sh`, `tar` and `git`; default
 //! `clauderon/agent:latest`). Tests of the mock itself, and those that need
 //! what only the mock can do (a kubeconfig written around its address),
-//! always use the mock ([`TestCluster::mock`]).
+//! always use the mock ([`TestCluster::mock`]). Tests of the proxy's direct
+//! door need the cluster's pods to reach this machine: the mock's
+//! `--pods-reach-host`, or on a real cluster `CLAUDERON_TEST_HOST_IP`, an
+//! address of this machine its pods can reach ([`TestCluster::host_ip`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -103,6 +106,19 @@ impl TestCluster {
             lines.push_str(&format!("image = \"{}\"\n", Self::agent_image()));
         }
         lines
+    }
+
+    /// An address of this machine the cluster's pods can reach: the mock's
+    /// network's end here (started with `--pods-reach-host`), or a real
+    /// cluster's `CLAUDERON_TEST_HOST_IP`.
+    pub fn host_ip(&self) -> String {
+        if self.is_real() {
+            return std::env::var("CLAUDERON_TEST_HOST_IP").ok().filter(|ip| !ip.is_empty()).unwrap_or_else(|| {
+                panic!("set CLAUDERON_TEST_HOST_IP to an address of this machine the cluster's pods can reach")
+            });
+        }
+        std::fs::read_to_string(self.dir.path().join("host-ip"))
+            .expect("host-ip: start the mock with --pods-reach-host")
     }
 
     /// Its kubeconfig (the mock's: context `mock`, namespace `default`).

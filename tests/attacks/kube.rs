@@ -291,6 +291,8 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
         ("copy agent /etc /tmp/etc", "denied: copy-in works only while the host serves a session"),
         ("out agent /session/workspace", "denied: copy-out works only during a session's export-branch"),
         ("tunnel agent 7070", "denied: open-tunnel works only while the host serves a session"),
+        ("door", "denied: direct-door works only while the host serves a session"),
+        ("copy agent door /tmp/door", "denied: copy-in works only while the host serves a session"),
         ("watch agent", "denied: watch-pod works only while the host serves a session"),
         ("serves Sandbox", "passed: true"),
         ("serves Secret", "denied: kind \"Secret\""),
@@ -548,6 +550,8 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         ("out agent /tmp/w", "denied: copy-out works only during a session's export-branch".into()),
         ("tunnel theirs 7070", "failed: pod theirs (of this component) does not exist".into()),
         ("tunnel agent 7070", "failed: this host has no sessions' proxies".into()),
+        ("door", "failed: this host has no sessions' proxies".into()),
+        ("copy agent door /tmp/door", "failed: this host has no sessions' proxies".into()),
         ("watch theirs", "failed: pod theirs (of this component) does not exist".into()),
         ("watch agent", "failed: this host cannot follow sessions' health".into()),
         // As kubectl's discovery sees it (the mock: no agent-sandbox).
@@ -571,6 +575,9 @@ async fn a_component_copies_into_its_pod_only_the_sessions_own_files() {
         backend.export_branch(&read_lines(&reads)).await.expect_err("the probe fails with its report").to_string();
     expect_reads(&report, &reads);
 }
+
+/// The door key the test's host gives the session it serves.
+const DOOR_KEY: &str = "d00r-key-of-the-probe-session";
 
 /// The session's proxy as a test sees it: a unix socket whose connections
 /// are read line by line.
@@ -609,6 +616,17 @@ impl clauderon_runtime::SessionSupport for Proxy {
         _: clauderon_runtime::Incoming,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
         Box::pin(async { Err("no branches here".to_string()) })
+    }
+    fn door<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<clauderon_runtime::SessionDoor>, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            assert_eq!(session_id, "probe", "the door is the session being served's");
+            let file = format!("clauderon-door/1 {session_id} {DOOR_KEY}\n-----BEGIN CERTIFICATE-----\n");
+            Ok(Some(clauderon_runtime::SessionDoor { address: "192.0.2.1:7443".into(), file }))
+        })
     }
     fn proxy_socket<'a>(
         &'a self,
@@ -673,6 +691,15 @@ async fn a_tunnel_leads_only_to_its_sessions_proxy_and_only_from_its_own_pod() {
         ("tunnel agent 7070", "passed: open"),
         ("tunnel theirs 7070", "failed: pod theirs (of this component) does not exist"),
         ("watch agent", "passed: watching"),
+        // The door is the served session's alone, into its own pods alone.
+        ("door", "passed: 192.0.2.1:7443"),
+        ("copy theirs door /tmp/door", "failed: pod theirs (of this component) does not exist"),
+        ("copy agent door /tmp/door", "passed: copied"),
+        ("exec agent stat -c %a /tmp/door", "passed: exit Some(0): 400"),
+        (
+            "exec agent head -n 1 /tmp/door",
+            "passed: exit Some(0): clauderon-door/1 probe d00r-key-of-the-probe-session",
+        ),
     ];
     let spec = probe_spec(&[speaking_pod("from-the-sessions-pod", false).to_string()], &reads);
     let mut backend = rt.backend("kube-probe").await.expect("instance");

@@ -6,8 +6,10 @@
 //! the claim, start makes the pod again on it, delete leaves nothing; a pod
 //! that cannot run fails the create with the cluster's reason and leaves
 //! nothing behind. Off unless enabled, and a create says how to enable it.
-//! The pod reaches only the session's proxy, through the tunnel. A session's
-//! health follows its pod from a watch.
+//! The pod reaches only the session's proxy, through the tunnel, or where
+//! the cluster can reach this machine through the proxy's direct door (each
+//! session by its own key, to its own proxy alone). A session's health
+//! follows its pod from a watch.
 
 use clauderon_tests::{CANARIES, TestCluster, World, canary, eventually, unique};
 use serde_json::Value;
@@ -292,6 +294,30 @@ fn a_kubernetes_sessions_commits_come_back_only_its_branch_and_only_forward() {
 /// else is reachable from the pod, and a network policy denies the pod
 /// every other connection. A restarted daemon opens the tunnel again; after
 /// stop and start, the new pod's tunnel works.
+/// Run `script` in `pod` as its agent (the pod's user): its output, trimmed.
+fn in_pod(kube: &TestCluster, pod: &str, script: &str) -> String {
+    kube.ok(&["exec", pod, "--", "sh", "-c", script]).trim().to_string()
+}
+
+/// The agent in `pod` asks GitHub through its proxy: the real token is added
+/// on the way (the mock upstream saw it), masked on the way back, and
+/// nothing real comes back into the pod.
+fn agent_request(kube: &TestCluster, world: &World, pod: &str) {
+    let body = in_pod(kube, pod, "curl -sS -H 'authorization: Bearer placeholder' https://api.github.com/user");
+    let seen = world.mock.last_request_to("api.github.com", "/user");
+    let expected = format!("Bearer {}", canary("GITHUB_TOKEN"));
+    assert_eq!(seen["headers"]["authorization"].as_str(), Some(expected.as_str()), "the token added: {seen}");
+    let echoed: Value = serde_json::from_str(&body).expect("the mock's echo");
+    let masked = echoed["headers"]["authorization"].as_str().unwrap_or_default().to_string();
+    assert!(masked.len() == expected.len() && masked.bytes().all(|b| b == b'*'), "{masked}");
+    assert!(CANARIES.iter().all(|(_, c)| !body.contains(c)), "a credential came back into the pod: {body}");
+}
+
+/// The agent in `pod` tries a write through its proxy: the HTTP status.
+fn agent_post(kube: &TestCluster, pod: &str) -> String {
+    in_pod(kube, pod, "curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' https://api.github.com/repos/o/r/issues")
+}
+
 #[test]
 fn a_kubernetes_sessions_only_way_out_is_its_own_proxy_through_the_tunnel() {
     let kube = TestCluster::start(&[]);
@@ -307,29 +333,15 @@ fn a_kubernetes_sessions_only_way_out_is_its_own_proxy_through_the_tunnel() {
         policy["spec"]["ingress"].is_null() && policy["spec"]["egress"].is_null(),
         "no rule lets anything in or out"
     );
-    let in_pod = |script: &str| kube.ok(&["exec", &pod_name, "--", "sh", "-c", script]).trim().to_string();
+    let in_pod = |script: &str| in_pod(&kube, &pod_name, script);
     let proxy = in_pod("echo $HTTPS_PROXY");
     let (_, address) = proxy.rsplit_once('@').unwrap_or(("", &proxy));
     assert!(address.starts_with("127.0.0.1:"), "the agent's proxy is on the pod's own loopback: {proxy}");
 
-    let request = |world: &World| {
-        let body = in_pod("curl -sS -H 'authorization: Bearer placeholder' https://api.github.com/user");
-        let seen = world.mock.last_request_to("api.github.com", "/user");
-        let expected = format!("Bearer {}", canary("GITHUB_TOKEN"));
-        assert_eq!(seen["headers"]["authorization"].as_str(), Some(expected.as_str()), "the token added: {seen}");
-        let echoed: Value = serde_json::from_str(&body).expect("the mock's echo");
-        let masked = echoed["headers"]["authorization"].as_str().unwrap_or_default().to_string();
-        assert!(masked.len() == expected.len() && masked.bytes().all(|b| b == b'*'), "{masked}");
-        assert!(CANARIES.iter().all(|(_, c)| !body.contains(c)), "a credential came back into the pod: {body}");
-    };
+    let request = |world: &World| agent_request(&kube, world, &pod_name);
     request(&world);
     // The session's own listener: its read-only mode holds.
-    let post = |proxy: &str| {
-        in_pod(&format!(
-            "curl -s -o /dev/null -w '%{{http_code}}' -x {proxy} -X POST -d '{{}}' https://api.github.com/repos/o/r/issues"
-        ))
-    };
-    assert_eq!(post(&proxy), "403", "a write in a read-only session");
+    assert_eq!(agent_post(&kube, &pod_name), "403", "a write in a read-only session");
     // Straight to the tunnel port, bypassing the relay: that is where the
     // host's connections arrive, not a way out; it answers nothing, and the
     // proxy port works on.
@@ -377,6 +389,121 @@ fn a_kubernetes_sessions_only_way_out_is_its_own_proxy_through_the_tunnel() {
     world.home.run(&["delete", &name]).ok();
     let left = kube.ok(&["get", "networkpolicies", "-o", "name"]);
     assert!(!left.contains(&pod_name), "the policy goes with the session: {left}");
+}
+
+#[test]
+fn where_the_cluster_can_reach_this_machine_a_session_comes_in_through_the_proxys_direct_door_alone() {
+    let kube = TestCluster::start(&["--pods-reach-host"]);
+    let host_ip = kube.host_ip();
+    let port = std::net::TcpListener::bind((host_ip.as_str(), 0)).and_then(|l| l.local_addr()).expect("a port").port();
+    let door = format!("{host_ip}:{port}");
+    let mut world = World::start_configured(&format!("direct_listen = \"{door}\"\n"), &config(&kube, true));
+    let name = unique("kd");
+    let made = create(&world, &name, "sleep 600", &["--access-mode", "read-only"]).ok().json();
+    let pod = made["resource_id"].as_str().expect("a resource").to_string();
+    let id = made["id"].as_str().expect("an id").to_string();
+
+    // The relay goes through the door; the policy lets the pod out to it alone.
+    let command = kube.object(&["pod", &pod])["spec"]["containers"][0]["command"].to_string();
+    assert!(
+        command.contains(&format!("\"--direct\",\"{door}\",\"--door\",\"/session/door\""))
+            && !command.contains("--tunnel"),
+        "{command}"
+    );
+    let policy = kube.object(&["networkpolicy", &format!("{pod}-isolated")]);
+    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+    assert!(policy["spec"]["ingress"].is_null(), "nothing comes in");
+    assert_eq!(
+        policy["spec"]["egress"],
+        serde_json::json!([{"to": [{"ipBlock": {"cidr": format!("{host_ip}/32")}}], "ports": [{"protocol": "TCP", "port": port}]}])
+    );
+    agent_request(&kube, &world, &pod);
+    assert_eq!(agent_post(&kube, &pod), "403", "read-only holds through the door");
+
+    // The door file: the session's own line and key (its agent can read it:
+    // it leads to its own proxy alone), then clauderon's CA; nothing real.
+    let file = in_pod(&kube, &pod, "cat /session/door");
+    let line = file.lines().next().unwrap_or_default().to_string();
+    assert!(line.starts_with(&format!("clauderon-door/1 {id} ")) && line.len() > 80, "{line}");
+    assert!(file.contains("BEGIN CERTIFICATE"), "the CA the relay trusts for the door");
+    assert_eq!(in_pod(&kube, &pod, "stat -c '%a %u' /session/door"), "400 1000");
+    assert!(CANARIES.iter().all(|(_, c)| !file.contains(c)));
+
+    // A second session, whose key the first does not have.
+    let other_name = unique("kd");
+    let other = create(&world, &other_name, "sleep 600", &[]).ok().json();
+    let other_pod = other["resource_id"].as_str().expect("a resource").to_string();
+    let other_id = other["id"].as_str().expect("an id").to_string();
+    let other_line = in_pod(&kube, &other_pod, "head -n 1 /session/door");
+    let other_auth =
+        in_pod(&kube, &other_pod, "echo \"$HTTPS_PROXY\" | sed 's#^http://##; s#@.*##' | tr -d '\\n' | base64 -w0");
+
+    // As the first session's agent, straight at the door (TLS, trusting the
+    // door's CA): what the door passes on answers; what it refuses gets nothing.
+    let knock = |payload: &str| {
+        let script = format!(
+            "(printf '%s' \"$1\"; sleep 2) | timeout 6 openssl s_client -quiet -connect {door} -CAfile /session/door \
+             -verify_return_error -verify_ip {host_ip} 2>/dev/null | head -c 200; true"
+        );
+        kube.ok(&["exec", &pod, "--", "sh", "-c", &script, "sh", payload]).trim().to_string()
+    };
+    let connect = |auth: &str| {
+        let auth = if auth.is_empty() { String::new() } else { format!("Proxy-Authorization: Basic {auth}\r\n") };
+        format!("CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\n{auth}\r\n")
+    };
+    let auth = in_pod(&kube, &pod, "echo \"$HTTPS_PROXY\" | sed 's#^http://##; s#@.*##' | tr -d '\\n' | base64 -w0");
+    let key = line.rsplit(' ').next().expect("a key").to_string();
+    let refused = |what: &str, payload: &str| {
+        let answer = knock(payload);
+        assert!(!answer.contains("HTTP/"), "{what}: the door let it through: {answer}");
+    };
+    // Controls: its own line reaches its own proxy, which still wants its secret.
+    assert!(knock(&format!("{line}\n{}", connect(&auth))).starts_with("HTTP/1.1 200"), "its own way in");
+    assert!(knock(&format!("{line}\n{}", connect(""))).starts_with("HTTP/1.1 407"), "the proxy's own check holds");
+    // A leaked line works while its session lives (so its refusal below is the deletion's).
+    assert!(knock(&format!("{other_line}\n{}", connect(&other_auth))).starts_with("HTTP/1.1 200"));
+    refused("its key with the other's id", &format!("clauderon-door/1 {other_id} {key}\n{}", connect(&other_auth)));
+    let mut wrong = key.clone();
+    let last = if wrong.ends_with('0') { '1' } else { '0' };
+    wrong.pop();
+    wrong.push(last);
+    refused("a wrong key", &format!("clauderon-door/1 {id} {wrong}\n{}", connect(&auth)));
+    refused("no line", &connect(&auth));
+    refused("no key", &format!("clauderon-door/1 {id}\n{}", connect(&auth)));
+    refused("a line too long", &format!("{}\n{}", "a".repeat(600), connect(&auth)));
+    // Not TLS: its line in the clear is not taken.
+    let plain = kube.ok(&[
+        "exec",
+        &pod,
+        "--",
+        "sh",
+        "-c",
+        &format!("(printf '%s' \"$1\"; sleep 2) | curl -s -m 4 telnet://{door} | head -c 200; true"),
+        "sh",
+        &format!("{line}\n{}", connect(&auth)),
+    ]);
+    assert!(!plain.contains("HTTP/"), "plain TCP got through: {plain}");
+    // A deleted session's line opens nothing.
+    world.home.run(&["delete", &other_name]).ok();
+    refused("a deleted session's line", &format!("{other_line}\n{}", connect(&other_auth)));
+    let log = std::fs::read_to_string(&world.daemon.log).expect("the daemon's log");
+    assert!(log.contains("direct door: a connection from"), "refusals are logged");
+    assert!(!log.contains(&key) && !log.contains(&wrong), "no key is logged");
+    for (var, value) in CANARIES {
+        let env = in_pod(&kube, &pod, "env");
+        assert!(!env.contains(value) && !kube.ok(&["logs", &pod]).contains(value), "{var}'s real value is in the pod");
+    }
+
+    // A restarted daemon opens its door and the session's proxy again; the pod ran on.
+    let uid = kube.object(&["pod", &pod])["metadata"]["uid"].clone();
+    world.restart_daemon();
+    agent_request(&kube, &world, &pod);
+    assert_eq!(kube.object(&["pod", &pod])["metadata"]["uid"], uid, "the same pod");
+    world.home.run(&["stop", &name]).ok();
+    world.home.run(&["start", &name]).ok();
+    agent_request(&kube, &world, &pod);
+    world.home.run(&["delete", &name]).ok();
+    assert!(objects(&kube, "pods,pvc,networkpolicies", &pod).is_empty(), "nothing is left");
 }
 
 /// A condition of a Sandbox (`Ready`, `Suspended`) as `STATUS REASON`.

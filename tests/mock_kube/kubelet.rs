@@ -2,7 +2,10 @@
 //! server stores — each container with the local Docker engine, in a
 //! network namespace of its own that has only a loopback (as a pod of a
 //! remote cluster that cannot open connections to this machine; only
-//! port-forward reaches in) — and writes back what happens the way a cluster does:
+//! port-forward reaches in), or with `--pods-reach-host` on an internal
+//! Docker network of the server's own, from which the only address outside
+//! it is this machine's end of it (as a cluster that can reach the user's
+//! machine, and nothing else) — and writes back what happens the way a cluster does:
 //! the pod's status (phase, conditions, container states with the
 //! engine's own messages), events from `default-scheduler` and `kubelet`,
 //! bound claims. It serves container logs.
@@ -53,15 +56,18 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(10);
 pub struct Kubelet {
     store: Arc<Store>,
     instance: String,
+    /// The Docker network pods join: `none`, or the server's internal one.
+    network: String,
     /// Each running pod's task, by uid.
     pods: Mutex<HashMap<String, JoinHandle<()>>>,
 }
 
 impl Kubelet {
-    /// Start acting on the store's changes (call before the first object).
-    pub fn start(store: Arc<Store>, instance: String) -> Arc<Self> {
+    /// Start acting on the store's changes (call before the first object);
+    /// pods join `network` (`none`: a loopback alone).
+    pub fn start(store: Arc<Store>, instance: String, network: String) -> Arc<Self> {
         let changes = store.subscribe();
-        let kubelet = Arc::new(Self { store, instance, pods: Mutex::default() });
+        let kubelet = Arc::new(Self { store, instance, network, pods: Mutex::default() });
         tokio::spawn(kubelet.clone().run(changes));
         kubelet
     }
@@ -116,9 +122,12 @@ impl Kubelet {
         }
     }
 
-    /// Remove every container and volume of this server instance.
+    /// Remove every container and volume of this server instance, and its network.
     pub async fn clean_up(&self) {
         remove_labelled(&self.instance, &format!("{INSTANCE_LABEL}={}", self.instance)).await;
+        if self.network != "none" {
+            let _ = docker(&["network", "rm", &self.network]).await;
+        }
     }
 
     /// `GET pods/NAME/log`: the container's output, followed while it runs
@@ -618,10 +627,11 @@ impl Pod {
             format!("{POD_LABEL}={}", self.uid),
             // Its own network namespace with only a loopback: like a pod
             // in a cluster that cannot reach this machine (port-forward
-            // reaches into it). A real pod's containers share one; here
-            // each has its own (tests run one container per pod).
+            // reaches into it); or on the server's internal network. A real
+            // pod's containers share one; here each has its own (tests run
+            // one container per pod).
             "--network".into(),
-            "none".into(),
+            self.kubelet.network.clone(),
         ];
         match (user, group) {
             (Some(u), Some(g)) => args.extend(["--user".into(), format!("{u}:{g}")]),
@@ -803,6 +813,20 @@ async fn bind_claim(store: Arc<Store>, instance: String, key: Key, pvc: Value) {
             "capacity": {"storage": pvc["spec"]["resources"]["requests"]["storage"]},
         });
     });
+}
+
+/// Make the server's internal Docker network (no way beyond it but to
+/// this machine's end of it, its gateway): its name and that address.
+pub async fn internal_network(instance: &str) -> Result<(String, String), String> {
+    let name = format!("mk-{instance}");
+    docker(&["network", "create", "--internal", "--label", &format!("{INSTANCE_LABEL}={instance}"), &name]).await?;
+    let gateway = docker(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", &name]).await?;
+    let gateway = gateway.trim().to_string();
+    if gateway.is_empty() {
+        let _ = docker(&["network", "rm", &name]).await;
+        return Err(format!("network {name} has no gateway address"));
+    }
+    Ok((name, gateway))
 }
 
 /// Remove the containers, then the volumes, carrying `label`.

@@ -5,13 +5,18 @@
 //! local Docker engine.
 //!
 //! ```text
-//! clauderon-mock-kube --dir DIR [--history N] [--agent-sandbox]
+//! clauderon-mock-kube --dir DIR [--history N] [--agent-sandbox] [--pods-reach-host]
 //! ```
 //! writes `DIR/kubeconfig` (context `mock`, namespace `default`), then
 //! `DIR/addr` (`127.0.0.1:PORT`) once listening. `--history` is how many
 //! changes a watch can resume from (default 1000). `--agent-sandbox`
 //! installs agent-sandbox: its `Sandbox` kind is served and its controller
-//! runs (without it, the cluster has no such kind, as most do not). On SIGTERM or SIGINT it
+//! runs (without it, the cluster has no such kind, as most do not).
+//! `--pods-reach-host` puts pods on an internal Docker network of the
+//! server's own, from which they reach this machine (at the address it
+//! writes to `DIR/host-ip`, the network's gateway) and nothing else; without
+//! it a pod has a loopback alone (a cluster that cannot reach the user's
+//! machine). On SIGTERM or SIGINT it
 //! removes every container and volume it made, then exits.
 //!
 //! Where things are:
@@ -78,13 +83,14 @@ struct Server {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut dir, mut history, mut agent_sandbox) = (None, 1000, false);
-    let usage = "usage: clauderon-mock-kube --dir DIR [--history N] [--agent-sandbox]";
+    let (mut dir, mut history, mut agent_sandbox, mut reach_host) = (None, 1000, false, false);
+    let usage = "usage: clauderon-mock-kube --dir DIR [--history N] [--agent-sandbox] [--pods-reach-host]";
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dir" => dir = args.next().map(PathBuf::from),
             "--history" => history = args.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| fail(usage)),
             "--agent-sandbox" => agent_sandbox = true,
+            "--pods-reach-host" => reach_host = true,
             other => fail(&format!("unknown argument {other}; {usage}")),
         }
     }
@@ -97,7 +103,15 @@ async fn main() {
     std::fs::write(dir.join("kubeconfig"), kubeconfig).unwrap_or_else(|e| fail(&format!("kubeconfig: {e}")));
     let store = Arc::new(Store::new(history));
     let instance = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-    let kubelet = Kubelet::start(store.clone(), instance);
+    let network = if reach_host {
+        let (network, host_ip) =
+            kubelet::internal_network(&instance).await.unwrap_or_else(|e| fail(&format!("the pods' network: {e}")));
+        std::fs::write(dir.join("host-ip"), host_ip).unwrap_or_else(|e| fail(&format!("host-ip: {e}")));
+        network
+    } else {
+        "none".to_string()
+    };
+    let kubelet = Kubelet::start(store.clone(), instance, network);
     if agent_sandbox {
         kinds::install_agent_sandbox();
         sandboxes::Controller::start(store.clone());

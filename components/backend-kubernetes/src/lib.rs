@@ -47,6 +47,16 @@
 //! connection, in and out (port-forwards do not pass through the pod
 //! network, so the tunnel still works).
 //!
+//! Where the cluster can reach the daemon's machine and the daemon has a
+//! direct door (`[proxy] direct_listen`, `kube::direct-door`), a new pod's
+//! relay goes there instead (`--direct IP:PORT --door /session/door`): each
+//! of the agent's connections over TLS to the door, presenting the session's
+//! door file (`kube::copy-in` of `door`: its key, and clauderon's CA, the only
+//! one trusted for the door), which passes it to the session's proxy alone.
+//! The network policy then lets the pod out to the door's address and port,
+//! and nowhere else. A pod keeps the route it was started with (its
+//! command says which) until it is made again.
+//!
 //! The agent's commits come back on `export-branch` (`kube::copy-out`).
 //!
 //! Where the cluster has agent-sandbox (kubernetes-sigs/agent-sandbox: the
@@ -81,6 +91,8 @@ const CA_DIR: &str = "/session/ca";
 const READY: &str = "/session/.ready";
 /// Where the relay is copied (under its own file name).
 const BIN_DIR: &str = "/session/bin";
+/// The session's door file, where the pod reaches the proxy's direct door.
+const DOOR: &str = "/session/door";
 /// The port in the pod the host's tunnel connections arrive on (the other
 /// one if the proxy's port is this one).
 const TUNNEL_PORTS: [u16; 2] = [7070, 7071];
@@ -173,12 +185,12 @@ fn claim(spec: &SessionSpec) -> Value {
 /// claim template. With `shutdown_after` it expires that long from now (the
 /// cluster deletes its pod then, even if nothing on this machine is left to
 /// stop it).
-fn sandbox(spec: &SessionSpec) -> Result<Value> {
+fn sandbox(spec: &SessionSpec, way: Option<&WayOut>) -> Result<Value> {
     let mut sandbox = json!({
         "apiVersion": SANDBOX_API, "kind": SANDBOX,
         "metadata": {"name": spec.resource_name, "labels": labels(spec)},
         "spec": {
-            "podTemplate": {"metadata": {"labels": labels(spec)}, "spec": pod_spec(spec, None)?},
+            "podTemplate": {"metadata": {"labels": labels(spec)}, "spec": pod_spec(spec, None, way)?},
             "volumeClaimTemplates": [{"metadata": {"name": DATA, "labels": labels(spec)}, "spec": claim_spec(spec)}],
             "replicas": 1
         }
@@ -201,33 +213,87 @@ fn policy_name(resource: &str) -> String {
     format!("{resource}-isolated")
 }
 
-/// No connection into or out of the session's pod through the pod network;
-/// the host's port-forwards (the tunnel) do not pass through it.
-fn policy(spec: &SessionSpec) -> Value {
-    json!({
+/// No connection into or out of the session's pod through the pod network
+/// (the host's port-forwards, the tunnel, do not pass through it), but to
+/// the proxy's direct door when its route is the door.
+fn policy(spec: &SessionSpec, way: Option<&WayOut>) -> Result<Value> {
+    let mut policy = json!({
         "apiVersion": "networking.k8s.io/v1", "kind": POLICY,
         "metadata": {"name": policy_name(&spec.resource_name), "labels": labels(spec)},
         "spec": {
             "podSelector": {"matchLabels": {RESOURCE_LABEL: spec.resource_name}},
             "policyTypes": ["Ingress", "Egress"]
         }
-    })
+    });
+    if let Some(WayOut { route: Route::Direct(address), .. }) = way {
+        let door: std::net::SocketAddr = address
+            .parse()
+            .map_err(|_| Error::failed(format!("the host's direct door {address:?} is not an IP address and port")))?;
+        let cidr = match door.ip() {
+            std::net::IpAddr::V4(ip) => format!("{ip}/32"),
+            std::net::IpAddr::V6(ip) => format!("{ip}/128"),
+        };
+        policy["spec"]["egress"] =
+            json!([{"to": [{"ipBlock": {"cidr": cidr}}], "ports": [{"protocol": "TCP", "port": door.port()}]}]);
+    }
+    Ok(policy)
 }
 
-/// The session's way out: the proxy's port in the pod, the tunnel port and
-/// the relay (on the host); none without a proxy.
+/// How the relay in the pod reaches the session's proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Route {
+    /// Through the host's port-forwards into the pod on this port.
+    Tunnel(u16),
+    /// Through the proxy's direct door at this `IP:PORT`, with the door file.
+    Direct(String),
+}
+
+impl Route {
+    /// The relay's arguments for it.
+    fn args(&self) -> Vec<String> {
+        match self {
+            Self::Tunnel(port) => vec!["--tunnel".into(), port.to_string()],
+            Self::Direct(address) => vec!["--direct".into(), address.clone(), "--door".into(), DOOR.into()],
+        }
+    }
+
+    /// The route a pod's relay was started with (its command says).
+    fn of_pod(pod: &Value) -> Option<Self> {
+        let command: Vec<&str> =
+            pod["spec"]["containers"][0]["command"].as_array()?.iter().filter_map(Value::as_str).collect();
+        let after = |flag: &str| command.iter().position(|a| *a == flag).and_then(|i| command.get(i + 1));
+        if let Some(address) = after("--direct") {
+            return Some(Self::Direct(address.to_string()));
+        }
+        after("--tunnel")?.parse().ok().map(Self::Tunnel)
+    }
+}
+
+/// The session's way out: the proxy's port in the pod, the relay (on the
+/// host) and its route; none without a proxy.
 struct WayOut {
     proxy_port: u16,
-    tunnel_port: u16,
     relay: String,
+    route: Route,
 }
 
 impl WayOut {
-    fn of(spec: &SessionSpec) -> Option<Self> {
-        let proxy_port: u16 = spec.option("proxy-port")?.parse().ok()?;
-        let relay = spec.option("relay")?.to_string();
-        let tunnel_port = TUNNEL_PORTS.into_iter().find(|p| *p != proxy_port)?;
-        Some(Self { proxy_port, tunnel_port, relay })
+    /// The way out a new pod gets: through the proxy's direct door where
+    /// the daemon has one (the cluster can reach it), else the tunnel.
+    fn of(spec: &SessionSpec) -> Result<Option<Self>> {
+        let (Some(proxy_port), Some(relay)) =
+            (spec.option("proxy-port").and_then(|p| p.parse::<u16>().ok()), spec.option("relay"))
+        else {
+            return Ok(None);
+        };
+        let route = match kube::direct_door()? {
+            Some(address) => Route::Direct(address),
+            None => match TUNNEL_PORTS.into_iter().find(|p| *p != proxy_port) {
+                Some(port) => Route::Tunnel(port),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Self { proxy_port, relay: relay.to_string(), route }))
     }
 
     /// The relay in the pod.
@@ -259,8 +325,9 @@ fn path_map(spec: &SessionSpec) -> PathMap {
 }
 
 /// The session's pod's spec; `claim`: the claim it mounts as its `data`
-/// volume (none: the Sandbox's controller adds it from the claim template).
-fn pod_spec(spec: &SessionSpec, claim: Option<&str>) -> Result<Value> {
+/// volume (none: the Sandbox's controller adds it from the claim template);
+/// `way`: its relay's way to the proxy.
+fn pod_spec(spec: &SessionSpec, claim: Option<&str>, way: Option<&WayOut>) -> Result<Value> {
     if spec.launch.argv.is_empty() {
         return Err(Error::invalid_input("the agent's launch plan has no command"));
     }
@@ -272,11 +339,10 @@ fn pod_spec(spec: &SessionSpec, claim: Option<&str>) -> Result<Value> {
     let mut command: Vec<String> = ["sh", "-c", wait, "sh", READY].iter().map(|s| s.to_string()).collect();
     command.push(map.rewrite(&spec.workdir));
     // The relay runs the agent and is its way to the proxy.
-    if let Some(way) = WayOut::of(spec) {
+    if let Some(way) = way {
         command.push(way.relay_in_pod());
-        for arg in ["--port".into(), way.proxy_port.to_string(), "--tunnel".into(), way.tunnel_port.to_string()] {
-            command.push(arg);
-        }
+        command.extend(["--port".into(), way.proxy_port.to_string()]);
+        command.extend(way.route.args());
         command.push("--".into());
     }
     command.extend(spec.launch.argv.iter().map(|a| map.rewrite(a)));
@@ -312,12 +378,12 @@ fn pod_spec(spec: &SessionSpec, claim: Option<&str>) -> Result<Value> {
     Ok(pod)
 }
 
-fn pod(spec: &SessionSpec) -> Result<Value> {
+fn pod(spec: &SessionSpec, way: Option<&WayOut>) -> Result<Value> {
     let claim = Shape::Pod.claim_name(&spec.resource_name);
     Ok(json!({
         "apiVersion": "v1", "kind": POD,
         "metadata": {"name": spec.resource_name, "labels": labels(spec)},
-        "spec": pod_spec(spec, Some(&claim))?
+        "spec": pod_spec(spec, Some(&claim), way)?
     }))
 }
 
@@ -380,11 +446,14 @@ fn parse(json: &str) -> Result<Value> {
     serde_json::from_str(json).map_err(|e| Error::failed(format!("the cluster's answer is not JSON: {e}")))
 }
 
-/// Make the pod (the claim exists) or have the Sandbox run, then [`settle`] it.
+/// Make the pod (the claim exists) or have the Sandbox run, with its
+/// network policy for its way out, then [`settle`] it.
 fn launch(spec: &SessionSpec, shape: Shape) -> Result<SessionInfo> {
+    let way = WayOut::of(spec)?;
+    kube::apply(&policy(spec, way.as_ref())?.to_string())?;
     match shape {
-        Shape::Pod => kube::apply(&pod(spec)?.to_string())?,
-        Shape::Sandbox => kube::apply(&sandbox(spec)?.to_string())?,
+        Shape::Pod => kube::apply(&pod(spec, way.as_ref())?.to_string())?,
+        Shape::Sandbox => kube::apply(&sandbox(spec, way.as_ref())?.to_string())?,
     };
     settle(spec)
 }
@@ -419,25 +488,41 @@ fn settle(spec: &SessionSpec) -> Result<SessionInfo> {
             status.detail.unwrap_or_default()
         )));
     }
-    fill_claim(spec)?;
-    open_tunnel(spec)?;
+    // The pod's relay reaches the proxy the way it was started with.
+    let route = Route::of_pod(&seen);
+    fill_claim(spec, route.as_ref())?;
+    open_way(spec, route.as_ref())?;
     kube::watch_pod(&spec.resource_name)?;
     Ok(SessionInfo { resource_id: spec.resource_name.clone(), status })
 }
 
-/// The session's way out from its pod (see the module's doc).
-fn open_tunnel(spec: &SessionSpec) -> Result<()> {
-    match WayOut::of(spec) {
-        Some(way) => Ok(kube::open_tunnel(&spec.resource_name, way.tunnel_port)?),
+/// Open the session's way out from its pod (see the module's doc): its
+/// tunnel, or its proxy for the direct door (which leads only to an open one).
+fn open_way(spec: &SessionSpec, route: Option<&Route>) -> Result<()> {
+    match route {
+        Some(Route::Tunnel(port)) => Ok(kube::open_tunnel(&spec.resource_name, *port)?),
+        Some(Route::Direct(_)) => match kube::direct_door()? {
+            Some(_) => Ok(()),
+            None => Err(Error::failed(format!(
+                "pod {} reaches the proxy through the direct door, which this daemon no longer has \
+                 ([proxy] direct_listen): stop and start the session to give it the tunnel",
+                spec.resource_name
+            ))),
+        },
         None => Ok(()),
     }
 }
 
 /// Copy the session's files into its claim, once (a claim that has them
 /// keeps them, and the agent's work, across stop and start): the branch at
-/// the workspace, the config home, clauderon's CA bundle. Then the agent starts.
-fn fill_claim(spec: &SessionSpec) -> Result<()> {
+/// the workspace, the config home, clauderon's CA bundle, the relay. Then
+/// the agent starts. The door file goes in every time the route is the
+/// door (the session's pod may have had the tunnel before).
+fn fill_claim(spec: &SessionSpec, route: Option<&Route>) -> Result<()> {
     let pod = &spec.resource_name;
+    if let Some(Route::Direct(_)) = route {
+        kube::copy_in(pod, None, &kube::CopySource::Door, DOOR)?;
+    }
     let ready = kube::exec(pod, None, &["test".into(), "-e".into(), READY.into()], None)?;
     if ready.exit_code == Some(0) {
         return Ok(());
@@ -449,8 +534,8 @@ fn fill_claim(spec: &SessionSpec) -> Result<()> {
     if let Some(bundle) = spec.env_value("SSL_CERT_FILE") {
         kube::copy_in(pod, None, &kube::CopySource::Path(bundle.to_string()), CA_DIR)?;
     }
-    if let Some(way) = WayOut::of(spec) {
-        kube::copy_in(pod, None, &kube::CopySource::Path(way.relay), BIN_DIR)?;
+    if let (Some(_), Some(relay)) = (route, spec.option("relay")) {
+        kube::copy_in(pod, None, &kube::CopySource::Path(relay.to_string()), BIN_DIR)?;
     }
     let done = kube::exec(pod, None, &["touch".into(), READY.into()], None)?;
     if done.exit_code != Some(0) {
@@ -553,7 +638,6 @@ impl Backend for Kubernetes {
                 "pod {name}, its Sandbox, its claim or its network policy exists already and is not this session's"
             )));
         }
-        kube::apply(&policy(&spec).to_string())?;
         if shape == Shape::Pod {
             kube::apply(&claim(&spec).to_string())?;
         }
@@ -571,9 +655,6 @@ impl Backend for Kubernetes {
             // A pod that ended or cannot run is made again (its spec cannot
             // change in place; a Sandbox's controller makes it again).
             kube::delete(POD, &resource_id)?;
-        }
-        if !exists(POLICY, &policy_name(&resource_id))? {
-            kube::apply(&policy(&spec).to_string())?;
         }
         if shape == Shape::Pod && !exists(CLAIM, &shape.claim_name(&resource_id))? {
             kube::apply(&claim(&spec).to_string())?;

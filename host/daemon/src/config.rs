@@ -26,6 +26,9 @@
 //! max_connections_per_session = 512   # tunnels included; over it: 429
 //! max_requests_per_second = 1000  # per session (bursts of twice as many); over it: 429
 //! idle_timeout_secs = 90          # a connection with nothing in flight, quiet this long, is closed
+//! direct_listen = "0.0.0.0:7443"  # the direct door, for pods of a cluster that can reach this
+//!                                 # machine (default: none; they come in through the tunnel)
+//! direct_address = "192.0.2.10:7443"  # the IP and port they dial (default: direct_listen)
 //! [proxy.upstreams]               # development/tests: send a host's traffic elsewhere
 //! "api.github.com" = "127.0.0.1:9443"   # (still TLS; SNI and Host unchanged)
 //! "*" = "127.0.0.1:9443"                # every host name without its own entry (not IPs, localhost)
@@ -301,6 +304,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_direct_door_needs_an_address_sessions_can_dial() {
+        let door = |text: &str| toml::from_str::<Config>(text).expect("config").proxy.door();
+        assert_eq!(door("").expect("valid"), None, "no door unless configured");
+        let (listen, address) =
+            door("[proxy]\ndirect_listen = \"0.0.0.0:7443\"\ndirect_address = \"192.0.2.10:7443\"\n")
+                .expect("valid")
+                .expect("a door");
+        assert_eq!((listen.to_string(), address.to_string()), ("0.0.0.0:7443".into(), "192.0.2.10:7443".into()));
+        let (_, address) = door("[proxy]\ndirect_listen = \"10.1.2.3:0\"\n").expect("valid").expect("a door");
+        assert_eq!(address.to_string(), "10.1.2.3:0", "the listen address is dialled when none is said");
+        let why = door("[proxy]\ndirect_listen = \"0.0.0.0:7443\"\n").expect_err("cannot be dialled");
+        assert!(why.contains("direct_address"), "{why}");
+        let why = door("[proxy]\ndirect_listen = \"door.example:7443\"\n").expect_err("not an address");
+        assert!(why.contains("IP address and port"), "{why}");
+        assert!(door("[proxy]\ndirect_address = \"10.1.2.3:7443\"\n").is_err(), "an address without a door");
+    }
 
     #[test]
     fn the_kubernetes_table_names_the_cluster_and_its_namespace() {

@@ -113,6 +113,9 @@ impl Daemon {
         )
         .context("starting the proxy")?;
         network.proxy.set_status_target(config.local_api_addr());
+        if let Some((listen, address)) = config.proxy.door().map_err(anyhow::Error::msg)? {
+            network.proxy.open_door(listen, address).await.context("opening the proxy's direct door")?;
+        }
         runtime.set_http_route(network.component_route.clone());
         let relay = install_relay(&home.root.join("bin"), parts.relay).context("installing the container relay")?;
         let defaults = Defaults {

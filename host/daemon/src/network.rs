@@ -207,4 +207,8 @@ impl Egress for ProxyEgress {
     fn session_secret(&self, id: &str) -> Option<String> {
         Some(self.proxy.session_secret(id))
     }
+
+    fn door(&self, id: &str) -> Option<(String, String)> {
+        Some((self.proxy.door()?.address.to_string(), self.proxy.door_file(id)?))
+    }
 }

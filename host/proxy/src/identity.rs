@@ -2,7 +2,10 @@
 //! the daemon keeps (`proxy-identity.key`, mode 0600) — HMAC-SHA256 of the
 //! session id — so nothing secret is stored with the session, a restarted
 //! daemon recognises the sessions it started, and no session can work out
-//! another's secret.
+//! another's secret. Each session's *door key* (what a pod presents at the
+//! proxy's direct door, see [`crate::door`]) derives the same way from a
+//! second key that derives from this one, so no door key is any session's
+//! secret, nor the other way round.
 
 use std::path::Path;
 
@@ -14,7 +17,10 @@ use crate::ProxyError;
 pub const KEY_FILE: &str = "proxy-identity.key";
 
 /// The key sessions' secrets derive from.
-pub struct IdentityKey(hmac::Key);
+pub struct IdentityKey {
+    secrets: hmac::Key,
+    doors: hmac::Key,
+}
 
 impl IdentityKey {
     /// Load the key from `home`, or make one.
@@ -30,21 +36,39 @@ impl IdentityKey {
             }
             Err(e) => return Err(ProxyError::io(&path, e)),
         };
-        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
+        Ok(Self::from_bytes(&bytes))
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Self {
+        let secrets = hmac::Key::new(hmac::HMAC_SHA256, bytes);
+        let doors = hmac::Key::new(hmac::HMAC_SHA256, hmac::sign(&secrets, DOOR_DOMAIN).as_ref());
+        Self { secrets, doors }
     }
 
     /// A key for tests (not persisted).
     #[cfg(test)]
     pub fn ephemeral() -> Self {
         let bytes: [u8; 32] = rand::random();
-        Self(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+        Self::from_bytes(&bytes)
     }
 
     /// The secret of session `id` (hex).
     pub fn secret(&self, id: &str) -> String {
-        let tag = hmac::sign(&self.0, id.as_bytes());
-        tag.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
+        hex(&hmac::sign(&self.secrets, id.as_bytes()).as_ref()[..16])
     }
+
+    /// The door key of session `id` (hex): what its pods present at the
+    /// proxy's direct door.
+    pub fn door_key(&self, id: &str) -> String {
+        hex(hmac::sign(&self.doors, id.as_bytes()).as_ref())
+    }
+}
+
+/// What the door keys' own key is derived with (no session id is this).
+const DOOR_DOMAIN: &[u8] = b"clauderon direct door keys\0";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -60,5 +84,9 @@ mod tests {
         assert_ne!(a.secret("s1"), a.secret("s2"));
         assert_ne!(a.secret("s1"), IdentityKey::ephemeral().secret("s1"));
         assert_eq!(a.secret("s1").len(), 32);
+        assert_eq!(a.door_key("s1"), b.door_key("s1"));
+        assert_ne!(a.door_key("s1"), a.door_key("s2"));
+        assert!(!a.door_key("s1").starts_with(&a.secret("s1")), "a door key is not the session's secret");
+        assert_eq!(a.door_key("s1").len(), 64);
     }
 }

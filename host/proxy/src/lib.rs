@@ -10,6 +10,8 @@
 //! - forwards over a pooled, verified TLS client ([`upstream`]), streaming
 //!   bodies both ways and relaying WebSocket upgrades;
 //! - writes one [`audit`] record per request;
+//! - lets sessions on other machines in through its direct door ([`door`]),
+//!   each by its own key, to its own listener alone;
 //! - relays the session's agent status events to the daemon ([`status_relay`]);
 //! - bounds what each session holds: connections, request rate, idle time
 //!   ([`limits`]), and its share of the audit ([`audit`]);
@@ -23,6 +25,7 @@ pub mod audit;
 pub mod ca;
 pub mod credentials;
 pub mod destination;
+pub mod door;
 pub mod hosts;
 pub mod identity;
 pub mod limits;
@@ -124,6 +127,13 @@ pub struct ProxyConfig {
     pub max_requests_per_second: u32,
     /// Seconds a connection with no request in flight may stay quiet.
     pub idle_timeout_secs: u64,
+    /// Where the direct door listens (see [`door`]), e.g. `0.0.0.0:7443`;
+    /// none (the default): no door, and remote sessions use the tunnel.
+    pub direct_listen: Option<String>,
+    /// The address sessions dial to reach the door, an IP and port (its
+    /// certificate's name, and what their network policy lets out); default:
+    /// `direct_listen`, which then must name an address, not `0.0.0.0`.
+    pub direct_address: Option<String>,
 }
 
 impl ProxyConfig {
@@ -134,6 +144,36 @@ impl ProxyConfig {
             requests_per_second: self.max_requests_per_second.max(1),
             idle: std::time::Duration::from_secs(self.idle_timeout_secs.max(1)),
         }
+    }
+
+    /// Where the direct door listens and the address sessions dial, if it
+    /// is configured; an error says what is wrong.
+    pub fn door(&self) -> Result<Option<(std::net::SocketAddr, std::net::SocketAddr)>, String> {
+        let Some(listen) = &self.direct_listen else {
+            return match &self.direct_address {
+                Some(_) => {
+                    Err("[proxy] direct_address is set but direct_listen is not: say where the door listens".into())
+                }
+                None => Ok(None),
+            };
+        };
+        let parse = |key: &str, value: &str| {
+            value.parse::<std::net::SocketAddr>().map_err(|e| {
+                format!("[proxy] {key} = {value:?}: {e}; an IP address and port, e.g. \"192.0.2.10:7443\"")
+            })
+        };
+        let listen = parse("direct_listen", listen)?;
+        let address = match &self.direct_address {
+            Some(address) => parse("direct_address", address)?,
+            None => listen,
+        };
+        if address.ip().is_unspecified() {
+            return Err(format!(
+                "[proxy] the direct door listens on {listen}, which sessions cannot dial: set direct_address to \
+                 the IP address and port they reach this machine on"
+            ));
+        }
+        Ok(Some((listen, address)))
     }
 }
 
@@ -153,6 +193,8 @@ impl Default for ProxyConfig {
             max_connections_per_session: 512,
             max_requests_per_second: 1_000,
             idle_timeout_secs: 90,
+            direct_listen: None,
+            direct_address: None,
         }
     }
 }

@@ -182,6 +182,8 @@ pub struct Proxy {
     listeners: Mutex<HashMap<String, Listener>>,
     /// The threads connections are served on.
     workers: Arc<Workers>,
+    /// The direct door, once open (see [`crate::door`]).
+    pub(crate) door: OnceLock<crate::door::Door>,
 }
 
 /// What a [`Proxy`] is made of.
@@ -225,7 +227,7 @@ impl Proxy {
             status_client,
         });
         let workers = Arc::new(Workers::start());
-        Self { shared, identity, bind, listeners: Mutex::new(HashMap::new()), workers }
+        Self { shared, identity, bind, listeners: Mutex::new(HashMap::new()), workers, door: OnceLock::new() }
     }
 
     /// Relay status events (`http://clauderon.internal/api/sessions/{id}/status-event`)
@@ -349,6 +351,26 @@ impl Proxy {
     /// The secret session `id` holds (in its proxy URL).
     pub fn session_secret(&self, id: &str) -> String {
         self.identity.secret(id)
+    }
+
+    /// The key sessions' secrets and door keys derive from.
+    pub(crate) fn identity(&self) -> &IdentityKey {
+        &self.identity
+    }
+
+    /// Where session `id`'s listener is, if open: its unix socket (if it
+    /// has one) and its port (on [`Self::local_ip`]).
+    pub(crate) fn listener_of(&self, id: &str) -> Option<(Option<std::path::PathBuf>, u16)> {
+        self.listeners.lock().ok()?.get(id).map(|l| (l.socket.clone(), l.port))
+    }
+
+    /// The address this machine reaches the listeners on.
+    pub(crate) fn local_ip(&self) -> IpAddr {
+        match self.bind {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ip => ip,
+        }
     }
 
     /// The session's listener port, if open.

@@ -31,7 +31,7 @@ mod runtime;
 pub mod state;
 pub use capabilities::http::HttpRoute;
 pub use capabilities::kube::KubeSettings;
-pub use capabilities::kube::{BranchBundle, Incoming, SessionBranch, SessionSupport};
+pub use capabilities::kube::{BranchBundle, Incoming, SessionBranch, SessionDoor, SessionSupport};
 pub use state::Progress;
 
 pub use approval::Approval;

@@ -3,7 +3,9 @@
 //! has no network but its own loopback, so this listens on the proxy's port
 //! there and relays each connection to the proxy — through its unix socket
 //! (mounted in), or, in a pod of a remote cluster, through the reverse
-//! tunnel the host keeps into the pod (see [`crate::relay`]) — runs the agent as its
+//! tunnel the host keeps into the pod (see [`crate::relay`]), or over TLS
+//! to the proxy's direct door where the cluster can reach the daemon (see
+//! [`crate::door`]) — runs the agent as its
 //! child, passes it the signals `docker stop` and the terminal send, reaps
 //! orphans, and exits with the agent's status once what the agent left
 //! running has finished (for up to [`crate::LINGER`]).
@@ -16,7 +18,7 @@ use nix::unistd::Pid;
 
 use std::sync::Arc;
 
-use crate::{SandboxError, reap, relay};
+use crate::{SandboxError, door, reap, relay};
 
 /// Where the relay passes the agent's connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,8 @@ pub enum WayOut {
     Socket(PathBuf),
     /// Connections the host opens into the pod on this port (`--tunnel PORT`).
     Tunnel(u16),
+    /// The proxy's direct door (`--direct IP:PORT --door FILE`).
+    Direct(door::Door),
 }
 
 /// What `clauderon-relay` was asked to do.
@@ -39,9 +43,10 @@ pub struct Args {
 }
 
 impl Args {
-    /// `--port PORT (--socket PATH | --tunnel PORT) -- COMMAND…`
+    /// `--port PORT (--socket PATH | --tunnel PORT | --direct IP:PORT --door FILE) -- COMMAND…`
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let usage = "usage: clauderon-relay --port PORT (--socket PATH | --tunnel PORT) -- COMMAND [ARGS…]";
+        let usage = "usage: clauderon-relay --port PORT (--socket PATH | --tunnel PORT | --direct IP:PORT --door FILE) \
+                     -- COMMAND [ARGS…]";
         let split = args.iter().position(|a| a == "--").ok_or(usage)?;
         let (opts, command) = (&args[..split], &args[split + 1..]);
         let value = |name: &str| opts.iter().position(|a| a == name).and_then(|i| opts.get(i + 1));
@@ -49,13 +54,19 @@ impl Args {
             value(name).ok_or(usage)?.parse().map_err(|_| format!("{name} must be a port number; {usage}"))
         };
         let port = number("--port")?;
-        let way_out = match (value("--socket"), value("--tunnel")) {
-            (Some(socket), None) => WayOut::Socket(PathBuf::from(socket)),
-            (None, Some(_)) => match number("--tunnel")? {
+        let way_out = match (value("--socket"), value("--tunnel"), value("--direct")) {
+            (Some(socket), None, None) => WayOut::Socket(PathBuf::from(socket)),
+            (None, Some(_), None) => match number("--tunnel")? {
                 tunnel if tunnel == port => return Err(format!("--tunnel must differ from --port; {usage}")),
                 tunnel => WayOut::Tunnel(tunnel),
             },
-            _ => return Err(format!("one of --socket and --tunnel; {usage}")),
+            (None, None, Some(address)) => WayOut::Direct(door::Door {
+                address: address
+                    .parse()
+                    .map_err(|_| format!("--direct must be an IP address and port, not {address:?}; {usage}"))?,
+                file: PathBuf::from(value("--door").ok_or_else(|| format!("--direct needs --door FILE; {usage}"))?),
+            }),
+            _ => return Err(format!("one of --socket, --tunnel and --direct; {usage}")),
         };
         if command.is_empty() {
             return Err(usage.into());
@@ -88,6 +99,7 @@ pub fn run(args: &Args) -> Result<i32, SandboxError> {
                 relay::serve_through(listener, tunnels.clone());
             }
         }
+        WayOut::Direct(door) => door::serve(relay::listen(args.port)?, door.clone())?,
     }
     let child = std::process::Command::new(&args.command[0])
         .args(&args.command[1..])
@@ -133,6 +145,24 @@ mod tests {
         assert_eq!(args.command, strings(&["claude", "-p"]));
         let tunnel = Args::parse(&strings(&["--port", "4100", "--tunnel", "4101", "--", "claude"])).expect("parsed");
         assert_eq!(tunnel.way_out, WayOut::Tunnel(4101));
+        let direct = Args::parse(&strings(&[
+            "--port",
+            "4100",
+            "--direct",
+            "10.0.0.5:7443",
+            "--door",
+            "/session/door",
+            "--",
+            "claude",
+        ]))
+        .expect("parsed");
+        assert_eq!(
+            direct.way_out,
+            WayOut::Direct(door::Door {
+                address: "10.0.0.5:7443".parse().expect("addr"),
+                file: "/session/door".into()
+            })
+        );
         for bad in [
             &["--port", "x", "--socket", "/s", "--", "a"][..],
             &["--port", "1", "--", "a"],
@@ -140,6 +170,9 @@ mod tests {
             &["--port", "1", "--socket", "/s", "--tunnel", "2", "--", "a"],
             &["--port", "1", "--tunnel", "1", "--", "a"],
             &["--port", "1", "--tunnel", "x", "--", "a"],
+            &["--port", "1", "--direct", "door.example:7443", "--door", "/d", "--", "a"],
+            &["--port", "1", "--direct", "10.0.0.5:7443", "--", "a"],
+            &["--port", "1", "--direct", "10.0.0.5:7443", "--door", "/d", "--tunnel", "2", "--", "a"],
             &["a"],
         ] {
             let err = Args::parse(&strings(bad)).expect_err("refused");

@@ -24,6 +24,7 @@
 //! PID 1.
 
 pub mod container_init;
+pub mod door;
 pub mod policy;
 pub mod probe;
 

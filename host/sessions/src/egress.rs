@@ -39,4 +39,7 @@ pub trait Egress: Send + Sync {
     fn close(&self, id: &str);
     /// The secret only this session knows (it authenticates its status events).
     fn session_secret(&self, id: &str) -> Option<String>;
+    /// Where sessions on other machines dial the proxy's direct door
+    /// (`IP:PORT`) and session `id`'s door file; none without a door.
+    fn door(&self, id: &str) -> Option<(String, String)>;
 }

@@ -233,6 +233,19 @@ impl Manager {
         Ok(dir.join(clauderon_proxy::server::SOCKET_NAME))
     }
 
+    /// The proxy's direct door for session `id`, its proxy opened if it was
+    /// not (the door leads only to an open one); none without a door.
+    pub async fn door(&self, id: &str) -> Result<Option<clauderon_runtime::SessionDoor>, SessionError> {
+        let session = self.get(id).await?;
+        let Some(egress) = &self.egress else { return Ok(None) };
+        let Some((address, file)) = egress.door(&session.id) else { return Ok(None) };
+        egress
+            .open(&session)
+            .await
+            .map_err(|e| SessionError::Failed(format!("opening the session's proxy failed: {e}")))?;
+        Ok(Some(clauderon_runtime::SessionDoor { address, file }))
+    }
+
     fn close_egress(&self, session: &Session) {
         if let Some(egress) = &self.egress {
             egress.close(&session.id);
@@ -1481,6 +1494,17 @@ impl clauderon_runtime::SessionSupport for ManagerSupport {
         Box::pin(async move {
             let manager = self.manager()?;
             manager.receive_branch(session_id, bundle).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn door<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<clauderon_runtime::SessionDoor>, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let manager = self.manager()?;
+            manager.door(session_id).await.map_err(|e| e.to_string())
         })
     }
 

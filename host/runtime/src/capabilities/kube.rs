@@ -81,6 +81,16 @@ pub struct SessionBranch {
     pub base: String,
 }
 
+/// The proxy's direct door, as one session's pods use it.
+#[derive(Debug, Clone)]
+pub struct SessionDoor {
+    /// Where they dial (`IP:PORT`).
+    pub address: String,
+    /// The session's door file: its line with its door key, then
+    /// clauderon's CA certificate.
+    pub file: String,
+}
+
 /// A reader of what a pod sends.
 pub type Incoming = Pin<Box<dyn tokio::io::AsyncRead + Send>>;
 
@@ -107,6 +117,13 @@ pub trait SessionSupport: Send + Sync {
         session_id: &'a str,
         bundle: Incoming,
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+
+    /// The proxy's direct door for session `session_id`, its proxy opened
+    /// if it was not; none where the daemon has no door.
+    fn door<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<SessionDoor>, String>> + Send + 'a>>;
 
     /// The unix socket of session `session_id`'s proxy, opened if it was not.
     fn proxy_socket<'a>(
@@ -422,6 +439,7 @@ async fn session_path(own: &[PathBuf], path: &str) -> Result<PathBuf, PluginErro
 enum Input {
     File(tokio::fs::File),
     Tar(Tar),
+    Bytes(Vec<u8>),
 }
 
 /// The host's `tar -c` of one of the session's paths, and what it says on
@@ -762,10 +780,23 @@ impl Host for HostState {
                 let argv = ["sh", "-c", r#"set -e; mkdir -p "$1"; tar -x -o -C "$1""#, "sh", &target];
                 (argv.map(String::from).to_vec(), Input::Tar(Tar::start(&path).await?))
             }
+            CopySource::Door => {
+                let support = self.services.kube.support("has no sessions' proxies")?;
+                let door = support.door(&session).await.map_err(PluginError::Failed)?.ok_or_else(|| {
+                    PluginError::Unsupported(
+                        "this daemon has no direct door ([proxy] direct_listen); use the tunnel".into(),
+                    )
+                })?;
+                // Readable by the pod's user alone, in place at once.
+                let script = r#"set -e; umask 077; mkdir -p "$(dirname "$1")"; cat > "$1.new"; chmod 0400 "$1.new"; mv -f "$1.new" "$1""#;
+                let argv = ["sh", "-c", script, "sh", &target];
+                (argv.map(String::from).to_vec(), Input::Bytes(door.file.into_bytes()))
+            }
         };
         let (reader, mut tar) = match input {
             Input::File(file) => (Box::pin(file) as Incoming, None),
             Input::Tar(mut tar) => (tar.output()?, Some(tar)),
+            Input::Bytes(bytes) => (Box::pin(std::io::Cursor::new(bytes)) as Incoming, None),
         };
         let out = run_in_pod(&self.services.kube, &scope, &pod, container, argv, Some(reader), None, self.time_left())
             .await?;
@@ -823,6 +854,14 @@ impl Host for HostState {
         let socket = support.proxy_socket(&session).await.map_err(PluginError::Failed)?;
         service.tunnels.open(&session, tunnel::Target { pods, pod, uid, port, socket });
         Ok(())
+    }
+
+    async fn direct_door(&mut self) -> Res<Option<String>> {
+        self.kube_scope()?;
+        let session = self.served("direct-door")?;
+        let support = self.services.kube.support("has no sessions' proxies")?;
+        let door = support.door(&session).await.map_err(PluginError::Failed)?;
+        Ok(door.map(|d| d.address))
     }
 
     async fn watch_pod(&mut self, pod: String) -> Res<()> {
