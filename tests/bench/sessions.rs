@@ -17,6 +17,7 @@
 //!   pods in Docker): create → running via the API beside the cluster's own
 //!   time for a bare pod of the same image (so clauderon's share shows), and
 //!   a proxied HTTPS request's round trip from the pod through the tunnel
+//!   and through the proxy's direct door
 //!   beside the same request sent straight to the session's proxy from this
 //!   machine; and create → running as an agent-sandbox Sandbox (the mock
 //!   with `--agent-sandbox`) beside the bare pod's.
@@ -480,6 +481,41 @@ fn kube() {
     report("kube: proxied HTTPS request through the tunnel", through, Duration::from_millis(100));
     report("kube: the same request straight to the proxy", direct, Duration::from_millis(100));
     println!("  the tunnel's cost: {ratio:.2}× the direct round trip at p50");
+    let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
+    assert_eq!(code, 200, "{text}");
+    drop(world);
+
+    // The same request from a pod that comes in through the proxy's direct
+    // door (TLS to the daemon, the session's key, then its proxy).
+    let reach = clauderon_tests::TestCluster::mock(&["--pods-reach-host"]);
+    let host_ip = reach.host_ip();
+    let port = std::net::TcpListener::bind((host_ip.as_str(), 0)).and_then(|l| l.local_addr()).expect("port").port();
+    let world = clauderon_tests::World::start_configured(
+        &format!("direct_listen = \"{host_ip}:{port}\"\n"),
+        &kube_config(&reach),
+    );
+    let mut http = Http::connect(&world.daemon);
+    let repo = world.repo.path().display().to_string();
+    let name = format!("bench-kube-door-{}", std::process::id());
+    let body = format!(
+        r#"{{"repo": {repo:?}, "prompt": "exec sleep 600", "backend": "kubernetes", "agent": "shell", "name": "{name}"}}"#
+    );
+    let (code, text) = http.call("POST", "/api/sessions", &body);
+    assert_eq!(code, 201, "{text}");
+    let session: serde_json::Value = serde_json::from_str(&text).expect("session");
+    let pod = session["resource_id"].as_str().expect("pod").to_string();
+    clauderon_tests::eventually(20, "the relay in the pod", || {
+        reach.kubectl(&["exec", &pod, "--", "sh", "-c", &loop_of(3)]).status.success().then_some(())
+    });
+    let mut door = curl_times(&reach.ok(&["exec", &pod, "--", "sh", "-c", &loop_of(50)]));
+    door.sort();
+    let ratio = percentile(&door, 0.5).as_secs_f64() / percentile(&d, 0.5).as_secs_f64();
+    let against_tunnel = percentile(&door, 0.5).as_secs_f64() / percentile(&t, 0.5).as_secs_f64();
+    report("kube: proxied HTTPS request through the direct door", door, Duration::from_millis(100));
+    println!(
+        "  the door's cost: {ratio:.2}× the direct round trip at p50 ({against_tunnel:.2}× the tunnel's; \
+         its own TLS handshake to the daemon per connection)"
+    );
     let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
     assert_eq!(code, 200, "{text}");
     drop(world);
