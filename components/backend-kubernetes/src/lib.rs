@@ -447,21 +447,22 @@ fn parse(json: &str) -> Result<Value> {
 }
 
 /// Make the pod (the claim exists) or have the Sandbox run, with its
-/// network policy for its way out, then [`settle`] it.
-fn launch(spec: &SessionSpec, shape: Shape) -> Result<SessionInfo> {
+/// network policy for its way out, then [`settle`] it (`fresh`: its claim
+/// was made by this create, so it is empty).
+fn launch(spec: &SessionSpec, shape: Shape, fresh: bool) -> Result<SessionInfo> {
     let way = WayOut::of(spec)?;
     kube::apply(&policy(spec, way.as_ref())?.to_string())?;
     match shape {
         Shape::Pod => kube::apply(&pod(spec, way.as_ref())?.to_string())?,
         Shape::Sandbox => kube::apply(&sandbox(spec, way.as_ref())?.to_string())?,
     };
-    settle(spec)
+    settle(spec, fresh)
 }
 
 /// Wait for the session's pod to run (a Sandbox's is made by its
-/// controller meanwhile), fill its claim (once), open its tunnel and have
-/// the host follow its health.
-fn settle(spec: &SessionSpec) -> Result<SessionInfo> {
+/// controller meanwhile), fill its claim (once; `fresh`: it is new), open
+/// its way out and have the host follow its health.
+fn settle(spec: &SessionSpec, fresh: bool) -> Result<SessionInfo> {
     let timeout: u32 = spec.option("start_timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(60_000);
     let seen = match kube::wait_for_pod(&spec.resource_name, timeout) {
         // The Sandbox's controller says why it made no pod.
@@ -490,7 +491,7 @@ fn settle(spec: &SessionSpec) -> Result<SessionInfo> {
     }
     // The pod's relay reaches the proxy the way it was started with.
     let route = Route::of_pod(&seen);
-    fill_claim(spec, route.as_ref())?;
+    fill_claim(spec, route.as_ref(), fresh)?;
     open_way(spec, route.as_ref())?;
     kube::watch_pod(&spec.resource_name)?;
     Ok(SessionInfo { resource_id: spec.resource_name.clone(), status })
@@ -517,14 +518,14 @@ fn open_way(spec: &SessionSpec, route: Option<&Route>) -> Result<()> {
 /// keeps them, and the agent's work, across stop and start): the branch at
 /// the workspace, the config home, clauderon's CA bundle, the relay. Then
 /// the agent starts. The door file goes in every time the route is the
-/// door (the session's pod may have had the tunnel before).
-fn fill_claim(spec: &SessionSpec, route: Option<&Route>) -> Result<()> {
+/// door (the session's pod may have had the tunnel before). A `fresh` claim
+/// (made by this create) is not asked whether it has them: one exec less.
+fn fill_claim(spec: &SessionSpec, route: Option<&Route>, fresh: bool) -> Result<()> {
     let pod = &spec.resource_name;
     if let Some(Route::Direct(_)) = route {
         kube::copy_in(pod, None, &kube::CopySource::Door, DOOR)?;
     }
-    let ready = kube::exec(pod, None, &["test".into(), "-e".into(), READY.into()], None)?;
-    if ready.exit_code == Some(0) {
+    if !fresh && kube::exec(pod, None, &["test".into(), "-e".into(), READY.into()], None)?.exit_code == Some(0) {
         return Ok(());
     }
     kube::copy_in(pod, None, &kube::CopySource::Branch, WORKSPACE)?;
@@ -641,7 +642,7 @@ impl Backend for Kubernetes {
         if shape == Shape::Pod {
             kube::apply(&claim(&spec).to_string())?;
         }
-        launch(&spec, shape)
+        launch(&spec, shape, true)
     }
 
     fn start(resource_id: String, spec: SessionSpec) -> Result<SessionInfo> {
@@ -650,7 +651,7 @@ impl Backend for Kubernetes {
             if matches!(state_of(&parse(&found)?).state, ResourceState::Running | ResourceState::Starting) {
                 // It runs on, or is about to (the daemon restarted): wait
                 // for it as create does, and open its tunnel again.
-                return settle(&spec);
+                return settle(&spec, false);
             }
             // A pod that ended or cannot run is made again (its spec cannot
             // change in place; a Sandbox's controller makes it again).
@@ -659,7 +660,7 @@ impl Backend for Kubernetes {
         if shape == Shape::Pod && !exists(CLAIM, &shape.claim_name(&resource_id))? {
             kube::apply(&claim(&spec).to_string())?;
         }
-        launch(&spec, shape)
+        launch(&spec, shape, false)
     }
 
     fn stop(resource_id: String) -> Result<()> {
