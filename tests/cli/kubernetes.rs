@@ -398,6 +398,11 @@ fn where_the_cluster_can_reach_this_machine_a_session_comes_in_through_the_proxy
     let port = std::net::TcpListener::bind((host_ip.as_str(), 0)).and_then(|l| l.local_addr()).expect("a port").port();
     let door = format!("{host_ip}:{port}");
     let mut world = World::start_configured(&format!("direct_listen = \"{door}\"\n"), &config(&kube, true));
+    // `clauderon doctor` says where the door is.
+    let doctor = world.home.run(&["doctor", "--json"]).json();
+    let check = doctor["checks"].as_array().into_iter().flatten().find(|c| c["name"] == "direct door").cloned();
+    let detail = check.as_ref().map(|c| c["detail"].to_string()).unwrap_or_default();
+    assert!(detail.contains(&format!("dial {door}")), "{doctor}");
     let name = unique("kd");
     let made = create(&world, &name, "sleep 600", &["--access-mode", "read-only"]).ok().json();
     let pod = made["resource_id"].as_str().expect("a resource").to_string();

@@ -33,7 +33,7 @@ pub struct Doctor {
 /// One part of the machine.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Check {
-    /// `daemon`, `sandbox`, `backend`, `agent` or `credential`.
+    /// `daemon`, `proxy`, `sandbox`, `backend`, `agent` or `credential`.
     pub area: String,
     /// What was checked (a component id, a credential service, …).
     pub name: String,
@@ -64,6 +64,17 @@ pub async fn report(s: &ApiState) -> Doctor {
     let defaults = manager.defaults();
     let runtime = manager.runtime();
     let mut checks = vec![daemon(s)];
+    if let Some(door) = s.proxy.door() {
+        checks.push(Check::new(
+            "proxy",
+            "direct door",
+            true,
+            format!(
+                "listening on {}; a cluster's pods dial {} (TLS with clauderon's CA, each session by its own key)",
+                door.listen, door.address
+            ),
+        ));
+    }
     // Whether the default backend runs agents on this machine (then the
     // default agent's CLI and the sandbox must be here too).
     let default_on_host = match manager.features(&defaults.backend).await {
