@@ -468,6 +468,12 @@ fn where_the_cluster_can_reach_this_machine_a_session_comes_in_through_the_proxy
     // A leaked line works while its session lives (so its refusal below is the deletion's).
     assert!(knock(&format!("{other_line}\n{}", connect(&other_auth))).starts_with("HTTP/1.1 200"));
     refused("its key with the other's id", &format!("clauderon-door/1 {other_id} {key}\n{}", connect(&other_auth)));
+    // The session it tried to come in as has it in its audit.
+    let audit = eventually(10, "the refusal in the other session's audit", || {
+        let audit = world.home.run(&["audit", "--session", &other_name, "--json"]).ok().stdout;
+        (audit.contains("\"DOOR\"") && audit.contains("door key is not the session's")).then_some(audit)
+    });
+    assert!(!audit.contains(&key), "no key in the audit");
     let mut wrong = key.clone();
     let last = if wrong.ends_with('0') { '1' } else { '0' };
     wrong.pop();

@@ -15,7 +15,9 @@
 //! closed (deleted, or not started since the daemon started), a line longer
 //! than [`MAX_LINE`] or slower than [`LINE_TIMEOUT`]. At most
 //! [`MAX_UNPROVEN`] connections may be between accept and a proven key at
-//! once. Refusals are logged with the peer's address, never with what it sent.
+//! once. Refusals are logged with the peer's address, never with what it
+//! sent; one that named an open session is also in that session's audit
+//! (decision `denied`, method `DOOR`).
 //!
 //! A pod holds its door *file* ([`Proxy::door_file`]): the line, then
 //! clauderon's CA certificate, which alone the pod's relay trusts for the
@@ -119,7 +121,7 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, proxy: Weak<Proxy>
                     .accept(stream)
                     .await
                     .map_err(|e| format!("no TLS handshake ({e}); the door speaks only TLS"))?;
-                let (session, rest) = prove(&proxy, &mut stream).await?;
+                let (session, rest) = prove(&proxy, peer, &mut stream).await?;
                 Ok::<_, String>((stream, session, rest))
             })
             .await
@@ -141,7 +143,11 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, proxy: Weak<Proxy>
 
 /// Read the first line and check it: the session it names, and what came
 /// after the line (the session's first bytes).
-async fn prove<S: AsyncRead + Unpin>(proxy: &Proxy, stream: &mut S) -> Result<(String, Vec<u8>), String> {
+async fn prove<S: AsyncRead + Unpin>(
+    proxy: &Proxy,
+    peer: SocketAddr,
+    stream: &mut S,
+) -> Result<(String, Vec<u8>), String> {
     let mut read = Vec::with_capacity(1024);
     let end = loop {
         if let Some(end) = read.iter().position(|b| *b == b'\n') {
@@ -164,7 +170,9 @@ async fn prove<S: AsyncRead + Unpin>(proxy: &Proxy, stream: &mut S) -> Result<(S
         return Err(format!("its first line is not `{PROTOCOL} SESSION-ID DOOR-KEY`"));
     };
     if session.is_empty() || !proxy.door_key_ok(session, key) {
-        return Err("its door key is not the session's it names".into());
+        let why = "its door key is not the session's it names";
+        proxy.audit_door_refusal(session, &format!("direct door: a connection from {peer} was closed: {why}"));
+        return Err(why.into());
     }
     if proxy.port(session).is_none() {
         return Err(format!("session {session}'s proxy is not open (the session is gone, or not started)"));

@@ -364,6 +364,16 @@ impl Proxy {
         self.listeners.lock().ok()?.get(id).map(|l| (l.socket.clone(), l.port))
     }
 
+    /// Put a refusal at the direct door in session `id`'s audit, if its
+    /// proxy is open: someone came in under its name without its key.
+    pub(crate) fn audit_door_refusal(&self, id: &str, reason: &str) {
+        let Some(ctx) = self.listeners.lock().ok().and_then(|m| m.get(id).map(|l| l.ctx.clone())) else { return };
+        let mut record = refused(&ctx, Decision::Denied, StatusCode::FORBIDDEN, reason);
+        record.method = "DOOR".into();
+        record.status = None;
+        self.shared.audit.record(record);
+    }
+
     /// The address this machine reaches the listeners on.
     pub(crate) fn local_ip(&self) -> IpAddr {
         match self.bind {
