@@ -1,4 +1,4 @@
-//! `clauderon-relay --port PORT (--socket PATH | --tunnel PORT) -- COMMAND…`: the init of a
+//! `clauderon-relay --port PORT (--socket PATH | --tunnel PORT | --direct IP:PORT --door FILE) -- COMMAND…`: the init of a
 //! session's container (see `clauderon_sandbox::container_init`). Built as a
 //! static binary, so it runs in any image.
 
