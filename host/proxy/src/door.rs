@@ -121,33 +121,39 @@ async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, proxy: Weak<Proxy>
                     .accept(stream)
                     .await
                     .map_err(|e| format!("no TLS handshake ({e}); the door speaks only TLS"))?;
-                let (session, rest) = prove(&proxy, peer, &mut stream).await?;
-                Ok::<_, String>((stream, session, rest))
+                let proven = prove(&proxy, peer, &mut stream).await?;
+                Ok::<_, String>((stream, proven))
             })
             .await
             .unwrap_or_else(|_| Err(format!("no TLS handshake and first line within {LINE_TIMEOUT:?}")));
             drop(permit);
-            let (stream, session, rest) = match proven {
+            let (stream, proven) = match proven {
                 Ok(proven) => proven,
                 Err(why) => {
                     tracing::warn!("direct door: a connection from {peer} was closed: {why}");
                     return;
                 }
             };
-            if let Err(e) = pass(&proxy, &session, stream, &rest).await {
+            let session = proven.session.clone();
+            if let Err(e) = pass(&proxy, proven, stream).await {
                 tracing::debug!(session = %session, "direct door: a connection from {peer} ended: {e}");
             }
         });
     }
 }
 
-/// Read the first line and check it: the session it names, and what came
-/// after the line (the session's first bytes).
-async fn prove<S: AsyncRead + Unpin>(
-    proxy: &Proxy,
-    peer: SocketAddr,
-    stream: &mut S,
-) -> Result<(String, Vec<u8>), String> {
+/// A connection whose first line proved its session's key.
+struct Proven {
+    session: String,
+    /// Where the session's listener is (see [`Proxy::listener_of`]).
+    socket: Option<std::path::PathBuf>,
+    port: u16,
+    /// What came after the line: the session's first bytes.
+    first: Vec<u8>,
+}
+
+/// Read the first line and check it: the session it names, whose proxy must be open.
+async fn prove<S: AsyncRead + Unpin>(proxy: &Proxy, peer: SocketAddr, stream: &mut S) -> Result<Proven, String> {
     let mut read = Vec::with_capacity(1024);
     let end = loop {
         if let Some(end) = read.iter().position(|b| *b == b'\n') {
@@ -174,33 +180,31 @@ async fn prove<S: AsyncRead + Unpin>(
         proxy.audit_door_refusal(session, &format!("direct door: a connection from {peer} was closed: {why}"));
         return Err(why.into());
     }
-    if proxy.port(session).is_none() {
+    let Some((socket, port)) = proxy.listener_of(session) else {
         return Err(format!("session {session}'s proxy is not open (the session is gone, or not started)"));
-    }
-    Ok((session.to_string(), read[end + 1..].to_vec()))
+    };
+    Ok(Proven { session: session.to_string(), socket, port, first: read[end + 1..].to_vec() })
 }
 
 /// Pass the proven connection to the session's own listener (its unix
-/// socket, or its port), `first` first.
-async fn pass<S: AsyncRead + AsyncWrite + Unpin>(
-    proxy: &Proxy,
-    session: &str,
-    mut stream: S,
-    first: &[u8],
-) -> std::io::Result<()> {
-    let closed = || std::io::Error::other("the session's proxy closed");
-    let (socket, port) = proxy.listener_of(session).ok_or_else(closed)?;
-    match socket {
-        Some(socket) => {
-            let mut listener = tokio::net::UnixStream::connect(socket).await?;
-            listener.write_all(first).await?;
-            tokio::io::copy_bidirectional(&mut stream, &mut listener).await?;
-        }
+/// socket, or its port), its first bytes first.
+async fn pass<S: AsyncRead + AsyncWrite + Unpin>(proxy: &Proxy, proven: Proven, stream: S) -> std::io::Result<()> {
+    match proven.socket {
+        Some(socket) => splice(stream, tokio::net::UnixStream::connect(socket).await?, &proven.first).await,
         None => {
-            let mut listener = tokio::net::TcpStream::connect(SocketAddr::new(proxy.local_ip(), port)).await?;
-            listener.write_all(first).await?;
-            tokio::io::copy_bidirectional(&mut stream, &mut listener).await?;
+            let listener = tokio::net::TcpStream::connect(SocketAddr::new(proxy.local_ip(), proven.port)).await?;
+            splice(stream, listener, &proven.first).await
         }
     }
+}
+
+/// Write `first` to `listener`, then pass bytes both ways until both end.
+async fn splice<S, L>(mut stream: S, mut listener: L, first: &[u8]) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    L: AsyncRead + AsyncWrite + Unpin,
+{
+    listener.write_all(first).await?;
+    tokio::io::copy_bidirectional(&mut stream, &mut listener).await?;
     Ok(())
 }
