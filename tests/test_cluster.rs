@@ -181,12 +181,9 @@ impl TestCluster {
             command.args(["--namespace", namespace]);
         }
         let out = command.args(args).output().expect("kubectl must be on PATH: the tests check the cluster with it");
-        eprintln!(
-            "$ kubectl {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // Shown when a test fails, cut short: a failing test's own message
+        // must not drown under the objects it read on the way.
+        eprintln!("$ kubectl {}\n{}{}", args.join(" "), shortened(&out.stdout), shortened(&out.stderr));
         out
     }
 
@@ -230,4 +227,14 @@ impl Drop for TestCluster {
 /// Write `value` as JSON to `path`.
 pub fn write_json(path: &Path, value: &Value) {
     std::fs::write(path, serde_json::to_vec_pretty(value).expect("json")).expect("write manifest");
+}
+
+/// `bytes` as text for a test's log: at most 300 characters, then how much
+/// more there was.
+fn shortened(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    match text.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}… ({} bytes in all)\n", &text[..cut], text.len()),
+        None => text.into_owned(),
+    }
 }

@@ -510,3 +510,162 @@ fn kubectl_execs_into_and_attaches_to_a_running_pod_and_a_websocket_client_port_
     let error = frames.iter().find(|(channel, data)| *channel == 1 && data.len() > 2).expect("an error message");
     assert!(String::from_utf8_lossy(&error.1).contains(&format!("error forwarding port {closed}")), "{frames:?}");
 }
+
+/// Names of the Sandboxes a warm pool has now (`hash`: its label value).
+fn pool_members(kube: &TestCluster, hash: &str) -> Vec<String> {
+    let out = kube.ok(&["get", "sandboxes", "-l", &format!("agents.x-k8s.io/warm-pool-sandbox={hash}"), "-o", "name"]);
+    let mut names: Vec<String> =
+        out.lines().map(|l| l.trim_start_matches("sandbox.agents.x-k8s.io/").to_string()).collect();
+    names.sort();
+    names
+}
+
+/// A claim's `Ready` condition as `STATUS REASON`.
+fn claim_ready(kube: &TestCluster, claim: &str) -> String {
+    let object = kube.object(&["sandboxclaim", claim]);
+    let ready = object["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready").cloned();
+    ready
+        .map(|c| format!("{} {}", c["status"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or("")))
+        .unwrap_or_default()
+}
+
+/// agent-sandbox's extensions as the mock runs them (`--agent-sandbox`),
+/// through kubectl: a template's shared network policy (upstream's default
+/// lets pods out to the internet, which is why clauderon's templates must
+/// not take it), a warm pool's ready Sandboxes, a claim adopting one (its
+/// pod runs on under the same name with the claim's metadata, and the pool
+/// makes another), the reasons a claim gets nothing, a deleted Sandbox
+/// replaced, and what goes with a claim and a pool.
+#[test]
+fn a_warm_pool_keeps_ready_sandboxes_and_a_claim_adopts_one_whose_pod_runs_on() {
+    let kube = TestCluster::mock(&["--agent-sandbox"]);
+    let pod_template = json!({
+        "metadata": {"labels": {"app": "warm"}},
+        "spec": {
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": true},
+            "containers": [{
+                "name": "main", "image": IMAGE, "command": ["sleep", "infinity"],
+                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    });
+    let mut template = json!({
+        "apiVersion": "extensions.agents.x-k8s.io/v1beta1", "kind": "SandboxTemplate",
+        "metadata": {"name": "warm"},
+        "spec": {
+            "podTemplate": pod_template,
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
+        }
+    });
+    assert_eq!(
+        kube.apply("template.json", &template).trim(),
+        "sandboxtemplate.extensions.agents.x-k8s.io/warm created"
+    );
+    // Upstream's default for a Managed template: out to the whole internet.
+    let shared = clauderon_tests::eventually(10, "the template's policy", || {
+        let out = kube.kubectl(&["get", "networkpolicy", "warm-network-policy", "-o", "json"]);
+        out.status.success().then(|| serde_json::from_slice::<Value>(&out.stdout).expect("json"))
+    });
+    assert_eq!(shared["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"], "0.0.0.0/0");
+    let hash =
+        kube.object(&["sandboxtemplate", "warm"])["metadata"]["labels"]["agents.x-k8s.io/sandbox-template-ref-hash"]
+            .as_str()
+            .expect("the template's hash label")
+            .to_string();
+    assert_eq!(
+        shared["spec"]["podSelector"]["matchLabels"]["agents.x-k8s.io/sandbox-template-ref-hash"],
+        hash.as_str()
+    );
+    // Unmanaged: no policy of the template's.
+    template["spec"]["networkPolicyManagement"] = json!("Unmanaged");
+    kube.apply("template.json", &template);
+    clauderon_tests::eventually(10, "the template's policy gone", || {
+        (!kube.kubectl(&["get", "networkpolicy", "warm-network-policy"]).status.success()).then_some(())
+    });
+
+    let pool = json!({
+        "apiVersion": "extensions.agents.x-k8s.io/v1beta1", "kind": "SandboxWarmPool",
+        "metadata": {"name": "warm"},
+        "spec": {"replicas": 2, "sandboxTemplateRef": {"name": "warm"}}
+    });
+    kube.apply("pool.json", &pool);
+    let status = clauderon_tests::eventually(60, "two ready Sandboxes in the pool", || {
+        let pool = kube.object(&["swp", "warm"]);
+        (pool["status"]["readyReplicas"] == 2).then_some(pool["status"].clone())
+    });
+    let selector = status["selector"].as_str().expect("a selector").to_string();
+    let pool_hash = selector.rsplit('=').next().expect("a hash").to_string();
+    let warm = pool_members(&kube, &pool_hash);
+    assert_eq!(warm.len(), 2, "{warm:?}");
+    assert!(warm.iter().all(|n| n.starts_with("warm-")), "{warm:?}");
+    let first = kube.object(&["pod", &warm[0]]);
+    assert_eq!(first["metadata"]["labels"]["agents.x-k8s.io/warm-pool-sandbox"], pool_hash.as_str());
+    assert_eq!(first["metadata"]["labels"]["agents.x-k8s.io/sandbox-template-ref-hash"], hash.as_str());
+    let uids: Vec<Value> = warm.iter().map(|n| kube.object(&["pod", n])["metadata"]["uid"].clone()).collect();
+
+    // A claim adopts one: the pod runs on, under its name, with the claim's label.
+    let claim = |name: &str, pool: &str, extra: Value| {
+        json!({
+            "apiVersion": "extensions.agents.x-k8s.io/v1beta1", "kind": "SandboxClaim",
+            "metadata": {"name": name},
+            "spec": {"warmPoolRef": {"name": pool}, "additionalPodMetadata": {"labels": extra}}
+        })
+    };
+    kube.apply("c1.json", &claim("c1", "warm", json!({"sandbox.users.io/session": "s1"})));
+    let adopted = clauderon_tests::eventually(30, "the claim ready", || {
+        let c = kube.object(&["sandboxclaim", "c1"]);
+        (claim_ready(&kube, "c1") == "True DependenciesReady").then(|| c["status"]["sandbox"]["name"].clone())
+    });
+    let adopted = adopted.as_str().expect("a sandbox name").to_string();
+    assert!(warm.contains(&adopted), "{adopted} is one of the pool's {warm:?}");
+    let sandbox = kube.object(&["sandbox", &adopted]);
+    assert_eq!(sandbox["metadata"]["ownerReferences"][0]["kind"], "SandboxClaim");
+    assert_eq!(sandbox["metadata"]["ownerReferences"].as_array().map(Vec::len), Some(1));
+    assert_eq!(sandbox["metadata"]["annotations"]["agents.x-k8s.io/pod-name"], adopted.as_str());
+    assert!(sandbox["metadata"]["labels"]["agents.x-k8s.io/warm-pool-sandbox"].is_null());
+    let pod = clauderon_tests::eventually(10, "the claim's label on the pod", || {
+        let pod = kube.object(&["pod", &adopted]);
+        (pod["metadata"]["labels"]["sandbox.users.io/session"] == "s1").then_some(pod)
+    });
+    assert!(uids.contains(&pod["metadata"]["uid"]), "the same pod ran on");
+    assert!(pod["metadata"]["labels"]["agents.x-k8s.io/warm-pool-sandbox"].is_null(), "no longer the pool's");
+    assert_eq!(pod["status"]["phase"], "Running");
+    // The pool makes another.
+    let refilled = clauderon_tests::eventually(60, "the pool refilled", || {
+        let members = pool_members(&kube, &pool_hash);
+        (members.len() == 2 && !members.contains(&adopted)).then_some(members)
+    });
+
+    // What a claim gets nothing for, and why.
+    kube.apply("c2.json", &claim("c2", "nowhere", json!({})));
+    kube.apply("c3.json", &claim("c3", "warm", json!({"dev.clauderon.resource": "x"})));
+    let mut with_env = claim("c4", "warm", json!({}));
+    with_env["spec"]["env"] = json!([{"name": "TOKEN", "value": "x"}]);
+    kube.apply("c4.json", &with_env);
+    for (name, reason) in [("c2", "WarmPoolNotFound"), ("c3", "InvalidMetadata"), ("c4", "EnvVarsInjectionRejected")] {
+        clauderon_tests::eventually(10, reason, || {
+            (claim_ready(&kube, name) == format!("False {reason}")).then_some(())
+        });
+    }
+    assert_eq!(pool_members(&kube, &pool_hash), refilled, "none of them took a warm Sandbox");
+
+    // Its Sandbox deleted, the claim takes another from the pool.
+    kube.ok(&["delete", "sandbox", &adopted]);
+    let replaced = clauderon_tests::eventually(60, "another Sandbox for the claim", || {
+        let name = kube.object(&["sandboxclaim", "c1"])["status"]["sandbox"]["name"].as_str().map(String::from);
+        name.filter(|n| *n != adopted && claim_ready(&kube, "c1") == "True DependenciesReady")
+    });
+    assert!(refilled.contains(&replaced), "{replaced} came from the pool {refilled:?}");
+
+    // The claim takes its Sandbox and pod with it; the pool its own.
+    kube.ok(&["delete", "sandboxclaim", "c1"]);
+    clauderon_tests::eventually(30, "the claim's pod gone", || {
+        (!kube.kubectl(&["get", "pod", &replaced]).status.success()).then_some(())
+    });
+    kube.ok(&["delete", "swp", "warm"]);
+    clauderon_tests::eventually(30, "the pool's Sandboxes gone", || {
+        (pool_members(&kube, &pool_hash).is_empty() && kube.ok(&["get", "pods", "-o", "name"]).trim().is_empty())
+            .then_some(())
+    });
+}

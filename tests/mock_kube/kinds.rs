@@ -124,6 +124,41 @@ pub const KINDS: &[Kind] = &[
         subresources: &[STATUS],
         crd: true,
     },
+    // agent-sandbox's extensions (warm pools and claims; their controllers
+    // are [`crate::extensions`]), in the version they store and act on.
+    Kind {
+        group: "extensions.agents.x-k8s.io",
+        version: "v1beta1",
+        plural: "sandboxtemplates",
+        singular: "sandboxtemplate",
+        kind: "SandboxTemplate",
+        namespaced: true,
+        short: &[],
+        subresources: &[],
+        crd: true,
+    },
+    Kind {
+        group: "extensions.agents.x-k8s.io",
+        version: "v1beta1",
+        plural: "sandboxwarmpools",
+        singular: "sandboxwarmpool",
+        kind: "SandboxWarmPool",
+        namespaced: true,
+        short: &["swp"],
+        subresources: &[STATUS],
+        crd: true,
+    },
+    Kind {
+        group: "extensions.agents.x-k8s.io",
+        version: "v1beta1",
+        plural: "sandboxclaims",
+        singular: "sandboxclaim",
+        kind: "SandboxClaim",
+        namespaced: true,
+        short: &[],
+        subresources: &[STATUS],
+        crd: true,
+    },
 ];
 
 /// `KINDS`' index of each kind the server itself acts on.
@@ -131,7 +166,11 @@ pub const PODS: usize = 0;
 pub const PVCS: usize = 1;
 pub const EVENTS: usize = 2;
 pub const NAMESPACES: usize = 3;
+pub const NETWORK_POLICIES: usize = 4;
 pub const SANDBOXES: usize = 5;
+pub const SANDBOX_TEMPLATES: usize = 6;
+pub const SANDBOX_WARM_POOLS: usize = 7;
+pub const SANDBOX_CLAIMS: usize = 8;
 
 /// The verbs every kind supports.
 const VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
@@ -253,7 +292,11 @@ mod tests {
         assert_eq!(KINDS[PVCS].kind, "PersistentVolumeClaim");
         assert_eq!(KINDS[EVENTS].kind, "Event");
         assert_eq!(KINDS[NAMESPACES].kind, "Namespace");
+        assert_eq!(KINDS[NETWORK_POLICIES].kind, "NetworkPolicy");
         assert_eq!(KINDS[SANDBOXES].kind, "Sandbox");
+        assert_eq!(KINDS[SANDBOX_TEMPLATES].kind, "SandboxTemplate");
+        assert_eq!(KINDS[SANDBOX_WARM_POOLS].kind, "SandboxWarmPool");
+        assert_eq!(KINDS[SANDBOX_CLAIMS].kind, "SandboxClaim");
     }
 
     #[test]

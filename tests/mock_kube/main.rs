@@ -10,8 +10,9 @@
 //! writes `DIR/kubeconfig` (context `mock`, namespace `default`), then
 //! `DIR/addr` (`127.0.0.1:PORT`) once listening. `--history` is how many
 //! changes a watch can resume from (default 1000). `--agent-sandbox`
-//! installs agent-sandbox: its `Sandbox` kind is served and its controller
-//! runs (without it, the cluster has no such kind, as most do not).
+//! installs agent-sandbox: its `Sandbox` kind and its extensions (warm
+//! pools, claims, templates) are served and their controllers run (without
+//! it, the cluster has no such kinds, as most do not).
 //! `--pods-reach-host` puts pods on an internal Docker network of the
 //! server's own, from which they reach this machine (at the address it
 //! writes to `DIR/host-ip`, the network's gateway) and nothing else; without
@@ -43,6 +44,7 @@
 //!   namespace` send protobuf and get this answer; `kubectl apply` sends JSON).
 
 mod errors;
+mod extensions;
 mod kinds;
 mod kubelet;
 mod sandboxes;
@@ -115,6 +117,7 @@ async fn main() {
     if agent_sandbox {
         kinds::install_agent_sandbox();
         sandboxes::Controller::start(store.clone());
+        extensions::Controller::start(store.clone());
     }
     // The namespace every context starts in exists, as in a new cluster.
     store

@@ -26,8 +26,13 @@
 //!   `Finished` once the pod ended, `replicas`, `selector`, `podIPs`,
 //!   `nodeName`.
 //!
+//! A running pod follows its template's metadata (labels and annotations
+//! set) and the Sandbox's template and pool labels (the pool's goes once the
+//! pool no longer owns it): a claim's adoption rewrites them
+//! ([`crate::extensions`]).
+//!
 //! As the cluster's garbage collector does, a deleted Sandbox takes the
-//! objects it owns. Not done: headless Services (`service`), warm pools.
+//! objects it owns. Not done: headless Services (`service`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +46,10 @@ use crate::store::{Change, ChangeType, Store, now_rfc3339};
 
 /// The label the controller tracks its pods and claims by.
 const TRACKING: &str = "agents.x-k8s.io/sandbox-name-hash";
+/// The Sandbox's labels the controller puts on its pod as they are: its
+/// template's name hash (a template's network policy selects pods by it)
+/// and, while a warm pool owns it, the pool's name hash.
+const MARKS: [&str; 2] = ["agents.x-k8s.io/sandbox-template-ref-hash", "agents.x-k8s.io/warm-pool-sandbox"];
 /// The label that lets the controller adopt an unowned object.
 const ADOPTABLE: &str = "agents.x-k8s.io/adoptable";
 /// Label and annotation prefixes the controller keeps for itself.
@@ -198,22 +207,40 @@ impl Controller {
                 self.use_existing(PODS, &existing, sandbox, uid, hash)?;
                 if !running {
                     let _ = self.store.delete(key, &Value::Null);
+                    return Ok(());
                 }
+                // A running pod follows its template's metadata (a claim's
+                // adoption rewrites it): its labels and annotations are set,
+                // the pool's label goes once the pool no longer owns it.
+                let template = &sandbox["spec"]["podTemplate"]["metadata"];
+                let theirs = existing["metadata"]["uid"].as_str().unwrap_or_default();
+                self.store.update(&key, theirs, |pod| {
+                    for part in ["labels", "annotations"] {
+                        for (k, v) in unreserved(&template[part]) {
+                            pod["metadata"][part][k] = v;
+                        }
+                    }
+                    for mark in MARKS {
+                        match (&sandbox["metadata"]["labels"][mark], pod["metadata"]["labels"].as_object_mut()) {
+                            (Value::Null, Some(labels)) => {
+                                labels.remove(mark);
+                            }
+                            (value, _) => pod["metadata"]["labels"][mark] = value.clone(),
+                        }
+                    }
+                });
                 Ok(())
             }
             Err(_) if !running => Ok(()),
             Err(_) => {
                 let template = &sandbox["spec"]["podTemplate"];
-                let unreserved = |map: &Value| -> serde_json::Map<String, Value> {
-                    map.as_object()
-                        .into_iter()
-                        .flatten()
-                        .filter(|(k, _)| !RESERVED.iter().any(|p| k.starts_with(p)))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                };
                 let mut labels = unreserved(&template["metadata"]["labels"]);
                 labels.insert(TRACKING.into(), json!(hash));
+                for mark in MARKS {
+                    if let Some(value) = sandbox["metadata"]["labels"][mark].as_str() {
+                        labels.insert(mark.into(), json!(value));
+                    }
+                }
                 let mut spec = template["spec"].clone();
                 let templated: Vec<Value> = sandbox["spec"]["volumeClaimTemplates"]
                     .as_array()
@@ -280,6 +307,17 @@ impl Controller {
     }
 }
 
+/// The labels or annotations in `map` the controller copies onto a pod
+/// (none under the prefixes it reserves).
+fn unreserved(map: &Value) -> serde_json::Map<String, Value> {
+    map.as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !RESERVED.iter().any(|p| k.starts_with(p)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn names(sandbox: &Value) -> (&str, &str) {
     (
         sandbox["metadata"]["namespace"].as_str().unwrap_or_default(),
@@ -288,7 +326,7 @@ fn names(sandbox: &Value) -> (&str, &str) {
 }
 
 /// The owner reference with `controller: true`, if any.
-fn controller_of(object: &Value) -> Option<&Value> {
+pub fn controller_of(object: &Value) -> Option<&Value> {
     object["metadata"]["ownerReferences"].as_array()?.iter().find(|o| o["controller"] == true)
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::errors::Failure;
-use crate::kinds::{KINDS, NAMESPACES, PODS, PVCS, SANDBOXES};
+use crate::kinds::{KINDS, NAMESPACES, PODS, PVCS};
 use crate::selector::Filter;
 
 /// An object's place: (index in `KINDS`, namespace — empty for a
@@ -213,7 +213,7 @@ impl Store {
             // What a client sends as status is not taken; the server starts it.
             obj["status"] = match kind {
                 PODS | PVCS => json!({"phase": "Pending"}),
-                SANDBOXES => json!({}),
+                _ if k.crd => json!({}),
                 _ => json!({"phase": "Active"}),
             };
         }
