@@ -424,6 +424,155 @@ async fn a_component_cannot_plant_a_pod_or_claim_for_anothers_sandbox_to_adopt()
     assert_eq!(work["metadata"]["ownerReferences"][0]["uid"], uid, "{work}");
 }
 
+/// agent-sandbox's extensions kind by kind: `SandboxTemplate`, `SandboxWarmPool`, `SandboxClaim`.
+fn extension(kind: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "extensions.agents.x-k8s.io/v1beta1", "kind": kind, "metadata": {"name": name}, "spec": spec})
+}
+
+/// A contained template (its pod template as [`sandbox`]'s, agent-sandbox
+/// keeping no policy for it); `change` (on its spec) makes it hostile.
+fn template(name: &str, change: impl FnOnce(&mut Value)) -> Value {
+    let mut spec = sandbox(name, |_| {})["spec"].clone();
+    if let Some(spec) = spec.as_object_mut() {
+        spec.remove("replicas");
+    }
+    spec["networkPolicyManagement"] = json!("Unmanaged");
+    change(&mut spec);
+    extension("SandboxTemplate", name, spec)
+}
+
+/// A malicious component with warm pools: a template agent-sandbox would
+/// give its internet-wide network policy, or whose pods reach the node; a
+/// pool of another's template (its pods, its mounts); a claim on another's
+/// pool (taking one of their running Sandboxes, with their session's files
+/// in it), or adding env or agent-sandbox's own annotations to its pod. The
+/// host refuses each; what it admits works with the cluster's controllers,
+/// and the component's pods carry its label.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_warm_pool_never_opens_its_pods_and_takes_nothing_of_anothers() {
+    let kube = TestCluster::start(&["--agent-sandbox"]);
+    // Another's template and pool (another component's, as its backend makes them).
+    let theirs = json!({"dev.clauderon.component": "kubernetes"});
+    let mut their_template = template("their-template", |s| s["podTemplate"]["metadata"]["labels"] = theirs.clone());
+    their_template["metadata"]["labels"] = theirs.clone();
+    kube.apply("their-template.json", &their_template);
+    let mut their_pool = extension(
+        "SandboxWarmPool",
+        "their-pool",
+        json!({"replicas": 1, "sandboxTemplateRef": {"name": "their-template"}}),
+    );
+    their_pool["metadata"]["labels"] = theirs.clone();
+    kube.apply("their-pool.json", &their_pool);
+    let their_sandbox = eventually(60, "their pool's ready Sandbox", || {
+        let pool = kube.object(&["sandboxwarmpool", "their-pool"]);
+        let selector =
+            pool["status"]["selector"].as_str().filter(|_| pool["status"]["readyReplicas"] == 1)?.to_string();
+        let listed = kube.ok(&["get", "sandboxes", "-l", &selector, "-o", "name"]);
+        listed.lines().next().map(|l| l.trim_start_matches("sandbox.agents.x-k8s.io/").to_string())
+    });
+
+    let (_home, rt) = probe_runtime_for(&kube).await;
+    let pool = |name: &str, template: &str, replicas: i64| {
+        extension("SandboxWarmPool", name, json!({"replicas": replicas, "sandboxTemplateRef": {"name": template}}))
+    };
+    let claim = |name: &str, pool: &str, change: &dyn Fn(&mut Value)| {
+        let mut claim = extension("SandboxClaim", name, json!({"warmPoolRef": {"name": pool}}));
+        change(&mut claim["spec"]);
+        claim
+    };
+    let attempts: Vec<(Value, &str)> = vec![
+        (template("warm", |_| {}), "passed"),
+        (
+            template("open", |s| {
+                if let Some(s) = s.as_object_mut() {
+                    s.remove("networkPolicyManagement");
+                }
+            }),
+            "denied: spec.networkPolicyManagement must be \"Unmanaged\"",
+        ),
+        (
+            template("fenced", |s| {
+                s["networkPolicy"] = json!({"egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]})
+            }),
+            "denied: spec.networkPolicyManagement must be \"Unmanaged\"",
+        ),
+        (
+            template("hosty", |s| {
+                s["podTemplate"]["spec"]["volumes"] = json!([{"name": "root", "hostPath": {"path": "/"}}])
+            }),
+            "denied: spec.podTemplate.spec.volumes[0] is a hostPath volume",
+        ),
+        (template("envy", |s| s["envVarsInjectionPolicy"] = json!("Allowed")), "denied: spec.envVarsInjectionPolicy"),
+        (pool("warm", "warm", 1), "passed"),
+        (
+            pool("borrowed", "their-template", 1),
+            "denied: the warm pool is made from the template \"their-template\", which is not this component's",
+        ),
+        (pool("crowd", "warm", 500), "denied: spec.replicas 500 is not allowed"),
+        (claim("mine", "warm", &|_| {}), "passed"),
+        (
+            claim("poaching", "their-pool", &|_| {}),
+            "denied: the claim takes from the warm pool \"their-pool\", which is not this component's",
+        ),
+        (
+            claim("envious", "warm", &|s| s["env"] = json!([{"name": "HTTPS_PROXY", "value": "http://elsewhere"}])),
+            "denied: spec.env is not allowed",
+        ),
+        (
+            claim("pointing", "warm", &|s| {
+                s["additionalPodMetadata"] = json!({"annotations": {"agents.x-k8s.io/pod-name": their_sandbox.clone()}})
+            }),
+            "denied: spec.additionalPodMetadata.annotations[\"agents.x-k8s.io/pod-name\"] is not allowed",
+        ),
+    ];
+    let objects: Vec<String> = attempts.iter().map(|(o, _)| o.to_string()).collect();
+    let reads = [
+        ("serves SandboxClaim", "passed: true"),
+        ("get SandboxWarmPool their-pool", "passed: none"),
+        ("get SandboxTemplate their-template", "passed: none"),
+        ("get SandboxClaim mine", "passed: found"),
+    ];
+    let mut backend = rt.backend("kube-probe").await.expect("instance");
+    let report = backend.create(&probe_spec(&objects, &reads)).await.expect_err("the report").to_string();
+    let said = outcomes(&report);
+    for (i, (manifest, expected)) in attempts.iter().enumerate() {
+        let got = said.get(&format!("apply {i}")).map(String::as_str).unwrap_or("(no line)");
+        assert!(
+            got.starts_with(expected),
+            "apply {i} ({}): expected {expected:?}, got {got:?}\n{report}",
+            manifest["metadata"]["name"]
+        );
+    }
+    expect_reads(&report, &reads);
+
+    // In the cluster: the claim has a Sandbox whose pod is the component's;
+    // agent-sandbox made no policy for its template; their Sandbox is theirs still.
+    let sandbox = eventually(60, "the claim's ready Sandbox", || {
+        let claim = kube.object(&["sandboxclaim", "mine"]);
+        let ready = claim["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        claim["status"]["sandbox"]["name"].as_str().filter(|_| ready).map(str::to_string)
+    });
+    let pod = kube.object(&["pod", &sandbox]);
+    assert_eq!(pod["metadata"]["labels"]["dev.clauderon.component"], "kube-probe", "{pod}");
+    assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
+    assert!(
+        !kube.kubectl(&["get", "networkpolicy", "warm-network-policy"]).status.success(),
+        "no policy of agent-sandbox's"
+    );
+    let still = kube.object(&["sandbox", &their_sandbox]);
+    assert_eq!(still["metadata"]["ownerReferences"][0]["name"], "their-pool", "{still}");
+    for refused in ["open", "fenced", "hosty", "envy"] {
+        assert!(!kube.kubectl(&["get", "sandboxtemplate", refused]).status.success(), "{refused} reached the cluster");
+    }
+    for refused in ["poaching", "envious", "pointing"] {
+        assert!(!kube.kubectl(&["get", "sandboxclaim", refused]).status.success(), "{refused} reached the cluster");
+    }
+}
+
 /// Everything the host logs, kept for the test to read.
 #[derive(Clone, Default)]
 struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

@@ -277,7 +277,7 @@ pub mod never {
         paths and the mounts you declared, or run a container as root, privileged, with added capabilities or with \
         a network";
     /// `kube`.
-    pub const KUBE: &str = "touch another namespace or an object not labelled as its own, mount a host path, another's claim or a secret, share the node's network, PID or IPC, run privileged, as root or with added capabilities, read a service-account token you did not allow, copy into a pod a file that is not the session's own, move any branch but the session's in the user's repository or rewrite its history, tunnel a pod to anything but its session's proxy, plant a pod or claim for another's Sandbox to adopt, or see the cluster's credentials";
+    pub const KUBE: &str = "touch another namespace or an object not labelled as its own, mount a host path, another's claim or a secret, share the node's network, PID or IPC, run privileged, as root or with added capabilities, read a service-account token you did not allow, copy into a pod a file that is not the session's own, move any branch but the session's in the user's repository or rewrite its history, tunnel a pod to anything but its session's proxy, plant a pod or claim for another's Sandbox to adopt, take a Sandbox from another's warm pool or build a pool on another's template, let agent-sandbox open its pods to the internet, or see the cluster's credentials";
     /// `env`.
     pub const ENV: &str = "read a variable not named here";
     /// `secret-files`.

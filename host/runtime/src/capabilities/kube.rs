@@ -586,12 +586,17 @@ impl Host for HostState {
 
     async fn apply(&mut self, manifest: String) -> Res<String> {
         let scope = self.kube_scope()?;
-        let (k, object, claims) = kube_policy::admit(&manifest, &scope).map_err(PluginError::Denied)?;
+        let (k, object, references) = kube_policy::admit(&manifest, &scope).map_err(PluginError::Denied)?;
         let service = &self.services.kube;
-        for claim in &claims {
-            if service.own(&scope, kube_policy::CLAIM, claim).await?.is_none() {
+        for (kind, name) in &references {
+            if service.own(&scope, *kind, name).await?.is_none() {
+                let names = match kind.kind {
+                    "PersistentVolumeClaim" => "the pod mounts the claim",
+                    "SandboxTemplate" => "the warm pool is made from the template",
+                    _ => "the claim takes from the warm pool",
+                };
                 return Err(PluginError::Denied(format!(
-                    "the pod mounts the claim {claim:?}, which is not this component's (or does not exist yet: apply it first)"
+                    "{names} {name:?}, which is not this component's (or does not exist yet: apply it first)"
                 ))
                 .into());
             }

@@ -16,7 +16,10 @@
 //! existing volume or clone another claim's data; a network policy selects
 //! only the component's own pods. No object carries a label or annotation
 //! agent-sandbox's controller acts on (`agents.x-k8s.io/…`): with them a
-//! component could have another's Sandbox adopt its claim or pod.
+//! component could have another's Sandbox adopt its claim or pod. A warm
+//! pool's template is checked as a Sandbox and keeps agent-sandbox from
+//! making its (internet-wide) network policy; a pool's template and a
+//! claim's pool must be the component's own.
 
 use serde_json::{Value, json};
 
@@ -41,12 +44,33 @@ pub const CLAIM: KindRef =
 /// `volumeClaimTemplates`, paused and resumed through `replicas`.
 pub const SANDBOX: KindRef = KindRef { api_version: "agents.x-k8s.io/v1alpha1", kind: "Sandbox", plural: "sandboxes" };
 
+/// An agent-sandbox `SandboxTemplate`: the blueprint (pod template, claim
+/// templates) of a warm pool's Sandboxes and of those its claims get.
+pub const SANDBOX_TEMPLATE: KindRef =
+    KindRef { api_version: "extensions.agents.x-k8s.io/v1beta1", kind: "SandboxTemplate", plural: "sandboxtemplates" };
+
+/// An agent-sandbox `SandboxWarmPool`: Sandboxes made ahead from a template,
+/// running and ready for a claim to take.
+pub const SANDBOX_WARM_POOL: KindRef =
+    KindRef { api_version: "extensions.agents.x-k8s.io/v1beta1", kind: "SandboxWarmPool", plural: "sandboxwarmpools" };
+
+/// An agent-sandbox `SandboxClaim`: takes a Sandbox from a warm pool (or has
+/// one made from the pool's template) and owns it from then on.
+pub const SANDBOX_CLAIM: KindRef =
+    KindRef { api_version: "extensions.agents.x-k8s.io/v1beta1", kind: "SandboxClaim", plural: "sandboxclaims" };
+
+/// The most Sandboxes one warm pool may keep running ahead.
+pub const MAX_WARM: i64 = 20;
+
 /// Every kind `kube` serves.
 pub const KINDS: &[KindRef] = &[
     POD,
     CLAIM,
     KindRef { api_version: "networking.k8s.io/v1", kind: "NetworkPolicy", plural: "networkpolicies" },
     SANDBOX,
+    SANDBOX_TEMPLATE,
+    SANDBOX_WARM_POOL,
+    SANDBOX_CLAIM,
 ];
 
 /// The kind named `kind` (as in a manifest: `Pod`, `PersistentVolumeClaim`, …).
@@ -104,11 +128,14 @@ pub fn selector(asked: &str, scope: &Scope) -> String {
     if asked.trim().is_empty() { own } else { format!("{own},{}", asked.trim()) }
 }
 
+/// An object another names (a pod its claim, a pool its template, a claim
+/// its pool): each must be the component's, which only the cluster can tell.
+pub type Reference = (KindRef, String);
+
 /// Check a manifest and make it the component's: its kind, namespace, owner
 /// label and what it asks of the node. Returns the kind and the object to
-/// send, and the claims its pods mount (each must be the component's, which
-/// only the cluster can tell).
-pub fn admit(manifest: &str, scope: &Scope) -> Result<(KindRef, Value, Vec<String>), String> {
+/// send, and the objects it names ([`Reference`]).
+pub fn admit(manifest: &str, scope: &Scope) -> Result<(KindRef, Value, Vec<Reference>), String> {
     let mut object: Value = serde_json::from_str(manifest).map_err(|e| format!("the manifest is not JSON: {e}"))?;
     if !object.is_object() {
         return Err("the manifest is not a JSON object".into());
@@ -138,6 +165,7 @@ pub fn admit(manifest: &str, scope: &Scope) -> Result<(KindRef, Value, Vec<Strin
     own(meta, "metadata", scope)?;
     check_reserved(&object["metadata"], "metadata")?;
     let mut claims = Vec::new();
+    let mut references = Vec::new();
     match k.kind {
         "Pod" => {
             check_pod_annotations(&object["metadata"], "metadata")?;
@@ -145,6 +173,9 @@ pub fn admit(manifest: &str, scope: &Scope) -> Result<(KindRef, Value, Vec<Strin
         }
         "PersistentVolumeClaim" => check_claim(&object["spec"], "spec")?,
         "Sandbox" => check_sandbox(&mut object["spec"], scope, &mut claims)?,
+        "SandboxTemplate" => check_template(&mut object["spec"], scope, &mut claims)?,
+        "SandboxWarmPool" => references.push(check_warm_pool(&object["spec"])?),
+        "SandboxClaim" => references.push(check_sandbox_claim(&object["spec"], scope)?),
         "NetworkPolicy" => {
             let spec = &mut object["spec"];
             if !spec["podSelector"]["matchLabels"].is_object() {
@@ -155,7 +186,8 @@ pub fn admit(manifest: &str, scope: &Scope) -> Result<(KindRef, Value, Vec<Strin
         }
         _ => {}
     }
-    Ok((k, object, claims))
+    references.extend(claims.into_iter().map(|c| (CLAIM, c)));
+    Ok((k, object, references))
 }
 
 /// Label the object whose metadata is `meta` (at `at`) as the component's,
@@ -184,9 +216,8 @@ fn check_claim(spec: &Value, at: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A `Sandbox`'s checks: the pod the controller makes from its template is
-/// checked as a pod, and labelled as the component's (so it is its own to
-/// exec into and tunnel to); each claim template as a claim, labelled too.
+/// A `Sandbox`'s checks: its blueprint ([`check_blueprint`]), and it runs
+/// one pod or none.
 fn check_sandbox(spec: &mut Value, scope: &Scope, claims: &mut Vec<String>) -> Result<(), String> {
     if !spec.is_object() {
         return Err("spec is missing".into());
@@ -194,6 +225,84 @@ fn check_sandbox(spec: &mut Value, scope: &Scope, claims: &mut Vec<String>) -> R
     if !spec["replicas"].is_null() && spec["replicas"] != 0 && spec["replicas"] != 1 {
         return Err(format!("spec.replicas {} is not allowed: a sandbox is paused (0) or runs (1)", spec["replicas"]));
     }
+    check_blueprint(spec, scope, claims)
+}
+
+/// A `SandboxTemplate`'s checks: its blueprint ([`check_blueprint`]), and
+/// nothing that would widen what its pods may do or be given. agent-sandbox
+/// keeps no network policy for it (`networkPolicyManagement: Unmanaged`): its
+/// default one lets the pods out to the whole internet and points their DNS
+/// at public resolvers; the component isolates its pods with its own
+/// NetworkPolicy. No claim may put environment variables or claim templates
+/// into its pods, and no Service is made for them.
+fn check_template(spec: &mut Value, scope: &Scope, claims: &mut Vec<String>) -> Result<(), String> {
+    if !spec.is_object() {
+        return Err("spec is missing".into());
+    }
+    if spec["networkPolicyManagement"] != "Unmanaged" || !spec["networkPolicy"].is_null() {
+        return Err(
+            "spec.networkPolicyManagement must be \"Unmanaged\" (and spec.networkPolicy unset): agent-sandbox's \
+             default policy for a template lets its pods out to the whole internet; a component isolates its \
+             pods with a NetworkPolicy of its own"
+                .into(),
+        );
+    }
+    for field in ["envVarsInjectionPolicy", "volumeClaimTemplatesPolicy"] {
+        if !spec[field].is_null() && spec[field] != "Disallowed" {
+            return Err(format!(
+                "spec.{field} {} is not allowed: a claim may not add to the pods of a component's template \
+                 (only \"Disallowed\")",
+                spec[field]
+            ));
+        }
+    }
+    if spec["service"] == true {
+        return Err("spec.service is not allowed: a session's pod is reached through the host alone".into());
+    }
+    check_blueprint(spec, scope, claims)
+}
+
+/// A `SandboxWarmPool`'s checks: at most [`MAX_WARM`] Sandboxes, from a
+/// template that must be the component's (the reference returned).
+fn check_warm_pool(spec: &Value) -> Result<Reference, String> {
+    let replicas = &spec["replicas"];
+    if !replicas.is_null() && !replicas.as_i64().is_some_and(|r| (0..=MAX_WARM).contains(&r)) {
+        return Err(format!("spec.replicas {replicas} is not allowed: a warm pool keeps 0 to {MAX_WARM} Sandboxes"));
+    }
+    match spec["sandboxTemplateRef"]["name"].as_str().filter(|n| !n.is_empty()) {
+        Some(template) => Ok((SANDBOX_TEMPLATE, template.to_string())),
+        None => Err("spec.sandboxTemplateRef.name is missing: a warm pool is made from a template".into()),
+    }
+}
+
+/// A `SandboxClaim`'s checks: it takes from a pool that must be the
+/// component's (the reference returned); it adds no environment variables
+/// or claims to the pod (they would skip the pool, and a template of the
+/// component's refuses them), and what it adds to the pod's metadata is
+/// checked as a pod's own.
+fn check_sandbox_claim(spec: &Value, scope: &Scope) -> Result<Reference, String> {
+    for field in ["env", "volumeClaimTemplates"] {
+        if spec[field].as_array().is_some_and(|a| !a.is_empty()) {
+            return Err(format!("spec.{field} is not allowed: a claim adds nothing to its pod's spec"));
+        }
+    }
+    let extra = &spec["additionalPodMetadata"];
+    check_pod_annotations(extra, "spec.additionalPodMetadata")?;
+    check_reserved(extra, "spec.additionalPodMetadata")?;
+    if let Some(owner) = extra["labels"][OWNER_LABEL].as_str().filter(|o| *o != scope.component) {
+        return Err(format!("spec.additionalPodMetadata is labelled {OWNER_LABEL}={owner}, another component's"));
+    }
+    match spec["warmPoolRef"]["name"].as_str().filter(|n| !n.is_empty()) {
+        Some(pool) => Ok((SANDBOX_WARM_POOL, pool.to_string())),
+        None => Err("spec.warmPoolRef.name is missing: a claim takes from a warm pool".into()),
+    }
+}
+
+/// A blueprint's checks (a Sandbox's spec, a template's): the pod the
+/// controller makes from its pod template is checked as a pod, and labelled
+/// as the component's (so it is its own to exec into and tunnel to); each
+/// claim template as a claim, labelled too.
+fn check_blueprint(spec: &mut Value, scope: &Scope, claims: &mut Vec<String>) -> Result<(), String> {
     // The controller mounts each claim template as a volume of its name.
     let mut templated = Vec::new();
     for (i, t) in spec["volumeClaimTemplates"].as_array_mut().into_iter().flatten().enumerate() {
@@ -480,7 +589,7 @@ mod tests {
         let spec = json!({"volumes": [{"name": "w", "persistentVolumeClaim": {"claimName": "work"}}, {"name": "t", "emptyDir": {}}],
                           "containers": [{"name": "a", "image": "i", "volumeMounts": [{"name": "w", "mountPath": "/w"}]}]});
         let (_, _, claims) = admit(&pod(spec), &scope()).expect("admitted");
-        assert_eq!(claims, ["work"]);
+        assert_eq!(claims, [(CLAIM, "work".to_string())]);
         for field in ["volumeName", "dataSource", "dataSourceRef", "selector"] {
             let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
                                "spec": {field: {"name": "theirs"}}});
@@ -529,6 +638,73 @@ mod tests {
         let mut tracked = serde_json::from_str::<Value>(&sandbox(json!({}))).expect("json");
         tracked["spec"]["volumeClaimTemplates"][0]["metadata"]["labels"] = json!({"agents.x-k8s.io/adoptable": "true"});
         assert!(admit(&tracked.to_string(), &scope()).expect_err("template").contains("volumeClaimTemplates[0]"));
+    }
+
+    #[test]
+    fn a_warm_pool_never_opens_its_pods_to_the_internet_and_names_only_the_components_own() {
+        let object = |k: KindRef, spec: Value| {
+            json!({"apiVersion": k.api_version, "kind": k.kind, "metadata": {"name": "w"}, "spec": spec}).to_string()
+        };
+        let template = |patch: Value| {
+            let mut spec = json!({"networkPolicyManagement": "Unmanaged", "podTemplate": {"spec": base()},
+                                  "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]});
+            merge(&mut spec, &patch);
+            object(SANDBOX_TEMPLATE, spec)
+        };
+        let (_, admitted, references) = admit(&template(json!({})), &scope()).expect("a contained template");
+        assert_eq!(admitted["spec"]["podTemplate"]["metadata"]["labels"][OWNER_LABEL], "kubernetes");
+        assert_eq!(admitted["spec"]["podTemplate"]["spec"]["automountServiceAccountToken"], false);
+        assert!(references.is_empty());
+        for (patch, says) in [
+            (json!({"networkPolicyManagement": "Managed"}), "networkPolicyManagement"),
+            (json!({"networkPolicy": {"egress": [{}]}}), "networkPolicyManagement"),
+            (json!({"envVarsInjectionPolicy": "Allowed"}), "spec.envVarsInjectionPolicy"),
+            (json!({"volumeClaimTemplatesPolicy": "Overrides"}), "spec.volumeClaimTemplatesPolicy"),
+            (json!({"service": true}), "spec.service"),
+            (json!({"podTemplate": {"spec": {"hostNetwork": true}}}), "spec.podTemplate.spec.hostNetwork"),
+            (
+                json!({"podTemplate": {"metadata": {"labels": {"agents.x-k8s.io/warm-pool-sandbox": "x"}}}}),
+                "agents.x-k8s.io/warm-pool-sandbox",
+            ),
+        ] {
+            let why = admit(&template(patch.clone()), &scope()).expect_err(says);
+            assert!(why.contains(says), "{patch}: {why}");
+        }
+        // Managed by default: a template that does not say is refused.
+        let unsaid = object(SANDBOX_TEMPLATE, json!({"podTemplate": {"spec": base()}}));
+        assert!(admit(&unsaid, &scope()).expect_err("default").contains("whole internet"));
+
+        let pool = |spec: Value| admit(&object(SANDBOX_WARM_POOL, spec), &scope());
+        let (_, _, references) = pool(json!({"replicas": 3, "sandboxTemplateRef": {"name": "t"}})).expect("a pool");
+        assert_eq!(references, [(SANDBOX_TEMPLATE, "t".to_string())]);
+        assert!(
+            pool(json!({"replicas": 21, "sandboxTemplateRef": {"name": "t"}})).expect_err("21").contains("0 to 20")
+        );
+        assert!(pool(json!({"replicas": 1})).expect_err("no template").contains("sandboxTemplateRef"));
+
+        let claim = |spec: Value| admit(&object(SANDBOX_CLAIM, spec), &scope());
+        let (_, _, references) = claim(json!({"warmPoolRef": {"name": "p"}})).expect("a claim");
+        assert_eq!(references, [(SANDBOX_WARM_POOL, "p".to_string())]);
+        for (spec, says) in [
+            (json!({"warmPoolRef": {"name": "p"}, "env": [{"name": "T", "value": "x"}]}), "spec.env"),
+            (json!({"warmPoolRef": {"name": "p"}, "volumeClaimTemplates": [{"spec": {}}]}), "volumeClaimTemplates"),
+            (
+                json!({"warmPoolRef": {"name": "p"}, "additionalPodMetadata": {"annotations": {"agents.x-k8s.io/pod-name": "theirs"}}}),
+                "spec.additionalPodMetadata.annotations",
+            ),
+            (
+                json!({"warmPoolRef": {"name": "p"}, "additionalPodMetadata": {"labels": {OWNER_LABEL: "docker"}}}),
+                "another component's",
+            ),
+            (
+                json!({"warmPoolRef": {"name": "p"}, "additionalPodMetadata": {"annotations": {"container.apparmor.security.beta.kubernetes.io/agent": "unconfined"}}}),
+                "unconfined",
+            ),
+            (json!({}), "warmPoolRef"),
+        ] {
+            let why = claim(spec.clone()).expect_err(says);
+            assert!(why.contains(says), "{spec}: {why}");
+        }
     }
 
     /// A JSON merge (objects merged, everything else replaced), for building specs.
