@@ -565,6 +565,34 @@ async fn a_component_warm_pool_never_opens_its_pods_and_takes_nothing_of_another
     );
     let still = kube.object(&["sandbox", &their_sandbox]);
     assert_eq!(still["metadata"]["ownerReferences"][0]["name"], "their-pool", "{still}");
+
+    // A Sandbox its own claim took is the component's to read and pause;
+    // one another's claim took, or still in another's pool, is not there.
+    let mut their_claim = extension("SandboxClaim", "their-claim", json!({"warmPoolRef": {"name": "their-pool"}}));
+    their_claim["metadata"]["labels"] = theirs.clone();
+    kube.apply("their-claim.json", &their_claim);
+    let theirs_taken = eventually(60, "their claim's Sandbox", || {
+        kube.object(&["sandboxclaim", "their-claim"])["status"]["sandbox"]["name"].as_str().map(str::to_string)
+    });
+    let their_warm = eventually(60, "their pool refilled", || {
+        let pool = kube.object(&["sandboxwarmpool", "their-pool"]);
+        let selector = pool["status"]["selector"].as_str()?.to_string();
+        let listed = kube.ok(&["get", "sandboxes", "-l", &selector, "-o", "name"]);
+        let name = listed.lines().next()?.trim_start_matches("sandbox.agents.x-k8s.io/").to_string();
+        (name != theirs_taken).then_some(name)
+    });
+    // (Each read once: the report is read by its lines' text.)
+    let reads = [
+        (format!("get Sandbox {sandbox}"), "passed: found"),
+        (format!("get Sandbox {theirs_taken}"), "passed: none"),
+        (format!("delete Sandbox {theirs_taken}"), "passed: false"),
+        (format!("get Sandbox {their_warm}"), "passed: none"),
+    ];
+    let reads: Vec<(&str, &str)> = reads.iter().map(|(r, e)| (r.as_str(), *e)).collect();
+    let mut backend = rt.backend("kube-probe").await.expect("instance");
+    let report = backend.create(&probe_spec(&[], &reads)).await.expect_err("the report").to_string();
+    expect_reads(&report, &reads);
+    assert!(kube.kubectl(&["get", "sandbox", &theirs_taken]).status.success(), "their Sandbox is still there");
     for refused in ["open", "fenced", "hosty", "envy"] {
         assert!(!kube.kubectl(&["get", "sandboxtemplate", refused]).status.success(), "{refused} reached the cluster");
     }

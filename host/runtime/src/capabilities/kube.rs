@@ -228,7 +228,23 @@ impl KubeService {
 
     /// The object `name` of kind `k` if it is the component's.
     async fn own(&self, scope: &Scope, k: KindRef, name: &str) -> Result<Option<Value>, PluginError> {
-        Ok(self.lookup(scope, k, name).await?.filter(|o| kube_policy::owned(o, scope)))
+        let Some(found) = self.lookup(scope, k, name).await? else { return Ok(None) };
+        Ok(self.is_own(scope, k, &found).await?.then_some(found))
+    }
+
+    /// Whether `object` (of kind `k`) is the component's: labelled as its
+    /// own, or a Sandbox a claim of its own took from a warm pool (which
+    /// carries the pool's and the claim's marks, not the component's label;
+    /// the claim must be the one its owner reference names, by uid).
+    async fn is_own(&self, scope: &Scope, k: KindRef, object: &Value) -> Result<bool, PluginError> {
+        if kube_policy::owned(object, scope) {
+            return Ok(true);
+        }
+        let Some((claim, uid)) = kube_policy::claimed_by(object).filter(|_| k == kube_policy::SANDBOX) else {
+            return Ok(false);
+        };
+        let found = self.lookup(scope, kube_policy::SANDBOX_CLAIM, &claim).await?;
+        Ok(found.is_some_and(|c| kube_policy::owned(&c, scope) && c["metadata"]["uid"].as_str() == Some(uid.as_str())))
     }
 
     /// What the daemon does with sessions; without a daemon, `unsupported`
@@ -609,7 +625,7 @@ impl Host for HostState {
         // component's own is applied over at the version found to be its own
         // (if it changed meanwhile, the cluster refuses).
         let stored = match service.lookup(&scope, k, &name).await? {
-            Some(existing) if !kube_policy::owned(&existing, &scope) => {
+            Some(existing) if !service.is_own(&scope, k, &existing).await? => {
                 return Err(PluginError::Denied(format!("{} {name} exists and is not this component's", k.kind)).into());
             }
             Some(existing) => {

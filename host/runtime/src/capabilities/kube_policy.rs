@@ -98,6 +98,18 @@ pub fn owned(object: &Value, scope: &Scope) -> bool {
     object["metadata"]["labels"][OWNER_LABEL].as_str() == Some(scope.component.as_str())
 }
 
+/// The claim (name and uid) that controls `object`, per its owner
+/// references: a Sandbox a `SandboxClaim` took from a warm pool (or had
+/// made). Whether that claim is the component's only the cluster can tell.
+pub fn claimed_by(object: &Value) -> Option<(String, String)> {
+    let owner = object["metadata"]["ownerReferences"].as_array()?.iter().find(|o| o["controller"] == true)?;
+    let group = owner["apiVersion"].as_str()?.split('/').next()?;
+    if owner["kind"] != SANDBOX_CLAIM.kind || group != "extensions.agents.x-k8s.io" {
+        return None;
+    }
+    Some((owner["name"].as_str()?.to_string(), owner["uid"].as_str()?.to_string()))
+}
+
 /// Why a container that cannot run is waiting (a cluster's own reasons).
 const STUCK: &[&str] = &[
     "ErrImagePull",
@@ -705,6 +717,22 @@ mod tests {
             let why = claim(spec.clone()).expect_err(says);
             assert!(why.contains(says), "{spec}: {why}");
         }
+    }
+
+    #[test]
+    fn a_sandbox_is_claimed_only_by_the_claim_controlling_it() {
+        let with = |owners: Value| json!({"metadata": {"ownerReferences": owners}});
+        let claim = json!({"apiVersion": SANDBOX_CLAIM.api_version, "kind": "SandboxClaim", "name": "c", "uid": "u1", "controller": true});
+        assert_eq!(claimed_by(&with(json!([claim]))), Some(("c".into(), "u1".into())));
+        let mut not_controller = claim.clone();
+        not_controller["controller"] = json!(false);
+        assert_eq!(claimed_by(&with(json!([not_controller]))), None);
+        let pool = json!({"apiVersion": SANDBOX_WARM_POOL.api_version, "kind": "SandboxWarmPool", "name": "p", "uid": "u2", "controller": true});
+        assert_eq!(claimed_by(&with(json!([pool]))), None, "a pool's Sandbox is nobody's");
+        let mut elsewhere = claim.clone();
+        elsewhere["apiVersion"] = json!("example.com/v1");
+        assert_eq!(claimed_by(&with(json!([elsewhere]))), None, "another group's SandboxClaim");
+        assert_eq!(claimed_by(&json!({"metadata": {}})), None);
     }
 
     /// A JSON merge (objects merged, everything else replaced), for building specs.
