@@ -303,7 +303,13 @@ fn in_pod(kube: &TestCluster, pod: &str, script: &str) -> String {
 /// on the way (the mock upstream saw it), masked on the way back, and
 /// nothing real comes back into the pod.
 fn agent_request(kube: &TestCluster, world: &World, pod: &str) {
-    let body = in_pod(kube, pod, "curl -sS -H 'authorization: Bearer placeholder' https://api.github.com/user");
+    agent_request_with(kube, world, pod, "");
+}
+
+/// [`agent_request`], with `env` (shell) setting the agent's environment first.
+fn agent_request_with(kube: &TestCluster, world: &World, pod: &str, env: &str) {
+    let request = format!("{env}curl -sS -H 'authorization: Bearer placeholder' https://api.github.com/user");
+    let body = in_pod(kube, pod, &request);
     let seen = world.mock.last_request_to("api.github.com", "/user");
     let expected = format!("Bearer {}", canary("GITHUB_TOKEN"));
     assert_eq!(seen["headers"]["authorization"].as_str(), Some(expected.as_str()), "the token added: {seen}");
@@ -515,6 +521,107 @@ fn where_the_cluster_can_reach_this_machine_a_session_comes_in_through_the_proxy
     agent_request(&kube, &world, &pod);
     world.home.run(&["delete", &name]).ok();
     assert!(objects(&kube, "pods,pvc,networkpolicies", &pod).is_empty(), "nothing is left");
+}
+
+/// A warm pod's agent has its environment from its launch script, not the
+/// pod's spec: a shell in the pod takes it from there.
+const WARM_ENV: &str = "eval \"$(grep -h '^export ' /session/.launch-*)\"; ";
+
+/// With `warm_pool`, agent-sandbox keeps ready Sandboxes (a template and a
+/// pool of clauderon's, nothing of any session in them) and a session's
+/// SandboxClaim takes one: its pod, under the name it was made with, gets
+/// the session's files and its launch script (its environment, the relay,
+/// the agent) and reaches the proxy as any session's does. Stop pauses the
+/// Sandbox and start resumes it with its work; a restarted daemon finds it
+/// running; delete takes the claim, its Sandbox and its volume, and leaves
+/// the pool.
+#[test]
+fn with_a_warm_pool_a_session_takes_a_ready_sandbox_and_runs_in_it() {
+    let kube = TestCluster::start(&["--agent-sandbox"]);
+    let mut world = World::start_with(&format!("{}warm_pool = \"1\"\n", config_with(&kube, true, "true")));
+    let first = create(&world, &unique("kw"), "sleep 600", &[]).ok().json();
+    assert_eq!(first["status"], "running", "{first}");
+    // The pool, its template and its pods' isolation: clauderon's, not agent-sandbox's.
+    let template = kube.object(&["sandboxtemplate", "clauderon-warm"]);
+    assert_eq!(template["spec"]["networkPolicyManagement"], "Unmanaged");
+    let template_text = template.to_string();
+    assert!(!template_text.contains("HTTPS_PROXY") && !template_text.contains("CLAUDERON_SESSION"), "{template}");
+    assert_eq!(kube.object(&["sandboxwarmpool", "clauderon-warm"])["spec"]["replicas"], 1);
+    let isolation = kube.object(&["networkpolicy", "clauderon-warm-isolated"]);
+    assert_eq!(isolation["spec"]["podSelector"]["matchLabels"]["dev.clauderon.pool"], "clauderon-warm");
+    assert!(isolation["spec"]["egress"].is_null() && isolation["spec"]["ingress"].is_null(), "{isolation}");
+    assert!(!kube.kubectl(&["get", "networkpolicy", "clauderon-warm-network-policy"]).status.success());
+
+    // The pool has refilled: the next session takes a warm Sandbox.
+    eventually(60, "a ready Sandbox in the pool", || {
+        (kube.object(&["sandboxwarmpool", "clauderon-warm"])["status"]["readyReplicas"] == 1).then_some(())
+    });
+    let name = unique("kw");
+    let made = create(&world, &name, "sleep 600", &["--access-mode", "read-only"]).ok().json();
+    let resource = made["resource_id"].as_str().expect("a resource").to_string();
+    let claim = kube.object(&["sandboxclaim", &resource]);
+    assert_eq!(claim["metadata"]["labels"]["dev.clauderon.session-id"], made["id"]);
+    let sandbox_name = claim["status"]["sandbox"]["name"].as_str().expect("its Sandbox").to_string();
+    assert!(sandbox_name.starts_with("clauderon-warm-"), "{sandbox_name}");
+    let sandbox = kube.object(&["sandbox", &sandbox_name]);
+    assert_eq!(sandbox["metadata"]["labels"]["agents.x-k8s.io/launch-type"], "warm", "{sandbox}");
+    let pod = sandbox_name.clone();
+    let spec = kube.object(&["pod", &pod]);
+    let spec_text = spec["spec"].to_string();
+    assert!(
+        !spec_text.contains("HTTPS_PROXY") && !spec_text.contains(made["id"].as_str().unwrap_or("?")),
+        "{spec_text}"
+    );
+    for (var, value) in CANARIES {
+        assert!(!spec_text.contains(value), "{var}'s real value is in the pod's spec");
+    }
+    // Its agent runs with the session's environment, through its own proxy.
+    let launch = in_pod(&kube, &pod, "ls /session/.launch-* && stat -c '%a %u' /session/.launch-*");
+    assert!(launch.ends_with("500 1000"), "{launch}");
+    agent_request_with(&kube, &world, &pod, WARM_ENV);
+    let post = in_pod(
+        &kube,
+        &pod,
+        &format!(
+            "{WARM_ENV}curl -s -o /dev/null -w '%{{http_code}}' -X POST -d '{{}}' https://api.github.com/repos/o/r/issues"
+        ),
+    );
+    assert_eq!(post, "403", "read-only holds");
+    assert_eq!(in_pod(&kube, &pod, "cat /session/workspace/sub/README"), "hi", "the session's branch is in");
+    let script = in_pod(&kube, &pod, "cat /session/.launch-*");
+    for (var, value) in CANARIES {
+        assert!(!script.contains(value), "{var}'s real value is in the launch script");
+    }
+    assert!(listed(&world, &name)["status"] == "running");
+
+    // Stop pauses its Sandbox; start resumes it with its work.
+    in_pod(&kube, &pod, "echo kept > /session/workspace/work.txt");
+    world.home.run(&["stop", &name]).ok();
+    assert_eq!(kube.object(&["sandbox", &sandbox_name])["spec"]["replicas"], 0);
+    eventually(20, "the pod gone", || (!kube.kubectl(&["get", "pod", &pod]).status.success()).then_some(()));
+    assert_eq!(listed(&world, &name)["status"], "stopped");
+    world.home.run(&["start", &name]).ok();
+    assert_eq!(in_pod(&kube, &pod, "cat /session/workspace/work.txt"), "kept");
+    agent_request_with(&kube, &world, &pod, WARM_ENV);
+
+    // A restarted daemon finds it running and opens its way out again.
+    let uid = kube.object(&["pod", &pod])["metadata"]["uid"].clone();
+    world.restart_daemon();
+    agent_request_with(&kube, &world, &pod, WARM_ENV);
+    assert_eq!(kube.object(&["pod", &pod])["metadata"]["uid"], uid, "the same pod");
+
+    // Delete takes the claim and what it owns; the pool stays.
+    world.home.run(&["delete", &name]).ok();
+    eventually(20, "the session's objects gone", || {
+        let gone = ["sandboxclaim", "sandbox", "pod"]
+            .iter()
+            .zip([&resource, &sandbox_name, &pod])
+            .all(|(kind, name)| !kube.kubectl(&["get", kind, name]).status.success());
+        (gone && !kube.kubectl(&["get", "pvc", &format!("data-{sandbox_name}")]).status.success()).then_some(())
+    });
+    assert!(kube.kubectl(&["get", "sandboxwarmpool", "clauderon-warm"]).status.success(), "the pool stays");
+    let first_name = first["name"].as_str().unwrap_or_default().to_string();
+    world.home.run(&["delete", &first_name]).ok();
 }
 
 /// A condition of a Sandbox (`Ready`, `Suspended`) as `STATUS REASON`.

@@ -684,8 +684,20 @@ impl Pod {
             args.extend(["--workdir".into(), dir.to_string()]);
         }
         for env in c["env"].as_array().into_iter().flatten() {
-            let (Some(key), Some(value)) = (env["name"].as_str(), env["value"].as_str()) else {
-                return Err(format!("env {}: only literal values are served by this mock API server", env["name"]));
+            // A literal, or the pod's own name, namespace or uid (the downward API).
+            let field = env["valueFrom"]["fieldRef"]["fieldPath"].as_str();
+            let value = match (env["value"].as_str(), field) {
+                (Some(value), _) => Some(value),
+                (None, Some("metadata.name" | "metadata.namespace" | "metadata.uid")) => {
+                    field.and_then(|f| self.pod["metadata"][f.trim_start_matches("metadata.")].as_str())
+                }
+                _ => None,
+            };
+            let (Some(key), Some(value)) = (env["name"].as_str(), value) else {
+                return Err(format!(
+                    "env {}: only literal values and the pod's metadata.name, .namespace and .uid are served by this mock API server",
+                    env["name"]
+                ));
             };
             args.extend(["--env".into(), format!("{key}={value}")]);
         }

@@ -112,16 +112,33 @@ const SANDBOX_API: &str = "agents.x-k8s.io/v1alpha1";
 /// `data-<sandbox>` and gives the pod a volume of the template's name).
 const DATA: &str = "data";
 /// Every kind a session has, in the order they are deleted.
-const KINDS: [&str; 4] = [SANDBOX, POD, CLAIM, POLICY];
+const SANDBOX_CLAIM: &str = "SandboxClaim";
+const SANDBOX_TEMPLATE: &str = "SandboxTemplate";
+const SANDBOX_WARM_POOL: &str = "SandboxWarmPool";
+const EXTENSIONS_API: &str = "extensions.agents.x-k8s.io/v1beta1";
+/// The warm pool's (and its template's and network policy's) name.
+const WARM: &str = "clauderon-warm";
+/// The label the warm pool's pods carry (its network policy selects them by it).
+const POOL_LABEL: &str = "dev.clauderon.pool";
+/// On a session's SandboxClaim: the route its agent's relay was launched with.
+const ROUTE_ANNOTATION: &str = "dev.clauderon.route";
+/// A warm pod's agent starts from `/session/.launch-<its pod's uid>`.
+const LAUNCH_PREFIX: &str = "/session/.launch-";
+/// Where agent-sandbox names a Sandbox's pod.
+const POD_NAME_ANNOTATION: &str = "agents.x-k8s.io/pod-name";
+
+const KINDS: [&str; 5] = [SANDBOX_CLAIM, SANDBOX, POD, CLAIM, POLICY];
 
 struct Kubernetes;
 
-/// What makes a session's pod: this backend (a bare pod), or agent-sandbox's
-/// controller (a `Sandbox`, where the cluster has the CRD).
+/// What makes a session's pod: this backend (a bare pod), agent-sandbox's
+/// controller (a `Sandbox`, where the cluster has the CRD), or a warm pool's
+/// (a `SandboxClaim` taking a running Sandbox, with `warm_pool`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Shape {
     Pod,
     Sandbox,
+    Claim,
 }
 
 impl Shape {
@@ -129,6 +146,18 @@ impl Shape {
     /// Sandbox where the cluster serves the kind), `true` (a Sandbox, or an
     /// error) or `false` (a bare pod).
     fn chosen(spec: &SessionSpec) -> Result<Self> {
+        let shape = Self::sandbox_or_pod(spec)?;
+        if shape == Self::Sandbox && warm_pool_size(spec)? > 0 && kube::serves(SANDBOX_CLAIM)? {
+            // The pool's pods are alike: a session asking for its own
+            // image or resources is made for itself.
+            if spec.image.is_none() && spec.cpu_limit.is_none() && spec.memory_limit.is_none() {
+                return Ok(Self::Claim);
+            }
+        }
+        Ok(shape)
+    }
+
+    fn sandbox_or_pod(spec: &SessionSpec) -> Result<Self> {
         match spec.option("sandbox_crd").unwrap_or("auto") {
             "false" => Ok(Self::Pod),
             "auto" => Ok(if kube::serves(SANDBOX)? { Self::Sandbox } else { Self::Pod }),
@@ -144,18 +173,59 @@ impl Shape {
         }
     }
 
-    /// The shape an existing session has: a Sandbox if it has one.
+    /// The shape an existing session has: a SandboxClaim or a Sandbox if it
+    /// has one.
     fn of(resource: &str) -> Result<Self> {
-        Ok(if exists(SANDBOX, resource)? { Self::Sandbox } else { Self::Pod })
+        Ok(if exists(SANDBOX_CLAIM, resource)? {
+            Self::Claim
+        } else if exists(SANDBOX, resource)? {
+            Self::Sandbox
+        } else {
+            Self::Pod
+        })
     }
 
-    /// The session's claim.
+    /// The session's claim (a warm pod's is its Sandbox's, named by the controller).
     fn claim_name(self, resource: &str) -> String {
         match self {
             Self::Pod => format!("{resource}-data"),
-            Self::Sandbox => format!("{DATA}-{resource}"),
+            Self::Sandbox | Self::Claim => format!("{DATA}-{resource}"),
         }
     }
+}
+
+/// `warm_pool`: how many ready Sandboxes agent-sandbox keeps for new
+/// sessions (0, the default: none).
+fn warm_pool_size(spec: &SessionSpec) -> Result<u32> {
+    match spec.option("warm_pool") {
+        None => Ok(0),
+        Some(n) => n.parse().map_err(|_| {
+            Error::invalid_input(format!(
+                "[backends.kubernetes] warm_pool = {n:?} is not a number of Sandboxes (e.g. \"2\")"
+            ))
+        }),
+    }
+}
+
+/// The Sandbox a session's SandboxClaim took (none before it took one).
+fn claimed_sandbox(resource: &str) -> Result<Option<Value>> {
+    let Some(claim) = kube::get(SANDBOX_CLAIM, resource)? else { return Ok(None) };
+    let claim = parse(&claim)?;
+    let Some(name) = claim["status"]["sandbox"]["name"].as_str() else { return Ok(None) };
+    kube::get(SANDBOX, name)?.map(|s| parse(&s)).transpose()
+}
+
+/// The name of the session's pod: a warm pool's keeps the name it was made
+/// with (agent-sandbox's `pod-name`); any other is named as the resource.
+fn pod_of(resource: &str) -> Result<String> {
+    Ok(match claimed_sandbox(resource)? {
+        Some(sandbox) => sandbox["metadata"]["annotations"][POD_NAME_ANNOTATION]
+            .as_str()
+            .or(sandbox["metadata"]["name"].as_str())
+            .unwrap_or(resource)
+            .to_string(),
+        None => resource.to_string(),
+    })
 }
 
 fn labels(spec: &SessionSpec) -> Value {
@@ -217,13 +287,17 @@ fn policy_name(resource: &str) -> String {
 /// (the host's port-forwards, the tunnel, do not pass through it), but to
 /// the proxy's direct door when its route is the door.
 fn policy(spec: &SessionSpec, way: Option<&WayOut>) -> Result<Value> {
+    let resource = &spec.resource_name;
+    isolation(&policy_name(resource), labels(spec), json!({RESOURCE_LABEL: resource}), way)
+}
+
+/// The network policy `name` (labelled `labels`) isolating the pods with
+/// the labels `selected`, as [`policy`] says.
+fn isolation(name: &str, labels: Value, selected: Value, way: Option<&WayOut>) -> Result<Value> {
     let mut policy = json!({
         "apiVersion": "networking.k8s.io/v1", "kind": POLICY,
-        "metadata": {"name": policy_name(&spec.resource_name), "labels": labels(spec)},
-        "spec": {
-            "podSelector": {"matchLabels": {RESOURCE_LABEL: spec.resource_name}},
-            "policyTypes": ["Ingress", "Egress"]
-        }
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"podSelector": {"matchLabels": selected}, "policyTypes": ["Ingress", "Egress"]}
     });
     if let Some(WayOut { route: Route::Direct(address), .. }) = way {
         let door: std::net::SocketAddr = address
@@ -261,6 +335,11 @@ impl Route {
     fn of_pod(pod: &Value) -> Option<Self> {
         let command: Vec<&str> =
             pod["spec"]["containers"][0]["command"].as_array()?.iter().filter_map(Value::as_str).collect();
+        Self::of_args(&command)
+    }
+
+    /// The route the relay's arguments `command` say.
+    fn of_args(command: &[&str]) -> Option<Self> {
         let after = |flag: &str| command.iter().position(|a| *a == flag).and_then(|i| command.get(i + 1));
         if let Some(address) = after("--direct") {
             return Some(Self::Direct(address.to_string()));
@@ -324,21 +403,14 @@ fn path_map(spec: &SessionSpec) -> PathMap {
     PathMap::new(spec, WORKSPACE, HOME, &format!("{CA_DIR}/{bundle}"))
 }
 
-/// The session's pod's spec; `claim`: the claim it mounts as its `data`
-/// volume (none: the Sandbox's controller adds it from the claim template);
-/// `way`: its relay's way to the proxy.
-fn pod_spec(spec: &SessionSpec, claim: Option<&str>, way: Option<&WayOut>) -> Result<Value> {
+/// The agent's command in the pod: the relay (its way to the proxy) running
+/// the agent's own; and the directory it runs in.
+fn agent_command(spec: &SessionSpec, way: Option<&WayOut>) -> Result<(String, Vec<String>)> {
     if spec.launch.argv.is_empty() {
         return Err(Error::invalid_input("the agent's launch plan has no command"));
     }
     let map = path_map(spec);
-    let image = spec.image.clone().or_else(|| spec.option("image").map(String::from)).unwrap_or(DEFAULT_IMAGE.into());
-    let env: Vec<Value> = map.env(spec).into_iter().map(|e| json!({"name": e.name, "value": e.value})).collect();
-    // The agent starts once the session's files are in the claim (`READY`).
-    let wait = r#"until [ -e "$1" ]; do sleep 0.2; done; cd "$2" && shift 2 && exec "$@""#;
-    let mut command: Vec<String> = ["sh", "-c", wait, "sh", READY].iter().map(|s| s.to_string()).collect();
-    command.push(map.rewrite(&spec.workdir));
-    // The relay runs the agent and is its way to the proxy.
+    let mut command = Vec::new();
     if let Some(way) = way {
         command.push(way.relay_in_pod());
         command.extend(["--port".into(), way.proxy_port.to_string()]);
@@ -346,6 +418,38 @@ fn pod_spec(spec: &SessionSpec, claim: Option<&str>, way: Option<&WayOut>) -> Re
         command.push("--".into());
     }
     command.extend(spec.launch.argv.iter().map(|a| map.rewrite(a)));
+    Ok((map.rewrite(&spec.workdir), command))
+}
+
+/// The session's pod's spec; `claim`: the claim it mounts as its `data`
+/// volume (none: the Sandbox's controller adds it from the claim template);
+/// `way`: its relay's way to the proxy.
+fn pod_spec(spec: &SessionSpec, claim: Option<&str>, way: Option<&WayOut>) -> Result<Value> {
+    let (workdir, agent) = agent_command(spec, way)?;
+    let env: Vec<Value> =
+        path_map(spec).env(spec).into_iter().map(|e| json!({"name": e.name, "value": e.value})).collect();
+    // The agent starts once the session's files are in the claim (`READY`).
+    let wait = r#"until [ -e "$1" ]; do sleep 0.2; done; cd "$2" && shift 2 && exec "$@""#;
+    let mut command: Vec<String> = ["sh", "-c", wait, "sh", READY].iter().map(|s| s.to_string()).collect();
+    command.push(workdir);
+    command.extend(agent);
+    Ok(contained_pod(spec, command, env, claim))
+}
+
+/// A warm pool's pod's spec: nothing of a session's. It waits for its
+/// launch script (`/session/.launch-<its uid>`, which the backend writes
+/// once a claim has taken it and the session's files are in) and runs it.
+fn warm_pod_spec(spec: &SessionSpec) -> Value {
+    let wait = r#"until [ -e "$1$POD_UID" ]; do sleep 0.2; done; exec sh "$1$POD_UID""#;
+    let command = ["sh", "-c", wait, "sh", LAUNCH_PREFIX].iter().map(|s| s.to_string()).collect();
+    let env = vec![json!({"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}})];
+    contained_pod(spec, command, env, None)
+}
+
+/// A pod spec running `command` with `env` as the agent's user, hardened
+/// (see the module's doc), with the session's data at `/session`.
+fn contained_pod(spec: &SessionSpec, command: Vec<String>, env: Vec<Value>, claim: Option<&str>) -> Value {
+    let image = spec.image.clone().or_else(|| spec.option("image").map(String::from)).unwrap_or(DEFAULT_IMAGE.into());
     let mut pod = json!({
         "restartPolicy": "OnFailure",
         "automountServiceAccountToken": false,
@@ -375,7 +479,94 @@ fn pod_spec(spec: &SessionSpec, claim: Option<&str>, way: Option<&WayOut>) -> Re
     if let Some(class) = spec.option("runtime_class") {
         pod["runtimeClassName"] = json!(class);
     }
-    Ok(pod)
+    pod
+}
+
+/// The warm pool (`warm_pool` Sandboxes, kept ready by agent-sandbox), its
+/// template and the network policy of its pods (as a session's: nowhere
+/// but the door, when the daemon has one), applied as this daemon would
+/// make them now.
+fn ensure_pool(spec: &SessionSpec, way: Option<&WayOut>) -> Result<()> {
+    let marks = json!({POOL_LABEL: WARM});
+    kube::apply(&isolation(&policy_name(WARM), marks.clone(), marks.clone(), way)?.to_string())?;
+    let template = json!({
+        "apiVersion": EXTENSIONS_API, "kind": SANDBOX_TEMPLATE,
+        "metadata": {"name": WARM, "labels": marks},
+        "spec": {
+            // The pods' isolation is the policy above, not agent-sandbox's.
+            "networkPolicyManagement": "Unmanaged",
+            "podTemplate": {"metadata": {"labels": marks}, "spec": warm_pod_spec(spec)},
+            "volumeClaimTemplates": [{"metadata": {"name": DATA, "labels": marks}, "spec": claim_spec(spec)}]
+        }
+    });
+    kube::apply(&template.to_string())?;
+    let pool = json!({
+        "apiVersion": EXTENSIONS_API, "kind": SANDBOX_WARM_POOL,
+        "metadata": {"name": WARM, "labels": marks},
+        "spec": {"replicas": warm_pool_size(spec)?, "sandboxTemplateRef": {"name": WARM}}
+    });
+    kube::apply(&pool.to_string())?;
+    Ok(())
+}
+
+/// The session's SandboxClaim on the warm pool; `route`: its relay's, once launched.
+fn sandbox_claim(spec: &SessionSpec, route: Option<&Route>) -> Value {
+    let mut claim = json!({
+        "apiVersion": EXTENSIONS_API, "kind": SANDBOX_CLAIM,
+        "metadata": {"name": spec.resource_name, "labels": labels(spec)},
+        "spec": {"warmPoolRef": {"name": WARM}}
+    });
+    if let Some(route) = route {
+        claim["metadata"]["annotations"] = json!({ROUTE_ANNOTATION: route.args().join(" ")});
+    }
+    claim
+}
+
+/// `word` for `sh`: single-quoted.
+fn quoted(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// The launch script of the session's warm pod: its environment, then the
+/// agent (through the relay) in its directory.
+fn launch_script(spec: &SessionSpec, way: Option<&WayOut>) -> Result<String> {
+    let (workdir, agent) = agent_command(spec, way)?;
+    let mut script = String::from("# clauderon: this session's agent\n");
+    for var in path_map(spec).env(spec) {
+        script.push_str(&format!("export {}={}\n", var.name, quoted(&var.value)));
+    }
+    let argv: Vec<String> = agent.iter().map(|a| quoted(a)).collect();
+    script.push_str(&format!("cd {} && exec {}\n", quoted(&workdir), argv.join(" ")));
+    Ok(script)
+}
+
+/// Start the agent in warm pod `pod` (uid `uid`) — once: a pod that has
+/// its launch script runs it already (the daemon restarted). Returns its
+/// relay's route.
+fn launch_warm(spec: &SessionSpec, pod: &str, uid: &str) -> Result<Option<Route>> {
+    let launch = format!("{LAUNCH_PREFIX}{uid}");
+    if kube::exec(pod, None, &["test".into(), "-e".into(), launch.clone()], None)?.exit_code == Some(0) {
+        let claim = kube::get(SANDBOX_CLAIM, &spec.resource_name)?.map(|c| parse(&c)).transpose()?;
+        let route = claim.as_ref().and_then(|c| c["metadata"]["annotations"][ROUTE_ANNOTATION].as_str());
+        return Ok(route.and_then(|r| Route::of_args(&r.split(' ').collect::<Vec<_>>())));
+    }
+    let way = WayOut::of(spec)?;
+    let route = way.as_ref().map(|w| w.route.clone());
+    fill_claim(spec, pod, route.as_ref(), false)?;
+    // Written whole, then moved into place: the pod never runs half a script.
+    let write =
+        format!("rm -f {LAUNCH_PREFIX}*; umask 077; cat > \"$1.new\" && chmod 500 \"$1.new\" && mv \"$1.new\" \"$1\"");
+    let script = launch_script(spec, way.as_ref())?;
+    let wrote =
+        kube::exec(pod, None, &["sh".into(), "-c".into(), write, "sh".into(), launch], Some(&script.into_bytes()))?;
+    if wrote.exit_code != Some(0) {
+        return Err(Error::failed(format!(
+            "writing the agent's launch script in pod {pod} failed: {}",
+            String::from_utf8_lossy(&wrote.stderr).trim()
+        )));
+    }
+    kube::apply(&sandbox_claim(spec, route.as_ref()).to_string())?;
+    Ok(route)
 }
 
 fn pod(spec: &SessionSpec, way: Option<&WayOut>) -> Result<Value> {
@@ -451,22 +642,57 @@ fn parse(json: &str) -> Result<Value> {
 /// was made by this create, so it is empty).
 fn launch(spec: &SessionSpec, shape: Shape, fresh: bool) -> Result<SessionInfo> {
     let way = WayOut::of(spec)?;
-    kube::apply(&policy(spec, way.as_ref())?.to_string())?;
     match shape {
-        Shape::Pod => kube::apply(&pod(spec, way.as_ref())?.to_string())?,
-        Shape::Sandbox => kube::apply(&sandbox(spec, way.as_ref())?.to_string())?,
+        Shape::Pod => {
+            kube::apply(&policy(spec, way.as_ref())?.to_string())?;
+            kube::apply(&pod(spec, way.as_ref())?.to_string())?
+        }
+        Shape::Sandbox => {
+            kube::apply(&policy(spec, way.as_ref())?.to_string())?;
+            kube::apply(&sandbox(spec, way.as_ref())?.to_string())?
+        }
+        Shape::Claim => {
+            ensure_pool(spec, way.as_ref())?;
+            kube::apply(&sandbox_claim(spec, None).to_string())?
+        }
     };
-    settle(spec, fresh)
+    settle(spec, shape, fresh)
+}
+
+/// How long create and start wait for the session's pod (`start_timeout_ms`).
+fn start_timeout(spec: &SessionSpec) -> u32 {
+    spec.option("start_timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(60_000)
+}
+
+/// The pod the session's SandboxClaim took, waiting (within `timeout` ms)
+/// for agent-sandbox to give it one.
+fn wait_for_claim(resource: &str, timeout: u32) -> Result<String> {
+    let claim = parse(&kube::wait_for_claim(resource, timeout)?)?;
+    if claim["status"]["sandbox"]["name"].as_str().is_some() {
+        return pod_of(resource);
+    }
+    let ready = claim["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready");
+    let said = ready.map_or("nothing yet (is agent-sandbox's controller running?)".to_string(), |c| {
+        format!("{}: {}", c["reason"].as_str().unwrap_or("?"), c["message"].as_str().unwrap_or_default())
+    });
+    Err(Error::failed(format!(
+        "SandboxClaim {resource} got no Sandbox from the warm pool {WARM} in {timeout} ms; it says {said}"
+    )))
 }
 
 /// Wait for the session's pod to run (a Sandbox's is made by its
-/// controller meanwhile), fill its claim (once; `fresh`: it is new), open
-/// its way out and have the host follow its health.
-fn settle(spec: &SessionSpec, fresh: bool) -> Result<SessionInfo> {
-    let timeout: u32 = spec.option("start_timeout_ms").and_then(|t| t.parse().ok()).unwrap_or(60_000);
-    let seen = match kube::wait_for_pod(&spec.resource_name, timeout) {
+/// controller meanwhile; a warm pool's is taken by its claim), fill its
+/// claim (once; `fresh`: it is new), start a warm pod's agent, open its way
+/// out and have the host follow its health.
+fn settle(spec: &SessionSpec, shape: Shape, fresh: bool) -> Result<SessionInfo> {
+    let timeout = start_timeout(spec);
+    let pod = match shape {
+        Shape::Claim => wait_for_claim(&spec.resource_name, timeout)?,
+        Shape::Pod | Shape::Sandbox => spec.resource_name.clone(),
+    };
+    let seen = match kube::wait_for_pod(&pod, timeout) {
         // The Sandbox's controller says why it made no pod.
-        Err(Error::NotFound(why)) => match sandbox_condition(&spec.resource_name)? {
+        Err(Error::NotFound(why)) => match sandbox_condition(&pod)? {
             Some(said) => return Err(Error::failed(format!("{why}; its Sandbox says {said}"))),
             None => return Err(Error::NotFound(why)),
         },
@@ -474,40 +700,40 @@ fn settle(spec: &SessionSpec, fresh: bool) -> Result<SessionInfo> {
     };
     let status = state_of(&seen);
     if matches!(status.state, ResourceState::Failed) {
-        return Err(Error::failed(format!(
-            "pod {} cannot run: {}",
-            spec.resource_name,
-            status.detail.unwrap_or_default()
-        )));
+        return Err(Error::failed(format!("pod {pod} cannot run: {}", status.detail.unwrap_or_default())));
     }
     if !matches!(status.state, ResourceState::Running) {
         return Err(Error::failed(format!(
-            "pod {} did not run in the time create may wait (start_timeout_ms = {timeout}, within the call's \
+            "pod {pod} did not run in the time create may wait (start_timeout_ms = {timeout}, within the call's \
              deadline): {}; a cluster that pulls images or provisions volumes may need longer: raise \
              start_timeout_ms under [backends.kubernetes] and [limits.backend] deadline",
-            spec.resource_name,
             status.detail.unwrap_or_default()
         )));
     }
     // The pod's relay reaches the proxy the way it was started with.
-    let route = Route::of_pod(&seen);
-    fill_claim(spec, route.as_ref(), fresh)?;
-    open_way(spec, route.as_ref())?;
-    kube::watch_pod(&spec.resource_name)?;
+    let route = match shape {
+        Shape::Claim => launch_warm(spec, &pod, seen["metadata"]["uid"].as_str().unwrap_or_default())?,
+        Shape::Pod | Shape::Sandbox => {
+            let route = Route::of_pod(&seen);
+            fill_claim(spec, &pod, route.as_ref(), fresh)?;
+            route
+        }
+    };
+    open_way(&pod, route.as_ref())?;
+    kube::watch_pod(&pod)?;
     Ok(SessionInfo { resource_id: spec.resource_name.clone(), status })
 }
 
-/// Open the session's way out from its pod (see the module's doc): its
-/// tunnel, or its proxy for the direct door (which leads only to an open one).
-fn open_way(spec: &SessionSpec, route: Option<&Route>) -> Result<()> {
+/// Open the way out from the session's pod `pod` (see the module's doc):
+/// its tunnel, or its proxy for the direct door (which leads only to an open one).
+fn open_way(pod: &str, route: Option<&Route>) -> Result<()> {
     match route {
-        Some(Route::Tunnel(port)) => Ok(kube::open_tunnel(&spec.resource_name, *port)?),
+        Some(Route::Tunnel(port)) => Ok(kube::open_tunnel(pod, *port)?),
         Some(Route::Direct(_)) => match kube::direct_door()? {
             Some(_) => Ok(()),
             None => Err(Error::failed(format!(
-                "pod {} reaches the proxy through the direct door, which this daemon no longer has \
-                 ([proxy] direct_listen): stop and start the session to give it the tunnel",
-                spec.resource_name
+                "pod {pod} reaches the proxy through the direct door, which this daemon no longer has \
+                 ([proxy] direct_listen): stop and start the session to give it the tunnel"
             ))),
         },
         None => Ok(()),
@@ -520,8 +746,7 @@ fn open_way(spec: &SessionSpec, route: Option<&Route>) -> Result<()> {
 /// the agent starts. The door file goes in every time the route is the
 /// door (the session's pod may have had the tunnel before). A `fresh` claim
 /// (made by this create) is not asked whether it has them: one exec less.
-fn fill_claim(spec: &SessionSpec, route: Option<&Route>, fresh: bool) -> Result<()> {
-    let pod = &spec.resource_name;
+fn fill_claim(spec: &SessionSpec, pod: &str, route: Option<&Route>, fresh: bool) -> Result<()> {
     if let Some(Route::Direct(_)) = route {
         kube::copy_in(pod, None, &kube::CopySource::Door, DOOR)?;
     }
@@ -556,7 +781,7 @@ fn exists(kind: &str, name: &str) -> Result<bool> {
 /// the cluster does not serve the kind (a Sandbox without agent-sandbox).
 fn listed(kind: &str, selector: &str) -> Result<Vec<Value>> {
     match kube::list_objects(kind, selector) {
-        Err(Error::NotFound(_)) if kind == SANDBOX => Ok(Vec::new()),
+        Err(Error::NotFound(_)) if kind == SANDBOX || kind == SANDBOX_CLAIM => Ok(Vec::new()),
         listed => listed?.iter().map(|o| parse(o)).collect(),
     }
 }
@@ -602,17 +827,38 @@ fn sandbox_state(sandbox: &Value, pod: Option<&Value>) -> ResourceStatus {
     }
 }
 
-/// Pause the session's Sandbox `found` (`replicas: 0`; the rest as it is).
-fn pause(resource: &str, found: &Value) -> Result<()> {
+/// Pause (`replicas: 0`) or resume (`1`) Sandbox `name`, `found` as it is
+/// (its spec otherwise unchanged; what agent-sandbox's controller wrote in
+/// its pod template's metadata is its own, and stays).
+fn set_replicas(name: &str, found: &Value, replicas: u8) -> Result<()> {
     let mut spec = found["spec"].clone();
-    spec["replicas"] = json!(0);
-    let paused = json!({
-        "apiVersion": SANDBOX_API, "kind": SANDBOX,
-        "metadata": {"name": resource, "labels": found["metadata"]["labels"]},
-        "spec": spec
-    });
-    kube::apply(&paused.to_string())?;
+    spec["replicas"] = json!(replicas);
+    for part in ["labels", "annotations"] {
+        if let Some(map) = spec["podTemplate"]["metadata"][part].as_object_mut() {
+            map.retain(|key, _| !key.starts_with("agents.x-k8s.io/"));
+        }
+    }
+    let mut metadata = json!({"name": name});
+    if let Some(labels) = found["metadata"]["labels"].as_object() {
+        let own: serde_json::Map<String, Value> = labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("agents.x-k8s.io/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        metadata["labels"] = json!(own);
+    }
+    let changed = json!({"apiVersion": SANDBOX_API, "kind": SANDBOX, "metadata": metadata, "spec": spec});
+    kube::apply(&changed.to_string())?;
     Ok(())
+}
+
+/// The session's Sandbox (its own, or the one its claim took) and its name.
+fn session_sandbox(resource: &str) -> Result<Option<(String, Value)>> {
+    if let Some(sandbox) = claimed_sandbox(resource)? {
+        let name = sandbox["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        return Ok(Some((name, sandbox)));
+    }
+    Ok(kube::get(SANDBOX, resource)?.map(|s| parse(&s)).transpose()?.map(|s| (resource.to_string(), s)))
 }
 
 impl Backend for Kubernetes {
@@ -632,11 +878,12 @@ impl Backend for Kubernetes {
         let shape = Shape::chosen(&spec)?;
         if exists(POD, name)?
             || exists(SANDBOX, name)?
+            || exists(SANDBOX_CLAIM, name)?
             || exists(CLAIM, &shape.claim_name(name))?
             || exists(POLICY, &policy_name(name))?
         {
             return Err(Error::invalid_input(format!(
-                "pod {name}, its Sandbox, its claim or its network policy exists already and is not this session's"
+                "pod {name}, its Sandbox, its SandboxClaim, its claim or its network policy exists already and is not this session's"
             )));
         }
         if shape == Shape::Pod {
@@ -647,15 +894,23 @@ impl Backend for Kubernetes {
 
     fn start(resource_id: String, spec: SessionSpec) -> Result<SessionInfo> {
         let shape = Shape::of(&resource_id)?;
-        if let Some(found) = kube::get(POD, &resource_id)? {
+        let pod = pod_of(&resource_id)?;
+        if let Some(found) = kube::get(POD, &pod)? {
             if matches!(state_of(&parse(&found)?).state, ResourceState::Running | ResourceState::Starting) {
                 // It runs on, or is about to (the daemon restarted): wait
                 // for it as create does, and open its tunnel again.
-                return settle(&spec, false);
+                return settle(&spec, shape, false);
             }
             // A pod that ended or cannot run is made again (its spec cannot
             // change in place; a Sandbox's controller makes it again).
-            kube::delete(POD, &resource_id)?;
+            kube::delete(POD, &pod)?;
+        }
+        if shape == Shape::Claim {
+            // The claim's Sandbox resumes (its controller makes its pod again).
+            if let Some((name, sandbox)) = session_sandbox(&resource_id)? {
+                set_replicas(&name, &sandbox, 1)?;
+            }
+            return settle(&spec, shape, false);
         }
         if shape == Shape::Pod && !exists(CLAIM, &shape.claim_name(&resource_id))? {
             kube::apply(&claim(&spec).to_string())?;
@@ -664,16 +919,21 @@ impl Backend for Kubernetes {
     }
 
     fn stop(resource_id: String) -> Result<()> {
+        let pod = pod_of(&resource_id)?;
         // A Sandbox is paused (its controller deletes the pod and keeps the claim).
-        if let Some(found) = kube::get(SANDBOX, &resource_id)? {
-            pause(&resource_id, &parse(&found)?)?;
+        if let Some((name, sandbox)) = session_sandbox(&resource_id)? {
+            set_replicas(&name, &sandbox, 0)?;
         }
-        kube::delete(POD, &resource_id)?;
+        kube::delete(POD, &pod)?;
         Ok(())
     }
 
     fn delete(resource_id: String) -> Result<()> {
         let selector = format!("{RESOURCE_LABEL}={resource_id}");
+        // A claim's Sandbox goes with it (the cluster deletes what it owns).
+        if let Some((name, _)) = session_sandbox(&resource_id)? {
+            kube::delete(SANDBOX, &name)?;
+        }
         for kind in KINDS {
             for object in listed(kind, &selector)? {
                 kube::delete(kind, object["metadata"]["name"].as_str().unwrap_or_default())?;
@@ -690,43 +950,49 @@ impl Backend for Kubernetes {
     }
 
     fn status(resource_id: String) -> Result<ResourceStatus> {
-        let pod = kube::get(POD, &resource_id)?.map(|p| parse(&p)).transpose()?;
-        if let Some(sandbox) = kube::get(SANDBOX, &resource_id)? {
-            return Ok(sandbox_state(&parse(&sandbox)?, pod.as_ref()));
+        let pod = kube::get(POD, &pod_of(&resource_id)?)?.map(|p| parse(&p)).transpose()?;
+        if let Some((_, sandbox)) = session_sandbox(&resource_id)? {
+            return Ok(sandbox_state(&sandbox, pod.as_ref()));
         }
         match pod {
             Some(pod) => Ok(state_of(&pod)),
             None if exists(CLAIM, &Shape::Pod.claim_name(&resource_id))? => Ok(ResourceStatus::stopped()),
+            None if exists(SANDBOX_CLAIM, &resource_id)? => Ok(ResourceStatus {
+                state: ResourceState::Starting,
+                detail: Some(format!("its SandboxClaim has no Sandbox from the warm pool {WARM} yet")),
+            }),
             None => Ok(ResourceStatus::missing(format!("neither pod {resource_id} nor its claim exists"))),
         }
     }
 
     fn output(resource_id: String, lines: u32) -> Result<String> {
-        kube::logs(&resource_id, None, lines)
+        kube::logs(&pod_of(&resource_id)?, None, lines)
     }
 
     fn attach_argv(resource_id: String) -> Result<Vec<String>> {
-        if !exists(POD, &resource_id)? {
-            return Err(Error::not_found(format!("pod {resource_id} is not running: start the session first")));
+        let pod = pod_of(&resource_id)?;
+        if !exists(POD, &pod)? {
+            return Err(Error::not_found(format!("pod {pod} is not running: start the session first")));
         }
-        Ok(kube::attach_argv(&resource_id, None))
+        Ok(kube::attach_argv(&pod, None))
     }
 
     /// The agent's commits in the claim's workspace, brought to the
     /// session's clone on the host. A pod that is not running has nothing
     /// new: it was exported when it stopped.
     fn export_branch(resource_id: String) -> Result<()> {
-        let Some(pod) = kube::get(POD, &resource_id)? else { return Ok(()) };
-        if !matches!(state_of(&parse(&pod)?).state, ResourceState::Running) {
+        let pod = pod_of(&resource_id)?;
+        let Some(found) = kube::get(POD, &pod)? else { return Ok(()) };
+        if !matches!(state_of(&parse(&found)?).state, ResourceState::Running) {
             return Ok(());
         }
-        kube::copy_out(&resource_id, None, WORKSPACE)?;
+        kube::copy_out(&pod, None, WORKSPACE)?;
         Ok(())
     }
 
     fn list_resources() -> Result<Vec<String>> {
         let mut names = Vec::new();
-        for kind in [SANDBOX, POD, CLAIM] {
+        for kind in [SANDBOX_CLAIM, SANDBOX, POD, CLAIM] {
             for object in listed(kind, RESOURCE_LABEL)? {
                 if let Some(resource) = object["metadata"]["labels"][RESOURCE_LABEL].as_str() {
                     names.push(resource.to_string());

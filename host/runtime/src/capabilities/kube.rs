@@ -709,6 +709,30 @@ impl Host for HostState {
         Ok(text)
     }
 
+    async fn wait_for_claim(&mut self, claim: String, timeout_ms: u32) -> Res<String> {
+        let scope = self.kube_scope()?;
+        let until = tokio::time::Instant::now() + Duration::from_millis(timeout_ms.into()).min(self.time_left());
+        let service = &self.services.kube;
+        let mut said = false;
+        loop {
+            let Some(found) = service.own(&scope, kube_policy::SANDBOX_CLAIM, &claim).await? else {
+                return Err(
+                    PluginError::NotFound(format!("SandboxClaim {claim} (of this component) does not exist")).into()
+                );
+            };
+            let taken = found["status"]["sandbox"]["name"].as_str().is_some_and(|n| !n.is_empty());
+            if taken || tokio::time::Instant::now() >= until {
+                return Ok(found.to_string());
+            }
+            if !said {
+                said = true;
+                self.services
+                    .say(&self.ctx.id, format!("SandboxClaim {claim}: waiting for a Sandbox from its warm pool"));
+            }
+            tokio::time::sleep_until(until.min(tokio::time::Instant::now() + POLL)).await;
+        }
+    }
+
     async fn wait_for_pod(&mut self, pod: String, timeout_ms: u32) -> Res<String> {
         let scope = self.kube_scope()?;
         let budget = Duration::from_millis(timeout_ms.into()).min(self.time_left());
