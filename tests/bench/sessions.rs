@@ -20,7 +20,8 @@
 //!   and through the proxy's direct door
 //!   beside the same request sent straight to the session's proxy from this
 //!   machine; and create → running as an agent-sandbox Sandbox (the mock
-//!   with `--agent-sandbox`) beside the bare pod's.
+//!   with `--agent-sandbox`) beside the bare pod's, and from a warm pool
+//!   (`warm_pool = "1"`) beside the cold Sandbox's.
 //!
 //! `-- create`, `-- list` (the list and the dashboard), `-- tui` or `-- kube` runs one part.
 //!
@@ -528,8 +529,33 @@ fn kube() {
     let (mut boxed, (name, _)) = kube_creates(&world, &mut http, "box");
     boxed.sort();
     let ratio = percentile(&boxed, 0.5).as_secs_f64() / percentile(&created, 0.5).as_secs_f64();
+    let boxed_p50 = percentile(&boxed, 0.5);
     report("kube: create → running as a Sandbox (via API)", boxed, Duration::from_secs(5));
     println!("  a Sandbox's create: {ratio:.2}× a bare pod's at p50");
+    let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
+    assert_eq!(code, 200, "{text}");
+    drop(world);
+
+    // From a warm pool (`warm_pool = "1"`): each create takes a Sandbox the
+    // pool has ready (the wait for it to refill is not counted).
+    let config = kube_config(&boxes).replace("\"false\"", "\"true\"") + "warm_pool = \"1\"\n";
+    let world = clauderon_tests::World::start_with(&config);
+    let mut http = Http::connect(&world.daemon);
+    let pool_ready = || {
+        clauderon_tests::eventually(60, "a ready Sandbox in the warm pool", || {
+            (boxes.object(&["sandboxwarmpool", "clauderon-warm"])["status"]["readyReplicas"] == 1).then_some(())
+        })
+    };
+    // The first create makes the pool.
+    let (_, (name, _)) = kube_creates_with(&world, &mut http, "warm0", 1, &|| {});
+    let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
+    assert_eq!(code, 200, "{text}");
+    let (mut warm, (name, _)) = kube_creates_with(&world, &mut http, "warm", 10, &pool_ready);
+    warm.sort();
+    let ratio = percentile(&warm, 0.5).as_secs_f64() / boxed_p50.as_secs_f64();
+    let against_pod = percentile(&warm, 0.5).as_secs_f64() / percentile(&created, 0.5).as_secs_f64();
+    report("kube: create → running from a warm pool (via API)", warm, Duration::from_secs(5));
+    println!("  a warm create: {ratio:.2}× a cold Sandbox's at p50 ({against_pod:.2}× a bare pod's)");
     let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
     assert_eq!(code, 200, "{text}");
 }
@@ -549,6 +575,17 @@ fn kube_creates(
     http: &mut Http,
     tag: &str,
 ) -> (Vec<Duration>, (String, serde_json::Value)) {
+    kube_creates_with(world, http, tag, 10, &|| {})
+}
+
+/// [`kube_creates`] of `count` sessions, each once `ready` returns (its wait not counted).
+fn kube_creates_with(
+    world: &clauderon_tests::World,
+    http: &mut Http,
+    tag: &str,
+    count: u32,
+    ready: &dyn Fn(),
+) -> (Vec<Duration>, (String, serde_json::Value)) {
     let repo = world.repo.path().display().to_string();
     let create = |http: &mut Http, i: u32| {
         let name = format!("bench-kube-{tag}-{}-{i}", std::process::id());
@@ -561,13 +598,15 @@ fn kube_creates(
         (started.elapsed(), name, text)
     };
     let mut created = Vec::new();
-    for i in 0..9 {
+    for i in 0..count - 1 {
+        ready();
         let (took, name, _) = create(http, i);
         created.push(took);
         let (code, text) = http.call("DELETE", &format!("/api/sessions/{name}"), "");
         assert_eq!(code, 200, "{text}");
     }
-    let (took, name, text) = create(http, 9);
+    ready();
+    let (took, name, text) = create(http, count - 1);
     created.push(took);
     (created, (name, serde_json::from_str(&text).expect("session")))
 }

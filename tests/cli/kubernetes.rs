@@ -588,6 +588,19 @@ fn with_a_warm_pool_a_session_takes_a_ready_sandbox_and_runs_in_it() {
     );
     assert_eq!(post, "403", "read-only holds");
     assert_eq!(in_pod(&kube, &pod, "cat /session/workspace/sub/README"), "hi", "the session's branch is in");
+    // As its agent: nothing but its proxy — not the daemon, not the world directly.
+    let direct = kube.kubectl(&[
+        "exec",
+        &pod,
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "curl -sS -m 5 --noproxy '*' http://127.0.0.1:{}/api/sessions || curl -sS -m 5 --noproxy '*' https://api.github.com/user",
+            world.daemon.port
+        ),
+    ]);
+    assert!(!direct.status.success(), "the warm pod reached something without the proxy");
     let script = in_pod(&kube, &pod, "cat /session/.launch-*");
     for (var, value) in CANARIES {
         assert!(!script.contains(value), "{var}'s real value is in the launch script");

@@ -73,6 +73,20 @@
 //! deletes the pod even if nothing on this machine is left to stop it, and
 //! the session shows stopped. `runtime_class` (e.g. `gvisor`, `kata`) is the
 //! pod's `runtimeClassName`, for Sandboxes and bare pods alike.
+//!
+//! With `warm_pool = N` as well (and agent-sandbox's extensions,
+//! `extensions.agents.x-k8s.io/v1beta1`), agent-sandbox keeps N Sandboxes
+//! ready: this backend keeps the `SandboxTemplate` and `SandboxWarmPool`
+//! `clauderon-warm` (pods like a session's but with nothing of one: each
+//! waits for `/session/.launch-<its uid>`; agent-sandbox's network policy
+//! off, the pool's own `clauderon-warm-isolated` instead, as a session's),
+//! and a session is a `SandboxClaim` `<resource>` on it. Its pod is the
+//! one the claim took (named by the pool; found through the claim's
+//! Sandbox), which gets the session's files, then its launch script (the
+//! agent's environment, the relay and the agent; the route is kept on the
+//! claim for a restarted daemon). Stop and start pause and resume the
+//! claim's Sandbox; delete deletes it and the claim. A session with its
+//! own image or resources is a Sandbox of its own.
 
 use clauderon_sdk::kube;
 use clauderon_sdk::types::{ResourceState, ResourceStatus, SessionInfo, SessionSpec};

@@ -66,6 +66,7 @@
 //! sandbox_crd = "auto"            # sessions as agent-sandbox Sandboxes: "auto" where the
 //!                                 # cluster has the CRD, "true" (required), "false" (bare pods)
 //! shutdown_after = "8h"           # a Sandbox's shutdownTime, this long after each start
+//! warm_pool = "2"                 # Sandboxes agent-sandbox keeps ready for new sessions
 //!
 //! [push]                         # Web Push: the dashboard's notifications with no tab open
 //! subject = "mailto:you@example.com"  # the contact push services see (Apple's wants a real one)
