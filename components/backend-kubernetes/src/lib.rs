@@ -232,14 +232,15 @@ fn claimed_sandbox(resource: &str) -> Result<Option<Value>> {
 /// The name of the session's pod: a warm pool's keeps the name it was made
 /// with (agent-sandbox's `pod-name`); any other is named as the resource.
 fn pod_of(resource: &str) -> Result<String> {
-    Ok(match claimed_sandbox(resource)? {
-        Some(sandbox) => sandbox["metadata"]["annotations"][POD_NAME_ANNOTATION]
-            .as_str()
-            .or(sandbox["metadata"]["name"].as_str())
-            .unwrap_or(resource)
-            .to_string(),
-        None => resource.to_string(),
-    })
+    Ok(pod_name(resource, claimed_sandbox(resource)?.as_ref()))
+}
+
+/// [`pod_of`], the session's claimed Sandbox (if any) known.
+fn pod_name(resource: &str, claimed: Option<&Value>) -> String {
+    claimed
+        .and_then(|s| s["metadata"]["annotations"][POD_NAME_ANNOTATION].as_str().or(s["metadata"]["name"].as_str()))
+        .unwrap_or(resource)
+        .to_string()
 }
 
 fn labels(spec: &SessionSpec) -> Value {
@@ -964,8 +965,14 @@ impl Backend for Kubernetes {
     }
 
     fn status(resource_id: String) -> Result<ResourceStatus> {
-        let pod = kube::get(POD, &pod_of(&resource_id)?)?.map(|p| parse(&p)).transpose()?;
-        if let Some((_, sandbox)) = session_sandbox(&resource_id)? {
+        // (Asked often, by the host's watch: each object read once.)
+        let claimed = claimed_sandbox(&resource_id)?;
+        let pod = kube::get(POD, &pod_name(&resource_id, claimed.as_ref()))?.map(|p| parse(&p)).transpose()?;
+        let sandbox = match claimed {
+            Some(claimed) => Some(claimed),
+            None => kube::get(SANDBOX, &resource_id)?.map(|s| parse(&s)).transpose()?,
+        };
+        if let Some(sandbox) = sandbox {
             return Ok(sandbox_state(&sandbox, pod.as_ref()));
         }
         match pod {
