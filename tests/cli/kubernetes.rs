@@ -637,6 +637,24 @@ fn with_a_warm_pool_a_session_takes_a_ready_sandbox_and_runs_in_it() {
     world.home.run(&["delete", &first_name]).ok();
 }
 
+/// `warm_pool` where the cluster cannot give one (agent-sandbox without its
+/// extensions, or no agent-sandbox) fails the create and says what to do,
+/// rather than starting sessions cold without a word.
+#[test]
+fn a_warm_pool_the_cluster_cannot_give_is_a_clear_error() {
+    for (mock, says) in [
+        ("--agent-sandbox-core", "needs agent-sandbox's extensions (SandboxWarmPool and SandboxClaim"),
+        ("", "needs agent-sandbox's Sandboxes, and sessions here are bare pods"),
+    ] {
+        let kube = TestCluster::mock(&[mock].into_iter().filter(|m| !m.is_empty()).collect::<Vec<_>>());
+        let world = World::start_with(&format!("{}warm_pool = \"1\"\n", config_with(&kube, true, "auto")));
+        let failed = create(&world, &unique("kx"), "sleep 600", &[]);
+        assert_ne!(failed.code, 0, "{}", failed.stdout);
+        assert!(failed.stderr.contains(says) && failed.stderr.contains("remove warm_pool"), "{}", failed.stderr);
+        assert!(kube.ok(&["get", "pods,pvc", "-o", "name"]).trim().is_empty(), "nothing was made");
+    }
+}
+
 /// A condition of a Sandbox (`Ready`, `Suspended`) as `STATUS REASON`.
 fn condition(kube: &TestCluster, sandbox: &str, kind: &str) -> String {
     let object = kube.object(&["sandbox", sandbox]);

@@ -24,10 +24,16 @@ pub struct Kind {
 
 /// Whether agent-sandbox's CRD is installed (`--agent-sandbox`).
 static AGENT_SANDBOX: AtomicBool = AtomicBool::new(false);
+/// Whether its extensions' CRDs are too (all but `--agent-sandbox-core`).
+static EXTENSIONS: AtomicBool = AtomicBool::new(false);
+/// The extensions' group.
+const EXTENSIONS_GROUP: &str = "extensions.agents.x-k8s.io";
 
-/// Install agent-sandbox's CRD: serve its kinds (before anything is served).
-pub fn install_agent_sandbox() {
+/// Install agent-sandbox's CRD, and with `extensions` its extensions'
+/// (warm pools, claims, templates): serve their kinds (before anything is served).
+pub fn install_agent_sandbox(extensions: bool) {
     AGENT_SANDBOX.store(true, Ordering::SeqCst);
+    EXTENSIONS.store(extensions, Ordering::SeqCst);
 }
 
 impl Kind {
@@ -43,7 +49,8 @@ impl Kind {
 
     /// Whether the server serves this kind now (a CRD's, once installed).
     pub fn served(&self) -> bool {
-        !self.crd || AGENT_SANDBOX.load(Ordering::SeqCst)
+        let installed = if self.group == EXTENSIONS_GROUP { &EXTENSIONS } else { &AGENT_SANDBOX };
+        !self.crd || installed.load(Ordering::SeqCst)
     }
 }
 

@@ -5,14 +5,15 @@
 //! local Docker engine.
 //!
 //! ```text
-//! clauderon-mock-kube --dir DIR [--history N] [--agent-sandbox] [--pods-reach-host]
+//! clauderon-mock-kube --dir DIR [--history N] [--agent-sandbox | --agent-sandbox-core] [--pods-reach-host]
 //! ```
 //! writes `DIR/kubeconfig` (context `mock`, namespace `default`), then
 //! `DIR/addr` (`127.0.0.1:PORT`) once listening. `--history` is how many
 //! changes a watch can resume from (default 1000). `--agent-sandbox`
 //! installs agent-sandbox: its `Sandbox` kind and its extensions (warm
 //! pools, claims, templates) are served and their controllers run (without
-//! it, the cluster has no such kinds, as most do not).
+//! it, the cluster has no such kinds, as most do not); `--agent-sandbox-core`
+//! installs the `Sandbox` kind alone.
 //! `--pods-reach-host` puts pods on an internal Docker network of the
 //! server's own, from which they reach this machine (at the address it
 //! writes to `DIR/host-ip`, the network's gateway) and nothing else; without
@@ -85,13 +86,14 @@ struct Server {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut dir, mut history, mut agent_sandbox, mut reach_host) = (None, 1000, false, false);
-    let usage = "usage: clauderon-mock-kube --dir DIR [--history N] [--agent-sandbox] [--pods-reach-host]";
+    let (mut dir, mut history, mut agent_sandbox, mut core_only, mut reach_host) = (None, 1000, false, false, false);
+    let usage = "usage: clauderon-mock-kube --dir DIR [--history N] [--agent-sandbox | --agent-sandbox-core] [--pods-reach-host]";
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dir" => dir = args.next().map(PathBuf::from),
             "--history" => history = args.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| fail(usage)),
             "--agent-sandbox" => agent_sandbox = true,
+            "--agent-sandbox-core" => (agent_sandbox, core_only) = (true, true),
             "--pods-reach-host" => reach_host = true,
             other => fail(&format!("unknown argument {other}; {usage}")),
         }
@@ -115,9 +117,11 @@ async fn main() {
     };
     let kubelet = Kubelet::start(store.clone(), instance, network);
     if agent_sandbox {
-        kinds::install_agent_sandbox();
+        kinds::install_agent_sandbox(!core_only);
         sandboxes::Controller::start(store.clone());
-        extensions::Controller::start(store.clone());
+        if !core_only {
+            extensions::Controller::start(store.clone());
+        }
     }
     // The namespace every context starts in exists, as in a new cluster.
     store

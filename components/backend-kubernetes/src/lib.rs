@@ -161,14 +161,29 @@ impl Shape {
     /// error) or `false` (a bare pod).
     fn chosen(spec: &SessionSpec) -> Result<Self> {
         let shape = Self::sandbox_or_pod(spec)?;
-        if shape == Self::Sandbox && warm_pool_size(spec)? > 0 && kube::serves(SANDBOX_CLAIM)? {
-            // The pool's pods are alike: a session asking for its own
-            // image or resources is made for itself.
-            if spec.image.is_none() && spec.cpu_limit.is_none() && spec.memory_limit.is_none() {
-                return Ok(Self::Claim);
-            }
+        let warm = warm_pool_size(spec)?;
+        if warm == 0 {
+            return Ok(shape);
         }
-        Ok(shape)
+        if shape != Self::Sandbox {
+            return Err(Error::failed(format!(
+                "warm_pool = \"{warm}\" needs agent-sandbox's Sandboxes, and sessions here are bare pods \
+                 (sandbox_crd = \"{}\"{}): install agent-sandbox, or remove warm_pool from [backends.kubernetes]",
+                spec.option("sandbox_crd").unwrap_or("auto"),
+                if spec.option("sandbox_crd") == Some("false") { "" } else { " and the cluster has no Sandbox kind" }
+            )));
+        }
+        if !kube::serves(SANDBOX_CLAIM)? {
+            return Err(Error::failed(format!(
+                "warm_pool = \"{warm}\" needs agent-sandbox's extensions (SandboxWarmPool and SandboxClaim, \
+                 {EXTENSIONS_API}), which the cluster does not serve: install them (agent-sandbox's \
+                 extensions manifest), or remove warm_pool from [backends.kubernetes]"
+            )));
+        }
+        // The pool's pods are alike: a session asking for its own image or
+        // resources is made for itself.
+        let own = spec.image.is_some() || spec.cpu_limit.is_some() || spec.memory_limit.is_some();
+        Ok(if own { Self::Sandbox } else { Self::Claim })
     }
 
     fn sandbox_or_pod(spec: &SessionSpec) -> Result<Self> {
