@@ -73,10 +73,14 @@ fn state_of(name: &str) -> Result<ResourceStatus> {
     Ok(ResourceStatus { state, detail })
 }
 
-/// How long one `attach --create-background` may take. Two zellij sessions
-/// created at the same instant can leave one of them hanging (seen with 0.45),
-/// so a hung attempt is killed and tried once more.
+/// How long the first `attach --create-background` may take. Two zellij
+/// sessions created at the same instant can leave one of them hanging (seen
+/// with 0.45), so a hung attempt is killed and tried once more, with twice
+/// as long (a loaded machine is slow to start one too; the call's deadline
+/// still bounds it).
 const ATTACH_TIMEOUT_MS: u32 = 4_000;
+/// How many times a session's start is tried.
+const ATTACH_ATTEMPTS: u32 = 2;
 
 /// The agent's HOME (its own config home), if the plan sets one.
 fn agent_home(spec: &SessionSpec) -> Option<&str> {
@@ -131,12 +135,12 @@ pub(crate) fn layout(spec: &SessionSpec) -> String {
 /// own HOME. The pane stays (held) when the agent exits.
 fn start_server(name: &str, spec: &SessionSpec) -> Result<()> {
     let layout = layout(spec);
-    for attempt in 1..=2 {
+    for attempt in 1..=ATTACH_ATTEMPTS {
         let out = zellij()
             .args(["--layout-string", &layout, "attach", "--create-background", name])
             .cwd(spec.workdir.clone())
             .envs(spec.launch.env.iter().filter(|e| e.name != "HOME").cloned())
-            .timeout_ms(ATTACH_TIMEOUT_MS)
+            .timeout_ms(ATTACH_TIMEOUT_MS * attempt)
             .output()?;
         if out.timed_out {
             log::warn(&format!("zellij attach --create-background {name} hung (attempt {attempt}); retrying"));
