@@ -250,7 +250,7 @@ fn pod_of(resource: &str) -> Result<String> {
     Ok(pod_name(resource, claimed_sandbox(resource)?.as_ref()))
 }
 
-/// [`pod_of`], the session's claimed Sandbox (if any) known.
+/// [`pod_of`], the session's Sandbox (claimed or its own; if any) known.
 fn pod_name(resource: &str, claimed: Option<&Value>) -> String {
     claimed
         .and_then(|s| s["metadata"]["annotations"][POD_NAME_ANNOTATION].as_str().or(s["metadata"]["name"].as_str()))
@@ -857,10 +857,11 @@ fn sandbox_state(sandbox: &Value, pod: Option<&Value>) -> ResourceStatus {
     }
 }
 
-/// Pause (`replicas: 0`) or resume (`1`) Sandbox `name`, `found` as it is
-/// (its spec otherwise unchanged; what agent-sandbox's controller wrote in
-/// its pod template's metadata is its own, and stays).
-fn set_replicas(name: &str, found: &Value, replicas: u8) -> Result<()> {
+/// Pause (`replicas: 0`) or resume (`1`) Sandbox `found`, as it is (its
+/// spec otherwise unchanged; what agent-sandbox's controller wrote in its
+/// pod template's metadata is its own, and stays).
+fn set_replicas(found: &Value, replicas: u8) -> Result<()> {
+    let name = found["metadata"]["name"].as_str().unwrap_or_default();
     let mut spec = found["spec"].clone();
     spec["replicas"] = json!(replicas);
     for part in ["labels", "annotations"] {
@@ -882,13 +883,13 @@ fn set_replicas(name: &str, found: &Value, replicas: u8) -> Result<()> {
     Ok(())
 }
 
-/// The session's Sandbox (its own, or the one its claim took) and its name.
-fn session_sandbox(resource: &str) -> Result<Option<(String, Value)>> {
-    if let Some(sandbox) = claimed_sandbox(resource)? {
-        let name = sandbox["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        return Ok(Some((name, sandbox)));
+/// The session's Sandbox: the one its claim took, or its own (named as the
+/// resource). Its pod is [`pod_name`]`(resource, it)`.
+fn session_sandbox(resource: &str) -> Result<Option<Value>> {
+    match claimed_sandbox(resource)? {
+        Some(claimed) => Ok(Some(claimed)),
+        None => kube::get(SANDBOX, resource)?.map(|s| parse(&s)).transpose(),
     }
-    Ok(kube::get(SANDBOX, resource)?.map(|s| parse(&s)).transpose()?.map(|s| (resource.to_string(), s)))
 }
 
 impl Backend for Kubernetes {
@@ -924,7 +925,8 @@ impl Backend for Kubernetes {
 
     fn start(resource_id: String, spec: SessionSpec) -> Result<SessionInfo> {
         let shape = Shape::of(&resource_id)?;
-        let pod = pod_of(&resource_id)?;
+        let sandbox = session_sandbox(&resource_id)?;
+        let pod = pod_name(&resource_id, sandbox.as_ref());
         if let Some(found) = kube::get(POD, &pod)? {
             if matches!(state_of(&parse(&found)?).state, ResourceState::Running | ResourceState::Starting) {
                 // It runs on, or is about to (the daemon restarted): wait
@@ -937,8 +939,8 @@ impl Backend for Kubernetes {
         }
         if shape == Shape::Claim {
             // The claim's Sandbox resumes (its controller makes its pod again).
-            if let Some((name, sandbox)) = session_sandbox(&resource_id)? {
-                set_replicas(&name, &sandbox, 1)?;
+            if let Some(sandbox) = &sandbox {
+                set_replicas(sandbox, 1)?;
             }
             return settle(&spec, shape, false);
         }
@@ -949,11 +951,12 @@ impl Backend for Kubernetes {
     }
 
     fn stop(resource_id: String) -> Result<()> {
-        let pod = pod_of(&resource_id)?;
+        let sandbox = session_sandbox(&resource_id)?;
         // A Sandbox is paused (its controller deletes the pod and keeps the claim).
-        if let Some((name, sandbox)) = session_sandbox(&resource_id)? {
-            set_replicas(&name, &sandbox, 0)?;
+        if let Some(sandbox) = &sandbox {
+            set_replicas(sandbox, 0)?;
         }
+        let pod = pod_name(&resource_id, sandbox.as_ref());
         kube::delete(POD, &pod)?;
         Ok(())
     }
@@ -961,8 +964,8 @@ impl Backend for Kubernetes {
     fn delete(resource_id: String) -> Result<()> {
         let selector = format!("{RESOURCE_LABEL}={resource_id}");
         // A claim's Sandbox goes with it (the cluster deletes what it owns).
-        if let Some((name, _)) = session_sandbox(&resource_id)? {
-            kube::delete(SANDBOX, &name)?;
+        if let Some(claimed) = claimed_sandbox(&resource_id)? {
+            kube::delete(SANDBOX, claimed["metadata"]["name"].as_str().unwrap_or_default())?;
         }
         for kind in KINDS {
             for object in listed(kind, &selector)? {
@@ -981,12 +984,8 @@ impl Backend for Kubernetes {
 
     fn status(resource_id: String) -> Result<ResourceStatus> {
         // (Asked often, by the host's watch: each object read once.)
-        let claimed = claimed_sandbox(&resource_id)?;
-        let pod = kube::get(POD, &pod_name(&resource_id, claimed.as_ref()))?.map(|p| parse(&p)).transpose()?;
-        let sandbox = match claimed {
-            Some(claimed) => Some(claimed),
-            None => kube::get(SANDBOX, &resource_id)?.map(|s| parse(&s)).transpose()?,
-        };
+        let sandbox = session_sandbox(&resource_id)?;
+        let pod = kube::get(POD, &pod_name(&resource_id, sandbox.as_ref()))?.map(|p| parse(&p)).transpose()?;
         if let Some(sandbox) = sandbox {
             return Ok(sandbox_state(&sandbox, pod.as_ref()));
         }
