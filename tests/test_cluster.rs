@@ -187,6 +187,17 @@ impl TestCluster {
         out
     }
 
+    /// Condition `kind` (`Ready`, `Suspended`…) of the object `args` names
+    /// (e.g. `["sandbox", NAME]`) as `STATUS REASON`; empty if it has none.
+    pub fn condition(&self, args: &[&str], kind: &str) -> String {
+        let object = self.object(args);
+        let found =
+            object["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == kind).cloned();
+        found
+            .map(|c| format!("{} {}", c["status"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or("")))
+            .unwrap_or_default()
+    }
+
     /// `kubectl ARGS`, which must succeed; its standard output.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);

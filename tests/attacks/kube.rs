@@ -125,6 +125,19 @@ fn probe_spec<E>(objects: &[String], reads: &[(&str, E)]) -> SessionSpec {
     spec
 }
 
+/// Each manifest's outcome (`apply I`) in the probe's `report` begins as expected.
+fn expect_applies(report: &str, attempts: &[(Value, &str)]) {
+    let said = outcomes(report);
+    for (i, (manifest, expected)) in attempts.iter().enumerate() {
+        let got = said.get(&format!("apply {i}")).map(String::as_str).unwrap_or("(no line)");
+        assert!(
+            got.starts_with(expected),
+            "apply {i} ({}): expected {expected:?}, got {got:?}\n{report}",
+            manifest["metadata"]["name"]
+        );
+    }
+}
+
 /// Each read's outcome in the probe's `report` begins as expected.
 fn expect_reads<E: AsRef<str> + std::fmt::Debug>(report: &str, reads: &[(&str, E)]) {
     let said = outcomes(report);
@@ -309,15 +322,7 @@ async fn a_component_sends_the_cluster_only_its_own_contained_objects_and_sees_o
     ];
     let mut backend = rt.backend("kube-probe").await.expect("instance");
     let report = backend.create(&spec).await.expect_err("the probe fails with its report").to_string();
-    let said = outcomes(&report);
-    for (i, (manifest, expected)) in attempts.iter().enumerate() {
-        let got = said.get(&format!("apply {i}")).map(String::as_str).unwrap_or("(no line)");
-        assert!(
-            got.starts_with(expected),
-            "apply {i} ({}): expected {expected:?}, got {got:?}\n{report}",
-            manifest["metadata"]["name"]
-        );
-    }
+    expect_applies(&report, &attempts);
     expect_reads(&report, &reads);
 
     // In the cluster: the component's objects, labelled and contained; nothing refused; theirs untouched.
@@ -395,11 +400,7 @@ async fn a_component_cannot_plant_a_pod_or_claim_for_anothers_sandbox_to_adopt()
     let reads: [(&str, &str); 0] = [];
     let mut backend = rt.backend("kube-probe").await.expect("instance");
     let report = backend.create(&probe_spec(&objects, &reads)).await.expect_err("the report").to_string();
-    let said = outcomes(&report);
-    for (i, (_, expected)) in planted.iter().enumerate() {
-        let got = said.get(&format!("apply {i}")).map(String::as_str).unwrap_or("(no line)");
-        assert!(got.starts_with(expected), "apply {i}: expected {expected:?}, got {got:?}\n{report}");
-    }
+    expect_applies(&report, &planted);
 
     // The other component's Sandbox, as its backend makes it.
     let theirs = json!({"dev.clauderon.component": "kubernetes"});
@@ -534,15 +535,7 @@ async fn a_component_warm_pool_never_opens_its_pods_and_takes_nothing_of_another
     ];
     let mut backend = rt.backend("kube-probe").await.expect("instance");
     let report = backend.create(&probe_spec(&objects, &reads)).await.expect_err("the report").to_string();
-    let said = outcomes(&report);
-    for (i, (manifest, expected)) in attempts.iter().enumerate() {
-        let got = said.get(&format!("apply {i}")).map(String::as_str).unwrap_or("(no line)");
-        assert!(
-            got.starts_with(expected),
-            "apply {i} ({}): expected {expected:?}, got {got:?}\n{report}",
-            manifest["metadata"]["name"]
-        );
-    }
+    expect_applies(&report, &attempts);
     expect_reads(&report, &reads);
 
     // In the cluster: the claim has a Sandbox whose pod is the component's;

@@ -522,11 +522,7 @@ fn pool_members(kube: &TestCluster, hash: &str) -> Vec<String> {
 
 /// A claim's `Ready` condition as `STATUS REASON`.
 fn claim_ready(kube: &TestCluster, claim: &str) -> String {
-    let object = kube.object(&["sandboxclaim", claim]);
-    let ready = object["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready").cloned();
-    ready
-        .map(|c| format!("{} {}", c["status"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or("")))
-        .unwrap_or_default()
+    kube.condition(&["sandboxclaim", claim], "Ready")
 }
 
 /// agent-sandbox's extensions as the mock runs them (`--agent-sandbox`),

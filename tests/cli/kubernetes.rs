@@ -657,11 +657,7 @@ fn a_warm_pool_the_cluster_cannot_give_is_a_clear_error() {
 
 /// A condition of a Sandbox (`Ready`, `Suspended`) as `STATUS REASON`.
 fn condition(kube: &TestCluster, sandbox: &str, kind: &str) -> String {
-    let object = kube.object(&["sandbox", sandbox]);
-    let found = object["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == kind).cloned();
-    found
-        .map(|c| format!("{} {}", c["status"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or("")))
-        .unwrap_or_default()
+    kube.condition(&["sandbox", sandbox], kind)
 }
 
 /// Where the cluster has agent-sandbox, a session is a `Sandbox`: its pod
